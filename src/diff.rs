@@ -1,0 +1,251 @@
+//! Symbolic differentiation with respect to `x`.
+//!
+//! Each op's rule is a formula in the op table (`deriv`), over its operands
+//! `a b c`, their derivatives `da db dc` and its own value `y`. Rules are
+//! instantiated through the simplifier's smart constructor into the same
+//! arena as the forward formula, so the derivative reuses forward nodes
+//! (`sigmoid(x)` appears once in `silu` and its derivative) and is simplified
+//! as it is built. Values at kinks follow PRIMITIVES.md (`abs'(0) = 0`, ties
+//! of `max`/`min` go to the first argument, `clamp'` is 0 at the bounds).
+
+use std::sync::OnceLock;
+
+use crate::ir::{Expr, Graph, Id, Node, Op, RefEval};
+use crate::simplify::{simplify_roots, Limits, Rewriter, Simplified, StopReason};
+use crate::syntax::{parse_formula, Ast, AstKind, BinOp};
+
+/// The parsed derivative rules, indexed like the op table.
+fn rules() -> &'static [Ast] {
+    static RULES: OnceLock<Vec<Ast>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        Op::ALL
+            .iter()
+            .map(|op| match parse_formula(op.info().deriv) {
+                Ok(ast) => ast,
+                Err(d) => panic!("derivative rule of `{op}` does not parse:\n{}", d.render()),
+            })
+            .collect()
+    })
+}
+
+/// Names a rule may use, bound for one application.
+struct Env {
+    args: [Id; 3],
+    dargs: [Id; 3],
+    y: Id,
+}
+
+impl Env {
+    fn get(&self, name: &str) -> Id {
+        match name {
+            "a" => self.args[0],
+            "b" => self.args[1],
+            "c" => self.args[2],
+            "da" => self.dargs[0],
+            "db" => self.dargs[1],
+            "dc" => self.dargs[2],
+            "y" => self.y,
+            other => panic!("derivative rule uses unknown name `{other}`"),
+        }
+    }
+}
+
+fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
+    match &ast.kind {
+        AstKind::Num(v) => rw.constant(*v),
+        AstKind::Name(n) => env.get(n),
+        AstKind::Neg(inner) => match inner.kind {
+            AstKind::Num(v) => rw.constant(-v),
+            _ => {
+                let a = instantiate(rw, inner, env);
+                rw.mk(Op::Neg, &[a])
+            }
+        },
+        AstKind::Binary { op, lhs, rhs, .. } => {
+            let a = instantiate(rw, lhs, env);
+            let mut b = instantiate(rw, rhs, env);
+            if *op == BinOp::Pow {
+                b = force_constant(rw, b);
+            }
+            rw.mk(binop(*op), &[a, b])
+        }
+        AstKind::Call { name, args, .. } => {
+            let op = Op::by_name(name).unwrap_or_else(|| panic!("derivative rule calls unknown `{name}`"));
+            let ids: Vec<Id> = args.iter().map(|a| instantiate(rw, a, env)).collect();
+            rw.mk(op, &ids)
+        }
+    }
+}
+
+/// Exponents in rules are constant expressions (`b - 1`); the rewriter
+/// folds them, but with no fuel left they must still become constants.
+fn force_constant(rw: &mut Rewriter, id: Id) -> Id {
+    if rw.const_of(id).is_some() {
+        return id;
+    }
+    let v = RefEval::new(rw.graph(), &[id]).eval(rw.graph(), 0.0)[0];
+    rw.constant(v)
+}
+
+fn binop(op: BinOp) -> Op {
+    match op {
+        BinOp::Add => Op::Add,
+        BinOp::Sub => Op::Sub,
+        BinOp::Mul => Op::Mul,
+        BinOp::Div => Op::Div,
+        BinOp::Pow => Op::Pow,
+        BinOp::Lt => Op::Lt,
+        BinOp::Gt => Op::Gt,
+        BinOp::Le => Op::Le,
+        BinOp::Ge => Op::Ge,
+    }
+}
+
+/// d(root)/dx, built in `rw`'s arena (which must already hold `root`).
+pub fn derivative(rw: &mut Rewriter, root: Id) -> Id {
+    let order = rw.graph().reachable(&[root]);
+    let mut d: Vec<Id> = vec![Id::NONE; rw.graph().len()];
+    let zero = rw.constant(0.0);
+    let one = rw.constant(1.0);
+    for id in order {
+        let node = rw.node(id);
+        d[id.index()] = match node {
+            Node::X => one,
+            Node::Const(_) => zero,
+            Node::App(op, a) => {
+                let n = op.arity();
+                let mut dargs = [zero; 3];
+                for i in 0..n {
+                    dargs[i] = d[a[i].index()];
+                }
+                if dargs[..n].iter().all(|&g| g == zero) {
+                    zero
+                } else {
+                    let env = Env { args: a, dargs, y: id };
+                    instantiate(rw, &rules()[op as usize], &env)
+                }
+            }
+        };
+        if d.len() < rw.graph().len() {
+            d.resize(rw.graph().len(), Id::NONE);
+        }
+    }
+    d[root.index()]
+}
+
+/// A formula ready for evaluation and code generation: simplified, with its
+/// derivative, both canonical and sharing one arena.
+#[derive(Clone)]
+pub struct Function {
+    pub graph: Graph,
+    /// f(x)
+    pub f: Id,
+    /// f'(x)
+    pub df: Id,
+    /// Canonical hash of f (the dedup and kernel-cache key).
+    pub hash: u64,
+    /// DAG nodes of the formula as written (after inlining definitions).
+    pub nodes_before: usize,
+    /// DAG nodes of f after simplification.
+    pub nodes_after: usize,
+    pub stop: StopReason,
+    pub rewrites: usize,
+}
+
+impl Function {
+    pub fn new(e: &Expr) -> Function {
+        Function::with_limits(e, Limits::default())
+    }
+
+    pub fn with_limits(e: &Expr, limits: Limits) -> Function {
+        let s = simplify_roots(&e.graph, &[e.root], limits);
+        let mut rw = Rewriter::new(limits);
+        let f = rw.rebuild(&s.graph, &s.roots)[0];
+        let df = derivative(&mut rw, f);
+        let both: Simplified = simplify_roots(rw.graph(), &[f, df], limits);
+        // The forward formula alone decides the hash and size: canonical
+        // form is per root, so joint simplification does not change them.
+        Function {
+            nodes_before: e.node_count(),
+            nodes_after: both.graph.dag_size(&both.roots[..1]),
+            hash: both.hashes[0],
+            stop: worse(s.stop, both.stop),
+            rewrites: s.rewrites + both.rewrites,
+            f: both.roots[0],
+            df: both.roots[1],
+            graph: both.graph,
+        }
+    }
+
+    /// f(x) by the f64 reference evaluator.
+    pub fn value(&self, x: f64) -> f64 {
+        crate::ir::eval_f64(&self.graph, self.f, x)
+    }
+
+    /// f'(x) by the f64 reference evaluator.
+    pub fn derivative(&self, x: f64) -> f64 {
+        crate::ir::eval_f64(&self.graph, self.df, x)
+    }
+
+    pub fn forward(&self) -> Expr {
+        Expr {
+            graph: self.graph.clone(),
+            root: self.f,
+        }
+    }
+}
+
+fn worse(a: StopReason, b: StopReason) -> StopReason {
+    if a == StopReason::Saturated {
+        b
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{parse, to_infix};
+
+    fn d(src: &str) -> String {
+        let f = Function::new(&parse(src).unwrap());
+        to_infix(&f.graph, f.df)
+    }
+
+    #[test]
+    fn every_rule_parses_and_uses_only_bound_names() {
+        assert_eq!(rules().len(), Op::ALL.len());
+    }
+
+    #[test]
+    fn textbook_derivatives() {
+        assert_eq!(d("x"), "1.0");
+        assert_eq!(d("3"), "0.0");
+        assert_eq!(d("x * x"), "2.0 * x");
+        assert_eq!(d("sin(x)"), "cos(x)");
+        assert_eq!(d("exp(x)"), "exp(x)");
+        assert_eq!(d("relu(x)"), "0.0 <= x");
+    }
+
+    #[test]
+    fn derivative_reuses_forward_nodes() {
+        let f = Function::new(&parse("silu(x)").unwrap());
+        let fwd = f.graph.reachable(&[f.f]);
+        let bwd = f.graph.reachable(&[f.df]);
+        let sig = fwd.iter().find(|&&i| f.graph.node(i).op() == Some(Op::Sigmoid)).unwrap();
+        assert!(bwd.contains(sig), "sigmoid(x) is recomputed in the derivative");
+    }
+
+    #[test]
+    fn kinks_follow_the_contract() {
+        let abs = Function::new(&parse("abs(x)").unwrap());
+        assert_eq!(abs.derivative(0.0), 0.0);
+        let relu = Function::new(&parse("max(x, 0)").unwrap());
+        assert_eq!(relu.derivative(0.0), 1.0, "a tie sends the gradient to the first argument");
+        let clamp = Function::new(&parse("clamp(x, -1, 1)").unwrap());
+        assert_eq!(clamp.derivative(1.0), 0.0);
+        assert_eq!(clamp.derivative(0.5), 1.0);
+        assert_eq!(clamp.derivative(-2.0), 0.0);
+    }
+}

@@ -1,0 +1,54 @@
+//! The crate error: one variant per stage that can fail on bad input or a
+//! broken environment. Numerical failure and exhausted budgets are values,
+//! not errors.
+
+use std::fmt;
+
+use crate::syntax::Diagnostic;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad formula or definitions text: renders with a caret.
+    Syntax(Box<Diagnostic>),
+    /// A data or input file problem, with the file and line.
+    Input { path: String, line: Option<usize>, message: String },
+    /// I/O on a named path.
+    Io { path: String, source: std::io::Error },
+    /// Command-line usage that parsed but makes no sense.
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Self {
+        Error::Syntax(Box::new(d))
+    }
+}
+
+impl Error {
+    pub fn io(path: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Syntax(d) => write!(f, "{d}"),
+            Error::Input { path, line: Some(l), message } => write!(f, "error: {path}:{l}: {message}"),
+            Error::Input { path, line: None, message } => write!(f, "error: {path}: {message}"),
+            Error::Io { path, source } => write!(f, "error: {path}: {source}"),
+            Error::Usage(m) => write!(f, "error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

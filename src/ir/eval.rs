@@ -1,0 +1,432 @@
+//! Evaluators.
+//!
+//! * [`RefEval`]: the f64 reference, node by node, one point at a time. It
+//!   is the oracle every other path is compared with.
+//! * [`Tape`]: the fast f32 evaluator. It compiles the DAG into register
+//!   instructions and runs them over cache-sized chunks of the input, so the
+//!   whole formula is one pass over memory with no full-size temporaries.
+//!   Storage may be f32, bf16 or f16 ([`Lane`]); math is always f32.
+//! * [`eval_per_node`]: the naive baseline, one full-length loop and one
+//!   full-size temporary per node (what a chain of framework ops does).
+//!
+//! Non-finite results are data: evaluators report how many outputs were
+//! NaN or infinite, they never fail.
+
+use super::graph::{Graph, Id, Node};
+use super::ops::{apply_chunk_f32, pow_f32, Op};
+
+/// Lanes per chunk: a few slots of this size stay in L1/L2.
+pub const CHUNK: usize = 512;
+
+/// f64 reference evaluation of several roots sharing one graph.
+pub struct RefEval {
+    order: Vec<Id>,
+    roots: Vec<Id>,
+    slots: Vec<f64>,
+}
+
+impl RefEval {
+    pub fn new(graph: &Graph, roots: &[Id]) -> RefEval {
+        RefEval {
+            order: graph.reachable(roots),
+            roots: roots.to_vec(),
+            slots: vec![0.0; graph.len()],
+        }
+    }
+
+    /// The value of each root at `x`.
+    pub fn eval(&mut self, graph: &Graph, x: f64) -> Vec<f64> {
+        for &id in &self.order {
+            let v = match graph.node(id) {
+                Node::X => x,
+                Node::Const(b) => f64::from_bits(*b),
+                Node::App(op, a) => {
+                    let args = [a[0], a[1], a[2]].map(|i| self.slots.get(i.index()).copied().unwrap_or(0.0));
+                    op.info().f64.call(&args)
+                }
+            };
+            self.slots[id.index()] = v;
+        }
+        self.roots.iter().map(|r| self.slots[r.index()]).collect()
+    }
+}
+
+/// Evaluate one root at one point in f64 (convenience for tests and CLI).
+pub fn eval_f64(graph: &Graph, root: Id, x: f64) -> f64 {
+    RefEval::new(graph, &[root]).eval(graph, x)[0]
+}
+
+/// A storage type for the chunked evaluator: loads widen to f32, stores
+/// round once.
+pub trait Lane: Copy + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn to_f32(self) -> f32;
+    fn from_f32(v: f32) -> Self;
+}
+
+impl Lane for f32 {
+    const NAME: &'static str = "f32";
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+
+impl Lane for half::bf16 {
+    const NAME: &'static str = "bf16";
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+}
+
+impl Lane for half::f16 {
+    const NAME: &'static str = "f16";
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
+}
+
+type Slot = u16;
+
+#[derive(Clone, Debug)]
+enum Instr {
+    /// `out = op(args…)`.
+    Op { op: Op, args: [Slot; 3], out: Slot },
+    /// `out = a ^ k` with a loop-invariant exponent.
+    Pow { a: Slot, k: f32, out: Slot },
+}
+
+/// A compiled formula for chunked f32 evaluation.
+#[derive(Clone, Debug)]
+pub struct Tape {
+    instrs: Vec<Instr>,
+    consts: Vec<(Slot, f32)>,
+    x_slot: Slot,
+    outputs: Vec<Slot>,
+    n_slots: usize,
+}
+
+/// What an evaluation saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvalReport {
+    /// Outputs that were NaN or ±inf.
+    pub nonfinite: usize,
+}
+
+impl EvalReport {
+    pub fn complete(&self) -> bool {
+        self.nonfinite == 0
+    }
+}
+
+impl Tape {
+    /// Compile `roots` of `graph`. Temporaries are register-allocated by
+    /// liveness, so slots are reused as soon as a value is dead.
+    pub fn new(graph: &Graph, roots: &[Id]) -> Tape {
+        let order = graph.reachable(roots);
+        let mut last_use = vec![0usize; graph.len()];
+        for (pos, &id) in order.iter().enumerate() {
+            for a in graph.node(id).args() {
+                last_use[a.index()] = pos;
+            }
+        }
+        for r in roots {
+            last_use[r.index()] = usize::MAX;
+        }
+        let mut slot_of = vec![Slot::MAX; graph.len()];
+        let mut free: Vec<Slot> = Vec::new();
+        let mut n_slots = 0usize;
+        let mut alloc = |free: &mut Vec<Slot>| {
+            free.pop().unwrap_or_else(|| {
+                n_slots += 1;
+                (n_slots - 1) as Slot
+            })
+        };
+        let mut tape = Tape {
+            instrs: Vec::new(),
+            consts: Vec::new(),
+            x_slot: Slot::MAX,
+            outputs: Vec::new(),
+            n_slots: 0,
+        };
+        // Pinned values (x, constants) get their own slots up front: constant
+        // slots are filled once before any instruction runs, so no temporary
+        // may ever have used them.
+        for &id in &order {
+            match *graph.node(id) {
+                Node::X => tape.x_slot = alloc(&mut free),
+                Node::Const(b) => {
+                    let s = alloc(&mut free);
+                    tape.consts.push((s, f64::from_bits(b) as f32));
+                    slot_of[id.index()] = s;
+                    continue;
+                }
+                Node::App(..) => continue,
+            }
+            slot_of[id.index()] = tape.x_slot;
+        }
+        for (pos, &id) in order.iter().enumerate() {
+            let node = *graph.node(id);
+            if !matches!(node, Node::App(..)) {
+                continue;
+            }
+            let args = node.args();
+            // The result never shares a slot with its own arguments (they
+            // are freed after it is allocated), so loops need no aliasing.
+            let out = alloc(&mut free);
+            slot_of[id.index()] = out;
+            for a in args {
+                let pinned = matches!(graph.node(*a), Node::X | Node::Const(_));
+                if last_use[a.index()] == pos && !pinned && !free.contains(&slot_of[a.index()]) {
+                    free.push(slot_of[a.index()]);
+                }
+            }
+            let op = node.op().expect("app");
+            let k = if op == Op::Pow { graph.const_value(args[1]) } else { None };
+            let instr = match k {
+                Some(k) => Instr::Pow {
+                    a: slot_of[args[0].index()],
+                    k: k as f32,
+                    out,
+                },
+                _ => {
+                    let mut s = [0 as Slot; 3];
+                    for (i, a) in args.iter().enumerate() {
+                        s[i] = slot_of[a.index()];
+                    }
+                    Instr::Op { op, args: s, out }
+                }
+            };
+            tape.instrs.push(instr);
+        }
+        tape.outputs = roots.iter().map(|r| slot_of[r.index()]).collect();
+        tape.n_slots = n_slots.max(1);
+        tape
+    }
+
+    /// Number of chunk-sized scratch slots an evaluation uses.
+    pub fn slots(&self) -> usize {
+        self.n_slots
+    }
+
+    pub fn instructions(&self) -> usize {
+        self.instrs.len()
+    }
+
+    /// Scratch space for [`Tape::run_chunk`].
+    pub fn scratch(&self) -> Vec<f32> {
+        let mut s = vec![0.0f32; self.n_slots * CHUNK];
+        for &(slot, v) in &self.consts {
+            s[slot as usize * CHUNK..][..CHUNK].fill(v);
+        }
+        s
+    }
+
+    /// Run the program on `n <= CHUNK` lanes whose x values are already in
+    /// the x slot of `scratch`.
+    fn run_chunk(&self, scratch: &mut [f32], n: usize) {
+        for ins in &self.instrs {
+            match *ins {
+                Instr::Op { op, args, out } => {
+                    let (lo, hi) = scratch.split_at_mut(out as usize * CHUNK);
+                    let (dst, rest) = hi.split_at_mut(CHUNK);
+                    let mut srcs: [&[f32]; 3] = [&[], &[], &[]];
+                    for (i, &a) in args[..op.arity()].iter().enumerate() {
+                        srcs[i] = slot_in(lo, rest, a, out, n);
+                    }
+                    apply_chunk_f32(op, &srcs, &mut dst[..n]);
+                }
+                Instr::Pow { a, k, out } => {
+                    let (src, dst) = two_slots(scratch, a, out);
+                    for (o, &v) in dst[..n].iter_mut().zip(&src[..n]) {
+                        *o = pow_f32(v, k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn load_x<T: Lane>(&self, scratch: &mut [f32], x: &[T]) {
+        let dst = &mut scratch[self.x_slot as usize * CHUNK..][..x.len()];
+        for (d, v) in dst.iter_mut().zip(x) {
+            *d = v.to_f32();
+        }
+    }
+
+    /// `out[i] = f(x[i])` for the first root. Panics if lengths differ.
+    pub fn map<T: Lane>(&self, x: &[T], out: &mut [T]) -> EvalReport {
+        let mut scratch = self.scratch();
+        self.map_with(&mut scratch, x, out)
+    }
+
+    /// [`Tape::map`] with caller-provided scratch (from [`Tape::scratch`]).
+    pub fn map_with<T: Lane>(&self, scratch: &mut [f32], x: &[T], out: &mut [T]) -> EvalReport {
+        assert_eq!(x.len(), out.len(), "input and output lengths differ");
+        let mut report = EvalReport::default();
+        let y = self.outputs[0] as usize * CHUNK;
+        for (xc, oc) in x.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            let n = xc.len();
+            if self.x_slot != Slot::MAX {
+                self.load_x(scratch, xc);
+            }
+            self.run_chunk(scratch, n);
+            for (o, &v) in oc.iter_mut().zip(&scratch[y..y + n]) {
+                *o = T::from_f32(v);
+                report.nonfinite += usize::from(!v.is_finite());
+            }
+        }
+        report
+    }
+
+    /// `dx[i] = dy[i] * f(x[i])` for the first root (the fused backward
+    /// when the root is the derivative).
+    pub fn map_mul<T: Lane>(&self, x: &[T], dy: &[T], dx: &mut [T]) -> EvalReport {
+        let mut scratch = self.scratch();
+        self.map_mul_with(&mut scratch, x, dy, dx)
+    }
+
+    pub fn map_mul_with<T: Lane>(&self, scratch: &mut [f32], x: &[T], dy: &[T], dx: &mut [T]) -> EvalReport {
+        assert!(x.len() == dy.len() && x.len() == dx.len(), "lengths differ");
+        let mut report = EvalReport::default();
+        let d = self.outputs[0] as usize * CHUNK;
+        for ((xc, gc), oc) in x.chunks(CHUNK).zip(dy.chunks(CHUNK)).zip(dx.chunks_mut(CHUNK)) {
+            let n = xc.len();
+            if self.x_slot != Slot::MAX {
+                self.load_x(scratch, xc);
+            }
+            self.run_chunk(scratch, n);
+            for ((o, &v), g) in oc.iter_mut().zip(&scratch[d..d + n]).zip(gc) {
+                let r = g.to_f32() * v;
+                *o = T::from_f32(r);
+                report.nonfinite += usize::from(!r.is_finite());
+            }
+        }
+        report
+    }
+
+    /// Every root at once: `outs[r][i] = root_r(x[i])`.
+    pub fn map_all(&self, x: &[f32], outs: &mut [Vec<f32>]) -> EvalReport {
+        assert_eq!(outs.len(), self.outputs.len());
+        let mut scratch = self.scratch();
+        let mut report = EvalReport::default();
+        for o in outs.iter_mut() {
+            o.resize(x.len(), 0.0);
+        }
+        for (c, xc) in x.chunks(CHUNK).enumerate() {
+            let n = xc.len();
+            if self.x_slot != Slot::MAX {
+                self.load_x(&mut scratch, xc);
+            }
+            self.run_chunk(&mut scratch, n);
+            for (r, &s) in self.outputs.iter().enumerate() {
+                let src = &scratch[s as usize * CHUNK..][..n];
+                outs[r][c * CHUNK..c * CHUNK + n].copy_from_slice(src);
+                report.nonfinite += src.iter().filter(|v| !v.is_finite()).count();
+            }
+        }
+        report
+    }
+}
+
+fn slot_in<'a>(lo: &'a [f32], rest: &'a [f32], a: Slot, out: Slot, n: usize) -> &'a [f32] {
+    let a = a as usize;
+    let out = out as usize;
+    if a < out {
+        &lo[a * CHUNK..][..n]
+    } else {
+        &rest[(a - out - 1) * CHUNK..][..n]
+    }
+}
+
+fn two_slots(scratch: &mut [f32], src: Slot, dst: Slot) -> (&[f32], &mut [f32]) {
+    let (s, d) = (src as usize, dst as usize);
+    if s < d {
+        let (lo, hi) = scratch.split_at_mut(d * CHUNK);
+        (&lo[s * CHUNK..][..CHUNK], &mut hi[..CHUNK])
+    } else {
+        let (lo, hi) = scratch.split_at_mut(s * CHUNK);
+        (&hi[..CHUNK], &mut lo[d * CHUNK..][..CHUNK])
+    }
+}
+
+/// The naive baseline: one full-length pass and one full-size temporary
+/// per node, like a chain of unfused framework ops.
+pub fn eval_per_node(graph: &Graph, root: Id, x: &[f32]) -> Vec<f32> {
+    let mut vals: Vec<Option<Vec<f32>>> = vec![None; graph.len()];
+    for id in graph.reachable(&[root]) {
+        let node = graph.node(id);
+        let v = match *node {
+            Node::X => x.to_vec(),
+            Node::Const(b) => vec![f64::from_bits(b) as f32; x.len()],
+            Node::App(op, _) => {
+                let mut out = vec![0.0f32; x.len()];
+                let mut srcs: [&[f32]; 3] = [&[], &[], &[]];
+                for (i, a) in node.args().iter().enumerate() {
+                    srcs[i] = vals[a.index()].as_deref().expect("child evaluated");
+                }
+                apply_chunk_f32(op, &srcs, &mut out);
+                out
+            }
+        };
+        vals[id.index()] = Some(v);
+    }
+    vals[root.index()].take().expect("root evaluated")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Library;
+
+    #[test]
+    fn tape_matches_reference_across_chunk_boundaries() {
+        let e = Library::standard()
+            .parse("gated_gate(safe_sin(relu_like(sigmoid_like(x))), gelu_like(x)) + x * x - safe_div(x, x - 1)")
+            .unwrap();
+        let tape = Tape::new(&e.graph, &[e.root]);
+        let xs: Vec<f32> = (0..CHUNK * 2 + 37).map(|i| i as f32 * 0.013 - 7.0).collect();
+        let mut out = vec![0.0f32; xs.len()];
+        let rep = tape.map(&xs, &mut out);
+        assert!(rep.complete());
+        let naive = eval_per_node(&e.graph, e.root, &xs);
+        for (i, &x) in xs.iter().enumerate() {
+            let want = eval_f64(&e.graph, e.root, x as f64);
+            assert!((out[i] as f64 - want).abs() <= 1e-4 * want.abs() + 1e-5, "x={x}: {} vs {want}", out[i]);
+            assert_eq!(out[i].to_bits(), naive[i].to_bits(), "tape and per-node disagree at x={x}");
+        }
+    }
+
+    #[test]
+    fn nonfinite_outputs_are_counted_not_raised() {
+        let e = Library::standard().parse("log(x)").unwrap();
+        let tape = Tape::new(&e.graph, &[e.root]);
+        let xs = [-1.0f32, 0.0, 1.0];
+        let mut out = [0.0f32; 3];
+        let rep = tape.map(&xs, &mut out);
+        assert_eq!(rep.nonfinite, 2);
+        assert_eq!(out[2], 0.0);
+    }
+
+    #[test]
+    fn constant_formulas_need_no_input() {
+        let e = Library::standard().parse("1 + 2").unwrap();
+        let tape = Tape::new(&e.graph, &[e.root]);
+        let mut out = [0.0f32; 5];
+        tape.map(&[0.0f32; 5], &mut out);
+        assert_eq!(out, [3.0; 5]);
+    }
+}

@@ -1,0 +1,398 @@
+//! Sound simplification, canonical form and the canonical hash.
+//!
+//! Simplification rebuilds a formula bottom-up through a smart constructor,
+//! [`Rewriter::mk`], which applies local rewrite rules ([`rules::RULES`]) and
+//! orders the operands of commutative ops. Every rule is sound under the
+//! safe semantics of PRIMITIVES.md: it never changes the value at a finite
+//! input (conditional rules are guarded by the [`interval`] analysis). The
+//! tests check every rule against the f64 evaluator.
+//!
+//! Work is bounded by [`Limits`]; hitting one is a [`StopReason`] in the
+//! result, never an error.
+//!
+//! The canonical hash is a structural 64-bit hash of the simplified,
+//! canonically ordered DAG. It mixes op *names* and constant bits, so it is
+//! stable across runs, platforms and releases that keep the op names. It is
+//! the dedup key of the search and part of the kernel cache key.
+
+pub mod interval;
+pub mod rules;
+
+use crate::ir::{Expr, Graph, Id, Node, Op};
+use interval::{transfer, Interval};
+
+/// Budgets for one simplification.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Rule applications.
+    pub fuel: usize,
+    /// Nodes in the output arena.
+    pub max_nodes: usize,
+    /// Full rebuild passes (a pass that changes nothing ends the run).
+    pub max_passes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 100_000,
+            max_nodes: 200_000,
+            max_passes: 4,
+        }
+    }
+}
+
+/// Why simplification stopped. Only `Saturated` means "no rule applies".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Saturated,
+    FuelExhausted,
+    NodeLimit,
+    PassLimit,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Saturated => "saturated",
+            StopReason::FuelExhausted => "fuel exhausted",
+            StopReason::NodeLimit => "node limit",
+            StopReason::PassLimit => "pass limit",
+        }
+    }
+}
+
+/// Facts about one node of the rewriter's arena.
+#[derive(Clone, Copy, Debug)]
+pub struct Info {
+    pub iv: Interval,
+    /// The value is always exactly 0 or 1.
+    pub boolean: bool,
+    /// Structural hash of the canonical subtree.
+    pub hash: u64,
+}
+
+/// The smart constructor: a hash-consed arena whose nodes are built only
+/// through rewrite rules and canonical operand order.
+pub struct Rewriter {
+    g: Graph,
+    info: Vec<Info>,
+    fuel: usize,
+    limits: Limits,
+    stop: Option<StopReason>,
+    /// Applications per rule name, for reports and tests.
+    pub fired: Vec<(&'static str, usize)>,
+}
+
+impl Rewriter {
+    pub fn new(limits: Limits) -> Rewriter {
+        Rewriter {
+            g: Graph::new(),
+            info: Vec::new(),
+            fuel: limits.fuel,
+            limits,
+            stop: None,
+            fired: Vec::new(),
+        }
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.g
+    }
+
+    pub fn into_graph(self) -> Graph {
+        self.g
+    }
+
+    pub fn info(&self, id: Id) -> &Info {
+        &self.info[id.index()]
+    }
+
+    pub fn node(&self, id: Id) -> Node {
+        *self.g.node(id)
+    }
+
+    pub fn const_of(&self, id: Id) -> Option<f64> {
+        self.g.const_value(id)
+    }
+
+    pub fn is_const(&self, id: Id, v: f64) -> bool {
+        self.const_of(id) == Some(v)
+    }
+
+    pub fn x(&mut self) -> Id {
+        self.add_raw(Node::X)
+    }
+
+    pub fn constant(&mut self, v: f64) -> Id {
+        self.add_raw(Node::constant(v))
+    }
+
+    /// `op(args)`, rewritten and canonically ordered.
+    pub fn mk(&mut self, op: Op, args: &[Id]) -> Id {
+        let mut a = [Id::NONE; 3];
+        a[..args.len()].copy_from_slice(args);
+        if op.info().commutative && self.order_key(a[1]) < self.order_key(a[0]) {
+            a.swap(0, 1);
+        }
+        let args = &a[..op.arity()];
+        if self.fuel == 0 {
+            self.stop.get_or_insert(StopReason::FuelExhausted);
+        } else if let Some((name, id)) = rules::apply(self, op, args) {
+            self.fuel -= 1;
+            self.count(name);
+            return id;
+        }
+        self.add_raw(Node::app(op, args))
+    }
+
+    fn count(&mut self, name: &'static str) {
+        match self.fired.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => self.fired.push((name, 1)),
+        }
+    }
+
+    /// Constants first, then `x`, then by structural hash: deterministic and
+    /// independent of arena layout.
+    fn order_key(&self, id: Id) -> (u8, u64) {
+        let rank = match self.g.node(id) {
+            Node::Const(_) => 0,
+            Node::X => 1,
+            Node::App(..) => 2,
+        };
+        (rank, self.info[id.index()].hash)
+    }
+
+    /// Add a node without rewriting (its arguments are already canonical).
+    fn add_raw(&mut self, node: Node) -> Id {
+        let id = self.g.add(node);
+        if id.index() == self.info.len() {
+            let info = self.analyse(&node);
+            self.info.push(info);
+            if self.g.len() > self.limits.max_nodes {
+                self.fuel = 0;
+                self.stop.get_or_insert(StopReason::NodeLimit);
+            }
+        }
+        id
+    }
+
+    fn analyse(&self, node: &Node) -> Info {
+        match *node {
+            Node::X => Info {
+                iv: Interval::FINITE,
+                boolean: false,
+                hash: mix(SEED, b"x"),
+            },
+            Node::Const(b) => {
+                let v = f64::from_bits(b);
+                Info {
+                    iv: Interval::point(v),
+                    boolean: v == 0.0 || v == 1.0,
+                    hash: mix64(mix(SEED, b"const"), b),
+                }
+            }
+            Node::App(op, _) => {
+                let args = node.args();
+                let ivs: Vec<Interval> = args.iter().map(|a| self.info[a.index()].iv).collect();
+                let k = (op == Op::Pow).then(|| self.const_of(args[1])).flatten();
+                let iv = transfer(op, &ivs, k);
+                let boolean = op.is_comparison()
+                    || (op == Op::Mul && args.iter().all(|a| self.info[a.index()].boolean))
+                    || (op == Op::Where && args[1..].iter().all(|a| self.info[a.index()].boolean))
+                    || iv.as_point().is_some_and(|v| v == 0.0 || v == 1.0);
+                let hash = args
+                    .iter()
+                    .fold(mix(SEED, op.name().as_bytes()), |h, a| mix64(h, self.info[a.index()].hash));
+                Info { iv, boolean, hash }
+            }
+        }
+    }
+
+    /// Rebuild the expressions under `roots` of `src` through [`Rewriter::mk`].
+    pub fn rebuild(&mut self, src: &Graph, roots: &[Id]) -> Vec<Id> {
+        let mut map = vec![Id::NONE; src.len()];
+        for id in src.reachable(roots) {
+            let new = match *src.node(id) {
+                Node::X => self.x(),
+                Node::Const(b) => self.constant(f64::from_bits(b)),
+                Node::App(op, a) => {
+                    let args: Vec<Id> = a[..op.arity()].iter().map(|c| map[c.index()]).collect();
+                    self.mk(op, &args)
+                }
+            };
+            map[id.index()] = new;
+        }
+        roots.iter().map(|r| map[r.index()]).collect()
+    }
+
+    pub fn hash_of(&self, id: Id) -> u64 {
+        self.info[id.index()].hash
+    }
+
+    fn take_stop(&mut self) -> Option<StopReason> {
+        self.stop.take()
+    }
+}
+
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn mix(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Mix a 64-bit word (splitmix64 finaliser over FNV state).
+fn mix64(h: u64, v: u64) -> u64 {
+    let mut z = (h ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The result of simplifying one or more roots in a shared graph.
+pub struct Simplified {
+    pub graph: Graph,
+    pub roots: Vec<Id>,
+    pub stop: StopReason,
+    /// Rule applications, summed over passes.
+    pub rewrites: usize,
+    pub passes: usize,
+    /// Canonical hash of each root.
+    pub hashes: Vec<u64>,
+    pub fired: Vec<(&'static str, usize)>,
+}
+
+impl Simplified {
+    pub fn expr(&self) -> Expr {
+        Expr {
+            graph: self.graph.clone(),
+            root: self.roots[0],
+        }
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hashes[0]
+    }
+}
+
+/// Simplify one formula with default limits.
+pub fn simplify(e: &Expr) -> Simplified {
+    simplify_roots(&e.graph, &[e.root], Limits::default())
+}
+
+/// Simplify several roots together (they keep sharing nodes), repeating
+/// whole passes until one changes nothing or a limit is hit.
+pub fn simplify_roots(g: &Graph, roots: &[Id], limits: Limits) -> Simplified {
+    let mut graph = g.clone();
+    let mut roots = roots.to_vec();
+    let mut rewrites = 0;
+    let mut fired: Vec<(&'static str, usize)> = Vec::new();
+    let mut fuel = limits.fuel;
+    let mut last: Option<Vec<u64>> = None;
+    for pass in 1..=limits.max_passes {
+        let mut rw = Rewriter::new(Limits { fuel, ..limits });
+        let new_roots = rw.rebuild(&graph, &roots);
+        let used = fuel - rw.fuel;
+        fuel = rw.fuel;
+        rewrites += used;
+        for (n, c) in &rw.fired {
+            match fired.iter_mut().find(|(m, _)| m == n) {
+                Some((_, k)) => *k += c,
+                None => fired.push((n, *c)),
+            }
+        }
+        let hashes: Vec<u64> = new_roots.iter().map(|r| rw.hash_of(*r)).collect();
+        let stop = rw.take_stop();
+        let unchanged = used == 0 && last.as_ref() == Some(&hashes);
+        let (new_graph, new_roots) = compact(rw.into_graph(), &new_roots);
+        graph = new_graph;
+        roots = new_roots;
+        let stop = match stop {
+            Some(s) => Some(s),
+            None if used == 0 || unchanged => Some(StopReason::Saturated),
+            None if pass == limits.max_passes => Some(StopReason::PassLimit),
+            None => None,
+        };
+        last = Some(hashes.clone());
+        if let Some(stop) = stop {
+            return Simplified {
+                graph,
+                roots,
+                stop,
+                rewrites,
+                passes: pass,
+                hashes,
+                fired,
+            };
+        }
+    }
+    unreachable!("the last pass always returns")
+}
+
+/// Keep only what the roots reach.
+fn compact(g: Graph, roots: &[Id]) -> (Graph, Vec<Id>) {
+    let mut out = Graph::new();
+    let new_roots = out.import(&g, roots);
+    (out, new_roots)
+}
+
+/// Canonical hash of a formula as a 16-digit hex string.
+pub fn hash_hex(h: u64) -> String {
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{parse, to_infix};
+
+    fn simp(src: &str) -> String {
+        let s = simplify(&parse(src).unwrap());
+        to_infix(&s.graph, s.roots[0])
+    }
+
+    fn hash(src: &str) -> u64 {
+        simplify(&parse(src).unwrap()).hash()
+    }
+
+    #[test]
+    fn folds_and_identities() {
+        assert_eq!(simp("1 + 2 * 3"), "7.0");
+        assert_eq!(simp("x * 1 + 0"), "x");
+        assert_eq!(simp("safe_div(x, 1)"), "x");
+        assert_eq!(simp("safe_div(x, x)"), "1.0");
+        assert_eq!(simp("sin(x) - sin(x)"), "0.0");
+        assert_eq!(simp("relu(relu(x))"), "max(x, 0.0)");
+        assert_eq!(simp("abs(sigmoid(x))"), "sigmoid(x)");
+        assert_eq!(simp("log1p_safe(log1p_safe(x))"), "log1p(log1p(abs(x)))");
+    }
+
+    #[test]
+    fn protected_points_survive() {
+        // safe_div(0, b) is 1 at b = 0, so it must not become 0.
+        assert_ne!(simp("safe_div(0, x)"), "0.0");
+        // ... but with a divisor that is never near zero it may.
+        assert_eq!(simp("safe_div(0, 2 + abs(x))"), "0.0");
+    }
+
+    #[test]
+    fn commutation_gives_equal_hashes() {
+        assert_eq!(hash("sin(x) + cos(x)"), hash("cos(x) + sin(x)"));
+        assert_eq!(hash("safe_mul(x, sigmoid(x))"), hash("silu(x)"));
+        assert_eq!(hash("x * 1 + 0"), hash("x"));
+        assert_ne!(hash("sin(x)"), hash("cos(x)"));
+    }
+
+    #[test]
+    fn fuel_exhaustion_is_a_stop_reason() {
+        let e = parse("safe_div(x, 1) + safe_div(x, 1) * 1 + 0").unwrap();
+        let s = simplify_roots(&e.graph, &[e.root], Limits { fuel: 1, ..Limits::default() });
+        assert_eq!(s.stop, StopReason::FuelExhausted);
+        assert_eq!(s.rewrites, 1);
+    }
+}
