@@ -33,6 +33,10 @@ struct Env {
     args: [Id; 3],
     dargs: [Id; 3],
     y: Id,
+    /// The zero tangent: `0 * b` is 0 even where `b` overflows, because the
+    /// term stands for "no dependence on x", not for a product evaluated
+    /// at run time.
+    zero: Id,
 }
 
 impl Env {
@@ -58,19 +62,29 @@ fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
             AstKind::Num(v) => rw.constant(-v),
             _ => {
                 let a = instantiate(rw, inner, env);
+                if a == env.zero {
+                    return a;
+                }
                 rw.mk(Op::Neg, &[a])
             }
         },
         AstKind::Binary { op, lhs, rhs, .. } => {
             let a = instantiate(rw, lhs, env);
             let mut b = instantiate(rw, rhs, env);
-            if *op == BinOp::Pow {
-                b = force_constant(rw, b);
+            let z = env.zero;
+            match op {
+                BinOp::Mul if a == z || b == z => return z,
+                BinOp::Div if a == z => return z,
+                BinOp::Add | BinOp::Sub if b == z => return a,
+                BinOp::Add if a == z => return b,
+                BinOp::Pow => b = force_constant(rw, b),
+                _ => {}
             }
             rw.mk(binop(*op), &[a, b])
         }
         AstKind::Call { name, args, .. } => {
-            let op = Op::by_name(name).unwrap_or_else(|| panic!("derivative rule calls unknown `{name}`"));
+            let op = Op::by_name(name)
+                .unwrap_or_else(|| panic!("derivative rule calls unknown `{name}`"));
             let ids: Vec<Id> = args.iter().map(|a| instantiate(rw, a, env)).collect();
             rw.mk(op, &ids)
         }
@@ -121,7 +135,12 @@ pub fn derivative(rw: &mut Rewriter, root: Id) -> Id {
                 if dargs[..n].iter().all(|&g| g == zero) {
                     zero
                 } else {
-                    let env = Env { args: a, dargs, y: id };
+                    let env = Env {
+                        args: a,
+                        dargs,
+                        y: id,
+                        zero,
+                    };
                     instantiate(rw, &rules()[op as usize], &env)
                 }
             }
@@ -233,8 +252,14 @@ mod tests {
         let f = Function::new(&parse("silu(x)").unwrap());
         let fwd = f.graph.reachable(&[f.f]);
         let bwd = f.graph.reachable(&[f.df]);
-        let sig = fwd.iter().find(|&&i| f.graph.node(i).op() == Some(Op::Sigmoid)).unwrap();
-        assert!(bwd.contains(sig), "sigmoid(x) is recomputed in the derivative");
+        let sig = fwd
+            .iter()
+            .find(|&&i| f.graph.node(i).op() == Some(Op::Sigmoid))
+            .unwrap();
+        assert!(
+            bwd.contains(sig),
+            "sigmoid(x) is recomputed in the derivative"
+        );
     }
 
     #[test]
@@ -242,7 +267,11 @@ mod tests {
         let abs = Function::new(&parse("abs(x)").unwrap());
         assert_eq!(abs.derivative(0.0), 0.0);
         let relu = Function::new(&parse("max(x, 0)").unwrap());
-        assert_eq!(relu.derivative(0.0), 1.0, "a tie sends the gradient to the first argument");
+        assert_eq!(
+            relu.derivative(0.0),
+            1.0,
+            "a tie sends the gradient to the first argument"
+        );
         let clamp = Function::new(&parse("clamp(x, -1, 1)").unwrap());
         assert_eq!(clamp.derivative(1.0), 0.0);
         assert_eq!(clamp.derivative(0.5), 1.0);

@@ -11,9 +11,16 @@ pub enum Error {
     /// Bad formula or definitions text: renders with a caret.
     Syntax(Box<Diagnostic>),
     /// A data or input file problem, with the file and line.
-    Input { path: String, line: Option<usize>, message: String },
+    Input {
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
     /// I/O on a named path.
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// Command-line usage that parsed but makes no sense.
     Usage(String),
 }
@@ -28,7 +35,10 @@ impl From<Diagnostic> for Error {
 
 impl Error {
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -36,8 +46,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Syntax(d) => write!(f, "{d}"),
-            Error::Input { path, line: Some(l), message } => write!(f, "error: {path}:{l}: {message}"),
-            Error::Input { path, line: None, message } => write!(f, "error: {path}: {message}"),
+            Error::Input {
+                path,
+                line: Some(l),
+                message,
+            } => write!(f, "error: {path}:{l}: {message}"),
+            Error::Input {
+                path,
+                line: None,
+                message,
+            } => write!(f, "error: {path}: {message}"),
             Error::Io { path, source } => write!(f, "error: {path}: {source}"),
             Error::Usage(m) => write!(f, "error: {m}"),
         }

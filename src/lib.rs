@@ -14,11 +14,12 @@
 //! # Ok::<(), actforge::syntax::Diagnostic>(())
 //! ```
 
-pub mod error;
-pub mod syntax;
-pub mod ir;
-pub mod simplify;
+pub mod cli;
 pub mod diff;
-// pub mod cli;
+pub mod error;
+pub mod ir;
+pub mod report;
+pub mod simplify;
+pub mod syntax;
 
 pub use error::{Error, Result};

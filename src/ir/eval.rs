@@ -41,7 +41,8 @@ impl RefEval {
                 Node::X => x,
                 Node::Const(b) => f64::from_bits(*b),
                 Node::App(op, a) => {
-                    let args = [a[0], a[1], a[2]].map(|i| self.slots.get(i.index()).copied().unwrap_or(0.0));
+                    let args = [a[0], a[1], a[2]]
+                        .map(|i| self.slots.get(i.index()).copied().unwrap_or(0.0));
                     op.info().f64.call(&args)
                 }
             };
@@ -196,7 +197,11 @@ impl Tape {
                 }
             }
             let op = node.op().expect("app");
-            let k = if op == Op::Pow { graph.const_value(args[1]) } else { None };
+            let k = if op == Op::Pow {
+                graph.const_value(args[1])
+            } else {
+                None
+            };
             let instr = match k {
                 Some(k) => Instr::Pow {
                     a: slot_of[args[0].index()],
@@ -299,11 +304,21 @@ impl Tape {
         self.map_mul_with(&mut scratch, x, dy, dx)
     }
 
-    pub fn map_mul_with<T: Lane>(&self, scratch: &mut [f32], x: &[T], dy: &[T], dx: &mut [T]) -> EvalReport {
+    pub fn map_mul_with<T: Lane>(
+        &self,
+        scratch: &mut [f32],
+        x: &[T],
+        dy: &[T],
+        dx: &mut [T],
+    ) -> EvalReport {
         assert!(x.len() == dy.len() && x.len() == dx.len(), "lengths differ");
         let mut report = EvalReport::default();
         let d = self.outputs[0] as usize * CHUNK;
-        for ((xc, gc), oc) in x.chunks(CHUNK).zip(dy.chunks(CHUNK)).zip(dx.chunks_mut(CHUNK)) {
+        for ((xc, gc), oc) in x
+            .chunks(CHUNK)
+            .zip(dy.chunks(CHUNK))
+            .zip(dx.chunks_mut(CHUNK))
+        {
             let n = xc.len();
             if self.x_slot != Slot::MAX {
                 self.load_x(scratch, xc);
@@ -398,15 +413,25 @@ mod tests {
             .parse("gated_gate(safe_sin(relu_like(sigmoid_like(x))), gelu_like(x)) + x * x - safe_div(x, x - 1)")
             .unwrap();
         let tape = Tape::new(&e.graph, &[e.root]);
-        let xs: Vec<f32> = (0..CHUNK * 2 + 37).map(|i| i as f32 * 0.013 - 7.0).collect();
+        let xs: Vec<f32> = (0..CHUNK * 2 + 37)
+            .map(|i| i as f32 * 0.013 - 7.0)
+            .collect();
         let mut out = vec![0.0f32; xs.len()];
         let rep = tape.map(&xs, &mut out);
         assert!(rep.complete());
         let naive = eval_per_node(&e.graph, e.root, &xs);
         for (i, &x) in xs.iter().enumerate() {
             let want = eval_f64(&e.graph, e.root, x as f64);
-            assert!((out[i] as f64 - want).abs() <= 1e-4 * want.abs() + 1e-5, "x={x}: {} vs {want}", out[i]);
-            assert_eq!(out[i].to_bits(), naive[i].to_bits(), "tape and per-node disagree at x={x}");
+            assert!(
+                (out[i] as f64 - want).abs() <= 1e-4 * want.abs() + 1e-5,
+                "x={x}: {} vs {want}",
+                out[i]
+            );
+            assert_eq!(
+                out[i].to_bits(),
+                naive[i].to_bits(),
+                "tape and per-node disagree at x={x}"
+            );
         }
     }
 

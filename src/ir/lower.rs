@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::syntax::{parse_definitions, parse_formula, Ast, AstKind, BinOp, Definition, Diagnostic, Span};
+use crate::syntax::{
+    parse_definitions, parse_formula, Ast, AstKind, BinOp, Definition, Diagnostic, Span,
+};
 
 use super::graph::{Expr, Graph, Id};
 use super::ops::Op;
@@ -109,7 +111,11 @@ impl Library {
     fn check_definition(&self, def: &Definition) -> Result<(), Diagnostic> {
         let name = def.name.as_str();
         if Op::by_name(name).is_some() || is_input(name) {
-            let what = if is_input(name) { "the input" } else { "an intrinsic" };
+            let what = if is_input(name) {
+                "the input"
+            } else {
+                "an intrinsic"
+            };
             return Err(Diagnostic::new(
                 format!("cannot redefine `{name}`: it is {what}"),
                 def.name_span,
@@ -133,19 +139,26 @@ impl Library {
                 ));
             }
             if def.params[..i].iter().any(|(q, _)| q == p) {
-                return Err(Diagnostic::new(format!("parameter `{p}` appears twice"), *span, "repeated"));
+                return Err(Diagnostic::new(
+                    format!("parameter `{p}` appears twice"),
+                    *span,
+                    "repeated",
+                ));
             }
         }
         // Lower the body with each parameter bound to a distinct constant:
         // this checks every name, arity and exponent in it.
         let mut g = Graph::new();
-        let args: Vec<Id> = (0..def.params.len()).map(|i| g.constant(i as f64 + 0.5)).collect();
+        let args: Vec<Id> = (0..def.params.len())
+            .map(|i| g.constant(i as f64 + 0.5))
+            .collect();
         let mut l = Lowerer {
             lib: self,
             graph: &mut g,
             steps: 0,
         };
-        l.lower(&def.body, &Scope::Def { def, args: &args }).map(|_| ())
+        l.lower(&def.body, &Scope::Def { def, args: &args })
+            .map(|_| ())
     }
 }
 
@@ -192,7 +205,12 @@ impl Lowerer<'_> {
                 }
                 Ok(self.graph.app(binop(*op), &[a, b]))
             }
-            AstKind::Call { name, name_span, args, .. } => self.call(name, *name_span, ast.span, args, scope),
+            AstKind::Call {
+                name,
+                name_span,
+                args,
+                ..
+            } => self.call(name, *name_span, ast.span, args, scope),
         }
     }
 
@@ -204,11 +222,17 @@ impl Lowerer<'_> {
                 }
                 if is_input(n) {
                     return Err(Diagnostic::new(
-                        format!("`{n}` is not visible inside the definition of `{}`", def.name),
+                        format!(
+                            "`{n}` is not visible inside the definition of `{}`",
+                            def.name
+                        ),
                         span,
                         "not a parameter",
                     )
-                    .with_help(format!("add a parameter, e.g. `{}(a, …)`, and pass `x` at the call", def.name)));
+                    .with_help(format!(
+                        "add a parameter, e.g. `{}(a, …)`, and pass `x` at the call",
+                        def.name
+                    )));
                 }
             }
             Scope::Formula if is_input(n) => return Ok(self.graph.x()),
@@ -233,10 +257,26 @@ impl Lowerer<'_> {
         Err(d)
     }
 
-    fn call(&mut self, name: &str, name_span: Span, span: Span, args: &[Ast], scope: &Scope) -> Result<Id, Diagnostic> {
+    fn call(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        span: Span,
+        args: &[Ast],
+        scope: &Scope,
+    ) -> Result<Id, Diagnostic> {
         if let Some(op) = Op::by_name(name) {
-            self.check_arity(name, op.arity(), args, span, format!("`{name}` is an intrinsic"))?;
-            let ids = args.iter().map(|a| self.lower(a, scope)).collect::<Result<Vec<_>, _>>()?;
+            self.check_arity(
+                name,
+                op.arity(),
+                args,
+                span,
+                format!("`{name}` is an intrinsic"),
+            )?;
+            let ids = args
+                .iter()
+                .map(|a| self.lower(a, scope))
+                .collect::<Result<Vec<_>, _>>()?;
             if op == Op::Pow {
                 self.check_exponent(ids[1], args[1].span, "pow")?;
             }
@@ -248,23 +288,45 @@ impl Lowerer<'_> {
         let sig = signature(&def.def);
         let defined = format!("`{sig}` is defined in {}", def.origin);
         self.check_arity(name, def.def.params.len(), args, span, defined.clone())?;
-        let ids = args.iter().map(|a| self.lower(a, scope)).collect::<Result<Vec<_>, _>>()?;
-        let inner = Scope::Def { def: &def.def, args: &ids };
+        let ids = args
+            .iter()
+            .map(|a| self.lower(a, scope))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inner = Scope::Def {
+            def: &def.def,
+            args: &ids,
+        };
         self.lower(&def.def.body, &inner).map_err(|e| {
             if e.message.starts_with("the formula expands") {
                 return Diagnostic { span, ..e };
             }
-            Diagnostic::new(format!("in this call of `{name}`: {}", e.message), span, "called here")
-                .with_help(format!("{defined} as `{sig} = …`"))
+            Diagnostic::new(
+                format!("in this call of `{name}`: {}", e.message),
+                span,
+                "called here",
+            )
+            .with_help(format!("{defined} as `{sig} = …`"))
         })
     }
 
-    fn check_arity(&self, name: &str, want: usize, args: &[Ast], span: Span, about: String) -> Result<(), Diagnostic> {
+    fn check_arity(
+        &self,
+        name: &str,
+        want: usize,
+        args: &[Ast],
+        span: Span,
+        about: String,
+    ) -> Result<(), Diagnostic> {
         if args.len() == want {
             return Ok(());
         }
         Err(Diagnostic::new(
-            format!("`{name}` takes {} but {} {} given", plural(want, "argument"), args.len(), if args.len() == 1 { "was" } else { "were" }),
+            format!(
+                "`{name}` takes {} but {} {} given",
+                plural(want, "argument"),
+                args.len(),
+                if args.len() == 1 { "was" } else { "were" }
+            ),
             span,
             format!("called with {}", plural(args.len(), "argument")),
         )
@@ -284,7 +346,11 @@ impl Lowerer<'_> {
     }
 
     fn unknown_function(&self, name: &str, span: Span) -> Diagnostic {
-        let mut d = Diagnostic::new(format!("unknown function `{name}`"), span, "not an intrinsic or a definition");
+        let mut d = Diagnostic::new(
+            format!("unknown function `{name}`"),
+            span,
+            "not an intrinsic or a definition",
+        );
         if is_input(name) {
             return d.with_help(format!("`{name}` is the input, not a function"));
         }
@@ -382,7 +448,14 @@ mod tests {
     #[test]
     fn prelude_loads_and_names_the_seed_primitives() {
         let lib = Library::standard();
-        for n in ["safe_div", "log1p_safe", "gated_gate", "gelu_like", "sigmoid_boost", "mish"] {
+        for n in [
+            "safe_div",
+            "log1p_safe",
+            "gated_gate",
+            "gelu_like",
+            "sigmoid_boost",
+            "mish",
+        ] {
             assert!(lib.get(n).is_some(), "{n} missing from the prelude");
         }
     }

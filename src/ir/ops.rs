@@ -364,7 +364,12 @@ mod tests {
             assert!(!info.deriv.is_empty(), "{}: no derivative rule", info.name);
             for k in 0..3 {
                 let used = info.cuda.contains(&format!("{{{k}}}"));
-                assert_eq!(used, k < info.arity, "{}: CUDA spelling uses {{{k}}}", info.name);
+                assert_eq!(
+                    used,
+                    k < info.arity,
+                    "{}: CUDA spelling uses {{{k}}}",
+                    info.name
+                );
             }
             assert_eq!(Op::by_name(info.name), Some(info.op));
         }

@@ -9,7 +9,12 @@ use super::ops::{Assoc, Fixity, NEG_PREC};
 pub fn format_const(v: f64) -> String {
     let s = format!("{v:?}");
     // `{:?}` prints `1e-6` and `1.0`; both parse back exactly.
-    debug_assert!(s.parse::<f64>().map(|p| p.to_bits() == v.to_bits()).unwrap_or(false) || v.is_nan());
+    debug_assert!(
+        s.parse::<f64>()
+            .map(|p| p.to_bits() == v.to_bits())
+            .unwrap_or(false)
+            || v.is_nan()
+    );
     s
 }
 
@@ -137,6 +142,9 @@ mod tests {
     #[test]
     fn prefix_names_every_op() {
         let e = Library::standard().parse("safe_div(x, 2)").unwrap();
-        assert_eq!(to_prefix(&e.graph, e.root), "where(gt(abs(2.0), 1e-6), div(x, 2.0), 1.0)");
+        assert_eq!(
+            to_prefix(&e.graph, e.root),
+            "where(gt(abs(2.0), 1e-6), div(x, 2.0), 1.0)"
+        );
     }
 }

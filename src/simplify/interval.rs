@@ -24,12 +24,29 @@ pub struct Interval {
 
 impl Interval {
     /// Any finite f32 (the input `x`).
-    pub const FINITE: Interval = Interval { lo: -FMAX, hi: FMAX, nan: false };
-    pub const ALL: Interval = Interval { lo: f64::NEG_INFINITY, hi: f64::INFINITY, nan: true };
-    pub const BOOL: Interval = Interval { lo: 0.0, hi: 1.0, nan: false };
+    pub const FINITE: Interval = Interval {
+        lo: -FMAX,
+        hi: FMAX,
+        nan: false,
+    };
+    pub const ALL: Interval = Interval {
+        lo: f64::NEG_INFINITY,
+        hi: f64::INFINITY,
+        nan: true,
+    };
+    pub const BOOL: Interval = Interval {
+        lo: 0.0,
+        hi: 1.0,
+        nan: false,
+    };
 
     pub fn point(v: f64) -> Interval {
-        Interval { lo: v, hi: v, nan: v.is_nan() }.overflow()
+        Interval {
+            lo: v,
+            hi: v,
+            nan: v.is_nan(),
+        }
+        .overflow()
     }
 
     pub fn new(lo: f64, hi: f64, nan: bool) -> Interval {
@@ -58,7 +75,13 @@ impl Interval {
 
     /// Widen both bounds outward by a relative epsilon.
     fn widen(self) -> Interval {
-        let w = |v: f64, dir: f64| if v.is_finite() { v + dir * v.abs() * WIDEN } else { v };
+        let w = |v: f64, dir: f64| {
+            if v.is_finite() {
+                v + dir * v.abs() * WIDEN
+            } else {
+                v
+            }
+        };
         Interval::new(w(self.lo, -1.0), w(self.hi, 1.0), self.nan)
     }
 
@@ -108,8 +131,14 @@ fn mul_bound(a: f64, b: f64) -> f64 {
 }
 
 fn mul(a: Interval, b: Interval) -> Interval {
-    let p = [mul_bound(a.lo, b.lo), mul_bound(a.lo, b.hi), mul_bound(a.hi, b.lo), mul_bound(a.hi, b.hi)];
-    let zero_inf = (a.lo <= 0.0 && a.hi >= 0.0 && b.unbounded()) || (b.lo <= 0.0 && b.hi >= 0.0 && a.unbounded());
+    let p = [
+        mul_bound(a.lo, b.lo),
+        mul_bound(a.lo, b.hi),
+        mul_bound(a.hi, b.lo),
+        mul_bound(a.hi, b.hi),
+    ];
+    let zero_inf = (a.lo <= 0.0 && a.hi >= 0.0 && b.unbounded())
+        || (b.lo <= 0.0 && b.hi >= 0.0 && a.unbounded());
     let lo = p.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     Interval::new(lo, hi, a.nan || b.nan || zero_inf).widen()
@@ -117,7 +146,8 @@ fn mul(a: Interval, b: Interval) -> Interval {
 
 fn div(a: Interval, b: Interval) -> Interval {
     if b.lo <= 0.0 && b.hi >= 0.0 {
-        let nan = a.nan || b.nan || (a.lo <= 0.0 && a.hi >= 0.0) || (a.unbounded() && b.unbounded());
+        let nan =
+            a.nan || b.nan || (a.lo <= 0.0 && a.hi >= 0.0) || (a.unbounded() && b.unbounded());
         return Interval::new(f64::NEG_INFINITY, f64::INFINITY, nan);
     }
     let inv = Interval::new(1.0 / b.hi, 1.0 / b.lo, b.nan);
@@ -127,7 +157,10 @@ fn div(a: Interval, b: Interval) -> Interval {
 }
 
 fn add(a: Interval, b: Interval) -> Interval {
-    let nan = a.nan || b.nan || (a.hi == f64::INFINITY && b.lo == f64::NEG_INFINITY) || (a.lo == f64::NEG_INFINITY && b.hi == f64::INFINITY);
+    let nan = a.nan
+        || b.nan
+        || (a.hi == f64::INFINITY && b.lo == f64::NEG_INFINITY)
+        || (a.lo == f64::NEG_INFINITY && b.hi == f64::INFINITY);
     Interval::new(a.lo + b.lo, a.hi + b.hi, nan).widen()
 }
 
@@ -221,20 +254,41 @@ pub fn transfer(op: Op, a: &[Interval], k: Option<f64>) -> Interval {
         Op::Log => {
             let i = a[0];
             let nan = i.nan || i.lo < 0.0;
-            let lo = if i.lo <= 0.0 { f64::NEG_INFINITY } else { i.lo.ln() };
-            let hi = if i.hi <= 0.0 { f64::NEG_INFINITY } else { i.hi.ln() };
+            let lo = if i.lo <= 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                i.lo.ln()
+            };
+            let hi = if i.hi <= 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                i.hi.ln()
+            };
             Interval::new(lo, hi, nan).widen()
         }
         Op::Log1p => {
             let i = a[0];
             let nan = i.nan || i.lo < -1.0;
-            let lo = if i.lo <= -1.0 { f64::NEG_INFINITY } else { i.lo.ln_1p() };
-            let hi = if i.hi <= -1.0 { f64::NEG_INFINITY } else { i.hi.ln_1p() };
+            let lo = if i.lo <= -1.0 {
+                f64::NEG_INFINITY
+            } else {
+                i.lo.ln_1p()
+            };
+            let hi = if i.hi <= -1.0 {
+                f64::NEG_INFINITY
+            } else {
+                i.hi.ln_1p()
+            };
             Interval::new(lo, hi, nan).widen()
         }
         Op::Sqrt => {
             let i = a[0];
-            Interval::new(i.lo.max(0.0).sqrt(), i.hi.max(0.0).sqrt(), i.nan || i.lo < 0.0).widen()
+            Interval::new(
+                i.lo.max(0.0).sqrt(),
+                i.hi.max(0.0).sqrt(),
+                i.nan || i.lo < 0.0,
+            )
+            .widen()
         }
         Op::Sin | Op::Cos => Interval::new(-1.0, 1.0, unary_nan_inf(a[0])),
         Op::Tan => {
@@ -255,8 +309,16 @@ pub fn transfer(op: Op, a: &[Interval], k: Option<f64>) -> Interval {
             Interval::new(r.lo.max(-1.0), r.hi.min(1.0), r.nan)
         }
         Op::Sigmoid => sigmoid(a[0]),
-        Op::Max => Interval::new(a[0].lo.max(a[1].lo), a[0].hi.max(a[1].hi), a[0].nan && a[1].nan),
-        Op::Min => Interval::new(a[0].lo.min(a[1].lo), a[0].hi.min(a[1].hi), a[0].nan && a[1].nan),
+        Op::Max => Interval::new(
+            a[0].lo.max(a[1].lo),
+            a[0].hi.max(a[1].hi),
+            a[0].nan && a[1].nan,
+        ),
+        Op::Min => Interval::new(
+            a[0].lo.min(a[1].lo),
+            a[0].hi.min(a[1].hi),
+            a[0].nan && a[1].nan,
+        ),
         Op::Clamp => {
             let m = transfer(Op::Max, &[a[0], a[1]], None);
             transfer(Op::Min, &[m, a[2]], None)

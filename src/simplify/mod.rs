@@ -202,9 +202,9 @@ impl Rewriter {
                     || (op == Op::Mul && args.iter().all(|a| self.info[a.index()].boolean))
                     || (op == Op::Where && args[1..].iter().all(|a| self.info[a.index()].boolean))
                     || iv.as_point().is_some_and(|v| v == 0.0 || v == 1.0);
-                let hash = args
-                    .iter()
-                    .fold(mix(SEED, op.name().as_bytes()), |h, a| mix64(h, self.info[a.index()].hash));
+                let hash = args.iter().fold(mix(SEED, op.name().as_bytes()), |h, a| {
+                    mix64(h, self.info[a.index()].hash)
+                });
                 Info { iv, boolean, hash }
             }
         }
@@ -391,7 +391,14 @@ mod tests {
     #[test]
     fn fuel_exhaustion_is_a_stop_reason() {
         let e = parse("safe_div(x, 1) + safe_div(x, 1) * 1 + 0").unwrap();
-        let s = simplify_roots(&e.graph, &[e.root], Limits { fuel: 1, ..Limits::default() });
+        let s = simplify_roots(
+            &e.graph,
+            &[e.root],
+            Limits {
+                fuel: 1,
+                ..Limits::default()
+            },
+        );
         assert_eq!(s.stop, StopReason::FuelExhausted);
         assert_eq!(s.rewrites, 1);
     }

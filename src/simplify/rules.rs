@@ -29,69 +29,123 @@ pub static GENERIC: &[(&str, fn(&mut Rewriter, Op, &[Id]) -> Option<Id>)] = &[
 
 /// Op-specific rules, tried in order; the first that applies wins.
 pub static RULES: &[Rule] = &[
-    rule("neg-neg", Op::Neg, |rw, a| app(rw, a[0], Op::Neg).map(|n| n[0])),
+    rule("neg-neg", Op::Neg, |rw, a| {
+        app(rw, a[0], Op::Neg).map(|n| n[0])
+    }),
     // -(a - b) = b - a exactly: round-to-nearest is symmetric.
-    rule("neg-sub", Op::Neg, |rw, a| app(rw, a[0], Op::Sub).map(|s| rw.mk(Op::Sub, &[s[1], s[0]]))),
+    rule("neg-sub", Op::Neg, |rw, a| {
+        app(rw, a[0], Op::Sub).map(|s| rw.mk(Op::Sub, &[s[1], s[0]]))
+    }),
     rule("add-zero", Op::Add, |rw, a| zero_side(rw, a)),
     rule("add-neg", Op::Add, add_neg),
     // a + a = 2a exactly.
-    rule("add-self", Op::Add, |rw, a| (a[0] == a[1]).then(|| mul_const(rw, 2.0, a[0]))),
-    rule("sub-zero", Op::Sub, |rw, a| rw.is_const(a[1], 0.0).then_some(a[0])),
-    rule("zero-sub", Op::Sub, |rw, a| rw.is_const(a[0], 0.0).then(|| rw.mk(Op::Neg, &[a[1]]))),
-    rule("sub-self", Op::Sub, |rw, a| (a[0] == a[1] && finite(rw, a[0])).then(|| rw.constant(0.0))),
-    rule("sub-neg", Op::Sub, |rw, a| app(rw, a[1], Op::Neg).map(|n| rw.mk(Op::Add, &[a[0], n[0]]))),
+    rule("add-self", Op::Add, |rw, a| {
+        (a[0] == a[1]).then(|| mul_const(rw, 2.0, a[0]))
+    }),
+    rule("sub-zero", Op::Sub, |rw, a| {
+        rw.is_const(a[1], 0.0).then_some(a[0])
+    }),
+    rule("zero-sub", Op::Sub, |rw, a| {
+        rw.is_const(a[0], 0.0).then(|| rw.mk(Op::Neg, &[a[1]]))
+    }),
+    rule("sub-self", Op::Sub, |rw, a| {
+        (a[0] == a[1] && finite(rw, a[0])).then(|| rw.constant(0.0))
+    }),
+    rule("sub-neg", Op::Sub, |rw, a| {
+        app(rw, a[1], Op::Neg).map(|n| rw.mk(Op::Add, &[a[0], n[0]]))
+    }),
     // -a - b = -(a + b) exactly.
-    rule("neg-minus", Op::Sub, |rw, a| app(rw, a[0], Op::Neg).map(|n| neg_of(rw, Op::Add, &[n[0], a[1]]))),
+    rule("neg-minus", Op::Sub, |rw, a| {
+        app(rw, a[0], Op::Neg).map(|n| neg_of(rw, Op::Add, &[n[0], a[1]]))
+    }),
     rule("mul-one", Op::Mul, |rw, a| one_side(rw, a)),
     rule("mul-minus-one", Op::Mul, mul_minus_one),
     rule("mul-neg", Op::Mul, mul_neg),
     rule("mul-const-const", Op::Mul, mul_const_assoc),
     // a * a = a^2: integer powers are evaluated as exact products.
-    rule("mul-self", Op::Mul, |rw, a| (a[0] == a[1]).then(|| pow_const(rw, a[0], 2.0))),
+    rule("mul-self", Op::Mul, |rw, a| {
+        (a[0] == a[1]).then(|| pow_const(rw, a[0], 2.0))
+    }),
     rule("mul-pow", Op::Mul, mul_pow),
-    rule("div-one", Op::Div, |rw, a| rw.is_const(a[1], 1.0).then_some(a[0])),
-    rule("div-minus-one", Op::Div, |rw, a| rw.is_const(a[1], -1.0).then(|| rw.mk(Op::Neg, &[a[0]]))),
+    rule("div-one", Op::Div, |rw, a| {
+        rw.is_const(a[1], 1.0).then_some(a[0])
+    }),
+    rule("div-minus-one", Op::Div, |rw, a| {
+        rw.is_const(a[1], -1.0).then(|| rw.mk(Op::Neg, &[a[0]]))
+    }),
     // a / a = 1 exactly for finite nonzero a.
     rule("div-self", Op::Div, |rw, a| {
-        (a[0] == a[1] && finite(rw, a[0]) && rw.info(a[0]).iv.excludes_zero()).then(|| rw.constant(1.0))
+        (a[0] == a[1] && finite(rw, a[0]) && rw.info(a[0]).iv.excludes_zero())
+            .then(|| rw.constant(1.0))
     }),
     rule("div-neg", Op::Div, div_neg),
-    rule("pow-one", Op::Pow, |rw, a| rw.is_const(a[1], 1.0).then_some(a[0])),
-    rule("pow-zero", Op::Pow, |rw, a| rw.is_const(a[1], 0.0).then(|| rw.constant(1.0))),
+    rule("pow-one", Op::Pow, |rw, a| {
+        rw.is_const(a[1], 1.0).then_some(a[0])
+    }),
+    rule("pow-zero", Op::Pow, |rw, a| {
+        rw.is_const(a[1], 0.0).then(|| rw.constant(1.0))
+    }),
     rule("pow-pow", Op::Pow, pow_pow),
     rule("pow-even-sign", Op::Pow, pow_even_sign),
-    rule("abs-nonneg", Op::Abs, |rw, a| rw.info(a[0]).iv.nonneg().then_some(a[0])),
-    rule("abs-nonpos", Op::Abs, |rw, a| rw.info(a[0]).iv.nonpos().then(|| rw.mk(Op::Neg, &[a[0]]))),
-    rule("abs-neg", Op::Abs, |rw, a| app(rw, a[0], Op::Neg).map(|n| rw.mk(Op::Abs, &[n[0]]))),
-    rule("cos-even", Op::Cos, |rw, a| sign_free(rw, a[0]).map(|b| rw.mk(Op::Cos, &[b]))),
+    rule("abs-nonneg", Op::Abs, |rw, a| {
+        rw.info(a[0]).iv.nonneg().then_some(a[0])
+    }),
+    rule("abs-nonpos", Op::Abs, |rw, a| {
+        rw.info(a[0]).iv.nonpos().then(|| rw.mk(Op::Neg, &[a[0]]))
+    }),
+    rule("abs-neg", Op::Abs, |rw, a| {
+        app(rw, a[0], Op::Neg).map(|n| rw.mk(Op::Abs, &[n[0]]))
+    }),
+    rule("cos-even", Op::Cos, |rw, a| {
+        sign_free(rw, a[0]).map(|b| rw.mk(Op::Cos, &[b]))
+    }),
     rule("sin-odd", Op::Sin, |rw, a| odd(rw, Op::Sin, a[0])),
     rule("tan-odd", Op::Tan, |rw, a| odd(rw, Op::Tan, a[0])),
     rule("tanh-odd", Op::Tanh, |rw, a| odd(rw, Op::Tanh, a[0])),
     rule("erf-odd", Op::Erf, |rw, a| odd(rw, Op::Erf, a[0])),
     rule("max-decided", Op::Max, |rw, a| decided(rw, a, true)),
     rule("min-decided", Op::Min, |rw, a| decided(rw, a, false)),
-    rule("max-idempotent", Op::Max, |rw, a| nested_same(rw, Op::Max, a)),
-    rule("min-idempotent", Op::Min, |rw, a| nested_same(rw, Op::Min, a)),
+    rule("max-idempotent", Op::Max, |rw, a| {
+        nested_same(rw, Op::Max, a)
+    }),
+    rule("min-idempotent", Op::Min, |rw, a| {
+        nested_same(rw, Op::Min, a)
+    }),
     rule("clamp-inside", Op::Clamp, clamp_inside),
     rule("clamp-clamp", Op::Clamp, |rw, a| {
-        app(rw, a[0], Op::Clamp).filter(|c| c[1] == a[1] && c[2] == a[2]).map(|_| a[0])
+        app(rw, a[0], Op::Clamp)
+            .filter(|c| c[1] == a[1] && c[2] == a[2])
+            .map(|_| a[0])
     }),
-    rule("where-same", Op::Where, |_, a| (a[1] == a[2]).then_some(a[1])),
+    rule("where-same", Op::Where, |_, a| {
+        (a[1] == a[2]).then_some(a[1])
+    }),
     rule("where-decided", Op::Where, where_decided),
     rule("where-div-self", Op::Where, where_div_self),
     rule("where-bool", Op::Where, |rw, a| {
         (rw.info(a[0]).boolean && rw.is_const(a[1], 1.0) && rw.is_const(a[2], 0.0)).then_some(a[0])
     }),
     // a > b is b < a; a >= b is b <= a: only `<` and `<=` remain.
-    rule("gt-flip", Op::Gt, |rw, a| Some(rw.mk(Op::Lt, &[a[1], a[0]]))),
-    rule("ge-flip", Op::Ge, |rw, a| Some(rw.mk(Op::Le, &[a[1], a[0]]))),
-    rule("lt-self", Op::Lt, |rw, a| (a[0] == a[1] && !rw.info(a[0]).iv.nan).then(|| rw.constant(0.0))),
-    rule("le-self", Op::Le, |rw, a| (a[0] == a[1] && !rw.info(a[0]).iv.nan).then(|| rw.constant(1.0))),
+    rule("gt-flip", Op::Gt, |rw, a| {
+        Some(rw.mk(Op::Lt, &[a[1], a[0]]))
+    }),
+    rule("ge-flip", Op::Ge, |rw, a| {
+        Some(rw.mk(Op::Le, &[a[1], a[0]]))
+    }),
+    rule("lt-self", Op::Lt, |rw, a| {
+        (a[0] == a[1] && !rw.info(a[0]).iv.nan).then(|| rw.constant(0.0))
+    }),
+    rule("le-self", Op::Le, |rw, a| {
+        (a[0] == a[1] && !rw.info(a[0]).iv.nan).then(|| rw.constant(1.0))
+    }),
 ];
 
 /// Try the rules for `op`; on success return the rule's name and result.
 pub fn apply(rw: &mut Rewriter, op: Op, args: &[Id]) -> Option<(&'static str, Id)> {
-    if let Some(hit) = GENERIC.iter().find_map(|(name, f)| f(rw, op, args).map(|id| (*name, id))) {
+    if let Some(hit) = GENERIC
+        .iter()
+        .find_map(|(name, f)| f(rw, op, args).map(|id| (*name, id)))
+    {
         return Some(hit);
     }
     RULES
@@ -115,7 +169,10 @@ fn finite(rw: &Rewriter, id: Id) -> bool {
 /// All-constant arguments: evaluate in f64. Results outside the f32 range
 /// are left alone, so f32 overflow behaves as it would have at run time.
 fn fold_constants(rw: &mut Rewriter, op: Op, args: &[Id]) -> Option<Id> {
-    let vals: Vec<f64> = args.iter().map(|&i| rw.const_of(i)).collect::<Option<_>>()?;
+    let vals: Vec<f64> = args
+        .iter()
+        .map(|&i| rw.const_of(i))
+        .collect::<Option<_>>()?;
     let mut v3 = [0.0; 3];
     v3[..vals.len()].copy_from_slice(&vals);
     let v = op.info().f64.call(&v3);
@@ -253,7 +310,9 @@ fn pow_even_sign(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
 
 /// `b` if `id` is `-b` or `abs(b)` (for even functions).
 fn sign_free(rw: &Rewriter, id: Id) -> Option<Id> {
-    app(rw, id, Op::Neg).or_else(|| app(rw, id, Op::Abs)).map(|n| n[0])
+    app(rw, id, Op::Neg)
+        .or_else(|| app(rw, id, Op::Abs))
+        .map(|n| n[0])
 }
 
 /// f(-a) = -f(a) for odd f (libm's sin, tan, tanh, erf are odd exactly).
@@ -330,7 +389,11 @@ mod tests {
 
     #[test]
     fn rule_names_are_unique() {
-        let mut names: Vec<&str> = RULES.iter().map(|r| r.name).chain(GENERIC.iter().map(|g| g.0)).collect();
+        let mut names: Vec<&str> = RULES
+            .iter()
+            .map(|r| r.name)
+            .chain(GENERIC.iter().map(|g| g.0))
+            .collect();
         names.sort_unstable();
         let n = names.len();
         names.dedup();

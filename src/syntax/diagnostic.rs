@@ -128,7 +128,11 @@ impl Diagnostic {
             if l == line {
                 out += &annotation(&gutter, &self.source, self.span, '^', &self.label);
             }
-            for s in self.secondary.iter().filter(|s| self.line_col(s.span.start).0 == l) {
+            for s in self
+                .secondary
+                .iter()
+                .filter(|s| self.line_col(s.span.start).0 == l)
+            {
                 out += &annotation(&gutter, &self.source, s.span, '-', &s.text);
             }
         }

@@ -130,7 +130,10 @@ impl<'s> Parser<'s> {
         } else {
             self.diag_at(
                 i,
-                format!("expected an operator or the end of the formula, found {}", found(i)),
+                format!(
+                    "expected an operator or the end of the formula, found {}",
+                    found(i)
+                ),
                 "unexpected here",
             )
         };
@@ -200,7 +203,10 @@ impl<'s> Parser<'s> {
 
     /// `digits [. digits] [exponent] | . digits [exponent]`.
     fn number(&self, i: &'s str) -> PResult<'s, f64> {
-        let mantissa = alt(((digit1, opt((char('.'), digit0))).map(|_| ()), (char('.'), digit1).map(|_| ())));
+        let mantissa = alt((
+            (digit1, opt((char('.'), digit0))).map(|_| ()),
+            (char('.'), digit1).map(|_| ()),
+        ));
         let (rest, _) = (mantissa, opt(|j| self.exponent(j))).parse(i)?;
         let text = &i[..i.len() - rest.len()];
         if rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
@@ -247,14 +253,21 @@ impl<'s> Parser<'s> {
         let Ok((j, name)) = self.ident(i) else {
             return self.fail(self.diag_at(
                 i,
-                format!("expected a definition like `name(a, b) = …`, found {}", found(i)),
+                format!(
+                    "expected a definition like `name(a, b) = …`, found {}",
+                    found(i)
+                ),
                 "expected a name here",
             ));
         };
         let name_span = self.span(i, j);
         let k = self.ws(j);
         let Ok((mut k, _)) = char::<_, PErr>('(').parse(k) else {
-            return self.fail(self.diag_at(k, "expected `(` and parameters after the name of a definition", "expected `(`"));
+            return self.fail(self.diag_at(
+                k,
+                "expected `(` and parameters after the name of a definition",
+                "expected `(`",
+            ));
         };
         let open = Span::new(self.off(k) - 1, self.off(k));
         let mut params = Vec::new();
@@ -267,7 +280,11 @@ impl<'s> Parser<'s> {
                 }
             }
             let Ok((r, p)) = self.ident(k) else {
-                return self.fail(self.diag_at(k, format!("expected a parameter name, found {}", found(k)), "expected a name"));
+                return self.fail(self.diag_at(
+                    k,
+                    format!("expected a parameter name, found {}", found(k)),
+                    "expected a name",
+                ));
             };
             params.push((p.to_string(), self.span(k, r)));
             let r = self.ws(r);
@@ -279,7 +296,14 @@ impl<'s> Parser<'s> {
                 }
                 Err(_) => {
                     let d = self
-                        .diag_at(r, format!("expected `,` or `)` in the parameters of `{name}`, found {}", found(r)), "expected `,` or `)`")
+                        .diag_at(
+                            r,
+                            format!(
+                                "expected `,` or `)` in the parameters of `{name}`, found {}",
+                                found(r)
+                            ),
+                            "expected `,` or `)`",
+                        )
                         .with_secondary(open, "parameters start here");
                     return self.fail(d);
                 }
@@ -287,7 +311,14 @@ impl<'s> Parser<'s> {
         }
         let k = self.ws(k);
         let Ok((k, _)) = char::<_, PErr>('=').parse(k) else {
-            return self.fail(self.diag_at(k, format!("expected `=` after the parameters of `{name}`, found {}", found(k)), "expected `=`"));
+            return self.fail(self.diag_at(
+                k,
+                format!(
+                    "expected `=` after the parameters of `{name}`, found {}",
+                    found(k)
+                ),
+                "expected `=`",
+            ));
         };
         let (k, body) = self.operand(k, "`=`")?;
         let def = Definition {
@@ -323,12 +354,18 @@ impl<'s> Parser<'s> {
         let after = self.ws(k);
         if let Ok((r, op2)) = cmp_op(after) {
             let d = Diagnostic::new(
-                format!("comparisons do not chain: `{}` after `{}`", op2.symbol(), op.symbol()),
+                format!(
+                    "comparisons do not chain: `{}` after `{}`",
+                    op2.symbol(),
+                    op.symbol()
+                ),
                 self.span(after, r),
                 "second comparison",
             )
             .with_secondary(op_span, "first comparison")
-            .with_help("add parentheses, e.g. `(a < b) < c`, or multiply two comparisons for `and`");
+            .with_help(
+                "add parentheses, e.g. `(a < b) < c`, or multiply two comparisons for `and`",
+            );
             return self.fail(d);
         }
         let span = lhs.span.to(rhs.span);
@@ -464,7 +501,13 @@ impl<'s> Parser<'s> {
             return self.fail(self.unclosed(j, self.span(open, i), "this `(` is never closed"));
         };
         self.leave();
-        Ok((k, Ast { span: self.span(open, k), ..e }))
+        Ok((
+            k,
+            Ast {
+                span: self.span(open, k),
+                ..e
+            },
+        ))
     }
 
     /// ident "(" [ expr { "," expr } ] ")"
@@ -499,10 +542,16 @@ impl<'s> Parser<'s> {
                         let d = self
                             .diag_at(
                                 r,
-                                format!("expected `,` or `)` after an argument of `{name}`, found {}", found(r)),
+                                format!(
+                                    "expected `,` or `)` after an argument of `{name}`, found {}",
+                                    found(r)
+                                ),
                                 "expected `,` or `)`",
                             )
-                            .with_secondary(open_span, format!("the arguments of `{name}` start here"));
+                            .with_secondary(
+                                open_span,
+                                format!("the arguments of `{name}` start here"),
+                            );
                         return self.fail(d);
                     }
                 }
@@ -521,7 +570,10 @@ impl<'s> Parser<'s> {
     /// "missing `)`" at `at`, with a secondary label on the open paren.
     fn unclosed(&self, at: &'s str, open: Span, label: &str) -> Diagnostic {
         let (msg, here) = if at.is_empty() {
-            ("missing `)` at the end of the formula".to_string(), "expected `)` here".to_string())
+            (
+                "missing `)` at the end of the formula".to_string(),
+                "expected `)` here".to_string(),
+            )
         } else {
             (
                 format!("missing `)`: expected `)`, found {}", found(at)),

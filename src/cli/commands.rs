@@ -1,0 +1,350 @@
+//! Subcommand implementations: argument checking and printing only.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::{Command, DefsArg};
+use crate::diff::Function;
+use crate::error::{Error, Result};
+use crate::ir::{to_infix, to_prefix, Expr, Library, RefEval, Tape};
+use crate::report::plot::{plot, PlotSpec};
+use crate::simplify::hash_hex;
+use crate::syntax::Diagnostic;
+
+pub fn run(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Simplify {
+            formula,
+            json,
+            defs,
+        } => simplify(&formula, json, &defs),
+        Command::Eval {
+            formula,
+            file,
+            x,
+            grad,
+            json,
+            precision,
+            defs,
+        } => {
+            let xs = parse_points(&x)?;
+            let lib = library(&defs)?;
+            let opts = EvalOpts {
+                xs: &xs,
+                grad,
+                json,
+                f32: precision == "f32",
+            };
+            match (formula, file) {
+                (Some(f), None) => eval_one(&lib, &f, &opts).map(|()| 0),
+                (None, Some(path)) => eval_file(&lib, &path, &opts),
+                _ => Err(Error::Usage("give a FORMULA or --file FILE".into())),
+            }
+        }
+        Command::Plot {
+            formula,
+            out,
+            range,
+            samples,
+            defs,
+        } => plot_cmd(&library(&defs)?, &formula, &out, &range, samples),
+        Command::Prelude { defs } => prelude(&library(&defs)?),
+    }
+}
+
+/// The standard prelude plus the user's definitions file, if any.
+fn library(defs: &DefsArg) -> Result<Library> {
+    let mut lib = Library::standard().clone();
+    if let Some(path) = &defs.defs {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        lib.extend(&text, &path.display().to_string())?;
+    }
+    Ok(lib)
+}
+
+fn simplify(formula: &str, as_json: bool, defs: &DefsArg) -> Result<i32> {
+    let lib = library(defs)?;
+    let e = lib.parse(formula)?;
+    let f = Function::new(&e);
+    let fwd = f.forward();
+    let prefix = to_prefix(&fwd.graph, fwd.root);
+    let infix = to_infix(&fwd.graph, fwd.root);
+    let deriv = to_infix(&f.graph, f.df);
+    if as_json {
+        let v = json!({
+            "input": formula,
+            "simplified": prefix,
+            "infix": infix,
+            "nodes_before": f.nodes_before,
+            "nodes_after": f.nodes_after,
+            "hash": hash_hex(f.hash),
+            "derivative": deriv,
+            "stop": f.stop.as_str(),
+            "rewrites": f.rewrites,
+        });
+        println!("{v}");
+    } else {
+        println!("input       {formula}");
+        println!("simplified  {prefix}");
+        println!("infix       {infix}");
+        println!("derivative  {deriv}");
+        println!(
+            "nodes       {} -> {} (DAG nodes of intrinsics)",
+            f.nodes_before, f.nodes_after
+        );
+        println!("hash        {}", hash_hex(f.hash));
+        println!(
+            "stop        {} after {} rewrites",
+            f.stop.as_str(),
+            f.rewrites
+        );
+    }
+    Ok(0)
+}
+
+struct EvalOpts<'a> {
+    xs: &'a [f64],
+    grad: bool,
+    json: bool,
+    f32: bool,
+}
+
+/// `LO:HI:N` (an even grid of N points) or `a,b,c`.
+fn parse_points(s: &str) -> Result<Vec<f64>> {
+    let bad = |what: &str| {
+        Error::Usage(format!(
+            "--x: {what} in `{s}` (use --x=-2,-0.5,0,1.5 or --x=-5:5:11)"
+        ))
+    };
+    let num = |t: &str| t.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    if s.contains(':') {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [lo, hi, n] = parts[..] else {
+            return Err(bad("a grid needs LO:HI:N"));
+        };
+        let (lo, hi) = (
+            num(lo).ok_or_else(|| bad("bad LO"))?,
+            num(hi).ok_or_else(|| bad("bad HI"))?,
+        );
+        let n: usize = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| bad("N must be a positive integer"))?;
+        return Ok((0..n)
+            .map(|i| {
+                if n == 1 {
+                    lo
+                } else {
+                    lo + (hi - lo) * i as f64 / (n - 1) as f64
+                }
+            })
+            .collect());
+    }
+    s.split(',')
+        .map(|t| num(t).ok_or_else(|| bad(&format!("`{}` is not a finite number", t.trim()))))
+        .collect()
+}
+
+/// (f(x), f'(x)) at every point, in the requested precision.
+fn evaluate(f: &Function, opts: &EvalOpts) -> (Vec<f64>, Vec<f64>) {
+    if opts.f32 {
+        let xs: Vec<f32> = opts.xs.iter().map(|&v| v as f32).collect();
+        let mut outs = vec![Vec::new(), Vec::new()];
+        Tape::new(&f.graph, &[f.f, f.df]).map_all(&xs, &mut outs);
+        let widen = |v: &Vec<f32>| v.iter().map(|&a| a as f64).collect();
+        return (widen(&outs[0]), widen(&outs[1]));
+    }
+    let mut ev = RefEval::new(&f.graph, &[f.f, f.df]);
+    opts.xs
+        .iter()
+        .map(|&x| {
+            let v = ev.eval(&f.graph, x);
+            (v[0], v[1])
+        })
+        .unzip()
+}
+
+fn json_nums(v: &[f64]) -> Value {
+    Value::Array(
+        v.iter()
+            .map(|&a| serde_json::Number::from_f64(a).map_or(Value::Null, Value::Number))
+            .collect(),
+    )
+}
+
+fn eval_json(y: &[f64], dy: &[f64], grad: bool, line: Option<usize>) -> Value {
+    let mut obj = serde_json::Map::new();
+    if let Some(l) = line {
+        obj.insert("line".into(), json!(l));
+    }
+    obj.insert("y".into(), json_nums(y));
+    if grad {
+        obj.insert("dy".into(), json_nums(dy));
+    }
+    Value::Object(obj)
+}
+
+fn print_table(xs: &[f64], y: &[f64], dy: &[f64], grad: bool) {
+    if grad {
+        println!("{:>14}  {:>16}  {:>16}", "x", "f(x)", "f'(x)");
+    } else {
+        println!("{:>14}  {:>16}", "x", "f(x)");
+    }
+    for i in 0..xs.len() {
+        if grad {
+            println!("{:>14}  {:>16}  {:>16}", num(xs[i]), num(y[i]), num(dy[i]));
+        } else {
+            println!("{:>14}  {:>16}", num(xs[i]), num(y[i]));
+        }
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        let s = format!("{v:.9}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".into()
+        } else {
+            s.into()
+        }
+    } else {
+        format!("{v}").to_lowercase()
+    }
+}
+
+fn eval_one(lib: &Library, formula: &str, opts: &EvalOpts) -> Result<()> {
+    let f = Function::new(&lib.parse(formula)?);
+    let (y, dy) = evaluate(&f, opts);
+    if opts.json {
+        println!("{}", eval_json(&y, &dy, opts.grad, None));
+    } else {
+        print_table(opts.xs, &y, &dy, opts.grad);
+    }
+    Ok(())
+}
+
+fn eval_file(lib: &Library, path: &Path, opts: &EvalOpts) -> Result<i32> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(&name, e))?;
+    let mut failed = 0;
+    for (i, line) in text.lines().enumerate() {
+        let formula = line.trim();
+        if formula.is_empty() || formula.starts_with('#') {
+            continue;
+        }
+        let lineno = i + 1;
+        match lib.parse(formula) {
+            Ok(e) => {
+                let f = Function::new(&e);
+                let (y, dy) = evaluate(&f, opts);
+                if opts.json {
+                    println!("{}", eval_json(&y, &dy, opts.grad, Some(lineno)));
+                } else {
+                    println!("# {name}:{lineno}: {formula}");
+                    print_table(opts.xs, &y, &dy, opts.grad);
+                }
+            }
+            Err(d) => {
+                failed += 1;
+                let d: Diagnostic = d.with_source(formula, &name).at_line(lineno);
+                eprintln!("{}", d.render());
+                if opts.json {
+                    println!("{}", json!({"line": lineno, "error": d.message}));
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("error: {failed} formula line(s) in {name} could not be parsed");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usize) -> Result<i32> {
+    let (lo, hi) = parse_range(range)?;
+    let e: Expr = lib.parse(formula)?;
+    let f = Function::new(&e);
+    let spec = PlotSpec {
+        title: formula,
+        lo,
+        hi,
+        samples,
+    };
+    let outcome = plot(&f, &spec, out)?;
+    if outcome.missing_font {
+        eprintln!("warning: no TrueType font found, so the PNG has no labels; set ACTFORGE_FONT=/path/to/font.ttf or write .svg");
+    }
+    if outcome.nonfinite > 0 {
+        eprintln!(
+            "note: {} of {samples} sample points are not finite and are left as gaps",
+            outcome.nonfinite
+        );
+    }
+    eprintln!("wrote {}", out.display());
+    Ok(0)
+}
+
+/// `LO,HI`.
+fn parse_range(s: &str) -> Result<(f64, f64)> {
+    let bad = || {
+        Error::Usage(format!(
+            "--range: expected LO,HI with LO < HI, e.g. --range=-5,5; got `{s}`"
+        ))
+    };
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad())?;
+    match parts[..] {
+        [lo, hi] if lo < hi && lo.is_finite() && hi.is_finite() => Ok((lo, hi)),
+        _ => Err(bad()),
+    }
+}
+
+fn prelude(lib: &Library) -> Result<i32> {
+    for d in lib.definitions() {
+        let text = &d.source[d.def.name_span.start..d.def.body.span.end];
+        println!("{text}    # {}", d.origin);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_lists_and_grids() {
+        assert_eq!(
+            parse_points("-2,-0.5,0,1.5").unwrap(),
+            vec![-2.0, -0.5, 0.0, 1.5]
+        );
+        assert_eq!(parse_points("-1:1:3").unwrap(), vec![-1.0, 0.0, 1.0]);
+        assert!(parse_points("1,,2").is_err());
+        assert!(parse_points("0:1:0").is_err());
+        assert!(parse_points("nan").is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("-5,5").unwrap(), (-5.0, 5.0));
+        assert!(parse_range("5,-5").is_err());
+        assert!(parse_range("1").is_err());
+    }
+
+    #[test]
+    fn numbers_print_compactly() {
+        assert_eq!(num(1.5), "1.5");
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(num(f64::NAN), "nan");
+        assert_eq!(num(f64::NEG_INFINITY), "-inf");
+    }
+}

@@ -1,0 +1,136 @@
+//! The command-line interface. Each subcommand is a thin layer over the
+//! library: parse arguments, call the pipeline, print. Exit status 0 on
+//! success, 1 on bad input (with the caret-rendered error on stderr), 2 on
+//! usage errors (clap's convention).
+
+mod commands;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Error;
+
+const AFTER_HELP: &str = "\
+Formulas use DEAP-style calls and infix operators; `x` is the input and
+`ARG0` its alias. Named primitives (safe_div, log1p_safe, gated_gate,
+gelu_like, …) come from the built-in prelude; add your own with --defs.
+
+Examples:
+  actforge simplify 'safe_div(safe_mul(x, 1.0), safe_add(x, 0))'
+  actforge eval 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --x=-2,-0.5,0,1.5 --grad
+  actforge plot 'gelu_like(x)' --out gelu.png --range -4,4
+  actforge prelude            # list the named primitives";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "actforge",
+    version,
+    about = "Fused CUDA kernels for GP-evolved activation functions",
+    long_about = "actforge parses activation-function formulas (hand-written or evolved by genetic \
+programming), simplifies them soundly, differentiates them symbolically, and turns each into one \
+fused forward and one fused backward kernel.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Simplify a formula and print its canonical form, derivative and hash.
+    #[command(after_help = "\
+The simplifier only applies rewrites that keep the value at every finite
+input, including protected points: safe_div(a, a) becomes 1, but
+safe_div(0, b) stays, because it is 1 at b = 0.
+
+`nodes` counts distinct DAG nodes of intrinsics after the prelude is
+inlined. The hash is the canonical 64-bit hash: formulas that differ by
+commutation or by rewrites that simplify away share it.
+
+JSON (--json): {\"input\", \"simplified\" (prefix), \"infix\", \"nodes_before\",
+\"nodes_after\", \"hash\", \"derivative\", \"stop\", \"rewrites\"}")]
+    Simplify {
+        /// The formula, e.g. 'safe_div(x, safe_add(x, 1.0))'.
+        formula: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        defs: DefsArg,
+    },
+    /// Evaluate a formula (and optionally its derivative) at given points.
+    #[command(after_help = "\
+Values come from the f64 reference evaluator of the simplified formula
+(--precision f32 uses the fused CPU evaluator that mirrors the kernels).
+Non-finite results are data: `nan`/`inf` in text, null in JSON.
+
+JSON (--json): {\"y\":[…],\"dy\":[…]} (dy only with --grad). With --file, one
+object per formula line, in input order, each with \"line\"; a line that fails
+to parse gives {\"line\":N,\"error\":\"…\"} and the exit status is 1.
+
+Example:
+  actforge eval 'softsign(x)' --x=-2,-0.5,0,1.5 --grad --json")]
+    Eval {
+        /// The formula (omit with --file).
+        formula: Option<String>,
+        /// Read one formula per line from this file ('#' comments and blank lines skipped).
+        #[arg(long, conflicts_with = "formula")]
+        file: Option<std::path::PathBuf>,
+        /// Comma-separated points, e.g. --x=-2,-0.5,0,1.5 (or a grid: --x=-5:5:11).
+        #[arg(long = "x", allow_hyphen_values = true, value_name = "LIST")]
+        x: String,
+        /// Also print the derivative f'(x).
+        #[arg(long)]
+        grad: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// f64 (reference) or f32 (the fused CPU evaluator).
+        #[arg(long, default_value = "f64", value_parser = ["f64", "f32"])]
+        precision: String,
+        #[command(flatten)]
+        defs: DefsArg,
+    },
+    /// Plot a formula and its derivative to an SVG or PNG file.
+    Plot {
+        formula: String,
+        /// Output file; the extension (.svg or .png) picks the format.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// x range as LO,HI.
+        #[arg(long, default_value = "-5,5", allow_hyphen_values = true)]
+        range: String,
+        /// Number of sample points.
+        #[arg(long, default_value_t = 801)]
+        samples: usize,
+        #[command(flatten)]
+        defs: DefsArg,
+    },
+    /// List the named primitives of the prelude (and --defs), with definitions.
+    Prelude {
+        #[command(flatten)]
+        defs: DefsArg,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DefsArg {
+    /// Extra definitions file, e.g. a line `hardtanh(a) = clamp(a, -1, 1)`.
+    #[arg(long, value_name = "FILE")]
+    pub defs: Option<std::path::PathBuf>,
+}
+
+/// Run the CLI; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            match e {
+                Error::Usage(_) => 2,
+                _ => 1,
+            }
+        }
+    }
+}

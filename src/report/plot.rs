@@ -1,0 +1,242 @@
+//! Plots of an activation and its derivative (SVG or PNG, by extension).
+//!
+//! PNG text needs a TrueType font: `ACTFORGE_FONT` names one, otherwise
+//! common system locations are tried. Without any font the PNG is drawn
+//! without labels and [`PlotOutcome::missing_font`] says so.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+
+use crate::diff::Function;
+use crate::error::{Error, Result};
+use crate::ir::RefEval;
+
+/// What to draw.
+pub struct PlotSpec<'a> {
+    pub title: &'a str,
+    pub lo: f64,
+    pub hi: f64,
+    pub samples: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct PlotOutcome {
+    /// Sampled points where f or f' was not finite (left as gaps).
+    pub nonfinite: usize,
+    /// PNG drawn without text because no font was found.
+    pub missing_font: bool,
+}
+
+/// Sample f and f' on an even grid with the f64 reference evaluator.
+pub fn sample(func: &Function, lo: f64, hi: f64, n: usize) -> Vec<(f64, f64, f64)> {
+    let mut ev = RefEval::new(&func.graph, &[func.f, func.df]);
+    (0..n)
+        .map(|i| {
+            let x = lo + (hi - lo) * i as f64 / (n.max(2) - 1) as f64;
+            let v = ev.eval(&func.graph, x);
+            (x, v[0], v[1])
+        })
+        .collect()
+}
+
+/// Draw to `out` (`.svg` or `.png`).
+pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome> {
+    if !(spec.lo < spec.hi) {
+        return Err(Error::Usage(format!(
+            "empty plot range {}..{}",
+            spec.lo, spec.hi
+        )));
+    }
+    let pts = sample(func, spec.lo, spec.hi, spec.samples.max(2));
+    let mut outcome = PlotOutcome {
+        nonfinite: pts
+            .iter()
+            .filter(|p| !p.1.is_finite() || !p.2.is_finite())
+            .count(),
+        ..Default::default()
+    };
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let size = (900, 560);
+    let res = match ext.as_str() {
+        "svg" => draw(
+            SVGBackend::new(out, size).into_drawing_area(),
+            &pts,
+            spec,
+            true,
+        ),
+        "png" => {
+            let font = ensure_font();
+            outcome.missing_font = !font;
+            draw(
+                BitMapBackend::new(out, size).into_drawing_area(),
+                &pts,
+                spec,
+                font,
+            )
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "cannot tell the image format of `{}`: use a .svg or .png file name",
+                out.display()
+            )))
+        }
+    };
+    res.map_err(|e| Error::Io {
+        path: out.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    Ok(outcome)
+}
+
+type DrawResult = std::result::Result<(), String>;
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    pts: &[(f64, f64, f64)],
+    spec: &PlotSpec,
+    text: bool,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let (ylo, yhi) = y_range(pts);
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .margin(16)
+        .x_label_area_size(if text { 36 } else { 8 })
+        .y_label_area_size(if text { 56 } else { 8 });
+    if text {
+        builder.caption(spec.title, ("sans-serif", 20));
+    }
+    let mut chart = builder
+        .build_cartesian_2d(spec.lo..spec.hi, ylo..yhi)
+        .map_err(err)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(RGBColor(235, 235, 235));
+    if !text {
+        mesh.disable_x_axis().disable_y_axis();
+    }
+    mesh.draw().map_err(err)?;
+    let blue = RGBColor(31, 119, 180);
+    let orange = RGBColor(255, 127, 14);
+    for (k, (color, name)) in [(blue, "f(x)"), (orange, "f'(x)")].into_iter().enumerate() {
+        let mut first = true;
+        for seg in segments(pts, k, ylo, yhi) {
+            let series = chart
+                .draw_series(LineSeries::new(seg, color.stroke_width(2)))
+                .map_err(err)?;
+            if first && text {
+                series.label(name).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            }
+            first = false;
+        }
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+/// Runs of finite, in-range points of series `k` (0: f, 1: f').
+fn segments(pts: &[(f64, f64, f64)], k: usize, lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    for p in pts {
+        let y = if k == 0 { p.1 } else { p.2 };
+        if y.is_finite() && y >= lo && y <= hi {
+            out.last_mut().expect("nonempty").push((p.0, y));
+        } else if !out.last().expect("nonempty").is_empty() {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A y range that shows the shape: the 1st–99th percentile of finite
+/// values, padded, so a single spike does not flatten everything.
+fn y_range(pts: &[(f64, f64, f64)]) -> (f64, f64) {
+    let mut ys: Vec<f64> = pts
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .filter(|v| v.is_finite())
+        .collect();
+    if ys.is_empty() {
+        return (-1.0, 1.0);
+    }
+    ys.sort_by(f64::total_cmp);
+    let q = |f: f64| ys[((ys.len() - 1) as f64 * f).round() as usize];
+    let (lo, hi) = (q(0.01).min(0.0), q(0.99).max(0.0));
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+/// Register a sans-serif TrueType font for PNG text, once.
+fn ensure_font() -> bool {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    *FONT.get_or_init(|| {
+        let mut candidates: Vec<String> = std::env::var("ACTFORGE_FONT").into_iter().collect();
+        candidates.extend(
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+                "/Library/Fonts/Arial.ttf",
+                "/System/Library/Fonts/Supplemental/Arial.ttf",
+                "C:\\Windows\\Fonts\\arial.ttf",
+            ]
+            .map(String::from),
+        );
+        for path in candidates {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_break_at_gaps() {
+        let pts = [
+            (0.0, 1.0, 0.0),
+            (1.0, f64::NAN, 0.0),
+            (2.0, 2.0, 0.0),
+            (3.0, 3.0, 0.0),
+        ];
+        let s = segments(&pts, 0, -10.0, 10.0);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1], vec![(2.0, 2.0), (3.0, 3.0)]);
+    }
+
+    #[test]
+    fn y_range_ignores_spikes() {
+        let mut pts: Vec<(f64, f64, f64)> =
+            (0..1000).map(|i| (i as f64, (i % 7) as f64, 0.0)).collect();
+        pts[500].1 = 1e9;
+        let (lo, hi) = y_range(&pts);
+        assert!(lo < 0.0 && hi < 10.0, "{lo}..{hi}");
+    }
+}
