@@ -9,7 +9,7 @@ use crate::syntax::Diagnostic;
 #[derive(Debug)]
 pub enum Error {
     /// Bad formula or definitions text: renders with a caret.
-    Syntax(Box<Diagnostic>),
+    Syntax(Diagnostic),
     /// A data or input file problem, with the file and line.
     Input {
         path: String,
@@ -29,7 +29,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<Diagnostic> for Error {
     fn from(d: Diagnostic) -> Self {
-        Error::Syntax(Box::new(d))
+        Error::Syntax(d)
     }
 }
 

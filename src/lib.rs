@@ -19,6 +19,7 @@ pub mod diff;
 pub mod error;
 pub mod ir;
 pub mod report;
+pub mod search;
 pub mod simplify;
 pub mod syntax;
 

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use super::{Command, DefsArg};
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::ir::{to_infix, to_prefix, Expr, Library, RefEval, Tape};
+use crate::ir::{
+    to_infix_limited, to_prefix_limited, Expr, Library, RefEval, Tape, MAX_PRINT_NODES,
+};
 use crate::report::plot::{plot, PlotSpec};
 use crate::simplify::hash_hex;
 use crate::syntax::Diagnostic;
@@ -69,9 +71,19 @@ fn simplify(formula: &str, as_json: bool, defs: &DefsArg) -> Result<i32> {
     let e = lib.parse(formula)?;
     let f = Function::new(&e);
     let fwd = f.forward();
-    let prefix = to_prefix(&fwd.graph, fwd.root);
-    let infix = to_infix(&fwd.graph, fwd.root);
-    let deriv = to_infix(&f.graph, f.df);
+    let too_big = |g: &crate::ir::Graph, id| {
+        format!(
+            "<{} tree nodes ({} distinct): too large to print>",
+            g.tree_size(id),
+            g.dag_size(&[id])
+        )
+    };
+    let prefix = to_prefix_limited(&fwd.graph, fwd.root, MAX_PRINT_NODES)
+        .unwrap_or_else(|| too_big(&fwd.graph, fwd.root));
+    let infix = to_infix_limited(&fwd.graph, fwd.root, MAX_PRINT_NODES)
+        .unwrap_or_else(|| too_big(&fwd.graph, fwd.root));
+    let deriv = to_infix_limited(&f.graph, f.df, MAX_PRINT_NODES)
+        .unwrap_or_else(|| too_big(&f.graph, f.df));
     if as_json {
         let v = json!({
             "input": formula,
@@ -278,7 +290,7 @@ fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usiz
     };
     let outcome = plot(&f, &spec, out)?;
     if outcome.missing_font {
-        eprintln!("warning: no TrueType font found, so the PNG has no labels; set ACTFORGE_FONT=/path/to/font.ttf or write .svg");
+        eprintln!("warning: no TrueType font found, so the plot has no labels; set ACTFORGE_FONT=/path/to/font.ttf");
     }
     if outcome.nonfinite > 0 {
         eprintln!(

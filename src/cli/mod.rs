@@ -51,6 +51,7 @@ JSON (--json): {\"input\", \"simplified\" (prefix), \"infix\", \"nodes_before\",
 \"nodes_after\", \"hash\", \"derivative\", \"stop\", \"rewrites\"}")]
     Simplify {
         /// The formula, e.g. 'safe_div(x, safe_add(x, 1.0))'.
+        #[arg(allow_hyphen_values = true)]
         formula: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -72,6 +73,7 @@ Example:
   actforge eval 'softsign(x)' --x=-2,-0.5,0,1.5 --grad --json")]
     Eval {
         /// The formula (omit with --file).
+        #[arg(allow_hyphen_values = true)]
         formula: Option<String>,
         /// Read one formula per line from this file ('#' comments and blank lines skipped).
         #[arg(long, conflicts_with = "formula")]
@@ -93,6 +95,8 @@ Example:
     },
     /// Plot a formula and its derivative to an SVG or PNG file.
     Plot {
+        /// The formula to plot.
+        #[arg(allow_hyphen_values = true)]
         formula: String,
         /// Output file; the extension (.svg or .png) picks the format.
         #[arg(long)]

@@ -12,6 +12,7 @@ use crate::syntax::{
 
 use super::graph::{Expr, Graph, Id};
 use super::ops::Op;
+use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
 
 /// The prelude of named primitives, in the formula language.
 pub const PRELUDE: &str = include_str!("../../grammar/prelude.act");
@@ -179,6 +180,10 @@ struct Lowerer<'a> {
 
 impl Lowerer<'_> {
     fn lower(&mut self, ast: &Ast, scope: &Scope) -> Result<Id, Diagnostic> {
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.lower_node(ast, scope))
+    }
+
+    fn lower_node(&mut self, ast: &Ast, scope: &Scope) -> Result<Id, Diagnostic> {
         self.steps += 1;
         if self.steps > MAX_LOWER_STEPS {
             return Err(Diagnostic::new(
@@ -298,7 +303,7 @@ impl Lowerer<'_> {
         };
         self.lower(&def.def.body, &inner).map_err(|e| {
             if e.message.starts_with("the formula expands") {
-                return Diagnostic { span, ..e };
+                return e.with_span(span);
             }
             Diagnostic::new(
                 format!("in this call of `{name}`: {}", e.message),
@@ -413,9 +418,10 @@ fn osa_distance(a: &str, b: &str) -> usize {
     for i in 0..=a.len() {
         d[i * w] = i;
     }
-    for j in 0..=b.len() {
-        d[j] = j;
+    for (j, cell) in d.iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
     }
+
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);

@@ -12,7 +12,9 @@ pub use eval::{eval_f64, eval_per_node, EvalReport, Lane, RefEval, Tape};
 pub use graph::{Expr, Graph, Id, Node};
 pub use lower::{Library, PRELUDE};
 pub use ops::{Op, OpInfo, OPS};
-pub use print::{format_const, to_infix, to_prefix};
+pub use print::{
+    format_const, to_infix, to_infix_limited, to_prefix, to_prefix_limited, MAX_PRINT_NODES,
+};
 
 /// Parse and lower a formula with the standard prelude.
 pub fn parse(src: &str) -> Result<Expr, crate::syntax::Diagnostic> {

@@ -218,7 +218,7 @@ op_table! {
         cuda: "erff({0})", deriv: "da * 1.1283791670955126 * exp(-(a * a))", commutative: false },
     Sigmoid { name: "sigmoid", arity: 1, fixity: Fixity::Call,
         f64: sigmoid_f64, f32: sigmoid_f32,
-        cuda: "act_sigmoid({0})", deriv: "da * y * (1 - y)", commutative: false },
+        cuda: "act_sigmoid({0})", deriv: "da * y * sigmoid(-a)", commutative: false },
     Max { name: "max", arity: 2, fixity: Fixity::Call,
         f64: f64::max, f32: f32::max,
         cuda: "fmaxf({0}, {1})", deriv: "where(a >= b, da, db)", commutative: false },

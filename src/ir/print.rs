@@ -4,6 +4,7 @@
 
 use super::graph::{Graph, Id, Node};
 use super::ops::{Assoc, Fixity, NEG_PREC};
+use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
 
 /// Shortest decimal that round-trips to the same f64.
 pub fn format_const(v: f64) -> String {
@@ -26,6 +27,10 @@ pub fn to_prefix(g: &Graph, id: Id) -> String {
 }
 
 fn prefix_into(g: &Graph, id: Id, out: &mut String) {
+    stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || prefix_node(g, id, out))
+}
+
+fn prefix_node(g: &Graph, id: Id, out: &mut String) {
     match g.node(id) {
         Node::X => out.push('x'),
         Node::Const(b) => out.push_str(&format_const(f64::from_bits(*b))),
@@ -41,6 +46,21 @@ fn prefix_into(g: &Graph, id: Id, out: &mut String) {
             out.push(')');
         }
     }
+}
+
+/// Largest expression tree (shared nodes counted per use) the printers
+/// will expand; DAGs such as derivatives of nested formulas can have
+/// trees exponentially larger than themselves.
+pub const MAX_PRINT_NODES: u64 = 200_000;
+
+/// [`to_infix`], or `None` when the tree has more than `max` nodes.
+pub fn to_infix_limited(g: &Graph, id: Id, max: u64) -> Option<String> {
+    (g.tree_size(id) <= max).then(|| to_infix(g, id))
+}
+
+/// [`to_prefix`], or `None` when the tree has more than `max` nodes.
+pub fn to_prefix_limited(g: &Graph, id: Id, max: u64) -> Option<String> {
+    (g.tree_size(id) <= max).then(|| to_prefix(g, id))
 }
 
 /// Conventional infix notation with as few parentheses as the grammar's
@@ -66,6 +86,10 @@ fn prec(g: &Graph, id: Id) -> u8 {
 }
 
 fn infix_into(g: &Graph, id: Id, out: &mut String) {
+    stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || infix_node(g, id, out))
+}
+
+fn infix_node(g: &Graph, id: Id, out: &mut String) {
     let node = g.node(id);
     let Node::App(op, _) = node else {
         return prefix_into(g, id, out);

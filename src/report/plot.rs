@@ -1,7 +1,7 @@
 //! Plots of an activation and its derivative (SVG or PNG, by extension).
 //!
-//! PNG text needs a TrueType font: `ACTFORGE_FONT` names one, otherwise
-//! common system locations are tried. Without any font the PNG is drawn
+//! Text needs a TrueType font: `ACTFORGE_FONT` names one, otherwise
+//! common system locations are tried. Without any font the plot is drawn
 //! without labels and [`PlotOutcome::missing_font`] says so.
 
 use std::path::Path;
@@ -25,7 +25,7 @@ pub struct PlotSpec<'a> {
 pub struct PlotOutcome {
     /// Sampled points where f or f' was not finite (left as gaps).
     pub nonfinite: usize,
-    /// PNG drawn without text because no font was found.
+    /// Drawn without text because no font was found.
     pub missing_font: bool,
 }
 
@@ -43,7 +43,7 @@ pub fn sample(func: &Function, lo: f64, hi: f64, n: usize) -> Vec<(f64, f64, f64
 
 /// Draw to `out` (`.svg` or `.png`).
 pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome> {
-    if !(spec.lo < spec.hi) {
+    if spec.lo >= spec.hi || spec.lo.is_nan() || spec.hi.is_nan() {
         return Err(Error::Usage(format!(
             "empty plot range {}..{}",
             spec.lo, spec.hi
@@ -63,23 +63,23 @@ pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome>
         .unwrap_or("")
         .to_ascii_lowercase();
     let size = (900, 560);
+    // Text layout needs glyph metrics in both formats.
+    let font = matches!(ext.as_str(), "svg" | "png") && ensure_font();
+    outcome.missing_font = !font;
     let res = match ext.as_str() {
         "svg" => draw(
             SVGBackend::new(out, size).into_drawing_area(),
             &pts,
             spec,
-            true,
+            font,
         ),
-        "png" => {
-            let font = ensure_font();
-            outcome.missing_font = !font;
-            draw(
-                BitMapBackend::new(out, size).into_drawing_area(),
-                &pts,
-                spec,
-                font,
-            )
-        }
+        "png" => draw(
+            BitMapBackend::new(out, size).into_drawing_area(),
+            &pts,
+            spec,
+            font,
+        ),
+
         _ => {
             return Err(Error::Usage(format!(
                 "cannot tell the image format of `{}`: use a .svg or .png file name",
@@ -185,7 +185,7 @@ fn y_range(pts: &[(f64, f64, f64)]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Register a sans-serif TrueType font for PNG text, once.
+/// Register a sans-serif TrueType font for plot text, once.
 fn ensure_font() -> bool {
     static FONT: OnceLock<bool> = OnceLock::new();
     *FONT.get_or_init(|| {
@@ -217,6 +217,22 @@ fn ensure_font() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_without_any_font_when_text_is_off() {
+        let f = Function::new(&crate::ir::parse("gelu(x)").unwrap());
+        let pts = sample(&f, -3.0, 3.0, 50);
+        let spec = PlotSpec {
+            title: "t",
+            lo: -3.0,
+            hi: 3.0,
+            samples: 50,
+        };
+        let mut svg = String::new();
+        let area = SVGBackend::with_string(&mut svg, (300, 200)).into_drawing_area();
+        draw(area, &pts, &spec, false).unwrap();
+        assert!(svg.contains("<polyline") && !svg.contains("<text"), "{svg}");
+    }
 
     #[test]
     fn segments_break_at_gaps() {

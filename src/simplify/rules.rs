@@ -10,6 +10,7 @@ use super::Rewriter;
 use crate::ir::{Id, Node, Op};
 
 type Apply = fn(&mut Rewriter, &[Id]) -> Option<Id>;
+type ApplyAny = fn(&mut Rewriter, Op, &[Id]) -> Option<Id>;
 
 pub struct Rule {
     pub name: &'static str,
@@ -22,7 +23,7 @@ const fn rule(name: &'static str, op: Op, apply: Apply) -> Rule {
 }
 
 /// Rules that apply to every op; tried before [`RULES`].
-pub static GENERIC: &[(&str, fn(&mut Rewriter, Op, &[Id]) -> Option<Id>)] = &[
+pub static GENERIC: &[(&str, ApplyAny)] = &[
     ("fold-constants", fold_constants),
     ("fold-known-value", fold_known_value),
 ];
@@ -36,7 +37,7 @@ pub static RULES: &[Rule] = &[
     rule("neg-sub", Op::Neg, |rw, a| {
         app(rw, a[0], Op::Sub).map(|s| rw.mk(Op::Sub, &[s[1], s[0]]))
     }),
-    rule("add-zero", Op::Add, |rw, a| zero_side(rw, a)),
+    rule("add-zero", Op::Add, zero_side),
     rule("add-neg", Op::Add, add_neg),
     // a + a = 2a exactly.
     rule("add-self", Op::Add, |rw, a| {
@@ -58,7 +59,7 @@ pub static RULES: &[Rule] = &[
     rule("neg-minus", Op::Sub, |rw, a| {
         app(rw, a[0], Op::Neg).map(|n| neg_of(rw, Op::Add, &[n[0], a[1]]))
     }),
-    rule("mul-one", Op::Mul, |rw, a| one_side(rw, a)),
+    rule("mul-one", Op::Mul, one_side),
     rule("mul-minus-one", Op::Mul, mul_minus_one),
     rule("mul-neg", Op::Mul, mul_neg),
     rule("mul-const-const", Op::Mul, mul_const_assoc),

@@ -43,9 +43,27 @@ pub struct Label {
     pub text: String,
 }
 
-/// An error about user input, with everything needed to render it.
+/// An error about user input, with everything needed to render it. Boxed
+/// so that `Result<_, Diagnostic>` stays one pointer wide on the happy path;
+/// the fields are reached through `Deref`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
+pub struct Diagnostic(Box<DiagnosticData>);
+
+impl std::ops::Deref for Diagnostic {
+    type Target = DiagnosticData;
+    fn deref(&self) -> &DiagnosticData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Diagnostic {
+    fn deref_mut(&mut self) -> &mut DiagnosticData {
+        &mut self.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiagnosticData {
     pub message: String,
     pub span: Span,
     pub label: String,
@@ -61,7 +79,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, span: Span, label: impl Into<String>) -> Diagnostic {
-        Diagnostic {
+        Diagnostic(Box::new(DiagnosticData {
             message: message.into(),
             span,
             label: label.into(),
@@ -70,7 +88,13 @@ impl Diagnostic {
             source: String::new(),
             origin: "formula".to_string(),
             line_offset: 0,
-        }
+        }))
+    }
+
+    /// The same diagnostic with its primary span moved.
+    pub fn with_span(mut self, span: Span) -> Diagnostic {
+        self.span = span;
+        self
     }
 
     pub fn with_secondary(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
@@ -121,20 +145,38 @@ impl Diagnostic {
             }
         }
         lines.sort_unstable();
+        let mut notes = Vec::new();
         for l in lines {
-            let text = source_line(&self.source, l);
             let num = l + self.line_offset;
-            out += &format!("{num:>w$} | {text}\n", w = gutter.len());
+            let focus = if l == line {
+                col
+            } else {
+                self.secondary
+                    .iter()
+                    .map(|s| self.line_col(s.span.start))
+                    .find(|&(sl, _)| sl == l)
+                    .map_or(1, |(_, c)| c)
+            };
+            let win = Window::around(source_line(&self.source, l), focus);
+            out += &format!("{num:>w$} | {}\n", win.text, w = gutter.len());
+            let mut marks: Vec<(Span, char, &str)> = Vec::new();
             if l == line {
-                out += &annotation(&gutter, &self.source, self.span, '^', &self.label);
+                marks.push((self.span, '^', &self.label));
             }
-            for s in self
-                .secondary
-                .iter()
-                .filter(|s| self.line_col(s.span.start).0 == l)
-            {
-                out += &annotation(&gutter, &self.source, s.span, '-', &s.text);
+            for s in &self.secondary {
+                if self.line_col(s.span.start).0 == l {
+                    marks.push((s.span, '-', &s.text));
+                }
             }
+            for (span, mark, text) in marks {
+                match annotation(&gutter, &self.source, span, mark, text, &win) {
+                    Some(row) => out += &row,
+                    None => notes.push(format!("{text} (column {})", self.line_col(span.start).1)),
+                }
+            }
+        }
+        for n in notes {
+            out += &format!("{gutter} = note: {n}\n");
         }
         for h in &self.help {
             out += &format!("{gutter} = help: {h}\n");
@@ -186,15 +228,70 @@ fn source_line(src: &str, line: usize) -> &str {
         .trim_end_matches('\r')
 }
 
-/// One annotation row: markers under the span (at least one), then text.
-fn annotation(gutter: &str, src: &str, span: Span, mark: char, text: &str) -> String {
+/// Longest source line shown whole; longer lines show a window.
+const MAX_LINE: usize = 100;
+
+/// The visible part of a source line: columns `first..=last` (1-based),
+/// with `…` marking cut ends.
+struct Window {
+    text: String,
+    first: usize,
+    last: usize,
+    /// Columns the leading `…` occupies.
+    shift: usize,
+}
+
+impl Window {
+    fn around(line: &str, focus: usize) -> Window {
+        let chars: Vec<char> = line.chars().collect();
+        if chars.len() <= MAX_LINE {
+            return Window {
+                text: line.to_string(),
+                first: 1,
+                last: chars.len() + 1,
+                shift: 0,
+            };
+        }
+        let first = focus.saturating_sub(MAX_LINE / 2).max(1);
+        let last = (first + MAX_LINE - 1).min(chars.len());
+        let mut text: String = chars[first - 1..last].iter().collect();
+        let shift = usize::from(first > 1);
+        if first > 1 {
+            text.insert(0, '…');
+        }
+        if last < chars.len() {
+            text.push('…');
+        }
+        Window {
+            text,
+            first,
+            last: last + 1,
+            shift,
+        }
+    }
+}
+
+/// One annotation row: markers under the span (at least one), then text;
+/// `None` if the span starts outside the visible window.
+fn annotation(
+    gutter: &str,
+    src: &str,
+    span: Span,
+    mark: char,
+    text: &str,
+    win: &Window,
+) -> Option<String> {
     let (l0, c0) = line_col(src, span.start);
     let (l1, c1) = line_col(src, span.end);
-    let width = if l1 == l0 && c1 > c0 { c1 - c0 } else { 1 };
-    let pad = " ".repeat(c0 - 1);
+    if c0 < win.first || c0 > win.last {
+        return None;
+    }
+    let end = if l1 == l0 { c1.min(win.last) } else { c0 + 1 };
+    let width = end.saturating_sub(c0).max(1);
+    let pad = " ".repeat(c0 - win.first + win.shift);
     let marks: String = std::iter::repeat_n(mark, width).collect();
     let sep = if text.is_empty() { "" } else { " " };
-    format!("{gutter} | {pad}{marks}{sep}{text}\n")
+    Some(format!("{gutter} | {pad}{marks}{sep}{text}\n"))
 }
 
 #[cfg(test)]
@@ -207,6 +304,27 @@ mod tests {
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 3), (2, 1));
         assert_eq!(line_col(src, src.len()), (2, 6));
+    }
+
+    #[test]
+    fn long_lines_show_a_window_around_the_caret() {
+        let src = format!("{}x{}", "(".repeat(300), ")".repeat(300));
+        let d = Diagnostic::new("deep", Span::at(300), "here")
+            .with_secondary(Span::at(0), "first")
+            .with_source(&src, "formula");
+        let r = d.render();
+        let shown = r.lines().nth(3).unwrap();
+        assert!(
+            shown.starts_with("1 | …(") && shown.ends_with(")…"),
+            "{shown}"
+        );
+        assert!(shown.chars().count() < 120);
+        let caret = r.lines().nth(4).unwrap();
+        assert_eq!(
+            caret.find('^').unwrap() - 4,
+            shown[4..].chars().position(|c| c == 'x').unwrap()
+        );
+        assert!(r.contains("= note: first (column 1)"), "{r}");
     }
 
     #[test]

@@ -22,12 +22,17 @@ use super::diagnostic::{Diagnostic, Span};
 /// before the recursive parser (or anything downstream) could overflow.
 pub const MAX_DEPTH: u32 = 256;
 
+/// Stack headroom below which recursive passes switch to a fresh segment.
+pub const RED_ZONE: usize = 128 * 1024;
+/// Size of each extra stack segment.
+pub const STACK_SEGMENT: usize = 2 * 1024 * 1024;
+
 #[derive(Debug)]
 pub enum PErr<'a> {
     /// A recoverable token mismatch at this input position.
     Nom(&'a str),
     /// A committed failure with a finished diagnostic.
-    Diag(Box<Diagnostic>),
+    Diag(Diagnostic),
 }
 
 impl<'a> ParseError<&'a str> for PErr<'a> {
@@ -92,7 +97,7 @@ impl<'s> Parser<'s> {
             Ok((_, v)) => Ok(v),
             Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
                 let d = match e {
-                    PErr::Diag(d) => *d,
+                    PErr::Diag(d) => d,
                     PErr::Nom(i) => self.diag_at(i, "unexpected input", "not expected here"),
                 };
                 Err(d.with_source(self.src, origin))
@@ -121,7 +126,7 @@ impl<'s> Parser<'s> {
     }
 
     fn fail<T>(&self, d: Diagnostic) -> PResult<'s, T> {
-        Err(nom::Err::Failure(PErr::Diag(Box::new(d))))
+        Err(nom::Err::Failure(PErr::Diag(d)))
     }
 
     fn trailing(&self, i: &'s str) -> nom::Err<PErr<'s>> {
@@ -137,7 +142,7 @@ impl<'s> Parser<'s> {
                 "unexpected here",
             )
         };
-        nom::Err::Failure(PErr::Diag(Box::new(d)))
+        nom::Err::Failure(PErr::Diag(d))
     }
 
     /// Enter one level of recursion; fails past [`MAX_DEPTH`].
@@ -161,8 +166,8 @@ impl<'s> Parser<'s> {
                 format!("the formula nests too deeply (the limit is {MAX_DEPTH} levels)"),
                 "limit exceeded here",
             )
-            .with_help("split the formula into named definitions, or flatten it");
-        nom::Err::Failure(PErr::Diag(Box::new(d)))
+            .with_help("split the formula into named definitions, or regroup long operator chains: `(a+b)+(c+d)` nests less than `a+b+c+d`");
+        nom::Err::Failure(PErr::Diag(d))
     }
 
     /// Build a node, enforcing the nesting limit on its height (operator
@@ -393,7 +398,10 @@ impl<'s> Parser<'s> {
                 "expected an expression here",
             ));
         }
-        next(self, j)
+        // Every recursive cycle of the grammar passes through here: grow
+        // the stack on demand so the nesting limit, not the thread's stack
+        // size, decides how deep input may go (debug frames are large).
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || next(self, j))
     }
 
     /// Left-associative chain: `sub { op sub }`.
@@ -471,8 +479,10 @@ impl<'s> Parser<'s> {
     /// primary = number | "(" expr ")" | ident [ "(" args ")" ]
     fn primary(&self, i: &'s str) -> PResult<'s, Ast> {
         let i = self.ws(i);
-        if let Ok((r, v)) = self.number(i) {
-            return Ok((r, Ast::leaf(AstKind::Num(v), self.span(i, r))));
+        match self.number(i) {
+            Ok((r, v)) => return Ok((r, Ast::leaf(AstKind::Num(v), self.span(i, r)))),
+            Err(e @ nom::Err::Failure(_)) => return Err(e),
+            Err(_) => {}
         }
         if let Ok((r, _)) = char::<_, PErr>('(').parse(i) {
             return self.group(i, r);

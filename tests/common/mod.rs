@@ -1,0 +1,164 @@
+//! Shared oracles for the integration tests: random GP formulas, the
+//! tolerance of PRIMITIVES.md, switch-point detection and conditioning.
+#![allow(dead_code)]
+
+use actforge::ir::{Graph, Id, Node, Op, RefEval};
+use proptest::prelude::*;
+
+/// The seed primitive set's functions, by arity.
+pub const UNARY: &[&str] = &["log1p_safe", "sin", "cos", "sigmoid_boost"];
+pub const BINARY: &[&str] = &["safe_add", "safe_sub", "safe_mul", "safe_div"];
+
+/// Random DEAP-style formulas over the seed primitive set, of height at
+/// most `height` (root at depth 0), with terminals `ARG0`/`x` and `1.0`.
+pub fn gp_formula(height: u32) -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("x".to_string()),
+        Just("ARG0".to_string()),
+        Just("1.0".to_string())
+    ];
+    leaf.prop_recursive(height, 128, 2, |inner| {
+        prop_oneof![
+            (prop::sample::select(UNARY), inner.clone()).prop_map(|(f, a)| format!("{f}({a})")),
+            (prop::sample::select(BINARY), inner.clone(), inner)
+                .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
+        ]
+    })
+}
+
+/// PRIMITIVES.md: relative 1e-4 plus absolute 1e-5.
+pub fn close(got: f64, want: f64) -> bool {
+    if !want.is_finite() || !got.is_finite() {
+        return got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+    }
+    (got - want).abs() <= 1e-4 * want.abs() + 1e-5
+}
+
+/// The branch every switching op takes at `x` (where/clamp/max/min/abs and
+/// comparisons), as a vector of small integers.
+pub fn decisions(g: &Graph, roots: &[Id], x: f64) -> Vec<i8> {
+    let order = g.reachable(roots);
+    let mut ev = RefEval::new(g, &order);
+    let vals = ev.eval(g, x);
+    let val = |id: Id| vals[order.iter().position(|&o| o == id).unwrap()];
+    let sign = |v: f64| {
+        if v.is_nan() {
+            9
+        } else {
+            (v > 0.0) as i8 - (v < 0.0) as i8
+        }
+    };
+    let mut out = Vec::new();
+    for &id in &order {
+        let node = g.node(id);
+        let a = node.args();
+        match node.op() {
+            Some(Op::Where) => out.push(sign(val(a[0]))),
+            Some(Op::Abs) => out.push(sign(val(a[0]))),
+            Some(Op::Max | Op::Min) => out.push(sign(val(a[0]) - val(a[1]))),
+            Some(Op::Clamp) => {
+                out.push(sign(val(a[0]) - val(a[1])));
+                out.push(sign(val(a[0]) - val(a[2])));
+            }
+            Some(op) if op.is_comparison() => out.push(sign(val(a[0]) - val(a[1]))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Is `x` within 1e-3 of a switching point of any of `graphs`? (Sampled:
+/// the decisions at x and at eight points within ±1e-3 must all agree.)
+pub fn near_switch(graphs: &[(&Graph, &[Id])], x: f64) -> bool {
+    graphs.iter().any(|(g, roots)| {
+        let here = decisions(g, roots, x);
+        (-4..=4).any(|k| decisions(g, roots, x + k as f64 * 2.5e-4) != here)
+    })
+}
+
+/// First-order running error analysis of an f32 evaluation of `root` at
+/// `x`: each node contributes its rounding error (½ ulp for correctly
+/// rounded arithmetic, 4 ulps for libm functions) and amplifies its
+/// arguments' errors by its partial derivatives (by central differences of
+/// the f64 reference). Returns a bound on |f32 result − f64 result|.
+pub fn f32_error_bound(g: &Graph, root: Id, x: f64) -> f64 {
+    const U: f64 = 1.0 / (1u64 << 24) as f64;
+    let order = g.reachable(&[root]);
+    let mut val = vec![0.0f64; g.len()];
+    let mut err = vec![0.0f64; g.len()];
+    for id in order {
+        let node = g.node(id);
+        let (v, e) = match *node {
+            Node::X => (x, 0.0),
+            Node::Const(b) => {
+                let c = f64::from_bits(b);
+                (c, c.abs() * U)
+            }
+            Node::App(op, a) => {
+                let n = op.arity();
+                let mut args = [0.0f64; 3];
+                for i in 0..n {
+                    args[i] = val[a[i].index()];
+                }
+                let f = op.info().f64;
+                let v = f.call(&args);
+                let ulps = match op {
+                    Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Sqrt => 1.0,
+                    Op::Neg | Op::Abs | Op::Max | Op::Min | Op::Clamp | Op::Where => 0.0,
+                    Op::Lt | Op::Gt | Op::Le | Op::Ge => 0.0,
+                    Op::Pow => 2.0 * args[1].abs().max(1.0),
+                    _ => 8.0,
+                };
+                let mut e = v.abs() * U * ulps;
+                if op == Op::Where {
+                    // Only the selected branch's error reaches the result.
+                    let pick = if args[0] != 0.0 { a[1] } else { a[2] };
+                    val[id.index()] = v;
+                    err[id.index()] = err[pick.index()];
+                    continue;
+                }
+                for i in 0..n {
+                    let ei = err[a[i].index()];
+                    if ei == 0.0 || matches!(op, Op::Where) && i == 0 || op.is_comparison() {
+                        continue;
+                    }
+                    if op == Op::Pow && i == 1 {
+                        continue;
+                    }
+                    let h = 1e-7 * args[i].abs().max(1e-30).max(ei);
+                    let mut lo = args;
+                    let mut hi = args;
+                    lo[i] -= h;
+                    hi[i] += h;
+                    let d = (f.call(&hi) - f.call(&lo)) / (2.0 * h);
+                    if d != 0.0 {
+                        e += d.abs() * ei;
+                    }
+                }
+                (v, e)
+            }
+        };
+        val[id.index()] = v;
+        err[id.index()] = if e.is_nan() { f64::INFINITY } else { e };
+    }
+    err[root.index()]
+}
+
+/// Can an f32 evaluation be expected to meet the PRIMITIVES.md tolerance
+/// at `x`? (Its error bound is under half the tolerance.)
+pub fn f32_well_conditioned(g: &Graph, root: Id, x: f64) -> bool {
+    let want = RefEval::new(g, &[root]).eval(g, x)[0];
+    want.is_finite() && f32_error_bound(g, root, x) <= 0.5 * (1e-4 * want.abs() + 1e-5)
+}
+
+/// Sample points for formula checks: a grid over [-6, 6], a few large
+/// magnitudes, and the protected points where divisors of the seed
+/// formulas vanish.
+pub fn sample_points() -> Vec<f64> {
+    let mut xs: Vec<f64> = (0..=96).map(|i| -6.0 + i as f64 * 0.125 + 0.0137).collect();
+    xs.extend([-40.0, -12.5, 12.5, 40.0, 0.0, 1.0, -1.0, 2.0, 0.5]);
+    xs
+}
+
+/// Points where protected operations sit exactly on their guard.
+pub const PROTECTED_POINTS: &[f64] = &[0.0, 1.0, -1.0, 2.0, -2.0, 0.5];

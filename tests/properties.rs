@@ -1,0 +1,147 @@
+//! Property tests over random GP formulas from the seed primitive set
+//! (height ≤ 6): every transformation against its oracle.
+//!
+//! Failing cases are persisted in `tests/properties.proptest-regressions`
+//! (committed) and replayed first on every run.
+
+mod common;
+
+use actforge::diff::Function;
+use actforge::ir::{eval_f64, parse, to_infix, to_prefix, Library, Tape};
+use actforge::simplify::simplify;
+use common::*;
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn simplified_matches_original(formula in gp_formula(6)) {
+        let e = parse(&formula).unwrap();
+        let s = simplify(&e);
+        let (sg, sr) = (&s.graph, s.roots[0]);
+        for x in sample_points() {
+            let want = eval_f64(&e.graph, e.root, x);
+            let got = eval_f64(sg, sr, x);
+            let protected = PROTECTED_POINTS.contains(&x);
+            if !protected && near_switch(&[(&e.graph, &[e.root]), (sg, &[sr])], x) {
+                continue;
+            }
+            prop_assert!(close(got, want),
+                "x={x}: simplified {got} vs original {want}\n  original:   {formula}\n  simplified: {}",
+                to_infix(sg, sr));
+        }
+    }
+
+    #[test]
+    fn derivative_matches_finite_differences(formula in gp_formula(6)) {
+        let e = parse(&formula).unwrap();
+        let f = Function::new(&e);
+        let fx = |x: f64| eval_f64(&e.graph, e.root, x);
+        let mut compared = 0;
+        for x in sample_points() {
+            if near_switch(&[(&f.graph, &[f.f, f.df])], x) {
+                continue;
+            }
+            let h = 1e-6 * x.abs().max(1.0);
+            let fd = |h: f64| (fx(x + h) - fx(x - h)) / (2.0 * h);
+            let (d1, d2) = (fd(h), fd(h / 2.0));
+            // Not smooth at this scale (or not finite): FD says nothing.
+            if !d1.is_finite() || !d2.is_finite() || !close(d1, d2) {
+                continue;
+            }
+            let d = f.derivative(x);
+            compared += 1;
+            prop_assert!((d - d2).abs() <= 1e-4 * d2.abs() + 1e-4,
+                "x={x}: symbolic {d} vs finite difference {d2}\n  f:  {formula}\n  f': {}",
+                to_infix(&f.graph, f.df));
+        }
+        prop_assert!(compared > 0 || formula.contains("safe_div"), "no point was comparable for {formula}");
+    }
+
+    #[test]
+    fn f32_tape_matches_f64_reference(formula in gp_formula(6)) {
+        let e = parse(&formula).unwrap();
+        let f = Function::new(&e);
+        let xs: Vec<f32> = sample_points().iter().map(|&x| x as f32).collect();
+        let mut outs = vec![Vec::new(), Vec::new()];
+        Tape::new(&f.graph, &[f.f, f.df]).map_all(&xs, &mut outs);
+        let mut compared = 0;
+        for (i, &x) in xs.iter().enumerate() {
+            let x = x as f64;
+            if near_switch(&[(&e.graph, &[e.root]), (&f.graph, &[f.f, f.df])], x) {
+                continue;
+            }
+            // The tape evaluates the simplified f; its f32 error is what
+            // must be small (the original's own f32 error is irrelevant).
+            if f32_well_conditioned(&f.graph, f.f, x) {
+                let want = eval_f64(&e.graph, e.root, x);
+                compared += 1;
+                prop_assert!(close(outs[0][i] as f64, want),
+                    "x={x}: f32 {} vs f64 {want} for {formula}", outs[0][i]);
+            }
+            if f32_well_conditioned(&f.graph, f.df, x) {
+                let want = f.derivative(x);
+                prop_assert!(close(outs[1][i] as f64, want),
+                    "x={x}: f32 f' {} vs f64 {want} for {formula}", outs[1][i]);
+            }
+        }
+        prop_assert!(compared * 4 >= xs.len(), "only {compared} of {} points were comparable for {formula}", xs.len());
+    }
+
+    #[test]
+    fn printing_round_trips(formula in gp_formula(6)) {
+        let e = parse(&formula).unwrap();
+        let s = simplify(&e);
+        let fwd = Function::new(&e);
+        for (g, root) in [(&e.graph, e.root), (&s.graph, s.roots[0]), (&fwd.graph, fwd.df)] {
+            for text in [to_prefix(g, root), to_infix(g, root)] {
+                let back = Library::standard().parse(&text)
+                    .unwrap_or_else(|d| panic!("printed text does not parse:\n{text}\n{}", d.render()));
+                prop_assert!(g.same_expr(root, &back.graph, back.root), "round trip changed\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_hash_ignores_commutation(formula in gp_formula(5)) {
+        // Swap the arguments of every safe_add/safe_mul: same function,
+        // so the same canonical hash.
+        let swapped = swap_commutative(&formula);
+        let h1 = simplify(&parse(&formula).unwrap()).hash();
+        let h2 = simplify(&parse(&swapped).unwrap()).hash();
+        prop_assert_eq!(h1, h2, "{} vs {}", formula, swapped);
+    }
+}
+
+/// Rewrite `safe_add(a, b)` as `safe_add(b, a)` (and safe_mul) throughout.
+fn swap_commutative(src: &str) -> String {
+    let ast = actforge::syntax::parse_formula(src).unwrap();
+    fn go(a: &actforge::syntax::Ast) -> String {
+        use actforge::syntax::AstKind;
+        match &a.kind {
+            AstKind::Num(v) => format!("{v:?}"),
+            AstKind::Name(n) => n.clone(),
+            AstKind::Call { name, args, .. } => {
+                let mut parts: Vec<String> = args.iter().map(go).collect();
+                if name == "safe_add" || name == "safe_mul" {
+                    parts.reverse();
+                }
+                format!("{name}({})", parts.join(", "))
+            }
+            other => panic!("GP formulas are calls only: {other:?}"),
+        }
+    }
+    go(&ast)
+}
