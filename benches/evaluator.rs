@@ -1,1 +1,56 @@
-fn main() {}
+//! The fused f32 CPU evaluator (one pass over cache-sized chunks) against a
+//! plain per-node loop (one full-size temporary per node), side by side.
+//!
+//!   cargo bench --bench evaluator
+
+use std::hint::black_box;
+
+use actforge::diff::Function;
+use actforge::ir::{eval_per_node, parse, Tape};
+use actforge::search::{Method, PrimitiveSet, Tree};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const N: usize = 1 << 20;
+
+fn formulas() -> Vec<(&'static str, String)> {
+    let set = PrimitiveSet::seed();
+    let mut rng = StdRng::seed_from_u64(3);
+    let deep = Tree::generate(&mut rng, &set, 6, 6, Method::Full).to_formula(&set);
+    vec![
+        (
+            "seed-qa",
+            "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))".into(),
+        ),
+        (
+            "seed-t5",
+            "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))".into(),
+        ),
+        ("gelu_like", "gelu_like(x)".into()),
+        ("random-full-6", deep),
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let xs: Vec<f32> = (0..N).map(|i| (i as f32 / N as f32) * 12.0 - 6.0).collect();
+    let mut out = vec![0.0f32; N];
+    let mut g = c.benchmark_group("evaluator-1M");
+    g.throughput(Throughput::Bytes((2 * N * 4) as u64));
+    g.sample_size(20);
+    for (name, src) in formulas() {
+        let f = Function::new(&parse(&src).unwrap());
+        let tape = Tape::new(&f.graph, &[f.f]);
+        let mut scratch = tape.scratch();
+        g.bench_function(format!("fused-tape/{name}"), |b| {
+            b.iter(|| black_box(tape.map_with(&mut scratch, black_box(&xs), &mut out)))
+        });
+        g.bench_function(format!("per-node/{name}"), |b| {
+            b.iter(|| black_box(eval_per_node(&f.graph, f.f, black_box(&xs))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

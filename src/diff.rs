@@ -177,19 +177,27 @@ impl Function {
     }
 
     pub fn with_limits(e: &Expr, limits: Limits) -> Function {
-        let s = simplify_roots(&e.graph, &[e.root], limits);
+        // One rewriting pass builds f, the derivative is built in the same
+        // arena, then passes repeat over both until nothing changes. The
+        // rewriter is deterministic per node, so f ends in the same
+        // canonical form (and hash) as `simplify` alone gives it.
         let mut rw = Rewriter::new(limits);
-        let f = rw.rebuild(&s.graph, &s.roots)[0];
+        let f = rw.rebuild(&e.graph, &[e.root])[0];
         let df = derivative(&mut rw, f);
-        let both: Simplified = simplify_roots(rw.graph(), &[f, df], limits);
-        // The forward formula alone decides the hash and size: canonical
-        // form is per root, so joint simplification does not change them.
+        let first_stop = rw.stop_reason();
+        let first_rewrites = rw.rewrites();
+        let rest = Limits {
+            fuel: limits.fuel.saturating_sub(first_rewrites),
+            ..limits
+        };
+        let both: Simplified = simplify_roots(rw.graph(), &[f, df], rest);
         Function {
             nodes_before: e.node_count(),
             nodes_after: both.graph.dag_size(&both.roots[..1]),
             hash: both.hashes[0],
-            stop: worse(s.stop, both.stop),
-            rewrites: s.rewrites + both.rewrites,
+            stop: first_stop.map_or(both.stop, |s| worse(s, both.stop)),
+            rewrites: first_rewrites + both.rewrites,
+
             f: both.roots[0],
             df: both.roots[1],
             graph: both.graph,

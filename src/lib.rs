@@ -4,15 +4,13 @@
 //! The pipeline flows one way; a module uses only modules before it:
 //!
 //! ```text
-//! syntax → ir → simplify → diff → (codegen → runtime → op → …) → cli
+//! syntax → ir → simplify → diff → (codegen → runtime → op → model → fitness)
+//!        → search → report → cli
 //! ```
 //!
-//! ```
-//! let f = actforge::ir::parse("gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))")?;
-//! let fx = actforge::diff::Function::new(&f);
-//! assert!((fx.value(1.0) - 0.6099).abs() < 1e-3);
-//! # Ok::<(), actforge::syntax::Diagnostic>(())
-//! ```
+//! Example (`examples/library.rs`, run as a doc test):
+//!
+#![doc = concat!("```\n", include_str!("../examples/library.rs"), "\n```")]
 
 pub mod cli;
 pub mod diff;

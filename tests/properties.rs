@@ -115,7 +115,17 @@ proptest! {
     }
 
     #[test]
+    fn function_and_simplify_agree_on_the_hash(formula in gp_formula(6)) {
+        let e = parse(&formula).unwrap();
+        let s = simplify(&e);
+        let f = Function::new(&e);
+        prop_assert_eq!(s.hash(), f.hash);
+        prop_assert_eq!(s.graph.dag_size(&s.roots), f.nodes_after);
+    }
+
+    #[test]
     fn canonical_hash_ignores_commutation(formula in gp_formula(5)) {
+
         // Swap the arguments of every safe_add/safe_mul: same function,
         // so the same canonical hash.
         let swapped = swap_commutative(&formula);

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::ops::Op;
 
@@ -72,11 +73,55 @@ impl Node {
     }
 }
 
+/// A fast non-cryptographic hasher for small keys (the Fx scheme: rotate,
+/// xor, multiply per word). Hash-consing hashes every node it builds, so
+/// SipHash's DoS resistance would cost more than everything else.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+
 /// A hash-consed arena of nodes: adding a node that exists returns its id.
 #[derive(Clone, Default)]
 pub struct Graph {
     nodes: Vec<Node>,
-    memo: HashMap<Node, Id>,
+    memo: HashMap<Node, Id, FxBuild>,
 }
 
 impl Graph {
@@ -94,6 +139,17 @@ impl Graph {
         self.nodes.push(node);
         self.memo.insert(node, id);
         id
+    }
+
+    /// The id of `node` if it is already in the arena.
+    pub fn find(&self, node: &Node) -> Option<Id> {
+        self.memo.get(node).copied()
+    }
+
+    /// Make room for `n` more nodes.
+    pub fn reserve(&mut self, n: usize) {
+        self.nodes.reserve(n);
+        self.memo.reserve(n);
     }
 
     pub fn x(&mut self) -> Id {
@@ -179,18 +235,20 @@ impl Graph {
 
     /// Copy the expressions under `roots` from `other` into this graph.
     pub fn import(&mut self, other: &Graph, roots: &[Id]) -> Vec<Id> {
-        let mut map: HashMap<Id, Id> = HashMap::new();
+        let mut map = vec![Id::NONE; other.len()];
         for id in other.reachable(roots) {
             let node = match *other.node(id) {
-                Node::App(op, args) => {
-                    let mapped: Vec<Id> = args[..op.arity()].iter().map(|a| map[a]).collect();
-                    Node::app(op, &mapped)
+                Node::App(op, mut args) => {
+                    for a in &mut args[..op.arity()] {
+                        *a = map[a.index()];
+                    }
+                    Node::App(op, args)
                 }
                 n => n,
             };
-            map.insert(id, self.add(node));
+            map[id.index()] = self.add(node);
         }
-        roots.iter().map(|r| map[r]).collect()
+        roots.iter().map(|r| map[r.index()]).collect()
     }
 
     /// Do the expressions `a` (in `self`) and `b` (in `other`) have the

@@ -271,13 +271,9 @@ impl Lowerer<'_> {
         scope: &Scope,
     ) -> Result<Id, Diagnostic> {
         if let Some(op) = Op::by_name(name) {
-            self.check_arity(
-                name,
-                op.arity(),
-                args,
-                span,
-                format!("`{name}` is an intrinsic"),
-            )?;
+            self.check_arity(name, op.arity(), args, span, || {
+                format!("`{name}` is an intrinsic")
+            })?;
             let ids = args
                 .iter()
                 .map(|a| self.lower(a, scope))
@@ -290,9 +286,8 @@ impl Lowerer<'_> {
         let Some(def) = self.lib.get(name) else {
             return Err(self.unknown_function(name, name_span));
         };
-        let sig = signature(&def.def);
-        let defined = format!("`{sig}` is defined in {}", def.origin);
-        self.check_arity(name, def.def.params.len(), args, span, defined.clone())?;
+        let defined = || format!("`{}` is defined in {}", signature(&def.def), def.origin);
+        self.check_arity(name, def.def.params.len(), args, span, defined)?;
         let ids = args
             .iter()
             .map(|a| self.lower(a, scope))
@@ -310,7 +305,7 @@ impl Lowerer<'_> {
                 span,
                 "called here",
             )
-            .with_help(format!("{defined} as `{sig} = …`"))
+            .with_help(format!("{} as `{} = …`", defined(), signature(&def.def)))
         })
     }
 
@@ -320,7 +315,7 @@ impl Lowerer<'_> {
         want: usize,
         args: &[Ast],
         span: Span,
-        about: String,
+        about: impl FnOnce() -> String,
     ) -> Result<(), Diagnostic> {
         if args.len() == want {
             return Ok(());
@@ -335,7 +330,7 @@ impl Lowerer<'_> {
             span,
             format!("called with {}", plural(args.len(), "argument")),
         )
-        .with_help(about))
+        .with_help(about()))
     }
 
     fn check_exponent(&self, k: Id, span: Span, what: &str) -> Result<(), Diagnostic> {

@@ -80,6 +80,7 @@ pub struct Rewriter {
     fuel: usize,
     limits: Limits,
     stop: Option<StopReason>,
+    applied: usize,
     /// Applications per rule name, for reports and tests.
     pub fired: Vec<(&'static str, usize)>,
 }
@@ -92,6 +93,7 @@ impl Rewriter {
             fuel: limits.fuel,
             limits,
             stop: None,
+            applied: 0,
             fired: Vec::new(),
         }
     }
@@ -136,14 +138,45 @@ impl Rewriter {
             a.swap(0, 1);
         }
         let args = &a[..op.arity()];
-        if self.fuel == 0 {
-            self.stop.get_or_insert(StopReason::FuelExhausted);
-        } else if let Some((name, id)) = rules::apply(self, op, args) {
-            self.fuel -= 1;
-            self.count(name);
+        let node = Node::app(op, args);
+        // A node already in the arena was built here, after the rules had
+        // declined it: nothing new can apply.
+        if let Some(id) = self.g.find(&node) {
             return id;
         }
-        self.add_raw(Node::app(op, args))
+        let iv = self.interval_of(op, args);
+        if self.fuel == 0 {
+            self.stop.get_or_insert(StopReason::FuelExhausted);
+        } else if let Some(v) = iv.as_point() {
+            // The analysis pins the value (decided comparisons, finite·0,
+            // where on a decided condition): fold it.
+            self.fired_rule("fold-known-value");
+            return self.constant(v);
+        } else if let Some((name, id)) = rules::apply(self, op, args) {
+            self.fired_rule(name);
+            return id;
+        }
+        self.add_analysed(node, Some(iv))
+    }
+
+    fn fired_rule(&mut self, name: &'static str) {
+        self.fuel -= 1;
+        self.applied += 1;
+        self.count(name);
+    }
+
+    /// The interval of `op(args)` from its arguments' intervals.
+    fn interval_of(&self, op: Op, args: &[Id]) -> Interval {
+        let mut ivs = [Interval::ALL; 3];
+        for (i, a) in args.iter().enumerate() {
+            ivs[i] = self.info[a.index()].iv;
+        }
+        let k = if op == Op::Pow {
+            self.const_of(args[1])
+        } else {
+            None
+        };
+        transfer(op, &ivs[..args.len()], k)
     }
 
     fn count(&mut self, name: &'static str) {
@@ -166,9 +199,13 @@ impl Rewriter {
 
     /// Add a node without rewriting (its arguments are already canonical).
     fn add_raw(&mut self, node: Node) -> Id {
+        self.add_analysed(node, None)
+    }
+
+    fn add_analysed(&mut self, node: Node, iv: Option<Interval>) -> Id {
         let id = self.g.add(node);
         if id.index() == self.info.len() {
-            let info = self.analyse(&node);
+            let info = self.analyse(&node, iv);
             self.info.push(info);
             if self.g.len() > self.limits.max_nodes {
                 self.fuel = 0;
@@ -178,7 +215,7 @@ impl Rewriter {
         id
     }
 
-    fn analyse(&self, node: &Node) -> Info {
+    fn analyse(&self, node: &Node, iv: Option<Interval>) -> Info {
         match *node {
             Node::X => Info {
                 iv: Interval::FINITE,
@@ -195,9 +232,7 @@ impl Rewriter {
             }
             Node::App(op, _) => {
                 let args = node.args();
-                let ivs: Vec<Interval> = args.iter().map(|a| self.info[a.index()].iv).collect();
-                let k = (op == Op::Pow).then(|| self.const_of(args[1])).flatten();
-                let iv = transfer(op, &ivs, k);
+                let iv = iv.unwrap_or_else(|| self.interval_of(op, args));
                 let boolean = op.is_comparison()
                     || (op == Op::Mul && args.iter().all(|a| self.info[a.index()].boolean))
                     || (op == Op::Where && args[1..].iter().all(|a| self.info[a.index()].boolean))
@@ -213,18 +248,33 @@ impl Rewriter {
     /// Rebuild the expressions under `roots` of `src` through [`Rewriter::mk`].
     pub fn rebuild(&mut self, src: &Graph, roots: &[Id]) -> Vec<Id> {
         let mut map = vec![Id::NONE; src.len()];
+        self.g.reserve(2 * src.len());
+        self.info.reserve(2 * src.len());
+
         for id in src.reachable(roots) {
             let new = match *src.node(id) {
                 Node::X => self.x(),
                 Node::Const(b) => self.constant(f64::from_bits(b)),
-                Node::App(op, a) => {
-                    let args: Vec<Id> = a[..op.arity()].iter().map(|c| map[c.index()]).collect();
-                    self.mk(op, &args)
+                Node::App(op, mut a) => {
+                    for c in &mut a[..op.arity()] {
+                        *c = map[c.index()];
+                    }
+                    self.mk(op, &a[..op.arity()])
                 }
             };
             map[id.index()] = new;
         }
         roots.iter().map(|r| map[r.index()]).collect()
+    }
+
+    /// Rule applications so far.
+    pub fn rewrites(&self) -> usize {
+        self.applied
+    }
+
+    /// The limit hit so far, if any.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
     }
 
     pub fn hash_of(&self, id: Id) -> u64 {
@@ -297,8 +347,9 @@ pub fn simplify_roots(g: &Graph, roots: &[Id], limits: Limits) -> Simplified {
     for pass in 1..=limits.max_passes {
         let mut rw = Rewriter::new(Limits { fuel, ..limits });
         let new_roots = rw.rebuild(&graph, &roots);
-        let used = fuel - rw.fuel;
-        fuel = rw.fuel;
+        let used = rw.applied;
+        fuel = fuel.saturating_sub(used);
+
         rewrites += used;
         for (n, c) in &rw.fired {
             match fired.iter_mut().find(|(m, _)| m == n) {

@@ -23,10 +23,7 @@ const fn rule(name: &'static str, op: Op, apply: Apply) -> Rule {
 }
 
 /// Rules that apply to every op; tried before [`RULES`].
-pub static GENERIC: &[(&str, ApplyAny)] = &[
-    ("fold-constants", fold_constants),
-    ("fold-known-value", fold_known_value),
-];
+pub static GENERIC: &[(&str, ApplyAny)] = &[("fold-constants", fold_constants)];
 
 /// Op-specific rules, tried in order; the first that applies wins.
 pub static RULES: &[Rule] = &[
@@ -170,23 +167,12 @@ fn finite(rw: &Rewriter, id: Id) -> bool {
 /// All-constant arguments: evaluate in f64. Results outside the f32 range
 /// are left alone, so f32 overflow behaves as it would have at run time.
 fn fold_constants(rw: &mut Rewriter, op: Op, args: &[Id]) -> Option<Id> {
-    let vals: Vec<f64> = args
-        .iter()
-        .map(|&i| rw.const_of(i))
-        .collect::<Option<_>>()?;
     let mut v3 = [0.0; 3];
-    v3[..vals.len()].copy_from_slice(&vals);
+    for (slot, &i) in v3.iter_mut().zip(args) {
+        *slot = rw.const_of(i)?;
+    }
     let v = op.info().f64.call(&v3);
     (v.is_finite() && v.abs() <= f32::MAX as f64).then(|| rw.constant(v))
-}
-
-/// The analysis pins the value to one number (decided comparisons,
-/// `finite * 0`, `where` on a decided condition of constants).
-fn fold_known_value(rw: &mut Rewriter, op: Op, args: &[Id]) -> Option<Id> {
-    let ivs: Vec<_> = args.iter().map(|&i| rw.info(i).iv).collect();
-    let k = (op == Op::Pow).then(|| rw.const_of(args[1])).flatten();
-    let v = super::interval::transfer(op, &ivs, k).as_point()?;
-    Some(rw.constant(v))
 }
 
 fn zero_side(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
