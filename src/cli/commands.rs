@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use super::{Command, DefsArg};
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::ir::{
-    to_infix_limited, to_prefix_limited, Expr, Library, RefEval, Tape, MAX_PRINT_NODES,
-};
+use crate::ir::{to_infix_limited, to_prefix_limited, Library, RefEval, Tape, MAX_PRINT_NODES};
 use crate::report::plot::{plot, PlotSpec};
 use crate::simplify::hash_hex;
 use crate::syntax::Diagnostic;
@@ -19,8 +17,15 @@ pub fn run(cmd: Command) -> Result<i32> {
         Command::Simplify {
             formula,
             json,
+            plot,
             defs,
-        } => simplify(&formula, json, &defs),
+        } => {
+            let code = simplify(&formula, json, &defs)?;
+            match plot {
+                Some(out) => plot_cmd(&library(&defs)?, &formula, &out, "-5,5", 801),
+                None => Ok(code),
+            }
+        }
         Command::Eval {
             formula,
             file,
@@ -280,8 +285,8 @@ fn eval_file(lib: &Library, path: &Path, opts: &EvalOpts) -> Result<i32> {
 
 fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usize) -> Result<i32> {
     let (lo, hi) = parse_range(range)?;
-    let e: Expr = lib.parse(formula)?;
-    let f = Function::new(&e);
+    let f = Function::new(&lib.parse(formula)?);
+
     let spec = PlotSpec {
         title: formula,
         lo,

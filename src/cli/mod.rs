@@ -56,6 +56,9 @@ JSON (--json): {\"input\", \"simplified\" (prefix), \"infix\", \"nodes_before\",
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also plot f and f' over [-5, 5] to this .svg or .png file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<std::path::PathBuf>,
         #[command(flatten)]
         defs: DefsArg,
     },
