@@ -13,6 +13,7 @@
 #![doc = concat!("```\n", include_str!("../examples/library.rs"), "\n```")]
 
 pub mod cli;
+pub mod codegen;
 pub mod diff;
 pub mod error;
 pub mod ir;

@@ -1,0 +1,44 @@
+//! The host shim: the same generated CUDA C compiled as C++ for the CPU,
+//! plus launch wrappers that run every (block, thread) of a grid in turn.
+//! This is how the device code (math, indexing, vector tails, 16-bit
+//! conversions) is tested on machines without a GPU.
+
+use super::{Direction, Module};
+
+/// `kernels/host_shim.h`: CUDA keywords and builtins for a C++ compiler.
+pub const HOST_SHIM: &str = include_str!("../../kernels/host_shim.h");
+
+/// Name of the host wrapper of a kernel.
+pub fn wrapper_name(kernel: &str) -> String {
+    format!("shim_{kernel}")
+}
+
+/// A C++ translation unit: the shim, the module's source, and for each
+/// kernel `extern "C" void shim_<kernel>(unsigned grid, unsigned block,
+/// <kernel arguments>)`.
+pub fn shim_source(m: &Module) -> String {
+    let mut s = String::from("// Host build of an actforge module (see kernels/host_shim.h).\n");
+    s.push_str(HOST_SHIM);
+    s.push('\n');
+    s.push_str(&m.source());
+    s.push_str("\n// ---- launch wrappers\n");
+    for k in m.kernels() {
+        let t = k.dtype.c_type();
+        let (params, args) = match k.dir {
+            Direction::Fwd => (
+                format!("const {t}* x, {t}* y, unsigned long long n"),
+                "x, y, n",
+            ),
+            Direction::Bwd => (
+                format!("const {t}* x, const {t}* dy, {t}* dx, unsigned long long n"),
+                "x, dy, dx, n",
+            ),
+        };
+        s.push_str(&format!(
+            "extern \"C\" void {w}(unsigned int grid, unsigned int block, {params})\n{{\n    for (unsigned int b = 0; b < grid; ++b) {{\n        for (unsigned int t = 0; t < block; ++t) {{\n            act_shim_set(grid, block, b, t);\n            {name}({args});\n        }}\n    }}\n}}\n",
+            w = wrapper_name(&k.name),
+            name = k.name,
+        ));
+    }
+    s
+}

@@ -1,0 +1,352 @@
+//! CUDA C code generation: one fused forward and one fused backward kernel
+//! per formula and storage dtype, any number of formulas per module.
+//!
+//! Storage is f32, bf16 or f16; math is always f32 and rounds once on
+//! store. The bf16/f16 conversions are written by hand in
+//! `kernels/act_math.cuh`, so the generated source needs no CUDA header and
+//! NVRTC compiles it with no include path. Kernel templates live in
+//! `kernels/elementwise.cu.tmpl`.
+//!
+//! The exported ABI (stable):
+//!
+//! ```text
+//! extern "C" __global__ void act_<hash>_fwd_<dtype>(const T* x, T* y, unsigned long long n);
+//! extern "C" __global__ void act_<hash>_bwd_<dtype>(const T* x, const T* dy, T* dx, unsigned long long n);
+//! ```
+//!
+//! `<hash>` is the formula's 16-hex-digit canonical hash, so equivalent
+//! formulas get the same names and the same source. Nothing here calls
+//! NVRTC (that is [`crate::runtime`]'s job).
+
+pub mod host;
+pub mod render;
+
+use std::fmt;
+
+use crate::diff::Function;
+use crate::ir::{to_infix_limited, Graph, Id};
+use crate::simplify::hash_hex;
+
+/// The device prelude every module starts with.
+pub const ACT_MATH: &str = include_str!("../../kernels/act_math.cuh");
+/// Kernel templates (forward and backward), `{{KEY}}` placeholders.
+pub const ELEMENTWISE_TEMPLATE: &str = include_str!("../../kernels/elementwise.cu.tmpl");
+
+/// Storage type of a kernel's tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dtype {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Dtype {
+    pub const ALL: [Dtype; 3] = [Dtype::F32, Dtype::Bf16, Dtype::F16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::Bf16 => "bf16",
+            Dtype::F16 => "f16",
+        }
+    }
+
+    /// The element type in generated code.
+    pub fn c_type(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float",
+            Dtype::Bf16 => "act_bf16",
+            Dtype::F16 => "act_f16",
+        }
+    }
+
+    /// The CUDA type with the same layout, for users of exported kernels.
+    pub fn cuda_type(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float",
+            Dtype::Bf16 => "__nv_bfloat16",
+            Dtype::F16 => "__half",
+        }
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            _ => 2,
+        }
+    }
+
+    /// Elements per 16-byte vector.
+    pub fn vector_width(self) -> usize {
+        16 / self.size()
+    }
+
+    pub fn parse(s: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Fwd,
+    Bwd,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Fwd, Direction::Bwd];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Fwd => "fwd",
+            Direction::Bwd => "bwd",
+        }
+    }
+}
+
+/// `act_<hash>_<dir>_<dtype>`.
+pub fn kernel_name(hash: u64, dir: Direction, dtype: Dtype) -> String {
+    format!("act_{}_{}_{}", hash_hex(hash), dir.name(), dtype.name())
+}
+
+/// One kernel of a module.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KernelSpec {
+    pub name: String,
+    pub hash: u64,
+    pub dir: Direction,
+    pub dtype: Dtype,
+}
+
+/// Which kernels to emit for each formula.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub dtypes: Vec<Dtype>,
+    pub directions: Vec<Direction>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            dtypes: Dtype::ALL.to_vec(),
+            directions: Direction::ALL.to_vec(),
+        }
+    }
+}
+
+struct Entry {
+    hash: u64,
+    f: String,
+    df: String,
+    summary: String,
+}
+
+/// A CUDA module holding the kernels of one or more formulas (e.g. a GP
+/// generation, so one NVRTC compile serves the population).
+pub struct Module {
+    entries: Vec<Entry>,
+    selection: Selection,
+}
+
+/// Longest canonical infix quoted in a kernel's comment.
+const SUMMARY_CHARS: usize = 160;
+
+impl Module {
+    pub fn new(selection: Selection) -> Module {
+        Module {
+            entries: Vec::new(),
+            selection,
+        }
+    }
+
+    /// A module with every dtype and direction of one formula.
+    pub fn single(f: &Function) -> Module {
+        let mut m = Module::new(Selection::default());
+        m.add(f);
+        m
+    }
+
+    /// Add a formula; equivalent formulas (same canonical hash) are added
+    /// once. Returns whether it was new.
+    pub fn add(&mut self, f: &Function) -> bool {
+        if self.entries.iter().any(|e| e.hash == f.hash) {
+            return false;
+        }
+        let h = hash_hex(f.hash);
+        self.entries.push(Entry {
+            hash: f.hash,
+            f: render::device_function(&format!("act_{h}_f"), &f.graph, f.f),
+            df: render::device_function(&format!("act_{h}_df"), &f.graph, f.df),
+            summary: summary(&f.graph, f.f),
+        });
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.iter().map(|e| e.hash)
+    }
+
+    /// Every kernel the source defines, in source order.
+    pub fn kernels(&self) -> Vec<KernelSpec> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            for &dir in &self.selection.directions {
+                for &dtype in &self.selection.dtypes {
+                    out.push(KernelSpec {
+                        name: kernel_name(e.hash, dir, dtype),
+                        hash: e.hash,
+                        dir,
+                        dtype,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The complete CUDA C source: prelude, then per formula its device
+    /// functions and kernels. Deterministic, and derived only from the
+    /// canonical formulas.
+    pub fn source(&self) -> String {
+        let mut s = String::from("// Generated by actforge. Do not edit.\n\n");
+        s.push_str(ACT_MATH);
+        for e in &self.entries {
+            s.push_str(&format!(
+                "\n// ---- act_{} : {}\n\n",
+                hash_hex(e.hash),
+                e.summary
+            ));
+            s.push_str(&e.f);
+            s.push('\n');
+            s.push_str(&e.df);
+            for &dir in &self.selection.directions {
+                for &dtype in &self.selection.dtypes {
+                    s.push('\n');
+                    s.push_str(&kernel_source(e.hash, dir, dtype));
+                }
+            }
+        }
+        s
+    }
+
+    /// A C/C++ header declaring the kernels with the ABI types.
+    pub fn header(&self, guard: &str) -> String {
+        let mut s = format!(
+            "// Generated by actforge. Kernels of {} formula(s).\n#pragma once\n#ifndef {guard}\n#define {guard}\n\n",
+            self.entries.len()
+        );
+        s.push_str("// Storage types with the layout of __nv_bfloat16 and __half.\n");
+        s.push_str("#ifndef ACT_MATH_CUH\nstruct act_bf16 { unsigned short bits; };\nstruct act_f16 { unsigned short bits; };\n#endif\n\n");
+        s.push_str("#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+        for k in self.kernels() {
+            let t = k.dtype.c_type();
+            let sig = match k.dir {
+                Direction::Fwd => format!("const {t}* x, {t}* y, unsigned long long n"),
+                Direction::Bwd => {
+                    format!("const {t}* x, const {t}* dy, {t}* dx, unsigned long long n")
+                }
+            };
+            s.push_str(&format!("__global__ void {}({sig});\n", k.name));
+        }
+        s.push_str(&format!(
+            "\n#ifdef __cplusplus\n}}\n#endif\n\n#endif // {guard}\n"
+        ));
+        s
+    }
+}
+
+/// One kernel from the template.
+fn kernel_source(hash: u64, dir: Direction, dtype: Dtype) -> String {
+    let (start, end) = match dir {
+        Direction::Fwd => ("// @@FORWARD@@\n", "// @@BACKWARD@@\n"),
+        Direction::Bwd => ("// @@BACKWARD@@\n", ""),
+    };
+    let body = template_section(start, end);
+    let h = hash_hex(hash);
+    let vec = format!("act_{}_vec", dtype.name());
+    body.replace("{{NAME}}", &kernel_name(hash, dir, dtype))
+        .replace("{{T}}", dtype.c_type())
+        .replace("{{VEC}}", &vec)
+        .replace("{{VW}}", &dtype.vector_width().to_string())
+        .replace("{{LD}}", &format!("act_{}_ld", dtype.name()))
+        .replace("{{ST}}", &format!("act_{}_st", dtype.name()))
+        .replace("{{F}}", &format!("act_{h}_f"))
+        .replace("{{DF}}", &format!("act_{h}_df"))
+}
+
+fn template_section(start: &str, end: &str) -> &'static str {
+    let t = ELEMENTWISE_TEMPLATE;
+    let a = t.find(start).expect("template section") + start.len();
+    let b = if end.is_empty() {
+        t.len()
+    } else {
+        t.find(end).expect("template section")
+    };
+    &t[a..b]
+}
+
+fn summary(g: &Graph, root: Id) -> String {
+    let text = to_infix_limited(g, root, 2_000).unwrap_or_else(|| "(large formula)".into());
+    let text = text.replace("*/", "* /");
+    if text.chars().count() > SUMMARY_CHARS {
+        let cut: String = text.chars().take(SUMMARY_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::parse;
+
+    #[test]
+    fn names_follow_the_abi() {
+        assert_eq!(
+            kernel_name(0xabc, Direction::Bwd, Dtype::Bf16),
+            "act_0000000000000abc_bwd_bf16"
+        );
+    }
+
+    #[test]
+    fn templates_are_fully_substituted() {
+        let f = Function::new(&parse("silu(x)").unwrap());
+        let src = Module::single(&f).source();
+        assert!(!src.contains("{{"), "unsubstituted placeholder");
+        assert!(!src.contains("@@"), "template marker leaked");
+        assert_eq!(src.matches("extern \"C\" __global__").count(), 6);
+    }
+
+    #[test]
+    fn equivalent_formulas_share_source_and_names() {
+        let a = Module::single(&Function::new(
+            &parse("safe_mul(x, sigmoid_like(x))").unwrap(),
+        ))
+        .source();
+        let b = Module::single(&Function::new(&parse("silu(x) * 1.0 + 0").unwrap())).source();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn modules_dedupe_by_hash() {
+        let mut m = Module::new(Selection::default());
+        assert!(m.add(&Function::new(&parse("silu(x)").unwrap())));
+        assert!(!m.add(&Function::new(&parse("swish(x)").unwrap())));
+        assert!(m.add(&Function::new(&parse("gelu(x)").unwrap())));
+        assert_eq!(m.kernels().len(), 12);
+    }
+}

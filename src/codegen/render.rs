@@ -1,0 +1,186 @@
+//! Rendering one IR root as a CUDA C `__device__` function of `float x`.
+//!
+//! Nodes used more than once become `const float tN = …;` in topological
+//! order; nodes used once are inlined into their single user. Temporary
+//! numbers follow emission order, so the text depends only on the DAG and is
+//! stable across runs (golden-testable). Every op's spelling comes from the
+//! op table and is fully parenthesised.
+
+use crate::ir::{Graph, Id, Node};
+use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
+
+/// An f32 literal that round-trips, as C source: `0.7978846f`, `1e-6f`,
+/// `(-0.5f)`. Values outside the f32 range become infinities, as the f32
+/// evaluation would see them.
+pub fn c_float(v: f64) -> String {
+    let f = v as f32;
+    if f.is_nan() {
+        return "__int_as_float(0x7fc00000)".into();
+    }
+    if f.is_infinite() {
+        let bits = if f > 0.0 {
+            "0x7f800000"
+        } else {
+            "(int)0xff800000"
+        };
+        return format!("__int_as_float({bits})");
+    }
+    let s = format!("{f:?}");
+    let s = if s.contains(['.', 'e']) {
+        s
+    } else {
+        format!("{s}.0")
+    };
+    if f.is_sign_negative() {
+        format!("({s}f)")
+    } else {
+        format!("{s}f")
+    }
+}
+
+/// The body of a device function computing `root` from `x`.
+pub struct Body {
+    /// `const float tN = …;` lines, in order.
+    pub temps: Vec<String>,
+    /// The returned expression.
+    pub result: String,
+}
+
+/// Render `root` of `g`: shared subexpressions become temporaries.
+pub fn render(g: &Graph, root: Id) -> Body {
+    let order = g.reachable(&[root]);
+    let mut uses = vec![0u32; g.len()];
+    uses[root.index()] += 1;
+    for &id in &order {
+        for a in g.node(id).args() {
+            uses[a.index()] += 1;
+        }
+    }
+    let mut r = Renderer {
+        g,
+        names: vec![None; g.len()],
+        temps: Vec::new(),
+    };
+    for &id in &order {
+        let shared = uses[id.index()] > 1 && matches!(g.node(id), Node::App(..));
+        if shared && id != root {
+            let expr = r.expr(id);
+            let name = format!("t{}", r.temps.len());
+            r.temps.push(format!("const float {name} = {expr};"));
+            r.names[id.index()] = Some(name);
+        }
+    }
+    let result = r.expr(root);
+    Body {
+        temps: r.temps,
+        result,
+    }
+}
+
+struct Renderer<'g> {
+    g: &'g Graph,
+    names: Vec<Option<String>>,
+    temps: Vec<String>,
+}
+
+impl Renderer<'_> {
+    fn expr(&mut self, id: Id) -> String {
+        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.expr_node(id))
+    }
+
+    fn expr_node(&mut self, id: Id) -> String {
+        if let Some(n) = &self.names[id.index()] {
+            return n.clone();
+        }
+        match *self.g.node(id) {
+            Node::X => "x".into(),
+            Node::Const(b) => c_float(f64::from_bits(b)),
+            Node::App(op, a) => {
+                let args: Vec<String> = a[..op.arity()].iter().map(|&c| self.expr(c)).collect();
+                spell(op.info().cuda, &args)
+            }
+        }
+    }
+}
+
+/// Substitute `{0}`, `{1}`, `{2}` in an op's CUDA spelling.
+pub fn spell(template: &str, args: &[String]) -> String {
+    let mut out =
+        String::with_capacity(template.len() + args.iter().map(String::len).sum::<usize>());
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let k = rest.as_bytes()[i + 1] - b'0';
+        out.push_str(&args[k as usize]);
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `__device__ __forceinline__ float NAME(float x) { … }`.
+pub fn device_function(name: &str, g: &Graph, root: Id) -> String {
+    let body = render(g, root);
+    let mut s = format!("__device__ __forceinline__ float {name}(float x)\n{{\n");
+    if !matches!(g.node(root), Node::X)
+        && !g
+            .reachable(&[root])
+            .iter()
+            .any(|&i| matches!(g.node(i), Node::X))
+    {
+        // Constant function: keep `x` formally used to avoid warnings.
+        s.push_str("    (void)x;\n");
+    }
+    for t in &body.temps {
+        s.push_str("    ");
+        s.push_str(t);
+        s.push('\n');
+    }
+    s.push_str(&format!("    return {};\n}}\n", body.result));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Function;
+    use crate::ir::parse;
+
+    #[test]
+    fn literals_round_trip_as_f32() {
+        assert_eq!(c_float(1.0), "1.0f");
+        assert_eq!(c_float(-0.5), "(-0.5f)");
+        assert_eq!(c_float(1e-6), "1e-6f");
+        assert_eq!(c_float(0.7978845608028654), "0.7978846f");
+        assert_eq!(c_float(1e300), "__int_as_float(0x7f800000)");
+    }
+
+    #[test]
+    fn shared_nodes_become_temporaries() {
+        let f = Function::new(&parse("silu(x)").unwrap());
+        let d = device_function("g", &f.graph, f.df);
+        assert!(d.contains("const float t0 = act_sigmoid(x);"), "{d}");
+        assert_eq!(d.matches("act_sigmoid(x)").count(), 1, "{d}");
+    }
+
+    #[test]
+    fn single_use_nodes_are_inlined() {
+        let f = Function::new(&parse("sin(cos(x))").unwrap());
+        let d = device_function("g", &f.graph, f.f);
+        assert_eq!(
+            d,
+            "__device__ __forceinline__ float g(float x)\n{\n    return sinf(cosf(x));\n}\n"
+        );
+    }
+
+    #[test]
+    fn spelling_substitutes_operands() {
+        assert_eq!(
+            spell(
+                "({0} != 0.0f ? {1} : {2})",
+                &["c".into(), "a".into(), "b".into()]
+            ),
+            "(c != 0.0f ? a : b)"
+        );
+    }
+}
