@@ -20,7 +20,7 @@ use actforge::codegen::host::{shim_source, wrapper_name};
 use actforge::codegen::{kernel_name, Direction, Dtype, Module, Selection};
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr, Library};
-use actforge::search::{Method, PrimitiveSet, Tree};
+use actforge::search::{PrimitiveSet, Tree};
 use common::{close, f32_well_conditioned, near_switch};
 use half::{bf16, f16};
 use rand::rngs::StdRng;
