@@ -25,6 +25,7 @@
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 
 struct act_dim3 { unsigned int x, y, z; };
 static thread_local act_dim3 threadIdx, blockIdx, blockDim, gridDim;

@@ -23,6 +23,21 @@ pub enum Error {
     },
     /// Command-line usage that parsed but makes no sense.
     Usage(String),
+    /// A library or tool the operation needs is not installed.
+    Missing {
+        what: String,
+        detail: String,
+        hint: String,
+    },
+    /// NVRTC rejected generated code: the evidence is kept.
+    Compile {
+        message: String,
+        options: Vec<String>,
+        log: String,
+        source_code: String,
+    },
+    /// A CUDA driver call failed.
+    Cuda(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +73,30 @@ impl fmt::Display for Error {
             } => write!(f, "error: {path}: {message}"),
             Error::Io { path, source } => write!(f, "error: {path}: {source}"),
             Error::Usage(m) => write!(f, "error: {m}"),
+            Error::Missing { what, detail, hint } => {
+                write!(
+                    f,
+                    "error: {what} is not available: {detail}\n  = help: {hint}"
+                )
+            }
+            Error::Compile {
+                message,
+                options,
+                log,
+                source_code,
+            } => {
+                write!(f, "error: {message}\n  options: {}\n", options.join(" "))?;
+                writeln!(f, "  log:")?;
+                for l in log.lines() {
+                    writeln!(f, "    {l}")?;
+                }
+                write!(
+                    f,
+                    "  (generated source: {} lines, kept in the error)",
+                    source_code.lines().count()
+                )
+            }
+            Error::Cuda(m) => write!(f, "error: CUDA: {m}"),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod diff;
 pub mod error;
 pub mod ir;
 pub mod report;
+pub mod runtime;
 pub mod search;
 pub mod simplify;
 pub mod syntax;

@@ -8,6 +8,8 @@ use super::{Command, DefsArg};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{to_infix_limited, to_prefix_limited, Library, RefEval, Tape, MAX_PRINT_NODES};
+use crate::codegen::{Direction, Dtype, Inlining, Module, Selection};
+use crate::report::export::{export, ExportSpec};
 use crate::report::plot::{plot, PlotSpec};
 use crate::simplify::hash_hex;
 use crate::syntax::Diagnostic;
@@ -57,6 +59,35 @@ pub fn run(cmd: Command) -> Result<i32> {
             defs,
         } => plot_cmd(&library(&defs)?, &formula, &out, &range, samples),
         Command::Prelude { defs } => prelude(&library(&defs)?),
+        Command::Codegen {
+            formula,
+            dtype,
+            bwd,
+            all,
+            inline,
+            defs,
+        } => {
+            let f = Function::new(&library(&defs)?.parse(&formula)?);
+            let mut sel = Selection::default();
+            if !all {
+                sel.dtypes = vec![Dtype::parse(&dtype).expect("clap checked the dtype")];
+                sel.directions = vec![if bwd { Direction::Bwd } else { Direction::Fwd }];
+            }
+            if inline {
+                sel.inlining = Inlining::Inline;
+            }
+            let mut m = Module::new(sel);
+            m.add(&f);
+            print!("{}", m.source());
+            Ok(0)
+        }
+        Command::Export {
+            formula,
+            out,
+            arch,
+            name,
+            defs,
+        } => export_cmd(&library(&defs)?, &formula, &out, &arch, name.as_deref()),
     }
 }
 
@@ -304,6 +335,39 @@ fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usiz
         );
     }
     eprintln!("wrote {}", out.display());
+    Ok(0)
+}
+
+/// `sm_90` or `90`.
+pub fn parse_arch(s: &str) -> Result<u32> {
+    let digits = s.trim().trim_start_matches("sm_").trim_start_matches("compute_");
+    digits
+        .parse::<u32>()
+        .ok()
+        .filter(|&a| (50..=200).contains(&a))
+        .ok_or_else(|| Error::Usage(format!("--arch: expected an SM architecture such as sm_90, got `{s}`")))
+}
+
+fn export_cmd(lib: &Library, formula: &str, out: &Path, arch: &str, name: Option<&str>) -> Result<i32> {
+    let arch = parse_arch(arch)?;
+    let f = Function::new(&lib.parse(formula)?);
+    let spec = ExportSpec {
+        formula,
+        function: &f,
+        out,
+        name,
+        arch,
+    };
+    let report = export(&spec)?;
+    for p in &report.files {
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(ms) = report.compile_ms {
+        eprintln!("NVRTC compiled the CUBIN for sm_{arch} in {ms:.0} ms");
+    }
+    if let Some(why) = &report.no_binaries {
+        eprintln!("warning: no .ptx/.cubin written:\n{why}");
+    }
     Ok(0)
 }
 

@@ -113,6 +113,62 @@ Example:
         #[command(flatten)]
         defs: DefsArg,
     },
+    /// Print the generated CUDA C for a formula.
+    #[command(after_help = "\
+Prints a self-contained CUDA C module: the device prelude (storage types,
+hand-written bf16/f16 conversions, helpers), the formula as a device
+function, and the kernels. Kernel names follow the exported ABI:
+
+  extern \"C\" __global__ void act_<hash>_fwd_<dtype>(const T* x, T* y, unsigned long long n);
+  extern \"C\" __global__ void act_<hash>_bwd_<dtype>(const T* x, const T* dy, T* dx, unsigned long long n);
+
+Examples:
+  actforge codegen 'silu(x)'                     # forward, f32
+  actforge codegen 'silu(x)' --dtype bf16 --bwd  # backward, bf16
+  actforge codegen 'silu(x)' --all               # every dtype and direction")]
+    Codegen {
+        #[arg(allow_hyphen_values = true)]
+        formula: String,
+        /// Storage type of the kernel.
+        #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+        dtype: String,
+        /// The backward kernel (dx = dy * f'(x)) instead of the forward one.
+        #[arg(long)]
+        bwd: bool,
+        /// Every dtype, forward and backward.
+        #[arg(long, conflicts_with_all = ["dtype", "bwd"])]
+        all: bool,
+        /// Inline the formula into each kernel instead of calling it.
+        #[arg(long)]
+        inline: bool,
+        #[command(flatten)]
+        defs: DefsArg,
+    },
+    /// Write a standalone kernel package for a formula.
+    #[command(after_help = "\
+Writes into DIR: NAME.cu (forward and backward, f32/bf16/f16), NAME.h,
+NAME.ptx and NAME.cubin (when NVRTC is available; otherwise a warning says
+how to install it), README.md (formula, canonical form, hash, signatures,
+launch advice, loading from C++ and PyTorch) and NAME.png (f and f').
+NAME defaults to act_<hash>.
+
+Example:
+  actforge export 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --out qa_kernel --arch sm_90")]
+    Export {
+        #[arg(allow_hyphen_values = true)]
+        formula: String,
+        /// Output directory (created if needed).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Target GPU architecture for the PTX and CUBIN.
+        #[arg(long, default_value = "sm_90")]
+        arch: String,
+        /// Base name of the files.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        defs: DefsArg,
+    },
     /// List the named primitives of the prelude (and --defs), with definitions.
     Prelude {
         #[command(flatten)]

@@ -118,10 +118,10 @@ pub fn spell(template: &str, args: &[String]) -> String {
     out
 }
 
-/// `__device__ __forceinline__ float NAME(float x) { … }`.
-pub fn device_function(name: &str, g: &Graph, root: Id) -> String {
+/// `QUALIFIERS float NAME(float x) { … }`.
+pub fn device_function(qualifiers: &str, name: &str, g: &Graph, root: Id) -> String {
     let body = render(g, root);
-    let mut s = format!("__device__ __forceinline__ float {name}(float x)\n{{\n");
+    let mut s = format!("{qualifiers} float {name}(float x)\n{{\n");
     if !matches!(g.node(root), Node::X)
         && !g
             .reachable(&[root])
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn shared_nodes_become_temporaries() {
         let f = Function::new(&parse("silu(x)").unwrap());
-        let d = device_function("g", &f.graph, f.df);
+        let d = device_function("__device__", "g", &f.graph, f.df);
         assert!(d.contains("const float t0 = act_sigmoid(x);"), "{d}");
         assert_eq!(d.matches("act_sigmoid(x)").count(), 1, "{d}");
     }
@@ -166,10 +166,10 @@ mod tests {
     #[test]
     fn single_use_nodes_are_inlined() {
         let f = Function::new(&parse("sin(cos(x))").unwrap());
-        let d = device_function("g", &f.graph, f.f);
+        let d = device_function("__device__", "g", &f.graph, f.f);
         assert_eq!(
             d,
-            "__device__ __forceinline__ float g(float x)\n{\n    return sinf(cosf(x));\n}\n"
+            "__device__ float g(float x)\n{\n    return sinf(cosf(x));\n}\n"
         );
     }
 

@@ -1,4 +1,6 @@
-//! Reports: plots of activations and their derivatives (and, later, tables
-//! and logs of searches and benchmarks).
+//! Reports: plots of activations and their derivatives, standalone kernel
+//! packages (`export`), and (later) tables and logs of searches and
+//! benchmarks.
 
+pub mod export;
 pub mod plot;

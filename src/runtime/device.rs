@@ -1,0 +1,209 @@
+//! The GPU side: open a device, load compiled modules, launch the fused
+//! kernels. This is the only module that launches kernels (and so the only
+//! `unsafe` launch code); callers with their own stream (candle) pass it in.
+//!
+//! libcuda is loaded at run time. cudarc panics when it is missing, so the
+//! library is probed first and absence is an [`Error::Missing`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaStream, CudaView, CudaViewMut, LaunchConfig,
+    PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::cache::Image;
+use super::nvrtc::Output;
+use crate::codegen::Dtype;
+use crate::error::{Error, Result};
+
+/// Threads per block for the elementwise kernels.
+pub const BLOCK: u32 = 256;
+/// Resident blocks per SM worth launching for a grid-stride loop.
+pub const BLOCKS_PER_SM: u32 = 8;
+
+fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Cuda(format!("{what}: {e:?}"))
+}
+
+/// Is a CUDA driver library loadable in this process?
+pub fn driver_present() -> bool {
+    #[cfg(not(feature = "cuda"))]
+    {
+        unsafe { cudarc::driver::sys::is_culib_present() }
+    }
+    #[cfg(feature = "cuda")]
+    {
+        true
+    }
+}
+
+/// An open GPU with its stream and the facts launches need.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub name: String,
+    /// Compute capability as a number: 90 for sm_90.
+    pub arch: u32,
+    pub sm_count: u32,
+}
+
+impl Gpu {
+    /// Open device `ordinal`, or say precisely why not.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        if !driver_present() {
+            return Err(Error::Missing {
+                what: "a CUDA driver (libcuda.so.1)".into(),
+                detail: "no NVIDIA driver library could be loaded on this machine".into(),
+                hint: "run on a machine with an NVIDIA GPU and driver; everything else (export, the CPU path) works without one".into(),
+            });
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| cuda_err(&format!("opening GPU {ordinal}"), e))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| cuda_err("compute capability", e))?;
+        let sm_count = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| cuda_err("SM count", e))? as u32;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let stream = ctx.default_stream();
+        Ok(Gpu {
+            ctx,
+            stream,
+            name,
+            arch: (major * 10 + minor) as u32,
+            sm_count,
+        })
+    }
+
+    /// Load a compiled image (CUBIN or PTX) into this context.
+    pub fn load(&self, image: &Image) -> Result<Arc<CudaModule>> {
+        load_image(&self.ctx, image)
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| cuda_err("synchronize", e))
+    }
+}
+
+/// Load an image into a context.
+pub fn load_image(ctx: &Arc<CudaContext>, image: &Image) -> Result<Arc<CudaModule>> {
+    let ptx = match image.output {
+        Output::Cubin => Ptx::from_binary(image.bytes.clone()),
+        Output::Ptx => Ptx::from_src(String::from_utf8_lossy(&image.bytes).into_owned()),
+    };
+    ctx.load_module(ptx)
+        .map_err(|e| cuda_err("loading the compiled module", e))
+}
+
+/// A loaded module with its functions looked up by name.
+pub struct Kernels {
+    pub module: Arc<CudaModule>,
+    functions: HashMap<String, CudaFunction>,
+}
+
+impl Kernels {
+    pub fn new(
+        module: Arc<CudaModule>,
+        names: impl IntoIterator<Item = String>,
+    ) -> Result<Kernels> {
+        let mut functions = HashMap::new();
+        for n in names {
+            let f = module
+                .load_function(&n)
+                .map_err(|e| cuda_err(&format!("kernel `{n}`"), e))?;
+            functions.insert(n, f);
+        }
+        Ok(Kernels { module, functions })
+    }
+
+    pub fn get(&self, name: &str) -> Result<&CudaFunction> {
+        self.functions
+            .get(name)
+            .ok_or_else(|| Error::Cuda(format!("kernel `{name}` is not in the loaded module")))
+    }
+}
+
+/// Grid for `n` elements: enough blocks for one vector per thread, capped
+/// at `BLOCKS_PER_SM` per SM (the grid-stride loop covers the rest).
+pub fn launch_config(n: usize, dtype: Dtype, sm_count: u32) -> LaunchConfig {
+    let vectors = n.div_ceil(dtype.vector_width()).max(1) as u64;
+    let blocks = vectors.div_ceil(BLOCK as u64);
+    let cap = (sm_count.max(1) * BLOCKS_PER_SM) as u64;
+    LaunchConfig {
+        grid_dim: (blocks.clamp(1, cap) as u32, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `y = f(x)` on `stream`. `x` and `y` hold at least `n` elements of the
+/// kernel's storage type (f32 as `f32`, bf16/f16 as `u16`).
+pub fn launch_forward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    x: &CudaView<'_, T>,
+    y: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    if x.len() < n || y.len() < n {
+        return Err(Error::Usage(format!(
+            "forward launch of {n} elements on buffers of {} and {}",
+            x.len(),
+            y.len()
+        )));
+    }
+    let n64 = n as u64;
+    let mut b = stream.launch_builder(func);
+    b.arg(x).arg(y).arg(&n64);
+    // SAFETY: the kernel signature is (const T*, T*, unsigned long long)
+    // by the ABI in `codegen`, and both buffers hold n elements.
+    unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching the forward kernel", e))?;
+    Ok(())
+}
+
+/// `dx = dy * f'(x)` on `stream`.
+pub fn launch_backward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    x: &CudaView<'_, T>,
+    dy: &CudaView<'_, T>,
+    dx: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    if x.len() < n || dy.len() < n || dx.len() < n {
+        return Err(Error::Usage(format!(
+            "backward launch of {n} elements on shorter buffers"
+        )));
+    }
+    let n64 = n as u64;
+    let mut b = stream.launch_builder(func);
+    b.arg(x).arg(dy).arg(dx).arg(&n64);
+    // SAFETY: (const T*, const T*, T*, unsigned long long) by the ABI, and
+    // all three buffers hold n elements.
+    unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching the backward kernel", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_small_inputs_and_caps_large_ones() {
+        let c = launch_config(1, Dtype::F32, 132);
+        assert_eq!(c.grid_dim.0, 1);
+        let c = launch_config(4 * 256 * 3, Dtype::F32, 132);
+        assert_eq!(c.grid_dim.0, 3);
+        let c = launch_config(1 << 28, Dtype::Bf16, 132);
+        assert_eq!(c.grid_dim.0, 132 * BLOCKS_PER_SM);
+    }
+}
