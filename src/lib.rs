@@ -12,6 +12,7 @@
 //!
 #![doc = concat!("```\n", include_str!("../examples/library.rs"), "\n```")]
 
+pub mod bench;
 pub mod cli;
 pub mod codegen;
 pub mod diff;

@@ -171,3 +171,102 @@ fn help_teaches() {
     let h = stdout(&o);
     assert!(h.contains("--x=-2,-0.5,0,1.5") && h.contains("null"), "{h}");
 }
+
+fn tmpdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("actforge-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn export_writes_the_package_for_both_seeds() {
+    let t5 = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
+    for (formula, name) in [(QA, "qa"), (t5, "t5")] {
+        let dir = tmpdir(&format!("export-{name}"));
+        let o = run(&[
+            "export",
+            formula,
+            "--out",
+            dir.to_str().unwrap(),
+            "--name",
+            name,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for ext in ["cu", "h", "png"] {
+            assert!(
+                dir.join(format!("{name}.{ext}")).is_file(),
+                "{name}.{ext} missing"
+            );
+        }
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        let f = actforge::diff::Function::new(&actforge::ir::parse(formula).unwrap());
+        let hash = actforge::simplify::hash_hex(f.hash);
+        assert!(
+            readme.contains(&format!("`{hash}`")),
+            "README lacks the hash"
+        );
+        assert!(readme.contains(&format!("act_{hash}_bwd_bf16(const __nv_bfloat16* x, const __nv_bfloat16* dy, __nv_bfloat16* dx, unsigned long long n);")));
+        assert!(readme.contains("cuModuleGetFunction") && readme.contains("cp.RawModule"));
+        let cu = std::fs::read_to_string(dir.join(format!("{name}.cu"))).unwrap();
+        assert_eq!(cu.matches("extern \"C\" __global__").count(), 6);
+        let nvrtc_ok = actforge::runtime::nvrtc::load().is_ok();
+        let has_bin = dir.join(format!("{name}.cubin")).is_file()
+            && dir.join(format!("{name}.ptx")).is_file();
+        if nvrtc_ok {
+            assert!(
+                has_bin,
+                "NVRTC is available but no .ptx/.cubin was written: {}",
+                stderr(&o)
+            );
+            let cubin = std::fs::read(dir.join(format!("{name}.cubin"))).unwrap();
+            assert_eq!(&cubin[..4], b"\x7fELF");
+            assert!(readme.contains("Registers per thread on sm_90"));
+        } else {
+            assert!(stderr(&o).contains("warning: no .ptx/.cubin written"));
+        }
+    }
+}
+
+#[test]
+fn export_without_nvrtc_still_writes_source_and_says_why() {
+    let dir = tmpdir("export-nonvrtc");
+    let o = Command::new(env!("CARGO_BIN_EXE_actforge"))
+        .args([
+            "export",
+            "silu(x)",
+            "--out",
+            dir.to_str().unwrap(),
+            "--name",
+            "silu",
+        ])
+        .env("ACTFORGE_CUDA_TOOLS", "/nonexistent/actforge-tools")
+        .env("ACTFORGE_NVRTC", "/nonexistent/libnvrtc.so.13")
+        .env("LD_LIBRARY_PATH", "")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("silu.cu").is_file() && dir.join("README.md").is_file());
+    let err = stderr(&o);
+    if err.contains("warning: no .ptx/.cubin written") {
+        assert!(
+            err.contains("NVRTC (libnvrtc.so.13) is not available"),
+            "{err}"
+        );
+        assert!(err.contains("scripts/install-cuda-tools.sh"), "{err}");
+        assert!(!dir.join("silu.cubin").exists());
+    } else {
+        // The system linker path has its own libnvrtc.
+        assert!(dir.join("silu.cubin").is_file());
+    }
+}
+
+#[test]
+fn codegen_prints_one_kernel_or_all() {
+    let o = run(&["codegen", "silu(x)", "--dtype", "bf16", "--bwd"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let src = stdout(&o);
+    assert_eq!(src.matches("extern \"C\" __global__").count(), 1);
+    assert!(src.contains("_bwd_bf16(const act_bf16* __restrict__ x, const act_bf16* __restrict__ dy, act_bf16* __restrict__ dx, unsigned long long n)"));
+    let all = stdout(&run(&["codegen", "silu(x)", "--all"]));
+    assert_eq!(all.matches("extern \"C\" __global__").count(), 6);
+}

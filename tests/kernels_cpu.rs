@@ -467,3 +467,94 @@ fn half_conversions_are_exact_for_every_16_bit_pattern() {
         }
     }
 }
+
+type Step3 = unsafe extern "C" fn(u32, u32, *const f32, *const f32, *const f32, *mut f32, u64);
+
+/// The composed baseline (one kernel per op) computes the same function as
+/// the fused kernels: it is only a fair baseline if it does the same work.
+#[test]
+fn composed_chains_compute_the_fused_result() {
+    use actforge::codegen::composed::{Composed, Operand};
+    use actforge::codegen::host::shim_source_composed;
+    let Some(cxx) = cxx() else {
+        assert!(
+            !require_toolchain(),
+            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler was found"
+        );
+        eprintln!("SKIPPED: no C++ compiler found");
+        return;
+    };
+    for src in [QA, T5, "x", "2.5", "gelu_like(x)"] {
+        let e = parse(src).unwrap();
+        let f = Function::new(&e);
+        for (c, grad) in [
+            (
+                Composed::new(&f.graph, f.f, f.hash, "fwd", Dtype::F32),
+                false,
+            ),
+            (Composed::backward(&f.graph, f.df, f.hash, Dtype::F32), true),
+        ] {
+            let dir = std::env::temp_dir().join(format!(
+                "actforge-composed-{}-{:x}",
+                std::process::id(),
+                f.hash
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let (cpp, so) = (
+                dir.join(format!("c{grad}.cpp")),
+                dir.join(format!("c{grad}.so")),
+            );
+            std::fs::write(&cpp, shim_source_composed(&c)).unwrap();
+            let ok = Command::new(&cxx)
+                .args([
+                    "-std=c++17",
+                    "-O1",
+                    "-ffp-contract=off",
+                    "-shared",
+                    "-fPIC",
+                    "-w",
+                    "-o",
+                ])
+                .arg(&so)
+                .arg(&cpp)
+                .status()
+                .unwrap();
+            assert!(
+                ok.success(),
+                "composed source does not compile: {}",
+                cpp.display()
+            );
+            let lib = unsafe { libloading::Library::new(&so) }.unwrap();
+            let n = 777;
+            let xs = inputs(n);
+            let gs: Vec<f32> = (0..n).map(|i| 1.0 - (i % 5) as f32 * 0.3).collect();
+            let mut bufs: Vec<Vec<f32>> = Vec::new();
+            for step in &c.steps {
+                let k: libloading::Symbol<Step3> =
+                    unsafe { lib.get(wrapper_name(&step.kernel).as_bytes()) }.unwrap();
+                let ptr = |o: Option<&Operand>| match o {
+                    None => std::ptr::null(),
+                    Some(Operand::Input) => xs.as_ptr(),
+                    Some(Operand::Grad) => gs.as_ptr(),
+                    Some(Operand::Step(s)) => bufs[*s].as_ptr(),
+                };
+                let (a, b, cc) = (
+                    ptr(step.operands.first()),
+                    ptr(step.operands.get(1)),
+                    ptr(step.operands.get(2)),
+                );
+                let mut out = vec![0.0f32; n];
+                unsafe { k(2, 32, a, b, cc, out.as_mut_ptr(), n as u64) };
+                bufs.push(out);
+            }
+            let result = bufs.last().unwrap();
+            let case = Case { f: &f, e: &e, src };
+            let mut compared = 0;
+            for i in 0..n {
+                let g = grad.then_some(gs[i]);
+                compared += case.check(xs[i], result[i], g, &format!("composed {src} grad={grad}"));
+            }
+            assert!(compared > n / 2, "{src}: only {compared} compared");
+        }
+    }
+}

@@ -5,10 +5,10 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{Command, DefsArg};
+use crate::codegen::{Direction, Dtype, Inlining, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{to_infix_limited, to_prefix_limited, Library, RefEval, Tape, MAX_PRINT_NODES};
-use crate::codegen::{Direction, Dtype, Inlining, Module, Selection};
 use crate::report::export::{export, ExportSpec};
 use crate::report::plot::{plot, PlotSpec};
 use crate::simplify::hash_hex;
@@ -79,6 +79,40 @@ pub fn run(cmd: Command) -> Result<i32> {
             let mut m = Module::new(sel);
             m.add(&f);
             print!("{}", m.source());
+            Ok(0)
+        }
+        Command::Bench {
+            formula,
+            device,
+            elems,
+            dtype,
+            iters,
+            json,
+            defs,
+        } => {
+            let f = Function::new(&library(&defs)?.parse(&formula)?);
+            let dtype = Dtype::parse(&dtype).expect("clap checked the dtype");
+            bench_cmd(&f, &device, elems, dtype, iters, json)
+        }
+        Command::BenchCompile {
+            arch,
+            dtype,
+            singles,
+            batch,
+            json,
+        } => {
+            let spec = crate::bench::compile::CompileBench {
+                arch: parse_arch(&arch)?,
+                dtype: Dtype::parse(&dtype).expect("clap checked the dtype"),
+                singles: singles.max(1),
+                batch: batch.max(1),
+            };
+            let v = crate::bench::compile::run(&spec)?;
+            if json {
+                println!("{v}");
+            } else {
+                print!("{}", crate::bench::compile::describe(&v));
+            }
             Ok(0)
         }
         Command::Export {
@@ -338,17 +372,90 @@ fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usiz
     Ok(0)
 }
 
+fn bench_cmd(
+    f: &Function,
+    device: &str,
+    elems: usize,
+    dtype: Dtype,
+    iters: usize,
+    as_json: bool,
+) -> Result<i32> {
+    use crate::bench::{rows_json, speedups, table, Variant};
+    if elems == 0 {
+        return Err(Error::Usage("--elems must be positive".into()));
+    }
+    let (rows, where_) = match device {
+        "cuda" => {
+            let ordinal = std::env::var("CUDA_DEVICE_ORDINAL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let gpu = crate::runtime::device::Gpu::open(ordinal)?;
+            let spec = crate::bench::kernels::KernelBench {
+                function: f,
+                dtype,
+                elems,
+                iters: iters.max(1),
+            };
+            let rows = crate::bench::kernels::run(&gpu, &spec)?;
+            (
+                rows,
+                format!("{} (sm_{}, {} SMs)", gpu.name, gpu.arch, gpu.sm_count),
+            )
+        }
+        _ => (
+            crate::bench::cpu::run(f, dtype, elems, iters),
+            "CPU".to_string(),
+        ),
+    };
+    let vs = speedups(&rows, Variant::Fused, Variant::Composed);
+    if as_json {
+        let v = json!({
+            "device": where_,
+            "dtype": dtype.name(),
+            "hash": hash_hex(f.hash),
+            "rows": rows_json(&rows),
+            "speedup_vs_composed": vs,
+        });
+        println!("{v}");
+    } else {
+        println!("{where_}, {}, {} elements", dtype.name(), elems);
+        print!("{}", table(&rows));
+        let g = |k: &str| vs[k].as_f64().map_or("-".into(), |v| format!("{v:.2}x"));
+        println!(
+            "speedup vs composed: fwd {}, bwd {}, fwd+bwd {}",
+            g("fwd"),
+            g("bwd"),
+            g("fwdbwd")
+        );
+    }
+    Ok(0)
+}
+
 /// `sm_90` or `90`.
 pub fn parse_arch(s: &str) -> Result<u32> {
-    let digits = s.trim().trim_start_matches("sm_").trim_start_matches("compute_");
+    let digits = s
+        .trim()
+        .trim_start_matches("sm_")
+        .trim_start_matches("compute_");
     digits
         .parse::<u32>()
         .ok()
         .filter(|&a| (50..=200).contains(&a))
-        .ok_or_else(|| Error::Usage(format!("--arch: expected an SM architecture such as sm_90, got `{s}`")))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--arch: expected an SM architecture such as sm_90, got `{s}`"
+            ))
+        })
 }
 
-fn export_cmd(lib: &Library, formula: &str, out: &Path, arch: &str, name: Option<&str>) -> Result<i32> {
+fn export_cmd(
+    lib: &Library,
+    formula: &str,
+    out: &Path,
+    arch: &str,
+    name: Option<&str>,
+) -> Result<i32> {
     let arch = parse_arch(arch)?;
     let f = Function::new(&lib.parse(formula)?);
     let spec = ExportSpec {

@@ -169,6 +169,61 @@ Example:
         #[command(flatten)]
         defs: DefsArg,
     },
+    /// Benchmark the fused activation against the composed one, side by side.
+    #[command(after_help = "\
+On the CPU: the fused one-pass evaluator against one full-size pass per op.
+On a GPU (--device cuda): a device-to-device copy of the same bytes (the
+bandwidth ceiling), the fused NVRTC kernels, and the same formula as one
+generated kernel per op; GPU results are checked against the CPU reference
+before timing. GB/s counts the minimal traffic of each pass (forward reads x
+and writes y; backward also reads dy).
+
+JSON (--json): {\"rows\":[{variant, pass, elems, seconds, gbps, pct_of_copy}],
+\"speedup_vs_composed\":{\"fwd\",\"bwd\",\"fwdbwd\"}} (composed time / fused time).
+
+Example:
+  actforge bench 'gelu_like(x)' --device cuda --elems 16777216 --dtype bf16 --json")]
+    Bench {
+        #[arg(allow_hyphen_values = true)]
+        formula: String,
+        /// cpu or cuda (GPU 0; CUDA_DEVICE_ORDINAL picks another).
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+        device: String,
+        /// Elements per tensor.
+        #[arg(long, default_value_t = 1 << 22)]
+        elems: usize,
+        #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+        dtype: String,
+        /// Timed repetitions (the best is reported on the CPU, the mean on a GPU).
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        defs: DefsArg,
+    },
+    /// Measure NVRTC compile times and the kernel cache (no GPU needed).
+    #[command(after_help = "\
+Cold compile of one formula (forward + backward, one dtype) over several
+random GP formulas, one module holding many formulas (per-formula cost),
+and disk-cache hits from a fresh cache.
+
+Example:
+  actforge bench-compile --arch sm_90 --json")]
+    BenchCompile {
+        #[arg(long, default_value = "sm_90")]
+        arch: String,
+        #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+        dtype: String,
+        /// Formulas compiled one by one.
+        #[arg(long, default_value_t = 16)]
+        singles: usize,
+        /// Formulas in the batched module.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the named primitives of the prelude (and --defs), with definitions.
     Prelude {
         #[command(flatten)]

@@ -8,6 +8,23 @@ use super::{Direction, Module};
 /// `kernels/host_shim.h`: CUDA keywords and builtins for a C++ compiler.
 pub const HOST_SHIM: &str = include_str!("../../kernels/host_shim.h");
 
+/// A C++ translation unit for a composed chain: the shim, its source, and
+/// `shim_<kernel>(grid, block, a, b, c, out, n)` for each step's kernel.
+pub fn shim_source_composed(c: &super::composed::Composed) -> String {
+    let mut s = String::from(HOST_SHIM);
+    s.push('\n');
+    s.push_str(&c.source);
+    let t = c.dtype.c_type();
+    for step in &c.steps {
+        s.push_str(&format!(
+            "extern \"C\" void {w}(unsigned int grid, unsigned int block, const {t}* a, const {t}* b, const {t}* c, {t}* out, unsigned long long n)\n{{\n    for (unsigned int bl = 0; bl < grid; ++bl) {{\n        for (unsigned int th = 0; th < block; ++th) {{\n            act_shim_set(grid, block, bl, th);\n            {k}(a, b, c, out, n);\n        }}\n    }}\n}}\n",
+            w = wrapper_name(&step.kernel),
+            k = step.kernel
+        ));
+    }
+    s
+}
+
 /// Name of the host wrapper of a kernel.
 pub fn wrapper_name(kernel: &str) -> String {
     format!("shim_{kernel}")

@@ -46,9 +46,18 @@ fn write(path: PathBuf, text: impl AsRef<[u8]>, report: &mut ExportReport) -> Re
 /// Write the package.
 pub fn export(spec: &ExportSpec) -> Result<ExportReport> {
     let f = spec.function;
-    let name = spec.name.map(str::to_string).unwrap_or_else(|| format!("act_{}", hash_hex(f.hash)));
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(Error::Usage(format!("--name `{name}`: use letters, digits, `_` and `-`")));
+    let name = spec
+        .name
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("act_{}", hash_hex(f.hash)));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::Usage(format!(
+            "--name `{name}`: use letters, digits, `_` and `-`"
+        )));
     }
     std::fs::create_dir_all(spec.out).map_err(|e| Error::io(spec.out.display().to_string(), e))?;
     let module = Module::single(f);
@@ -56,12 +65,24 @@ pub fn export(spec: &ExportSpec) -> Result<ExportReport> {
     let mut report = ExportReport::default();
     write(spec.out.join(format!("{name}.cu")), &source, &mut report)?;
     let guard = format!("ACTFORGE_{}_H", name.to_ascii_uppercase().replace('-', "_"));
-    write(spec.out.join(format!("{name}.h")), module.header(&guard), &mut report)?;
+    write(
+        spec.out.join(format!("{name}.h")),
+        module.header(&guard),
+        &mut report,
+    )?;
 
     match nvrtc::load() {
         Ok(_) => {
-            let ptx = compile(&source, &format!("{name}.cu"), &CompileOptions::ptx(spec.arch))?;
-            write(spec.out.join(format!("{name}.ptx")), ptx.ptx_text().unwrap_or_default(), &mut report)?;
+            let ptx = compile(
+                &source,
+                &format!("{name}.cu"),
+                &CompileOptions::ptx(spec.arch),
+            )?;
+            write(
+                spec.out.join(format!("{name}.ptx")),
+                ptx.ptx_text().unwrap_or_default(),
+                &mut report,
+            )?;
             let opts = CompileOptions {
                 verbose_ptxas: true,
                 ..CompileOptions::cubin(spec.arch)
@@ -69,7 +90,11 @@ pub fn export(spec: &ExportSpec) -> Result<ExportReport> {
             let cubin = compile(&source, &format!("{name}.cu"), &opts)?;
             report.compile_ms = Some(cubin.elapsed.as_secs_f64() * 1e3);
             report.registers = parse_ptxas_log(&cubin.log);
-            write(spec.out.join(format!("{name}.cubin")), &cubin.image, &mut report)?;
+            write(
+                spec.out.join(format!("{name}.cubin")),
+                &cubin.image,
+                &mut report,
+            )?;
         }
         Err(e) => report.no_binaries = Some(e.to_string()),
     }
@@ -111,8 +136,18 @@ fn readme(spec: &ExportSpec, name: &str, report: &ExportReport) -> String {
     s += &format!("- `{name}.cu`: CUDA C source, self-contained (no includes): compile with NVRTC or nvcc for any arch.\n");
     s += &format!("- `{name}.h`: declarations for C/C++ callers.\n");
     match &report.no_binaries {
-        None => s += &format!("- `{name}.ptx` (compute_{a}) and `{name}.cubin` (sm_{a}): precompiled by NVRTC.\n", a = spec.arch),
-        Some(why) => s += &format!("- No `.ptx`/`.cubin`: NVRTC was not available when this was exported ({}).\n", why.lines().next().unwrap_or("")),
+        None => {
+            s += &format!(
+                "- `{name}.ptx` (compute_{a}) and `{name}.cubin` (sm_{a}): precompiled by NVRTC.\n",
+                a = spec.arch
+            )
+        }
+        Some(why) => {
+            s += &format!(
+                "- No `.ptx`/`.cubin`: NVRTC was not available when this was exported ({}).\n",
+                why.lines().next().unwrap_or("")
+            )
+        }
     }
     s += &format!("- `{name}.png`: f (blue) and f' (orange) on [-5, 5].\n\n");
     s += "## Kernels\n\n`T` is `float`, `__nv_bfloat16` or `__half` (in the source: `act_bf16`/`act_f16`, 16-bit structs with the same layout). Math is f32; results are rounded once on store.\n\n```c\n";
@@ -127,7 +162,12 @@ fn readme(spec: &ExportSpec, name: &str, report: &ExportReport) -> String {
     if !report.registers.is_empty() {
         s += &format!("Registers per thread on sm_{} (ptxas):\n\n| kernel | registers | spills (bytes) |\n|---|---|---|\n", spec.arch);
         for r in &report.registers {
-            s += &format!("| `{}` | {} | {} |\n", r.kernel, r.registers, r.spill_stores + r.spill_loads);
+            s += &format!(
+                "| `{}` | {} | {} |\n",
+                r.kernel,
+                r.registers,
+                r.spill_stores + r.spill_loads
+            );
         }
         s.push('\n');
     }

@@ -193,6 +193,38 @@ pub fn launch_backward<T>(
     Ok(())
 }
 
+/// One step of a composed chain: `out = op(a, b, c)` with operands given
+/// as raw device addresses (`None`: unused, passed as null).
+pub fn launch_composed_step<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    operands: [Option<u64>; 3],
+    out: &mut cudarc::driver::CudaSlice<T>,
+    n: usize,
+) -> Result<()> {
+    if out.len() < n {
+        return Err(Error::Usage(format!(
+            "composed step of {n} elements on a buffer of {}",
+            out.len()
+        )));
+    }
+    let ptrs = operands.map(|p| p.unwrap_or(0));
+    let n64 = n as u64;
+    let mut b = stream.launch_builder(func);
+    b.arg(&ptrs[0])
+        .arg(&ptrs[1])
+        .arg(&ptrs[2])
+        .arg(out)
+        .arg(&n64);
+    // SAFETY: composed kernels take (const T*, const T*, const T*, T*,
+    // unsigned long long); operand addresses come from live buffers of at
+    // least n elements (the caller holds them), unused ones are null and
+    // never read.
+    unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching a composed step", e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

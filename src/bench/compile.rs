@@ -1,0 +1,119 @@
+//! NVRTC compile-time benchmark: cold compiles of one formula, one module
+//! for many formulas, and disk-cache hits. Needs NVRTC, not a GPU.
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+
+use crate::codegen::{Dtype, Module, Selection};
+use crate::diff::Function;
+use crate::error::Result;
+use crate::ir::parse;
+use crate::runtime::nvrtc::{compile, CompileOptions};
+use crate::runtime::{KernelCache, Lookup};
+use crate::search::{PrimitiveSet, Tree};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Random GP formulas from the seed set (fixed seed: reproducible).
+pub fn sample_formulas(n: usize, seed: u64) -> Vec<Function> {
+    let set = PrimitiveSet::seed();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out: Vec<Function> = Vec::new();
+    while out.len() < n {
+        let f = Function::new(
+            &parse(&Tree::ramped(&mut rng, &set, 2, 6).to_formula(&set))
+                .expect("generated formulas parse"),
+        );
+        if out.iter().all(|g| g.hash != f.hash) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn module(fs: &[Function], dtype: Dtype) -> Module {
+    let mut m = Module::new(Selection {
+        dtypes: vec![dtype],
+        ..Selection::default()
+    });
+    for f in fs {
+        m.add(f);
+    }
+    m
+}
+
+pub struct CompileBench {
+    pub arch: u32,
+    pub dtype: Dtype,
+    /// Formulas compiled one by one (cold).
+    pub singles: usize,
+    /// Formulas in the batched module.
+    pub batch: usize,
+}
+
+/// Measure; returns a JSON object with the figures.
+pub fn run(spec: &CompileBench) -> Result<Value> {
+    let opts = CompileOptions::cubin(spec.arch);
+    let fs = sample_formulas(spec.singles.max(spec.batch), 2026);
+    let mut singles = Vec::new();
+    for f in &fs[..spec.singles] {
+        let m = module(std::slice::from_ref(f), spec.dtype);
+        singles.push(compile(&m.source(), "one.cu", &opts)?.elapsed.as_secs_f64() * 1e3);
+    }
+    let m = module(&fs[..spec.batch], spec.dtype);
+    let batch = compile(&m.source(), "batch.cu", &opts)?
+        .elapsed
+        .as_secs_f64()
+        * 1e3;
+    let per_formula = batch / m.len() as f64;
+
+    // Disk-cache hits: a fresh cache each time, so memory cannot answer.
+    let dir = std::env::temp_dir().join(format!("actforge-compile-bench-{}", std::process::id()));
+    let src = module(&fs[..1], spec.dtype).source();
+    KernelCache::new(Some(dir.clone())).get_or_compile(&src, "hit.cu", &opts)?;
+    let mut hits = Vec::new();
+    for _ in 0..20 {
+        let c = KernelCache::new(Some(dir.clone()));
+        let t = Instant::now();
+        let (_, how) = c.get_or_compile(&src, "hit.cu", &opts)?;
+        let e = t.elapsed();
+        if how == Lookup::Disk {
+            hits.push(e.as_secs_f64() * 1e3);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let single_median = median(singles.clone());
+    Ok(json!({
+        "arch": format!("sm_{}", spec.arch),
+        "dtype": spec.dtype.name(),
+        "kernels_per_formula": 2,
+        "cold_compile_ms": {"median": single_median, "min": singles.iter().cloned().fold(f64::INFINITY, f64::min), "max": singles.iter().cloned().fold(0.0, f64::max), "formulas": spec.singles},
+        "module": {"formulas": m.len(), "total_ms": batch, "per_formula_ms": per_formula, "speedup_per_formula": single_median / per_formula},
+        "disk_cache_hit_ms": {"median": median(hits.clone()), "max": hits.iter().cloned().fold(0.0, f64::max)},
+    }))
+}
+
+pub fn describe(v: &Value) -> String {
+    let g = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    format!(
+        "NVRTC {} {} fwd+bwd\n  cold compile, one formula: median {:.1} ms (min {:.1}, max {:.1}, {} formulas)\n  one module of {} formulas: {:.0} ms, {:.1} ms per formula ({:.1}x faster per formula)\n  disk-cache hit: median {:.3} ms (max {:.3})\n",
+        v["arch"].as_str().unwrap_or(""),
+        v["dtype"].as_str().unwrap_or(""),
+        g("/cold_compile_ms/median"),
+        g("/cold_compile_ms/min"),
+        g("/cold_compile_ms/max"),
+        g("/cold_compile_ms/formulas"),
+        g("/module/formulas"),
+        g("/module/total_ms"),
+        g("/module/per_formula_ms"),
+        g("/module/speedup_per_formula"),
+        g("/disk_cache_hit_ms/median"),
+        g("/disk_cache_hit_ms/max"),
+    )
+}

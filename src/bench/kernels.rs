@@ -1,0 +1,320 @@
+//! Kernel-level GPU benchmark: a device-to-device copy (the bandwidth
+//! ceiling), the fused forward and backward kernels, and the composed
+//! baseline (one kernel per op, generated the same way), measured side by
+//! side on one device. Results are checked against the CPU reference
+//! before anything is timed.
+
+use std::time::Instant;
+
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
+
+use super::{Pass, Row, Variant};
+use crate::codegen::composed::{Composed, Operand};
+use crate::codegen::{kernel_name, Direction, Dtype, Module, Selection};
+use crate::diff::Function;
+use crate::error::{Error, Result};
+use crate::ir::eval_f64;
+use crate::runtime::device::{launch_config, Gpu, Kernels};
+use crate::runtime::nvrtc::CompileOptions;
+use crate::runtime::KernelCache;
+
+fn cuda(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Cuda(format!("{what}: {e:?}"))
+}
+
+/// Host values to device storage (`f32` as is, 16-bit types as raw bits).
+fn to_storage(xs: &[f32], dtype: Dtype) -> Vec<u16> {
+    xs.iter()
+        .map(|&v| match dtype {
+            Dtype::Bf16 => half::bf16::from_f32(v).to_bits(),
+            _ => half::f16::from_f32(v).to_bits(),
+        })
+        .collect()
+}
+
+fn from_storage(bits: &[u16], dtype: Dtype) -> Vec<f32> {
+    bits.iter()
+        .map(|&b| match dtype {
+            Dtype::Bf16 => half::bf16::from_bits(b).to_f32(),
+            _ => half::f16::from_bits(b).to_f32(),
+        })
+        .collect()
+}
+
+/// Device buffers of the benchmark in one storage type.
+struct Buffers<T> {
+    x: CudaSlice<T>,
+    dy: CudaSlice<T>,
+    y: CudaSlice<T>,
+    dx: CudaSlice<T>,
+    steps: Vec<CudaSlice<T>>,
+}
+
+/// Time `iters` runs of `f` (after one warm-up), seconds per run.
+fn time(
+    stream: &std::sync::Arc<CudaStream>,
+    iters: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    f()?;
+    stream.synchronize().map_err(|e| cuda("synchronize", e))?;
+    let t = Instant::now();
+    for _ in 0..iters {
+        f()?;
+    }
+    stream.synchronize().map_err(|e| cuda("synchronize", e))?;
+    Ok(t.elapsed().as_secs_f64() / iters as f64)
+}
+
+pub struct KernelBench<'a> {
+    pub function: &'a Function,
+    pub dtype: Dtype,
+    pub elems: usize,
+    pub iters: usize,
+}
+
+/// Run the benchmark on `gpu`; rows for copy, fused and composed.
+pub fn run(gpu: &Gpu, spec: &KernelBench) -> Result<Vec<Row>> {
+    match spec.dtype {
+        Dtype::F32 => run_typed::<f32>(gpu, spec, |v| v.to_vec(), |v| v.to_vec()),
+        d => run_typed::<u16>(
+            gpu,
+            spec,
+            move |v| to_storage(v, d),
+            move |b| from_storage(b, d),
+        ),
+    }
+}
+
+fn run_typed<T>(
+    gpu: &Gpu,
+    spec: &KernelBench,
+    store: impl Fn(&[f32]) -> Vec<T>,
+    load: impl Fn(&[T]) -> Vec<f32>,
+) -> Result<Vec<Row>>
+where
+    T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy + Default,
+{
+    let f = spec.function;
+    let (n, dtype) = (spec.elems, spec.dtype);
+    let stream = &gpu.stream;
+    let cache = KernelCache::global();
+    let opts = CompileOptions::cubin(gpu.arch);
+
+    let mut m = Module::new(Selection {
+        dtypes: vec![dtype],
+        ..Selection::default()
+    });
+    m.add(f);
+    let (img, _) = cache.get_or_compile(&m.source(), "fused.cu", &opts)?;
+    let fused = Kernels::new(gpu.load(&img)?, m.kernels().into_iter().map(|k| k.name))?;
+    let cf = Composed::new(&f.graph, f.f, f.hash, "fwd", dtype);
+    let cb = Composed::backward(&f.graph, f.df, f.hash, dtype);
+    let mut ck = Vec::new();
+    for c in [&cf, &cb] {
+        let (img, _) = cache.get_or_compile(&c.source, "composed.cu", &opts)?;
+        ck.push(Kernels::new(
+            gpu.load(&img)?,
+            c.steps.iter().map(|s| s.kernel.clone()),
+        )?);
+    }
+
+    // Inputs: x spread over [-4, 4], dy around 1.
+    let xs: Vec<f32> = (0..n)
+        .map(|i| ((i as f64 * 0.618_033_988_749_895).fract() * 8.0 - 4.0) as f32)
+        .collect();
+    let gs: Vec<f32> = (0..n).map(|i| 1.0 - (i % 7) as f32 * 0.1).collect();
+    let steps_needed = cf.steps.len().max(cb.steps.len());
+    let mut b = Buffers {
+        x: stream
+            .clone_htod(&store(&xs))
+            .map_err(|e| cuda("upload x", e))?,
+        dy: stream
+            .clone_htod(&store(&gs))
+            .map_err(|e| cuda("upload dy", e))?,
+        y: stream.alloc_zeros::<T>(n).map_err(|e| cuda("alloc y", e))?,
+        dx: stream
+            .alloc_zeros::<T>(n)
+            .map_err(|e| cuda("alloc dx", e))?,
+        steps: (0..steps_needed)
+            .map(|_| stream.alloc_zeros::<T>(n))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| cuda("alloc temporaries", e))?,
+    };
+    let cfg = launch_config(n, dtype, gpu.sm_count);
+    let fwd_name = kernel_name(f.hash, Direction::Fwd, dtype);
+    let bwd_name = kernel_name(f.hash, Direction::Bwd, dtype);
+    let run_fwd = |b: &mut Buffers<T>| -> Result<()> {
+        let (xv, mut yv) = (b.x.slice(..), b.y.slice_mut(..));
+        crate::runtime::device::launch_forward(stream, fused.get(&fwd_name)?, cfg, &xv, &mut yv, n)
+    };
+    let run_bwd = |b: &mut Buffers<T>| -> Result<()> {
+        let (xv, gv, mut dv) = (b.x.slice(..), b.dy.slice(..), b.dx.slice_mut(..));
+        crate::runtime::device::launch_backward(
+            stream,
+            fused.get(&bwd_name)?,
+            cfg,
+            &xv,
+            &gv,
+            &mut dv,
+            n,
+        )
+    };
+    let run_chain = |b: &mut Buffers<T>, c: &Composed, k: &Kernels| -> Result<()> {
+        for (i, step) in c.steps.iter().enumerate() {
+            let (before, rest) = b.steps.split_at_mut(i);
+            let out = &mut rest[0];
+            let pick = |o: Option<&Operand>| -> Option<u64> {
+                o.map(|o| match o {
+                    Operand::Input => ptr(stream, &b.x),
+                    Operand::Grad => ptr(stream, &b.dy),
+                    Operand::Step(s) => ptr(stream, &before[*s]),
+                })
+            };
+            let (a, bb, c3) = (
+                pick(step.operands.first()),
+                pick(step.operands.get(1)),
+                pick(step.operands.get(2)),
+            );
+            crate::runtime::device::launch_composed_step(
+                stream,
+                k.get(&step.kernel)?,
+                cfg_scalar(n, gpu.sm_count),
+                [a, bb, c3],
+                out,
+                n,
+            )?;
+        }
+        Ok(())
+    };
+
+    // Correctness first: fused and composed against the f64 reference.
+    run_fwd(&mut b)?;
+    run_bwd(&mut b)?;
+    let y = load(&stream.clone_dtoh(&b.y).map_err(|e| cuda("download y", e))?);
+    let dx = load(
+        &stream
+            .clone_dtoh(&b.dx)
+            .map_err(|e| cuda("download dx", e))?,
+    );
+    let xs_stored = load(&store(&xs));
+    let gs_stored = load(&store(&gs));
+    verify(f, &xs_stored, &gs_stored, &y, &dx, dtype, "fused")?;
+    run_chain(&mut b, &cf, &ck[0])?;
+    let cy = load(
+        &stream
+            .clone_dtoh(&b.steps[cf.steps.len() - 1])
+            .map_err(|e| cuda("download", e))?,
+    );
+    run_chain(&mut b, &cb, &ck[1])?;
+    let cdx = load(
+        &stream
+            .clone_dtoh(&b.steps[cb.steps.len() - 1])
+            .map_err(|e| cuda("download", e))?,
+    );
+    verify(f, &xs_stored, &gs_stored, &cy, &cdx, dtype, "composed")?;
+
+    let size = dtype.size();
+    let row = |variant, pass, bytes: usize, seconds: f64| Row {
+        variant,
+        pass,
+        elems: n,
+        seconds,
+        gbps: bytes as f64 / seconds / 1e9,
+    };
+    let it = spec.iters;
+    let copy = time(stream, it, || {
+        let (src, dst) = (&b.x, &mut b.y);
+        stream.memcpy_dtod(src, dst).map_err(|e| cuda("copy", e))
+    })?;
+    let mut rows = vec![row(Variant::Copy, Pass::Fwd, 2 * n * size, copy)];
+    rows.push(row(
+        Variant::Fused,
+        Pass::Fwd,
+        2 * n * size,
+        time(stream, it, || run_fwd(&mut b))?,
+    ));
+    rows.push(row(
+        Variant::Fused,
+        Pass::Bwd,
+        3 * n * size,
+        time(stream, it, || run_bwd(&mut b))?,
+    ));
+    rows.push(row(
+        Variant::Composed,
+        Pass::Fwd,
+        2 * n * size,
+        time(stream, it, || run_chain(&mut b, &cf, &ck[0]))?,
+    ));
+    rows.push(row(
+        Variant::Composed,
+        Pass::Bwd,
+        3 * n * size,
+        time(stream, it, || run_chain(&mut b, &cb, &ck[1]))?,
+    ));
+    let both = time(stream, it, || {
+        run_fwd(&mut b)?;
+        run_bwd(&mut b)
+    })?;
+    rows.push(row(Variant::Fused, Pass::FwdBwd, 5 * n * size, both));
+    let both = time(stream, it, || {
+        run_chain(&mut b, &cf, &ck[0])?;
+        run_chain(&mut b, &cb, &ck[1])
+    })?;
+    rows.push(row(Variant::Composed, Pass::FwdBwd, 5 * n * size, both));
+    Ok(rows)
+}
+
+fn ptr<T>(stream: &std::sync::Arc<CudaStream>, s: &CudaSlice<T>) -> u64 {
+    let (p, _guard) = s.device_ptr(stream);
+    p
+}
+
+fn cfg_scalar(n: usize, sms: u32) -> cudarc::driver::LaunchConfig {
+    // Composed kernels are scalar: one element per thread per iteration.
+    launch_config(n * 4, Dtype::F32, sms)
+}
+
+/// Compare device results with the f64 reference (PRIMITIVES.md tolerance
+/// plus one rounding of the storage type), on a sample of points.
+fn verify(
+    f: &Function,
+    xs: &[f32],
+    gs: &[f32],
+    y: &[f32],
+    dx: &[f32],
+    dtype: Dtype,
+    what: &str,
+) -> Result<()> {
+    let slack = match dtype {
+        Dtype::F32 => 0.0,
+        Dtype::Bf16 => 2f64.powi(-8),
+        Dtype::F16 => 2f64.powi(-11),
+    };
+    let step = (xs.len() / 4096).max(1);
+    let mut bad = 0usize;
+    let mut first = String::new();
+    for i in (0..xs.len()).step_by(step) {
+        let x = xs[i] as f64;
+        let want = eval_f64(&f.graph, f.f, x);
+        let dwant = gs[i] as f64 * f.derivative(x);
+        for (got, want, which) in [(y[i] as f64, want, "y"), (dx[i] as f64, dwant, "dx")] {
+            if !want.is_finite() {
+                continue;
+            }
+            let tol = 1e-3 * want.abs() + 1e-4 + slack * want.abs();
+            if (got - want).abs() > tol {
+                bad += 1;
+                if first.is_empty() {
+                    first = format!("{which}({x}) = {got}, reference {want}");
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(Error::Cuda(format!(
+            "{what} kernels disagree with the CPU reference at {bad} sampled points, e.g. {first}"
+        )));
+    }
+    Ok(())
+}

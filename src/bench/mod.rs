@@ -1,0 +1,127 @@
+//! Benchmarks behind `actforge bench`: fused against composed (and, with
+//! the candle integration, against candle's built-in GELU), measured side
+//! by side in one run, reported as rows and speedups.
+
+pub mod compile;
+pub mod cpu;
+pub mod kernels;
+
+use serde_json::{json, Value};
+
+/// What was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Device-to-device copy of the same bytes: the bandwidth ceiling.
+    Copy,
+    /// The fused path: NVRTC kernels on a GPU, the one-pass chunked
+    /// evaluator on the CPU.
+    Fused,
+    /// The same formula one op at a time: one generated kernel per op on a
+    /// GPU, one full-size pass per node on the CPU.
+    Composed,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Copy => "copy",
+            Variant::Fused => "fused",
+            Variant::Composed => "composed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    Fwd,
+    Bwd,
+    FwdBwd,
+}
+
+impl Pass {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Fwd => "fwd",
+            Pass::Bwd => "bwd",
+            Pass::FwdBwd => "fwdbwd",
+        }
+    }
+}
+
+/// One measurement. `gbps` counts the minimal traffic of the pass (read x,
+/// write y; backward also reads dy), whatever the variant actually moves.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub variant: Variant,
+    pub pass: Pass,
+    pub elems: usize,
+    pub seconds: f64,
+    pub gbps: f64,
+}
+
+/// Time of `other` divided by the fused time, per pass.
+pub fn speedups(rows: &[Row], fused: Variant, other: Variant) -> Value {
+    let t = |v: Variant, p: Pass| {
+        rows.iter()
+            .find(|r| r.variant == v && r.pass == p)
+            .map(|r| r.seconds)
+    };
+    let mut obj = serde_json::Map::new();
+    for p in [Pass::Fwd, Pass::Bwd, Pass::FwdBwd] {
+        let s = match (t(other, p), t(fused, p)) {
+            (Some(o), Some(f)) if f > 0.0 => json!(o / f),
+            _ => Value::Null,
+        };
+        obj.insert(p.name().into(), s);
+    }
+    Value::Object(obj)
+}
+
+pub fn rows_json(rows: &[Row]) -> Value {
+    let copy = rows
+        .iter()
+        .find(|r| r.variant == Variant::Copy)
+        .map(|r| r.gbps);
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                let mut o = json!({
+                    "variant": r.variant.name(),
+                    "pass": r.pass.name(),
+                    "elems": r.elems,
+                    "seconds": r.seconds,
+                    "gbps": r.gbps,
+                });
+                if let Some(c) = copy {
+                    o["pct_of_copy"] = json!(100.0 * r.gbps / c);
+                }
+                o
+            })
+            .collect(),
+    )
+}
+
+/// A fixed-width table of the rows.
+pub fn table(rows: &[Row]) -> String {
+    let copy = rows
+        .iter()
+        .find(|r| r.variant == Variant::Copy)
+        .map(|r| r.gbps);
+    let mut s = format!(
+        "{:<18} {:<7} {:>12} {:>12} {:>10} {:>8}\n",
+        "variant", "pass", "elems", "time (ms)", "GB/s", "% copy"
+    );
+    for r in rows {
+        let pct = copy.map_or("".to_string(), |c| format!("{:.1}", 100.0 * r.gbps / c));
+        s += &format!(
+            "{:<18} {:<7} {:>12} {:>12.4} {:>10.1} {:>8}\n",
+            r.variant.name(),
+            r.pass.name(),
+            r.elems,
+            r.seconds * 1e3,
+            r.gbps,
+            pct
+        );
+    }
+    s
+}
