@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The GPU check, run on a GPU machine from binaries built elsewhere
+# (scripts/gpu-pack.sh). Finishes in well under 8 minutes on one H200.
+#
+#   mkdir -p /tmp/g && tar -xJf .gpu-carry/pack.tar.xz -C /tmp/g && /tmp/g/gpu-check.sh /tmp/g
+#
+# Writes its logs and JSON to $OUT (or /tmp/gpu-check-out).
+set -uo pipefail
+D="${1:-$(cd "$(dirname "$0")" && pwd)}"
+R="${OUT:-/tmp/gpu-check-out}"
+mkdir -p "$R"
+export ACTFORGE_REQUIRE_GPU=1 ACTFORGE_REQUIRE_NVRTC=1
+export ACTFORGE_CACHE_DIR="$(mktemp -d)"
+
+# NVRTC on the GPU machine: the CUDA toolkit's or PyTorch's wheel.
+for cand in /usr/local/cuda/lib64/libnvrtc.so.13 /usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13 \
+    $(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null)/nvidia/cu13/lib/libnvrtc.so.13; do
+    if [ -f "$cand" ]; then export ACTFORGE_NVRTC="$cand"; break; fi
+done
+echo "NVRTC: ${ACTFORGE_NVRTC:-<default search>}" | tee "$R/env.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$R/env.txt"
+
+status=0
+step() { echo; echo "== $*"; }
+
+step "GPU tests (all dtypes, odd lengths, misaligned views)"
+timeout 240 "$D/bin/gpu-tests" --test-threads=1 --nocapture 2>&1 | tee "$R/gpu-tests.txt" || status=1
+
+if [ -x "$D/bin/cuda-tests" ]; then
+    step "candle op tests on CUDA"
+    timeout 180 "$D/bin/cuda-tests" --test-threads=1 2>&1 | tee "$R/cuda-tests.txt" || status=1
+fi
+
+step "compute-sanitizer memcheck (odd lengths, misaligned views)"
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        "$D/bin/gpu-tests" --test-threads=1 ptx_fallback 2>&1 | tail -30 | tee "$R/memcheck.txt" || status=1
+else
+    echo "compute-sanitizer not found: skipped" | tee "$R/memcheck.txt"
+fi
+
+step "bench: seeds and GELU, f32 and bf16, 16M elements"
+QA='gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))'
+T5='log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))'
+: > "$R/bench.jsonl"
+for dt in f32 bf16; do
+    for f in "$QA" "$T5" 'gelu_like(x)'; do
+        timeout 60 "$D/bin/actforge" bench "$f" --device cuda --elems 16777216 --dtype "$dt" --iters 20 --json >> "$R/bench.jsonl" || status=1
+    done
+done
+step "bench: 64M elements (256 MB in f32)"
+timeout 60 "$D/bin/actforge" bench 'gelu_like(x)' --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
+timeout 60 "$D/bin/actforge" bench "$QA" --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
+cat "$R/bench.jsonl"
+
+step "NVRTC compile times on this machine"
+timeout 120 "$D/bin/actforge" bench-compile --arch sm_90 --json | tee "$R/compile.json" || status=1
+
+echo
+echo "gpu-check: $([ $status = 0 ] && echo PASS || echo FAIL)"
+exit $status
