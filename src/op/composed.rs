@@ -1,0 +1,232 @@
+//! The composed path: the same (simplified) formula as a chain of candle
+//! tensor ops, one op per IR node, differentiated by candle's autograd. It is
+//! the baseline of the benchmarks and the oracle of the fused op's tests.
+
+use candle_core::Tensor;
+
+use crate::diff::Function;
+use crate::ir::{Node, Op};
+
+/// A formula evaluated op by op with candle.
+#[derive(Clone)]
+pub struct ComposedActivation {
+    formula: String,
+    function: Function,
+}
+
+/// A node's value: a tensor, or a scalar constant not yet broadcast.
+#[derive(Clone)]
+enum Val {
+    T(Tensor),
+    S(f64),
+}
+
+impl ComposedActivation {
+    pub fn new(formula: &str) -> crate::Result<ComposedActivation> {
+        Ok(ComposedActivation::from_function(
+            formula,
+            Function::new(&crate::ir::parse(formula)?),
+        ))
+    }
+
+    pub fn from_function(formula: &str, function: Function) -> ComposedActivation {
+        ComposedActivation {
+            formula: formula.to_string(),
+            function,
+        }
+    }
+
+    pub fn formula(&self) -> &str {
+        &self.formula
+    }
+
+    pub fn function(&self) -> &Function {
+        &self.function
+    }
+
+    /// `f(x)` as candle ops (autograd gives the backward).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let g = &self.function.graph;
+        let root = self.function.f;
+        let mut vals: Vec<Option<Val>> = vec![None; g.len()];
+        for id in g.reachable(&[root]) {
+            let v = match *g.node(id) {
+                Node::X => Val::T(x.clone()),
+                Node::Const(b) => Val::S(f64::from_bits(b)),
+                Node::App(op, a) => {
+                    let args: Vec<Val> = a[..op.arity()]
+                        .iter()
+                        .map(|c| vals[c.index()].clone().expect("topological order"))
+                        .collect();
+                    let k = if op == Op::Pow {
+                        g.const_value(a[1])
+                    } else {
+                        None
+                    };
+                    apply(op, &args, x, k)?
+                }
+            };
+            vals[id.index()] = Some(v);
+        }
+        match vals[root.index()].take().expect("root evaluated") {
+            Val::T(t) => Ok(t),
+            Val::S(c) => Tensor::full(c as f32, x.shape(), x.device())?.to_dtype(x.dtype()),
+        }
+    }
+}
+
+fn tensor(v: &Val, like: &Tensor) -> candle_core::Result<Tensor> {
+    match v {
+        Val::T(t) => Ok(t.clone()),
+        Val::S(c) => Tensor::full(*c as f32, like.shape(), like.device())?.to_dtype(like.dtype()),
+    }
+}
+
+/// 0/1 in the tensor's dtype from a u8 mask.
+fn bool_to(mask: Tensor, like: &Tensor) -> candle_core::Result<Tensor> {
+    mask.to_dtype(like.dtype())
+}
+
+fn sigmoid(t: &Tensor) -> candle_core::Result<Tensor> {
+    // 1 / (1 + e^-t): e^-t may overflow to inf, whose reciprocal is 0.
+    (t.neg()?.exp()? + 1.0)?.recip()
+}
+
+/// Integer powers by repeated multiplication (as the kernels do), else powf.
+fn pow(t: &Tensor, k: f64) -> candle_core::Result<Tensor> {
+    if k == k.trunc() && k.abs() <= 64.0 {
+        let mut n = k.abs() as u32;
+        let mut base = t.clone();
+        let mut acc: Option<Tensor> = None;
+        while n > 0 {
+            if n & 1 == 1 {
+                acc = Some(match acc {
+                    None => base.clone(),
+                    Some(a) => (a * &base)?,
+                });
+            }
+            n >>= 1;
+            if n > 0 {
+                base = base.sqr()?;
+            }
+        }
+        let acc = match acc {
+            Some(a) => a,
+            None => t.ones_like()?,
+        };
+        return if k < 0.0 { acc.recip() } else { Ok(acc) };
+    }
+    t.powf(k)
+}
+
+fn apply(op: Op, a: &[Val], x: &Tensor, k: Option<f64>) -> candle_core::Result<Val> {
+    use Val::{S, T};
+    let un = |f: fn(&Tensor) -> candle_core::Result<Tensor>| -> candle_core::Result<Val> {
+        match &a[0] {
+            T(t) => Ok(T(f(t)?)),
+            S(c) => Ok(S(op.info().f64.call(&[*c, 0.0, 0.0]))),
+        }
+    };
+    Ok(match op {
+        Op::Neg => un(|t| t.neg())?,
+        Op::Abs => un(|t| t.abs())?,
+        Op::Exp => un(|t| t.exp())?,
+        Op::Log => un(|t| t.log())?,
+        Op::Log1p => un(|t| (t + 1.0)?.log())?,
+        Op::Sqrt => un(|t| t.sqrt())?,
+        Op::Sin => un(|t| t.sin())?,
+        Op::Cos => un(|t| t.cos())?,
+        Op::Tan => un(|t| t.sin()? / t.cos()?)?,
+        Op::Tanh => un(|t| t.tanh())?,
+        Op::Erf => un(|t| t.erf())?,
+        Op::Sigmoid => un(sigmoid)?,
+        Op::Pow => match (&a[0], k) {
+            (T(t), Some(k)) => T(pow(t, k)?),
+            _ => S(op
+                .info()
+                .f64
+                .call(&[scalar(&a[0]), k.unwrap_or(f64::NAN), 0.0])),
+        },
+        Op::Add => match (&a[0], &a[1]) {
+            (T(t), S(c)) | (S(c), T(t)) => T((t + *c)?),
+            (T(p), T(q)) => T((p + q)?),
+            (S(p), S(q)) => S(p + q),
+        },
+        Op::Sub => match (&a[0], &a[1]) {
+            (T(t), S(c)) => T((t - *c)?),
+            (S(c), T(t)) => T(t.affine(-1.0, *c)?),
+            (T(p), T(q)) => T((p - q)?),
+            (S(p), S(q)) => S(p - q),
+        },
+        Op::Mul => match (&a[0], &a[1]) {
+            (T(t), S(c)) | (S(c), T(t)) => T((t * *c)?),
+            (T(p), T(q)) => T((p * q)?),
+            (S(p), S(q)) => S(p * q),
+        },
+        Op::Div => match (&a[0], &a[1]) {
+            (T(t), S(c)) => T((t / *c)?),
+            (S(c), T(t)) => T((t.recip()? * *c)?),
+            (T(p), T(q)) => T((p / q)?),
+            (S(p), S(q)) => S(p / q),
+        },
+        Op::Max | Op::Min => {
+            let (p, q) = (tensor(&a[0], x)?, &a[1]);
+            let max = op == Op::Max;
+            T(match q {
+                S(c) if max => p.maximum(*c)?,
+                S(c) => p.minimum(*c)?,
+                T(q) if max => p.maximum(q)?,
+                T(q) => p.minimum(q)?,
+            })
+        }
+        Op::Clamp => match (&a[1], &a[2]) {
+            (S(lo), S(hi)) => T(tensor(&a[0], x)?.maximum(*lo)?.minimum(*hi)?),
+            _ => T(tensor(&a[0], x)?
+                .maximum(&tensor(&a[1], x)?)?
+                .minimum(&tensor(&a[2], x)?)?),
+        },
+        Op::Where => {
+            let c = tensor(&a[0], x)?.ne(0.0)?;
+            T(c.where_cond(&tensor(&a[1], x)?, &tensor(&a[2], x)?)?)
+        }
+        Op::Lt | Op::Gt | Op::Le | Op::Ge => {
+            let (p, q) = (tensor(&a[0], x)?, tensor(&a[1], x)?);
+            let m = match op {
+                Op::Lt => p.lt(&q)?,
+                Op::Gt => p.gt(&q)?,
+                Op::Le => p.le(&q)?,
+                _ => p.ge(&q)?,
+            };
+            T(bool_to(m, x)?)
+        }
+    })
+}
+
+fn scalar(v: &Val) -> f64 {
+    match v {
+        Val::S(c) => *c,
+        Val::T(_) => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn composed_matches_the_reference() {
+        let c = ComposedActivation::new("gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0)) + safe_div(x, x - 1) + clamp(x, -1, 2) ^ 3").unwrap();
+        let xs: Vec<f32> = (0..101).map(|i| i as f32 * 0.1 - 5.03).collect();
+        let x = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();
+        let y: Vec<f32> = c.forward(&x).unwrap().to_vec1().unwrap();
+        for (i, &xv) in xs.iter().enumerate() {
+            let want = c.function().value(xv as f64);
+            assert!(
+                (y[i] as f64 - want).abs() <= 1e-4 * want.abs() + 1e-4,
+                "x={xv}: {} vs {want}",
+                y[i]
+            );
+        }
+    }
+}

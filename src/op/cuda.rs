@@ -1,0 +1,271 @@
+//! CUDA paths of the fused ops (feature `cuda`). The formula's kernels are
+//! compiled by NVRTC for the tensor's device (through the kernel cache),
+//! loaded into candle's CUDA context once per (context, dtype), and launched
+//! on candle's stream through [`crate::runtime::device`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use candle_core::backend::{BackendDevice, BackendStorage};
+use candle_core::cuda_backend::{CudaDevice, CudaStorageSlice};
+use candle_core::{CudaStorage, Layout, Shape};
+use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::{CudaSlice, CudaView};
+
+use super::fused::Inner;
+use crate::codegen::{kernel_name, Direction, Dtype, Module, Selection};
+use crate::runtime::device::{launch_backward, launch_config, launch_forward, load_image, Kernels};
+use crate::runtime::nvrtc::{self, CompileOptions};
+use crate::runtime::KernelCache;
+
+fn msg(e: impl std::fmt::Display) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+struct Loaded {
+    kernels: Kernels,
+    sm_count: u32,
+}
+
+/// Kernels of one formula, loaded per CUDA context and dtype.
+#[derive(Default)]
+pub struct CudaKernels {
+    loaded: Mutex<HashMap<(usize, Dtype), Arc<Loaded>>>,
+}
+
+fn loaded(inner: &Inner, dev: &CudaDevice, dtype: Dtype) -> candle_core::Result<Arc<Loaded>> {
+    let stream = dev.cuda_stream();
+    let ctx = stream.context().clone();
+    let key = (ctx.cu_ctx() as usize, dtype);
+    if let Some(l) = inner.cuda.loaded.lock().expect("kernel map").get(&key) {
+        return Ok(l.clone());
+    }
+    let (major, minor) = ctx.compute_capability().map_err(msg)?;
+    let arch = (major * 10 + minor) as u32;
+    let sm_count = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(msg)? as u32;
+    let mut m = Module::new(Selection {
+        dtypes: vec![dtype],
+        ..Selection::default()
+    });
+    m.add(&inner.function);
+    let src = m.source();
+    let cache = KernelCache::global();
+    // CUBIN for this SM; PTX for the newest arch NVRTC knows when it does
+    // not know this one (the driver JIT-compiles it).
+    let image = match cache.get_or_compile(&src, "fused.cu", &CompileOptions::cubin(arch)) {
+        Ok((img, _)) => img,
+        Err(first) => {
+            let best = nvrtc::supported_archs()
+                .map_err(msg)?
+                .into_iter()
+                .filter(|&a| a <= arch)
+                .max()
+                .ok_or_else(|| msg(&first))?;
+            cache
+                .get_or_compile(&src, "fused.cu", &CompileOptions::ptx(best))
+                .map_err(msg)?
+                .0
+        }
+    };
+    let module = load_image(&ctx, &image).map_err(msg)?;
+    let kernels = Kernels::new(module, m.kernels().into_iter().map(|k| k.name)).map_err(msg)?;
+    let l = Arc::new(Loaded { kernels, sm_count });
+    inner
+        .cuda
+        .loaded
+        .lock()
+        .expect("kernel map")
+        .insert(key, l.clone());
+    Ok(l)
+}
+
+/// A contiguous copy when the layout is not contiguous.
+fn contiguous(s: &CudaStorage, l: &Layout) -> candle_core::Result<Option<CudaStorage>> {
+    if l.is_contiguous() {
+        return Ok(None);
+    }
+    let mut dst = s.device().zeros_impl(l.shape(), s.dtype())?;
+    s.copy_strided_src(&mut dst, 0, l)?;
+    Ok(Some(dst))
+}
+
+fn range(l: &Layout, copied: bool) -> (usize, usize) {
+    if copied {
+        (0, l.shape().elem_count())
+    } else {
+        l.contiguous_offsets().expect("checked contiguous")
+    }
+}
+
+fn fwd_typed<T: cudarc::driver::DeviceRepr>(
+    dev: &CudaDevice,
+    l: &Loaded,
+    name: &str,
+    dtype: Dtype,
+    x: CudaView<'_, T>,
+    n: usize,
+) -> candle_core::Result<CudaSlice<T>> {
+    let mut y = unsafe { dev.alloc::<T>(n.max(1)) }?;
+    if n > 0 {
+        let f = l.kernels.get(name).map_err(msg)?;
+        launch_forward(
+            &dev.cuda_stream(),
+            f,
+            launch_config(n, dtype, l.sm_count),
+            &x,
+            &mut y.slice_mut(..n),
+            n,
+        )
+        .map_err(msg)?;
+    }
+    Ok(y)
+}
+
+pub fn forward(
+    inner: &Inner,
+    storage: &CudaStorage,
+    layout: &Layout,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    let dev = storage.device().clone();
+    let copy = contiguous(storage, layout)?;
+    let s = copy.as_ref().unwrap_or(storage);
+    let (a, b) = range(layout, copy.is_some());
+    let n = b - a;
+    let slice = match &s.slice {
+        CudaStorageSlice::F32(v) => {
+            let l = loaded(inner, &dev, Dtype::F32)?;
+            let name = kernel_name(inner.function.hash, Direction::Fwd, Dtype::F32);
+            CudaStorageSlice::F32(fwd_typed(&dev, &l, &name, Dtype::F32, v.slice(a..b), n)?)
+        }
+        CudaStorageSlice::BF16(v) => {
+            let l = loaded(inner, &dev, Dtype::Bf16)?;
+            let name = kernel_name(inner.function.hash, Direction::Fwd, Dtype::Bf16);
+            CudaStorageSlice::BF16(fwd_typed(&dev, &l, &name, Dtype::Bf16, v.slice(a..b), n)?)
+        }
+        CudaStorageSlice::F16(v) => {
+            let l = loaded(inner, &dev, Dtype::F16)?;
+            let name = kernel_name(inner.function.hash, Direction::Fwd, Dtype::F16);
+            CudaStorageSlice::F16(fwd_typed(&dev, &l, &name, Dtype::F16, v.slice(a..b), n)?)
+        }
+        _ => {
+            return Err(msg(format!(
+                "actforge fused activations support f32, bf16 and f16 tensors, not {:?}",
+                s.dtype()
+            )))
+        }
+    };
+    let out = CudaStorage { slice, device: dev };
+    let out = trim(out, n)?;
+    Ok((out, layout.shape().clone()))
+}
+
+/// Zero-element tensors got a one-element buffer (CUDA cannot allocate
+/// zero bytes); hand candle an empty storage instead.
+fn trim(s: CudaStorage, n: usize) -> candle_core::Result<CudaStorage> {
+    if n > 0 {
+        return Ok(s);
+    }
+    s.device().zeros_impl(&Shape::from(0usize), s.dtype())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bwd_typed<T: cudarc::driver::DeviceRepr>(
+    dev: &CudaDevice,
+    l: &Loaded,
+    name: &str,
+    dtype: Dtype,
+    x: CudaView<'_, T>,
+    g: CudaView<'_, T>,
+    n: usize,
+) -> candle_core::Result<CudaSlice<T>> {
+    let mut dx = unsafe { dev.alloc::<T>(n.max(1)) }?;
+    if n > 0 {
+        let f = l.kernels.get(name).map_err(msg)?;
+        launch_backward(
+            &dev.cuda_stream(),
+            f,
+            launch_config(n, dtype, l.sm_count),
+            &x,
+            &g,
+            &mut dx.slice_mut(..n),
+            n,
+        )
+        .map_err(msg)?;
+    }
+    Ok(dx)
+}
+
+pub fn backward(
+    inner: &Inner,
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    if l1.shape() != l2.shape() {
+        return Err(msg(format!(
+            "fused backward: x is {:?} but the gradient is {:?}",
+            l1.shape(),
+            l2.shape()
+        )));
+    }
+    let dev = s1.device().clone();
+    let (c1, c2) = (contiguous(s1, l1)?, contiguous(s2, l2)?);
+    let (x, g) = (c1.as_ref().unwrap_or(s1), c2.as_ref().unwrap_or(s2));
+    let (a1, b1) = range(l1, c1.is_some());
+    let (a2, b2) = range(l2, c2.is_some());
+    let n = b1 - a1;
+    let h = inner.function.hash;
+    let slice = match (&x.slice, &g.slice) {
+        (CudaStorageSlice::F32(x), CudaStorageSlice::F32(g)) => {
+            let l = loaded(inner, &dev, Dtype::F32)?;
+            let name = kernel_name(h, Direction::Bwd, Dtype::F32);
+            CudaStorageSlice::F32(bwd_typed(
+                &dev,
+                &l,
+                &name,
+                Dtype::F32,
+                x.slice(a1..b1),
+                g.slice(a2..b2),
+                n,
+            )?)
+        }
+        (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(g)) => {
+            let l = loaded(inner, &dev, Dtype::Bf16)?;
+            let name = kernel_name(h, Direction::Bwd, Dtype::Bf16);
+            CudaStorageSlice::BF16(bwd_typed(
+                &dev,
+                &l,
+                &name,
+                Dtype::Bf16,
+                x.slice(a1..b1),
+                g.slice(a2..b2),
+                n,
+            )?)
+        }
+        (CudaStorageSlice::F16(x), CudaStorageSlice::F16(g)) => {
+            let l = loaded(inner, &dev, Dtype::F16)?;
+            let name = kernel_name(h, Direction::Bwd, Dtype::F16);
+            CudaStorageSlice::F16(bwd_typed(
+                &dev,
+                &l,
+                &name,
+                Dtype::F16,
+                x.slice(a1..b1),
+                g.slice(a2..b2),
+                n,
+            )?)
+        }
+        _ => {
+            return Err(msg(format!(
+                "fused backward supports matching f32, bf16 or f16 tensors; got {:?} and {:?}",
+                x.dtype(),
+                g.dtype()
+            )))
+        }
+    };
+    let out = trim(CudaStorage { slice, device: dev }, n)?;
+    Ok((out, l1.shape().clone()))
+}

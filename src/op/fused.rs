@@ -1,0 +1,255 @@
+//! The fused activation as candle custom ops.
+//!
+//! [`FusedActivation`] is a `CustomOp1`: on the CPU its forward is one pass
+//! of the chunked evaluator (threads over large tensors), on CUDA one launch
+//! of the NVRTC-compiled forward kernel on candle's stream. Its `bwd` applies
+//! [`FusedBackward`], a `CustomOp2` on (x, grad_out) → grad_in, which is one
+//! fused pass/kernel recomputing f'(x) from x. Only x is kept for backward.
+//! Storage f32, bf16 and f16; math in f32. Non-contiguous inputs are copied
+//! to a contiguous buffer first.
+
+use std::sync::Arc;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::diff::Function;
+use crate::ir::{Lane, Tape, CHUNK};
+
+/// Elements per parallel task (a few hundred KB of f32).
+const PAR_BLOCK: usize = 64 * CHUNK;
+
+pub(crate) struct Inner {
+    pub(crate) formula: String,
+    pub(crate) function: Function,
+    pub(crate) fwd: Tape,
+    pub(crate) bwd: Tape,
+    #[cfg(feature = "cuda")]
+    pub(crate) cuda: super::cuda::CudaKernels,
+}
+
+/// A compiled activation usable as a candle op. Cheap to clone.
+#[derive(Clone)]
+pub struct FusedActivation {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl FusedActivation {
+    /// From a formula in the language (with the standard prelude).
+    pub fn new(formula: &str) -> crate::Result<FusedActivation> {
+        Ok(FusedActivation::from_function(
+            formula,
+            Function::new(&crate::ir::parse(formula)?),
+        ))
+    }
+
+    pub fn from_function(formula: &str, function: Function) -> FusedActivation {
+        let fwd = Tape::new(&function.graph, &[function.f]);
+        let bwd = Tape::new(&function.graph, &[function.df]);
+        FusedActivation {
+            inner: Arc::new(Inner {
+                formula: formula.to_string(),
+                function,
+                fwd,
+                bwd,
+                #[cfg(feature = "cuda")]
+                cuda: Default::default(),
+            }),
+        }
+    }
+
+    pub fn formula(&self) -> &str {
+        &self.inner.formula
+    }
+
+    pub fn function(&self) -> &Function {
+        &self.inner.function
+    }
+
+    /// `f(x)`, differentiable (the backward is the fused derivative).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.apply_op1(self.clone())
+    }
+
+    /// `dy · f'(x)` directly (what autograd runs), for benchmarks and tests.
+    pub fn backward(&self, x: &Tensor, dy: &Tensor) -> candle_core::Result<Tensor> {
+        x.apply_op2_no_bwd(
+            dy,
+            &FusedBackward {
+                inner: self.inner.clone(),
+            },
+        )
+    }
+}
+
+/// The fused backward: `(x, grad_out) → grad_out · f'(x)`.
+pub struct FusedBackward {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn msg(e: impl std::fmt::Display) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+fn unsupported(dtype: DType) -> candle_core::Error {
+    msg(format!(
+        "actforge fused activations support f32, bf16 and f16 tensors, not {dtype:?}"
+    ))
+}
+
+/// A contiguous view of the storage: borrowed when the layout allows,
+/// otherwise a strided copy.
+fn contiguous_cpu<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    keep: &'a mut Option<CpuStorage>,
+) -> candle_core::Result<(&'a CpuStorage, usize, usize)> {
+    if let Some((a, b)) = l.contiguous_offsets() {
+        return Ok((s, a, b));
+    }
+    let n = l.shape().elem_count();
+    let mut dst = candle_core::cpu_backend::CpuDevice.zeros_impl(l.shape(), s.dtype())?;
+    s.copy_strided_src(&mut dst, 0, l)?;
+    Ok((keep.insert(dst), 0, n))
+}
+
+use candle_core::backend::BackendDevice;
+
+fn map_par<T: Lane>(tape: &Tape, x: &[T]) -> Vec<T> {
+    let mut y = vec![T::from_f32(0.0); x.len()];
+    if x.len() <= PAR_BLOCK {
+        tape.map(x, &mut y);
+    } else {
+        y.par_chunks_mut(PAR_BLOCK)
+            .zip(x.par_chunks(PAR_BLOCK))
+            .for_each_init(
+                || tape.scratch(),
+                |scratch, (yc, xc)| {
+                    tape.map_with(scratch, xc, yc);
+                },
+            );
+    }
+    y
+}
+
+fn map_mul_par<T: Lane>(tape: &Tape, x: &[T], dy: &[T]) -> Vec<T> {
+    let mut dx = vec![T::from_f32(0.0); x.len()];
+    if x.len() <= PAR_BLOCK {
+        tape.map_mul(x, dy, &mut dx);
+    } else {
+        dx.par_chunks_mut(PAR_BLOCK)
+            .zip(x.par_chunks(PAR_BLOCK).zip(dy.par_chunks(PAR_BLOCK)))
+            .for_each_init(
+                || tape.scratch(),
+                |scratch, (dc, (xc, gc))| {
+                    tape.map_mul_with(scratch, xc, gc, dc);
+                },
+            );
+    }
+    dx
+}
+
+impl CustomOp1 for FusedActivation {
+    fn name(&self) -> &'static str {
+        "actforge-fused"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let mut keep = None;
+        let (s, a, b) = contiguous_cpu(storage, layout, &mut keep)?;
+        let tape = &self.inner.fwd;
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(map_par(tape, &v[a..b])),
+            CpuStorage::BF16(v) => CpuStorage::BF16(map_par(tape, &v[a..b])),
+            CpuStorage::F16(v) => CpuStorage::F16(map_par(tape, &v[a..b])),
+            other => return Err(unsupported(other.dtype())),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::forward(&self.inner, storage, layout)
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let dx = arg.apply_op2_no_bwd(
+            grad_res,
+            &FusedBackward {
+                inner: self.inner.clone(),
+            },
+        )?;
+        Ok(Some(dx))
+    }
+}
+
+impl CustomOp2 for FusedBackward {
+    fn name(&self) -> &'static str {
+        "actforge-fused-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            return Err(msg(format!(
+                "fused backward: x is {:?} but the gradient is {:?}",
+                l1.shape(),
+                l2.shape()
+            )));
+        }
+        let (mut k1, mut k2) = (None, None);
+        let (x, a1, b1) = contiguous_cpu(s1, l1, &mut k1)?;
+        let (g, a2, b2) = contiguous_cpu(s2, l2, &mut k2)?;
+        let tape = &self.inner.bwd;
+        let out = match (x, g) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
+                CpuStorage::F32(map_mul_par(tape, &x[a1..b1], &g[a2..b2]))
+            }
+            (CpuStorage::BF16(x), CpuStorage::BF16(g)) => {
+                CpuStorage::BF16(map_mul_par(tape, &x[a1..b1], &g[a2..b2]))
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(g)) => {
+                CpuStorage::F16(map_mul_par(tape, &x[a1..b1], &g[a2..b2]))
+            }
+            (x, g) if x.dtype() != g.dtype() => {
+                return Err(msg(format!(
+                    "fused backward: x is {:?} but the gradient is {:?}",
+                    x.dtype(),
+                    g.dtype()
+                )))
+            }
+            (x, _) => return Err(unsupported(x.dtype())),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::backward(&self.inner, s1, l1, s2, l2)
+    }
+}
