@@ -229,25 +229,25 @@ where
     })?;
     let mut rows = vec![row(Variant::Copy, Pass::Fwd, 2 * n * size, copy)];
     rows.push(row(
-        Variant::Fused,
+        Variant::FusedKernel,
         Pass::Fwd,
         2 * n * size,
         time(stream, it, || run_fwd(&mut b))?,
     ));
     rows.push(row(
-        Variant::Fused,
+        Variant::FusedKernel,
         Pass::Bwd,
         3 * n * size,
         time(stream, it, || run_bwd(&mut b))?,
     ));
     rows.push(row(
-        Variant::Composed,
+        Variant::ComposedKernels,
         Pass::Fwd,
         2 * n * size,
         time(stream, it, || run_chain(&mut b, &cf, &ck[0]))?,
     ));
     rows.push(row(
-        Variant::Composed,
+        Variant::ComposedKernels,
         Pass::Bwd,
         3 * n * size,
         time(stream, it, || run_chain(&mut b, &cb, &ck[1]))?,
@@ -256,12 +256,17 @@ where
         run_fwd(&mut b)?;
         run_bwd(&mut b)
     })?;
-    rows.push(row(Variant::Fused, Pass::FwdBwd, 5 * n * size, both));
+    rows.push(row(Variant::FusedKernel, Pass::FwdBwd, 5 * n * size, both));
     let both = time(stream, it, || {
         run_chain(&mut b, &cf, &ck[0])?;
         run_chain(&mut b, &cb, &ck[1])
     })?;
-    rows.push(row(Variant::Composed, Pass::FwdBwd, 5 * n * size, both));
+    rows.push(row(
+        Variant::ComposedKernels,
+        Pass::FwdBwd,
+        5 * n * size,
+        both,
+    ));
     Ok(rows)
 }
 

@@ -1,9 +1,10 @@
-//! Benchmarks behind `actforge bench`: fused against composed (and, with
-//! the candle integration, against candle's built-in GELU), measured side
-//! by side in one run, reported as rows and speedups.
+//! Benchmarks behind `actforge bench`: the fused activation against the
+//! composed one and candle's built-in GELU (and, on a GPU, the raw kernels
+//! against a copy and one kernel per op), measured side by side in one run,
+//! reported as rows and speedups.
 
+pub mod candle;
 pub mod compile;
-pub mod cpu;
 pub mod kernels;
 
 use serde_json::{json, Value};
@@ -13,20 +14,27 @@ use serde_json::{json, Value};
 pub enum Variant {
     /// Device-to-device copy of the same bytes: the bandwidth ceiling.
     Copy,
-    /// The fused path: NVRTC kernels on a GPU, the one-pass chunked
-    /// evaluator on the CPU.
+    /// The fused NVRTC kernels launched directly.
+    FusedKernel,
+    /// One generated kernel per op, launched directly.
+    ComposedKernels,
+    /// The fused candle op (`fused:FORMULA`).
     Fused,
-    /// The same formula one op at a time: one generated kernel per op on a
-    /// GPU, one full-size pass per node on the CPU.
+    /// The formula as a chain of candle ops (`composed:FORMULA`).
     Composed,
+    /// candle's built-in `gelu`.
+    Builtin,
 }
 
 impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Copy => "copy",
+            Variant::FusedKernel => "fused-kernel",
+            Variant::ComposedKernels => "composed-kernels",
             Variant::Fused => "fused",
             Variant::Composed => "composed",
+            Variant::Builtin => "builtin-gelu",
         }
     }
 }

@@ -88,11 +88,20 @@ pub fn run(cmd: Command) -> Result<i32> {
             dtype,
             iters,
             json,
+            plot,
             defs,
         } => {
             let f = Function::new(&library(&defs)?.parse(&formula)?);
-            let dtype = Dtype::parse(&dtype).expect("clap checked the dtype");
-            bench_cmd(&f, &device, elems, dtype, iters, json)
+            bench_cmd(&BenchArgs {
+                formula: &formula,
+                function: &f,
+                device: &device,
+                elems,
+                dtype: Dtype::parse(&dtype).expect("clap checked the dtype"),
+                iters,
+                json,
+                plot: plot.as_deref(),
+            })
         }
         Command::BenchCompile {
             arch,
@@ -372,19 +381,35 @@ fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usiz
     Ok(0)
 }
 
-fn bench_cmd(
-    f: &Function,
-    device: &str,
+/// What `actforge bench` measures.
+struct BenchArgs<'a> {
+    formula: &'a str,
+    function: &'a Function,
+    device: &'a str,
     elems: usize,
     dtype: Dtype,
     iters: usize,
-    as_json: bool,
-) -> Result<i32> {
+    json: bool,
+    plot: Option<&'a Path>,
+}
+
+fn bench_cmd(a: &BenchArgs) -> Result<i32> {
     use crate::bench::{rows_json, speedups, table, Variant};
-    if elems == 0 {
+    if a.elems == 0 {
         return Err(Error::Usage("--elems must be positive".into()));
     }
-    let (rows, where_) = match device {
+    let candle = |device: &candle_core::Device| {
+        crate::bench::candle::run(&crate::bench::candle::CandleBench {
+            formula: a.formula,
+            function: a.function,
+            device,
+            dtype: a.dtype,
+            elems: a.elems,
+            iters: a.iters,
+        })
+    };
+    let mut notes = Vec::new();
+    let (rows, where_) = match a.device {
         "cuda" => {
             let ordinal = std::env::var("CUDA_DEVICE_ORDINAL")
                 .ok()
@@ -392,42 +417,85 @@ fn bench_cmd(
                 .unwrap_or(0);
             let gpu = crate::runtime::device::Gpu::open(ordinal)?;
             let spec = crate::bench::kernels::KernelBench {
-                function: f,
-                dtype,
-                elems,
-                iters: iters.max(1),
+                function: a.function,
+                dtype: a.dtype,
+                elems: a.elems,
+                iters: a.iters.max(1),
             };
-            let rows = crate::bench::kernels::run(&gpu, &spec)?;
+            let mut rows = crate::bench::kernels::run(&gpu, &spec)?;
+            if cfg!(feature = "cuda") {
+                let dev = candle_core::Device::new_cuda(ordinal)
+                    .map_err(|e| Error::Cuda(format!("candle: {e}")))?;
+                rows.extend(candle(&dev)?);
+            } else {
+                notes.push("this binary was built without the `cuda` feature: the candle-level rows (fused op, composed ops, built-in GELU) need `cargo build --release --features cuda`".to_string());
+            }
             (
                 rows,
                 format!("{} (sm_{}, {} SMs)", gpu.name, gpu.arch, gpu.sm_count),
             )
         }
         _ => (
-            crate::bench::cpu::run(f, dtype, elems, iters),
-            "CPU".to_string(),
+            candle(&candle_core::Device::Cpu)?,
+            format!("CPU ({} threads)", rayon::current_num_threads()),
         ),
     };
     let vs = speedups(&rows, Variant::Fused, Variant::Composed);
-    if as_json {
-        let v = json!({
+    let vb = speedups(&rows, Variant::Fused, Variant::Builtin);
+    let vk = speedups(&rows, Variant::FusedKernel, Variant::ComposedKernels);
+    if let Some(out) = a.plot {
+        crate::report::plot::bar_chart(
+            &rows,
+            &format!("{} ({}, {} elements)", a.formula, a.dtype.name(), a.elems),
+            out,
+        )?;
+        eprintln!("wrote {}", out.display());
+    }
+    if a.json {
+        let mut v = json!({
             "device": where_,
-            "dtype": dtype.name(),
-            "hash": hash_hex(f.hash),
+            "formula": a.formula,
+            "dtype": a.dtype.name(),
+            "elems": a.elems,
+            "hash": hash_hex(a.function.hash),
             "rows": rows_json(&rows),
             "speedup_vs_composed": vs,
+            "speedup_vs_builtin": vb,
         });
+        if a.device == "cuda" {
+            v["kernel_speedup_vs_composed_kernels"] = vk;
+        }
         println!("{v}");
     } else {
-        println!("{where_}, {}, {} elements", dtype.name(), elems);
-        print!("{}", table(&rows));
-        let g = |k: &str| vs[k].as_f64().map_or("-".into(), |v| format!("{v:.2}x"));
         println!(
-            "speedup vs composed: fwd {}, bwd {}, fwd+bwd {}",
-            g("fwd"),
-            g("bwd"),
-            g("fwdbwd")
+            "{where_}, {}, {} elements: {}",
+            a.dtype.name(),
+            a.elems,
+            a.formula
         );
+        print!("{}", table(&rows));
+        let g = |s: &serde_json::Value, k: &str| {
+            s[k].as_f64().map_or("-".into(), |v| format!("{v:.2}x"))
+        };
+        for (name, s) in [("composed", &vs), ("built-in gelu", &vb)] {
+            println!(
+                "fused speedup vs {name}: fwd {}, bwd {}, fwd+bwd {}",
+                g(s, "fwd"),
+                g(s, "bwd"),
+                g(s, "fwdbwd")
+            );
+        }
+        if a.device == "cuda" {
+            println!(
+                "fused kernels vs one kernel per op: fwd {}, bwd {}, fwd+bwd {}",
+                g(&vk, "fwd"),
+                g(&vk, "bwd"),
+                g(&vk, "fwdbwd")
+            );
+        }
+    }
+    for n in notes {
+        eprintln!("note: {n}");
     }
     Ok(0)
 }

@@ -171,15 +171,19 @@ Example:
     },
     /// Benchmark the fused activation against the composed one, side by side.
     #[command(after_help = "\
-On the CPU: the fused one-pass evaluator against one full-size pass per op.
-On a GPU (--device cuda): a device-to-device copy of the same bytes (the
-bandwidth ceiling), the fused NVRTC kernels, and the same formula as one
-generated kernel per op; GPU results are checked against the CPU reference
-before timing. GB/s counts the minimal traffic of each pass (forward reads x
-and writes y; backward also reads dy).
+Variants, measured side by side: the fused candle op (fused), the same
+formula as a chain of candle ops (composed) and candle's built-in GELU
+(builtin-gelu), each forward (fwd), forward + Tensor::backward (fwdbwd) and
+their difference (bwd); best of --iters runs, device synchronised before
+each clock read. On a GPU (--device cuda) also a device-to-device copy of the
+same bytes (the bandwidth ceiling), the fused NVRTC kernels launched directly
+and one generated kernel per op; GPU results are checked against the CPU
+reference before timing. GB/s counts the minimal traffic of each pass
+(forward reads x and writes y; backward also reads dy).
 
 JSON (--json): {\"rows\":[{variant, pass, elems, seconds, gbps, pct_of_copy}],
-\"speedup_vs_composed\":{\"fwd\",\"bwd\",\"fwdbwd\"}} (composed time / fused time).
+\"speedup_vs_composed\":{\"fwd\",\"bwd\",\"fwdbwd\"}, \"speedup_vs_builtin\":{…}}
+(the other variant's time / the fused time).
 
 Example:
   actforge bench 'gelu_like(x)' --device cuda --elems 16777216 --dtype bf16 --json")]
@@ -194,11 +198,14 @@ Example:
         elems: usize,
         #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
         dtype: String,
-        /// Timed repetitions (the best is reported on the CPU, the mean on a GPU).
+        /// Timed repetitions.
         #[arg(long, default_value_t = 10)]
         iters: usize,
         #[arg(long)]
         json: bool,
+        /// Also draw a bar chart of the rows (.png or .svg).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<std::path::PathBuf>,
         #[command(flatten)]
         defs: DefsArg,
     },

@@ -152,6 +152,108 @@ where
     root.present().map_err(err)
 }
 
+/// A horizontal bar chart of benchmark rows (milliseconds, one bar per
+/// variant and pass), to `.png` or `.svg`.
+pub fn bar_chart(rows: &[crate::bench::Row], title: &str, out: &Path) -> Result<()> {
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let size = (900, 120 + 28 * rows.len() as u32);
+    let font = ensure_font();
+    let res = match ext.as_str() {
+        "svg" => draw_bars(
+            SVGBackend::new(out, size).into_drawing_area(),
+            rows,
+            title,
+            font,
+        ),
+        "png" => draw_bars(
+            BitMapBackend::new(out, size).into_drawing_area(),
+            rows,
+            title,
+            font,
+        ),
+        _ => {
+            return Err(Error::Usage(format!(
+                "cannot tell the image format of `{}`: use a .svg or .png file name",
+                out.display()
+            )))
+        }
+    };
+    res.map_err(|e| Error::Io {
+        path: out.display().to_string(),
+        source: std::io::Error::other(e),
+    })
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[crate::bench::Row],
+    title: &str,
+    text: bool,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let max = rows
+        .iter()
+        .map(|r| r.seconds * 1e3)
+        .fold(0.0f64, f64::max)
+        .max(1e-6)
+        * 1.1;
+    let n = rows.len().max(1);
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .margin(12)
+        .x_label_area_size(if text { 32 } else { 6 })
+        .y_label_area_size(if text { 190 } else { 6 });
+    if text {
+        builder.caption(title, ("sans-serif", 16));
+    }
+    let mut chart = builder
+        .build_cartesian_2d(0.0..max, (0..n).into_segmented())
+        .map_err(err)?;
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} {}", r.variant.name(), r.pass.name()))
+        .collect();
+    let label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_y_mesh().x_desc("milliseconds");
+    if text {
+        mesh.y_label_formatter(&label);
+    } else {
+        mesh.disable_x_axis().disable_y_axis();
+    }
+    mesh.draw().map_err(err)?;
+    let colour = |v: crate::bench::Variant| match v.name() {
+        "fused" | "fused-kernel" => RGBColor(31, 119, 180),
+        "composed" | "composed-kernels" => RGBColor(255, 127, 14),
+        "builtin-gelu" => RGBColor(44, 160, 44),
+        _ => RGBColor(127, 127, 127),
+    };
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            let c = colour(r.variant);
+            Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (r.seconds * 1e3, SegmentValue::Exact(i + 1)),
+                ],
+                c.filled(),
+            )
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
 /// Runs of finite, in-range points of series `k` (0: f, 1: f').
 fn segments(pts: &[(f64, f64, f64)], k: usize, lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
     let mut out = vec![Vec::new()];
