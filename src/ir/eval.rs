@@ -257,9 +257,7 @@ impl Tape {
                 }
                 Instr::Pow { a, k, out } => {
                     let (src, dst) = two_slots(scratch, a, out);
-                    for (o, &v) in dst[..n].iter_mut().zip(&src[..n]) {
-                        *o = pow_f32(v, k);
-                    }
+                    pow_chunk(&src[..n], &mut dst[..n], k);
                 }
             }
         }
@@ -354,6 +352,39 @@ impl Tape {
             }
         }
         report
+    }
+}
+
+/// `dst[i] = pow_f32(src[i], k)` with the square-and-multiply loop turned
+/// inside out for integer `k` (the bit loop outside, lanes inside), so it
+/// vectorizes; the operations per lane are exactly pow_f32's.
+fn pow_chunk(src: &[f32], dst: &mut [f32], k: f32) {
+    if !(k == k.trunc() && k.abs() <= crate::ir::ops::MAX_INT_POW) {
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = pow_f32(v, k);
+        }
+        return;
+    }
+    let mut n = k.abs() as u32;
+    let mut base = [0.0f32; CHUNK];
+    let base = &mut base[..src.len()];
+    base.copy_from_slice(src);
+    dst.fill(1.0);
+    while n > 0 {
+        if n & 1 == 1 {
+            for (o, &b) in dst.iter_mut().zip(base.iter()) {
+                *o *= b;
+            }
+        }
+        for b in base.iter_mut() {
+            *b *= *b;
+        }
+        n >>= 1;
+    }
+    if k < 0.0 {
+        for o in dst.iter_mut() {
+            *o = 1.0 / *o;
+        }
     }
 }
 

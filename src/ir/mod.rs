@@ -3,6 +3,7 @@
 //! and printers. Text is parsed only through [`crate::syntax`].
 
 pub mod eval;
+pub mod fastmath;
 pub mod graph;
 pub mod lower;
 pub mod ops;

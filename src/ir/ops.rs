@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use super::fastmath;
+
 /// A scalar function of 1, 2 or 3 arguments.
 #[derive(Clone, Copy)]
 pub enum Scalar<T> {
@@ -145,10 +147,9 @@ macro_rules! op_table {
             commutative: $comm,
         }),*];
 
-        /// `out[i] = op(args[0][i], …)` for a chunk of f32 lanes. `args`
-        /// holds at least `arity` slices, each at least `out.len()` long.
+        /// The table's f32 loops, one per op (see [`apply_chunk_f32`]).
         #[inline]
-        pub fn apply_chunk_f32(op: Op, args: &[&[f32]; 3], out: &mut [f32]) {
+        fn apply_chunk_f32_table(op: Op, args: &[&[f32]; 3], out: &mut [f32]) {
             match op {
                 $(Op::$v => chunk_loop!($ar, $f32, args, out),)*
             }
@@ -190,34 +191,34 @@ op_table! {
         f64: f64::abs, f32: f32::abs,
         cuda: "fabsf({0})", deriv: "da * ((a > 0) - (a < 0))", commutative: false },
     Exp { name: "exp", arity: 1, fixity: Fixity::Call,
-        f64: f64::exp, f32: f32::exp,
+        f64: f64::exp, f32: fastmath::exp,
         cuda: "expf({0})", deriv: "da * y", commutative: false },
     Log { name: "log", arity: 1, fixity: Fixity::Call,
-        f64: f64::ln, f32: f32::ln,
+        f64: f64::ln, f32: fastmath::ln,
         cuda: "logf({0})", deriv: "da / a", commutative: false },
     Log1p { name: "log1p", arity: 1, fixity: Fixity::Call,
-        f64: f64::ln_1p, f32: f32::ln_1p,
+        f64: f64::ln_1p, f32: fastmath::ln_1p,
         cuda: "log1pf({0})", deriv: "da / (1 + a)", commutative: false },
     Sqrt { name: "sqrt", arity: 1, fixity: Fixity::Call,
         f64: f64::sqrt, f32: f32::sqrt,
         cuda: "sqrtf({0})", deriv: "da * 0.5 / y", commutative: false },
     Sin { name: "sin", arity: 1, fixity: Fixity::Call,
-        f64: f64::sin, f32: f32::sin,
+        f64: f64::sin, f32: fastmath::sin,
         cuda: "sinf({0})", deriv: "da * cos(a)", commutative: false },
     Cos { name: "cos", arity: 1, fixity: Fixity::Call,
-        f64: f64::cos, f32: f32::cos,
+        f64: f64::cos, f32: fastmath::cos,
         cuda: "cosf({0})", deriv: "-(da * sin(a))", commutative: false },
     Tan { name: "tan", arity: 1, fixity: Fixity::Call,
-        f64: f64::tan, f32: f32::tan,
+        f64: f64::tan, f32: fastmath::tan,
         cuda: "tanf({0})", deriv: "da * (1 + y * y)", commutative: false },
     Tanh { name: "tanh", arity: 1, fixity: Fixity::Call,
-        f64: f64::tanh, f32: f32::tanh,
+        f64: f64::tanh, f32: fastmath::tanh,
         cuda: "tanhf({0})", deriv: "da * (1 - y * y)", commutative: false },
     Erf { name: "erf", arity: 1, fixity: Fixity::Call,
         f64: libm::erf, f32: libm::erff,
         cuda: "erff({0})", deriv: "da * 1.1283791670955126 * exp(-(a * a))", commutative: false },
     Sigmoid { name: "sigmoid", arity: 1, fixity: Fixity::Call,
-        f64: sigmoid_f64, f32: sigmoid_f32,
+        f64: sigmoid_f64, f32: fastmath::sigmoid,
         cuda: "act_sigmoid({0})", deriv: "da * y * sigmoid(-a)", commutative: false },
     Max { name: "max", arity: 2, fixity: Fixity::Call,
         f64: f64::max, f32: f32::max,
@@ -247,6 +248,22 @@ op_table! {
     Ge { name: "ge", arity: 2, fixity: Fixity::Infix(">=", CMP, Assoc::None),
         f64: |a: f64, b: f64| bool64(a >= b), f32: |a: f32, b: f32| bool32(a >= b),
         cuda: "({0} >= {1} ? 1.0f : 0.0f)", deriv: "0", commutative: false },
+}
+
+/// `out[i] = op(args[0][i], …)` for a chunk of f32 lanes. `args` holds at
+/// least `arity` slices, each at least `out.len()` long. Every op's loop
+/// computes exactly its table f32 function; sin/cos/tan run the vectorized
+/// fast path over all lanes and libm over the rare far-out ones, in two
+/// passes, instead of a branch per lane.
+#[inline]
+pub fn apply_chunk_f32(op: Op, args: &[&[f32]; 3], out: &mut [f32]) {
+    let n = out.len();
+    match op {
+        Op::Sin => fastmath::sin_slice(&args[0][..n], out),
+        Op::Cos => fastmath::cos_slice(&args[0][..n], out),
+        Op::Tan => fastmath::tan_slice(&args[0][..n], out),
+        _ => apply_chunk_f32_table(op, args, out),
+    }
 }
 
 impl Op {
