@@ -412,7 +412,8 @@ mod tests {
         let xs: Vec<f32> = samples().into_iter().step_by(7).collect();
         let mut out = vec![0.0f32; xs.len()];
         type SliceFn = fn(&[f32], &mut [f32]);
-        let pairs: [(SliceFn, fn(f32) -> f32); 8] = [
+        type ScalarFn = fn(f32) -> f32;
+        let pairs: [(SliceFn, ScalarFn); 8] = [
             (exp_slice, exp),
             (ln_slice, ln),
             (ln_1p_slice, ln_1p),
