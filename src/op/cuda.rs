@@ -123,7 +123,7 @@ fn fwd_typed<T: cudarc::driver::DeviceRepr>(
     Ok(y)
 }
 
-pub fn forward(
+pub(crate) fn forward(
     inner: &Inner,
     storage: &CudaStorage,
     layout: &Layout,
@@ -197,7 +197,7 @@ fn bwd_typed<T: cudarc::driver::DeviceRepr>(
     Ok(dx)
 }
 
-pub fn backward(
+pub(crate) fn backward(
     inner: &Inner,
     s1: &CudaStorage,
     l1: &Layout,
