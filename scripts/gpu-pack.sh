@@ -8,11 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEATURES=("$@")
+if [[ " $* " == *" cuda "* || " $* " == *"--features cuda"* ]]; then
+    # Same environment and target dir as scripts/build-cuda.sh.
+    # shellcheck source=cuda-env.sh
+    source scripts/cuda-env.sh
+fi
+TARGET="${CARGO_TARGET_DIR:-target}"
 OUT=.gpu-carry
 rm -rf "$OUT/stage" && mkdir -p "$OUT/stage/bin"
 
 cargo build --release --bin actforge "${FEATURES[@]}"
-cp target/release/actforge "$OUT/stage/bin/"
+cp "$TARGET/release/actforge" "$OUT/stage/bin/"
 
 # The integration-test executables, located through cargo's JSON messages.
 exe_of() {

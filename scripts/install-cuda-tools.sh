@@ -7,14 +7,19 @@
 # its PTX; NVRTC 13.5 emits PTX ISA 9.5, which ptxas/driver 13.0 reject.
 # Takes ~10 s and ~350 MB; does nothing if already installed.
 #
-# --full additionally installs, into $PREFIX/full, what a `--features cuda`
-# build of candle needs: the rest of nvcc (nvvm, crt, cccl) and cuBLAS and
-# cuRAND for the link step (~850 MB). scripts/build-cuda.sh uses it.
+# --full additionally installs, into the same prefix, what a full nvcc and a
+# `--features cuda` build of candle need (TOOLCHAIN.md): nvvm (cicc,
+# libdevice), crt and cccl headers, and cuBLAS and cuRAND for the link step
+# (~850 MB more). All pinned: unpinned nvidia-nvvm pulls 13.5. Afterwards
+# $PREFIX/nvidia/cu13 is a complete toolkit tree (bin, nvvm, include, lib)
+# that scripts/cuda-env.sh turns into a CUDA_HOME. scripts/build-cuda.sh
+# uses it.
 set -euo pipefail
 FULL=0
 for arg in "$@"; do
     case "$arg" in
         --full) FULL=1 ;;
+        -h|--help) echo "usage: $0 [--full]"; exit 0 ;;
         *) echo "usage: $0 [--full]" >&2; exit 2 ;;
     esac
 done
@@ -25,22 +30,73 @@ BIN="$PREFIX/nvidia/cu13/bin"
 
 PY="${PYTHON:-python3}"
 
+# The --full wheels, exactly pinned (see TOOLCHAIN.md).
+FULL_WHEELS=(
+    nvidia-nvvm==13.0.88
+    nvidia-cuda-crt==13.0.88
+    nvidia-cuda-cccl==13.0.85
+    nvidia-cublas==13.0.2.14
+    nvidia-curand==10.4.0.35
+)
+
+# A wheel counts as installed when pip's record of that exact version is in
+# the prefix; the files checked in full_present catch a base reinstall
+# (pip --upgrade replaces all of nvidia/) that left the records behind.
+dist_info() {  # nvidia-cuda-crt==13.0.88 -> nvidia_cuda_crt-13.0.88.dist-info
+    local name="${1%%==*}" ver="${1##*==}"
+    echo "${name//-/_}-$ver.dist-info"
+}
+
+full_present() {
+    local w T="$PREFIX/nvidia/cu13"
+    for w in "${FULL_WHEELS[@]}"; do
+        [ -d "$PREFIX/$(dist_info "$w")" ] || return 1
+    done
+    [ -x "$T/nvvm/bin/cicc" ] && [ -d "$T/nvvm/libdevice" ] &&
+        [ -f "$T/include/crt/host_defines.h" ] && [ -d "$T/include/cccl/cuda" ] &&
+        [ -f "$T/lib/libcublas.so.13" ] && [ -f "$T/lib/libcublasLt.so.13" ] &&
+        [ -f "$T/lib/libcurand.so.10" ]
+}
+
 install_full() {
-    local F="$PREFIX/full"
-    if [ -x "$F/nvidia/cu13/nvvm/bin/cicc" ] && [ -f "$F/nvidia/cu13/lib/libcublas.so.13" ] && [ -f "$F/nvidia/cu13/lib/libcurand.so.10" ]; then
-        echo "full CUDA build tools already installed in $F"
+    if full_present; then
+        echo "full CUDA build tools already installed in $PREFIX"
         return
     fi
-    echo "Installing nvvm, crt, cccl, cuBLAS and cuRAND 13.0 into $F"
-    # A separate target: pip --upgrade --target replaces whole top-level
-    # folders (nvidia/), which would drop the base wheels' files.
-    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target "$F" \
-        nvidia-nvvm==13.0.88 \
-        nvidia-cuda-crt==13.0.88 \
-        nvidia-cuda-cccl==13.0.85 \
-        nvidia-cublas==13.0.2.14 \
-        nvidia-curand==10.4.0.35
-    test -x "$F/nvidia/cu13/nvvm/bin/cicc"
+    echo "Installing nvvm, crt, cccl 13.0, cuBLAS 13.0 and cuRAND 10.4 into $PREFIX"
+    # pip --target cannot add files to an existing top-level folder: without
+    # --upgrade it skips nvidia/ ("already exists"), with --upgrade it
+    # replaces nvidia/ and drops the base wheels (NVRTC, runtime, nvcc). So
+    # install into a scratch folder inside the prefix (same file system) and
+    # merge it in with hard links.
+    local tmp
+    tmp=$(mktemp -d "$PREFIX/.install-full.XXXXXX")
+    # shellcheck disable=SC2064  # expand $tmp now
+    trap "rm -rf '$tmp'" EXIT
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --target "$tmp" \
+        "${FULL_WHEELS[@]}"
+    # Drop pip records of other versions of these wheels (a changed pin).
+    local w n
+    for w in "${FULL_WHEELS[@]}"; do
+        n="${w%%==*}"
+        rm -rf "$PREFIX/${n//-/_}"-*.dist-info
+    done
+    # --remove-destination: replace files (even a running binary) instead of
+    # writing into them.
+    cp -a -l --remove-destination "$tmp/." "$PREFIX/" 2>/dev/null ||
+        cp -a --remove-destination "$tmp/." "$PREFIX/"
+    rm -rf "$tmp"
+    trap - EXIT
+    if ! full_present; then
+        echo "error: the full CUDA wheels did not install completely into $PREFIX" >&2
+        exit 1
+    fi
+    echo "Installed: $PREFIX/nvidia/cu13/nvvm/bin/cicc, cuBLAS, cuRAND, crt and cccl headers"
+    # An earlier version of this script used $PREFIX/full (and cuda-env.sh
+    # $PREFIX/home); nothing uses them any more.
+    if [ -d "$PREFIX/full" ] || [ -d "$PREFIX/home" ]; then
+        echo "note: $PREFIX/full and $PREFIX/home are from an older layout and unused; remove them to free ~1 GB"
+    fi
 }
 
 if [ -f "$LIB/libnvrtc.so.13" ] && [ -f "$LIB/libnvrtc-builtins.so.13.0" ] && [ -x "$BIN/ptxas" ]; then
