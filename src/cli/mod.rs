@@ -173,8 +173,8 @@ Example:
     #[command(after_help = "\
 Variants, measured side by side: the fused candle op (fused), the same
 formula as a chain of candle ops (composed) and candle's built-in GELU
-(builtin-gelu), each forward (fwd), forward + Tensor::backward (fwdbwd) and
-their difference (bwd); best of --iters runs, device synchronised before
+(builtin-gelu): forward on a tracked tensor (fwd), Tensor::backward (bwd)
+and both (fwdbwd); median of --iters rounds, device synchronised before
 each clock read. On a GPU (--device cuda) also a device-to-device copy of the
 same bytes (the bandwidth ceiling), the fused NVRTC kernels launched directly
 and one generated kernel per op; GPU results are checked against the CPU

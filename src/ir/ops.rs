@@ -148,7 +148,7 @@ macro_rules! op_table {
         }),*];
 
         /// The table's f32 loops, one per op (see [`apply_chunk_f32`]).
-        #[inline]
+        #[inline(always)]
         fn apply_chunk_f32_table(op: Op, args: &[&[f32]; 3], out: &mut [f32]) {
             match op {
                 $(Op::$v => chunk_loop!($ar, $f32, args, out),)*
@@ -254,8 +254,9 @@ op_table! {
 /// least `arity` slices, each at least `out.len()` long. Every op's loop
 /// computes exactly its table f32 function; sin/cos/tan run the vectorized
 /// fast path over all lanes and libm over the rare far-out ones, in two
-/// passes, instead of a branch per lane.
-#[inline]
+/// passes, instead of a branch per lane. Always inlined, so that callers
+/// compiled for wider vectors (AVX2) get wider loops.
+#[inline(always)]
 pub fn apply_chunk_f32(op: Op, args: &[&[f32]; 3], out: &mut [f32]) {
     let n = out.len();
     match op {
