@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 FEATURES=("$@")
 if [[ " $* " == *" cuda "* || " $* " == *"--features cuda"* ]]; then
     # Same environment and target dir as scripts/build-cuda.sh.
+    scripts/install-cuda-tools.sh --full
+    scripts/make-libcuda-stub.sh
     # shellcheck source=cuda-env.sh
     source scripts/cuda-env.sh
 fi
