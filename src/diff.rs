@@ -80,7 +80,7 @@ fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
                 BinOp::Pow => b = force_constant(rw, b),
                 _ => {}
             }
-            rw.mk(binop(*op), &[a, b])
+            rw.mk(crate::ir::lower::binop(*op), &[a, b])
         }
         AstKind::Call { name, args, .. } => {
             let op = Op::by_name(name)
@@ -99,20 +99,6 @@ fn force_constant(rw: &mut Rewriter, id: Id) -> Id {
     }
     let v = RefEval::new(rw.graph(), &[id]).eval(rw.graph(), 0.0)[0];
     rw.constant(v)
-}
-
-fn binop(op: BinOp) -> Op {
-    match op {
-        BinOp::Add => Op::Add,
-        BinOp::Sub => Op::Sub,
-        BinOp::Mul => Op::Mul,
-        BinOp::Div => Op::Div,
-        BinOp::Pow => Op::Pow,
-        BinOp::Lt => Op::Lt,
-        BinOp::Gt => Op::Gt,
-        BinOp::Le => Op::Le,
-        BinOp::Ge => Op::Ge,
-    }
 }
 
 /// d(root)/dx, built in `rw`'s arena (which must already hold `root`).

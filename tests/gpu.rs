@@ -39,21 +39,11 @@ fn inputs(n: usize) -> Vec<f32> {
 }
 
 fn store(v: &[f32], d: Dtype) -> Vec<u16> {
-    v.iter()
-        .map(|&x| match d {
-            Dtype::Bf16 => half::bf16::from_f32(x).to_bits(),
-            _ => half::f16::from_f32(x).to_bits(),
-        })
-        .collect()
+    d.encode16(v)
 }
 
 fn load(v: &[u16], d: Dtype) -> Vec<f32> {
-    v.iter()
-        .map(|&b| match d {
-            Dtype::Bf16 => half::bf16::from_bits(b).to_f32(),
-            _ => half::f16::from_bits(b).to_f32(),
-        })
-        .collect()
+    d.decode16(v)
 }
 
 fn check(

@@ -22,25 +22,6 @@ fn cuda(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Cuda(format!("{what}: {e:?}"))
 }
 
-/// Host values to device storage (`f32` as is, 16-bit types as raw bits).
-fn to_storage(xs: &[f32], dtype: Dtype) -> Vec<u16> {
-    xs.iter()
-        .map(|&v| match dtype {
-            Dtype::Bf16 => half::bf16::from_f32(v).to_bits(),
-            _ => half::f16::from_f32(v).to_bits(),
-        })
-        .collect()
-}
-
-fn from_storage(bits: &[u16], dtype: Dtype) -> Vec<f32> {
-    bits.iter()
-        .map(|&b| match dtype {
-            Dtype::Bf16 => half::bf16::from_bits(b).to_f32(),
-            _ => half::f16::from_bits(b).to_f32(),
-        })
-        .collect()
-}
-
 /// Device buffers of the benchmark in one storage type.
 struct Buffers<T> {
     x: CudaSlice<T>,
@@ -77,12 +58,7 @@ pub struct KernelBench<'a> {
 pub fn run(gpu: &Gpu, spec: &KernelBench) -> Result<Vec<Row>> {
     match spec.dtype {
         Dtype::F32 => run_typed::<f32>(gpu, spec, |v| v.to_vec(), |v| v.to_vec()),
-        d => run_typed::<u16>(
-            gpu,
-            spec,
-            move |v| to_storage(v, d),
-            move |b| from_storage(b, d),
-        ),
+        d => run_typed::<u16>(gpu, spec, move |v| d.encode16(v), move |b| d.decode16(b)),
     }
 }
 

@@ -85,6 +85,37 @@ impl Dtype {
     pub fn parse(s: &str) -> Option<Dtype> {
         Dtype::ALL.into_iter().find(|d| d.name() == s)
     }
+
+    /// Host values as the raw bits of this 16-bit type (rounded to nearest
+    /// even); for uploading to 16-bit kernels. F32 is not a 16-bit type.
+    pub fn encode16(self, xs: &[f32]) -> Vec<u16> {
+        match self {
+            Dtype::Bf16 => xs
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_bits())
+                .collect(),
+            Dtype::F16 => xs
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect(),
+            Dtype::F32 => panic!("encode16 on f32"),
+        }
+    }
+
+    /// The inverse of [`Dtype::encode16`].
+    pub fn decode16(self, bits: &[u16]) -> Vec<f32> {
+        match self {
+            Dtype::Bf16 => bits
+                .iter()
+                .map(|&b| half::bf16::from_bits(b).to_f32())
+                .collect(),
+            Dtype::F16 => bits
+                .iter()
+                .map(|&b| half::f16::from_bits(b).to_f32())
+                .collect(),
+            Dtype::F32 => panic!("decode16 on f32"),
+        }
+    }
 }
 
 impl fmt::Display for Dtype {

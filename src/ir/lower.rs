@@ -365,7 +365,8 @@ impl Lowerer<'_> {
     }
 }
 
-fn binop(op: BinOp) -> Op {
+/// The intrinsic a surface operator denotes.
+pub fn binop(op: BinOp) -> Op {
     match op {
         BinOp::Add => Op::Add,
         BinOp::Sub => Op::Sub,

@@ -273,10 +273,7 @@ pub fn default_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("ACTFORGE_CACHE_DIR") {
         return Some(PathBuf::from(d));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("actforge").join("kernels"))
+    super::actforge_cache("kernels")
 }
 
 /// magic | format u32 | key [16] | output u8 | arch u32 | len u64 |

@@ -9,3 +9,11 @@ pub mod tools;
 
 pub use cache::{CacheStats, KernelCache, Lookup};
 pub use nvrtc::{compile, CompileOptions, Compiled, Nvrtc, Output, RegisterReport};
+
+/// `$XDG_CACHE_HOME/actforge/<sub>`, else `~/.cache/actforge/<sub>`.
+pub fn actforge_cache(sub: &str) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("actforge").join(sub))
+}

@@ -52,10 +52,7 @@ pub fn toolchain_dir() -> Option<PathBuf> {
     if let Ok(d) = std::env::var("ACTFORGE_CUDA_TOOLS") {
         return Some(PathBuf::from(d));
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("actforge").join("cuda"))
+    super::actforge_cache("cuda")
 }
 
 /// Load `libnvrtc-builtins.so.*` next to `lib` (if present); true unless
