@@ -249,9 +249,11 @@ impl Tape {
     fn run_chunk(&self, scratch: &mut [f32], n: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            if has_avx2() {
-                // SAFETY: the CPU supports AVX2 and FMA (checked above).
-                return unsafe { self.run_chunk_avx2(scratch, n) };
+            match simd_level() {
+                // SAFETY: the CPU supports these features (checked by simd_level).
+                Simd::Avx512 => return unsafe { self.run_chunk_avx512(scratch, n) },
+                Simd::Avx2 => return unsafe { self.run_chunk_avx2(scratch, n) },
+                Simd::Base => {}
             }
         }
         self.run_chunk_portable(scratch, n)
@@ -260,6 +262,12 @@ impl Tape {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_chunk_avx2(&self, scratch: &mut [f32], n: usize) {
+        self.run_chunk_portable(scratch, n)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+    unsafe fn run_chunk_avx512(&self, scratch: &mut [f32], n: usize) {
         self.run_chunk_portable(scratch, n)
     }
 
@@ -377,11 +385,34 @@ impl Tape {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Simd {
+    Base,
+    Avx2,
+    Avx512,
+}
+
+/// The widest build of the chunk loop this CPU runs; `ACTFORGE_SIMD=avx2`
+/// or `=base` caps it (for comparisons).
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> Simd {
     use std::sync::OnceLock;
-    static AVX2: OnceLock<bool> = OnceLock::new();
-    *AVX2.get_or_init(|| {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        let avx512 = avx2
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq");
+        let cap = std::env::var("ACTFORGE_SIMD").unwrap_or_default();
+        match (cap.as_str(), avx2, avx512) {
+            ("base", _, _) => Simd::Base,
+            ("avx2", true, _) => Simd::Avx2,
+            (_, _, true) if cap != "avx2" => Simd::Avx512,
+            (_, true, _) => Simd::Avx2,
+            _ => Simd::Base,
+        }
     })
 }
 
@@ -499,14 +530,27 @@ mod tests {
         }
     }
 
-    /// The AVX2 build of the chunk loop and the portable one agree bit for
-    /// bit (no FMA contraction, same operation order).
+    /// The AVX2 and AVX-512 builds of the chunk loop and the portable one
+    /// agree bit for bit (no FMA contraction, same operation order).
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn avx2_and_portable_paths_agree_bitwise() {
-        if !has_avx2() {
+    fn simd_and_portable_paths_agree_bitwise() {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        let avx512 = avx2
+            && ["avx512f", "avx512vl", "avx512bw", "avx512dq"]
+                .iter()
+                .all(|f| match *f {
+                    "avx512f" => std::is_x86_feature_detected!("avx512f"),
+                    "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
+                    "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
+                    _ => std::is_x86_feature_detected!("avx512dq"),
+                });
+        if !avx2 {
             eprintln!("SKIPPED: no AVX2 on this CPU");
             return;
+        }
+        if !avx512 {
+            eprintln!("note: no AVX-512 on this CPU; only the AVX2 build is compared");
         }
         let srcs = [
             "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
@@ -520,16 +564,26 @@ mod tests {
                 .map(|i| (i as f32 - 256.0) * 0.037 + if i % 50 == 0 { 9000.0 } else { 0.0 })
                 .collect();
             let mut a = tape.scratch();
-            let mut b = tape.scratch();
             tape.load_x(&mut a, &xs);
-            tape.load_x(&mut b, &xs);
             tape.run_chunk_portable(&mut a, CHUNK);
+            let mut builds: Vec<(&str, Vec<f32>)> = Vec::new();
+            let mut b = tape.scratch();
+            tape.load_x(&mut b, &xs);
             unsafe { tape.run_chunk_avx2(&mut b, CHUNK) };
-            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
-                assert!(
-                    p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()),
-                    "{src}: slot value {i}: {p} vs {q}"
-                );
+            builds.push(("avx2", b));
+            if avx512 {
+                let mut c = tape.scratch();
+                tape.load_x(&mut c, &xs);
+                unsafe { tape.run_chunk_avx512(&mut c, CHUNK) };
+                builds.push(("avx512", c));
+            }
+            for (name, b) in &builds {
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()),
+                        "{src} ({name}): slot value {i}: {p} vs {q}"
+                    );
+                }
             }
         }
     }
