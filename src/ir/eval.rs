@@ -12,6 +12,9 @@
 //! Non-finite results are data: evaluators report how many outputs were
 //! NaN or infinite, they never fail.
 
+use std::mem::MaybeUninit;
+
+use super::fastmath;
 use super::graph::{Graph, Id, Node};
 use super::ops::{apply_chunk_f32, pow_f32, Op};
 
@@ -109,6 +112,54 @@ enum Instr {
     Op { op: Op, args: [Slot; 3], out: Slot },
     /// `out = a ^ k` with a loop-invariant exponent.
     Pow { a: Slot, k: f32, out: Slot },
+    /// Two values of one argument in one pass, sharing their work.
+    Pair {
+        kind: PairKind,
+        a: Slot,
+        out: [Slot; 2],
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PairKind {
+    /// `[sigmoid(a), sigmoid(-a)]` (the pair in every sigmoid derivative):
+    /// one exp instead of two.
+    Sigmoid,
+    /// `[sin(a), cos(a)]`: one range reduction.
+    SinCos,
+}
+
+/// Nodes that are computed together: for every member of a pair, the pair
+/// (kind, argument, [first value, second value]). Both values must be
+/// reachable from the roots.
+fn find_pairs(graph: &Graph, order: &[Id], reach: &[bool]) -> Vec<Option<(PairKind, Id, [Id; 2])>> {
+    let mut pair = vec![None; graph.len()];
+    let live = |n: Option<Id>| n.filter(|id| reach[id.index()]);
+    for &id in order {
+        let node = graph.node(id);
+        let (Some(op), [a]) = (node.op(), node.args()) else {
+            continue;
+        };
+        let a = *a;
+        let found = match op {
+            Op::Sin => {
+                live(graph.find(&Node::app(Op::Cos, &[a]))).map(|c| (PairKind::SinCos, [id, c]))
+            }
+            Op::Sigmoid if graph.node(a).op() != Some(Op::Neg) => {
+                live(graph.find(&Node::app(Op::Neg, &[a])))
+                    .and_then(|n| graph.find(&Node::app(Op::Sigmoid, &[n])))
+                    .and_then(|m| live(Some(m)))
+                    .map(|m| (PairKind::Sigmoid, [id, m]))
+            }
+            _ => None,
+        };
+        if let Some((kind, ids)) = found {
+            for m in ids {
+                pair[m.index()] = Some((kind, a, ids));
+            }
+        }
+    }
+    pair
 }
 
 /// A compiled formula for chunked f32 evaluation.
@@ -140,13 +191,27 @@ impl Tape {
     pub fn new(graph: &Graph, roots: &[Id]) -> Tape {
         let order = graph.reachable(roots);
         let mut last_use = vec![0usize; graph.len()];
+        let mut uses = vec![0usize; graph.len()];
+        let mut reach = vec![false; graph.len()];
         for (pos, &id) in order.iter().enumerate() {
+            reach[id.index()] = true;
             for a in graph.node(id).args() {
                 last_use[a.index()] = pos;
+                uses[a.index()] += 1;
             }
         }
         for r in roots {
             last_use[r.index()] = usize::MAX;
+            uses[r.index()] += 1;
+        }
+        let pairs = find_pairs(graph, &order, &reach);
+        // A `-a` used only by the `sigmoid(-a)` of a pair is never needed.
+        let mut skip = vec![false; graph.len()];
+        for p in pairs.iter().flatten() {
+            if p.0 == PairKind::Sigmoid {
+                let neg = graph.node(p.2[1]).args()[0];
+                skip[neg.index()] = uses[neg.index()] == 1;
+            }
         }
         let mut slot_of = vec![Slot::MAX; graph.len()];
         let mut free: Vec<Slot> = Vec::new();
@@ -186,16 +251,43 @@ impl Tape {
                 continue;
             }
             let args = node.args();
+            let free_args = |free: &mut Vec<Slot>, slot_of: &[Slot]| {
+                for a in args {
+                    let pinned = matches!(graph.node(*a), Node::X | Node::Const(_));
+                    let s = slot_of[a.index()];
+                    if last_use[a.index()] == pos && !pinned && s != Slot::MAX && !free.contains(&s)
+                    {
+                        free.push(s);
+                    }
+                }
+            };
+            if skip[id.index()] || slot_of[id.index()] != Slot::MAX {
+                // Not needed, or already computed with its pair partner.
+                free_args(&mut free, &slot_of);
+                continue;
+            }
             // The result never shares a slot with its own arguments (they
             // are freed after it is allocated), so loops need no aliasing.
             let out = alloc(&mut free);
             slot_of[id.index()] = out;
-            for a in args {
-                let pinned = matches!(graph.node(*a), Node::X | Node::Const(_));
-                if last_use[a.index()] == pos && !pinned && !free.contains(&slot_of[a.index()]) {
-                    free.push(slot_of[a.index()]);
-                }
+            if let Some((kind, a, ids)) = pairs[id.index()] {
+                let other = if ids[0] == id { ids[1] } else { ids[0] };
+                let second = alloc(&mut free);
+                slot_of[other.index()] = second;
+                let out = if ids[0] == id {
+                    [out, second]
+                } else {
+                    [second, out]
+                };
+                free_args(&mut free, &slot_of);
+                tape.instrs.push(Instr::Pair {
+                    kind,
+                    a: slot_of[a.index()],
+                    out,
+                });
+                continue;
             }
+            free_args(&mut free, &slot_of);
             let op = node.op().expect("app");
             let k = if op == Op::Pow {
                 graph.const_value(args[1])
@@ -288,6 +380,16 @@ impl Tape {
                     let (src, dst) = two_slots(scratch, a, out);
                     pow_chunk(&src[..n], &mut dst[..n], k);
                 }
+                Instr::Pair { kind, a, out } => {
+                    let at = |s: Slot| s as usize * CHUNK..s as usize * CHUNK + n;
+                    let [src, p, q] = scratch
+                        .get_disjoint_mut([at(a), at(out[0]), at(out[1])])
+                        .expect("pair slots are distinct");
+                    match kind {
+                        PairKind::Sigmoid => fastmath::sigmoid_pair_slice(src, p, q),
+                        PairKind::SinCos => fastmath::sin_cos_slice(src, p, q),
+                    }
+                }
             }
         }
     }
@@ -307,6 +409,17 @@ impl Tape {
 
     /// [`Tape::map`] with caller-provided scratch (from [`Tape::scratch`]).
     pub fn map_with<T: Lane>(&self, scratch: &mut [f32], x: &[T], out: &mut [T]) -> EvalReport {
+        self.map_into(scratch, x, as_uninit(out))
+    }
+
+    /// [`Tape::map_with`] into memory that need not be initialised (every
+    /// element is written), so a fresh output buffer costs no zeroing pass.
+    pub fn map_into<T: Lane>(
+        &self,
+        scratch: &mut [f32],
+        x: &[T],
+        out: &mut [MaybeUninit<T>],
+    ) -> EvalReport {
         assert_eq!(x.len(), out.len(), "input and output lengths differ");
         let mut report = EvalReport::default();
         let y = self.outputs[0] as usize * CHUNK;
@@ -317,7 +430,7 @@ impl Tape {
             }
             self.run_chunk(scratch, n);
             for (o, &v) in oc.iter_mut().zip(&scratch[y..y + n]) {
-                *o = T::from_f32(v);
+                o.write(T::from_f32(v));
                 report.nonfinite += usize::from(!v.is_finite());
             }
         }
@@ -338,6 +451,17 @@ impl Tape {
         dy: &[T],
         dx: &mut [T],
     ) -> EvalReport {
+        self.map_mul_into(scratch, x, dy, as_uninit(dx))
+    }
+
+    /// [`Tape::map_mul_with`] into memory that need not be initialised.
+    pub fn map_mul_into<T: Lane>(
+        &self,
+        scratch: &mut [f32],
+        x: &[T],
+        dy: &[T],
+        dx: &mut [MaybeUninit<T>],
+    ) -> EvalReport {
         assert!(x.len() == dy.len() && x.len() == dx.len(), "lengths differ");
         let mut report = EvalReport::default();
         let d = self.outputs[0] as usize * CHUNK;
@@ -353,7 +477,7 @@ impl Tape {
             self.run_chunk(scratch, n);
             for ((o, &v), g) in oc.iter_mut().zip(&scratch[d..d + n]).zip(gc) {
                 let r = g.to_f32() * v;
-                *o = T::from_f32(r);
+                o.write(T::from_f32(r));
                 report.nonfinite += usize::from(!r.is_finite());
             }
         }
@@ -382,6 +506,14 @@ impl Tape {
         }
         report
     }
+}
+
+/// An initialised slice seen as possibly-uninitialised memory (only ever
+/// written through, with initialised values).
+fn as_uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: MaybeUninit<T> has T's layout; the callers only write
+    // initialised values, so the slice stays initialised for its owner.
+    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -527,6 +659,65 @@ mod tests {
                 naive[i].to_bits(),
                 "tape and per-node disagree at x={x}"
             );
+        }
+    }
+
+    /// Paired instructions (sigmoid(a) with sigmoid(-a), sin with cos) give
+    /// bit for bit what the per-node loop gives, whatever the order of the
+    /// partners, whether `-a` is needed elsewhere, and with several roots.
+    #[test]
+    fn paired_instructions_equal_the_per_node_values() {
+        let cases = [
+            // (formula, pairs expected in the tape)
+            ("sigmoid(x) * sigmoid(-x)", 1),
+            ("sigmoid(-x) + 2 * sigmoid(x)", 1),
+            ("sigmoid(-x) * sigmoid(x) + -x", 1),
+            ("sin(x * x) * cos(x * x) + sin(x)", 1),
+            ("cos(x) - sin(x) + sigmoid(sin(x)) * sigmoid(-sin(x))", 2),
+            ("sigmoid(x) + sin(x)", 0),
+        ];
+        let xs: Vec<f32> = (0..CHUNK + 61)
+            .map(|i| (i as f32 - 300.0) * 0.07 + if i % 97 == 0 { 9000.0 } else { 0.0 })
+            .collect();
+        for (src, want_pairs) in cases {
+            let e = Library::standard().parse(src).unwrap();
+            let tape = Tape::new(&e.graph, &[e.root]);
+            let pairs = tape
+                .instrs
+                .iter()
+                .filter(|i| matches!(i, Instr::Pair { .. }))
+                .count();
+            assert_eq!(pairs, want_pairs, "{src}: {:?}", tape.instrs);
+            let mut out = vec![0.0f32; xs.len()];
+            tape.map(&xs, &mut out);
+            let naive = eval_per_node(&e.graph, e.root, &xs);
+            for (i, x) in xs.iter().enumerate() {
+                assert!(
+                    out[i].to_bits() == naive[i].to_bits()
+                        || (out[i].is_nan() && naive[i].is_nan()),
+                    "{src} at x={x}: {} vs {}",
+                    out[i],
+                    naive[i]
+                );
+            }
+        }
+        // Several roots, among them a pair member and the `-a` of a pair.
+        let mut g = Graph::new();
+        let x = g.x();
+        let nx = g.app(Op::Neg, &[x]);
+        let sp = g.app(Op::Sigmoid, &[x]);
+        let sn = g.app(Op::Sigmoid, &[nx]);
+        let prod = g.app(Op::Mul, &[sp, sn]);
+        let roots = [prod, nx, sn];
+        let tape = Tape::new(&g, &roots);
+        let mut outs = vec![Vec::new(); roots.len()];
+        tape.map_all(&xs, &mut outs);
+        for (r, &root) in roots.iter().enumerate() {
+            let naive = eval_per_node(&g, root, &xs);
+            assert!(outs[r]
+                .iter()
+                .zip(&naive)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 

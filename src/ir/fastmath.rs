@@ -229,8 +229,64 @@ pub fn tanh(x: f32) -> f32 {
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
     let e = exp(-x.abs());
-    let v = sel(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e));
+    // One division: the numerator is chosen first (1/(1+e) or e/(1+e),
+    // each rounded once, exactly as two divisions and a select).
+    let v = sel(x >= 0.0, 1.0, e) / (1.0 + e);
     sel(x.is_nan(), x, v)
+}
+
+/// `(sigmoid(x), sigmoid(-x))` sharing one exp: bit for bit what the two
+/// calls return (up to the sign of a NaN).
+#[inline(always)]
+pub fn sigmoid_pair(x: f32) -> (f32, f32) {
+    let e = exp(-x.abs());
+    let d = 1.0 + e;
+    let p = sel(x >= 0.0, 1.0, e) / d;
+    let n = sel(x <= 0.0, 1.0, e) / d;
+    (sel(x.is_nan(), x, p), sel(x.is_nan(), x, n))
+}
+
+/// `(sin x, cos x)` on the fast path, sharing the reduction and both
+/// polynomials: bit for bit `(sin_fast(x), cos_fast(x))`.
+#[inline(always)]
+fn sin_cos_fast(x: f32) -> (f32, f32) {
+    let ax = x.abs().min(TRIG_BOUND);
+    let (r, j) = reduce(ax);
+    let z = r * r;
+    let (ps, pc) = (sin_poly(r, z), cos_poly(z));
+    let swap = j & 2 != 0;
+    let s = sel(swap, pc, ps);
+    let c = sel(swap, ps, pc);
+    let s = sel((j & 4 != 0) != (x < 0.0), -s, s);
+    let c = sel(((j + 2) & 4) != 0, -c, c);
+    let ok = x.is_finite();
+    (sel(ok, s, f32::NAN), sel(ok, c, f32::NAN))
+}
+
+/// `sin = sin(a)`, `cos = cos(a)` lane by lane in one pass; the same
+/// values as [`sin_slice`] and [`cos_slice`].
+#[inline(always)]
+pub fn sin_cos_slice(a: &[f32], sin: &mut [f32], cos: &mut [f32]) {
+    let mut far = false;
+    for ((s, c), &v) in sin.iter_mut().zip(cos.iter_mut()).zip(a) {
+        (*s, *c) = sin_cos_fast(v);
+        far |= v.abs() > TRIG_BOUND;
+    }
+    if far {
+        for ((s, c), &v) in sin.iter_mut().zip(cos.iter_mut()).zip(a) {
+            if v.abs() > TRIG_BOUND {
+                (*s, *c) = (v.sin(), v.cos());
+            }
+        }
+    }
+}
+
+/// `pos = sigmoid(a)`, `neg = sigmoid(-a)` in one pass.
+#[inline(always)]
+pub fn sigmoid_pair_slice(a: &[f32], pos: &mut [f32], neg: &mut [f32]) {
+    for ((p, q), &v) in pos.iter_mut().zip(neg.iter_mut()).zip(a) {
+        (*p, *q) = sigmoid_pair(v);
+    }
 }
 
 macro_rules! slice_fn {
@@ -443,6 +499,60 @@ mod tests {
                     "{x}: {o} vs {s}"
                 );
             }
+        }
+    }
+
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    /// The paired passes are the single functions, bit for bit, including
+    /// ±0, the trig bound, far arguments, infinities and NaN.
+    #[test]
+    fn paired_slices_equal_the_single_functions() {
+        let mut xs: Vec<f32> = samples().into_iter().step_by(3).collect();
+        xs.extend([0.0, -0.0, TRIG_BOUND, -TRIG_BOUND, 8192.5, -1e30, 1e30]);
+        xs.extend([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+        ]);
+        let (mut p, mut q) = (vec![0.0f32; xs.len()], vec![0.0f32; xs.len()]);
+        sigmoid_pair_slice(&xs, &mut p, &mut q);
+        for (i, &x) in xs.iter().enumerate() {
+            assert!(
+                same(p[i], sigmoid(x)),
+                "sigmoid({x}): {} vs {}",
+                p[i],
+                sigmoid(x)
+            );
+            assert!(
+                same(q[i], sigmoid(-x)),
+                "sigmoid(-{x}): {} vs {}",
+                q[i],
+                sigmoid(-x)
+            );
+        }
+        sin_cos_slice(&xs, &mut p, &mut q);
+        for (i, &x) in xs.iter().enumerate() {
+            assert!(same(p[i], sin(x)), "sin({x}): {} vs {}", p[i], sin(x));
+            assert!(same(q[i], cos(x)), "cos({x}): {} vs {}", q[i], cos(x));
+        }
+    }
+
+    /// The one-division sigmoid rounds exactly like the two-division form.
+    #[test]
+    fn sigmoid_has_the_rounding_of_two_divisions() {
+        for x in samples() {
+            let e = exp(-x.abs());
+            let two = if x >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            let two = if x.is_nan() { x } else { two };
+            assert!(same(sigmoid(x), two), "{x}");
         }
     }
 }

@@ -8,6 +8,7 @@
 //! Storage f32, bf16 and f16; math in f32. Non-contiguous inputs are copied
 //! to a contiguous buffer first.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
@@ -116,38 +117,50 @@ fn contiguous_cpu<'a>(
 
 use candle_core::backend::BackendDevice;
 
+/// A vector of `n` elements, each written exactly once by `fill`, which
+/// gets the uninitialised storage (no zeroing pass over a fresh buffer).
+fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` is one of the map functions below, which write every
+    // element of the slice they are given (the evaluator asserts that the
+    // lengths match, and a panic leaves the length at 0).
+    unsafe { v.set_len(n) };
+    v
+}
+
 fn map_par<T: Lane>(tape: &Tape, x: &[T]) -> Vec<T> {
-    let mut y = vec![T::from_f32(0.0); x.len()];
-    if x.len() <= PAR_BLOCK {
-        tape.map(x, &mut y);
-    } else {
-        y.par_chunks_mut(PAR_BLOCK)
-            .zip(x.par_chunks(PAR_BLOCK))
-            .for_each_init(
-                || tape.scratch(),
-                |scratch, (yc, xc)| {
-                    tape.map_with(scratch, xc, yc);
-                },
-            );
-    }
-    y
+    filled(x.len(), |y| {
+        if x.len() <= PAR_BLOCK {
+            tape.map_into(&mut tape.scratch(), x, y);
+        } else {
+            y.par_chunks_mut(PAR_BLOCK)
+                .zip(x.par_chunks(PAR_BLOCK))
+                .for_each_init(
+                    || tape.scratch(),
+                    |scratch, (yc, xc)| {
+                        tape.map_into(scratch, xc, yc);
+                    },
+                );
+        }
+    })
 }
 
 fn map_mul_par<T: Lane>(tape: &Tape, x: &[T], dy: &[T]) -> Vec<T> {
-    let mut dx = vec![T::from_f32(0.0); x.len()];
-    if x.len() <= PAR_BLOCK {
-        tape.map_mul(x, dy, &mut dx);
-    } else {
-        dx.par_chunks_mut(PAR_BLOCK)
-            .zip(x.par_chunks(PAR_BLOCK).zip(dy.par_chunks(PAR_BLOCK)))
-            .for_each_init(
-                || tape.scratch(),
-                |scratch, (dc, (xc, gc))| {
-                    tape.map_mul_with(scratch, xc, gc, dc);
-                },
-            );
-    }
-    dx
+    filled(x.len(), |dx| {
+        if x.len() <= PAR_BLOCK {
+            tape.map_mul_into(&mut tape.scratch(), x, dy, dx);
+        } else {
+            dx.par_chunks_mut(PAR_BLOCK)
+                .zip(x.par_chunks(PAR_BLOCK).zip(dy.par_chunks(PAR_BLOCK)))
+                .for_each_init(
+                    || tape.scratch(),
+                    |scratch, (dc, (xc, gc))| {
+                        tape.map_mul_into(scratch, xc, gc, dc);
+                    },
+                );
+        }
+    })
 }
 
 impl CustomOp1 for FusedActivation {
