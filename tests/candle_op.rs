@@ -6,7 +6,7 @@
 mod common;
 
 use actforge::diff::Function;
-use actforge::ir::parse;
+use actforge::ir::{parse, Tape};
 use actforge::op::{Activation, ComposedActivation, FusedActivation};
 use actforge::search::{PrimitiveSet, Tree};
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -223,6 +223,31 @@ fn builtin_gelu_and_gelu_like_formula_agree() {
         .unwrap();
     for (p, q) in a.iter().zip(&b) {
         assert!((p - q).abs() <= 1e-5 * q.abs() + 1e-5, "{p} vs {q}");
+    }
+}
+
+/// Tensors large enough to be split over the CPU thread pool (blocks of
+/// 32K elements, the last one partial) give bit for bit the values of one
+/// single-threaded pass of the evaluator, forward and backward.
+#[test]
+fn multi_threaded_cpu_passes_equal_one_pass() {
+    let act = FusedActivation::new(QA).unwrap();
+    let f = act.function();
+    let fwd = Tape::new(&f.graph, &[f.f]);
+    let bwd = Tape::new(&f.graph, &[f.df]);
+    for n in [32 * 1024, 32 * 1024 + 1, 5 * 32 * 1024 + 77] {
+        let xs = values(n, 11);
+        let gs = values(n, 12);
+        let x = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();
+        let g = Tensor::new(gs.as_slice(), &Device::Cpu).unwrap();
+        let y: Vec<f32> = act.forward(&x).unwrap().to_vec1().unwrap();
+        let dx: Vec<f32> = act.backward(&x, &g).unwrap().to_vec1().unwrap();
+        let (mut y1, mut dx1) = (vec![0.0f32; n], vec![0.0f32; n]);
+        fwd.map(&xs, &mut y1);
+        bwd.map_mul(&xs, &gs, &mut dx1);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&y) == bits(&y1), "forward differs at n={n}");
+        assert!(bits(&dx) == bits(&dx1), "backward differs at n={n}");
     }
 }
 

@@ -437,7 +437,10 @@ fn bench_cmd(a: &BenchArgs) -> Result<i32> {
         }
         _ => (
             candle(&candle_core::Device::Cpu)?,
-            format!("CPU ({} threads)", rayon::current_num_threads()),
+            format!(
+                "CPU ({} threads)",
+                candle_core::utils::barrier_pool().n_workers() + 1
+            ),
         ),
     };
     let vs = speedups(&rows, Variant::Fused, Variant::Composed);

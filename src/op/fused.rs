@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::diff::Function;
 use crate::ir::{Lane, Tape, CHUNK};
@@ -129,37 +128,63 @@ fn filled<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
     v
 }
 
+/// The output buffer shared by the pool's threads, each writing the
+/// disjoint blocks it claims.
+struct SharedOut<T>(*mut MaybeUninit<T>, usize);
+// SAFETY: threads only form disjoint sub-slices (see `block`).
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// Block `b` of `PAR_BLOCK` elements (the last may be shorter).
+    ///
+    /// SAFETY: each block index must be handed to one thread only.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn block(&self, b: usize) -> &mut [MaybeUninit<T>] {
+        let start = b * PAR_BLOCK;
+        let len = PAR_BLOCK.min(self.1 - start);
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+/// Run `f(scratch, block index, output block)` over the output in blocks
+/// of `PAR_BLOCK`, on candle's own CPU thread pool (the one its elementwise
+/// ops use), so the fused op and the candle ops around it never compete
+/// for cores with a second pool. Small outputs run inline.
+fn par_blocks<T: Send>(
+    tape: &Tape,
+    out: &mut [MaybeUninit<T>],
+    f: impl Fn(&mut [f32], usize, &mut [MaybeUninit<T>]) + Sync,
+) {
+    if out.len() <= PAR_BLOCK {
+        return f(&mut tape.scratch(), 0, out);
+    }
+    let blocks = out.len().div_ceil(PAR_BLOCK);
+    let shared = SharedOut(out.as_mut_ptr(), out.len());
+    candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
+        let mut scratch = tape.scratch();
+        for b in range {
+            // SAFETY: execute_chunked hands out each index exactly once.
+            f(&mut scratch, b, unsafe { shared.block(b) });
+        }
+    });
+}
+
 fn map_par<T: Lane>(tape: &Tape, x: &[T]) -> Vec<T> {
     filled(x.len(), |y| {
-        if x.len() <= PAR_BLOCK {
-            tape.map_into(&mut tape.scratch(), x, y);
-        } else {
-            y.par_chunks_mut(PAR_BLOCK)
-                .zip(x.par_chunks(PAR_BLOCK))
-                .for_each_init(
-                    || tape.scratch(),
-                    |scratch, (yc, xc)| {
-                        tape.map_into(scratch, xc, yc);
-                    },
-                );
-        }
+        par_blocks(tape, y, |scratch, b, yc| {
+            let xc = &x[b * PAR_BLOCK..][..yc.len()];
+            tape.map_into(scratch, xc, yc);
+        })
     })
 }
 
 fn map_mul_par<T: Lane>(tape: &Tape, x: &[T], dy: &[T]) -> Vec<T> {
+    assert_eq!(x.len(), dy.len(), "lengths differ");
     filled(x.len(), |dx| {
-        if x.len() <= PAR_BLOCK {
-            tape.map_mul_into(&mut tape.scratch(), x, dy, dx);
-        } else {
-            dx.par_chunks_mut(PAR_BLOCK)
-                .zip(x.par_chunks(PAR_BLOCK).zip(dy.par_chunks(PAR_BLOCK)))
-                .for_each_init(
-                    || tape.scratch(),
-                    |scratch, (dc, (xc, gc))| {
-                        tape.map_mul_into(scratch, xc, gc, dc);
-                    },
-                );
-        }
+        par_blocks(tape, dx, |scratch, b, dc| {
+            let r = b * PAR_BLOCK..b * PAR_BLOCK + dc.len();
+            tape.map_mul_into(scratch, &x[r.clone()], &dy[r], dc);
+        })
     })
 }
 
