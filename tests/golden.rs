@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use actforge::codegen::{Direction, Dtype, Module, Selection};
+use actforge::codegen::{Direction, Dtype, Layout, Module, Selection};
 use actforge::diff::Function;
 use actforge::ir::parse;
 
@@ -72,4 +72,20 @@ fn gelu_bf16_backward_only() {
     });
     m.add(&f);
     check("gelu_like_bwd_bf16.cu", &m.source());
+}
+
+#[test]
+fn seeds_dispatch_module_f32() {
+    let mut m = Module::new(Selection {
+        dtypes: vec![Dtype::F32],
+        layout: Layout::Dispatch,
+        ..Selection::default()
+    });
+    m.add(&function(
+        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
+    ));
+    m.add(&function(
+        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
+    ));
+    check("seeds_dispatch_f32.cu", &m.source());
 }

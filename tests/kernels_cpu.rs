@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use actforge::codegen::host::{shim_source, wrapper_name};
-use actforge::codegen::{kernel_name, Direction, Dtype, Module, Selection};
+use actforge::codegen::{
+    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
+};
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr, Library};
 use actforge::search::{PrimitiveSet, Tree};
@@ -72,7 +74,13 @@ struct Shim {
 }
 
 fn build(m: &Module, cxx: &str) -> Shim {
-    let dir = std::env::temp_dir().join(format!("actforge-shim-{}", std::process::id()));
+    // One folder per build: tests build modules concurrently.
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "actforge-shim-{}-{}",
+        std::process::id(),
+        BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("module.cpp");
     let so = dir.join("module.so");
@@ -287,6 +295,16 @@ impl Case<'_> {
 fn run_forward<T: Elem>(shim: &Shim, case: &Case, name: &str) -> usize {
     let k: libloading::Symbol<Fwd<T>> =
         unsafe { shim.lib.get(wrapper_name(name).as_bytes()) }.unwrap();
+    forward_cases(case, name, |g, b, x, y, n| unsafe { k(g, b, x, y, n) })
+}
+
+/// Every length, offset and grid of a forward kernel (called through
+/// `launch(grid, block, x, y, n)`) against the reference.
+fn forward_cases<T: Elem>(
+    case: &Case,
+    name: &str,
+    launch: impl Fn(u32, u32, *const T, *mut T, u64),
+) -> usize {
     let mut compared = 0;
     for &n in LENGTHS {
         let xs: Vec<T> = inputs(n).into_iter().map(T::from_f32).collect();
@@ -295,7 +313,7 @@ fn run_forward<T: Elem>(shim: &Shim, case: &Case, name: &str) -> usize {
                 let mut xb = Buf::<T>::new(n + 16);
                 let mut yb = Buf::<T>::new(n + 16);
                 xb.data[xb.base + xo..xb.base + xo + n].copy_from_slice(&xs);
-                unsafe { k(grid, block, xb.at(xo), yb.at(yo), n as u64) };
+                launch(grid, block, xb.at(xo), yb.at(yo), n as u64);
                 let ctx = format!("{name} n={n} offsets=({xo},{yo}) grid={grid}x{block}");
                 assert!(yb.guards_intact(yo, n), "{ctx}: wrote outside the output");
                 assert!(
@@ -314,6 +332,17 @@ fn run_forward<T: Elem>(shim: &Shim, case: &Case, name: &str) -> usize {
 fn run_backward<T: Elem>(shim: &Shim, case: &Case, name: &str) -> usize {
     let k: libloading::Symbol<Bwd<T>> =
         unsafe { shim.lib.get(wrapper_name(name).as_bytes()) }.unwrap();
+    backward_cases(case, name, |g, b, x, dy, dx, n| unsafe {
+        k(g, b, x, dy, dx, n)
+    })
+}
+
+/// [`forward_cases`] for a backward kernel, `launch(grid, block, x, dy, dx, n)`.
+fn backward_cases<T: Elem>(
+    case: &Case,
+    name: &str,
+    launch: impl Fn(u32, u32, *const T, *const T, *mut T, u64),
+) -> usize {
     let mut compared = 0;
     for &n in LENGTHS {
         let xs: Vec<T> = inputs(n).into_iter().map(T::from_f32).collect();
@@ -327,7 +356,7 @@ fn run_backward<T: Elem>(shim: &Shim, case: &Case, name: &str) -> usize {
                 let mut db = Buf::<T>::new(n + 16);
                 xb.data[xb.base + xo..xb.base + xo + n].copy_from_slice(&xs);
                 gb.data[gb.base + go..gb.base + go + n].copy_from_slice(&gs);
-                unsafe { k(grid, block, xb.at(xo), gb.at(go), db.at(do_), n as u64) };
+                launch(grid, block, xb.at(xo), gb.at(go), db.at(do_), n as u64);
                 let ctx = format!("{name} n={n} offsets=({xo},{go},{do_}) grid={grid}x{block}");
                 assert!(db.guards_intact(do_, n), "{ctx}: wrote outside the output");
                 for ((x, g), d) in xs.iter().zip(&gs).zip(db.slice(do_, n)) {
@@ -426,6 +455,88 @@ fn generated_kernels_run_on_the_cpu_and_match_the_reference() {
         rounds_once::<bf16>(&shim, f.hash);
         rounds_once::<f16>(&shim, f.hash);
     }
+}
+
+type DispatchFwd<T> = unsafe extern "C" fn(u32, u32, u32, *const T, *mut T, u64);
+type DispatchBwd<T> = unsafe extern "C" fn(u32, u32, u32, *const T, *const T, *mut T, u64);
+
+/// Forward and backward of formula `id` through a dispatch module's kernels.
+fn run_dispatch<T: Elem>(shim: &Shim, case: &Case, id: u32) -> usize {
+    let fname = wrapper_name(&dispatch_kernel_name(Direction::Fwd, T::DTYPE));
+    let bname = wrapper_name(&dispatch_kernel_name(Direction::Bwd, T::DTYPE));
+    let fk: libloading::Symbol<DispatchFwd<T>> = unsafe { shim.lib.get(fname.as_bytes()) }.unwrap();
+    let bk: libloading::Symbol<DispatchBwd<T>> = unsafe { shim.lib.get(bname.as_bytes()) }.unwrap();
+    let ctx = format!("{fname} id={id}");
+    forward_cases(case, &ctx, |g, b, x, y, n| unsafe { fk(g, b, id, x, y, n) })
+        + backward_cases(case, &ctx, |g, b, x, dy, dx, n| unsafe {
+            bk(g, b, id, x, dy, dx, n)
+        })
+}
+
+/// A dispatch module (one kernel per direction and dtype, shared math)
+/// computes every formula in it, selected by index, in all three dtypes,
+/// over the same lengths, offsets and grids as the per-formula kernels.
+#[test]
+fn dispatch_kernels_run_on_the_cpu_and_match_the_reference() {
+    let Some(cxx) = cxx() else {
+        assert!(
+            !require_toolchain(),
+            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler was found"
+        );
+        eprintln!("SKIPPED: no C++ compiler found");
+        return;
+    };
+    let sources = formulas();
+    let parsed: Vec<(Expr, Function)> = sources
+        .iter()
+        .map(|s| {
+            let e = parse(s).unwrap();
+            let f = Function::new(&e);
+            (e, f)
+        })
+        .collect();
+    let mut m = Module::new(Selection {
+        layout: Layout::Dispatch,
+        ..Selection::default()
+    });
+    for (_, f) in &parsed {
+        m.add(f);
+    }
+    let shim = build(&m, &cxx);
+    let mut seen = std::collections::HashSet::new();
+    for ((e, f), src) in parsed.iter().zip(&sources) {
+        if !seen.insert(f.hash) {
+            continue;
+        }
+        let case = Case { f, e, src };
+        let id = m.index_of(f.hash).expect("added");
+        let compared = run_dispatch::<f32>(&shim, &case, id)
+            + run_dispatch::<bf16>(&shim, &case, id)
+            + run_dispatch::<f16>(&shim, &case, id);
+        assert!(
+            compared > 1000,
+            "only {compared} outputs were comparable for {src}"
+        );
+    }
+    // An id past the end gives NaN, never another formula's values.
+    let fk: libloading::Symbol<DispatchFwd<f32>> = unsafe {
+        shim.lib
+            .get(wrapper_name(&dispatch_kernel_name(Direction::Fwd, Dtype::F32)).as_bytes())
+    }
+    .unwrap();
+    let xs = inputs(37);
+    let mut ys = vec![0.0f32; xs.len()];
+    unsafe {
+        fk(
+            1,
+            8,
+            m.len() as u32,
+            xs.as_ptr(),
+            ys.as_mut_ptr(),
+            xs.len() as u64,
+        )
+    };
+    assert!(ys.iter().all(|y| y.is_nan()));
 }
 
 #[test]

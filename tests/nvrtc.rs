@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use actforge::codegen::{Direction, Dtype, Module, Selection};
+use actforge::codegen::{Direction, Dtype, Layout, Module, Selection};
 use actforge::diff::Function;
 use actforge::error::Error;
 use actforge::ir::{parse, Library};
@@ -80,6 +80,38 @@ fn seed_formulas_compile_for_sm80_and_sm90_in_all_dtypes() {
     let m = module_of(&[function(QA), function(T5)]);
     assert_eq!(m.kernels().len(), 12);
     compile_everywhere(&m, "seeds.cu");
+}
+
+/// Dispatch modules (one kernel per direction and dtype, shared math): the
+/// seeds, every named primitive and 64 random formulas, all dtypes, sm_80
+/// and sm_90.
+#[test]
+fn dispatch_modules_compile_for_sm80_and_sm90_in_all_dtypes() {
+    if !nvrtc_or_skip("dispatch_modules") {
+        return;
+    }
+    let mut fs = vec![function(QA), function(T5)];
+    fs.extend(Library::standard().definitions().map(|d| {
+        let n = &d.def.name;
+        function(&match d.def.params.len() {
+            1 => format!("{n}(x)"),
+            _ => format!("{n}(x, cos(x))"),
+        })
+    }));
+    let set = PrimitiveSet::seed();
+    let mut rng = StdRng::seed_from_u64(640);
+    fs.extend((0..64).map(|_| function(&Tree::ramped(&mut rng, &set, 1, 6).to_formula(&set))));
+    let mut m = Module::new(Selection {
+        layout: Layout::Dispatch,
+        ..Selection::default()
+    });
+    for f in &fs {
+        m.add(f);
+    }
+    assert!(m.len() > 60, "only {} distinct formulas", m.len());
+    assert_eq!(m.kernels().len(), 6);
+    assert!(m.kernels().iter().all(|k| k.dispatch));
+    compile_everywhere(&m, "dispatch.cu");
 }
 
 #[test]

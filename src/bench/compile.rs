@@ -7,9 +7,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use crate::codegen::{Dtype, Module, Selection};
+use crate::codegen::{Dtype, Layout, Module, Selection};
 use crate::diff::Function;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ir::parse;
 use crate::runtime::nvrtc::{compile, CompileOptions};
 use crate::runtime::{KernelCache, Lookup};
@@ -37,9 +37,10 @@ pub fn sample_formulas(n: usize, seed: u64) -> Vec<Function> {
     out
 }
 
-fn module(fs: &[Function], dtype: Dtype) -> Module {
+fn module(fs: &[Function], dtype: Dtype, layout: Layout) -> Module {
     let mut m = Module::new(Selection {
         dtypes: vec![dtype],
+        layout,
         ..Selection::default()
     });
     for f in fs {
@@ -55,6 +56,8 @@ pub struct CompileBench {
     pub singles: usize,
     /// Formulas in the batched module.
     pub batch: usize,
+    /// Where to write the sources (`single.cu`, `module.cu`), if anywhere.
+    pub emit: Option<std::path::PathBuf>,
 }
 
 /// Measure; returns a JSON object with the figures.
@@ -63,19 +66,41 @@ pub fn run(spec: &CompileBench) -> Result<Value> {
     let fs = sample_formulas(spec.singles.max(spec.batch), 2026);
     let mut singles = Vec::new();
     for f in &fs[..spec.singles] {
-        let m = module(std::slice::from_ref(f), spec.dtype);
+        let m = module(std::slice::from_ref(f), spec.dtype, Layout::PerFormula);
         singles.push(compile(&m.source(), "one.cu", &opts)?.elapsed.as_secs_f64() * 1e3);
     }
-    let m = module(&fs[..spec.batch], spec.dtype);
+    let m = module(&fs[..spec.batch], spec.dtype, Layout::PerFormula);
+    let dm = module(&fs[..spec.batch], spec.dtype, Layout::Dispatch);
+    if let Some(dir) = &spec.emit {
+        let write = |name: &str, src: String| {
+            let path = dir.join(name);
+            std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&path, src))
+                .map_err(|e| Error::io(path.display().to_string(), e))
+        };
+        write(
+            "single.cu",
+            module(&fs[..1], spec.dtype, Layout::PerFormula).source(),
+        )?;
+        write("module.cu", m.source())?;
+        write("dispatch.cu", dm.source())?;
+    }
     let batch = compile(&m.source(), "batch.cu", &opts)?
         .elapsed
         .as_secs_f64()
         * 1e3;
     let per_formula = batch / m.len() as f64;
+    // The same formulas as one dispatch module (shared math, one kernel
+    // per direction).
+    let dispatch = compile(&dm.source(), "dispatch.cu", &opts)?
+        .elapsed
+        .as_secs_f64()
+        * 1e3;
+    let dispatch_per_formula = dispatch / dm.len() as f64;
 
     // Disk-cache hits: a fresh cache each time, so memory cannot answer.
     let dir = std::env::temp_dir().join(format!("actforge-compile-bench-{}", std::process::id()));
-    let src = module(&fs[..1], spec.dtype).source();
+    let src = module(&fs[..1], spec.dtype, Layout::PerFormula).source();
     KernelCache::new(Some(dir.clone())).get_or_compile(&src, "hit.cu", &opts)?;
     let mut hits = Vec::new();
     for _ in 0..20 {
@@ -95,6 +120,7 @@ pub fn run(spec: &CompileBench) -> Result<Value> {
         "kernels_per_formula": 2,
         "cold_compile_ms": {"median": single_median, "min": singles.iter().cloned().fold(f64::INFINITY, f64::min), "max": singles.iter().cloned().fold(0.0, f64::max), "formulas": spec.singles},
         "module": {"formulas": m.len(), "total_ms": batch, "per_formula_ms": per_formula, "speedup_per_formula": single_median / per_formula},
+        "dispatch_module": {"formulas": dm.len(), "total_ms": dispatch, "per_formula_ms": dispatch_per_formula, "speedup_per_formula": single_median / dispatch_per_formula},
         "disk_cache_hit_ms": {"median": median(hits.clone()), "max": hits.iter().cloned().fold(0.0, f64::max)},
     }))
 }
@@ -102,7 +128,7 @@ pub fn run(spec: &CompileBench) -> Result<Value> {
 pub fn describe(v: &Value) -> String {
     let g = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
     format!(
-        "NVRTC {} {} fwd+bwd\n  cold compile, one formula: median {:.1} ms (min {:.1}, max {:.1}, {} formulas)\n  one module of {} formulas: {:.0} ms, {:.1} ms per formula ({:.1}x faster per formula)\n  disk-cache hit: median {:.3} ms (max {:.3})\n",
+        "NVRTC {} {} fwd+bwd\n  cold compile, one formula: median {:.1} ms (min {:.1}, max {:.1}, {} formulas)\n  one module of {} formulas: {:.0} ms, {:.1} ms per formula ({:.1}x faster per formula)\n  one dispatch module of the same: {:.0} ms, {:.1} ms per formula ({:.1}x faster per formula)\n  disk-cache hit: median {:.3} ms (max {:.3})\n",
         v["arch"].as_str().unwrap_or(""),
         v["dtype"].as_str().unwrap_or(""),
         g("/cold_compile_ms/median"),
@@ -113,6 +139,9 @@ pub fn describe(v: &Value) -> String {
         g("/module/total_ms"),
         g("/module/per_formula_ms"),
         g("/module/speedup_per_formula"),
+        g("/dispatch_module/total_ms"),
+        g("/dispatch_module/per_formula_ms"),
+        g("/dispatch_module/speedup_per_formula"),
         g("/disk_cache_hit_ms/median"),
         g("/disk_cache_hit_ms/max"),
     )

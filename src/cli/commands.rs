@@ -109,12 +109,14 @@ pub fn run(cmd: Command) -> Result<i32> {
             singles,
             batch,
             json,
+            emit,
         } => {
             let spec = crate::bench::compile::CompileBench {
                 arch: parse_arch(&arch)?,
                 dtype: Dtype::parse(&dtype).expect("clap checked the dtype"),
                 singles: singles.max(1),
                 batch: batch.max(1),
+                emit,
             };
             let v = crate::bench::compile::run(&spec)?;
             if json {

@@ -212,8 +212,10 @@ Example:
     /// Measure NVRTC compile times and the kernel cache (no GPU needed).
     #[command(after_help = "\
 Cold compile of one formula (forward + backward, one dtype) over several
-random GP formulas, one module holding many formulas (per-formula cost),
-and disk-cache hits from a fresh cache.
+random GP formulas; one module holding many formulas (per-formula cost),
+with the exported per-formula kernels and as a dispatch module (one kernel
+per direction for the whole module, math functions compiled once: the
+layout for a GP generation); disk-cache hits from a fresh cache.
 
 Example:
   actforge bench-compile --arch sm_90 --json")]
@@ -230,6 +232,11 @@ Example:
         batch: usize,
         #[arg(long)]
         json: bool,
+        /// Also write the compiled sources to DIR: `single.cu` (the first
+        /// formula alone), `module.cu` (the batched module) and
+        /// `dispatch.cu` (the same formulas as a dispatch module)
+        #[arg(long, value_name = "DIR")]
+        emit: Option<std::path::PathBuf>,
     },
     /// List the named primitives of the prelude (and --defs), with definitions.
     Prelude {

@@ -32,7 +32,7 @@ pub fn wrapper_name(kernel: &str) -> String {
 
 /// A C++ translation unit: the shim, the module's source, and for each
 /// kernel `extern "C" void shim_<kernel>(unsigned grid, unsigned block,
-/// <kernel arguments>)`.
+/// <kernel arguments>)` (a dispatch kernel's start with the formula id).
 pub fn shim_source(m: &Module) -> String {
     let mut s = String::from("// Host build of an actforge module (see kernels/host_shim.h).\n");
     s.push_str(HOST_SHIM);
@@ -40,16 +40,12 @@ pub fn shim_source(m: &Module) -> String {
     s.push_str(&m.source());
     s.push_str("\n// ---- launch wrappers\n");
     for k in m.kernels() {
-        let t = k.dtype.c_type();
-        let (params, args) = match k.dir {
-            Direction::Fwd => (
-                format!("const {t}* x, {t}* y, unsigned long long n"),
-                "x, y, n",
-            ),
-            Direction::Bwd => (
-                format!("const {t}* x, const {t}* dy, {t}* dx, unsigned long long n"),
-                "x, dy, dx, n",
-            ),
+        let params = k.params();
+        let args = match (k.dispatch, k.dir) {
+            (false, Direction::Fwd) => "x, y, n",
+            (false, Direction::Bwd) => "x, dy, dx, n",
+            (true, Direction::Fwd) => "id, x, y, n",
+            (true, Direction::Bwd) => "id, x, dy, dx, n",
         };
         s.push_str(&format!(
             "extern \"C\" void {w}(unsigned int grid, unsigned int block, {params})\n{{\n    for (unsigned int b = 0; b < grid; ++b) {{\n        for (unsigned int t = 0; t < block; ++t) {{\n            act_shim_set(grid, block, b, t);\n            {name}({args});\n        }}\n    }}\n}}\n",
