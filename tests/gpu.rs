@@ -7,13 +7,21 @@
 
 mod common;
 
-use actforge::codegen::{kernel_name, Direction, Dtype, Module, Selection};
+use std::sync::Arc;
+
+use actforge::codegen::{
+    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
+};
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr};
-use actforge::runtime::device::{launch_backward, launch_config, launch_forward, Gpu, Kernels};
+use actforge::runtime::device::{
+    launch_backward, launch_config, launch_dispatch_backward, launch_dispatch_forward,
+    launch_forward, Gpu, Kernels,
+};
 use actforge::runtime::nvrtc::CompileOptions;
 use actforge::runtime::KernelCache;
 use common::{close, f32_well_conditioned, near_switch};
+use cudarc::driver::{CudaFunction, CudaStream, CudaView, CudaViewMut, LaunchConfig};
 
 const QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
 const T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
@@ -87,9 +95,55 @@ fn check(
     1
 }
 
+/// Forward through the formula's own kernel (`id` None) or formula `id`
+/// of a dispatch module.
+fn run_fwd<T>(
+    s: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    id: Option<u32>,
+    x: &CudaView<'_, T>,
+    y: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> actforge::Result<()> {
+    match id {
+        None => launch_forward(s, func, cfg, x, y, n),
+        Some(id) => launch_dispatch_forward(s, func, cfg, id, x, y, n),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_bwd<T>(
+    s: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    id: Option<u32>,
+    x: &CudaView<'_, T>,
+    dy: &CudaView<'_, T>,
+    dx: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> actforge::Result<()> {
+    match id {
+        None => launch_backward(s, func, cfg, x, dy, dx, n),
+        Some(id) => launch_dispatch_backward(s, func, cfg, id, x, dy, dx, n),
+    }
+}
+
 /// Run fwd and bwd of `f` in `dtype` over lengths × offsets; returns the
 /// number of compared outputs.
 fn exercise(gpu: &Gpu, k: &Kernels, e: &Expr, f: &Function, dtype: Dtype) -> usize {
+    exercise_as(gpu, k, e, f, dtype, None)
+}
+
+/// [`exercise`] through the kernels of a dispatch module (`id` Some).
+fn exercise_as(
+    gpu: &Gpu,
+    k: &Kernels,
+    e: &Expr,
+    f: &Function,
+    dtype: Dtype,
+    id: Option<u32>,
+) -> usize {
     let s = &gpu.stream;
     let mut compared = 0;
     for &n in &[1usize, 3, 7, 8, 9, 33, 1000, 4097, 65_537] {
@@ -103,27 +157,33 @@ fn exercise(gpu: &Gpu, k: &Kernels, e: &Expr, f: &Function, dtype: Dtype) -> usi
             hg[off..off + n].copy_from_slice(&gs);
             let canary = -12345.0f32;
             let cfg = launch_config(n, dtype, gpu.sm_count);
-            let fwd = k.get(&kernel_name(f.hash, Direction::Fwd, dtype)).unwrap();
-            let bwd = k.get(&kernel_name(f.hash, Direction::Bwd, dtype)).unwrap();
+            let name = |dir| match id {
+                None => kernel_name(f.hash, dir, dtype),
+                Some(_) => dispatch_kernel_name(dir, dtype),
+            };
+            let fwd = k.get(&name(Direction::Fwd)).unwrap();
+            let bwd = k.get(&name(Direction::Bwd)).unwrap();
             let ctx = format!("{} n={n} off={off}", dtype.name());
             let (y, dx, xs_s) = if dtype == Dtype::F32 {
                 let x = s.clone_htod(&hx).unwrap();
                 let g = s.clone_htod(&hg).unwrap();
                 let mut y = s.clone_htod(&vec![canary; total]).unwrap();
                 let mut dx = s.clone_htod(&vec![canary; total]).unwrap();
-                launch_forward(
+                run_fwd(
                     s,
                     fwd,
                     cfg,
+                    id,
                     &x.slice(off..off + n),
                     &mut y.slice_mut(off..off + n),
                     n,
                 )
                 .unwrap();
-                launch_backward(
+                run_bwd(
                     s,
                     bwd,
                     cfg,
+                    id,
                     &x.slice(off..off + n),
                     &g.slice(off..off + n),
                     &mut dx.slice_mut(off..off + n),
@@ -140,19 +200,21 @@ fn exercise(gpu: &Gpu, k: &Kernels, e: &Expr, f: &Function, dtype: Dtype) -> usi
                 let g = s.clone_htod(&store(&hg, dtype)).unwrap();
                 let mut y = s.clone_htod(&store(&vec![canary; total], dtype)).unwrap();
                 let mut dx = s.clone_htod(&store(&vec![canary; total], dtype)).unwrap();
-                launch_forward(
+                run_fwd(
                     s,
                     fwd,
                     cfg,
+                    id,
                     &x.slice(off..off + n),
                     &mut y.slice_mut(off..off + n),
                     n,
                 )
                 .unwrap();
-                launch_backward(
+                run_bwd(
                     s,
                     bwd,
                     cfg,
+                    id,
                     &x.slice(off..off + n),
                     &g.slice(off..off + n),
                     &mut dx.slice_mut(off..off + n),
@@ -232,6 +294,48 @@ fn fused_kernels_match_the_reference_on_the_gpu() {
                 "{src} {}: only {c} outputs compared",
                 dtype.name()
             );
+        }
+    }
+}
+
+/// A dispatch module (one kernel per direction and dtype) computes each of
+/// its formulas, selected by index, on the GPU as on the CPU.
+#[test]
+fn dispatch_modules_run_every_formula() {
+    let Some(gpu) = gpu_or_skip() else {
+        return;
+    };
+    let parsed: Vec<(Expr, Function)> = [QA, T5, "gelu_like(x)", "safe_div(x, sin(x))", "mish(x)"]
+        .iter()
+        .map(|s| {
+            let e = parse(s).unwrap();
+            let f = Function::new(&e);
+            (e, f)
+        })
+        .collect();
+    let mut m = Module::new(Selection {
+        layout: Layout::Dispatch,
+        ..Selection::default()
+    });
+    for (_, f) in &parsed {
+        m.add(f);
+    }
+    let (img, _) = KernelCache::global()
+        .get_or_compile(
+            &m.source(),
+            "gpu-dispatch.cu",
+            &CompileOptions::cubin(gpu.arch),
+        )
+        .unwrap();
+    let k = Kernels::new(
+        gpu.load(&img).unwrap(),
+        m.kernels().into_iter().map(|k| k.name),
+    )
+    .unwrap();
+    for (e, f) in &parsed {
+        let id = m.index_of(f.hash).unwrap();
+        for dtype in Dtype::ALL {
+            assert!(exercise_as(&gpu, &k, e, f, dtype, Some(id)) > 10_000);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Kernel-level GPU benchmark: a device-to-device copy (the bandwidth
 //! ceiling), the fused forward and backward kernels, and the composed
 //! baseline (one kernel per op, generated the same way), measured side by
-//! side on one device. Results are checked against the CPU reference
+//! side on one device; also the same formula through the dispatch kernels
+//! of a 33-formula module (what a GP generation compiles), to measure what
+//! the dispatch layout costs at run time. Results are checked against the CPU reference
 //! before anything is timed.
 
 use std::time::Instant;
@@ -10,7 +12,9 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 
 use super::{Pass, Row, Variant};
 use crate::codegen::composed::{Composed, Operand};
-use crate::codegen::{kernel_name, Direction, Dtype, Module, Selection};
+use crate::codegen::{
+    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
+};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::eval_f64;
@@ -46,6 +50,9 @@ fn time(
     stream.synchronize().map_err(|e| cuda("synchronize", e))?;
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }
+
+/// Other formulas in the dispatch module the bench times (a generation).
+const DISPATCH_NEIGHBOURS: usize = 32;
 
 pub struct KernelBench<'a> {
     pub function: &'a Function,
@@ -84,6 +91,25 @@ where
     m.add(f);
     let (img, _) = cache.get_or_compile(&m.source(), "fused.cu", &opts)?;
     let fused = Kernels::new(gpu.load(&img)?, m.kernels().into_iter().map(|k| k.name))?;
+    // The same formula in a dispatch module the size of a GP generation,
+    // in the middle of it (the switch has cases on both sides).
+    let mut dm = Module::new(Selection {
+        dtypes: vec![dtype],
+        layout: Layout::Dispatch,
+        ..Selection::default()
+    });
+    let others = super::compile::sample_formulas(DISPATCH_NEIGHBOURS, 7);
+    let (before, after) = others.split_at(DISPATCH_NEIGHBOURS / 2);
+    for g in before.iter().chain([f]).chain(after) {
+        dm.add(g);
+    }
+    let id = dm.index_of(f.hash).expect("added");
+    let (img, _) = cache.get_or_compile(&dm.source(), "dispatch.cu", &opts)?;
+    let disp = Kernels::new(gpu.load(&img)?, dm.kernels().into_iter().map(|k| k.name))?;
+    let (dfwd_name, dbwd_name) = (
+        dispatch_kernel_name(Direction::Fwd, dtype),
+        dispatch_kernel_name(Direction::Bwd, dtype),
+    );
     let cf = Composed::new(&f.graph, f.f, f.hash, "fwd", dtype);
     let cb = Composed::backward(&f.graph, f.df, f.hash, dtype);
     let mut ck = Vec::new();
@@ -136,6 +162,16 @@ where
             n,
         )
     };
+    let run_dfwd = |b: &mut Buffers<T>| -> Result<()> {
+        let (xv, mut yv) = (b.x.slice(..), b.y.slice_mut(..));
+        let k = disp.get(&dfwd_name)?;
+        crate::runtime::device::launch_dispatch_forward(stream, k, cfg, id, &xv, &mut yv, n)
+    };
+    let run_dbwd = |b: &mut Buffers<T>| -> Result<()> {
+        let (xv, gv, mut dv) = (b.x.slice(..), b.dy.slice(..), b.dx.slice_mut(..));
+        let k = disp.get(&dbwd_name)?;
+        crate::runtime::device::launch_dispatch_backward(stream, k, cfg, id, &xv, &gv, &mut dv, n)
+    };
     let run_chain = |b: &mut Buffers<T>, c: &Composed, k: &Kernels| -> Result<()> {
         for (i, step) in c.steps.iter().enumerate() {
             let (before, rest) = b.steps.split_at_mut(i);
@@ -176,6 +212,15 @@ where
     let xs_stored = load(&store(&xs));
     let gs_stored = load(&store(&gs));
     verify(f, &xs_stored, &gs_stored, &y, &dx, dtype, "fused")?;
+    run_dfwd(&mut b)?;
+    run_dbwd(&mut b)?;
+    let y = load(&stream.clone_dtoh(&b.y).map_err(|e| cuda("download y", e))?);
+    let dx = load(
+        &stream
+            .clone_dtoh(&b.dx)
+            .map_err(|e| cuda("download dx", e))?,
+    );
+    verify(f, &xs_stored, &gs_stored, &y, &dx, dtype, "dispatch")?;
     run_chain(&mut b, &cf, &ck[0])?;
     let cy = load(
         &stream
@@ -243,6 +288,21 @@ where
         5 * n * size,
         both,
     ));
+    let dispatch = [
+        (Pass::Fwd, 2, time(stream, it, || run_dfwd(&mut b))?),
+        (Pass::Bwd, 3, time(stream, it, || run_dbwd(&mut b))?),
+        (
+            Pass::FwdBwd,
+            5,
+            time(stream, it, || {
+                run_dfwd(&mut b)?;
+                run_dbwd(&mut b)
+            })?,
+        ),
+    ];
+    for (pass, k, t) in dispatch {
+        rows.push(row(Variant::DispatchKernel, pass, k * n * size, t));
+    }
     Ok(rows)
 }
 

@@ -18,6 +18,9 @@ pub enum Variant {
     FusedKernel,
     /// One generated kernel per op, launched directly.
     ComposedKernels,
+    /// The formula through the dispatch kernels of a generation-sized
+    /// module (`codegen::Layout::Dispatch`), launched directly.
+    DispatchKernel,
     /// The fused candle op (`fused:FORMULA`).
     Fused,
     /// The formula as a chain of candle ops (`composed:FORMULA`).
@@ -32,6 +35,7 @@ impl Variant {
             Variant::Copy => "copy",
             Variant::FusedKernel => "fused-kernel",
             Variant::ComposedKernels => "composed-kernels",
+            Variant::DispatchKernel => "dispatch-kernel",
             Variant::Fused => "fused",
             Variant::Composed => "composed",
             Variant::Builtin => "builtin-gelu",

@@ -176,8 +176,10 @@ formula as a chain of candle ops (composed) and candle's built-in GELU
 (builtin-gelu): forward on a tracked tensor (fwd), Tensor::backward (bwd)
 and both (fwdbwd); median of --iters rounds, device synchronised before
 each clock read. On a GPU (--device cuda) also a device-to-device copy of the
-same bytes (the bandwidth ceiling), the fused NVRTC kernels launched directly
-and one generated kernel per op; GPU results are checked against the CPU
+same bytes (the bandwidth ceiling), the fused NVRTC kernels launched directly,
+the same formula through the dispatch kernels of a 33-formula module (the
+layout for a GP generation) and one generated kernel per op (the composed
+baseline at kernel level); GPU results are checked against the CPU
 reference before timing. GB/s counts the minimal traffic of each pass
 (forward reads x and writes y; backward also reads dy).
 

@@ -153,6 +153,32 @@ pub fn launch_forward<T>(
     y: &mut CudaViewMut<'_, T>,
     n: usize,
 ) -> Result<()> {
+    forward(stream, func, cfg, None, x, y, n)
+}
+
+/// [`launch_forward`] of formula `id` through a dispatch kernel
+/// (`act_dispatch_fwd_<dtype>`, see `codegen::Layout::Dispatch`).
+pub fn launch_dispatch_forward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    id: u32,
+    x: &CudaView<'_, T>,
+    y: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    forward(stream, func, cfg, Some(id), x, y, n)
+}
+
+fn forward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    id: Option<u32>,
+    x: &CudaView<'_, T>,
+    y: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
     if x.len() < n || y.len() < n {
         return Err(Error::Usage(format!(
             "forward launch of {n} elements on buffers of {} and {}",
@@ -162,9 +188,13 @@ pub fn launch_forward<T>(
     }
     let n64 = n as u64;
     let mut b = stream.launch_builder(func);
+    if let Some(id) = &id {
+        b.arg(id);
+    }
     b.arg(x).arg(y).arg(&n64);
-    // SAFETY: the kernel signature is (const T*, T*, unsigned long long)
-    // by the ABI in `codegen`, and both buffers hold n elements.
+    // SAFETY: the kernel signature is ([unsigned int id,] const T*, T*,
+    // unsigned long long) by the ABI in `codegen` (the id exactly for
+    // dispatch kernels), and both buffers hold n elements.
     unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching the forward kernel", e))?;
     Ok(())
 }
@@ -179,6 +209,35 @@ pub fn launch_backward<T>(
     dx: &mut CudaViewMut<'_, T>,
     n: usize,
 ) -> Result<()> {
+    backward(stream, func, cfg, None, x, dy, dx, n)
+}
+
+/// [`launch_backward`] of formula `id` through a dispatch kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn launch_dispatch_backward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    id: u32,
+    x: &CudaView<'_, T>,
+    dy: &CudaView<'_, T>,
+    dx: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    backward(stream, func, cfg, Some(id), x, dy, dx, n)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    id: Option<u32>,
+    x: &CudaView<'_, T>,
+    dy: &CudaView<'_, T>,
+    dx: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
     if x.len() < n || dy.len() < n || dx.len() < n {
         return Err(Error::Usage(format!(
             "backward launch of {n} elements on shorter buffers"
@@ -186,9 +245,12 @@ pub fn launch_backward<T>(
     }
     let n64 = n as u64;
     let mut b = stream.launch_builder(func);
+    if let Some(id) = &id {
+        b.arg(id);
+    }
     b.arg(x).arg(dy).arg(dx).arg(&n64);
-    // SAFETY: (const T*, const T*, T*, unsigned long long) by the ABI, and
-    // all three buffers hold n elements.
+    // SAFETY: ([unsigned int id,] const T*, const T*, T*, unsigned long
+    // long) by the ABI, and all three buffers hold n elements.
     unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching the backward kernel", e))?;
     Ok(())
 }
