@@ -18,7 +18,13 @@ Examples:
   actforge simplify 'safe_div(safe_mul(x, 1.0), safe_add(x, 0))'
   actforge eval 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --x=-2,-0.5,0,1.5 --grad
   actforge plot 'gelu_like(x)' --out gelu.png --range -4,4
-  actforge prelude            # list the named primitives";
+  actforge codegen 'silu(x)' --dtype bf16 --bwd   # the generated CUDA C
+  actforge export 'gelu_like(x)' --out gelu_kernel  # a standalone kernel package
+  actforge bench 'gelu_like(x)' --elems 4194304     # fused vs composed vs candle's GELU
+  actforge prelude            # list the named primitives
+
+In a candle model, an activation is `gelu`, `fused:FORMULA` or
+`composed:FORMULA` (actforge::op::Activation).";
 
 #[derive(Parser, Debug)]
 #[command(
