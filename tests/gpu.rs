@@ -7,21 +7,17 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use actforge::codegen::{
     dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
 };
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr};
 use actforge::runtime::device::{
-    launch_backward, launch_config, launch_dispatch_backward, launch_dispatch_forward,
-    launch_forward, Gpu, Kernels,
+    launch_backward_with, launch_config, launch_forward_with, Gpu, Kernels,
 };
 use actforge::runtime::nvrtc::CompileOptions;
 use actforge::runtime::KernelCache;
-use common::{close, f32_well_conditioned, near_switch};
-use cudarc::driver::{CudaFunction, CudaStream, CudaView, CudaViewMut, LaunchConfig};
+use common::{close, f32_well_conditioned, near_switch, parse_all};
 
 const QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
 const T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
@@ -95,40 +91,6 @@ fn check(
     1
 }
 
-/// Forward through the formula's own kernel (`id` None) or formula `id`
-/// of a dispatch module.
-fn run_fwd<T>(
-    s: &Arc<CudaStream>,
-    func: &CudaFunction,
-    cfg: LaunchConfig,
-    id: Option<u32>,
-    x: &CudaView<'_, T>,
-    y: &mut CudaViewMut<'_, T>,
-    n: usize,
-) -> actforge::Result<()> {
-    match id {
-        None => launch_forward(s, func, cfg, x, y, n),
-        Some(id) => launch_dispatch_forward(s, func, cfg, id, x, y, n),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_bwd<T>(
-    s: &Arc<CudaStream>,
-    func: &CudaFunction,
-    cfg: LaunchConfig,
-    id: Option<u32>,
-    x: &CudaView<'_, T>,
-    dy: &CudaView<'_, T>,
-    dx: &mut CudaViewMut<'_, T>,
-    n: usize,
-) -> actforge::Result<()> {
-    match id {
-        None => launch_backward(s, func, cfg, x, dy, dx, n),
-        Some(id) => launch_dispatch_backward(s, func, cfg, id, x, dy, dx, n),
-    }
-}
-
 /// Run fwd and bwd of `f` in `dtype` over lengths × offsets; returns the
 /// number of compared outputs.
 fn exercise(gpu: &Gpu, k: &Kernels, e: &Expr, f: &Function, dtype: Dtype) -> usize {
@@ -169,7 +131,7 @@ fn exercise_as(
                 let g = s.clone_htod(&hg).unwrap();
                 let mut y = s.clone_htod(&vec![canary; total]).unwrap();
                 let mut dx = s.clone_htod(&vec![canary; total]).unwrap();
-                run_fwd(
+                launch_forward_with(
                     s,
                     fwd,
                     cfg,
@@ -179,7 +141,7 @@ fn exercise_as(
                     n,
                 )
                 .unwrap();
-                run_bwd(
+                launch_backward_with(
                     s,
                     bwd,
                     cfg,
@@ -200,7 +162,7 @@ fn exercise_as(
                 let g = s.clone_htod(&store(&hg, dtype)).unwrap();
                 let mut y = s.clone_htod(&store(&vec![canary; total], dtype)).unwrap();
                 let mut dx = s.clone_htod(&store(&vec![canary; total], dtype)).unwrap();
-                run_fwd(
+                launch_forward_with(
                     s,
                     fwd,
                     cfg,
@@ -210,7 +172,7 @@ fn exercise_as(
                     n,
                 )
                 .unwrap();
-                run_bwd(
+                launch_backward_with(
                     s,
                     bwd,
                     cfg,
@@ -266,14 +228,7 @@ fn fused_kernels_match_the_reference_on_the_gpu() {
         "softplus(x)",
         "log1p_safe(x)",
     ];
-    let parsed: Vec<(Expr, Function)> = sources
-        .iter()
-        .map(|s| {
-            let e = parse(s).unwrap();
-            let f = Function::new(&e);
-            (e, f)
-        })
-        .collect();
+    let parsed = parse_all(&sources);
     let mut m = Module::new(Selection::default());
     for (_, f) in &parsed {
         m.add(f);
@@ -305,14 +260,7 @@ fn dispatch_modules_run_every_formula() {
     let Some(gpu) = gpu_or_skip() else {
         return;
     };
-    let parsed: Vec<(Expr, Function)> = [QA, T5, "gelu_like(x)", "safe_div(x, sin(x))", "mish(x)"]
-        .iter()
-        .map(|s| {
-            let e = parse(s).unwrap();
-            let f = Function::new(&e);
-            (e, f)
-        })
-        .collect();
+    let parsed = parse_all(&[QA, T5, "gelu_like(x)", "safe_div(x, sin(x))", "mish(x)"]);
     let mut m = Module::new(Selection {
         layout: Layout::Dispatch,
         ..Selection::default()

@@ -23,7 +23,7 @@ use actforge::codegen::{
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr, Library};
 use actforge::search::{PrimitiveSet, Tree};
-use common::{close, f32_well_conditioned, near_switch};
+use common::{close, f32_well_conditioned, near_switch, parse_all};
 use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -33,6 +33,22 @@ const T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG
 
 fn require_toolchain() -> bool {
     std::env::var("ACTFORGE_REQUIRE_TOOLCHAIN").is_ok_and(|v| v == "1")
+}
+
+/// A C++ compiler, or None after printing why the test is skipped (a
+/// failure when `ACTFORGE_REQUIRE_TOOLCHAIN=1`).
+fn cxx_or_skip() -> Option<String> {
+    let found = cxx();
+    if found.is_none() {
+        assert!(
+            !require_toolchain(),
+            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler (g++, c++, clang++) was found"
+        );
+        eprintln!(
+            "SKIPPED: no C++ compiler found (set CXX); the host-shim kernel tests did not run"
+        );
+    }
+    found
 }
 
 fn cxx() -> Option<String> {
@@ -401,25 +417,11 @@ fn rounds_once<T: Elem>(shim: &Shim, hash: u64) {
 
 #[test]
 fn generated_kernels_run_on_the_cpu_and_match_the_reference() {
-    let Some(cxx) = cxx() else {
-        assert!(
-            !require_toolchain(),
-            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler (g++, c++, clang++) was found"
-        );
-        eprintln!(
-            "SKIPPED: no C++ compiler found (set CXX); the host-shim kernel tests did not run"
-        );
+    let Some(cxx) = cxx_or_skip() else {
         return;
     };
     let sources = formulas();
-    let parsed: Vec<(Expr, Function)> = sources
-        .iter()
-        .map(|s| {
-            let e = parse(s).unwrap();
-            let f = Function::new(&e);
-            (e, f)
-        })
-        .collect();
+    let parsed = parse_all(&sources);
     let mut m = Module::new(Selection::default());
     for (_, f) in &parsed {
         m.add(f);
@@ -478,23 +480,11 @@ fn run_dispatch<T: Elem>(shim: &Shim, case: &Case, id: u32) -> usize {
 /// over the same lengths, offsets and grids as the per-formula kernels.
 #[test]
 fn dispatch_kernels_run_on_the_cpu_and_match_the_reference() {
-    let Some(cxx) = cxx() else {
-        assert!(
-            !require_toolchain(),
-            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler was found"
-        );
-        eprintln!("SKIPPED: no C++ compiler found");
+    let Some(cxx) = cxx_or_skip() else {
         return;
     };
     let sources = formulas();
-    let parsed: Vec<(Expr, Function)> = sources
-        .iter()
-        .map(|s| {
-            let e = parse(s).unwrap();
-            let f = Function::new(&e);
-            (e, f)
-        })
-        .collect();
+    let parsed = parse_all(&sources);
     let mut m = Module::new(Selection {
         layout: Layout::Dispatch,
         ..Selection::default()
@@ -541,12 +531,7 @@ fn dispatch_kernels_run_on_the_cpu_and_match_the_reference() {
 
 #[test]
 fn half_conversions_are_exact_for_every_16_bit_pattern() {
-    let Some(cxx) = cxx() else {
-        assert!(
-            !require_toolchain(),
-            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler was found"
-        );
-        eprintln!("SKIPPED: no C++ compiler found");
+    let Some(cxx) = cxx_or_skip() else {
         return;
     };
     // The identity kernel loads and stores: every pattern must survive
@@ -587,12 +572,7 @@ type Step3 = unsafe extern "C" fn(u32, u32, *const f32, *const f32, *const f32, 
 fn composed_chains_compute_the_fused_result() {
     use actforge::codegen::composed::{Composed, Operand};
     use actforge::codegen::host::shim_source_composed;
-    let Some(cxx) = cxx() else {
-        assert!(
-            !require_toolchain(),
-            "ACTFORGE_REQUIRE_TOOLCHAIN=1 but no C++ compiler was found"
-        );
-        eprintln!("SKIPPED: no C++ compiler found");
+    let Some(cxx) = cxx_or_skip() else {
         return;
     };
     for src in [QA, T5, "x", "2.5", "gelu_like(x)"] {

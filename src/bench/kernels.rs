@@ -18,7 +18,9 @@ use crate::codegen::{
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::eval_f64;
-use crate::runtime::device::{launch_config, Gpu, Kernels};
+use crate::runtime::device::{
+    launch_backward_with, launch_config, launch_forward_with, Gpu, Kernels,
+};
 use crate::runtime::nvrtc::CompileOptions;
 use crate::runtime::KernelCache;
 
@@ -106,10 +108,6 @@ where
     let id = dm.index_of(f.hash).expect("added");
     let (img, _) = cache.get_or_compile(&dm.source(), "dispatch.cu", &opts)?;
     let disp = Kernels::new(gpu.load(&img)?, dm.kernels().into_iter().map(|k| k.name))?;
-    let (dfwd_name, dbwd_name) = (
-        dispatch_kernel_name(Direction::Fwd, dtype),
-        dispatch_kernel_name(Direction::Bwd, dtype),
-    );
     let cf = Composed::new(&f.graph, f.f, f.hash, "fwd", dtype);
     let cb = Composed::backward(&f.graph, f.df, f.hash, dtype);
     let mut ck = Vec::new();
@@ -144,33 +142,33 @@ where
             .map_err(|e| cuda("alloc temporaries", e))?,
     };
     let cfg = launch_config(n, dtype, gpu.sm_count);
-    let fwd_name = kernel_name(f.hash, Direction::Fwd, dtype);
-    let bwd_name = kernel_name(f.hash, Direction::Bwd, dtype);
-    let run_fwd = |b: &mut Buffers<T>| -> Result<()> {
+    // The fused kernels, per formula and through the dispatch module:
+    // (variant, label, kernels, forward name, backward name, dispatch id).
+    let fused_runs = [
+        (
+            Variant::FusedKernel,
+            "fused",
+            &fused,
+            kernel_name(f.hash, Direction::Fwd, dtype),
+            kernel_name(f.hash, Direction::Bwd, dtype),
+            None,
+        ),
+        (
+            Variant::DispatchKernel,
+            "dispatch",
+            &disp,
+            dispatch_kernel_name(Direction::Fwd, dtype),
+            dispatch_kernel_name(Direction::Bwd, dtype),
+            Some(id),
+        ),
+    ];
+    let run_fwd = |b: &mut Buffers<T>, k: &Kernels, name: &str, id| -> Result<()> {
         let (xv, mut yv) = (b.x.slice(..), b.y.slice_mut(..));
-        crate::runtime::device::launch_forward(stream, fused.get(&fwd_name)?, cfg, &xv, &mut yv, n)
+        launch_forward_with(stream, k.get(name)?, cfg, id, &xv, &mut yv, n)
     };
-    let run_bwd = |b: &mut Buffers<T>| -> Result<()> {
+    let run_bwd = |b: &mut Buffers<T>, k: &Kernels, name: &str, id| -> Result<()> {
         let (xv, gv, mut dv) = (b.x.slice(..), b.dy.slice(..), b.dx.slice_mut(..));
-        crate::runtime::device::launch_backward(
-            stream,
-            fused.get(&bwd_name)?,
-            cfg,
-            &xv,
-            &gv,
-            &mut dv,
-            n,
-        )
-    };
-    let run_dfwd = |b: &mut Buffers<T>| -> Result<()> {
-        let (xv, mut yv) = (b.x.slice(..), b.y.slice_mut(..));
-        let k = disp.get(&dfwd_name)?;
-        crate::runtime::device::launch_dispatch_forward(stream, k, cfg, id, &xv, &mut yv, n)
-    };
-    let run_dbwd = |b: &mut Buffers<T>| -> Result<()> {
-        let (xv, gv, mut dv) = (b.x.slice(..), b.dy.slice(..), b.dx.slice_mut(..));
-        let k = disp.get(&dbwd_name)?;
-        crate::runtime::device::launch_dispatch_backward(stream, k, cfg, id, &xv, &gv, &mut dv, n)
+        launch_backward_with(stream, k.get(name)?, cfg, id, &xv, &gv, &mut dv, n)
     };
     let run_chain = |b: &mut Buffers<T>, c: &Composed, k: &Kernels| -> Result<()> {
         for (i, step) in c.steps.iter().enumerate() {
@@ -200,110 +198,77 @@ where
         Ok(())
     };
 
-    // Correctness first: fused and composed against the f64 reference.
-    run_fwd(&mut b)?;
-    run_bwd(&mut b)?;
-    let y = load(&stream.clone_dtoh(&b.y).map_err(|e| cuda("download y", e))?);
-    let dx = load(
-        &stream
-            .clone_dtoh(&b.dx)
-            .map_err(|e| cuda("download dx", e))?,
-    );
+    // Correctness first: every variant against the f64 reference.
+    let download = |s: &CudaSlice<T>| -> Result<Vec<f32>> {
+        Ok(load(
+            &stream.clone_dtoh(s).map_err(|e| cuda("download", e))?,
+        ))
+    };
     let xs_stored = load(&store(&xs));
     let gs_stored = load(&store(&gs));
-    verify(f, &xs_stored, &gs_stored, &y, &dx, dtype, "fused")?;
-    run_dfwd(&mut b)?;
-    run_dbwd(&mut b)?;
-    let y = load(&stream.clone_dtoh(&b.y).map_err(|e| cuda("download y", e))?);
-    let dx = load(
-        &stream
-            .clone_dtoh(&b.dx)
-            .map_err(|e| cuda("download dx", e))?,
-    );
-    verify(f, &xs_stored, &gs_stored, &y, &dx, dtype, "dispatch")?;
+    for (_, label, k, fwd, bwd, id) in &fused_runs {
+        run_fwd(&mut b, k, fwd, *id)?;
+        run_bwd(&mut b, k, bwd, *id)?;
+        let (y, dx) = (download(&b.y)?, download(&b.dx)?);
+        verify(f, &xs_stored, &gs_stored, &y, &dx, dtype, label)?;
+    }
     run_chain(&mut b, &cf, &ck[0])?;
-    let cy = load(
-        &stream
-            .clone_dtoh(&b.steps[cf.steps.len() - 1])
-            .map_err(|e| cuda("download", e))?,
-    );
+    let cy = download(&b.steps[cf.steps.len() - 1])?;
     run_chain(&mut b, &cb, &ck[1])?;
-    let cdx = load(
-        &stream
-            .clone_dtoh(&b.steps[cb.steps.len() - 1])
-            .map_err(|e| cuda("download", e))?,
-    );
+    let cdx = download(&b.steps[cb.steps.len() - 1])?;
     verify(f, &xs_stored, &gs_stored, &cy, &cdx, dtype, "composed")?;
 
     let size = dtype.size();
-    let row = |variant, pass, bytes: usize, seconds: f64| Row {
-        variant,
-        pass,
-        elems: n,
-        seconds,
-        gbps: bytes as f64 / seconds / 1e9,
-    };
     let it = spec.iters;
+    let row = |variant, (pass, traffic, seconds): (Pass, usize, f64)| {
+        let bytes = traffic * n * size;
+        Row {
+            variant,
+            pass,
+            elems: n,
+            seconds,
+            gbps: bytes as f64 / seconds / 1e9,
+        }
+    };
     let copy = time(stream, it, || {
         let (src, dst) = (&b.x, &mut b.y);
         stream.memcpy_dtod(src, dst).map_err(|e| cuda("copy", e))
     })?;
-    let mut rows = vec![row(Variant::Copy, Pass::Fwd, 2 * n * size, copy)];
-    rows.push(row(
-        Variant::FusedKernel,
-        Pass::Fwd,
-        2 * n * size,
-        time(stream, it, || run_fwd(&mut b))?,
-    ));
-    rows.push(row(
-        Variant::FusedKernel,
-        Pass::Bwd,
-        3 * n * size,
-        time(stream, it, || run_bwd(&mut b))?,
-    ));
-    rows.push(row(
-        Variant::ComposedKernels,
-        Pass::Fwd,
-        2 * n * size,
-        time(stream, it, || run_chain(&mut b, &cf, &ck[0]))?,
-    ));
-    rows.push(row(
-        Variant::ComposedKernels,
-        Pass::Bwd,
-        3 * n * size,
-        time(stream, it, || run_chain(&mut b, &cb, &ck[1]))?,
-    ));
-    let both = time(stream, it, || {
-        run_fwd(&mut b)?;
-        run_bwd(&mut b)
+    let mut rows = vec![row(Variant::Copy, (Pass::Fwd, 2, copy))];
+    for (variant, _, k, fwd, bwd, id) in &fused_runs {
+        let t = passes(stream, it, &mut b, &|b| run_fwd(b, k, fwd, *id), &|b| {
+            run_bwd(b, k, bwd, *id)
+        })?;
+        rows.extend(t.map(|p| row(*variant, p)));
+    }
+    let t = passes(stream, it, &mut b, &|b| run_chain(b, &cf, &ck[0]), &|b| {
+        run_chain(b, &cb, &ck[1])
     })?;
-    rows.push(row(Variant::FusedKernel, Pass::FwdBwd, 5 * n * size, both));
-    let both = time(stream, it, || {
-        run_chain(&mut b, &cf, &ck[0])?;
-        run_chain(&mut b, &cb, &ck[1])
-    })?;
-    rows.push(row(
-        Variant::ComposedKernels,
-        Pass::FwdBwd,
-        5 * n * size,
-        both,
-    ));
-    let dispatch = [
-        (Pass::Fwd, 2, time(stream, it, || run_dfwd(&mut b))?),
-        (Pass::Bwd, 3, time(stream, it, || run_dbwd(&mut b))?),
+    rows.extend(t.map(|p| row(Variant::ComposedKernels, p)));
+    Ok(rows)
+}
+
+/// Forward, backward and both, timed: (pass, tensors of minimal traffic
+/// (x and y, and dy backward), seconds per run).
+fn passes<B>(
+    stream: &std::sync::Arc<CudaStream>,
+    iters: usize,
+    b: &mut B,
+    fwd: &dyn Fn(&mut B) -> Result<()>,
+    bwd: &dyn Fn(&mut B) -> Result<()>,
+) -> Result<[(Pass, usize, f64); 3]> {
+    Ok([
+        (Pass::Fwd, 2, time(stream, iters, || fwd(b))?),
+        (Pass::Bwd, 3, time(stream, iters, || bwd(b))?),
         (
             Pass::FwdBwd,
             5,
-            time(stream, it, || {
-                run_dfwd(&mut b)?;
-                run_dbwd(&mut b)
+            time(stream, iters, || {
+                fwd(b)?;
+                bwd(b)
             })?,
         ),
-    ];
-    for (pass, k, t) in dispatch {
-        rows.push(row(Variant::DispatchKernel, pass, k * n * size, t));
-    }
-    Ok(rows)
+    ])
 }
 
 fn ptr<T>(stream: &std::sync::Arc<CudaStream>, s: &CudaSlice<T>) -> u64 {

@@ -517,34 +517,39 @@ fn as_uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Simd {
     Base,
     Avx2,
     Avx512,
 }
 
-/// The widest build of the chunk loop this CPU runs; `ACTFORGE_SIMD=avx2`
-/// or `=base` caps it (for comparisons).
+/// The widest build of the chunk loop this CPU supports.
+#[cfg(target_arch = "x86_64")]
+fn simd_supported() -> Simd {
+    use std::is_x86_feature_detected as has;
+    if !(has!("avx2") && has!("fma")) {
+        Simd::Base
+    } else if has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") {
+        Simd::Avx512
+    } else {
+        Simd::Avx2
+    }
+}
+
+/// The build of the chunk loop to run: the widest supported, capped by
+/// `ACTFORGE_SIMD=avx2` or `=base` (for comparisons).
 #[cfg(target_arch = "x86_64")]
 fn simd_level() -> Simd {
     use std::sync::OnceLock;
     static LEVEL: OnceLock<Simd> = OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-        let avx512 = avx2
-            && std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512dq");
-        let cap = std::env::var("ACTFORGE_SIMD").unwrap_or_default();
-        match (cap.as_str(), avx2, avx512) {
-            ("base", _, _) => Simd::Base,
-            ("avx2", true, _) => Simd::Avx2,
-            (_, _, true) if cap != "avx2" => Simd::Avx512,
-            (_, true, _) => Simd::Avx2,
-            _ => Simd::Base,
-        }
+        let cap = match std::env::var("ACTFORGE_SIMD").as_deref() {
+            Ok("base") => Simd::Base,
+            Ok("avx2") => Simd::Avx2,
+            _ => Simd::Avx512,
+        };
+        simd_supported().min(cap)
     })
 }
 
@@ -726,20 +731,12 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn simd_and_portable_paths_agree_bitwise() {
-        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-        let avx512 = avx2
-            && ["avx512f", "avx512vl", "avx512bw", "avx512dq"]
-                .iter()
-                .all(|f| match *f {
-                    "avx512f" => std::is_x86_feature_detected!("avx512f"),
-                    "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
-                    "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
-                    _ => std::is_x86_feature_detected!("avx512dq"),
-                });
-        if !avx2 {
+        let supported = simd_supported();
+        if supported < Simd::Avx2 {
             eprintln!("SKIPPED: no AVX2 on this CPU");
             return;
         }
+        let avx512 = supported == Simd::Avx512;
         if !avx512 {
             eprintln!("note: no AVX-512 on this CPU; only the AVX2 build is compared");
         }

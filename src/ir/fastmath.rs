@@ -149,33 +149,39 @@ fn cos_poly(z: f32) -> f32 {
     ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0
 }
 
-/// sin x on the fast path (|x| ≤ TRIG_BOUND, or NaN/inf → NaN).
+/// `(sin x, cos x)` on the fast path (|x| ≤ TRIG_BOUND, or NaN/inf →
+/// NaN): one reduction, both polynomials, each value picked by octant.
 #[inline(always)]
-fn sin_fast(x: f32) -> f32 {
+fn sin_cos_fast(x: f32) -> (f32, f32) {
     let ax = x.abs().min(TRIG_BOUND);
     let (r, j) = reduce(ax);
     let z = r * r;
-    let v = sel(j & 2 != 0, cos_poly(z), sin_poly(r, z));
-    let neg = (j & 4 != 0) != (x < 0.0);
-    let v = sel(neg, -v, v);
-    sel(x.is_finite(), v, f32::NAN)
+    let (ps, pc) = (sin_poly(r, z), cos_poly(z));
+    let swap = j & 2 != 0;
+    let s = sel(swap, pc, ps);
+    let c = sel(swap, ps, pc);
+    let s = sel((j & 4 != 0) != (x < 0.0), -s, s);
+    // cos is negative in octants 2..5 (after the even rounding of j).
+    let c = sel(((j + 2) & 4) != 0, -c, c);
+    let ok = x.is_finite();
+    (sel(ok, s, f32::NAN), sel(ok, c, f32::NAN))
+}
+
+/// The unused half of [`sin_cos_fast`] is dead code after inlining.
+#[inline(always)]
+fn sin_fast(x: f32) -> f32 {
+    sin_cos_fast(x).0
 }
 
 #[inline(always)]
 fn cos_fast(x: f32) -> f32 {
-    let ax = x.abs().min(TRIG_BOUND);
-    let (r, j) = reduce(ax);
-    let z = r * r;
-    let v = sel(j & 2 != 0, sin_poly(r, z), cos_poly(z));
-    // cos is negative in octants 2..5 (after the even rounding of j).
-    let neg = ((j + 2) & 4) != 0;
-    let v = sel(neg, -v, v);
-    sel(x.is_finite(), v, f32::NAN)
+    sin_cos_fast(x).1
 }
 
 #[inline(always)]
 fn tan_fast(x: f32) -> f32 {
-    sin_fast(x) / cos_fast(x)
+    let (s, c) = sin_cos_fast(x);
+    s / c
 }
 
 /// sin x: fast path, libm beyond [`TRIG_BOUND`].
@@ -228,15 +234,13 @@ pub fn tanh(x: f32) -> f32 {
 /// `sigmoid_f32`, with the fast exp).
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    let e = exp(-x.abs());
-    // One division: the numerator is chosen first (1/(1+e) or e/(1+e),
-    // each rounded once, exactly as two divisions and a select).
-    let v = sel(x >= 0.0, 1.0, e) / (1.0 + e);
-    sel(x.is_nan(), x, v)
+    sigmoid_pair(x).0
 }
 
 /// `(sigmoid(x), sigmoid(-x))` sharing one exp: bit for bit what the two
-/// calls return (up to the sign of a NaN).
+/// calls return (up to the sign of a NaN). Each is one division whose
+/// numerator is chosen first (1/(1+e) or e/(1+e), each rounded once,
+/// exactly as two divisions and a select).
 #[inline(always)]
 pub fn sigmoid_pair(x: f32) -> (f32, f32) {
     let e = exp(-x.abs());
@@ -244,23 +248,6 @@ pub fn sigmoid_pair(x: f32) -> (f32, f32) {
     let p = sel(x >= 0.0, 1.0, e) / d;
     let n = sel(x <= 0.0, 1.0, e) / d;
     (sel(x.is_nan(), x, p), sel(x.is_nan(), x, n))
-}
-
-/// `(sin x, cos x)` on the fast path, sharing the reduction and both
-/// polynomials: bit for bit `(sin_fast(x), cos_fast(x))`.
-#[inline(always)]
-fn sin_cos_fast(x: f32) -> (f32, f32) {
-    let ax = x.abs().min(TRIG_BOUND);
-    let (r, j) = reduce(ax);
-    let z = r * r;
-    let (ps, pc) = (sin_poly(r, z), cos_poly(z));
-    let swap = j & 2 != 0;
-    let s = sel(swap, pc, ps);
-    let c = sel(swap, ps, pc);
-    let s = sel((j & 4 != 0) != (x < 0.0), -s, s);
-    let c = sel(((j + 2) & 4) != 0, -c, c);
-    let ok = x.is_finite();
-    (sel(ok, s, f32::NAN), sel(ok, c, f32::NAN))
 }
 
 /// `sin = sin(a)`, `cos = cos(a)` lane by lane in one pass; the same

@@ -153,24 +153,13 @@ pub fn launch_forward<T>(
     y: &mut CudaViewMut<'_, T>,
     n: usize,
 ) -> Result<()> {
-    forward(stream, func, cfg, None, x, y, n)
+    launch_forward_with(stream, func, cfg, None, x, y, n)
 }
 
-/// [`launch_forward`] of formula `id` through a dispatch kernel
-/// (`act_dispatch_fwd_<dtype>`, see `codegen::Layout::Dispatch`).
-pub fn launch_dispatch_forward<T>(
-    stream: &Arc<CudaStream>,
-    func: &CudaFunction,
-    cfg: LaunchConfig,
-    id: u32,
-    x: &CudaView<'_, T>,
-    y: &mut CudaViewMut<'_, T>,
-    n: usize,
-) -> Result<()> {
-    forward(stream, func, cfg, Some(id), x, y, n)
-}
-
-fn forward<T>(
+/// [`launch_forward`] of a per-formula kernel (`id` None) or of formula
+/// `id` through a dispatch kernel (`act_dispatch_fwd_<dtype>`, see
+/// `codegen::Layout::Dispatch`).
+pub fn launch_forward_with<T>(
     stream: &Arc<CudaStream>,
     func: &CudaFunction,
     cfg: LaunchConfig,
@@ -209,26 +198,13 @@ pub fn launch_backward<T>(
     dx: &mut CudaViewMut<'_, T>,
     n: usize,
 ) -> Result<()> {
-    backward(stream, func, cfg, None, x, dy, dx, n)
+    launch_backward_with(stream, func, cfg, None, x, dy, dx, n)
 }
 
-/// [`launch_backward`] of formula `id` through a dispatch kernel.
+/// [`launch_backward`] of a per-formula kernel (`id` None) or of formula
+/// `id` through a dispatch kernel.
 #[allow(clippy::too_many_arguments)]
-pub fn launch_dispatch_backward<T>(
-    stream: &Arc<CudaStream>,
-    func: &CudaFunction,
-    cfg: LaunchConfig,
-    id: u32,
-    x: &CudaView<'_, T>,
-    dy: &CudaView<'_, T>,
-    dx: &mut CudaViewMut<'_, T>,
-    n: usize,
-) -> Result<()> {
-    backward(stream, func, cfg, Some(id), x, dy, dx, n)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn backward<T>(
+pub fn launch_backward_with<T>(
     stream: &Arc<CudaStream>,
     func: &CudaFunction,
     cfg: LaunchConfig,

@@ -2,7 +2,8 @@
 //! tolerance of PRIMITIVES.md, switch-point detection and conditioning.
 #![allow(dead_code)]
 
-use actforge::ir::{Graph, Id, Node, Op, RefEval};
+use actforge::diff::Function;
+use actforge::ir::{parse, Expr, Graph, Id, Node, Op, RefEval};
 use proptest::prelude::*;
 
 /// The seed primitive set's functions, by arity.
@@ -162,3 +163,16 @@ pub fn sample_points() -> Vec<f64> {
 
 /// Points where protected operations sit exactly on their guard.
 pub const PROTECTED_POINTS: &[f64] = &[0.0, 1.0, -1.0, 2.0, -2.0, 0.5];
+
+/// Each formula parsed (the expression, for the reference evaluator) and
+/// compiled to a [`Function`] (simplified, with its derivative).
+pub fn parse_all<S: AsRef<str>>(sources: &[S]) -> Vec<(Expr, Function)> {
+    sources
+        .iter()
+        .map(|s| {
+            let e = parse(s.as_ref()).unwrap();
+            let f = Function::new(&e);
+            (e, f)
+        })
+        .collect()
+}
