@@ -13,30 +13,10 @@
 
 use std::time::{Duration, Instant};
 
+use actforge::bench::bench_formulas;
 use actforge::op::{Activation, ComposedActivation, FusedActivation};
-use actforge::search::{Method, PrimitiveSet, Tree};
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-
-fn formulas() -> Vec<(&'static str, String)> {
-    let set = PrimitiveSet::seed();
-    let deep =
-        Tree::generate(&mut StdRng::seed_from_u64(3), &set, 6, 6, Method::Full).to_formula(&set);
-    vec![
-        (
-            "seed-qa",
-            "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))".into(),
-        ),
-        (
-            "seed-t5",
-            "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))".into(),
-        ),
-        ("gelu_like", "gelu_like(x)".into()),
-        ("random-full-6", deep),
-    ]
-}
 
 fn devices() -> Vec<(&'static str, Device)> {
     let mut v = vec![("cpu", Device::Cpu)];
@@ -66,7 +46,7 @@ fn bench(c: &mut Criterion) {
         .filter(|&n| n <= max)
         .collect();
     for (dname, dev) in devices() {
-        for (fname, src) in formulas() {
+        for (fname, src) in bench_formulas() {
             let mut variants = vec![
                 (
                     "fused",

@@ -6,32 +6,12 @@
 
 use std::hint::black_box;
 
+use actforge::bench::bench_formulas;
 use actforge::diff::Function;
 use actforge::ir::{eval_per_node, parse, Tape};
-use actforge::search::{Method, PrimitiveSet, Tree};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 const N: usize = 1 << 20;
-
-fn formulas() -> Vec<(&'static str, String)> {
-    let set = PrimitiveSet::seed();
-    let mut rng = StdRng::seed_from_u64(3);
-    let deep = Tree::generate(&mut rng, &set, 6, 6, Method::Full).to_formula(&set);
-    vec![
-        (
-            "seed-qa",
-            "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))".into(),
-        ),
-        (
-            "seed-t5",
-            "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))".into(),
-        ),
-        ("gelu_like", "gelu_like(x)".into()),
-        ("random-full-6", deep),
-    ]
-}
 
 fn bench(c: &mut Criterion) {
     let xs: Vec<f32> = (0..N).map(|i| (i as f32 / N as f32) * 12.0 - 6.0).collect();
@@ -40,7 +20,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("evaluator-1M");
     g.throughput(Throughput::Bytes((2 * N * 4) as u64));
     g.sample_size(20);
-    for (name, src) in formulas() {
+    for (name, src) in bench_formulas() {
         let f = Function::new(&parse(&src).unwrap());
         let tape = Tape::new(&f.graph, &[f.f]);
         let mut scratch = tape.scratch();

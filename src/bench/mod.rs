@@ -7,7 +7,32 @@ pub mod candle;
 pub mod compile;
 pub mod kernels;
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde_json::{json, Value};
+
+use crate::search::{Method, PrimitiveSet, Tree};
+
+/// The formulas the criterion benches measure, by name: both seeds, GELU
+/// written as a formula, and a deep random formula (DEAP `genFull` tree of
+/// height 6 from the seed set, RNG seed 3).
+pub fn bench_formulas() -> Vec<(&'static str, String)> {
+    let set = PrimitiveSet::seed();
+    let deep =
+        Tree::generate(&mut StdRng::seed_from_u64(3), &set, 6, 6, Method::Full).to_formula(&set);
+    vec![
+        (
+            "seed-qa",
+            "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))".into(),
+        ),
+        (
+            "seed-t5",
+            "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))".into(),
+        ),
+        ("gelu_like", "gelu_like(x)".into()),
+        ("random-full-6", deep),
+    ]
+}
 
 /// What was measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -57,41 +57,53 @@ pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome>
             .count(),
         ..Default::default()
     };
-    let ext = out
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let format = format_of(out)?;
     let size = (900, 560);
     // Text layout needs glyph metrics in both formats.
-    let font = matches!(ext.as_str(), "svg" | "png") && ensure_font();
+    let font = ensure_font();
     outcome.missing_font = !font;
-    let res = match ext.as_str() {
-        "svg" => draw(
+    let res = match format {
+        Format::Svg => draw(
             SVGBackend::new(out, size).into_drawing_area(),
             &pts,
             spec,
             font,
         ),
-        "png" => draw(
+        Format::Png => draw(
             BitMapBackend::new(out, size).into_drawing_area(),
             &pts,
             spec,
             font,
         ),
-
-        _ => {
-            return Err(Error::Usage(format!(
-                "cannot tell the image format of `{}`: use a .svg or .png file name",
-                out.display()
-            )))
-        }
     };
+    written(out, res)?;
+    Ok(outcome)
+}
+
+enum Format {
+    Svg,
+    Png,
+}
+
+/// The image format named by `out`'s extension.
+fn format_of(out: &Path) -> Result<Format> {
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
+        "svg" => Ok(Format::Svg),
+        "png" => Ok(Format::Png),
+        _ => Err(Error::Usage(format!(
+            "cannot tell the image format of `{}`: use a .svg or .png file name",
+            out.display()
+        ))),
+    }
+}
+
+/// A drawing's result as an I/O error on `out`.
+fn written(out: &Path, res: DrawResult) -> Result<()> {
     res.map_err(|e| Error::Io {
         path: out.display().to_string(),
         source: std::io::Error::other(e),
-    })?;
-    Ok(outcome)
+    })
 }
 
 type DrawResult = std::result::Result<(), String>;
@@ -155,37 +167,24 @@ where
 /// A horizontal bar chart of benchmark rows (milliseconds, one bar per
 /// variant and pass), to `.png` or `.svg`.
 pub fn bar_chart(rows: &[crate::bench::Row], title: &str, out: &Path) -> Result<()> {
-    let ext = out
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let format = format_of(out)?;
     let size = (900, 120 + 28 * rows.len() as u32);
     let font = ensure_font();
-    let res = match ext.as_str() {
-        "svg" => draw_bars(
+    let res = match format {
+        Format::Svg => draw_bars(
             SVGBackend::new(out, size).into_drawing_area(),
             rows,
             title,
             font,
         ),
-        "png" => draw_bars(
+        Format::Png => draw_bars(
             BitMapBackend::new(out, size).into_drawing_area(),
             rows,
             title,
             font,
         ),
-        _ => {
-            return Err(Error::Usage(format!(
-                "cannot tell the image format of `{}`: use a .svg or .png file name",
-                out.display()
-            )))
-        }
     };
-    res.map_err(|e| Error::Io {
-        path: out.display().to_string(),
-        source: std::io::Error::other(e),
-    })
+    written(out, res)
 }
 
 fn draw_bars<DB: DrawingBackend>(
