@@ -12,7 +12,7 @@ use candle_core::{CudaStorage, Layout, Shape};
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaSlice, CudaView};
 
-use super::fused::Inner;
+use super::fused::{unsupported, Inner};
 use crate::codegen::{kernel_name, Direction, Dtype, Module, Selection};
 use crate::runtime::device::{launch_backward, launch_config, launch_forward, load_image, Kernels};
 use crate::runtime::nvrtc::{self, CompileOptions};
@@ -99,17 +99,20 @@ fn range(l: &Layout, copied: bool) -> (usize, usize) {
     }
 }
 
+/// The forward kernel of `dtype` (compiled and loaded on first use) over
+/// `x`, into a fresh buffer.
 fn fwd_typed<T: cudarc::driver::DeviceRepr>(
+    inner: &Inner,
     dev: &CudaDevice,
-    l: &Loaded,
-    name: &str,
     dtype: Dtype,
     x: CudaView<'_, T>,
     n: usize,
 ) -> candle_core::Result<CudaSlice<T>> {
+    let l = loaded(inner, dev, dtype)?;
+    let name = kernel_name(inner.function.hash, Direction::Fwd, dtype);
     let mut y = unsafe { dev.alloc::<T>(n.max(1)) }?;
     if n > 0 {
-        let f = l.kernels.get(name).map_err(msg)?;
+        let f = l.kernels.get(&name).map_err(msg)?;
         launch_forward(
             &dev.cuda_stream(),
             f,
@@ -135,26 +138,15 @@ pub(crate) fn forward(
     let n = b - a;
     let slice = match &s.slice {
         CudaStorageSlice::F32(v) => {
-            let l = loaded(inner, &dev, Dtype::F32)?;
-            let name = kernel_name(inner.function.hash, Direction::Fwd, Dtype::F32);
-            CudaStorageSlice::F32(fwd_typed(&dev, &l, &name, Dtype::F32, v.slice(a..b), n)?)
+            CudaStorageSlice::F32(fwd_typed(inner, &dev, Dtype::F32, v.slice(a..b), n)?)
         }
         CudaStorageSlice::BF16(v) => {
-            let l = loaded(inner, &dev, Dtype::Bf16)?;
-            let name = kernel_name(inner.function.hash, Direction::Fwd, Dtype::Bf16);
-            CudaStorageSlice::BF16(fwd_typed(&dev, &l, &name, Dtype::Bf16, v.slice(a..b), n)?)
+            CudaStorageSlice::BF16(fwd_typed(inner, &dev, Dtype::Bf16, v.slice(a..b), n)?)
         }
         CudaStorageSlice::F16(v) => {
-            let l = loaded(inner, &dev, Dtype::F16)?;
-            let name = kernel_name(inner.function.hash, Direction::Fwd, Dtype::F16);
-            CudaStorageSlice::F16(fwd_typed(&dev, &l, &name, Dtype::F16, v.slice(a..b), n)?)
+            CudaStorageSlice::F16(fwd_typed(inner, &dev, Dtype::F16, v.slice(a..b), n)?)
         }
-        _ => {
-            return Err(msg(format!(
-                "actforge fused activations support f32, bf16 and f16 tensors, not {:?}",
-                s.dtype()
-            )))
-        }
+        _ => return Err(unsupported(s.dtype())),
     };
     let out = CudaStorage { slice, device: dev };
     let out = trim(out, n)?;
@@ -170,19 +162,20 @@ fn trim(s: CudaStorage, n: usize) -> candle_core::Result<CudaStorage> {
     s.device().zeros_impl(&Shape::from(0usize), s.dtype())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The backward kernel of `dtype` over (`x`, `g`), into a fresh buffer.
 fn bwd_typed<T: cudarc::driver::DeviceRepr>(
+    inner: &Inner,
     dev: &CudaDevice,
-    l: &Loaded,
-    name: &str,
     dtype: Dtype,
     x: CudaView<'_, T>,
     g: CudaView<'_, T>,
     n: usize,
 ) -> candle_core::Result<CudaSlice<T>> {
+    let l = loaded(inner, dev, dtype)?;
+    let name = kernel_name(inner.function.hash, Direction::Bwd, dtype);
     let mut dx = unsafe { dev.alloc::<T>(n.max(1)) }?;
     if n > 0 {
-        let f = l.kernels.get(name).map_err(msg)?;
+        let f = l.kernels.get(&name).map_err(msg)?;
         launch_backward(
             &dev.cuda_stream(),
             f,
@@ -217,46 +210,18 @@ pub(crate) fn backward(
     let (a1, b1) = range(l1, c1.is_some());
     let (a2, b2) = range(l2, c2.is_some());
     let n = b1 - a1;
-    let h = inner.function.hash;
     let slice = match (&x.slice, &g.slice) {
         (CudaStorageSlice::F32(x), CudaStorageSlice::F32(g)) => {
-            let l = loaded(inner, &dev, Dtype::F32)?;
-            let name = kernel_name(h, Direction::Bwd, Dtype::F32);
-            CudaStorageSlice::F32(bwd_typed(
-                &dev,
-                &l,
-                &name,
-                Dtype::F32,
-                x.slice(a1..b1),
-                g.slice(a2..b2),
-                n,
-            )?)
+            let (x, g) = (x.slice(a1..b1), g.slice(a2..b2));
+            CudaStorageSlice::F32(bwd_typed(inner, &dev, Dtype::F32, x, g, n)?)
         }
         (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(g)) => {
-            let l = loaded(inner, &dev, Dtype::Bf16)?;
-            let name = kernel_name(h, Direction::Bwd, Dtype::Bf16);
-            CudaStorageSlice::BF16(bwd_typed(
-                &dev,
-                &l,
-                &name,
-                Dtype::Bf16,
-                x.slice(a1..b1),
-                g.slice(a2..b2),
-                n,
-            )?)
+            let (x, g) = (x.slice(a1..b1), g.slice(a2..b2));
+            CudaStorageSlice::BF16(bwd_typed(inner, &dev, Dtype::Bf16, x, g, n)?)
         }
         (CudaStorageSlice::F16(x), CudaStorageSlice::F16(g)) => {
-            let l = loaded(inner, &dev, Dtype::F16)?;
-            let name = kernel_name(h, Direction::Bwd, Dtype::F16);
-            CudaStorageSlice::F16(bwd_typed(
-                &dev,
-                &l,
-                &name,
-                Dtype::F16,
-                x.slice(a1..b1),
-                g.slice(a2..b2),
-                n,
-            )?)
+            let (x, g) = (x.slice(a1..b1), g.slice(a2..b2));
+            CudaStorageSlice::F16(bwd_typed(inner, &dev, Dtype::F16, x, g, n)?)
         }
         _ => {
             return Err(msg(format!(

@@ -92,7 +92,7 @@ fn msg(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
-fn unsupported(dtype: DType) -> candle_core::Error {
+pub(crate) fn unsupported(dtype: DType) -> candle_core::Error {
     msg(format!(
         "actforge fused activations support f32, bf16 and f16 tensors, not {dtype:?}"
     ))
