@@ -18,6 +18,8 @@ use actforge::runtime::device::{
 use actforge::runtime::nvrtc::CompileOptions;
 use actforge::runtime::KernelCache;
 use common::{close, f32_well_conditioned, near_switch, parse_all};
+use cudarc::driver::{CudaFunction, CudaStream, DeviceRepr, LaunchConfig, ValidAsZeroBits};
+use std::sync::Arc;
 
 const QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
 const T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
@@ -91,6 +93,47 @@ fn check(
     1
 }
 
+/// One forward and one backward launch on a view of host buffers.
+struct Launch<'a> {
+    s: &'a Arc<CudaStream>,
+    fwd: &'a CudaFunction,
+    bwd: &'a CudaFunction,
+    cfg: LaunchConfig,
+    id: Option<u32>,
+    view: std::ops::Range<usize>,
+}
+
+impl Launch<'_> {
+    /// Upload x, dy and the canary-filled outputs, run both kernels on the
+    /// view, and download (y, dx) whole (guard zones included).
+    fn run<T: DeviceRepr + ValidAsZeroBits + Clone + Default + Unpin>(
+        &self,
+        hx: &[T],
+        hg: &[T],
+        canary: &[T],
+    ) -> (Vec<T>, Vec<T>) {
+        let (s, v, n) = (self.s, self.view.clone(), self.view.len());
+        let x = s.clone_htod(hx).unwrap();
+        let g = s.clone_htod(hg).unwrap();
+        let mut y = s.clone_htod(canary).unwrap();
+        let mut dx = s.clone_htod(canary).unwrap();
+        let xv = x.slice(v.clone());
+        launch_forward_with(
+            s,
+            self.fwd,
+            self.cfg,
+            self.id,
+            &xv,
+            &mut y.slice_mut(v.clone()),
+            n,
+        )
+        .unwrap();
+        let (gv, mut dxv) = (g.slice(v.clone()), dx.slice_mut(v));
+        launch_backward_with(s, self.bwd, self.cfg, self.id, &xv, &gv, &mut dxv, n).unwrap();
+        (s.clone_dtoh(&y).unwrap(), s.clone_dtoh(&dx).unwrap())
+    }
+}
+
 /// Run fwd and bwd of `f` in `dtype` over lengths × offsets; returns the
 /// number of compared outputs.
 fn exercise(gpu: &Gpu, k: &Kernels, e: &Expr, f: &Function, dtype: Dtype) -> usize {
@@ -126,68 +169,27 @@ fn exercise_as(
             let fwd = k.get(&name(Direction::Fwd)).unwrap();
             let bwd = k.get(&name(Direction::Bwd)).unwrap();
             let ctx = format!("{} n={n} off={off}", dtype.name());
+            let launch = Launch {
+                s,
+                fwd,
+                bwd,
+                cfg,
+                id,
+                view: off..off + n,
+            };
             let (y, dx, xs_s) = if dtype == Dtype::F32 {
-                let x = s.clone_htod(&hx).unwrap();
-                let g = s.clone_htod(&hg).unwrap();
-                let mut y = s.clone_htod(&vec![canary; total]).unwrap();
-                let mut dx = s.clone_htod(&vec![canary; total]).unwrap();
-                launch_forward_with(
-                    s,
-                    fwd,
-                    cfg,
-                    id,
-                    &x.slice(off..off + n),
-                    &mut y.slice_mut(off..off + n),
-                    n,
-                )
-                .unwrap();
-                launch_backward_with(
-                    s,
-                    bwd,
-                    cfg,
-                    id,
-                    &x.slice(off..off + n),
-                    &g.slice(off..off + n),
-                    &mut dx.slice_mut(off..off + n),
-                    n,
-                )
-                .unwrap();
-                (
-                    s.clone_dtoh(&y).unwrap(),
-                    s.clone_dtoh(&dx).unwrap(),
-                    xs.clone(),
-                )
+                let (y, dx) = launch.run(&hx, &hg, &vec![canary; total]);
+                (y, dx, xs.clone())
             } else {
-                let x = s.clone_htod(&store(&hx, dtype)).unwrap();
-                let g = s.clone_htod(&store(&hg, dtype)).unwrap();
-                let mut y = s.clone_htod(&store(&vec![canary; total], dtype)).unwrap();
-                let mut dx = s.clone_htod(&store(&vec![canary; total], dtype)).unwrap();
-                launch_forward_with(
-                    s,
-                    fwd,
-                    cfg,
-                    id,
-                    &x.slice(off..off + n),
-                    &mut y.slice_mut(off..off + n),
-                    n,
-                )
-                .unwrap();
-                launch_backward_with(
-                    s,
-                    bwd,
-                    cfg,
-                    id,
-                    &x.slice(off..off + n),
-                    &g.slice(off..off + n),
-                    &mut dx.slice_mut(off..off + n),
-                    n,
-                )
-                .unwrap();
-                let xs_s = load(&store(&xs, dtype), dtype);
+                let (y, dx) = launch.run(
+                    &store(&hx, dtype),
+                    &store(&hg, dtype),
+                    &store(&vec![canary; total], dtype),
+                );
                 (
-                    load(&s.clone_dtoh(&y).unwrap(), dtype),
-                    load(&s.clone_dtoh(&dx).unwrap(), dtype),
-                    xs_s,
+                    load(&y, dtype),
+                    load(&dx, dtype),
+                    load(&store(&xs, dtype), dtype),
                 )
             };
             let c16 = match dtype {
