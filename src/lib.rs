@@ -17,6 +17,7 @@ pub mod cli;
 pub mod codegen;
 pub mod diff;
 pub mod error;
+pub mod fitness;
 pub mod ir;
 pub mod op;
 pub mod report;

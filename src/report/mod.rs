@@ -2,5 +2,7 @@
 //! packages (`export`), and (later) tables and logs of searches and
 //! benchmarks.
 
+pub mod chart;
 pub mod export;
+pub mod files;
 pub mod plot;
