@@ -59,6 +59,7 @@ pub fn run(cmd: Command) -> Result<i32> {
             defs,
         } => plot_cmd(&library(&defs)?, &formula, &out, &range, samples),
         Command::Prelude { defs } => prelude(&library(&defs)?),
+        Command::Bleu(args) => super::bleu::run(&args),
         Command::Codegen {
             formula,
             dtype,

@@ -3,6 +3,7 @@
 //! success, 1 on bad input (with the caret-rendered error on stderr), 2 on
 //! usage errors (clap's convention).
 
+mod bleu;
 mod commands;
 
 use clap::{Args, Parser, Subcommand};
@@ -21,6 +22,7 @@ Examples:
   actforge codegen 'silu(x)' --dtype bf16 --bwd   # the generated CUDA C
   actforge export 'gelu_like(x)' --out gelu_kernel  # a standalone kernel package
   actforge bench 'gelu_like(x)' --elems 4194304     # fused vs composed vs candle's GELU
+  actforge bleu --ref ref.txt --hyp hyp.txt --json  # BLEU and chrF, = sacreBLEU
   actforge prelude            # list the named primitives
 
 In a candle model, an activation is `gelu`, `fused:FORMULA` or
@@ -246,6 +248,9 @@ Example:
         #[arg(long, value_name = "DIR")]
         emit: Option<std::path::PathBuf>,
     },
+    /// Corpus BLEU and chrF of a hypothesis file against reference files (= sacreBLEU 2.6.0).
+    #[command(after_help = bleu::AFTER_HELP)]
+    Bleu(bleu::BleuArgs),
     /// List the named primitives of the prelude (and --defs), with definitions.
     Prelude {
         #[command(flatten)]
