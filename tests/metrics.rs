@@ -18,7 +18,9 @@ const SACREBLEU_TOL: f64 = 1e-6;
 const SCIPY_TOL: f64 = 1e-9;
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 fn json(rel: &str) -> Value {
@@ -26,31 +28,69 @@ fn json(rel: &str) -> Value {
 }
 
 fn strs(v: &Value) -> Vec<&str> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
 }
 
 fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }
 
 fn close(ours: f64, theirs: f64, tol: f64, what: &str) {
-    assert!((ours - theirs).abs() <= tol, "{what}: ours {ours}, expected {theirs}");
+    assert!(
+        (ours - theirs).abs() <= tol,
+        "{what}: ours {ours}, expected {theirs}"
+    );
 }
 
 fn assert_bleu(b: &Bleu, e: &Value, nrefs: usize, what: &str) {
-    close(b.score, e["score"].as_f64().unwrap(), SACREBLEU_TOL, &format!("{what} score"));
-    close(b.bp, e["bp"].as_f64().unwrap(), SACREBLEU_TOL, &format!("{what} bp"));
+    close(
+        b.score,
+        e["score"].as_f64().unwrap(),
+        SACREBLEU_TOL,
+        &format!("{what} score"),
+    );
+    close(
+        b.bp,
+        e["bp"].as_f64().unwrap(),
+        SACREBLEU_TOL,
+        &format!("{what} bp"),
+    );
     for (n, p) in f64s(&e["precisions"]).into_iter().enumerate() {
-        close(b.precisions[n], p, SACREBLEU_TOL, &format!("{what} precision {}", n + 1));
+        close(
+            b.precisions[n],
+            p,
+            SACREBLEU_TOL,
+            &format!("{what} precision {}", n + 1),
+        );
     }
     assert_eq!(b.counts.to_vec(), usizes(&e["counts"]), "{what} counts");
     assert_eq!(b.totals.to_vec(), usizes(&e["totals"]), "{what} totals");
-    assert_eq!(b.sys_len as u64, e["sys_len"].as_u64().unwrap(), "{what} sys_len");
-    assert_eq!(b.ref_len as u64, e["ref_len"].as_u64().unwrap(), "{what} ref_len");
+    assert_eq!(
+        b.sys_len as u64,
+        e["sys_len"].as_u64().unwrap(),
+        "{what} sys_len"
+    );
+    assert_eq!(
+        b.ref_len as u64,
+        e["ref_len"].as_u64().unwrap(),
+        "{what} ref_len"
+    );
     assert_eq!(bleu_signature(nrefs), e["signature"].as_str().unwrap());
 }
 
@@ -85,7 +125,11 @@ fn cases() -> Vec<Case> {
 
 fn borrow(c: &Case) -> (Vec<&str>, Vec<Vec<&str>>) {
     let hyps = c.hyps.iter().map(String::as_str).collect();
-    let refs = c.refs.iter().map(|s| s.iter().map(String::as_str).collect()).collect();
+    let refs = c
+        .refs
+        .iter()
+        .map(|s| s.iter().map(String::as_str).collect())
+        .collect();
     (hyps, refs)
 }
 
@@ -103,7 +147,12 @@ fn chrf_equals_sacrebleu_on_every_case() {
     for c in cases() {
         let (hyps, refs) = borrow(&c);
         let e = &c.expected["chrf"];
-        close(corpus_chrf(&hyps, &refs), e["score"].as_f64().unwrap(), SACREBLEU_TOL, &c.name);
+        close(
+            corpus_chrf(&hyps, &refs),
+            e["score"].as_f64().unwrap(),
+            SACREBLEU_TOL,
+            &c.name,
+        );
         assert_eq!(chrf_signature(refs.len()), e["signature"].as_str().unwrap());
     }
 }
@@ -127,7 +176,10 @@ fn corpus_lines(name: &str) -> Vec<String> {
 fn realistic_corpus_equals_sacrebleu_with_one_and_two_references() {
     let e = &json("bleu/expected.json")["corpus"];
     let hyps = corpus_lines("corpus.hyp.txt");
-    let (r1, r2) = (corpus_lines("corpus.ref1.txt"), corpus_lines("corpus.ref2.txt"));
+    let (r1, r2) = (
+        corpus_lines("corpus.ref1.txt"),
+        corpus_lines("corpus.ref2.txt"),
+    );
     assert_eq!((hyps.len(), r1.len(), r2.len()), (400, 400, 400));
     let h: Vec<&str> = hyps.iter().map(String::as_str).collect();
     let r1: Vec<&str> = r1.iter().map(String::as_str).collect();
@@ -151,7 +203,10 @@ fn streams_pair_up_like_zip() {
 
 fn rel_close(ours: f64, theirs: f64, what: &str) {
     let tol = SCIPY_TOL * theirs.abs().max(1e-300);
-    assert!((ours - theirs).abs() <= tol, "{what}: ours {ours:e}, scipy {theirs:e}");
+    assert!(
+        (ours - theirs).abs() <= tol,
+        "{what}: ours {ours:e}, scipy {theirs:e}"
+    );
 }
 
 #[test]
@@ -159,11 +214,19 @@ fn student_t_equals_scipy() {
     let d = json("stats/scipy.json");
     for q in d["quantiles"].as_array().unwrap() {
         let (p, df) = (q["p"].as_f64().unwrap(), q["df"].as_f64().unwrap());
-        rel_close(student_t_quantile(p, df), q["t"].as_f64().unwrap(), &format!("ppf({p}, {df})"));
+        rel_close(
+            student_t_quantile(p, df),
+            q["t"].as_f64().unwrap(),
+            &format!("ppf({p}, {df})"),
+        );
     }
     for s in d["sf"].as_array().unwrap() {
         let (t, df) = (s["t"].as_f64().unwrap(), s["df"].as_f64().unwrap());
-        rel_close(student_t_sf(t, df), s["sf"].as_f64().unwrap(), &format!("sf({t}, {df})"));
+        rel_close(
+            student_t_sf(t, df),
+            s["sf"].as_f64().unwrap(),
+            &format!("sf({t}, {df})"),
+        );
     }
 }
 
@@ -228,17 +291,41 @@ fn bleu_command_json_equals_sacrebleu() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["score", "bp", "precisions", "sys_len", "ref_len", "chrf", "signature"]);
+    assert_eq!(
+        keys,
+        [
+            "score",
+            "bp",
+            "precisions",
+            "sys_len",
+            "ref_len",
+            "chrf",
+            "signature"
+        ]
+    );
     let b = &e["bleu"];
     for key in ["score", "bp"] {
-        close(v[key].as_f64().unwrap(), b[key].as_f64().unwrap(), SACREBLEU_TOL, key);
+        close(
+            v[key].as_f64().unwrap(),
+            b[key].as_f64().unwrap(),
+            SACREBLEU_TOL,
+            key,
+        );
     }
-    for (ours, theirs) in f64s(&v["precisions"]).into_iter().zip(f64s(&b["precisions"])) {
+    for (ours, theirs) in f64s(&v["precisions"])
+        .into_iter()
+        .zip(f64s(&b["precisions"]))
+    {
         close(ours, theirs, SACREBLEU_TOL, "precision");
     }
     assert_eq!(v["sys_len"], b["sys_len"]);
     assert_eq!(v["ref_len"], b["ref_len"]);
-    close(v["chrf"].as_f64().unwrap(), e["chrf"]["score"].as_f64().unwrap(), SACREBLEU_TOL, "chrf");
+    close(
+        v["chrf"].as_f64().unwrap(),
+        e["chrf"]["score"].as_f64().unwrap(),
+        SACREBLEU_TOL,
+        "chrf",
+    );
     assert_eq!(v["signature"], b["signature"]);
 }
 
@@ -253,7 +340,10 @@ fn bleu_command_text_shows_both_scores_with_signatures() {
     let chrf = e["chrf"]["score"].as_f64().unwrap();
     assert!(text.contains(&format!("BLEU = {score:.2}")), "{text}");
     assert!(text.contains(&format!("chrF2 = {chrf:.2}")), "{text}");
-    assert!(text.contains(&bleu_signature(1)) && text.contains(&chrf_signature(1)), "{text}");
+    assert!(
+        text.contains(&bleu_signature(1)) && text.contains(&chrf_signature(1)),
+        "{text}"
+    );
 }
 
 #[test]
@@ -264,7 +354,10 @@ fn bleu_command_names_both_files_on_a_line_count_mismatch() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(&hyp) && err.contains(&r1), "{err}");
-    assert!(err.contains("3 lines") && err.contains("400 lines"), "{err}");
+    assert!(
+        err.contains("3 lines") && err.contains("400 lines"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -274,7 +367,10 @@ fn bleu_command_names_file_and_line_of_invalid_utf8() {
     let o = run(&["bleu", "--ref", &r, "--hyp", &hyp]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains(&format!("{hyp}:2:")) && err.contains("UTF-8"), "{err}");
+    assert!(
+        err.contains(&format!("{hyp}:2:")) && err.contains("UTF-8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -282,7 +378,15 @@ fn bleu_command_help_teaches_the_json_keys() {
     let o = run(&["bleu", "--help"]);
     assert!(o.status.success());
     let help = String::from_utf8(o.stdout).unwrap();
-    for key in ["\"score\"", "\"bp\"", "\"precisions\"", "\"sys_len\"", "\"ref_len\"", "\"chrf\"", "\"signature\""] {
+    for key in [
+        "\"score\"",
+        "\"bp\"",
+        "\"precisions\"",
+        "\"sys_len\"",
+        "\"ref_len\"",
+        "\"chrf\"",
+        "\"signature\"",
+    ] {
         assert!(help.contains(key), "{key} missing from --help");
     }
     assert!(help.contains("actforge bleu --ref"), "an example");

@@ -112,7 +112,11 @@ impl FromStr for Weights {
                 "bleu" => &mut w.bleu,
                 "ppl" => &mut w.ppl,
                 "acc" => &mut w.acc,
-                _ => return Err(bad(format!("unknown key `{key}` (expected bleu, ppl, acc)"))),
+                _ => {
+                    return Err(bad(format!(
+                        "unknown key `{key}` (expected bleu, ppl, acc)"
+                    )))
+                }
             };
             if seen.contains(&key) {
                 return Err(bad(format!("key `{key}` is given twice")));

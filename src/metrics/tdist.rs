@@ -63,18 +63,24 @@ fn upper_quantile(q: f64, df: f64) -> f64 {
     let mut t = 0.5 * (lo + hi);
     for _ in 0..200 {
         let f = student_t_sf(t, df) - q;
+        if f == 0.0 {
+            return t;
+        }
         if f > 0.0 {
             lo = t;
         } else {
             hi = t;
         }
         let newton = t + f / student_t_pdf(t, df);
+        if (newton - t).abs() <= EPS * t {
+            return newton;
+        }
         let next = if newton > lo && newton < hi {
             newton
         } else {
             0.5 * (lo + hi)
         };
-        if (next - t).abs() <= EPS * t.abs() || f == 0.0 {
+        if (next - t).abs() <= EPS * t {
             return next;
         }
         t = next;
@@ -84,9 +90,8 @@ fn upper_quantile(q: f64, df: f64) -> f64 {
 
 /// The density of t(ν) at t.
 fn student_t_pdf(t: f64, df: f64) -> f64 {
-    let ln_norm = ln_gamma((df + 1.0) / 2.0)
-        - ln_gamma(df / 2.0)
-        - 0.5 * (df * std::f64::consts::PI).ln();
+    let ln_norm =
+        ln_gamma((df + 1.0) / 2.0) - ln_gamma(df / 2.0) - 0.5 * (df * std::f64::consts::PI).ln();
     (ln_norm - (df + 1.0) / 2.0 * (t * t / df).ln_1p()).exp()
 }
 
@@ -172,7 +177,10 @@ mod tests {
         for df in [0.5, 2.5, 7.0, 300.0] {
             for p in [1e-9, 0.01, 0.3, 0.9, 0.975] {
                 let t = student_t_quantile(p, df);
-                assert!((student_t_cdf(t, df) - p).abs() <= 1e-13 * p.max(1e-3), "df {df} p {p}");
+                assert!(
+                    (student_t_cdf(t, df) - p).abs() <= 1e-13 * p.max(1e-3),
+                    "df {df} p {p}"
+                );
             }
         }
     }

@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_separators() {
-        assert_eq!(tokenize_13a("Pi is 3.14, 1,000 or 5-3."), "Pi is 3.14 , 1,000 or 5 - 3 .");
+        assert_eq!(
+            tokenize_13a("Pi is 3.14, 1,000 or 5-3."),
+            "Pi is 3.14 , 1,000 or 5 - 3 ."
+        );
     }
 
     #[test]
