@@ -51,33 +51,34 @@ fn usizes(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-fn close(ours: f64, theirs: f64, tol: f64, what: &str) {
-    assert!(
-        (ours - theirs).abs() <= tol,
-        "{what}: ours {ours}, expected {theirs}"
-    );
+/// Asserts agreement within `tol`; returns the deviation.
+fn close(ours: f64, theirs: f64, tol: f64, what: &str) -> f64 {
+    let d = (ours - theirs).abs();
+    assert!(d <= tol, "{what}: ours {ours}, expected {theirs}");
+    d
 }
 
-fn assert_bleu(b: &Bleu, e: &Value, nrefs: usize, what: &str) {
-    close(
+/// Asserts the BLEU parts; returns the largest deviation of score, bp and precisions.
+fn assert_bleu(b: &Bleu, e: &Value, nrefs: usize, what: &str) -> f64 {
+    let mut worst = close(
         b.score,
         e["score"].as_f64().unwrap(),
         SACREBLEU_TOL,
         &format!("{what} score"),
     );
-    close(
+    worst = worst.max(close(
         b.bp,
         e["bp"].as_f64().unwrap(),
         SACREBLEU_TOL,
         &format!("{what} bp"),
-    );
+    ));
     for (n, p) in f64s(&e["precisions"]).into_iter().enumerate() {
-        close(
+        worst = worst.max(close(
             b.precisions[n],
             p,
             SACREBLEU_TOL,
             &format!("{what} precision {}", n + 1),
-        );
+        ));
     }
     assert_eq!(b.counts.to_vec(), usizes(&e["counts"]), "{what} counts");
     assert_eq!(b.totals.to_vec(), usizes(&e["totals"]), "{what} totals");
@@ -92,6 +93,7 @@ fn assert_bleu(b: &Bleu, e: &Value, nrefs: usize, what: &str) {
         "{what} ref_len"
     );
     assert_eq!(bleu_signature(nrefs), e["signature"].as_str().unwrap());
+    worst
 }
 
 struct Case {
@@ -135,26 +137,30 @@ fn borrow(c: &Case) -> (Vec<&str>, Vec<Vec<&str>>) {
 
 #[test]
 fn bleu_equals_sacrebleu_on_every_case() {
+    let mut worst = 0.0f64;
     for c in cases() {
         let (hyps, refs) = borrow(&c);
         let b = corpus_bleu(&hyps, &refs);
-        assert_bleu(&b, &c.expected["bleu"], refs.len(), &c.name);
+        worst = worst.max(assert_bleu(&b, &c.expected["bleu"], refs.len(), &c.name));
     }
+    eprintln!("largest deviation from sacreBLEU (BLEU score, bp, precisions): {worst:e}");
 }
 
 #[test]
 fn chrf_equals_sacrebleu_on_every_case() {
+    let mut worst = 0.0f64;
     for c in cases() {
         let (hyps, refs) = borrow(&c);
         let e = &c.expected["chrf"];
-        close(
+        worst = worst.max(close(
             corpus_chrf(&hyps, &refs),
             e["score"].as_f64().unwrap(),
             SACREBLEU_TOL,
             &c.name,
-        );
+        ));
         assert_eq!(chrf_signature(refs.len()), e["signature"].as_str().unwrap());
     }
+    eprintln!("largest deviation from sacreBLEU (chrF): {worst:e}");
 }
 
 #[test]
@@ -185,9 +191,10 @@ fn realistic_corpus_equals_sacrebleu_with_one_and_two_references() {
     let r1: Vec<&str> = r1.iter().map(String::as_str).collect();
     let r2: Vec<&str> = r2.iter().map(String::as_str).collect();
     for (key, refs) in [("one_ref", vec![r1.clone()]), ("two_refs", vec![r1, r2])] {
-        assert_bleu(&corpus_bleu(&h, &refs), &e[key]["bleu"], refs.len(), key);
+        let b = assert_bleu(&corpus_bleu(&h, &refs), &e[key]["bleu"], refs.len(), key);
         let chrf = e[key]["chrf"]["score"].as_f64().unwrap();
-        close(corpus_chrf(&h, &refs), chrf, SACREBLEU_TOL, key);
+        let c = close(corpus_chrf(&h, &refs), chrf, SACREBLEU_TOL, key);
+        eprintln!("400-line corpus, {key}: deviation BLEU {b:e}, chrF {c:e}");
     }
 }
 
@@ -201,57 +208,70 @@ fn streams_pair_up_like_zip() {
     assert_eq!(corpus_chrf(&[], &[vec!["a"]]), 0.0);
 }
 
-fn rel_close(ours: f64, theirs: f64, what: &str) {
-    let tol = SCIPY_TOL * theirs.abs().max(1e-300);
-    assert!(
-        (ours - theirs).abs() <= tol,
-        "{what}: ours {ours:e}, scipy {theirs:e}"
-    );
+/// Asserts relative agreement with scipy; returns the relative deviation.
+fn rel_close(ours: f64, theirs: f64, what: &str) -> f64 {
+    let scale = theirs.abs().max(1e-300);
+    let rel = (ours - theirs).abs() / scale;
+    assert!(rel <= SCIPY_TOL, "{what}: ours {ours:e}, scipy {theirs:e}");
+    rel
 }
 
 #[test]
 fn student_t_equals_scipy() {
     let d = json("stats/scipy.json");
+    let mut worst = 0.0f64;
     for q in d["quantiles"].as_array().unwrap() {
         let (p, df) = (q["p"].as_f64().unwrap(), q["df"].as_f64().unwrap());
-        rel_close(
-            student_t_quantile(p, df),
-            q["t"].as_f64().unwrap(),
-            &format!("ppf({p}, {df})"),
-        );
+        let want = q["t"].as_f64().unwrap();
+        let what = format!("ppf({p}, {df})");
+        worst = worst.max(rel_close(student_t_quantile(p, df), want, &what));
     }
     for s in d["sf"].as_array().unwrap() {
         let (t, df) = (s["t"].as_f64().unwrap(), s["df"].as_f64().unwrap());
-        rel_close(
+        let want = s["sf"].as_f64().unwrap();
+        worst = worst.max(rel_close(
             student_t_sf(t, df),
-            s["sf"].as_f64().unwrap(),
+            want,
             &format!("sf({t}, {df})"),
-        );
+        ));
     }
+    eprintln!("largest relative deviation from scipy (t quantiles and tails): {worst:e}");
 }
 
 #[test]
 fn summaries_equal_scipy() {
+    let mut worst = 0.0f64;
     for s in json("stats/scipy.json")["summaries"].as_array().unwrap() {
         let xs = f64s(&s["xs"]);
         let got = summarize(&xs);
         let ci = f64s(&s["ci95"]);
         assert_eq!(got.n, xs.len());
-        rel_close(got.mean, s["mean"].as_f64().unwrap(), "mean");
-        rel_close(got.sd, s["sd"].as_f64().unwrap(), "sd");
-        rel_close(got.ci95.0, ci[0], &format!("ci low of {xs:?}"));
-        rel_close(got.ci95.1, ci[1], &format!("ci high of {xs:?}"));
+        for (ours, theirs, what) in [
+            (got.mean, s["mean"].as_f64().unwrap(), "mean"),
+            (got.sd, s["sd"].as_f64().unwrap(), "sd"),
+            (got.ci95.0, ci[0], "ci low"),
+            (got.ci95.1, ci[1], "ci high"),
+        ] {
+            worst = worst.max(rel_close(ours, theirs, &format!("{what} of {xs:?}")));
+        }
     }
+    eprintln!("largest relative deviation from scipy (mean, sd, 95% CI): {worst:e}");
 }
 
 #[test]
 fn welch_equals_scipy() {
+    let mut worst = 0.0f64;
     for w in json("stats/scipy.json")["welch"].as_array().unwrap() {
         let (a, b) = (f64s(&w["a"]), f64s(&w["b"]));
         let p = welch_p(&a, &b).expect("defined");
-        rel_close(p, w["p"].as_f64().unwrap(), &format!("welch {a:?} {b:?}"));
+        worst = worst.max(rel_close(
+            p,
+            w["p"].as_f64().unwrap(),
+            &format!("welch {a:?} {b:?}"),
+        ));
         assert_eq!(welch_p(&b, &a), Some(p), "symmetric");
     }
+    eprintln!("largest relative deviation from scipy (Welch p): {worst:e}");
 }
 
 // ---- the `actforge bleu` command -------------------------------------------
