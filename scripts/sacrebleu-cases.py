@@ -7,6 +7,9 @@ Maintainers only; the tests read the committed output. Rebuild with:
     apt-get install wordnet-base        # the realistic corpus's source text
     /tmp/sb/bin/python scripts/sacrebleu-cases.py
 
+WORDNET_NOUNS=PATH reads WordNet's data.noun from elsewhere (e.g. a package
+unpacked with `apt-get download wordnet-base && dpkg-deb -x ...`).
+
 Writes, under tests/data/bleu/:
   cases.json          the hand-built cases: {"cases": [{"name", "hyps", "refs"}]}
                       (refs[r][i] is reference stream r of segment i)
@@ -20,6 +23,7 @@ Everything is deterministic (fixed seeds, WordNet's file order).
 """
 
 import json
+import os
 import random
 import re
 import sys
@@ -32,7 +36,7 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 assert sacrebleu.__version__ == "2.6.0", sacrebleu.__version__
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "bleu"
-WORDNET = Path(__import__('os').environ.get('WORDNET_NOUNS', '/usr/share/wordnet/data.noun'))
+WORDNET = Path(os.environ.get("WORDNET_NOUNS", "/usr/share/wordnet/data.noun"))
 
 CASES = [
     ("exact-match", ["The quick brown fox jumps over the lazy dog.", "It was a bright cold day in April."],
