@@ -43,9 +43,13 @@ pub struct Bleu {
 /// BLEU's sufficient statistics: one segment's, or a corpus's sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BleuStats {
+    /// Hypothesis tokens.
     pub sys_len: usize,
+    /// Tokens of the closest reference.
     pub ref_len: usize,
+    /// Clipped n-gram matches, n = 1..4.
     pub correct: [usize; 4],
+    /// Hypothesis n-grams, n = 1..4.
     pub total: [usize; 4],
 }
 

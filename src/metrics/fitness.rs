@@ -176,6 +176,13 @@ mod tests {
     }
 
     #[test]
+    fn weights_parse_errors_suit_clap_value_parsers() {
+        // clap's `value_parser!` needs the error to be Send + Sync.
+        fn send_sync<T: std::error::Error + Send + Sync + 'static>() {}
+        send_sync::<<Weights as FromStr>::Err>();
+    }
+
+    #[test]
     fn weights_parse_and_name_the_bad_key() {
         let w: Weights = " bleu=0.5, ppl=0.3 ,acc=0.2".parse().unwrap();
         assert_eq!(w, Weights::default());
