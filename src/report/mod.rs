@@ -2,5 +2,6 @@
 //! packages (`export`), and (later) tables and logs of searches and
 //! benchmarks.
 
+pub mod axis;
 pub mod export;
 pub mod plot;
