@@ -24,5 +24,6 @@ pub mod runtime;
 pub mod search;
 pub mod simplify;
 pub mod syntax;
+pub mod tasks;
 
 pub use error::{Error, Result};

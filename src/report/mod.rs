@@ -4,4 +4,5 @@
 
 pub mod axis;
 pub mod export;
+pub mod number;
 pub mod plot;
