@@ -139,7 +139,7 @@ impl BenchReport {
             spec.dtype.name(),
             spec.elems,
             spec.iters,
-            spec.formula
+            crate::syntax::escape_controls(spec.formula)
         );
         s += &table(&self.rows);
         let g = |v: &Value, k: &str| {

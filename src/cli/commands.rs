@@ -48,9 +48,19 @@ pub fn stdout_error(e: std::io::Error) -> Error {
     Error::io(STDOUT, e)
 }
 
-/// A line on standard error; a closed stderr is ignored.
+/// A message on standard error, control characters other than newlines
+/// and tabs escaped (`\u{1b}`: user input never reaches the terminal raw);
+/// a closed stderr is ignored.
 pub fn note(msg: impl Display) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
+    let text = msg.to_string();
+    let safe: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            let parts: Vec<_> = line.split('\t').map(escape_controls).collect();
+            parts.join("\t")
+        })
+        .collect();
+    let _ = writeln!(std::io::stderr(), "{}", safe.join("\n"));
 }
 
 pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
@@ -219,7 +229,7 @@ fn simplify(out: &mut dyn Write, lib: &Library, formula: &str, as_json: bool) ->
         outln!(out, "{v}");
         return Ok(());
     }
-    outln!(out, "input       {formula}");
+    outln!(out, "input       {}", escape_controls(formula));
     outln!(out, "simplified  {prefix}");
     outln!(out, "infix       {infix}");
     outln!(out, "derivative  {deriv}");

@@ -314,9 +314,13 @@ pub struct DefsArg {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Plain text, control characters of the user's input escaped.
+            commands::note(e.render().to_string().trim_end());
+            return e.exit_code();
+        }
         Err(e) => {
-            // --help and --version go to stdout, errors to stderr; clap
-            // reports a closed stream as an error we have nothing to add to.
+            // --help and --version: clap ignores a closed stdout.
             let _ = e.print();
             return e.exit_code();
         }
