@@ -47,7 +47,7 @@ impl Ticks {
         };
         let (first, last) = ((lo / step).ceil(), (hi / step).floor());
         let count = (last - first + 1.0).min(max as f64 + 1.0);
-        if !(count >= 2.0) {
+        if count.is_nan() || count < 2.0 {
             return ends;
         }
         let mut values: Vec<f64> = Vec::with_capacity(count as usize);
