@@ -323,3 +323,62 @@ pub fn table(rows: &[Row]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(variant: Variant, samples: &[f64]) -> Row {
+        Row::from_samples(variant, Pass::Fwd, 1000, 8000, samples)
+    }
+
+    #[test]
+    fn stats_are_min_median_max() {
+        let s = Stats::of(&[3.0, 1.0, 2.0, 10.0, 2.5]).unwrap();
+        assert_eq!((s.min, s.median, s.max), (1.0, 2.5, 10.0));
+        assert!(Stats::of(&[]).is_none());
+        assert_eq!(Stats::of(&[4.0]).unwrap().spread(), 0.0);
+    }
+
+    #[test]
+    fn rows_carry_their_spread_and_the_copy_baseline() {
+        let rows = [
+            row(Variant::Copy, &[1e-3, 1e-3, 1.1e-3]),
+            row(Variant::Fused, &[2e-3, 2e-3, 9e-3]),
+        ];
+        assert!((rows[1].gbps - 8000.0 / 2e-3 / 1e9).abs() < 1e-9);
+        let j = rows_json(&rows);
+        assert_eq!(j[0]["pct_of_copy"], 100.0);
+        assert_eq!(j[1]["pct_of_copy"], 50.0);
+        assert_eq!(j[1]["min_seconds"], 2e-3);
+        assert_eq!(j[1]["max_seconds"], 9e-3);
+        assert_eq!(j[1]["rounds"], 3);
+        let w = spread_warning(&rows).unwrap();
+        assert!(
+            w.contains("fused fwd (2.00–9.00 ms)") && !w.contains("copy"),
+            "{w}"
+        );
+        assert!(spread_warning(&rows[..1]).is_none());
+        let t = table(&rows);
+        assert!(t.contains("min (ms)") && t.contains("50.0"), "{t}");
+    }
+
+    #[test]
+    fn sizes_are_checked_against_their_limits() {
+        assert!(check_sizes(1, 1).is_ok());
+        assert!(check_sizes(MAX_ELEMS, MAX_ITERS).is_ok());
+        for (e, i) in [
+            (0, 1),
+            (MAX_ELEMS + 1, 1),
+            (usize::MAX, 1),
+            (1, 0),
+            (1, MAX_ITERS + 1),
+        ] {
+            let msg = check_sizes(e, i).unwrap_err().to_string();
+            assert!(msg.contains("268435456") || msg.contains("100000"), "{msg}");
+        }
+        assert!(
+            check_host_memory(MAX_ELEMS, usize::MAX / 4).is_err() || available_memory().is_none()
+        );
+    }
+}
