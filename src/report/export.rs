@@ -437,3 +437,80 @@ kernels and 8 elements per vector (`n // 8` in the block count).
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("actforge-export-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn an_abandoned_staging_leaves_nothing() {
+        let root = scratch("abandon");
+        let target = root.join("a/b/pkg");
+        let stage = Staging::new(&target, false).unwrap();
+        std::fs::write(stage.dir.join("k.cu"), "half").unwrap();
+        drop(stage); // the export failed here
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+
+        let existing = root.join("existing");
+        std::fs::create_dir(&existing).unwrap();
+        std::fs::write(existing.join("k.cu"), "old").unwrap();
+        let stage = Staging::new(&existing, true).unwrap();
+        std::fs::write(stage.dir.join("k.cu"), "new").unwrap();
+        drop(stage);
+        assert_eq!(
+            std::fs::read_to_string(existing.join("k.cu")).unwrap(),
+            "old"
+        );
+        assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn commit_replaces_the_package_and_drops_its_stale_files() {
+        let root = scratch("commit");
+        let target = root.join("pkg");
+        std::fs::create_dir(&target).unwrap();
+        for f in ["k.cu", "k.cubin", "mine.txt"] {
+            std::fs::write(target.join(f), "old").unwrap();
+        }
+        let stage = Staging::new(&target, true).unwrap();
+        std::fs::write(stage.dir.join("k.cu"), "new").unwrap();
+        let files = stage.commit(&package_files("k")).unwrap();
+        assert_eq!(files, vec![target.join("k.cu")]);
+        assert_eq!(std::fs::read_to_string(target.join("k.cu")).unwrap(), "new");
+        assert!(!target.join("k.cubin").exists());
+        assert_eq!(
+            std::fs::read_to_string(target.join("mine.txt")).unwrap(),
+            "old"
+        );
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 2);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_header_declares_every_kernel_with_c_types() {
+        let f = Function::new(&crate::ir::parse("silu(x)").unwrap());
+        let h = header(&Module::single(&f), "G_H");
+        assert!(h.contains("typedef struct act_bf16 { unsigned short bits; } act_bf16;"));
+        assert_eq!(h.matches("__global__ void act_").count(), 6);
+        assert!(!h.contains("#pragma once"));
+        assert!(h.ends_with("#endif /* G_H */\n"));
+    }
+
+    #[test]
+    fn archs_outside_nvrtcs_list_are_refused() {
+        assert_eq!(check_arch(90).unwrap(), 90);
+        let e = check_arch(50).unwrap_err().to_string();
+        assert!(
+            e.contains("--arch sm_50") && e.contains("sm_75, sm_80"),
+            "{e}"
+        );
+    }
+}
