@@ -215,15 +215,15 @@ Example:
     /// Benchmark the fused activation against the composed one, side by side.
     #[command(after_help = "\
 Variants, measured side by side: a copy of the same bytes (copy: the
-bandwidth ceiling; on the CPU a multi-threaded memcpy), the fused candle op
-(fused), the same formula as a chain of candle ops (composed) and candle's
-built-in GELU (builtin-gelu): forward on a tracked tensor (fwd),
-Tensor::backward (bwd) and both (fwdbwd). Every row reports the median,
-fastest and slowest of --iters timed rounds (after one warm-up), the
-device synchronised before each clock read (on a GPU, CUDA events time
-each round); a warning names the rows whose rounds spread by more than 50%
-of their median. On a GPU (--device cuda) also the fused NVRTC kernels launched directly,
-the same formula through the dispatch kernels of a 33-formula module (the
+bandwidth ceiling; a multi-threaded memcpy on the CPU, a device-to-device
+copy on a GPU), the fused candle op (fused), the same formula as a chain of
+candle ops (composed) and candle's built-in GELU (builtin-gelu): forward on
+a tracked tensor (fwd), Tensor::backward (bwd) and both (fwdbwd). Every row
+reports the median, fastest and slowest of --iters timed rounds (after one
+warm-up), the device synchronised before each clock read (on a GPU, CUDA
+events time each round); a warning names the rows whose rounds spread by
+more than 50% of their median. On a GPU (--device cuda) also the fused
+NVRTC kernels launched directly, the same formula through the dispatch kernels of a 33-formula module (the
 layout for a GP generation) and one generated kernel per op (the composed
 baseline at kernel level); GPU results are checked against the CPU
 reference before timing. GB/s counts the minimal traffic of each pass
