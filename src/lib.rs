@@ -25,5 +25,6 @@ pub mod runtime;
 pub mod search;
 pub mod simplify;
 pub mod syntax;
+pub mod tasks;
 
 pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 //! more reference files, equal to sacreBLEU 2.6.0's defaults. Reading,
 //! checking and printing only; the metrics live in `crate::metrics`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -42,7 +43,7 @@ pub struct BleuArgs {
 }
 
 /// Run the command; exit status 0.
-pub fn run(args: &BleuArgs) -> Result<i32> {
+pub fn run(out: &mut dyn Write, args: &BleuArgs) -> Result<i32> {
     let hyps = read_lines(&args.hyp)?;
     let mut refs = Vec::with_capacity(args.refs.len());
     for path in &args.refs {
@@ -57,11 +58,11 @@ pub fn run(args: &BleuArgs) -> Result<i32> {
         .collect();
     let bleu = corpus_bleu(&hyps, &refs);
     let chrf = corpus_chrf(&hyps, &refs);
-    print(&bleu, chrf, refs.len(), args.json);
+    print(out, &bleu, chrf, refs.len(), args.json)?;
     Ok(0)
 }
 
-fn print(b: &Bleu, chrf: f64, nrefs: usize, as_json: bool) {
+fn print(out: &mut dyn Write, b: &Bleu, chrf: f64, nrefs: usize, as_json: bool) -> Result<()> {
     if as_json {
         let v = json!({
             "score": b.score,
@@ -72,8 +73,8 @@ fn print(b: &Bleu, chrf: f64, nrefs: usize, as_json: bool) {
             "chrf": chrf,
             "signature": bleu_signature(nrefs),
         });
-        println!("{v}");
-        return;
+        outln!(out, "{v}");
+        return Ok(());
     }
     let p = b.precisions.map(|p| format!("{p:.1}")).join("/");
     let ratio = if b.ref_len > 0 {
@@ -81,13 +82,18 @@ fn print(b: &Bleu, chrf: f64, nrefs: usize, as_json: bool) {
     } else {
         0.0
     };
-    println!(
+    outln!(
+        out,
         "BLEU = {:.2} {p} (BP = {:.3} ratio = {ratio:.3} hyp_len = {} ref_len = {})",
-        b.score, b.bp, b.sys_len, b.ref_len
+        b.score,
+        b.bp,
+        b.sys_len,
+        b.ref_len
     );
-    println!("  {}", bleu_signature(nrefs));
-    println!("chrF2 = {chrf:.2}");
-    println!("  {}", chrf_signature(nrefs));
+    outln!(out, "  {}", bleu_signature(nrefs));
+    outln!(out, "chrF2 = {chrf:.2}");
+    outln!(out, "  {}", chrf_signature(nrefs));
+    Ok(())
 }
 
 fn check_count(hyp: &Path, hyp_lines: usize, reference: &Path, ref_lines: usize) -> Result<()> {

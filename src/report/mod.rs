@@ -2,5 +2,7 @@
 //! packages (`export`), and (later) tables and logs of searches and
 //! benchmarks.
 
+pub mod axis;
 pub mod export;
+pub mod number;
 pub mod plot;
