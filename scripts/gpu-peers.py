@@ -400,7 +400,7 @@ def read_package(d, key):
         if len(params.split(",")) != want:
             raise RuntimeError(f"{d}/README.md: `{name}` is documented with {params!r}, expected {want} parameters")
         kernels[(direction, dtype)] = name
-    missing = [f"{a}_{b}" for a in DIRECTIONS[:1] + ["bwd"] for b in ("f32", "bf16") if (a, b) not in kernels]
+    missing = [f"{a}_{b}" for a in ("fwd", "bwd") for b in ("f32", "bf16") if (a, b) not in kernels]
     if missing:
         raise RuntimeError(f"{d}/README.md documents no kernel for {', '.join(missing)}")
     blocks = PY_BLOCK.findall(readme)
@@ -477,7 +477,7 @@ class Timer:
         if not hasattr(t.cuda, "_sleep"):
             return None
         s, e = t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)
-        t.cuda._sleep(1000)
+        t.cuda._sleep(50_000_000)  # clocks up from idle first
         s.record()
         t.cuda._sleep(20_000_000)
         e.record()
@@ -498,7 +498,7 @@ class Timer:
             fn()
             probe.append(time.perf_counter() - t0)
         t.cuda.synchronize()
-        sleep_ms = max(0.2, 3e3 * max(probe))
+        sleep_ms = max(0.2, 5e3 * max(probe))
         starts = [t.cuda.Event(enable_timing=True) for _ in range(iters)]
         ends = [t.cuda.Event(enable_timing=True) for _ in range(iters)]
         issue = []
@@ -565,7 +565,7 @@ class Run:
         self.jsonl = open(os.path.join(args.out, "peers.jsonl"), "w")
 
     def emit(self, obj):
-        line = json.dumps(obj)
+        line = json.dumps(finite(obj), allow_nan=False)
         print(line, flush=True)
         self.jsonl.write(line + "\n")
         self.jsonl.flush()
@@ -644,6 +644,17 @@ def actforge_calls(run, key, text, dtype_name, x, dy):
         raise Skip(f"CuPy is not importable: {first_line(e)}")
     Act, kind = load_actforge(pkg, dtype_name)
     return (*calls(Act.apply, x, dy), {"module": kind})
+
+
+def finite(v):
+    """JSON has no inf/nan: write them as strings."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [finite(x) for x in v]
+    return v
 
 
 def first_line(e):
@@ -811,7 +822,9 @@ def table(run, formulas, stopped):
 
 
 def section(by, formulas, n, dt, d):
-    head = (f"### {LABELS[d]}, {dt}, {count(n)} elements", "",
+    copies = [by[(k, n, dt, d, "copy")]["gbps"] for k, _ in formulas if by.get((k, n, dt, d, "copy"), {}).get("gbps")]
+    bw = f" (copy: {statistics.median(copies):.0f} GB/s)" if copies else ""
+    head = (f"### {LABELS[d]}, {dt}, {count(n)} elements{bw}", "",
             "| formula | actforge ms | % copy | eager ms | × | torch.compile ms | × | compile s | F.gelu tanh ms | × | copy ms |",
             "|---|---|---|---|---|---|---|---|---|---|---|")
     out, any_row = list(head), False
