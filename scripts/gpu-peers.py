@@ -415,6 +415,7 @@ def read_package(d, key):
         want = 3 if direction == "fwd" else 4
         if entries.get(name) != want:
             raise RuntimeError(f"{ptx_path}: kernel `{name}` has {entries.get(name)} parameters in the PTX, the README documents {want}")
+    ast.parse(readme_for_dtype(blocks[0], kernels, "bf16"), filename=f"{d}/README.md (python block, bf16)")
     return {"dir": d, "kernels": kernels, "python": blocks[0], "entries": len(entries)}
 
 
@@ -708,18 +709,23 @@ def unit(run, key, text, node, n, dtype_name):
             elif extra:
                 row.update(extra)
             measured[(d, v)] = row
+    bandwidth(measured, n, 4 if dtype_name == "f32" else 2)
     for d in DIRECTIONS:
-        copy = measured.get((d, "copy"))
         for v in a.variants:
-            row = measured.get((d, v))
-            if row is None:
-                continue
-            if "ms" in row:
-                size = 2 if dtype_name != "f32" else 4
-                moved = 2 * row["copied_elems"] * size if v == "copy" else TRAFFIC[d] * n * size
-                row["gbps"] = moved / (row["ms"] * 1e-3) / 1e9 if row["ms"] > 0 else None
-                row["pct_of_copy"] = (100.0 * row["gbps"] / copy["gbps"]) if copy and copy.get("gbps") and row["gbps"] else None
-            run.emit(row)
+            if (d, v) in measured:
+                run.emit(measured[(d, v)])
+
+
+def bandwidth(measured, n, size):
+    """gbps of every timed row (the direction's minimal traffic; the copy's own bytes), then pct_of_copy."""
+    for (d, v), row in measured.items():
+        if row.get("ms"):
+            moved = 2 * row["copied_elems"] * size if v == "copy" else TRAFFIC[d] * n * size
+            row["gbps"] = moved / (row["ms"] * 1e-3) / 1e9
+    for (d, v), row in measured.items():
+        copy = measured.get((d, "copy"), {}).get("gbps")
+        if row.get("gbps") and copy:
+            row["pct_of_copy"] = 100.0 * row["gbps"] / copy
 
 
 def verify_and_time(run, v, dtype_name, fwd, fwdbwd, refs, mask):
@@ -932,6 +938,11 @@ def self_test(torch):
         checks.append((f"{dt} {cls}: rejects one NaN", compare(dt, cls, torch.where(torch.arange(y.numel()) == 17, torch.nan, y).to(store), y, mask) > 1.0))
     t5_dist = reference(parse(SEEDS["t5"]), x.double(), dy.double())[2]
     checks.append(("t5: the points where log1p_safe's abs switches are left out", bool((t5_dist < SWITCH_GAP).any())))
+    rows = {("fwd", "copy"): {"ms": 1.0, "copied_elems": 1000}, ("fwd", "eager"): {"ms": 2.0},
+            ("fwdbwd", "copy"): {"ms": 2.5, "copied_elems": 2500}, ("fwdbwd", "eager"): {"ms": 5.0}}
+    bandwidth(rows, 1000, 4)
+    pct = [rows[(d, v)].get("pct_of_copy") for d in DIRECTIONS for v in ("copy", "eager")]
+    checks.append(("bandwidth: half the copy's GB/s is 50 % in both directions", pct == [100.0, 50.0, 100.0, 50.0]))
     for name, ok in checks:
         print(json.dumps({"event": "self-test", "check": name, "ok": ok}))
     return all(ok for _, ok in checks)

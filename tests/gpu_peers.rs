@@ -175,7 +175,7 @@ fn the_verifier_accepts_one_rounding_and_rejects_small_errors() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(checks.len(), 10, "{checks:?}");
+    assert_eq!(checks.len(), 11, "{checks:?}");
     for c in &checks {
         assert_eq!(c["ok"], true, "{c}");
     }
