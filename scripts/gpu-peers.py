@@ -577,8 +577,7 @@ class Run:
         self.jsonl.flush()
         if "variant" in obj:
             self.rows.append(obj)
-        if "failed" in obj:
-            self.failed = True
+            self.failed |= "failed" in obj
 
     def left(self):
         return self.args.budget - (time.monotonic() - self.start) if self.args.budget > 0 else math.inf
