@@ -27,6 +27,8 @@ cap() {
 }
 export ACTFORGE_REQUIRE_GPU=1 ACTFORGE_REQUIRE_NVRTC=1
 export ACTFORGE_CACHE_DIR="$(mktemp -d)"
+PEERS_WORK="$(mktemp -d)"
+trap 'rm -rf "$ACTFORGE_CACHE_DIR" "$PEERS_WORK"' EXIT
 
 # NVRTC on the GPU machine: the CUDA toolkit's or PyTorch's wheel.
 for cand in /usr/local/cuda/lib64/libnvrtc.so.13 /usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13 \
@@ -47,7 +49,7 @@ step() { echo; echo "== $*"; }
 # gpu-peers.py with what is left of the budget; a missing torch or CUDA
 # device is a skip (exit 3), anything else that fails fails the check.
 peers() {
-    local py="${PEERS_PYTHON:-python3}" left=$((BUDGET - SECONDS - 10)) work rc
+    local py="${PEERS_PYTHON:-python3}" left=$((BUDGET - SECONDS - 10)) work="$PEERS_WORK" rc
     if ! "$py" -c 'import torch' >/dev/null 2>&1; then
         echo "peers: skipped: $py cannot import torch"
         return
@@ -56,7 +58,6 @@ peers() {
         echo "peers: skipped: ${left} s of the check's budget left"
         return
     fi
-    work="$(mktemp -d)"
     local args=(--out "$work" --budget $((left - 30)))
     [ -x "$D/bin/actforge" ] && args+=(--actforge "$D/bin/actforge")
     # shellcheck disable=SC2086

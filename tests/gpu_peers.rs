@@ -92,7 +92,9 @@ fn assert_timed(r: &Value) {
 
 #[test]
 fn runs_end_to_end_on_cpu_torch_and_skips_the_cuda_only_variants() {
-    let Some(py) = python_with_torch() else { return };
+    let Some(py) = python_with_torch() else {
+        return;
+    };
     let out = temp_dir("e2e");
     let o = peers(
         &py,
@@ -111,9 +113,18 @@ fn runs_end_to_end_on_cpu_torch_and_skips_the_cuda_only_variants() {
             env!("CARGO_BIN_EXE_actforge"),
         ],
     );
-    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     let lines = json_lines(&out.join("peers.jsonl"));
-    assert_eq!(text(&o.stdout).lines().count(), lines.len(), "stdout = peers.jsonl");
+    assert_eq!(
+        text(&o.stdout).lines().count(),
+        lines.len(),
+        "stdout = peers.jsonl"
+    );
 
     // The export packages: made by the binary, their README's signatures
     // found in the PTX, their Python block valid Python.
@@ -129,7 +140,11 @@ fn runs_end_to_end_on_cpu_torch_and_skips_the_cuda_only_variants() {
         }
     }
 
-    let rows: Vec<Value> = lines.iter().filter(|l| l.get("variant").is_some()).cloned().collect();
+    let rows: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.get("variant").is_some())
+        .cloned()
+        .collect();
     for key in ["qa", "t5", "gelu"] {
         for dtype in ["f32", "bf16"] {
             for dir in ["fwd", "fwdbwd"] {
@@ -158,19 +173,32 @@ fn runs_end_to_end_on_cpu_torch_and_skips_the_cuda_only_variants() {
     assert_eq!(done["failed"], false);
 
     let md = std::fs::read_to_string(out.join("peers.md")).unwrap();
-    assert!(md.contains("### forward + backward, bf16, 4,099 elements"), "{md}");
+    assert!(
+        md.contains("### forward + backward, bf16, 4,099 elements"),
+        "{md}"
+    );
     assert!(md.contains("| `t5` |"), "{md}");
     assert!(md.contains("- actforge: CUDA only"), "{md}");
     let eager = std::fs::read_to_string(out.join("eager_qa.py")).unwrap();
-    assert!(eager.contains("torch.sigmoid(") && eager.contains("torch.relu("), "{eager}");
+    assert!(
+        eager.contains("torch.sigmoid(") && eager.contains("torch.relu("),
+        "{eager}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn the_verifier_accepts_one_rounding_and_rejects_small_errors() {
-    let Some(py) = python_with_torch() else { return };
+    let Some(py) = python_with_torch() else {
+        return;
+    };
     let o = peers(&py, &["--self-test"]);
-    assert!(o.status.success(), "{}\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     let checks: Vec<Value> = text(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -183,27 +211,47 @@ fn the_verifier_accepts_one_rounding_and_rejects_small_errors() {
 
 #[test]
 fn the_budget_stops_before_measuring_and_still_writes_the_table() {
-    let Some(py) = python_with_torch() else { return };
+    let Some(py) = python_with_torch() else {
+        return;
+    };
     let out = temp_dir("budget");
     let args = [
-        "--device", "cpu", "--sizes", "4099,8192", "--variants", "eager", "--budget", "0.001",
+        "--device",
+        "cpu",
+        "--sizes",
+        "4099,8192",
+        "--variants",
+        "eager",
+        "--budget",
+        "0.001",
         "--out",
     ];
     let o = peers(&py, &[&args[..], &[out.to_str().unwrap()]].concat());
     assert!(o.status.success(), "{}", text(&o.stderr));
     let lines = json_lines(&out.join("peers.jsonl"));
-    let budget = lines.iter().find(|l| l["event"] == "budget").expect("a budget line");
+    let budget = lines
+        .iter()
+        .find(|l| l["event"] == "budget")
+        .expect("a budget line");
     assert_eq!(budget["not_measured"].as_array().unwrap().len(), 2 * 2 * 3);
     let md = std::fs::read_to_string(out.join("peers.md")).unwrap();
-    assert!(md.contains("Stopped by the time budget (--budget 0.001 s): 12 of 12"), "{md}");
+    assert!(
+        md.contains("Stopped by the time budget (--budget 0.001 s): 12 of 12"),
+        "{md}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn without_a_cuda_device_it_says_so_and_exits_3() {
-    let Some(py) = python_with_torch() else { return };
+    let Some(py) = python_with_torch() else {
+        return;
+    };
     let has_cuda = Command::new(&py)
-        .args(["-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"])
+        .args([
+            "-c",
+            "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)",
+        ])
         .status()
         .unwrap()
         .success();
@@ -213,7 +261,11 @@ fn without_a_cuda_device_it_says_so_and_exits_3() {
     }
     let o = peers(&py, &["--out", temp_dir("nocuda").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("sees no CUDA device"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("sees no CUDA device"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -239,7 +291,9 @@ fn a_bad_formula_is_exit_2_with_a_caret_under_the_fault() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("unexpected `+`: the peers script reads DEAP call syntax only"));
+    assert!(
+        text(&o.stderr).contains("unexpected `+`: the peers script reads DEAP call syntax only")
+    );
 }
 
 #[test]
@@ -254,7 +308,10 @@ fn the_gpu_check_dry_run_fails_cleanly_and_reports_the_peers_skip() {
         .expect("bash runs");
     let log = text(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{log}\n{}", text(&o.stderr));
-    assert!(log.contains("peers: skipped: /nonexistent/python3 cannot import torch"), "{log}");
+    assert!(
+        log.contains("peers: skipped: /nonexistent/python3 cannot import torch"),
+        "{log}"
+    );
     assert!(log.contains("gpu-check: FAIL"), "{log}");
     let _ = std::fs::remove_dir_all(&out);
 }
