@@ -72,7 +72,8 @@ direction, variant):
    "ms" (median), "gbps", "pct_of_copy", "cpu_ms" (median host time to issue
    one call), "iters", "timer" ("cuda-events" or "wall-clock"),
    "verified": {"y_max_err_ratio", "dx_max_err_ratio", "compared", "class"},
-   "compile_s" (compile only), "module" (actforge only: cubin or ptx)}
+   "compile_s" (compile only: the first call, compiling included),
+   "module" (actforge only: cubin or ptx), "copied_elems" (copy only)}
   or the same keys up to "variant" with "skipped": REASON or "failed": REASON.
   Other lines: {"event": "env", ...}, {"event": "package", ...} (export
   package checks), {"event": "budget", ...}, {"event": "done", ...}.
@@ -885,7 +886,8 @@ def parse_args(argv):
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cuda (default) or cpu (tiny sizes; CUDA-only variants skipped)")
     p.add_argument("--out", default="gpu-peers-out", help="folder for peers.jsonl, peers.md, eager sources, export packages")
     p.add_argument("--export-dir", help="folder holding one `actforge export --name KEY` package per formula (KEY/README.md, KEY.cubin, ...)")
-    p.add_argument("--actforge", help="actforge binary: export the packages into OUT/export/KEY first")
+    p.add_argument("--actforge", help="actforge binary: export the packages into OUT/export/KEY first "
+                   "(default: bin/actforge beside this script, then target/release/actforge, then PATH)")
     p.add_argument("--arch", help="--arch for actforge export (default: the GPU's sm_XY, sm_90 on CPU)")
     p.add_argument("--budget", type=float, default=0, help="seconds; stop before a new (size, dtype, formula) once spent and still write the table (default: none)")
     p.add_argument("--reserve", type=float, default=20, help="seconds of budget a torch.compile needs to be started (default 20)")
