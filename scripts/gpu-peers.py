@@ -600,8 +600,8 @@ def env_line(run):
     return e
 
 
-def make_variant(run, name, key, dtype_name, x, dy):
-    """(fwd, fwdbwd, extra JSON) or raise Skip(reason)."""
+def make_variant(run, name, x, dy, key, dtype_name):
+    """(fwd, fwdbwd, extra JSON fields: {direction: {...}} or {"all": {...}}) or raise Skip(reason)."""
     torch, a = run.torch, run.args
     if name in CUDA_ONLY and a.device != "cuda":
         raise Skip(f"CUDA only: needs a CUDA device (this run is --device {a.device})")
@@ -617,13 +617,13 @@ def make_variant(run, name, key, dtype_name, x, dy):
 
         return (*calls(lambda t: F.gelu(t, approximate="tanh"), x, dy), {})
     if name == "copy":
-        return copy_calls(run, x, dtype_name)
+        return copy_calls(run, x)
     if name == "actforge":
         return actforge_calls(run, key, dtype_name, x, dy)
     raise ValueError(name)
 
 
-def copy_calls(run, x, dtype_name):
+def copy_calls(run, x):
     torch = run.torch
     bufs = {}
     for d in DIRECTIONS:
@@ -634,7 +634,7 @@ def copy_calls(run, x, dtype_name):
         src, dst = bufs[d]
         return lambda: dst.copy_(src)
 
-    return go("fwd"), go("fwdbwd"), {"copied_elems": {d: bufs[d][0].numel() for d in DIRECTIONS}}
+    return go("fwd"), go("fwdbwd"), {d: {"copied_elems": bufs[d][0].numel()} for d in DIRECTIONS}
 
 
 def actforge_calls(run, key, dtype_name, x, dy):
@@ -646,7 +646,7 @@ def actforge_calls(run, key, dtype_name, x, dy):
     except Exception as e:
         raise Skip(f"CuPy is not importable: {first_line(e)}")
     Act, kind = load_actforge(pkg, dtype_name)
-    return (*calls(Act.apply, x, dy), {"module": kind})
+    return (*calls(Act.apply, x, dy), {"all": {"module": kind}})
 
 
 def finite(v):
@@ -677,45 +677,106 @@ def inputs(torch, n, dtype, device):
 
 
 def unit(run, key, text, node, n, dtype_name):
+    """Verify every variant against float64, then time the ones that passed; emit their rows."""
     torch, a = run.torch, run.args
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
     x, dy = inputs(torch, n, dtype, a.device)
-    y_ref, dx_ref, dist = reference(node, x.to(torch.float64), dy.to(torch.float64))
-    mask = dist >= SWITCH_GAP
-    g_ref = None
     base = {"formula_key": key, "formula": text, "elems": n, "dtype": dtype_name}
-    measured = {}
-    for v in a.variants:
-        if run.left() < a.reserve and v == "compile":
-            for d in DIRECTIONS:
-                run.emit({**base, "direction": d, "variant": v, "skipped": "time budget: not enough left to compile"})
-            continue
-        try:
-            fwd, fwdbwd, extra = make_variant(run, v, key, dtype_name, x, dy)
-        except Skip as s:
-            for d in DIRECTIONS:
-                run.emit({**base, "direction": d, "variant": v, "skipped": str(s)})
-            continue
-        except Exception as e:
-            for d in DIRECTIONS:
-                run.emit({**base, "direction": d, "variant": v, "failed": f"loading: {first_line(e)}"})
-            continue
-        if v == "builtin-gelu" and g_ref is None:
-            g_ref = reference(parse(GELU_LIKE), x.to(torch.float64), dy.to(torch.float64))
-        refs = g_ref if v == "builtin-gelu" else (y_ref, dx_ref, dist)
-        result = verify_and_time(run, v, dtype_name, fwd, fwdbwd, refs, mask if v != "builtin-gelu" else refs[2] >= SWITCH_GAP)
-        for d in DIRECTIONS:
-            row = {**base, "direction": d, "variant": v, **result[d]}
-            if v == "copy":
-                row["copied_elems"] = extra["copied_elems"][d]
-            elif extra:
-                row.update(extra)
-            measured[(d, v)] = row
-    bandwidth(measured, n, 4 if dtype_name == "f32" else 2)
+    rows = {(d, v): {**base, "direction": d, "variant": v} for v in a.variants for d in DIRECTIONS}
+    ready = verify_all(run, node, dtype_name, x, dy, rows)
+    if a.device == "cuda":
+        torch.cuda.empty_cache()  # the float64 references are gone
+    for v, (fwd, fwdbwd) in ready.items():
+        for d, fn in (("fwd", fwd), ("fwdbwd", fwdbwd)):
+            rows[(d, v)].update(time_one(run, fn))
+    bandwidth(rows, n, 4 if dtype_name == "f32" else 2)
     for d in DIRECTIONS:
         for v in a.variants:
-            if (d, v) in measured:
-                run.emit(measured[(d, v)])
+            run.emit(rows[(d, v)])
+
+
+def verify_all(run, node, dtype_name, x, dy, rows):
+    """{variant: (fwd, fwdbwd)} of the variants that loaded and passed; the others' rows say why."""
+    torch, a = run.torch, run.args
+    ref = reference(node, x.to(torch.float64), dy.to(torch.float64))
+    gelu_ref = None
+    ready = {}
+    for v in a.variants:
+        if v == "compile" and run.left() < a.reserve:
+            mark(rows, v, {"skipped": "time budget: not enough left to compile"})
+            continue
+        try:
+            fwd, fwdbwd, extra = make_variant(run, v, x, dy, rows[("fwd", v)]["formula_key"], dtype_name)
+        except Skip as e:
+            mark(rows, v, {"skipped": str(e)})
+            continue
+        except Exception as e:
+            mark(rows, v, {"failed": f"loading: {first_line(e)}"})
+            continue
+        for d in DIRECTIONS:
+            rows[(d, v)].update(extra.get(d, extra.get("all", {})))
+        if v == "copy":
+            mark(rows, v, {"verified": {"class": "none: copies bytes"}})
+            ready[v] = (fwd, fwdbwd)
+            continue
+        if v == "builtin-gelu" and gelu_ref is None:
+            gelu_ref = reference(parse(GELU_LIKE), x.to(torch.float64), dy.to(torch.float64))
+        outcome = verify_one(run, v, dtype_name, fwd, fwdbwd, gelu_ref if v == "builtin-gelu" else ref)
+        for d, seconds in outcome.pop("compile_s", {}).items():
+            rows[(d, v)]["compile_s"] = seconds
+        mark(rows, v, outcome)
+        if "verified" in outcome and "failed" not in outcome:
+            ready[v] = (fwd, fwdbwd)
+    return ready
+
+
+def mark(rows, v, fields):
+    """The same fields in both directions' rows of variant v."""
+    for d in DIRECTIONS:
+        rows[(d, v)].update(fields)
+
+
+def verify_one(run, v, dtype_name, fwd, fwdbwd, ref):
+    """The first call of each direction (compiling, for torch.compile), compared with the reference."""
+    torch, a = run.torch, run.args
+    y_ref, dx_ref, dist = ref
+    mask = dist >= SWITCH_GAP
+    first = {}
+    try:
+        t0 = time.perf_counter()
+        y0 = fwd()
+        sync(torch, a.device)
+        first["fwd"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        y1, dx = fwdbwd()
+        sync(torch, a.device)
+        first["fwdbwd"] = time.perf_counter() - t0
+    except Exception as e:
+        if v == "compile":  # it compiles on the first call: a host that cannot (no C++ compiler, no Triton) is a skip
+            return {"skipped": f"torch.compile is not available here: {first_line(e)}"}
+        return {"failed": f"verification run: {first_line(e)}"}
+    cls = variant_class(v)
+    ver = {
+        "y_max_err_ratio": max(compare(dtype_name, cls, y0, y_ref, mask), compare(dtype_name, cls, y1, y_ref, mask)),
+        "dx_max_err_ratio": compare(dtype_name, cls, dx, dx_ref, mask),
+        "compared": int(mask.sum()),
+        "class": cls,
+    }
+    out = {"verified": ver}
+    if v == "compile":
+        out["compile_s"] = first
+    if not (ver["y_max_err_ratio"] <= 1.0 and ver["dx_max_err_ratio"] <= 1.0):
+        out["failed"] = "verification: error above tolerance (ratio > 1)"
+    return out
+
+
+def time_one(run, fn):
+    a = run.args
+    try:
+        ms, cpu_ms = run.timer.run(fn, a.iters, a.warmup)
+    except Exception as e:
+        return {"failed": f"timing: {first_line(e)}"}
+    return {"ms": ms, "gbps": None, "pct_of_copy": None, "cpu_ms": cpu_ms, "iters": a.iters, "timer": "cuda-events" if a.device == "cuda" else "wall-clock"}
 
 
 def bandwidth(measured, n, size):
@@ -728,56 +789,6 @@ def bandwidth(measured, n, size):
         copy = measured.get((d, "copy"), {}).get("gbps")
         if row.get("gbps") and copy:
             row["pct_of_copy"] = 100.0 * row["gbps"] / copy
-
-
-def verify_and_time(run, v, dtype_name, fwd, fwdbwd, refs, mask):
-    """{direction: fields}: verification first, then timing; a failure stops this variant."""
-    torch, a = run.torch, run.args
-    y_ref, dx_ref, _ = refs
-    out = {d: {} for d in DIRECTIONS}
-    compile_s = {}
-    try:
-        if v == "copy":
-            ver = {"class": "none: copies bytes"}
-        else:
-            t0 = time.perf_counter()
-            y0 = fwd()
-            sync(torch, a.device)
-            compile_s["fwd"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            y1, dx = fwdbwd()
-            sync(torch, a.device)
-            compile_s["fwdbwd"] = time.perf_counter() - t0
-            cls = variant_class(v)
-            ver = {
-                "y_max_err_ratio": max(compare(dtype_name, cls, y0, y_ref, mask), compare(dtype_name, cls, y1, y_ref, mask)),
-                "dx_max_err_ratio": compare(dtype_name, cls, dx, dx_ref, mask),
-                "compared": int(mask.sum()),
-                "class": cls,
-            }
-            del y0, y1, dx
-            if not (ver["y_max_err_ratio"] <= 1.0 and ver["dx_max_err_ratio"] <= 1.0):
-                for d in DIRECTIONS:
-                    out[d] = {"failed": "verification: error above tolerance (ratio > 1)", "verified": ver}
-                return out
-    except Exception as e:
-        # torch.compile compiles on the first call: a host that cannot
-        # (no C++ compiler, no Triton) is a limit of the host, said as a skip.
-        what = {"skipped": f"torch.compile is not available here: {first_line(e)}"} if v == "compile" else {"failed": f"verification run: {first_line(e)}"}
-        for d in DIRECTIONS:
-            out[d] = dict(what)
-        return out
-    timer = "cuda-events" if a.device == "cuda" else "wall-clock"
-    for d, fn in (("fwd", fwd), ("fwdbwd", fwdbwd)):
-        try:
-            ms, cpu_ms = run.timer.run(fn, a.iters, a.warmup)
-        except Exception as e:
-            out[d] = {"failed": f"timing: {first_line(e)}", "verified": ver}
-            continue
-        out[d] = {"ms": ms, "gbps": None, "pct_of_copy": None, "cpu_ms": cpu_ms, "iters": a.iters, "timer": timer, "verified": ver}
-        if v == "compile":
-            out[d]["compile_s"] = compile_s[d]
-    return out
 
 
 def sync(torch, device):
