@@ -3,10 +3,9 @@
 //! so that the first GPU run is not the script's first run.
 //!
 //! The tests that need torch use `ACTFORGE_PEERS_PYTHON` (a Python with
-//! torch, e.g. a virtualenv made with
-//! `pip install torch --index-url https://download.pytorch.org/whl/cpu`),
-//! else `python3`; without torch they print why and pass. CI installs no
-//! torch, so there they only check the formula errors and the dry run.
+//! torch, e.g. a virtualenv with `pip install torch numpy`), else
+//! `python3`; without torch they print why and pass. CI installs no torch,
+//! so there they only check the formula errors and the dry run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
