@@ -387,10 +387,29 @@ def package_dir(args, key, text):
     d = os.path.join(args.out, "export", key)
     shutil.rmtree(d, ignore_errors=True)
     cmd = [args.actforge, "export", text, "--out", d, "--name", key, "--arch", args.arch]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env=nvrtc_env())
     if p.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` failed ({p.returncode}): {p.stderr.strip()}")
     return d
+
+
+def nvrtc_env():
+    """The environment for `actforge export`: ACTFORGE_NVRTC, if unset, from
+    the CUDA toolkit or the NVRTC wheel that CUDA builds of torch install."""
+    env = dict(os.environ)
+    if env.get("ACTFORGE_NVRTC"):
+        return env
+    cands = ["/usr/local/cuda/lib64/libnvrtc.so.13", "/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13"]
+    try:
+        import nvidia
+
+        cands += [os.path.join(p, "cu13", "lib", "libnvrtc.so.13") for p in nvidia.__path__]
+    except ImportError:
+        pass
+    found = next((c for c in cands if os.path.isfile(c)), None)
+    if found:
+        env["ACTFORGE_NVRTC"] = found
+    return env
 
 
 def read_package(d, key):
