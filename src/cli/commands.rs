@@ -59,6 +59,7 @@ pub fn run(cmd: Command) -> Result<i32> {
             defs,
         } => plot_cmd(&library(&defs)?, &formula, &out, &range, samples),
         Command::Prelude { defs } => prelude(&library(&defs)?),
+        Command::Data { command } => super::data::run(command),
         Command::Codegen {
             formula,
             dtype,

@@ -4,6 +4,7 @@
 //! usage errors (clap's convention).
 
 mod commands;
+mod data;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -22,6 +23,7 @@ Examples:
   actforge export 'gelu_like(x)' --out gelu_kernel  # a standalone kernel package
   actforge bench 'gelu_like(x)' --elems 4194304     # fused vs composed vs candle's GELU
   actforge prelude            # list the named primitives
+  actforge data stats builtin:qa                    # corpus figures
 
 In a candle model, an activation is `gelu`, `fused:FORMULA` or
 `composed:FORMULA` (actforge::op::Activation).";
@@ -250,6 +252,11 @@ Example:
     Prelude {
         #[command(flatten)]
         defs: DefsArg,
+    },
+    /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
     },
 }
 
