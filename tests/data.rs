@@ -611,6 +611,18 @@ fn a_4k_tokenizer_trains_on_the_builtin_translation_corpus_in_seconds() {
     assert!(!hit);
     assert_eq!(t.vocab_size(), 4000);
     assert!(secs < 60.0, "{secs} s");
+    let start = Instant::now();
+    let ex = encode_pairs(&t, &c.pairs, 64, 64);
+    eprintln!(
+        "encode_pairs of builtin:translate: {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(ex.len(), c.pairs.len());
+    let tokens: usize = ex.iter().map(|e| e.src.len() + e.tgt.len()).sum();
+    assert!(
+        tokens < c.pairs.len() * 30,
+        "{tokens} tokens: the merges compress"
+    );
 }
 
 // ---------------------------------------------------------------- batches
@@ -781,6 +793,13 @@ fn real_text_batches_carry_the_target_under_the_loss_mask() {
         (TEXTS[0], TEXTS[1]),
     ]);
     let ex = encode_pairs(&t, &p, 64, 64);
+    for (e, q) in ex.iter().zip(&p) {
+        assert_eq!(
+            (&e.src, &e.tgt),
+            (&t.encode(&q.src), &t.encode(&q.tgt)),
+            "batch = one by one"
+        );
+    }
     let short = encode_pairs(&t, &p, 3, 2);
     assert!(
         short.iter().all(|e| e.src.len() == 3 && e.tgt.len() == 2),

@@ -37,17 +37,24 @@ pub struct Example {
 /// Tokenize `pairs`, keeping at most `max_src` source and `max_tgt` target
 /// tokens (specials are not counted: the decoder layout adds 3 for
 /// translation, 4 for Q&A; seq2seq adds 1 to each side).
-pub fn encode_pairs(tok: &Tokenizer, pairs: &[Pair], max_src: usize, max_tgt: usize) -> Vec<Example> {
-    pairs
+pub fn encode_pairs(
+    tok: &Tokenizer,
+    pairs: &[Pair],
+    max_src: usize,
+    max_tgt: usize,
+) -> Vec<Example> {
+    let texts: Vec<&str> = pairs
         .iter()
-        .map(|p| {
-            let mut src = tok.encode(&p.src);
-            let mut tgt = tok.encode(&p.tgt);
-            src.truncate(max_src);
-            tgt.truncate(max_tgt);
-            Example { src, tgt }
-        })
-        .collect()
+        .flat_map(|p| [p.src.as_str(), p.tgt.as_str()])
+        .collect();
+    let mut ids = tok.encode_many(&texts).into_iter();
+    let mut out = Vec::with_capacity(pairs.len());
+    while let (Some(mut src), Some(mut tgt)) = (ids.next(), ids.next()) {
+        src.truncate(max_src);
+        tgt.truncate(max_tgt);
+        out.push(Example { src, tgt });
+    }
+    out
 }
 
 /// A decoder-only batch: `rows × len`, row-major.
@@ -78,6 +85,9 @@ pub struct Seq2SeqBatch {
     pub tgt_mask: Vec<f32>,
 }
 
+/// One epoch's batches (indices into the examples), shared.
+type EpochBatches = Arc<Vec<Vec<usize>>>;
+
 /// Deterministic, length-bucketed batches of a fixed set of examples.
 #[derive(Debug)]
 pub struct Batcher {
@@ -86,7 +96,7 @@ pub struct Batcher {
     seed: u64,
     /// The last epoch's batches, so that stepping through an epoch does
     /// not recompute its order.
-    epoch_cache: Mutex<Option<(u64, Arc<Vec<Vec<usize>>>)>>,
+    epoch_cache: Mutex<Option<(u64, EpochBatches)>>,
 }
 
 impl Batcher {
@@ -118,7 +128,7 @@ impl Batcher {
         self.epoch(epoch)[i].clone()
     }
 
-    fn epoch(&self, epoch: u64) -> Arc<Vec<Vec<usize>>> {
+    fn epoch(&self, epoch: u64) -> EpochBatches {
         let mut cache = self.epoch_cache.lock().unwrap_or_else(|e| e.into_inner());
         match &*cache {
             Some((e, b)) if *e == epoch => b.clone(),
@@ -145,7 +155,13 @@ impl Batcher {
     }
 
     /// The `i`-th batch of `epoch` in the decoder layout for `kind`.
-    pub fn decoder_batch(&self, epoch: u64, i: usize, kind: CorpusKind, sp: &Specials) -> DecoderBatch {
+    pub fn decoder_batch(
+        &self,
+        epoch: u64,
+        i: usize,
+        kind: CorpusKind,
+        sp: &Specials,
+    ) -> DecoderBatch {
         let rows: Vec<(Vec<u32>, usize)> = self
             .batch_indices(epoch, i)
             .into_iter()

@@ -113,8 +113,14 @@ fn tsv(line: &Line<'_>, columns: usize) -> Option<Record> {
         return Some((line.no, Err(reason)));
     }
     let (src, tgt) = if columns == 4 {
-        if let Some(bad) = [cols[0], cols[2]].into_iter().find(|c| c.trim().parse::<u64>().is_err()) {
-            return Some((line.no, Err(format!("bad sentence id: {bad:?} is not a number"))));
+        if let Some(bad) = [cols[0], cols[2]]
+            .into_iter()
+            .find(|c| c.trim().parse::<u64>().is_err())
+        {
+            return Some((
+                line.no,
+                Err(format!("bad sentence id: {bad:?} is not a number")),
+            ));
         }
         (cols[1], cols[3])
     } else {
@@ -185,7 +191,10 @@ fn qa_block(block: &[&Line<'_>]) -> Record {
         };
         if let Some(rest) = text.strip_prefix("Q:") {
             if q.is_some() {
-                return (line.no, Err("a second 'Q:' in one block (separate pairs with a blank line)".into()));
+                return (
+                    line.no,
+                    Err("a second 'Q:' in one block (separate pairs with a blank line)".into()),
+                );
             }
             q = Some(rest.trim().to_string());
         } else if let Some(rest) = text.strip_prefix("A:") {
@@ -240,7 +249,10 @@ fn tally(records: Vec<Record>, format: Format, name: &str) -> Result<Corpus> {
         )));
     }
     if pairs.is_empty() {
-        return Err(input_error(format!("no pairs found (format {})", format.as_str())));
+        return Err(input_error(format!(
+            "no pairs found (format {})",
+            format.as_str()
+        )));
     }
     Ok(Corpus {
         name: name.to_string(),

@@ -11,7 +11,9 @@ impl Rng {
     /// A generator for `seed` and a purpose tag (independent streams for
     /// independent uses of one seed).
     pub fn new(seed: u64, stream: u64) -> Rng {
-        Rng(fmix(seed ^ fmix(stream.wrapping_add(0x9e37_79b9_7f4a_7c15))))
+        Rng(fmix(
+            seed ^ fmix(stream.wrapping_add(0x9e37_79b9_7f4a_7c15)),
+        ))
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -55,6 +57,9 @@ mod tests {
         for _ in 0..10_000 {
             counts[r.below(10)] += 1;
         }
-        assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (850..1150).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

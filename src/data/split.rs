@@ -55,7 +55,10 @@ pub fn split(c: &Corpus, valid: f64, test: f64, seed: u64) -> Splits {
     group_of.iter().for_each(|&g| size[g] += 1);
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_cached_key(|&g| (seeded(seed, &keys[g]), keys[g].clone()));
-    let quota = [(test * n as f64).round() as usize, (valid * n as f64).round() as usize];
+    let quota = [
+        (test * n as f64).round() as usize,
+        (valid * n as f64).round() as usize,
+    ];
     let mut part = vec![2u8; keys.len()]; // 0 test, 1 valid, 2 train
     let mut filled = [0usize; 2];
     for g in order {
@@ -81,7 +84,13 @@ pub fn split(c: &Corpus, valid: f64, test: f64, seed: u64) -> Splits {
 }
 
 fn fractions(valid: f64, test: f64) -> (f64, f64) {
-    let clamp = |x: f64| if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
+    let clamp = |x: f64| {
+        if x.is_finite() {
+            x.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
     let (v, t) = (clamp(valid), clamp(test));
     if v + t > 1.0 {
         (v / (v + t), t / (v + t))
@@ -105,7 +114,11 @@ impl Splits {
     /// the hash of each part) and `train.tsv`, `valid.tsv`, `test.tsv`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-        let parts = [("train", &self.train), ("valid", &self.valid), ("test", &self.test)];
+        let parts = [
+            ("train", &self.train),
+            ("valid", &self.valid),
+            ("test", &self.test),
+        ];
         let mut summary = serde_json::Map::new();
         summary.insert("seed".into(), json!(self.seed));
         for (name, pairs) in parts {
@@ -116,7 +129,8 @@ impl Splits {
             );
         }
         let path = dir.join("split.json");
-        let text = serde_json::to_string_pretty(&serde_json::Value::Object(summary)).expect("plain JSON");
+        let text =
+            serde_json::to_string_pretty(&serde_json::Value::Object(summary)).expect("plain JSON");
         std::fs::write(&path, text + "\n").map_err(|e| Error::io(path.display().to_string(), e))
     }
 }

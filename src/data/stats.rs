@@ -61,7 +61,11 @@ pub fn stats(c: &Corpus) -> CorpusStats {
         hash: c.hash_hex(),
         pairs: c.pairs.len(),
         skipped: c.skipped,
-        warnings: c.warnings.iter().map(|w| (w.line, w.reason.clone())).collect(),
+        warnings: c
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.reason.clone()))
+            .collect(),
         duplicates,
         src_lengths: lengths(&ls),
         tgt_lengths: lengths(&lt),
@@ -77,7 +81,11 @@ fn lengths(ls: &[usize]) -> LengthStats {
     LengthStats {
         min: ls.iter().copied().min().unwrap_or(0),
         max: ls.iter().copied().max().unwrap_or(0),
-        mean: if ls.is_empty() { 0.0 } else { ls.iter().sum::<usize>() as f64 / ls.len() as f64 },
+        mean: if ls.is_empty() {
+            0.0
+        } else {
+            ls.iter().sum::<usize>() as f64 / ls.len() as f64
+        },
         histogram: h.into_iter().collect(),
     }
 }
@@ -102,7 +110,11 @@ impl LengthStats {
         let top = buckets.values().copied().max().unwrap_or(1).max(1);
         for (b, n) in buckets {
             let (lo, hi) = (b * width, b * width + width - 1);
-            let range = if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") };
+            let range = if lo == hi {
+                format!("{lo}")
+            } else {
+                format!("{lo}-{hi}")
+            };
             let bar = "#".repeat((n * 40).div_ceil(top));
             let _ = writeln!(out, "    {range:>7}  {n:>7}  {bar}");
         }
@@ -132,14 +144,22 @@ impl CorpusStats {
     /// Human-readable report; at most `max_warnings` warnings are listed.
     pub fn describe(&self, max_warnings: usize) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "corpus      {} ({}, hash {})", self.name, self.kind, self.hash);
+        let _ = writeln!(
+            s,
+            "corpus      {} ({}, hash {})",
+            self.name, self.kind, self.hash
+        );
         let _ = writeln!(s, "pairs       {}", self.pairs);
         let _ = writeln!(s, "skipped     {}", self.skipped);
         for (l, r) in self.warnings.iter().take(max_warnings) {
             let _ = writeln!(s, "  {}:{l}: {r}", self.name);
         }
         if self.warnings.len() > max_warnings {
-            let _ = writeln!(s, "  … and {} more (--json lists all)", self.warnings.len() - max_warnings);
+            let _ = writeln!(
+                s,
+                "  … and {} more (--json lists all)",
+                self.warnings.len() - max_warnings
+            );
         }
         let _ = writeln!(s, "duplicates  {}", self.duplicates);
         let _ = writeln!(
@@ -148,7 +168,11 @@ impl CorpusStats {
             self.vocab_size, self.vocab_src, self.vocab_tgt
         );
         for (side, l) in [("source", &self.src_lengths), ("target", &self.tgt_lengths)] {
-            let _ = writeln!(s, "{side} length (words): min {}, mean {:.2}, max {}", l.min, l.mean, l.max);
+            let _ = writeln!(
+                s,
+                "{side} length (words): min {}, mean {:.2}, max {}",
+                l.min, l.mean, l.max
+            );
             l.describe(&mut s);
         }
         s

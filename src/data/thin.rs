@@ -48,13 +48,23 @@ pub struct Thinned {
 /// Jensen–Shannon divergence in bits of two distributions over the same
 /// outcomes (each sums to 1; entries may be 0).
 pub fn js_divergence(p: &[f64], q: &[f64]) -> f64 {
-    p.iter().zip(q).map(|(&a, &b)| js_term(a, b)).sum::<f64>().max(0.0)
+    p.iter()
+        .zip(q)
+        .map(|(&a, &b)| js_term(a, b))
+        .sum::<f64>()
+        .max(0.0)
 }
 
 /// One outcome's share of the JS divergence.
 fn js_term(p: f64, q: f64) -> f64 {
     let m = 0.5 * (p + q);
-    let half = |x: f64| if x > 0.0 { 0.5 * x * (x / m).log2() } else { 0.0 };
+    let half = |x: f64| {
+        if x > 0.0 {
+            0.5 * x * (x / m).log2()
+        } else {
+            0.0
+        }
+    };
     half(p) + half(q)
 }
 
@@ -96,7 +106,8 @@ impl Profile {
             };
             let s: Vec<u32> = words(&pair.src).map(&mut intern).collect();
             let t: Vec<u32> = words(&pair.tgt).map(&mut intern).collect();
-            p.stratum.push((s.len().min(LENGTH_CAP), t.len().min(LENGTH_CAP)));
+            p.stratum
+                .push((s.len().min(LENGTH_CAP), t.len().min(LENGTH_CAP)));
             p.total_len.push(s.len() + t.len());
             p.words.push(s.into_iter().chain(t).collect());
         }
@@ -141,7 +152,11 @@ impl Profile {
         if t == 0.0 || self.full_total == 0.0 {
             return if t == self.full_total { 0.0 } else { 1.0 };
         }
-        let p: Vec<f64> = self.full_counts.iter().map(|x| x / self.full_total).collect();
+        let p: Vec<f64> = self
+            .full_counts
+            .iter()
+            .map(|x| x / self.full_total)
+            .collect();
         let q: Vec<f64> = c.iter().map(|x| x / t).collect();
         js_divergence(&p, &q)
     }
@@ -150,7 +165,7 @@ impl Profile {
 /// How many pairs a fraction keeps: `round(fraction · n)`, at least one of
 /// a non-empty corpus when `fraction > 0`, all when `fraction ≥ 1`.
 pub fn kept_count(n: usize, fraction: f64) -> usize {
-    if !(fraction > 0.0) || n == 0 {
+    if fraction.is_nan() || fraction <= 0.0 || n == 0 {
         return 0;
     }
     ((fraction.min(1.0) * n as f64).round() as usize).clamp(1, n)
@@ -192,7 +207,10 @@ fn stratified(prof: &Profile, k: usize, rng: &mut Rng) -> Vec<usize> {
     let mut strata: Vec<((usize, usize), Vec<usize>)> = members.into_iter().collect();
     strata.sort_unstable_by_key(|(s, _)| *s);
     let f = if n == 0 { 0.0 } else { k as f64 / n as f64 };
-    let mut quota: Vec<usize> = strata.iter().map(|(_, m)| (f * m.len() as f64).floor() as usize).collect();
+    let mut quota: Vec<usize> = strata
+        .iter()
+        .map(|(_, m)| (f * m.len() as f64).floor() as usize)
+        .collect();
     let mut rest: Vec<(f64, usize)> = strata
         .iter()
         .enumerate()
@@ -216,7 +234,7 @@ struct Class {
     dropped: Vec<usize>,
 }
 
-fn swap_search(prof: &Profile, kept: &mut Vec<usize>, rng: &mut Rng) {
+fn swap_search(prof: &Profile, kept: &mut [usize], rng: &mut Rng) {
     if kept.is_empty() || kept.len() == prof.words.len() {
         return;
     }
@@ -234,7 +252,11 @@ fn swap_search(prof: &Profile, kept: &mut Vec<usize>, rng: &mut Rng) {
         }
         class_of[i] = c;
         let class = &mut classes[c];
-        if kept_i { class.kept.push(i) } else { class.dropped.push(i) }
+        if kept_i {
+            class.kept.push(i)
+        } else {
+            class.dropped.push(i)
+        }
     }
     let mut counts = prof.kept_counts(kept);
     let total: f64 = counts.iter().sum();
@@ -246,10 +268,20 @@ fn swap_search(prof: &Profile, kept: &mut Vec<usize>, rng: &mut Rng) {
     kept.iter().enumerate().for_each(|(j, &i)| in_kept[i] = j);
     let mut in_class = vec![0usize; prof.words.len()];
     for c in &classes {
-        c.kept.iter().enumerate().for_each(|(j, &i)| in_class[i] = j);
-        c.dropped.iter().enumerate().for_each(|(j, &i)| in_class[i] = j);
+        c.kept
+            .iter()
+            .enumerate()
+            .for_each(|(j, &i)| in_class[i] = j);
+        c.dropped
+            .iter()
+            .enumerate()
+            .for_each(|(j, &i)| in_class[i] = j);
     }
-    let p: Vec<f64> = prof.full_counts.iter().map(|x| x / prof.full_total).collect();
+    let p: Vec<f64> = prof
+        .full_counts
+        .iter()
+        .map(|x| x / prof.full_total)
+        .collect();
     let mut change: Vec<(u32, f64)> = Vec::new();
     for _ in 0..kept.len() * PROPOSALS_PER_KEPT {
         let a = kept[rng.below(kept.len())];

@@ -85,7 +85,12 @@ impl Tokenizer {
             .vocab_size(vocab)
             .show_progress(false)
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-            .special_tokens(SPECIAL_TOKENS.iter().map(|s| AddedToken::from(*s, true)).collect())
+            .special_tokens(
+                SPECIAL_TOKENS
+                    .iter()
+                    .map(|s| AddedToken::from(*s, true))
+                    .collect(),
+            )
             .build();
         t.train(&mut trainer, texts.iter())
             .map_err(|e| tok_error("tokenizer training", e))?;
@@ -105,7 +110,11 @@ impl Tokenizer {
         if let Some(t) = file.as_deref().and_then(|f| Tokenizer::load(f).ok()) {
             return Ok((t, true));
         }
-        let texts: Vec<&str> = c.pairs.iter().flat_map(|p| [p.src.as_str(), p.tgt.as_str()]).collect();
+        let texts: Vec<&str> = c
+            .pairs
+            .iter()
+            .flat_map(|p| [p.src.as_str(), p.tgt.as_str()])
+            .collect();
         let t = Tokenizer::train(&texts, vocab)?;
         if let Some(f) = file {
             // A cache that cannot be written is slower, not broken.
@@ -136,7 +145,11 @@ impl Tokenizer {
         inner
             .add_special_tokens(missing)
             .map_err(|e| tok_error(name, format!("cannot add the special tokens: {e}")))?;
-        let id = |s: &str| inner.token_to_id(s).expect("special tokens were just added");
+        let id = |s: &str| {
+            inner
+                .token_to_id(s)
+                .expect("special tokens were just added")
+        };
         let specials = Specials {
             pad: id("<pad>"),
             bos: id("<bos>"),
@@ -146,7 +159,8 @@ impl Tokenizer {
             a: id("<a>"),
         };
         let t = Tokenizer { inner, specials };
-        t.try_encode("Probe: ß, Æ, 1.5 — ok?").map_err(|e| tok_error(name, format!("it cannot encode plain text: {e}")))?;
+        t.try_encode("Probe: ß, Æ, 1.5 — ok?")
+            .map_err(|e| tok_error(name, format!("it cannot encode plain text: {e}")))?;
         Ok(t)
     }
 
@@ -181,6 +195,15 @@ impl Tokenizer {
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| tok_error("tokenizer", e))
+    }
+
+    /// [`Tokenizer::encode`] of many texts, in parallel (rayon, through the
+    /// `tokenizers` crate); the same ids as one by one.
+    pub fn encode_many(&self, texts: &[&str]) -> Vec<Vec<u32>> {
+        match self.inner.encode_batch_fast(texts.to_vec(), false) {
+            Ok(encs) => encs.iter().map(|e| e.get_ids().to_vec()).collect(),
+            Err(_) => texts.iter().map(|t| self.encode(t)).collect(),
+        }
     }
 
     /// The text of `ids`, special tokens skipped (unknown ids too).
