@@ -84,11 +84,13 @@ Examples:
         /// Share of the pairs to keep, in (0, 1].
         #[arg(long)]
         fraction: f64,
+        /// Seed of both samples: the same seed gives the same pairs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Also write the kept pairs as src<TAB>tgt lines to this file.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -121,6 +123,7 @@ Examples:
         /// Train even if a cached tokenizer exists; do not store it.
         #[arg(long)]
         no_cache: bool,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
