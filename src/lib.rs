@@ -15,6 +15,7 @@
 pub mod bench;
 pub mod cli;
 pub mod codegen;
+pub mod data;
 pub mod diff;
 pub mod error;
 pub mod ir;

@@ -78,6 +78,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         } => plot_cmd(&library(&defs)?, &formula, &path, &range, samples as usize),
         Command::Prelude { defs } => prelude(out, &library(&defs)?),
         Command::Bleu(args) => super::bleu::run(out, &args),
+        Command::Data { command } => super::data::run(out, command),
         Command::Codegen {
             formula,
             dtype,

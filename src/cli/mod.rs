@@ -18,6 +18,7 @@ macro_rules! outln {
 
 mod bleu;
 mod commands;
+mod data;
 mod io;
 
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,7 @@ Examples:
   actforge bench 'gelu_like(x)' --elems 4194304     # fused vs composed vs candle's GELU
   actforge bleu --ref ref.txt --hyp hyp.txt --json  # BLEU and chrF, = sacreBLEU
   actforge prelude            # list the named primitives
+  actforge data stats builtin:qa                    # corpus figures
 
 In a candle model, an activation is `gelu`, `fused:FORMULA` or
 `composed:FORMULA` (actforge::op::Activation).
@@ -317,6 +319,11 @@ Example:
     Prelude {
         #[command(flatten)]
         defs: DefsArg,
+    },
+    /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
     },
 }
 
