@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
 # The GPU check, run on a GPU machine from binaries built elsewhere
-# (scripts/gpu-pack.sh). Finishes in well under 8 minutes on one H200.
+# (scripts/gpu-pack.sh). Every step's timeout is cut to fit one budget
+# (GPU_CHECK_BUDGET seconds, default 560: one device call is at most 600),
+# keeping GPU_CHECK_PEERS_SECONDS (default 240) for the last step, the
+# comparison with PyTorch (gpu-peers.py), which gets whatever is left.
 #
 #   mkdir -p /tmp/g && tar -xJf .gpu-carry/pack.tar.xz -C /tmp/g && /tmp/g/gpu-check.sh /tmp/g
 #
-# Writes its logs and JSON to $OUT (or /tmp/gpu-check-out).
+# Writes its logs and JSON to $OUT (or /tmp/gpu-check-out): env.txt,
+# gpu-tests.txt, cuda-tests.txt, memcheck.txt, bench.jsonl, compile.json,
+# peers.jsonl, peers.md (8 files, what the device tool brings back).
+# Without a GPU it fails cleanly; the peers step then says why it skipped.
+# PEERS_PYTHON picks the Python that has torch (default python3);
+# GPU_CHECK_PEERS_ARGS adds arguments to gpu-peers.py (a dry run on a CPU:
+# GPU_CHECK_PEERS_ARGS='--device cpu --sizes 4099 --iters 3').
 set -uo pipefail
 D="${1:-$(cd "$(dirname "$0")" && pwd)}"
 R="${OUT:-/tmp/gpu-check-out}"
 mkdir -p "$R"
+BUDGET="${GPU_CHECK_BUDGET:-560}"
+PEERS_SECONDS="${GPU_CHECK_PEERS_SECONDS:-240}"
+# cap WANT: WANT seconds, or fewer so that the peers step keeps its share.
+cap() {
+    local left=$((BUDGET - PEERS_SECONDS - SECONDS))
+    [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"
+}
 export ACTFORGE_REQUIRE_GPU=1 ACTFORGE_REQUIRE_NVRTC=1
 export ACTFORGE_CACHE_DIR="$(mktemp -d)"
+PEERS_WORK="$(mktemp -d)"
+trap 'rm -rf "$ACTFORGE_CACHE_DIR" "$PEERS_WORK"' EXIT
 
 # NVRTC on the GPU machine: the CUDA toolkit's or PyTorch's wheel.
 for cand in /usr/local/cuda/lib64/libnvrtc.so.13 /usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13 \
@@ -28,17 +46,43 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 status=0
 step() { echo; echo "== $*"; }
 
+# gpu-peers.py with what is left of the budget; a missing torch or CUDA
+# device is a skip (exit 3), anything else that fails fails the check.
+peers() {
+    local py="${PEERS_PYTHON:-python3}" left=$((BUDGET - SECONDS - 10)) work="$PEERS_WORK" rc
+    if ! "$py" -c 'import torch' >/dev/null 2>&1; then
+        echo "peers: skipped: $py cannot import torch"
+        return
+    fi
+    if [ "$left" -lt 60 ]; then
+        echo "peers: skipped: ${left} s of the check's budget left"
+        return
+    fi
+    local args=(--out "$work" --budget $((left - 30)))
+    [ -x "$D/bin/actforge" ] && args+=(--actforge "$D/bin/actforge")
+    # shellcheck disable=SC2086
+    timeout "$left" "$py" "$D/gpu-peers.py" "${args[@]}" ${GPU_CHECK_PEERS_ARGS:-}
+    rc=$?
+    cp "$work/peers.jsonl" "$work/peers.md" "$R/" 2>/dev/null
+    case $rc in
+        0) cat "$R/peers.md" ;;
+        3) echo "peers: skipped (the reason is above)" ;;
+        124) echo "peers: killed at the check's budget"; status=1 ;;
+        *) echo "peers: FAILED (exit $rc)"; [ -f "$R/peers.md" ] && cat "$R/peers.md"; status=1 ;;
+    esac
+}
+
 step "GPU tests (all dtypes, odd lengths, misaligned views)"
-timeout 240 "$D/bin/gpu-tests" --test-threads=1 --nocapture 2>&1 | tee "$R/gpu-tests.txt" || status=1
+timeout "$(cap 240)" "$D/bin/gpu-tests" --test-threads=1 --nocapture 2>&1 | tee "$R/gpu-tests.txt" || status=1
 
 if [ -x "$D/bin/cuda-tests" ]; then
     step "candle op tests on CUDA"
-    timeout 180 "$D/bin/cuda-tests" --test-threads=1 2>&1 | tee "$R/cuda-tests.txt" || status=1
+    timeout "$(cap 180)" "$D/bin/cuda-tests" --test-threads=1 2>&1 | tee "$R/cuda-tests.txt" || status=1
 fi
 
 step "compute-sanitizer memcheck (odd lengths, misaligned views)"
 if command -v compute-sanitizer >/dev/null 2>&1; then
-    timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+    timeout "$(cap 240)" compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         "$D/bin/gpu-tests" --test-threads=1 ptx_fallback 2>&1 | tail -30 | tee "$R/memcheck.txt" || status=1
 else
     echo "compute-sanitizer not found: skipped" | tee "$R/memcheck.txt"
@@ -50,17 +94,19 @@ T5='log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))'
 : > "$R/bench.jsonl"
 for dt in f32 bf16; do
     for f in "$QA" "$T5" 'gelu_like(x)'; do
-        timeout 60 "$D/bin/actforge" bench "$f" --device cuda --elems 16777216 --dtype "$dt" --iters 20 --json >> "$R/bench.jsonl" || status=1
+        timeout "$(cap 60)" "$D/bin/actforge" bench "$f" --device cuda --elems 16777216 --dtype "$dt" --iters 20 --json >> "$R/bench.jsonl" || status=1
     done
 done
 step "bench: 64M elements (256 MB in f32)"
-timeout 60 "$D/bin/actforge" bench 'gelu_like(x)' --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
-timeout 60 "$D/bin/actforge" bench "$QA" --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
+timeout "$(cap 60)" "$D/bin/actforge" bench 'gelu_like(x)' --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
+timeout "$(cap 60)" "$D/bin/actforge" bench "$QA" --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
 cat "$R/bench.jsonl"
 
 step "NVRTC compile times on this machine"
-timeout 120 "$D/bin/actforge" bench-compile --arch sm_90 --json | tee "$R/compile.json" || status=1
+timeout "$(cap 120)" "$D/bin/actforge" bench-compile --arch sm_90 --json | tee "$R/compile.json" || status=1
 
+step "peers: actforge's exported kernels vs PyTorch eager, torch.compile, F.gelu and a copy"
+peers
 echo
-echo "gpu-check: $([ $status = 0 ] && echo PASS || echo FAIL)"
+echo "gpu-check: $([ $status = 0 ] && echo PASS || echo FAIL) ($SECONDS s)"
 exit $status

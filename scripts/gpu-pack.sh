@@ -3,7 +3,7 @@
 # GPU machine that has no crate registry: writes .gpu-carry/pack.tar.xz
 # (git-ignored; send it with the device tool's `carry`), holding
 #   bin/actforge, bin/gpu-tests (tests/gpu.rs), bin/cuda-tests (candle op
-#   tests, when built with --features cuda), gpu-check.sh
+#   tests, when built with --features cuda), gpu-check.sh, gpu-peers.py
 # Usage: scripts/gpu-pack.sh [--features cuda]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ if [ -f tests/candle_op.rs ]; then
     cp "$(exe_of candle_op)" "$OUT/stage/bin/cuda-tests"
 fi
 strip "$OUT"/stage/bin/*
-cp scripts/gpu-check.sh "$OUT/stage/"
+cp scripts/gpu-check.sh scripts/gpu-peers.py "$OUT/stage/"
 tar -cJf "$OUT/pack.tar.xz" -C "$OUT/stage" .
 rm -rf "$OUT/stage"
 ls -la "$OUT/pack.tar.xz"

@@ -15,15 +15,18 @@
 pub mod bench;
 pub mod cli;
 pub mod codegen;
+pub mod data;
 pub mod diff;
 pub mod error;
 pub mod fitness;
 pub mod ir;
+pub mod metrics;
 pub mod op;
 pub mod report;
 pub mod runtime;
 pub mod search;
 pub mod simplify;
 pub mod syntax;
+pub mod tasks;
 
 pub use error::{Error, Result};

@@ -299,3 +299,27 @@ fn user_definitions_extend_the_language() {
     let v = actforge::ir::eval_f64(&e.graph, e.root, 3.0);
     assert!((v - actforge::ir::ops::sigmoid_f64(3.0)).abs() < 1e-12);
 }
+
+#[test]
+fn control_characters_are_escaped_and_the_caret_stays_under_them() {
+    assert_eq!(
+        err("x\u{0} + \u{7f}1"),
+        "\
+error: expected an operator or the end of the formula, found `\\u{0}`
+ --> formula:1:2
+  |
+1 | x\\u{0} + \\u{7f}1
+  |  ^^^^^ unexpected here
+"
+    );
+    assert_eq!(
+        err("safe_add(x, \u{1b}[31m)"),
+        "\
+error: expected an expression after `,`, found `\\u{1b}`
+ --> formula:1:13
+  |
+1 | safe_add(x, \\u{1b}[31m)
+  |             ^^^^^^ expected an expression here
+"
+    );
+}

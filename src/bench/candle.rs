@@ -6,7 +6,10 @@
 //! and then `y.backward()` (candle seeds the gradient with ones, so the
 //! backward computes exactly f'(x)); `fwd` and `bwd` time the two halves and
 //! `fwdbwd` the round. Every timing synchronises the device before reading
-//! the clock; the median of `iters` rounds is reported.
+//! the clock; each row reports the median of `iters` rounds (not the best:
+//! the composed paths allocate a full-size tensor per op, and their times
+//! swing with the allocator's luck; the median is the typical training
+//! step) with the fastest and slowest.
 
 use std::time::Instant;
 
@@ -27,14 +30,6 @@ pub fn candle_dtype(d: Dtype) -> DType {
         Dtype::Bf16 => DType::BF16,
         Dtype::F16 => DType::F16,
     }
-}
-
-/// The median. (Not the best: the composed paths allocate a full-size
-/// tensor per op, and their times swing by 3-4x with the allocator's luck;
-/// the median is the typical training step.)
-fn median_of(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 pub struct CandleBench<'a> {
@@ -69,6 +64,7 @@ pub fn keep_freed_memory() {
 
 /// Rows for fused, composed and built-in GELU, each fwd, bwd and fwdbwd.
 pub fn run(spec: &CandleBench) -> crate::Result<Vec<Row>> {
+    super::check_sizes(spec.elems, spec.iters)?;
     keep_freed_memory();
     let dev = spec.device;
     let n = spec.elems;
@@ -100,7 +96,7 @@ pub fn run(spec: &CandleBench) -> crate::Result<Vec<Row>> {
     for (variant, act) in variants {
         let var = Var::from_tensor(&x).map_err(cerr)?;
         let (mut tf, mut tb, mut tt) = (Vec::new(), Vec::new(), Vec::new());
-        for i in 0..=spec.iters.max(1) {
+        for i in 0..=spec.iters {
             let t0 = Instant::now();
             let y = act.forward(var.as_tensor()).map_err(cerr)?;
             dev.synchronize().map_err(cerr)?;
@@ -116,16 +112,12 @@ pub fn run(spec: &CandleBench) -> crate::Result<Vec<Row>> {
                 tt.push((t2 - t0).as_secs_f64());
             }
         }
-        let row = |pass, bytes: usize, seconds: f64| Row {
-            variant,
-            pass,
-            elems: n,
-            seconds,
-            gbps: bytes as f64 / seconds / 1e9,
+        let row = |pass, tensors: usize, samples: &[f64]| {
+            Row::from_samples(variant, pass, n, tensors * n * size, samples)
         };
-        rows.push(row(Pass::Fwd, 2 * n * size, median_of(tf)));
-        rows.push(row(Pass::Bwd, 3 * n * size, median_of(tb)));
-        rows.push(row(Pass::FwdBwd, 5 * n * size, median_of(tt)));
+        rows.push(row(Pass::Fwd, 2, &tf));
+        rows.push(row(Pass::Bwd, 3, &tb));
+        rows.push(row(Pass::FwdBwd, 5, &tt));
     }
     Ok(rows)
 }

@@ -11,14 +11,17 @@ use crate::codegen::{Dtype, Layout, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::parse;
+use crate::report::number::significant;
 use crate::runtime::nvrtc::{compile, CompileOptions};
 use crate::runtime::{KernelCache, Lookup};
 use crate::search::{PrimitiveSet, Tree};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use super::Stats;
+
+/// Most formulas compiled one by one.
+pub const MAX_SINGLES: usize = 1000;
+/// Most formulas in the batched module.
+pub const MAX_BATCH: usize = 4096;
 
 /// Random GP formulas from the seed set (fixed seed: reproducible).
 pub fn sample_formulas(n: usize, seed: u64) -> Vec<Function> {
@@ -62,6 +65,12 @@ pub struct CompileBench {
 
 /// Measure; returns a JSON object with the figures.
 pub fn run(spec: &CompileBench) -> Result<Value> {
+    if !(1..=MAX_SINGLES).contains(&spec.singles) || !(1..=MAX_BATCH).contains(&spec.batch) {
+        return Err(Error::Usage(format!(
+            "--singles {} --batch {}: take 1 to {MAX_SINGLES} single formulas and 1 to {MAX_BATCH} in the batch",
+            spec.singles, spec.batch
+        )));
+    }
     let opts = CompileOptions::cubin(spec.arch);
     let fs = sample_formulas(spec.singles.max(spec.batch), 2026);
     let mut singles = Vec::new();
@@ -113,29 +122,35 @@ pub fn run(spec: &CompileBench) -> Result<Value> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let single_median = median(singles.clone());
+    let cold = Stats::of(&singles).expect("at least one formula");
+    let single_median = cold.median;
+    let hit = Stats::of(&hits);
     Ok(json!({
         "arch": format!("sm_{}", spec.arch),
         "dtype": spec.dtype.name(),
         "kernels_per_formula": 2,
-        "cold_compile_ms": {"median": single_median, "min": singles.iter().cloned().fold(f64::INFINITY, f64::min), "max": singles.iter().cloned().fold(0.0, f64::max), "formulas": spec.singles},
+        "cold_compile_ms": {"median": single_median, "min": cold.min, "max": cold.max, "formulas": spec.singles},
         "module": {"formulas": m.len(), "total_ms": batch, "per_formula_ms": per_formula, "speedup_per_formula": single_median / per_formula},
         "dispatch_module": {"formulas": dm.len(), "total_ms": dispatch, "per_formula_ms": dispatch_per_formula, "speedup_per_formula": single_median / dispatch_per_formula},
-        "disk_cache_hit_ms": {"median": median(hits.clone()), "max": hits.iter().cloned().fold(0.0, f64::max)},
+        "disk_cache_hit_ms": {"median": hit.map(|h| h.median), "min": hit.map(|h| h.min), "max": hit.map(|h| h.max), "hits": hits.len()},
     }))
 }
 
 pub fn describe(v: &Value) -> String {
-    let g = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let g = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_f64)
+            .map_or("-".to_string(), |x| significant(x, 3))
+    };
     format!(
-        "NVRTC {} {} fwd+bwd\n  cold compile, one formula: median {:.1} ms (min {:.1}, max {:.1}, {} formulas)\n  one module of {} formulas: {:.0} ms, {:.1} ms per formula ({:.1}x faster per formula)\n  one dispatch module of the same: {:.0} ms, {:.1} ms per formula ({:.1}x faster per formula)\n  disk-cache hit: median {:.3} ms (max {:.3})\n",
+        "NVRTC {} {} fwd+bwd\n  cold compile, one formula: median {} ms (min {}, max {}, {} formulas)\n  one module of {} formulas: {} ms, {} ms per formula ({}x faster per formula)\n  one dispatch module of the same: {} ms, {} ms per formula ({}x faster per formula)\n  disk-cache hit: median {} ms (min {}, max {})\n",
         v["arch"].as_str().unwrap_or(""),
         v["dtype"].as_str().unwrap_or(""),
         g("/cold_compile_ms/median"),
         g("/cold_compile_ms/min"),
         g("/cold_compile_ms/max"),
-        g("/cold_compile_ms/formulas"),
-        g("/module/formulas"),
+        v["cold_compile_ms"]["formulas"],
+        v["module"]["formulas"],
         g("/module/total_ms"),
         g("/module/per_formula_ms"),
         g("/module/speedup_per_formula"),
@@ -143,6 +158,7 @@ pub fn describe(v: &Value) -> String {
         g("/dispatch_module/per_formula_ms"),
         g("/dispatch_module/speedup_per_formula"),
         g("/disk_cache_hit_ms/median"),
+        g("/disk_cache_hit_ms/min"),
         g("/disk_cache_hit_ms/max"),
     )
 }

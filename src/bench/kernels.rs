@@ -6,8 +6,7 @@
 //! the dispatch layout costs at run time. Results are checked against the CPU reference
 //! before anything is timed.
 
-use std::time::Instant;
-
+use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
 
 use super::{Pass, Row, Variant};
@@ -37,20 +36,36 @@ struct Buffers<T> {
     steps: Vec<CudaSlice<T>>,
 }
 
-/// Time `iters` runs of `f` (after one warm-up), seconds per run.
+/// Time `iters` runs of `f` (after one warm-up): seconds per run, one
+/// sample per run, from CUDA events recorded on the stream between runs
+/// (the GPU's own clock: no host synchronisation between runs).
 fn time(
     stream: &std::sync::Arc<CudaStream>,
     iters: usize,
     mut f: impl FnMut() -> Result<()>,
-) -> Result<f64> {
+) -> Result<Vec<f64>> {
     f()?;
     stream.synchronize().map_err(|e| cuda("synchronize", e))?;
-    let t = Instant::now();
+    let mark = || {
+        stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(|e| cuda("record event", e))
+    };
+    let mut marks = Vec::with_capacity(iters + 1);
+    marks.push(mark()?);
     for _ in 0..iters {
         f()?;
+        marks.push(mark()?);
     }
     stream.synchronize().map_err(|e| cuda("synchronize", e))?;
-    Ok(t.elapsed().as_secs_f64() / iters as f64)
+    marks
+        .windows(2)
+        .map(|w| {
+            w[0].elapsed_ms(&w[1])
+                .map(|ms| ms as f64 * 1e-3)
+                .map_err(|e| cuda("event time", e))
+        })
+        .collect()
 }
 
 /// Other formulas in the dispatch module the bench times (a generation).
@@ -65,6 +80,7 @@ pub struct KernelBench<'a> {
 
 /// Run the benchmark on `gpu`; rows for copy, fused and composed.
 pub fn run(gpu: &Gpu, spec: &KernelBench) -> Result<Vec<Row>> {
+    super::check_sizes(spec.elems, spec.iters)?;
     match spec.dtype {
         Dtype::F32 => run_typed::<f32>(gpu, spec, |v| v.to_vec(), |v| v.to_vec()),
         d => run_typed::<u16>(gpu, spec, move |v| d.encode16(v), move |b| d.decode16(b)),
@@ -220,15 +236,8 @@ where
 
     let size = dtype.size();
     let it = spec.iters;
-    let row = |variant, (pass, traffic, seconds): (Pass, usize, f64)| {
-        let bytes = traffic * n * size;
-        Row {
-            variant,
-            pass,
-            elems: n,
-            seconds,
-            gbps: bytes as f64 / seconds / 1e9,
-        }
+    let row = |variant, (pass, traffic, samples): (Pass, usize, Vec<f64>)| {
+        Row::from_samples(variant, pass, n, traffic * n * size, &samples)
     };
     let copy = time(stream, it, || {
         let (src, dst) = (&b.x, &mut b.y);
@@ -249,14 +258,14 @@ where
 }
 
 /// Forward, backward and both, timed: (pass, tensors of minimal traffic
-/// (x and y, and dy backward), seconds per run).
+/// (x and y, and dy backward), seconds of each run).
 fn passes<B>(
     stream: &std::sync::Arc<CudaStream>,
     iters: usize,
     b: &mut B,
     fwd: &dyn Fn(&mut B) -> Result<()>,
     bwd: &dyn Fn(&mut B) -> Result<()>,
-) -> Result<[(Pass, usize, f64); 3]> {
+) -> Result<[(Pass, usize, Vec<f64>); 3]> {
     Ok([
         (Pass::Fwd, 2, time(stream, iters, || fwd(b))?),
         (Pass::Bwd, 3, time(stream, iters, || bwd(b))?),

@@ -1,20 +1,33 @@
-//! Subcommand implementations: argument checking and printing only.
+//! Subcommand implementations: check the flags, call one library function
+//! (`tasks`, `bench`, `report`), print.
+//!
+//! Everything for standard output goes through `out`, and a failed write is
+//! an [`Error::Io`] on [`STDOUT`] that `cli::main` turns into a quiet exit
+//! when the reader went away (`| head`), never a panic. Notes and warnings
+//! go to standard error through [`note`], which ignores a closed stderr.
 
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use super::{Command, DefsArg};
-use crate::codegen::{Direction, Dtype, Inlining, Module, Selection};
+use crate::bench::run::{BenchSpec, Target};
+use crate::codegen::{Direction, Dtype};
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::ir::{to_infix_limited, to_prefix_limited, Library, RefEval, Tape, MAX_PRINT_NODES};
+use crate::ir::Library;
 use crate::report::export::{export, ExportSpec};
+use crate::report::number::{shortest, shortest_f32, significant};
 use crate::report::plot::{plot, PlotSpec};
 use crate::simplify::hash_hex;
-use crate::syntax::Diagnostic;
+use crate::syntax::{escape_controls, Diagnostic};
+use crate::tasks::{self, Kernels, Precision, MAX_POINTS};
 
-pub fn run(cmd: Command) -> Result<i32> {
+use super::io::put;
+pub use super::io::{note, stdout_error, STDOUT};
+
+pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
     match cmd {
         Command::Simplify {
             formula,
@@ -22,10 +35,11 @@ pub fn run(cmd: Command) -> Result<i32> {
             plot,
             defs,
         } => {
-            let code = simplify(&formula, json, &defs)?;
+            let lib = library(&defs)?;
+            simplify(out, &lib, &formula, json)?;
             match plot {
-                Some(out) => plot_cmd(&library(&defs)?, &formula, &out, "-5,5", 801),
-                None => Ok(code),
+                Some(path) => plot_cmd(&lib, &formula, &path, "-5,5", 801),
+                None => Ok(0),
             }
         }
         Command::Eval {
@@ -43,22 +57,28 @@ pub fn run(cmd: Command) -> Result<i32> {
                 xs: &xs,
                 grad,
                 json,
-                f32: precision == "f32",
+                precision: if precision == "f32" {
+                    Precision::F32
+                } else {
+                    Precision::F64
+                },
             };
             match (formula, file) {
-                (Some(f), None) => eval_one(&lib, &f, &opts).map(|()| 0),
-                (None, Some(path)) => eval_file(&lib, &path, &opts),
+                (Some(f), None) => eval_one(out, &lib, &f, &opts).map(|()| 0),
+                (None, Some(path)) => eval_file(out, &lib, &path, &opts),
                 _ => Err(Error::Usage("give a FORMULA or --file FILE".into())),
             }
         }
         Command::Plot {
             formula,
-            out,
+            out: path,
             range,
             samples,
             defs,
-        } => plot_cmd(&library(&defs)?, &formula, &out, &range, samples),
-        Command::Prelude { defs } => prelude(&library(&defs)?),
+        } => plot_cmd(&library(&defs)?, &formula, &path, &range, samples as usize),
+        Command::Prelude { defs } => prelude(out, &library(&defs)?),
+        Command::Bleu(args) => super::bleu::run(out, &args),
+        Command::Data { command } => super::data::run(out, command),
         Command::Codegen {
             formula,
             dtype,
@@ -68,17 +88,13 @@ pub fn run(cmd: Command) -> Result<i32> {
             defs,
         } => {
             let f = Function::new(&library(&defs)?.parse(&formula)?);
-            let mut sel = Selection::default();
-            if !all {
-                sel.dtypes = vec![Dtype::parse(&dtype).expect("clap checked the dtype")];
-                sel.directions = vec![if bwd { Direction::Bwd } else { Direction::Fwd }];
-            }
-            if inline {
-                sel.inlining = Inlining::Inline;
-            }
-            let mut m = Module::new(sel);
-            m.add(&f);
-            print!("{}", m.source());
+            let which = if all {
+                Kernels::All
+            } else {
+                let dir = if bwd { Direction::Bwd } else { Direction::Fwd };
+                Kernels::One(dtype_of(&dtype), dir)
+            };
+            put(out, &tasks::kernel_source(&f, which, inline))?;
             Ok(0)
         }
         Command::Bench {
@@ -91,17 +107,27 @@ pub fn run(cmd: Command) -> Result<i32> {
             plot,
             defs,
         } => {
+            let target = match device.as_str() {
+                "cuda" => Target::Cuda(
+                    std::env::var("CUDA_DEVICE_ORDINAL")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                ),
+                _ => Target::Cpu,
+            };
+            let (elems, iters) = (elems as usize, iters as usize);
+            crate::bench::check_sizes(elems, iters)?;
             let f = Function::new(&library(&defs)?.parse(&formula)?);
-            bench_cmd(&BenchArgs {
+            let spec = BenchSpec {
                 formula: &formula,
                 function: &f,
-                device: &device,
+                target,
                 elems,
-                dtype: Dtype::parse(&dtype).expect("clap checked the dtype"),
+                dtype: dtype_of(&dtype),
                 iters,
-                json,
-                plot: plot.as_deref(),
-            })
+            };
+            bench_cmd(out, &spec, json, plot.as_deref())
         }
         Command::BenchCompile {
             arch,
@@ -112,59 +138,48 @@ pub fn run(cmd: Command) -> Result<i32> {
             emit,
         } => {
             let spec = crate::bench::compile::CompileBench {
-                arch: parse_arch(&arch)?,
-                dtype: Dtype::parse(&dtype).expect("clap checked the dtype"),
-                singles: singles.max(1),
-                batch: batch.max(1),
+                arch: crate::report::export::check_arch(parse_arch(&arch)?)?,
+                dtype: dtype_of(&dtype),
+                singles: singles as usize,
+                batch: batch as usize,
                 emit,
             };
             let v = crate::bench::compile::run(&spec)?;
             if json {
-                println!("{v}");
+                outln!(out, "{v}");
             } else {
-                print!("{}", crate::bench::compile::describe(&v));
+                put(out, &crate::bench::compile::describe(&v))?;
             }
             Ok(0)
         }
         Command::Export {
             formula,
-            out,
+            out: dir,
             arch,
             name,
+            force,
             defs,
-        } => export_cmd(&library(&defs)?, &formula, &out, &arch, name.as_deref()),
+        } => {
+            let lib = library(&defs)?;
+            export_cmd(&lib, &formula, &dir, &arch, name.as_deref(), force)
+        }
     }
 }
 
-/// The standard prelude plus the user's definitions file, if any.
+/// clap has checked the name.
+fn dtype_of(name: &str) -> Dtype {
+    Dtype::parse(name).expect("clap checked the dtype")
+}
+
 fn library(defs: &DefsArg) -> Result<Library> {
-    let mut lib = Library::standard().clone();
-    if let Some(path) = &defs.defs {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-        lib.extend(&text, &path.display().to_string())?;
-    }
-    Ok(lib)
+    tasks::load_library(defs.defs.as_deref())
 }
 
-fn simplify(formula: &str, as_json: bool, defs: &DefsArg) -> Result<i32> {
-    let lib = library(defs)?;
-    let e = lib.parse(formula)?;
-    let f = Function::new(&e);
+fn simplify(out: &mut dyn Write, lib: &Library, formula: &str, as_json: bool) -> Result<()> {
+    let f = Function::new(&lib.parse(formula)?);
     let fwd = f.forward();
-    let too_big = |g: &crate::ir::Graph, id| {
-        format!(
-            "<{} tree nodes ({} distinct): too large to print>",
-            g.tree_size(id),
-            g.dag_size(&[id])
-        )
-    };
-    let prefix = to_prefix_limited(&fwd.graph, fwd.root, MAX_PRINT_NODES)
-        .unwrap_or_else(|| too_big(&fwd.graph, fwd.root));
-    let infix = to_infix_limited(&fwd.graph, fwd.root, MAX_PRINT_NODES)
-        .unwrap_or_else(|| too_big(&fwd.graph, fwd.root));
-    let deriv = to_infix_limited(&f.graph, f.df, MAX_PRINT_NODES)
-        .unwrap_or_else(|| too_big(&f.graph, f.df));
+    let (prefix, infix) = tasks::printed(&fwd.graph, fwd.root);
+    let (_, deriv) = tasks::printed(&f.graph, f.df);
     if as_json {
         let v = json!({
             "input": formula,
@@ -177,34 +192,38 @@ fn simplify(formula: &str, as_json: bool, defs: &DefsArg) -> Result<i32> {
             "stop": f.stop.as_str(),
             "rewrites": f.rewrites,
         });
-        println!("{v}");
-    } else {
-        println!("input       {formula}");
-        println!("simplified  {prefix}");
-        println!("infix       {infix}");
-        println!("derivative  {deriv}");
-        println!(
-            "nodes       {} -> {} (DAG nodes of intrinsics)",
-            f.nodes_before, f.nodes_after
-        );
-        println!("hash        {}", hash_hex(f.hash));
-        println!(
-            "stop        {} after {} rewrites",
-            f.stop.as_str(),
-            f.rewrites
-        );
+        outln!(out, "{v}");
+        return Ok(());
     }
-    Ok(0)
+    outln!(out, "input       {}", escape_controls(formula));
+    outln!(out, "simplified  {prefix}");
+    outln!(out, "infix       {infix}");
+    outln!(out, "derivative  {deriv}");
+    outln!(
+        out,
+        "nodes       {} -> {} (DAG nodes of intrinsics)",
+        f.nodes_before,
+        f.nodes_after
+    );
+    outln!(out, "hash        {}", hash_hex(f.hash));
+    outln!(
+        out,
+        "stop        {} after {} rewrites",
+        f.stop.as_str(),
+        f.rewrites
+    );
+    Ok(())
 }
 
 struct EvalOpts<'a> {
     xs: &'a [f64],
     grad: bool,
     json: bool,
-    f32: bool,
+    precision: Precision,
 }
 
-/// `LO:HI:N` (an even grid of N points) or `a,b,c`.
+/// `LO:HI:N` (an even grid of N points, LO ≤ HI, N ≤ [`MAX_POINTS`]) or
+/// `a,b,c`; every number finite.
 fn parse_points(s: &str) -> Result<Vec<f64>> {
     let bad = |what: &str| {
         Error::Usage(format!(
@@ -212,53 +231,29 @@ fn parse_points(s: &str) -> Result<Vec<f64>> {
         ))
     };
     let num = |t: &str| t.trim().parse::<f64>().ok().filter(|v| v.is_finite());
-    if s.contains(':') {
-        let parts: Vec<&str> = s.split(':').collect();
-        let [lo, hi, n] = parts[..] else {
-            return Err(bad("a grid needs LO:HI:N"));
-        };
-        let (lo, hi) = (
-            num(lo).ok_or_else(|| bad("bad LO"))?,
-            num(hi).ok_or_else(|| bad("bad HI"))?,
-        );
-        let n: usize = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| bad("N must be a positive integer"))?;
-        return Ok((0..n)
-            .map(|i| {
-                if n == 1 {
-                    lo
-                } else {
-                    lo + (hi - lo) * i as f64 / (n - 1) as f64
-                }
-            })
-            .collect());
+    if !s.contains(':') {
+        return s
+            .split(',')
+            .map(|t| num(t).ok_or_else(|| bad(&format!("`{}` is not a finite number", t.trim()))))
+            .collect();
     }
-    s.split(',')
-        .map(|t| num(t).ok_or_else(|| bad(&format!("`{}` is not a finite number", t.trim()))))
-        .collect()
-}
-
-/// (f(x), f'(x)) at every point, in the requested precision.
-fn evaluate(f: &Function, opts: &EvalOpts) -> (Vec<f64>, Vec<f64>) {
-    if opts.f32 {
-        let xs: Vec<f32> = opts.xs.iter().map(|&v| v as f32).collect();
-        let mut outs = vec![Vec::new(), Vec::new()];
-        Tape::new(&f.graph, &[f.f, f.df]).map_all(&xs, &mut outs);
-        let widen = |v: &Vec<f32>| v.iter().map(|&a| a as f64).collect();
-        return (widen(&outs[0]), widen(&outs[1]));
+    let parts: Vec<&str> = s.split(':').collect();
+    let [lo, hi, n] = parts[..] else {
+        return Err(bad("a grid needs LO:HI:N"));
+    };
+    let lo = num(lo).ok_or_else(|| bad("LO is not a finite number"))?;
+    let hi = num(hi).ok_or_else(|| bad("HI is not a finite number"))?;
+    if lo > hi {
+        return Err(bad("LO is above HI"));
     }
-    let mut ev = RefEval::new(&f.graph, &[f.f, f.df]);
-    opts.xs
-        .iter()
-        .map(|&x| {
-            let v = ev.eval(&f.graph, x);
-            (v[0], v[1])
-        })
-        .unzip()
+    let n: usize = n
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| (1..=MAX_POINTS as u64).contains(&n))
+        .ok_or_else(|| bad(&format!("N must be an integer from 1 to {MAX_POINTS}")))?
+        as usize;
+    Ok(crate::report::axis::grid(lo, hi, n).collect())
 }
 
 fn json_nums(v: &[f64]) -> Value {
@@ -281,79 +276,73 @@ fn eval_json(y: &[f64], dy: &[f64], grad: bool, line: Option<usize>) -> Value {
     Value::Object(obj)
 }
 
-fn print_table(xs: &[f64], y: &[f64], dy: &[f64], grad: bool) {
-    if grad {
-        println!("{:>14}  {:>16}  {:>16}", "x", "f(x)", "f'(x)");
-    } else {
-        println!("{:>14}  {:>16}", "x", "f(x)");
-    }
-    for i in 0..xs.len() {
-        if grad {
-            println!("{:>14}  {:>16}  {:>16}", num(xs[i]), num(y[i]), num(dy[i]));
-        } else {
-            println!("{:>14}  {:>16}", num(xs[i]), num(y[i]));
-        }
+/// A value as text: every digit needed to read it back in its precision.
+fn num(v: f64, precision: Precision) -> String {
+    match precision {
+        Precision::F64 => shortest(v),
+        Precision::F32 => shortest_f32(v as f32),
     }
 }
 
-fn num(v: f64) -> String {
-    if v.is_finite() {
-        let s = format!("{v:.9}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" {
-            "0".into()
-        } else {
-            s.into()
-        }
+fn print_table(out: &mut dyn Write, opts: &EvalOpts, y: &[f64], dy: &[f64]) -> Result<()> {
+    let p = opts.precision;
+    if opts.grad {
+        outln!(out, "{:>14}  {:>24}  {:>24}", "x", "f(x)", "f'(x)");
     } else {
-        format!("{v}").to_lowercase()
+        outln!(out, "{:>14}  {:>24}", "x", "f(x)");
     }
-}
-
-fn eval_one(lib: &Library, formula: &str, opts: &EvalOpts) -> Result<()> {
-    let f = Function::new(&lib.parse(formula)?);
-    let (y, dy) = evaluate(&f, opts);
-    if opts.json {
-        println!("{}", eval_json(&y, &dy, opts.grad, None));
-    } else {
-        print_table(opts.xs, &y, &dy, opts.grad);
+    for (i, &x) in opts.xs.iter().enumerate() {
+        let x = shortest(x);
+        if opts.grad {
+            outln!(out, "{x:>14}  {:>24}  {:>24}", num(y[i], p), num(dy[i], p));
+        } else {
+            outln!(out, "{x:>14}  {:>24}", num(y[i], p));
+        }
     }
     Ok(())
 }
 
-fn eval_file(lib: &Library, path: &Path, opts: &EvalOpts) -> Result<i32> {
+fn eval_one(out: &mut dyn Write, lib: &Library, formula: &str, opts: &EvalOpts) -> Result<()> {
+    let f = Function::new(&lib.parse(formula)?);
+    let (y, dy) = tasks::evaluate(&f, opts.xs, opts.precision);
+    if opts.json {
+        outln!(out, "{}", eval_json(&y, &dy, opts.grad, None));
+        return Ok(());
+    }
+    print_table(out, opts, &y, &dy)
+}
+
+fn eval_file(out: &mut dyn Write, lib: &Library, path: &Path, opts: &EvalOpts) -> Result<i32> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(&name, e))?;
+    let text = tasks::read_text(path)?;
     let mut failed = 0;
-    for (i, line) in text.lines().enumerate() {
-        let formula = line.trim();
-        if formula.is_empty() || formula.starts_with('#') {
-            continue;
-        }
-        let lineno = i + 1;
-        match lib.parse(formula) {
+    for (lineno, line) in tasks::formula_lines(&text) {
+        match lib.parse(line) {
             Ok(e) => {
                 let f = Function::new(&e);
-                let (y, dy) = evaluate(&f, opts);
+                let (y, dy) = tasks::evaluate(&f, opts.xs, opts.precision);
                 if opts.json {
-                    println!("{}", eval_json(&y, &dy, opts.grad, Some(lineno)));
+                    outln!(out, "{}", eval_json(&y, &dy, opts.grad, Some(lineno)));
                 } else {
-                    println!("# {name}:{lineno}: {formula}");
-                    print_table(opts.xs, &y, &dy, opts.grad);
+                    outln!(out, "# {name}:{lineno}: {}", escape_controls(line.trim()));
+                    print_table(out, opts, &y, &dy)?;
                 }
             }
             Err(d) => {
                 failed += 1;
-                let d: Diagnostic = d.with_source(formula, &name).at_line(lineno);
-                eprintln!("{}", d.render());
+                let d: Diagnostic = d.with_source(line, &name).at_line(lineno);
+                note(d.render());
                 if opts.json {
-                    println!("{}", json!({"line": lineno, "error": d.message}));
+                    let msg = escape_controls(&d.message);
+                    outln!(out, "{}", json!({"line": lineno, "error": msg}));
                 }
             }
         }
     }
     if failed > 0 {
-        eprintln!("error: {failed} formula line(s) in {name} could not be parsed");
+        note(format!(
+            "error: {failed} formula line(s) in {name} could not be parsed"
+        ));
         return Ok(1);
     }
     Ok(0)
@@ -361,151 +350,61 @@ fn eval_file(lib: &Library, path: &Path, opts: &EvalOpts) -> Result<i32> {
 
 fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usize) -> Result<i32> {
     let (lo, hi) = parse_range(range)?;
-    let f = Function::new(&lib.parse(formula)?);
-
     let spec = PlotSpec {
         title: formula,
         lo,
         hi,
         samples,
     };
+    crate::report::plot::check_spec(&spec)?;
+    let f = Function::new(&lib.parse(formula)?);
     let outcome = plot(&f, &spec, out)?;
     if outcome.missing_font {
-        eprintln!("warning: no TrueType font found, so the plot has no labels; set ACTFORGE_FONT=/path/to/font.ttf");
+        note("warning: no TrueType font found, so the plot has no labels; set ACTFORGE_FONT=/path/to/font.ttf");
     }
     if outcome.nonfinite > 0 {
-        eprintln!(
+        note(format!(
             "note: {} of {samples} sample points are not finite and are left as gaps",
             outcome.nonfinite
-        );
+        ));
     }
-    eprintln!("wrote {}", out.display());
+    note(format!("wrote {}", out.display()));
     Ok(0)
 }
 
-/// What `actforge bench` measures.
-struct BenchArgs<'a> {
-    formula: &'a str,
-    function: &'a Function,
-    device: &'a str,
-    elems: usize,
-    dtype: Dtype,
-    iters: usize,
-    json: bool,
-    plot: Option<&'a Path>,
-}
-
-fn bench_cmd(a: &BenchArgs) -> Result<i32> {
-    use crate::bench::{rows_json, speedups, table, Variant};
-    if a.elems == 0 {
-        return Err(Error::Usage("--elems must be positive".into()));
+fn bench_cmd(
+    out: &mut dyn Write,
+    spec: &BenchSpec,
+    as_json: bool,
+    chart: Option<&Path>,
+) -> Result<i32> {
+    let report = crate::bench::run::run(spec)?;
+    if let Some(path) = chart {
+        let title = format!(
+            "{} ({}, {} elements)",
+            spec.formula,
+            spec.dtype.name(),
+            spec.elems
+        );
+        crate::report::plot::bar_chart(&report.rows, &title, path)?;
+        note(format!("wrote {}", path.display()));
     }
-    let candle = |device: &candle_core::Device| {
-        crate::bench::candle::run(&crate::bench::candle::CandleBench {
-            formula: a.formula,
-            function: a.function,
-            device,
-            dtype: a.dtype,
-            elems: a.elems,
-            iters: a.iters,
-        })
-    };
-    let mut notes = Vec::new();
-    let (rows, where_) = match a.device {
-        "cuda" => {
-            let ordinal = std::env::var("CUDA_DEVICE_ORDINAL")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let gpu = crate::runtime::device::Gpu::open(ordinal)?;
-            let spec = crate::bench::kernels::KernelBench {
-                function: a.function,
-                dtype: a.dtype,
-                elems: a.elems,
-                iters: a.iters.max(1),
-            };
-            let mut rows = crate::bench::kernels::run(&gpu, &spec)?;
-            if cfg!(feature = "cuda") {
-                let dev = candle_core::Device::new_cuda(ordinal)
-                    .map_err(|e| Error::Cuda(format!("candle: {e}")))?;
-                rows.extend(candle(&dev)?);
-            } else {
-                notes.push("this binary was built without the `cuda` feature: the candle-level rows (fused op, composed ops, built-in GELU) need `cargo build --release --features cuda`".to_string());
-            }
-            (
-                rows,
-                format!("{} (sm_{}, {} SMs)", gpu.name, gpu.arch, gpu.sm_count),
-            )
-        }
-        _ => (
-            candle(&candle_core::Device::Cpu)?,
-            format!(
-                "CPU ({} threads)",
-                candle_core::utils::barrier_pool().n_workers() + 1
-            ),
-        ),
-    };
-    let vs = speedups(&rows, Variant::Fused, Variant::Composed);
-    let vb = speedups(&rows, Variant::Fused, Variant::Builtin);
-    let vk = speedups(&rows, Variant::FusedKernel, Variant::ComposedKernels);
-    if let Some(out) = a.plot {
-        crate::report::plot::bar_chart(
-            &rows,
-            &format!("{} ({}, {} elements)", a.formula, a.dtype.name(), a.elems),
-            out,
-        )?;
-        eprintln!("wrote {}", out.display());
-    }
-    if a.json {
-        let mut v = json!({
-            "device": where_,
-            "formula": a.formula,
-            "dtype": a.dtype.name(),
-            "elems": a.elems,
-            "hash": hash_hex(a.function.hash),
-            "rows": rows_json(&rows),
-            "speedup_vs_composed": vs,
-            "speedup_vs_builtin": vb,
-        });
-        if a.device == "cuda" {
-            v["kernel_speedup_vs_composed_kernels"] = vk;
-        }
-        println!("{v}");
+    if as_json {
+        outln!(out, "{}", report.json(spec));
     } else {
-        println!(
-            "{where_}, {}, {} elements: {}",
-            a.dtype.name(),
-            a.elems,
-            a.formula
-        );
-        print!("{}", table(&rows));
-        let g = |s: &serde_json::Value, k: &str| {
-            s[k].as_f64().map_or("-".into(), |v| format!("{v:.2}x"))
-        };
-        for (name, s) in [("composed", &vs), ("built-in gelu", &vb)] {
-            println!(
-                "fused speedup vs {name}: fwd {}, bwd {}, fwd+bwd {}",
-                g(s, "fwd"),
-                g(s, "bwd"),
-                g(s, "fwdbwd")
-            );
-        }
-        if a.device == "cuda" {
-            println!(
-                "fused kernels vs one kernel per op: fwd {}, bwd {}, fwd+bwd {}",
-                g(&vk, "fwd"),
-                g(&vk, "bwd"),
-                g(&vk, "fwdbwd")
-            );
-        }
+        put(out, &report.text(spec))?;
     }
-    for n in notes {
-        eprintln!("note: {n}");
+    for n in &report.notes {
+        note(format!("note: {n}"));
+    }
+    for w in &report.warnings {
+        note(format!("warning: {w}"));
     }
     Ok(0)
 }
 
-/// `sm_90` or `90`.
+/// `sm_90`, `compute_90` or `90` (the number only; `export::check_arch`
+/// decides whether NVRTC supports it).
 pub fn parse_arch(s: &str) -> Result<u32> {
     let digits = s
         .trim()
@@ -514,10 +413,11 @@ pub fn parse_arch(s: &str) -> Result<u32> {
     digits
         .parse::<u32>()
         .ok()
-        .filter(|&a| (50..=200).contains(&a))
+        .filter(|&a| a > 0)
         .ok_or_else(|| {
             Error::Usage(format!(
-                "--arch: expected an SM architecture such as sm_90, got `{s}`"
+                "--arch: expected an SM architecture such as sm_90, got `{}`",
+                escape_controls(s)
             ))
         })
 }
@@ -528,6 +428,7 @@ fn export_cmd(
     out: &Path,
     arch: &str,
     name: Option<&str>,
+    replace: bool,
 ) -> Result<i32> {
     let arch = parse_arch(arch)?;
     let f = Function::new(&lib.parse(formula)?);
@@ -537,42 +438,49 @@ fn export_cmd(
         out,
         name,
         arch,
+        replace,
     };
     let report = export(&spec)?;
     for p in &report.files {
-        eprintln!("wrote {}", p.display());
+        note(format!("wrote {}", p.display()));
     }
     if let Some(ms) = report.compile_ms {
-        eprintln!("NVRTC compiled the CUBIN for sm_{arch} in {ms:.0} ms");
+        note(format!(
+            "NVRTC compiled the CUBIN for sm_{arch} in {} ms",
+            significant(ms, 3)
+        ));
     }
     if let Some(why) = &report.no_binaries {
-        eprintln!("warning: no .ptx/.cubin written:\n{why}");
+        note(format!("warning: no .ptx/.cubin written:\n{why}"));
     }
     Ok(0)
 }
 
-/// `LO,HI`.
+/// `LO,HI`, finite, LO < HI.
 fn parse_range(s: &str) -> Result<(f64, f64)> {
-    let bad = || {
+    let bad = |why: &str| {
         Error::Usage(format!(
-            "--range: expected LO,HI with LO < HI, e.g. --range=-5,5; got `{s}`"
+            "--range: {why}: expected LO,HI with finite LO < HI, e.g. --range=-5,5; got `{}`",
+            escape_controls(s)
         ))
     };
     let parts: Vec<f64> = s
         .split(',')
         .map(|t| t.trim().parse::<f64>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| bad())?;
+        .map_err(|_| bad("not a number"))?;
     match parts[..] {
-        [lo, hi] if lo < hi && lo.is_finite() && hi.is_finite() => Ok((lo, hi)),
-        _ => Err(bad()),
+        [lo, hi] if !(lo.is_finite() && hi.is_finite()) => Err(bad("not finite")),
+        [lo, hi] if lo < hi => Ok((lo, hi)),
+        [_, _] => Err(bad("LO is not below HI")),
+        _ => Err(bad("not two numbers")),
     }
 }
 
-fn prelude(lib: &Library) -> Result<i32> {
+fn prelude(out: &mut dyn Write, lib: &Library) -> Result<i32> {
     for d in lib.definitions() {
         let text = &d.source[d.def.name_span.start..d.def.body.span.end];
-        println!("{text}    # {}", d.origin);
+        outln!(out, "{text}    # {}", escape_controls(&d.origin));
     }
     Ok(0)
 }
@@ -594,18 +502,66 @@ mod tests {
     }
 
     #[test]
-    fn ranges() {
-        assert_eq!(parse_range("-5,5").unwrap(), (-5.0, 5.0));
-        assert!(parse_range("5,-5").is_err());
-        assert!(parse_range("1").is_err());
+    fn grids_of_any_finite_range_are_finite_and_bounded() {
+        assert_eq!(
+            parse_points("-1e308:1e308:3").unwrap(),
+            vec![-1e308, 0.0, 1e308]
+        );
+        let g = parse_points("-1.7976931348623157e308:1.7976931348623157e308:101").unwrap();
+        assert!(g.iter().all(|v| v.is_finite()) && g.windows(2).all(|w| w[0] < w[1]));
+        for bad in [
+            "1:0:3",
+            "0:1:100000000000",
+            "0:1:18446744073709551616",
+            "0:inf:3",
+            "-inf:0:3",
+            "nan:1:2",
+            "0:1:-3",
+            &format!("0:1:{}", MAX_POINTS + 1),
+        ] {
+            let e = parse_points(bad).unwrap_err().to_string();
+            assert!(e.starts_with("error: --x: "), "{bad}: {e}");
+        }
+        assert!(parse_points("0:1:100000000000")
+            .unwrap_err()
+            .to_string()
+            .contains(&MAX_POINTS.to_string()));
+        assert_eq!(
+            parse_points(&format!("0:1:{MAX_POINTS}")).unwrap().len(),
+            MAX_POINTS
+        );
     }
 
     #[test]
-    fn numbers_print_compactly() {
-        assert_eq!(num(1.5), "1.5");
-        assert_eq!(num(2.0), "2");
-        assert_eq!(num(-0.0), "0");
-        assert_eq!(num(f64::NAN), "nan");
-        assert_eq!(num(f64::NEG_INFINITY), "-inf");
+    fn ranges() {
+        assert_eq!(parse_range("-5,5").unwrap(), (-5.0, 5.0));
+        assert_eq!(parse_range("-1e308,1e308").unwrap(), (-1e308, 1e308));
+        for bad in [
+            "5,-5", "1,1", "1", "-inf,0", "0,1e309", "nan,1", "a,b", "1,2,3",
+        ] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_print_with_every_digit() {
+        assert_eq!(num(1.5, Precision::F64), "1.5");
+        assert_eq!(num(2.0, Precision::F64), "2");
+        assert_eq!(num(-0.0, Precision::F64), "0");
+        assert_eq!(num(f64::NAN, Precision::F64), "nan");
+        assert_eq!(num(f64::NEG_INFINITY, Precision::F64), "-inf");
+        assert_eq!(num((-30f64).exp(), Precision::F64), "9.357622968840175e-14");
+        assert_eq!(num(1e-300, Precision::F64), "1e-300");
+        assert_eq!(num(0.1 + 0.2, Precision::F64), "0.30000000000000004");
+        assert_eq!(num(1f32.sin() as f64, Precision::F32), "0.84147096");
+    }
+
+    #[test]
+    fn arch_numbers() {
+        assert_eq!(parse_arch("sm_90").unwrap(), 90);
+        assert_eq!(parse_arch("compute_80").unwrap(), 80);
+        assert_eq!(parse_arch("120").unwrap(), 120);
+        assert!(parse_arch("sm_x").is_err());
+        assert!(parse_arch("sm_0").is_err());
     }
 }

@@ -1,13 +1,32 @@
 //! The command-line interface. Each subcommand is a thin layer over the
 //! library: parse arguments, call the pipeline, print. Exit status 0 on
 //! success, 1 on bad input (with the caret-rendered error on stderr), 2 on
-//! usage errors (clap's convention).
+//! usage errors (clap's convention). A reader that closes standard output
+//! early (`| head`) ends the program quietly with status 0, as it does for
+//! `--help`.
 
+/// Writes a line to a command's output, with its errors as `Error::Io` on
+/// `<stdout>` (see `io`).
+macro_rules! outln {
+    ($out:expr) => {
+        writeln!($out).map_err($crate::cli::io::stdout_error)?
+    };
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err($crate::cli::io::stdout_error)?
+    };
+}
+
+mod bleu;
 mod commands;
+mod data;
+mod io;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::compile::{MAX_BATCH, MAX_SINGLES};
+use crate::bench::{MAX_ELEMS, MAX_ITERS};
 use crate::error::Error;
+use crate::report::plot::MAX_SAMPLES;
 
 const AFTER_HELP: &str = "\
 Formulas use DEAP-style calls and infix operators; `x` is the input and
@@ -21,10 +40,17 @@ Examples:
   actforge codegen 'silu(x)' --dtype bf16 --bwd   # the generated CUDA C
   actforge export 'gelu_like(x)' --out gelu_kernel  # a standalone kernel package
   actforge bench 'gelu_like(x)' --elems 4194304     # fused vs composed vs candle's GELU
+  actforge bleu --ref ref.txt --hyp hyp.txt --json  # BLEU and chrF, = sacreBLEU
   actforge prelude            # list the named primitives
+  actforge data stats builtin:qa                    # corpus figures
 
 In a candle model, an activation is `gelu`, `fused:FORMULA` or
-`composed:FORMULA` (actforge::op::Activation).";
+`composed:FORMULA` (actforge::op::Activation).
+
+Exit status: 0 on success (also when the reader of standard output stops
+early, as `| head` does), 1 on bad input, 2 on bad usage. Sizes that
+cannot be served (--elems, --iters, --samples, grid points) are usage
+errors that name the limit.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,7 +98,14 @@ JSON (--json): {\"input\", \"simplified\" (prefix), \"infix\", \"nodes_before\",
     #[command(after_help = "\
 Values come from the f64 reference evaluator of the simplified formula
 (--precision f32 uses the fused CPU evaluator that mirrors the kernels).
-Non-finite results are data: `nan`/`inf` in text, null in JSON.
+Text prints the shortest decimal that reads back as the same value (f64,
+or f32 with --precision f32), in scientific notation below 1e-4 and from
+1e16 up. Non-finite results are data: `nan`/`inf` in text, null in JSON.
+
+--x=LO:HI:N: N evenly spaced points, LO ≤ HI, both finite, 1 ≤ N ≤
+10000000; any finite range works (computed as LO·(1−t) + HI·t, which
+cannot overflow). --file: a UTF-8 byte-order mark is skipped; error
+columns count from the start of the line as written.
 
 JSON (--json): {\"y\":[…],\"dy\":[…]} (dy only with --grad). With --file, one
 object per formula line, in input order, each with \"line\"; a line that fails
@@ -103,6 +136,13 @@ Example:
         defs: DefsArg,
     },
     /// Plot a formula and its derivative to an SVG or PNG file.
+    #[command(after_help = "\
+Any finite range with LO < HI works, from --range=-1e308,1e308 to a range
+a few ulps wide: the axes are drawn in scaled coordinates with a bounded
+number of ticks, labelled with the digits their spacing needs.
+
+Example:
+  actforge plot 'gelu_like(x)' --out gelu.svg --range=-4,4 --samples 2001")]
     Plot {
         /// The formula to plot.
         #[arg(allow_hyphen_values = true)]
@@ -110,12 +150,13 @@ Example:
         /// Output file; the extension (.svg or .png) picks the format.
         #[arg(long)]
         out: std::path::PathBuf,
-        /// x range as LO,HI.
+        /// x range as LO,HI (finite, LO < HI).
         #[arg(long, default_value = "-5,5", allow_hyphen_values = true)]
         range: String,
-        /// Number of sample points.
-        #[arg(long, default_value_t = 801)]
-        samples: usize,
+        /// Number of sample points (2 to 100000).
+        #[arg(long, default_value_t = 801,
+              value_parser = clap::value_parser!(u64).range(2..=MAX_SAMPLES as u64))]
+        samples: u64,
         #[command(flatten)]
         defs: DefsArg,
     },
@@ -152,11 +193,20 @@ Examples:
     },
     /// Write a standalone kernel package for a formula.
     #[command(after_help = "\
-Writes into DIR: NAME.cu (forward and backward, f32/bf16/f16), NAME.h,
-NAME.ptx and NAME.cubin (when NVRTC is available; otherwise a warning says
-how to install it), README.md (formula, canonical form, hash, signatures,
-launch advice, loading from C++ and PyTorch) and NAME.png (f and f').
-NAME defaults to act_<hash>.
+Writes into DIR: NAME.cu (forward and backward, f32/bf16/f16), NAME.h
+(declarations that compile as C11 and C++), NAME.ptx and NAME.cubin (when
+NVRTC is available; otherwise a warning says how to install it), README.md
+(formula, canonical form, hash, signatures, launch advice, loading from C++
+and PyTorch) and NAME.png (f and f'). NAME defaults to act_<hash>.
+
+The package is written into a temporary directory next to DIR and moved
+into place only when complete: a failed export leaves nothing behind. An
+existing non-empty DIR is refused unless --force; with --force, the
+package's files in DIR are replaced (a file of the package that this
+export does not write, such as an old NAME.cubin, is removed) and other
+files are left alone. --arch is checked first against the architectures
+NVRTC supports (nvrtcGetSupportedArchs), or, without NVRTC, against the
+list of NVRTC 13.0: sm_75 to sm_121.
 
 Example:
   actforge export 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --out qa_kernel --arch sm_90")]
@@ -172,26 +222,38 @@ Example:
         /// Base name of the files.
         #[arg(long)]
         name: Option<String>,
+        /// Replace the package's files in an existing, non-empty DIR.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         defs: DefsArg,
     },
     /// Benchmark the fused activation against the composed one, side by side.
     #[command(after_help = "\
-Variants, measured side by side: the fused candle op (fused), the same
-formula as a chain of candle ops (composed) and candle's built-in GELU
-(builtin-gelu): forward on a tracked tensor (fwd), Tensor::backward (bwd)
-and both (fwdbwd); median of --iters rounds, device synchronised before
-each clock read. On a GPU (--device cuda) also a device-to-device copy of the
-same bytes (the bandwidth ceiling), the fused NVRTC kernels launched directly,
-the same formula through the dispatch kernels of a 33-formula module (the
+Variants, measured side by side: a copy of the same bytes (copy: the
+bandwidth ceiling; a multi-threaded memcpy on the CPU, a device-to-device
+copy on a GPU), the fused candle op (fused), the same formula as a chain of
+candle ops (composed) and candle's built-in GELU (builtin-gelu): forward on
+a tracked tensor (fwd), Tensor::backward (bwd) and both (fwdbwd). Every row
+reports the median, fastest and slowest of --iters timed rounds (after one
+warm-up), the device synchronised before each clock read (on a GPU, CUDA
+events time each round); a warning names the rows whose rounds spread by
+more than 50% of their median. On a GPU (--device cuda) also the fused
+NVRTC kernels launched directly, the same formula through the dispatch kernels of a 33-formula module (the
 layout for a GP generation) and one generated kernel per op (the composed
 baseline at kernel level); GPU results are checked against the CPU
 reference before timing. GB/s counts the minimal traffic of each pass
 (forward reads x and writes y; backward also reads dy).
 
-JSON (--json): {\"rows\":[{variant, pass, elems, seconds, gbps, pct_of_copy}],
-\"speedup_vs_composed\":{\"fwd\",\"bwd\",\"fwdbwd\"}, \"speedup_vs_builtin\":{…}}
-(the other variant's time / the fused time).
+JSON (--json): {\"device\", \"formula\", \"dtype\", \"elems\", \"iters\", \"hash\",
+\"rows\":[{variant, pass, elems, seconds (median), gbps, pct_of_copy,
+min_seconds, max_seconds, rounds}], \"speedup_vs_composed\":{\"fwd\",\"bwd\",
+\"fwdbwd\"}, \"speedup_vs_builtin\":{…}, \"warnings\":[…]} (speedup: the other
+variant's median / the fused median; on a GPU also
+\"kernel_speedup_vs_composed_kernels\").
+
+Limits: 1 ≤ --elems ≤ 268435456 (2^28), 1 ≤ --iters ≤ 100000; on the CPU,
+five tensors of --elems must fit in the available memory.
 
 Example:
   actforge bench 'gelu_like(x)' --device cuda --elems 16777216 --dtype bf16 --json")]
@@ -201,14 +263,16 @@ Example:
         /// cpu or cuda (GPU 0; CUDA_DEVICE_ORDINAL picks another).
         #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
         device: String,
-        /// Elements per tensor.
-        #[arg(long, default_value_t = 1 << 22)]
-        elems: usize,
+        /// Elements per tensor (1 to 2^28).
+        #[arg(long, default_value_t = 1 << 22,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_ELEMS as u64))]
+        elems: u64,
         #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
         dtype: String,
-        /// Timed repetitions.
-        #[arg(long, default_value_t = 10)]
-        iters: usize,
+        /// Timed rounds (1 to 100000).
+        #[arg(long, default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_ITERS as u64))]
+        iters: u64,
         #[arg(long)]
         json: bool,
         /// Also draw a bar chart of the rows (.png or .svg).
@@ -232,12 +296,14 @@ Example:
         arch: String,
         #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
         dtype: String,
-        /// Formulas compiled one by one.
-        #[arg(long, default_value_t = 16)]
-        singles: usize,
-        /// Formulas in the batched module.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
+        /// Formulas compiled one by one (1 to 1000).
+        #[arg(long, default_value_t = 16,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_SINGLES as u64))]
+        singles: u64,
+        /// Formulas in the batched module (1 to 4096).
+        #[arg(long, default_value_t = 64,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH as u64))]
+        batch: u64,
         #[arg(long)]
         json: bool,
         /// Also write the compiled sources to DIR: `single.cu` (the first
@@ -246,10 +312,18 @@ Example:
         #[arg(long, value_name = "DIR")]
         emit: Option<std::path::PathBuf>,
     },
+    /// Corpus BLEU and chrF of a hypothesis file against reference files (= sacreBLEU 2.6.0).
+    #[command(after_help = bleu::AFTER_HELP)]
+    Bleu(bleu::BleuArgs),
     /// List the named primitives of the prelude (and --defs), with definitions.
     Prelude {
         #[command(flatten)]
         defs: DefsArg,
+    },
+    /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
     },
 }
 
@@ -262,15 +336,40 @@ pub struct DefsArg {
 
 /// Run the CLI; returns the process exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    match commands::run(cli.command) {
-        Ok(code) => code,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Plain text, control characters of the user's input escaped.
+            commands::note(e.render().to_string().trim_end());
+            return e.exit_code();
+        }
         Err(e) => {
-            eprintln!("{e}");
+            // --help and --version: clap ignores a closed stdout.
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = commands::run(cli.command, &mut out).and_then(|code| {
+        std::io::Write::flush(&mut out).map_err(commands::stdout_error)?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) if reader_went_away(&e) => 0,
+        Err(e) => {
+            commands::note(&e);
             match e {
                 Error::Usage(_) => 2,
                 _ => 1,
             }
         }
     }
+}
+
+/// Standard output was closed by its reader (EPIPE): like `| head`
+/// stopping `yes`, nothing is wrong.
+fn reader_went_away(e: &Error) -> bool {
+    matches!(e, Error::Io { path, source }
+        if path == commands::STDOUT && source.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -7,11 +7,19 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 
+use super::axis::{grid, pow2_scale, Ticks};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::RefEval;
+
+/// Most sample points one plot takes (the image is 900 pixels wide).
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// Most labelled ticks per axis.
+const MAX_TICKS: usize = 10;
 
 /// What to draw.
 pub struct PlotSpec<'a> {
@@ -32,24 +40,36 @@ pub struct PlotOutcome {
 /// Sample f and f' on an even grid with the f64 reference evaluator.
 pub fn sample(func: &Function, lo: f64, hi: f64, n: usize) -> Vec<(f64, f64, f64)> {
     let mut ev = RefEval::new(&func.graph, &[func.f, func.df]);
-    (0..n)
-        .map(|i| {
-            let x = lo + (hi - lo) * i as f64 / (n.max(2) - 1) as f64;
+    grid(lo, hi, n)
+        .map(|x| {
             let v = ev.eval(&func.graph, x);
             (x, v[0], v[1])
         })
         .collect()
 }
 
-/// Draw to `out` (`.svg` or `.png`).
-pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome> {
-    if spec.lo >= spec.hi || spec.lo.is_nan() || spec.hi.is_nan() {
+/// A usage error unless `lo < hi`, both finite, and `2 ≤ samples ≤`
+/// [`MAX_SAMPLES`].
+pub fn check_spec(spec: &PlotSpec) -> Result<()> {
+    if !(spec.lo < spec.hi && spec.lo.is_finite() && spec.hi.is_finite()) {
         return Err(Error::Usage(format!(
-            "empty plot range {}..{}",
+            "plot range {}..{}: need finite LO < HI",
             spec.lo, spec.hi
         )));
     }
-    let pts = sample(func, spec.lo, spec.hi, spec.samples.max(2));
+    if !(2..=MAX_SAMPLES).contains(&spec.samples) {
+        return Err(Error::Usage(format!(
+            "{} sample points: a plot takes 2 to {MAX_SAMPLES}",
+            spec.samples
+        )));
+    }
+    Ok(())
+}
+
+/// Draw to `out` (`.svg` or `.png`).
+pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome> {
+    check_spec(spec)?;
+    let pts = sample(func, spec.lo, spec.hi, spec.samples);
     let mut outcome = PlotOutcome {
         nonfinite: pts
             .iter()
@@ -108,6 +128,65 @@ pub(crate) fn written(out: &Path, res: DrawResult) -> Result<()> {
 
 pub(crate) type DrawResult = std::result::Result<(), String>;
 
+/// One axis in plotters' coordinates: the range divided by a power of two
+/// (exact, and differences stay finite), with our own bounded ticks, so
+/// that plotters' tick search (which loops forever on ranges wider than
+/// `f64::MAX` or too narrow for their magnitude) never runs.
+#[derive(Clone)]
+struct ScaledAxis {
+    lo: f64,
+    hi: f64,
+    scale: f64,
+    ticks: Ticks,
+    fine: Ticks,
+}
+
+impl ScaledAxis {
+    fn new(lo: f64, hi: f64) -> ScaledAxis {
+        ScaledAxis {
+            lo,
+            hi,
+            scale: pow2_scale(lo, hi),
+            ticks: Ticks::new(lo, hi, MAX_TICKS),
+            fine: Ticks::new(lo, hi, 5 * MAX_TICKS),
+        }
+    }
+
+    /// The label of a scaled coordinate.
+    fn label(&self, scaled: f64) -> String {
+        self.ticks.label(scaled * self.scale)
+    }
+}
+
+impl Ranged for ScaledAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let r = self.range();
+        let t = (v - r.start) / (r.end - r.start);
+        let t = if t.is_finite() {
+            t.clamp(-1.0, 2.0)
+        } else {
+            0.0
+        };
+        limit.0 + ((limit.1 - limit.0) as f64 * t).round() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        let t = if hint.weight().allow_light_points() {
+            &self.fine
+        } else {
+            &self.ticks
+        };
+        t.values.iter().map(|v| v / self.scale).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo / self.scale..self.hi / self.scale
+    }
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     pts: &[(f64, f64, f64)],
@@ -120,19 +199,23 @@ where
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let (ylo, yhi) = y_range(pts);
+    let (xa, ya) = (ScaledAxis::new(spec.lo, spec.hi), ScaledAxis::new(ylo, yhi));
     let mut builder = ChartBuilder::on(&root);
     builder
         .margin(16)
         .x_label_area_size(if text { 36 } else { 8 })
-        .y_label_area_size(if text { 56 } else { 8 });
+        .y_label_area_size(if text { 72 } else { 8 });
     if text {
         builder.caption(spec.title, ("sans-serif", 20));
     }
     let mut chart = builder
-        .build_cartesian_2d(spec.lo..spec.hi, ylo..yhi)
+        .build_cartesian_2d(xa.clone(), ya.clone())
         .map_err(err)?;
     let mut mesh = chart.configure_mesh();
-    mesh.light_line_style(RGBColor(235, 235, 235));
+    let (xl, yl) = (|v: &f64| xa.label(*v), |v: &f64| ya.label(*v));
+    mesh.light_line_style(RGBColor(235, 235, 235))
+        .x_label_formatter(&xl)
+        .y_label_formatter(&yl);
     if !text {
         mesh.disable_x_axis().disable_y_axis();
     }
@@ -142,6 +225,7 @@ where
     for (k, (color, name)) in [(blue, "f(x)"), (orange, "f'(x)")].into_iter().enumerate() {
         let mut first = true;
         for seg in segments(pts, k, ylo, yhi) {
+            let seg = seg.into_iter().map(|(x, y)| (x / xa.scale, y / ya.scale));
             let series = chart
                 .draw_series(LineSeries::new(seg, color.stroke_width(2)))
                 .map_err(err)?;
@@ -268,7 +352,7 @@ fn segments(pts: &[(f64, f64, f64)], k: usize, lo: f64, hi: f64) -> Vec<Vec<(f64
     out
 }
 
-/// A y range that shows the shape: the 1st–99th percentile of finite
+/// A finite y range, `lo < hi`, that shows the shape: the 1st–99th percentile of finite
 /// values, padded, so a single spike does not flatten everything.
 fn y_range(pts: &[(f64, f64, f64)]) -> (f64, f64) {
     let mut ys: Vec<f64> = pts
@@ -282,8 +366,9 @@ fn y_range(pts: &[(f64, f64, f64)]) -> (f64, f64) {
     ys.sort_by(f64::total_cmp);
     let q = |f: f64| ys[((ys.len() - 1) as f64 * f).round() as usize];
     let (lo, hi) = (q(0.01).min(0.0), q(0.99).max(0.0));
-    let pad = ((hi - lo) * 0.08).max(1e-3);
-    (lo - pad, hi + pad)
+    // 8 % of the width on each side, computed without overflow.
+    let pad = ((hi / 2.0 - lo / 2.0) * 0.16).max(1e-3);
+    ((lo - pad).max(-f64::MAX), (hi + pad).min(f64::MAX))
 }
 
 /// Register a sans-serif TrueType font for plot text, once.

@@ -11,7 +11,12 @@
 //!   |       ^ expected `)` here
 //!   |  - this `(` is never closed
 //! ```
+//!
+//! Control characters (NUL, DEL, escape sequences, …) and invisible
+//! direction overrides are never echoed raw: messages show them as
+//! `\u{0}`, `\u{7f}`, and carets stay under the right character.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A half-open byte range `[start, end)` into the source text.
@@ -131,10 +136,11 @@ impl Diagnostic {
 
     /// The rendered report, as printed on stderr.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {}\n", self.message);
+        let mut out = format!("error: {}\n", escape_controls(&self.message));
         let (line, col) = self.line_col(self.span.start);
         let shown_line = line + self.line_offset;
-        out += &format!(" --> {}:{}:{}\n", self.origin, shown_line, col);
+        let origin = escape_controls(&self.origin);
+        out += &format!(" --> {origin}:{shown_line}:{col}\n");
         let gutter = " ".repeat(digits(shown_line.max(self.secondary_max_line())));
         out += &format!("{gutter} |\n");
         let mut lines: Vec<usize> = vec![line];
@@ -176,10 +182,10 @@ impl Diagnostic {
             }
         }
         for n in notes {
-            out += &format!("{gutter} = note: {n}\n");
+            out += &format!("{gutter} = note: {}\n", escape_controls(&n));
         }
         for h in &self.help {
-            out += &format!("{gutter} = help: {h}\n");
+            out += &format!("{gutter} = help: {}\n", escape_controls(h));
         }
         out
     }
@@ -200,6 +206,40 @@ impl fmt::Display for Diagnostic {
 }
 
 impl std::error::Error for Diagnostic {}
+
+/// `s` with every control character (C0, DEL, C1) and every invisible
+/// formatting character that can reorder or hide text (zero-width spaces
+/// and joiners, direction marks, embeddings, overrides and isolates, the
+/// byte-order mark) written as `\u{HEX}`.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            out += &format!("\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// One source character as shown: a tab as one space (so carets stay
+/// aligned), other escaped characters as `\u{HEX}`.
+fn shown(c: char) -> Cow<'static, str> {
+    match c {
+        '\t' => Cow::Borrowed(" "),
+        c if needs_escape(c) => Cow::Owned(format!("\\u{{{:x}}}", c as u32)),
+        c => Cow::Owned(c.to_string()),
+    }
+}
 
 fn digits(n: usize) -> usize {
     n.max(1).to_string().len()
@@ -232,29 +272,29 @@ fn source_line(src: &str, line: usize) -> &str {
 const MAX_LINE: usize = 100;
 
 /// The visible part of a source line: columns `first..=last` (1-based),
-/// with `…` marking cut ends.
+/// with `…` marking cut ends, and the width each column takes on screen.
 struct Window {
     text: String,
     first: usize,
     last: usize,
     /// Columns the leading `…` occupies.
     shift: usize,
+    /// Screen width of each column of the line (1, or more for a
+    /// character shown escaped).
+    widths: Vec<usize>,
 }
 
 impl Window {
     fn around(line: &str, focus: usize) -> Window {
         let chars: Vec<char> = line.chars().collect();
-        if chars.len() <= MAX_LINE {
-            return Window {
-                text: line.to_string(),
-                first: 1,
-                last: chars.len() + 1,
-                shift: 0,
-            };
-        }
-        let first = focus.saturating_sub(MAX_LINE / 2).max(1);
-        let last = (first + MAX_LINE - 1).min(chars.len());
-        let mut text: String = chars[first - 1..last].iter().collect();
+        let widths = chars.iter().map(|&c| shown(c).chars().count()).collect();
+        let (first, last) = if chars.len() <= MAX_LINE {
+            (1, chars.len())
+        } else {
+            let first = focus.saturating_sub(MAX_LINE / 2).max(1);
+            (first, (first + MAX_LINE - 1).min(chars.len()))
+        };
+        let mut text: String = chars[first - 1..last].iter().map(|&c| shown(c)).collect();
         let shift = usize::from(first > 1);
         if first > 1 {
             text.insert(0, '…');
@@ -267,7 +307,15 @@ impl Window {
             first,
             last: last + 1,
             shift,
+            widths,
         }
+    }
+
+    /// Screen width of columns `from..to` (columns past the line count 1).
+    fn width(&self, from: usize, to: usize) -> usize {
+        (from..to)
+            .map(|c| self.widths.get(c - 1).copied().unwrap_or(1))
+            .sum()
     }
 }
 
@@ -287,11 +335,14 @@ fn annotation(
         return None;
     }
     let end = if l1 == l0 { c1.min(win.last) } else { c0 + 1 };
-    let width = end.saturating_sub(c0).max(1);
-    let pad = " ".repeat(c0 - win.first + win.shift);
+    let width = win.width(c0, end.max(c0)).max(1);
+    let pad = " ".repeat(win.width(win.first, c0) + win.shift);
     let marks: String = std::iter::repeat_n(mark, width).collect();
     let sep = if text.is_empty() { "" } else { " " };
-    Some(format!("{gutter} | {pad}{marks}{sep}{text}\n"))
+    Some(format!(
+        "{gutter} | {pad}{marks}{sep}{}\n",
+        escape_controls(text)
+    ))
 }
 
 #[cfg(test)]
@@ -325,6 +376,45 @@ mod tests {
             shown[4..].chars().position(|c| c == 'x').unwrap()
         );
         assert!(r.contains("= note: first (column 1)"), "{r}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_carets_stay_aligned() {
+        let src = "a\u{0}b\u{7f}\u{202e}+c";
+        let plus = src.find('+').unwrap();
+        let d = Diagnostic::new(
+            "found `\u{0}` and `\u{1b}[31m`",
+            Span::new(plus, plus + 1),
+            "at \u{7f}",
+        )
+        .with_help("no \u{9f} here")
+        .with_source(src, "file\u{1}.txt");
+        let r = d.render();
+        assert_eq!(
+            r,
+            "error: found `\\u{0}` and `\\u{1b}[31m`\n --> file\\u{1}.txt:1:6\n  |\n1 | a\\u{0}b\\u{7f}\\u{202e}+c\n  |                      ^ at \\u{7f}\n  = help: no \\u{9f} here\n"
+        );
+        assert!(!r.chars().any(|c| c.is_control() && c != '\n'), "{r:?}");
+        let (shown, caret) = (r.lines().nth(3).unwrap(), r.lines().nth(4).unwrap());
+        assert_eq!(shown.find('+'), caret.find('^'));
+    }
+
+    #[test]
+    fn tabs_show_as_one_space_under_the_caret() {
+        let d = Diagnostic::new("m", Span::new(2, 3), "here").with_source("\t\t)", "f");
+        assert_eq!(
+            d.render(),
+            "error: m\n --> f:1:3\n  |\n1 |   )\n  |   ^ here\n"
+        );
+    }
+
+    #[test]
+    fn escape_controls_leaves_ordinary_text_alone() {
+        assert!(matches!(
+            escape_controls("safe_div(x, é)"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(escape_controls("\u{feff}x\u{0}"), "\\u{feff}x\\u{0}");
     }
 
     #[test]

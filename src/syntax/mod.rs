@@ -9,7 +9,7 @@ pub mod diagnostic;
 pub mod parser;
 
 pub use ast::{Ast, AstKind, BinOp, Definition};
-pub use diagnostic::{Diagnostic, Label, Span};
+pub use diagnostic::{escape_controls, Diagnostic, Label, Span};
 pub use parser::{parse_definitions, parse_formula, MAX_DEPTH};
 
 /// The grammar of the formula language, as shipped in `grammar/`.
