@@ -18,6 +18,7 @@ pub mod codegen;
 pub mod diff;
 pub mod error;
 pub mod ir;
+pub mod model;
 pub mod op;
 pub mod report;
 pub mod runtime;
