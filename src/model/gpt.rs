@@ -161,11 +161,11 @@ impl Gpt {
             .iter()
             .map(|r| max_new.min(self.cfg.max_len - r.len()))
             .collect();
+        let mut picker = Picker::new(sampling, p, b, seed)?;
         let mut out = Outputs::new(p, limits, eos);
         if out.all_done() {
             return Ok(out.tokens);
         }
-        let mut picker = Picker::new(sampling, p, b, seed)?;
         let mut caches: Vec<KvCache> = self.blocks.iter().map(|_| KvCache::default()).collect();
         let mut keys = self.key_mask(&mask)?;
         let mut next_pos: Vec<u32> = prompts.iter().map(|r| r.len() as u32).collect();
