@@ -21,6 +21,7 @@ pub mod error;
 pub mod fitness;
 pub mod ir;
 pub mod metrics;
+pub mod model;
 pub mod op;
 pub mod report;
 pub mod runtime;
