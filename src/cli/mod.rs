@@ -20,6 +20,8 @@ mod bleu;
 mod commands;
 mod data;
 mod io;
+mod progress;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -320,6 +322,9 @@ Example:
         #[command(flatten)]
         defs: DefsArg,
     },
+    /// Train activations side by side over seeds, with statistics (the seed post's experiments).
+    #[command(after_help = train::AFTER_HELP)]
+    Train(train::TrainArgs),
     /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
     Data {
         #[command(subcommand)]

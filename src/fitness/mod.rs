@@ -1,5 +1,22 @@
 //! Fitness: the one training recipe (optimizer, schedule, common random
 //! numbers, checkpoints), evaluation, and the weighted score. NaN/Inf is a
 //! scored failure, never an error. Knows nothing of populations.
+//!
+//! - [`Recipe`]: every setting that decides what a fitness number means;
+//! - [`Prepared`]: the data of a recipe, built once and shared by runs;
+//! - [`run`]: train one activation from one seed and evaluate it;
+//! - [`compare`]: several activations over several seeds, with statistics
+//!   (what `actforge train` prints and writes).
 
+pub mod checkpoint;
+pub mod compare;
+pub mod evaluate;
 pub mod optim;
+pub mod prepare;
+pub mod recipe;
+pub mod run;
+
+pub use evaluate::{Evaluation, Sample};
+pub use prepare::{Prepared, Thinning};
+pub use recipe::{Length, Recipe, Task};
+pub use run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo, Timing};

@@ -172,8 +172,47 @@ pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<(
     write_atomic(path, text.as_bytes())
 }
 
+/// The current UTC time as `YYYYmmdd-HHMMSS` (names of run directories).
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    stamp_of(secs)
+}
+
+/// `YYYYmmdd-HHMMSS` of a Unix time (proleptic Gregorian, UTC).
+fn stamp_of(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stamps_are_civil_dates() {
+        assert_eq!(super::stamp_of(0), "19700101-000000");
+        // 2026-11-29 06:47:40 UTC.
+        assert_eq!(super::stamp_of(1_795_934_860), "20261129-064740");
+        // A leap day.
+        assert_eq!(super::stamp_of(951_782_400), "20000229-000000");
+    }
+
     use super::*;
     use serde_json::json;
 

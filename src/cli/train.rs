@@ -1,0 +1,268 @@
+//! `actforge train`: several activations trained side by side over
+//! several seeds by one recipe, with the seed post's tables and
+//! statistics, and `actforge bench-step`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::io::{note, put};
+use super::progress::TrainBars;
+use crate::error::{Error, Result};
+use crate::fitness::compare::{self, Experiment};
+use crate::fitness::{Length, Prepared, Recipe, Task};
+use crate::report::files::{utc_stamp, write_json};
+
+/// The seed post's Q&A activation.
+pub const SEED_QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
+/// The seed post's T5 activation (with the `)` the blog dropped).
+pub const SEED_T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
+
+pub const AFTER_HELP: &str = "\
+Every activation trains on the same split, from the same initial weights for
+a given seed and in the same batch order (common random numbers), so that
+differences come from the activation. Seeds are 1..=N.
+
+An activation is `gelu` (candle's built-in, tanh approximation), a formula
+(the fused op: one CPU pass or one CUDA kernel, forward and backward), or
+`composed:FORMULA` (the same formula as a chain of candle ops). Without
+--act: gelu and the task's seed formula.
+
+Tables: per activation, the mean ± half-width of the 95% Student-t interval
+over seeds of BLEU and chrF (sacreBLEU scale, greedy generations of the
+validation sentences), perplexity and token accuracy (validation, teacher
+forced) and the weighted fitness; Welch's t-test p-value of each against the
+first activation; per-epoch rows for translate-t5; sample answers for qa.
+
+Written to --out (default runs/train-TASK-TIMESTAMP; never overwritten):
+config.json, runs.jsonl (one line per finished run), results.json, results.csv,
+learning_curves.png, tokenizer.json, split/. Ctrl-C stops after a checkpoint;
+`--resume DIR` continues, and a killed run resumes to the same result.
+
+results.json keys (stable): runs[] {activation, seed, status (\"ok\" or the
+reason), loss_first, loss_last, metrics {bleu, chrf, ppl, acc, fitness}} and
+summary[] {activation, bleu|chrf|ppl|acc|fitness: {mean, ci95: [lo, hi]},
+welch_p {metric: p} (null for the first activation)}.
+
+Examples:
+  actforge train --task qa --act gelu --act 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --seeds 2
+  actforge train --task translate-t5 --epochs 2 --seeds 3
+  actforge train --task translate-gpt --act gelu --act 'silu(x)' --act 'composed:silu(x)' --steps 500
+  actforge train --resume runs/train-qa-20261129-101500";
+
+/// Settings of the training recipe shared by `train`, `search` and
+/// `bench-step`.
+#[derive(Args, Debug, Clone)]
+pub struct RecipeArgs {
+    /// translate-gpt, translate-t5 or qa.
+    #[arg(long, default_value = "qa")]
+    pub task: String,
+    /// Corpus: builtin:translate, builtin:qa, or a file (TSV, Tatoeba, Q&A).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Model preset: gpt-micro, gpt-tiny (the seed's), t5-tiny, t5-small (the seed's).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// A Hugging Face T5 config.json that sets the T5 shape.
+    #[arg(long, value_name = "FILE")]
+    pub hf_config: Option<PathBuf>,
+    /// Optimizer steps per run [default: 300 on the CPU, 2000 on a GPU].
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<u64>,
+    /// Passes over the training data instead of --steps.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Train on a stratified sample of this fraction of the data (the seed's 0.5).
+    #[arg(long)]
+    pub thin: Option<f64>,
+    /// BPE vocabulary size (trained on the corpus and cached).
+    #[arg(long)]
+    pub vocab: Option<usize>,
+    /// Load this tokenizer.json instead of training one.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (AdamW, linear warm-up, cosine decay).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Fitness weights, e.g. bleu=0.5,ppl=0.3,acc=0.2 (the default).
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// Validation sentences generated for BLEU/chrF.
+    #[arg(long)]
+    pub eval_sentences: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl RecipeArgs {
+    /// The task's defaults for the device, overridden by the flags.
+    pub fn recipe(&self) -> Result<Recipe> {
+        let task: Task = self.task.parse()?;
+        let gpu = self.device != "cpu";
+        let mut r = Recipe::for_task(task, gpu);
+        if let Some(d) = &self.data {
+            r.data = d.clone();
+        }
+        if let Some(p) = &self.preset {
+            r.preset = p.clone();
+        }
+        r.hf_config = self.hf_config.as_ref().map(|p| p.display().to_string());
+        r.tokenizer = self.tokenizer.as_ref().map(|p| p.display().to_string());
+        if let Some(s) = self.steps {
+            r.length = Length::Steps(s);
+        }
+        if let Some(e) = self.epochs {
+            r.length = Length::Epochs(e);
+        }
+        r.thin = self.thin.or(r.thin);
+        if let Some(v) = self.vocab {
+            r.vocab = v;
+        }
+        if let Some(b) = self.batch_size {
+            r.batch_size = b;
+        }
+        if let Some(lr) = self.lr {
+            r.lr = lr;
+        }
+        if let Some(w) = &self.weights {
+            r.weights = w.parse()?;
+        }
+        if let Some(n) = self.eval_sentences {
+            r.eval_sentences = n;
+        }
+        r.validate()?;
+        Ok(r)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// An activation to compare (repeat): gelu, a formula, or composed:FORMULA.
+    #[arg(long = "act", value_name = "SPEC", allow_hyphen_values = true)]
+    pub acts: Vec<String>,
+    /// Number of seeds (1..=N); every activation trains with each.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Run directory (must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR (its recorded settings; other flags are ignored).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Checkpoint every N steps (0: only at the end of each run).
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// Sample answers kept per run (qa).
+    #[arg(long, default_value_t = 3)]
+    pub samples: usize,
+    /// Print results.json's summary as JSON instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A stop flag set by Ctrl-C (SIGINT); the first Ctrl-C asks for a clean
+/// stop, a second one ends the process at once.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        note("stopping after the current step (Ctrl-C again to quit now)…");
+    });
+    flag
+}
+
+pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
+    let (exp, dir) = match &args.resume {
+        Some(dir) => (load_experiment(dir)?, dir.clone()),
+        None => {
+            let exp = new_experiment(&args)?;
+            let dir = args.out.clone().unwrap_or_else(|| {
+                PathBuf::from(format!("runs/train-{}-{}", exp.recipe.task, utc_stamp()))
+            });
+            create_run_dir(&dir)?;
+            write_json(&dir.join("config.json"), &exp.to_json())?;
+            (exp, dir)
+        }
+    };
+    note(format!("run directory: {}", dir.display()));
+    let prep = Prepared::new(&exp.recipe)?;
+    prep.save_to(&dir)?;
+    let stop = interrupt_flag();
+    let bars = TrainBars::new(exp.activations.len() * exp.seeds.len());
+    let results = compare::run_experiment(&exp, &prep, &dir, &bars, Some(&stop))?;
+    drop(bars);
+    if results.interrupted {
+        note(format!(
+            "stopped; continue with: actforge train --resume {}",
+            dir.display()
+        ));
+        return Ok(130);
+    }
+    if args.json {
+        let v = serde_json::json!({"out": dir.display().to_string(), "summary": results.summary});
+        outln!(out, "{v}");
+    } else {
+        put(out, &compare::tables(&results))?;
+        outln!(out, "\nwritten to {}: results.json, results.csv, learning_curves.png", dir.display());
+    }
+    Ok(0)
+}
+
+fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
+    let recipe = args.recipe.recipe()?;
+    if args.seeds == 0 {
+        return Err(Error::Usage("--seeds must be at least 1".into()));
+    }
+    let acts = if args.acts.is_empty() {
+        let seed_formula = if recipe.task == Task::TranslateT5 { SEED_T5 } else { SEED_QA };
+        vec!["gelu".to_string(), seed_formula.to_string()]
+    } else {
+        args.acts.clone()
+    };
+    for a in &acts {
+        compare::parse_activation(a)?;
+    }
+    compare::parse_device(&args.recipe.device)?;
+    Ok(Experiment {
+        recipe,
+        activations: acts,
+        seeds: (1..=args.seeds).collect(),
+        device: args.recipe.device.clone(),
+        checkpoint_every: args.checkpoint_every,
+        samples: args.samples,
+        command: std::env::args().collect(),
+    })
+}
+
+fn load_experiment(dir: &Path) -> Result<Experiment> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input {
+        path: path.display().to_string(),
+        line: Some(e.line()),
+        message: format!("not JSON: {e}"),
+    })?;
+    Experiment::from_json(&v, &path)
+}
+
+/// Create a fresh run directory; an existing one is never reused.
+pub fn create_run_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Err(Error::Usage(format!(
+            "{} already exists: choose another --out, or --resume it",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))
+}
