@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use crate::codegen::{Dtype, Layout, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
+use crate::gp::{PrimitiveSet, Tree};
 use crate::ir::parse;
 use crate::runtime::nvrtc::{compile, CompileOptions};
 use crate::runtime::{KernelCache, Lookup};
-use crate::search::{PrimitiveSet, Tree};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

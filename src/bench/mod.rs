@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use crate::search::{Method, PrimitiveSet, Tree};
+use crate::gp::{Method, PrimitiveSet, Tree};
 
 /// The formulas the criterion benches measure, by name: both seeds, GELU
 /// written as a formula, and a deep random formula (DEAP `genFull` tree of
