@@ -355,3 +355,47 @@ fn declared_arity(name: &str, lib: &Library) -> Result<usize> {
         (None, None) => Err(Error::Usage(format!("primitive `{name}` is not defined"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn std_lib() -> Arc<Library> {
+        Arc::new(Library::standard().clone())
+    }
+
+    #[test]
+    fn lists_parse_and_bad_entries_are_rejected() {
+        let set = PrimitiveSet::from_list("sin/1,safe_div/2,x,0.5", std_lib()).unwrap();
+        assert_eq!(
+            set.describe(),
+            "sin/1,safe_div/2,x,0.5: sin/1, safe_div/2; ARG0, 0.5"
+        );
+        for bad in [
+            "safe_div/1,x",
+            "nope/1,x",
+            "sin/1",
+            "sin/1,y",
+            "pow/2,x",
+            "sin/1,sin/1,x",
+            "sin/1,x,ARG0",
+        ] {
+            assert!(PrimitiveSet::from_list(bad, std_lib()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ephemerals_print_their_spec_and_draw_in_range() {
+        let e = Ephemeral::parse(" uniform(-1, 1) ").unwrap();
+        assert_eq!(e.to_string(), "uniform(-1.0,1.0,2)");
+        assert_eq!(
+            Ephemeral::parse("int(-3,3)").unwrap().to_string(),
+            "int(-3,3)"
+        );
+        let mut r = crate::gp::Prng::seed(1);
+        for _ in 0..1000 {
+            let v = e.draw(&mut r);
+            assert!((-1.0..=1.0).contains(&v) && v.to_bits() != (-0.0f64).to_bits());
+        }
+    }
+}

@@ -105,9 +105,10 @@ impl Prng {
         Prng::from_state(s)
     }
 
-    /// The next 64 bits.
+    /// The next 64 bits (also [`RngCore::next_u64`]; inherent so that no
+    /// trait import is needed).
     #[inline]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = s[1] << 17;
@@ -123,16 +124,16 @@ impl Prng {
 
 impl RngCore for Prng {
     fn next_u32(&mut self) -> u32 {
-        (self.next() >> 32) as u32
+        (Prng::next_u64(self) >> 32) as u32
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.next()
+        Prng::next_u64(self)
     }
 
     fn fill_bytes(&mut self, dst: &mut [u8]) {
         for chunk in dst.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
+            let bytes = Prng::next_u64(self).to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
     }
@@ -222,14 +223,14 @@ mod tests {
         // By hand from the definition: s1 = 2 → ((2·5) rotl 7)·9 = 11520,
         // and after one step s1 = 0.
         let mut r = Prng::from_state([1, 2, 3, 4]).unwrap();
-        assert_eq!(r.next(), 11520);
-        assert_eq!(r.next(), 0);
+        assert_eq!(r.next_u64(), 11520);
+        assert_eq!(r.next_u64(), 0);
     }
 
     #[test]
     fn state_round_trips() {
         let mut a = Prng::seed(42);
-        a.next();
+        a.next_u64();
         let b = Prng::from_hex(&a.to_hex()).unwrap();
         assert_eq!(a, b);
         assert_eq!(Prng::from_state(a.state()).unwrap(), a);
@@ -239,12 +240,12 @@ mod tests {
 
     #[test]
     fn streams_differ_by_every_part() {
-        let base = Prng::stream(1, "variation", 3, 0).next();
-        assert_ne!(base, Prng::stream(2, "variation", 3, 0).next());
-        assert_ne!(base, Prng::stream(1, "selection", 3, 0).next());
-        assert_ne!(base, Prng::stream(1, "variation", 4, 0).next());
-        assert_ne!(base, Prng::stream(1, "variation", 3, 1).next());
-        assert_eq!(base, Prng::stream(1, "variation", 3, 0).next());
+        let base = Prng::stream(1, "variation", 3, 0).next_u64();
+        assert_ne!(base, Prng::stream(2, "variation", 3, 0).next_u64());
+        assert_ne!(base, Prng::stream(1, "selection", 3, 0).next_u64());
+        assert_ne!(base, Prng::stream(1, "variation", 4, 0).next_u64());
+        assert_ne!(base, Prng::stream(1, "variation", 3, 1).next_u64());
+        assert_eq!(base, Prng::stream(1, "variation", 3, 0).next_u64());
     }
 
     #[test]
