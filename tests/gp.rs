@@ -344,6 +344,71 @@ fn parse_errors_point_at_what_is_not_in_the_set() {
     );
 }
 
+#[test]
+fn known_activations_can_seed_a_population() {
+    let mut set = PrimitiveSet::seed();
+    let seeds = [
+        "gelu(x)",
+        "x * sigmoid(x)",
+        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
+        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
+        "safe_mul(ARG0, -0.5)",
+    ];
+    let mut added = Vec::new();
+    for f in seeds {
+        added.extend(set.absorb(f).unwrap());
+        let t = Tree::parse(f, &set).unwrap_or_else(|d| panic!("{}", d.render()));
+        assert_sound(&t, &set);
+        let (a, b) = (key(&set, f), t.canonical(&set).unwrap());
+        assert_eq!(a.hash, b.hash, "{f}");
+    }
+    assert_eq!(
+        added,
+        [
+            "gelu/1",
+            "mul/2",
+            "sigmoid/1",
+            "gated_gate/2",
+            "safe_sin/1",
+            "relu_like/1",
+            "sigmoid_like/1",
+            "gelu_like/1",
+            "safe_cos/1",
+            "safe_tan/1",
+            "softsign/1",
+            "-0.5"
+        ]
+    );
+    assert!(set.absorb("nope(x)").is_err());
+    // The original set's trees keep their meaning.
+    let t = Tree::parse("safe_div(sin(ARG0), 1.0)", &PrimitiveSet::seed()).unwrap();
+    assert_eq!(t.to_formula(&set), "safe_div(sin(ARG0), 1.0)");
+}
+
+#[test]
+fn trees_round_trip_through_json_exactly() {
+    let set = PrimitiveSet::seed()
+        .with_ephemeral(Ephemeral::parse("uniform(-1,1,2)").unwrap())
+        .with_ephemeral(Ephemeral::parse("int(-3,3)").unwrap());
+    let mut rng = Prng::seed(23);
+    for _ in 0..100 {
+        let t = Tree::ramped(&mut rng, &set, 1, 5);
+        let text = t.to_json().to_string();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(Tree::from_json(&back, &set).unwrap(), t, "{text}");
+    }
+    for bad in [
+        r#"{"p":1}"#,
+        r#"[["p",4]]"#,
+        r#"[["t",9]]"#,
+        r#"[["x",0]]"#,
+        r#"[["t",0],["t",1]]"#,
+    ] {
+        let v: serde_json::Value = serde_json::from_str(bad).unwrap();
+        assert!(Tree::from_json(&v, &set).is_err(), "{bad}");
+    }
+}
+
 // ------------------------------------------------------------------ crossover
 
 #[test]

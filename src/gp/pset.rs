@@ -11,7 +11,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::ir::lower::binop;
 use crate::ir::{format_const, Library, Op};
+use crate::syntax::{parse_formula, Ast, AstKind};
 
 use super::rng::Draw;
 
@@ -243,6 +245,36 @@ impl PrimitiveSet {
         self
     }
 
+    /// Widen the set so that `formula` can be read as a tree of it (for
+    /// seeding a population with known activations): every function it
+    /// calls that the set lacks becomes a primitive (an infix operator
+    /// becomes `add`, `sub`, `mul`, `div`, `neg`, `lt`, …) and every
+    /// constant a terminal, unless the set has an ephemeral generator.
+    /// Entries are appended, so trees of the set stay valid. Returns what
+    /// was added, as `describe` writes it.
+    pub fn absorb(&mut self, formula: &str) -> Result<Vec<String>> {
+        self.library.parse(formula)?;
+        let ast = parse_formula(formula)?;
+        let mut added = Vec::new();
+        let mut stack = vec![&ast];
+        while let Some(a) = stack.pop() {
+            match needed(a) {
+                Ok((name, arity)) if self.primitive_index(&name, arity).is_none() => {
+                    self.add_primitive(&name, arity)?;
+                    added.push(format!("{name}/{arity}"));
+                }
+                Err(Terminal::Const(_)) if !self.ephemerals.is_empty() => {}
+                Err(t) if !self.terminals.contains(&t) => {
+                    added.push(t.to_string());
+                    self.add_terminal(t)?;
+                }
+                _ => {}
+            }
+            stack.extend(children(a).into_iter().rev());
+        }
+        Ok(added)
+    }
+
     /// A set is usable when it has a primitive and a leaf to end trees.
     pub fn check(&self) -> Result<()> {
         if self.primitives.is_empty() || self.terminals.len() + self.ephemerals.len() == 0 {
@@ -327,6 +359,33 @@ impl PrimitiveSet {
             .chain(self.ephemerals.iter().map(|e| e.to_string()))
             .collect();
         format!("{}: {}; {}", self.name, prims.join(", "), leaves.join(", "))
+    }
+}
+
+/// What an AST node needs from a set: a primitive (name, arity) or a
+/// terminal. The formula has been checked by lowering, so names are valid.
+fn needed(a: &Ast) -> std::result::Result<(String, usize), Terminal> {
+    match &a.kind {
+        AstKind::Call { name, args, .. } if args.is_empty() => Err(Terminal::Call(name.clone())),
+        AstKind::Call { name, args, .. } => Ok((name.clone(), args.len())),
+        AstKind::Binary { op, .. } => Ok((binop(*op).name().to_string(), 2)),
+        AstKind::Neg(inner) => match inner.kind {
+            AstKind::Num(v) => Err(Terminal::Const(-v)),
+            _ => Ok(("neg".to_string(), 1)),
+        },
+        AstKind::Num(v) => Err(Terminal::Const(*v)),
+        AstKind::Name(_) => Err(Terminal::Input),
+    }
+}
+
+/// The subtrees of an AST node as a tree reads them (`-literal` is one
+/// constant).
+fn children(a: &Ast) -> Vec<&Ast> {
+    match &a.kind {
+        AstKind::Call { args, .. } => args.iter().collect(),
+        AstKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+        AstKind::Neg(inner) if !matches!(inner.kind, AstKind::Num(_)) => vec![inner],
+        _ => Vec::new(),
     }
 }
 

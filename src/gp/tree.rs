@@ -8,6 +8,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use serde_json::{json, Value};
+
 use crate::ir::format_const;
 use crate::syntax::{parse_formula, Ast, AstKind, Diagnostic, Span};
 
@@ -117,6 +119,64 @@ impl Tree {
 
     pub fn to_formula(&self, set: &PrimitiveSet) -> String {
         self.display(set).to_string()
+    }
+
+    /// The genes as JSON, exact for checkpoints: `[["p",4],["t",0],
+    /// ["e",0,-0.37]]` (primitive index, terminal index, ephemeral
+    /// generator and value). Indices refer to `set`, which the reader must
+    /// rebuild identically (e.g. from the same spec).
+    pub fn to_json(&self) -> Value {
+        Value::Array(
+            self.genes
+                .iter()
+                .map(|g| match *g {
+                    Gene::Prim(p) => json!(["p", p]),
+                    Gene::Term(t) => json!(["t", t]),
+                    Gene::Erc { erc, bits } => json!(["e", erc, f64::from_bits(bits)]),
+                })
+                .collect(),
+        )
+    }
+
+    /// Read [`Tree::to_json`]; the result must be a valid tree of `set`.
+    pub fn from_json(v: &Value, set: &PrimitiveSet) -> Result<Tree, String> {
+        let items = v.as_array().ok_or("a tree must be a JSON array of genes")?;
+        let index = |x: Option<&Value>| {
+            x.and_then(Value::as_u64)
+                .and_then(|i| u16::try_from(i).ok())
+        };
+        let genes = items
+            .iter()
+            .map(|item| {
+                let parts = item.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                match (parts.first().and_then(Value::as_str), parts.len()) {
+                    (Some("p"), 2) => index(parts.get(1)).map(Gene::Prim),
+                    (Some("t"), 2) => index(parts.get(1)).map(Gene::Term),
+                    (Some("e"), 3) => {
+                        index(parts.get(1))
+                            .zip(parts[2].as_f64())
+                            .map(|(e, v)| Gene::Erc {
+                                erc: e,
+                                bits: v.to_bits(),
+                            })
+                    }
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    format!(
+                        "`{item}` is not a gene (expected [\"p\",i], [\"t\",i] or [\"e\",i,value])"
+                    )
+                })
+            })
+            .collect::<Result<Vec<Gene>, String>>()?;
+        let tree = Tree { genes };
+        if !tree.is_valid(set) {
+            return Err(format!(
+                "the genes do not form a tree of the primitive set `{}`",
+                set.name()
+            ));
+        }
+        Ok(tree)
     }
 
     /// Read a formula written with the set's primitives back into a tree:
