@@ -12,6 +12,7 @@
 //! `diff`, `codegen`, `runtime`, `op`, or anything above them.
 
 pub mod crossover;
+pub mod erc;
 pub mod fingerprint;
 pub mod generate;
 pub mod key;
@@ -24,12 +25,13 @@ pub mod tree;
 pub mod vary;
 
 pub use crossover::cx_one_point;
+pub use erc::{Ephemeral, ErcKind};
 pub use fingerprint::{probe_points, Fingerprint, FunctionIndex};
 pub use generate::Method;
 pub use key::{syntactic_hash, Canonical};
 pub use limit::Limit;
 pub use mutate::{EphemeralMode, Mutation};
-pub use pset::{Ephemeral, ErcKind, Primitive, PrimitiveSet, Terminal};
+pub use pset::{Primitive, PrimitiveSet, Terminal};
 pub use rng::{Draw, Prng};
 pub use tree::{Gene, Tree};
 pub use vary::{var_and, var_or, Offspring, Origin, Variation};
