@@ -21,8 +21,8 @@ use actforge::codegen::{
     dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
 };
 use actforge::diff::Function;
+use actforge::gp::{PrimitiveSet, Tree};
 use actforge::ir::{eval_f64, parse, Expr, Library};
-use actforge::search::{PrimitiveSet, Tree};
 use common::{close, f32_well_conditioned, near_switch, parse_all};
 use half::{bf16, f16};
 use rand::rngs::StdRng;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use actforge::codegen::{Direction, Dtype, Layout, Module, Selection};
 use actforge::diff::Function;
 use actforge::error::Error;
+use actforge::gp::{PrimitiveSet, Tree};
 use actforge::ir::{parse, Library};
 use actforge::runtime::cache::{CacheStats, KernelCache, Lookup};
 use actforge::runtime::nvrtc::{self, compile, CompileOptions, Output};
 use actforge::runtime::tools::{find_ptxas, ptxas_check};
-use actforge::search::{PrimitiveSet, Tree};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
