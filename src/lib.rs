@@ -18,7 +18,7 @@ pub mod codegen;
 pub mod data;
 pub mod diff;
 pub mod error;
-pub mod gp;
+pub mod fitness;
 pub mod ir;
 pub mod metrics;
 pub mod op;

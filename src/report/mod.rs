@@ -2,7 +2,4 @@
 //! packages (`export`), and (later) tables and logs of searches and
 //! benchmarks.
 
-pub mod axis;
-pub mod export;
-pub mod number;
 pub mod plot;

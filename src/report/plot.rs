@@ -100,13 +100,13 @@ pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome>
     Ok(outcome)
 }
 
-enum Format {
+pub(crate) enum Format {
     Svg,
     Png,
 }
 
 /// The image format named by `out`'s extension.
-fn format_of(out: &Path) -> Result<Format> {
+pub(crate) fn format_of(out: &Path) -> Result<Format> {
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "svg" => Ok(Format::Svg),
@@ -119,14 +119,14 @@ fn format_of(out: &Path) -> Result<Format> {
 }
 
 /// A drawing's result as an I/O error on `out`.
-fn written(out: &Path, res: DrawResult) -> Result<()> {
+pub(crate) fn written(out: &Path, res: DrawResult) -> Result<()> {
     res.map_err(|e| Error::Io {
         path: out.display().to_string(),
         source: std::io::Error::other(e),
     })
 }
 
-type DrawResult = std::result::Result<(), String>;
+pub(crate) type DrawResult = std::result::Result<(), String>;
 
 /// One axis in plotters' coordinates: the range divided by a power of two
 /// (exact, and differences stay finite), with our own bounded ticks, so
@@ -372,7 +372,7 @@ fn y_range(pts: &[(f64, f64, f64)]) -> (f64, f64) {
 }
 
 /// Register a sans-serif TrueType font for plot text, once.
-fn ensure_font() -> bool {
+pub(crate) fn ensure_font() -> bool {
     static FONT: OnceLock<bool> = OnceLock::new();
     *FONT.get_or_init(|| {
         let mut candidates: Vec<String> = std::env::var("ACTFORGE_FONT").into_iter().collect();

@@ -1,0 +1,321 @@
+//! AdamW with a state we can checkpoint, the learning-rate schedule
+//! (linear warm-up, then cosine decay) and clipping by the global norm.
+//!
+//! candle-nn's `AdamW` keeps its moments private, so a killed run could
+//! not resume to the same result; this one exposes them as named tensors.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+
+/// AdamW hyper-parameters (decoupled weight decay, as in Loshchilov &
+/// Hutter; PyTorch's `torch.optim.AdamW` semantics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+/// One optimised parameter and its two moment estimates.
+struct Slot {
+    name: String,
+    var: Var,
+    m: Tensor,
+    v: Tensor,
+    decay: bool,
+}
+
+/// AdamW over a fixed, named set of parameters.
+pub struct AdamW {
+    slots: Vec<Slot>,
+    cfg: AdamWConfig,
+    step: u64,
+}
+
+/// Whether a parameter gets weight decay: matrices do, norms and biases
+/// (by name) do not.
+pub fn decays(name: &str, var: &Var) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !(lower.contains("norm") || lower.contains("bias") || lower.contains("ln_"))
+        && var.dims().iter().filter(|&&d| d > 1).count() >= 2
+}
+
+impl AdamW {
+    /// Parameters are taken in the given order; the caller passes them
+    /// sorted by name so that a checkpoint maps back unambiguously.
+    pub fn new(params: Vec<(String, Var)>, cfg: AdamWConfig) -> candle_core::Result<AdamW> {
+        let slots = params
+            .into_iter()
+            .map(|(name, var)| {
+                let zeros = var.as_tensor().zeros_like()?;
+                Ok(Slot {
+                    decay: decays(&name, &var),
+                    name,
+                    m: zeros.clone(),
+                    v: zeros,
+                    var,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(AdamW {
+            slots,
+            cfg,
+            step: 0,
+        })
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// One update with learning rate `lr`; `scale` multiplies every
+    /// gradient first (the clipping factor). A parameter without a
+    /// gradient is left alone, but its moments still decay, as in PyTorch
+    /// when a gradient is zero.
+    pub fn step(&mut self, grads: &GradStore, lr: f64, scale: f64) -> candle_core::Result<()> {
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let c1 = 1.0 - b1.powi(t);
+        let c2 = 1.0 - b2.powi(t);
+        for s in &mut self.slots {
+            let Some(g) = grads.get(s.var.as_tensor()) else {
+                continue;
+            };
+            let g = if scale == 1.0 {
+                g.clone()
+            } else {
+                (g * scale)?
+            };
+            s.m = ((&s.m * b1)? + (&g * (1.0 - b1))?)?;
+            s.v = ((&s.v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let m_hat = (&s.m / c1)?;
+            let v_hat = (&s.v / c2)?;
+            let update = (m_hat / (v_hat.sqrt()? + self.cfg.eps)?)?;
+            let decayed = if s.decay && self.cfg.weight_decay > 0.0 {
+                (s.var.as_tensor() * (1.0 - lr * self.cfg.weight_decay))?
+            } else {
+                s.var.as_tensor().clone()
+            };
+            s.var.set(&(decayed - (update * lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    /// The moments and the step count as named tensors (`adam_m.NAME`,
+    /// `adam_v.NAME`, `adam_step`), for a checkpoint.
+    pub fn state(&self) -> candle_core::Result<HashMap<String, Tensor>> {
+        let mut out = HashMap::new();
+        for s in &self.slots {
+            out.insert(format!("adam_m.{}", s.name), s.m.clone());
+            out.insert(format!("adam_v.{}", s.name), s.v.clone());
+        }
+        let dev = self
+            .slots
+            .first()
+            .map(|s| s.m.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
+        // u64 fits exactly in two u32 halves; safetensors has no u64 here.
+        let halves = [(self.step >> 32) as u32, self.step as u32];
+        out.insert(
+            "adam_step".into(),
+            Tensor::from_slice(&halves, 2, &candle_core::Device::Cpu)?.to_device(&dev)?,
+        );
+        Ok(out)
+    }
+
+    /// Restore what [`AdamW::state`] saved. Every slot must be present with
+    /// its shape: a checkpoint from another model is an error.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
+        for s in &mut self.slots {
+            for (key, dst) in [("adam_m", &mut s.m), ("adam_v", &mut s.v)] {
+                let name = format!("{key}.{}", s.name);
+                let t = state
+                    .get(&name)
+                    .ok_or_else(|| format!("the checkpoint has no `{name}`"))?;
+                if t.dims() != dst.dims() {
+                    return Err(format!(
+                        "`{name}` has shape {:?} in the checkpoint, {:?} in the model",
+                        t.dims(),
+                        dst.dims()
+                    ));
+                }
+                *dst = t
+                    .to_dtype(dst.dtype())
+                    .and_then(|t| t.to_device(dst.device()))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let step = state
+            .get("adam_step")
+            .ok_or("the checkpoint has no `adam_step`")?
+            .to_dtype(DType::U32)
+            .and_then(|t| t.to_vec1::<u32>())
+            .map_err(|e| e.to_string())?;
+        if step.len() != 2 {
+            return Err("`adam_step` must hold two u32 halves".into());
+        }
+        self.step = ((step[0] as u64) << 32) | step[1] as u64;
+        Ok(())
+    }
+}
+
+/// Learning rate at `step` (0-based) of `total`: linear warm-up over
+/// `warmup` steps from `peak / warmup` to `peak`, then cosine decay to
+/// `peak * min_ratio` at the last step.
+pub fn learning_rate(step: u64, total: u64, warmup: u64, peak: f64, min_ratio: f64) -> f64 {
+    if warmup > 0 && step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let span = total.saturating_sub(warmup).max(1);
+    let done = (step.saturating_sub(warmup) as f64 / span as f64).min(1.0);
+    let floor = peak * min_ratio;
+    floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * done).cos())
+}
+
+/// The global L2 norm of the gradients of `vars` (those that have one),
+/// and the factor that brings it down to `max_norm` (1 when it is below;
+/// also 1 when `max_norm` is not positive, which turns clipping off).
+/// A non-finite norm is returned as is, with factor 1: the caller treats
+/// it as a failed step.
+pub fn clip_factor(
+    grads: &GradStore,
+    vars: &[&Var],
+    max_norm: f64,
+) -> candle_core::Result<(f64, f64)> {
+    let mut total: Option<Tensor> = None;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            let s = g.to_dtype(DType::F32)?.sqr()?.sum_all()?;
+            total = Some(match total {
+                None => s,
+                Some(t) => (t + s)?,
+            });
+        }
+    }
+    let norm = match total {
+        None => 0.0,
+        Some(t) => (t.to_scalar::<f32>()? as f64).sqrt(),
+    };
+    let factor = if max_norm > 0.0 && norm.is_finite() && norm > max_norm {
+        max_norm / norm
+    } else {
+        1.0
+    };
+    Ok((norm, factor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let lr = |s| learning_rate(s, 100, 10, 1.0, 0.1);
+        assert!((lr(0) - 0.1).abs() < 1e-12);
+        assert!((lr(9) - 1.0).abs() < 1e-12);
+        assert!((lr(10) - 1.0).abs() < 1e-12);
+        assert!((lr(100) - 0.1).abs() < 1e-12);
+        assert!(lr(50) < lr(20) && lr(50) > lr(90));
+        // No warm-up, one step: the peak.
+        assert!((learning_rate(0, 1, 0, 2.0, 0.0) - 2.0).abs() < 1e-12);
+    }
+
+    /// One AdamW step by hand: m = (1-b1) g, v = (1-b2) g², the bias
+    /// correction makes the first update lr·sign(g) (plus decay).
+    #[test]
+    fn first_step_matches_the_formula() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[[1.0f32, -2.0], [3.0, 0.5]], &dev)?)?;
+        let loss =
+            (w.as_tensor() * Tensor::new(&[[2.0f32, -1.0], [0.5, 4.0]], &dev)?)?.sum_all()?;
+        let grads = loss.backward()?;
+        let cfg = AdamWConfig {
+            weight_decay: 0.1,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(vec![("w".into(), w.clone())], cfg.clone())?;
+        opt.step(&grads, 0.01, 1.0)?;
+        let got = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let start = [1.0f64, -2.0, 3.0, 0.5];
+        let g = [2.0f64, -1.0, 0.5, 4.0];
+        for i in 0..4 {
+            let want = start[i] * (1.0 - 0.01 * 0.1) - 0.01 * g[i] / (g[i].abs() + cfg.eps);
+            assert!(
+                (got[i] as f64 - want).abs() < 1e-6,
+                "{i}: {} vs {want}",
+                got[i]
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn state_round_trips_and_rejects_other_models() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0, 3.0], &dev)?)?;
+        let grads = (w.as_tensor().sqr()?.sum_all()?).backward()?;
+        let mut a = AdamW::new(vec![("w".into(), w.clone())], AdamWConfig::default())?;
+        a.step(&grads, 0.1, 1.0)?;
+        a.step(&grads, 0.1, 1.0)?;
+        let state = a.state()?;
+        let w2 = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0, 3.0], &dev)?)?;
+        let mut b = AdamW::new(vec![("w".into(), w2)], AdamWConfig::default())?;
+        b.load_state(&state).unwrap();
+        assert_eq!(b.steps(), 2);
+        let other = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0], &dev)?)?;
+        let mut c = AdamW::new(vec![("w".into(), other)], AdamWConfig::default())?;
+        assert!(c.load_state(&state).unwrap_err().contains("shape"));
+        let mut d = AdamW::new(
+            vec![(
+                "u".into(),
+                Var::from_tensor(&Tensor::new(&[1.0f32], &dev)?)?,
+            )],
+            AdamWConfig::default(),
+        )?;
+        assert!(d.load_state(&state).unwrap_err().contains("adam_m.u"));
+        Ok(())
+    }
+
+    #[test]
+    fn clipping_scales_to_the_max_norm() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[3.0f32, 4.0], &dev)?)?;
+        // d/dw of 0.5·|w|² is w: norm 5.
+        let grads = ((w.as_tensor().sqr()?.sum_all()? * 0.5)?).backward()?;
+        let (norm, f) = clip_factor(&grads, &[&w], 1.0)?;
+        assert!((norm - 5.0).abs() < 1e-6 && (f - 0.2).abs() < 1e-6);
+        let (_, f) = clip_factor(&grads, &[&w], 10.0)?;
+        assert_eq!(f, 1.0);
+        let (_, f) = clip_factor(&grads, &[&w], 0.0)?;
+        assert_eq!(f, 1.0);
+        Ok(())
+    }
+
+    #[test]
+    fn decay_skips_norms_biases_and_vectors() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let mat = Var::from_tensor(&Tensor::zeros((1, 4, 4), DType::F32, &dev)?)?;
+        let vec = Var::from_tensor(&Tensor::zeros((1, 4), DType::F32, &dev)?)?;
+        assert!(decays("h.0.mlp.w1", &mat));
+        assert!(!decays("h.0.norm1.weight", &mat));
+        assert!(!decays("h.0.mlp.b1", &vec));
+        Ok(())
+    }
+}
