@@ -19,6 +19,7 @@ pub mod data;
 pub mod diff;
 pub mod error;
 pub mod fitness;
+pub mod gp;
 pub mod ir;
 pub mod metrics;
 pub mod op;
