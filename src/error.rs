@@ -38,6 +38,9 @@ pub enum Error {
     },
     /// A CUDA driver call failed.
     Cuda(String),
+    /// A tensor operation failed (shape or device): a bug or a broken
+    /// environment, never a numerical result (NaN/Inf are values).
+    Tensor(candle_core::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -45,6 +48,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Diagnostic> for Error {
     fn from(d: Diagnostic) -> Self {
         Error::Syntax(d)
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Tensor(e)
     }
 }
 
@@ -97,6 +106,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::Cuda(m) => write!(f, "error: CUDA: {m}"),
+            Error::Tensor(e) => write!(f, "error: tensor: {e}"),
         }
     }
 }
@@ -105,6 +115,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Tensor(e) => Some(e),
             _ => None,
         }
     }

@@ -22,6 +22,7 @@ pub mod fitness;
 pub mod gp;
 pub mod ir;
 pub mod metrics;
+pub mod model;
 pub mod op;
 pub mod report;
 pub mod runtime;
