@@ -6,6 +6,7 @@
 pub mod candle;
 pub mod compile;
 pub mod kernels;
+pub mod sass;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -110,7 +110,11 @@ pub fn run(cmd: Command) -> Result<i32> {
             batch,
             json,
             emit,
+            sass,
         } => {
+            if sass.sass {
+                return super::sass::run(&sass, &arch, json);
+            }
             let spec = crate::bench::compile::CompileBench {
                 arch: parse_arch(&arch)?,
                 dtype: Dtype::parse(&dtype).expect("clap checked the dtype"),

@@ -4,6 +4,7 @@
 //! usage errors (clap's convention).
 
 mod commands;
+mod sass;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -225,8 +226,32 @@ with the exported per-formula kernels and as a dispatch module (one kernel
 per direction for the whole module, math functions compiled once: the
 layout for a GP generation); disk-cache hits from a fresh cache.
 
-Example:
-  actforge bench-compile --arch sm_90 --json")]
+With --sass, instead: the SASS roofline report (no GPU needed). Each
+formula (--formula, repeatable; default both seeds and gelu_like(x)) is
+compiled as the runtime compiles it (NVRTC, per-formula kernels, all three
+dtypes, both directions), disassembled with nvdisasm (registers and stack
+from cuobjdump -res-usage on the same CUBIN), and for every kernel the main
+path of one vector-loop iteration (the shortest path from the loop head to
+its back edge, called functions' main paths included; slow paths for rare
+inputs excluded) is divided by the elements it handles. The budget is what
+an H200 (132 SMs x 4 schedulers at 1.98 GHz, 16 MUFU ops per SM per clock,
+4.3 TB/s copy) can issue per element while streaming the kernel's bytes at
+copy speed; `bound` says what limits the kernel (memory, issue or mufu).
+--check FILE fails (exit 1) when a kernel's instructions or MUFU operations
+per element exceed FILE's figures by more than its tolerance (10%);
+--write-budget FILE writes the measured figures as a new budget.
+
+JSON (--sass --json): {arch, math, inlining, layout, machine, compile_ms,
+kernels: [{kernel, formula, dir, dtype, elems_per_iter, instrs_per_iter,
+mufu_per_iter, instrs_per_elem, mufu_per_elem, budget_instrs_per_elem,
+budget_mufu_per_elem, bound, bound_over_memory, static_instrs,
+static_branches, registers, stack_bytes}]}
+
+Examples:
+  actforge bench-compile --arch sm_90 --json
+  actforge bench-compile --sass                        # seeds and gelu_like, table
+  actforge bench-compile --sass --formula 'silu(x)' --exact-math --json
+  actforge bench-compile --sass --check tests/golden/sass_budget.json")]
     BenchCompile {
         #[arg(long, default_value = "sm_90")]
         arch: String,
@@ -245,12 +270,37 @@ Example:
         /// `dispatch.cu` (the same formulas as a dispatch module)
         #[arg(long, value_name = "DIR")]
         emit: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        sass: SassArgs,
     },
     /// List the named primitives of the prelude (and --defs), with definitions.
     Prelude {
         #[command(flatten)]
         defs: DefsArg,
     },
+}
+
+/// `bench-compile --sass` and its options.
+#[derive(Args, Debug, Clone)]
+pub struct SassArgs {
+    /// The SASS roofline report instead of compile times.
+    #[arg(long)]
+    pub sass: bool,
+    /// A formula to report (repeatable; default: both seeds and gelu_like(x)).
+    #[arg(long = "formula", value_name = "FORMULA", allow_hyphen_values = true, requires = "sass")]
+    pub formulas: Vec<String>,
+    /// Compile with libm and IEEE division instead of approximate hardware math.
+    #[arg(long, requires = "sass")]
+    pub exact_math: bool,
+    /// Inline the formula into the kernels instead of calling it.
+    #[arg(long, requires = "sass")]
+    pub inline: bool,
+    /// Fail when a kernel exceeds this committed budget (JSON) by more than its tolerance.
+    #[arg(long, value_name = "FILE", requires = "sass")]
+    pub check: Option<std::path::PathBuf>,
+    /// Write the measured figures to this file as a budget.
+    #[arg(long, value_name = "FILE", requires = "sass")]
+    pub write_budget: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

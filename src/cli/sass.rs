@@ -1,0 +1,92 @@
+//! `actforge bench-compile --sass`: the SASS roofline report, and the
+//! budget check CI runs. Argument handling and printing only; the
+//! measurement is `bench::sass`.
+
+use super::commands::parse_arch;
+use super::SassArgs;
+use crate::bench::sass::{budget_json, check_budget, measure, report_json, report_table, SassSpec, H200};
+use crate::codegen::{Inlining, MathMode};
+use crate::diff::Function;
+use crate::error::{Error, Result};
+use crate::ir::Library;
+
+/// The formulas reported when none is given: both seeds and GELU.
+pub const DEFAULT_FORMULAS: [(&str, &str); 3] = [
+    (
+        "seed-qa",
+        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
+    ),
+    (
+        "seed-t5",
+        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
+    ),
+    ("gelu_like", "gelu_like(x)"),
+];
+
+pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
+    let lib = Library::standard();
+    let sources: Vec<(String, String)> = if args.formulas.is_empty() {
+        DEFAULT_FORMULAS
+            .iter()
+            .map(|(l, f)| (l.to_string(), f.to_string()))
+            .collect()
+    } else {
+        args.formulas.iter().map(|f| (f.clone(), f.clone())).collect()
+    };
+    let mut formulas = Vec::new();
+    for (label, src) in sources {
+        formulas.push((label, Function::new(&lib.parse(&src)?)));
+    }
+    let spec = SassSpec {
+        formulas: &formulas,
+        arch: parse_arch(arch)?,
+        math: if args.exact_math {
+            MathMode::Exact
+        } else {
+            MathMode::Approx
+        },
+        inlining: if args.inline {
+            Inlining::Inline
+        } else {
+            Inlining::Call
+        },
+    };
+    let (reports, times) = measure(&spec)?;
+    if json {
+        println!("{}", report_json(&spec, &reports, &times, &H200));
+    } else {
+        println!(
+            "SASS main path per element, sm_{}, {} math, formula {}, per-formula kernels (NVRTC {:.0} ms in all)\n",
+            spec.arch,
+            spec.math.name(),
+            if args.inline { "inlined" } else { "called" },
+            times.iter().sum::<f64>()
+        );
+        print!("{}", report_table(&reports, &H200));
+    }
+    if let Some(path) = &args.write_budget {
+        let text = serde_json::to_string_pretty(&budget_json(&reports)).expect("json") + "\n";
+        std::fs::write(path, text).map_err(|e| Error::io(path.display().to_string(), e))?;
+        eprintln!("wrote {}", path.display());
+    }
+    let Some(path) = &args.check else {
+        return Ok(0);
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let committed: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: not a budget file: {e}", path.display())))?;
+    let problems = check_budget(&reports, &committed);
+    for p in &problems {
+        eprintln!("SASS budget exceeded: {p}");
+    }
+    if problems.is_empty() {
+        eprintln!(
+            "every kernel is within the committed SASS budget ({})",
+            path.display()
+        );
+        Ok(0)
+    } else {
+        Ok(1)
+    }
+}
