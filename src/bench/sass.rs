@@ -35,6 +35,20 @@ pub const H200: Machine = Machine {
     copy_bytes_per_s: 4.3e12,
 };
 
+/// The formulas the report and its CI guard cover when none is given:
+/// both seeds and GELU, `(label, formula)`.
+pub const DEFAULT_FORMULAS: [(&str, &str); 3] = [
+    (
+        "seed-qa",
+        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
+    ),
+    (
+        "seed-t5",
+        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
+    ),
+    ("gelu_like", "gelu_like(x)"),
+];
+
 /// A GPU's throughput figures.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Machine {

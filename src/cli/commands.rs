@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{Command, DefsArg};
-use crate::codegen::{Direction, Dtype, Inlining, Module, Selection};
+use crate::codegen::{Direction, Dtype, Inlining, MathMode, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{to_infix_limited, to_prefix_limited, Library, RefEval, Tape, MAX_PRINT_NODES};
@@ -65,6 +65,7 @@ pub fn run(cmd: Command) -> Result<i32> {
             bwd,
             all,
             inline,
+            exact_math,
             defs,
         } => {
             let f = Function::new(&library(&defs)?.parse(&formula)?);
@@ -75,6 +76,9 @@ pub fn run(cmd: Command) -> Result<i32> {
             }
             if inline {
                 sel.inlining = Inlining::Inline;
+            }
+            if exact_math {
+                sel.math = MathMode::Exact;
             }
             let mut m = Module::new(sel);
             m.add(&f);
@@ -135,8 +139,23 @@ pub fn run(cmd: Command) -> Result<i32> {
             out,
             arch,
             name,
+            exact_math,
             defs,
-        } => export_cmd(&library(&defs)?, &formula, &out, &arch, name.as_deref()),
+        } => {
+            let math = if exact_math {
+                MathMode::Exact
+            } else {
+                MathMode::Approx
+            };
+            export_cmd(
+                &library(&defs)?,
+                &formula,
+                &out,
+                &arch,
+                name.as_deref(),
+                math,
+            )
+        }
     }
 }
 
@@ -532,6 +551,7 @@ fn export_cmd(
     out: &Path,
     arch: &str,
     name: Option<&str>,
+    math: MathMode,
 ) -> Result<i32> {
     let arch = parse_arch(arch)?;
     let f = Function::new(&lib.parse(formula)?);
@@ -541,6 +561,7 @@ fn export_cmd(
         out,
         name,
         arch,
+        math,
     };
     let report = export(&spec)?;
     for p in &report.files {

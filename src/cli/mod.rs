@@ -123,8 +123,10 @@ Example:
     /// Print the generated CUDA C for a formula.
     #[command(after_help = "\
 Prints a self-contained CUDA C module: the device prelude (storage types,
-hand-written bf16/f16 conversions, helpers), the formula as a device
-function, and the kernels. Kernel names follow the exported ABI:
+bf16/f16 conversions, math helpers), the formula as a device function, and
+the kernels. exp, the sigmoid, tanh and division use the GPU's approximate
+instructions within the PTX ISA's documented error bounds (tested against
+the PRIMITIVES.md tolerance); --exact-math uses libm and IEEE division. Kernel names follow the exported ABI:
 
   extern \"C\" __global__ void act_<hash>_fwd_<dtype>(const T* x, T* y, unsigned long long n);
   extern \"C\" __global__ void act_<hash>_bwd_<dtype>(const T* x, const T* dy, T* dx, unsigned long long n);
@@ -148,6 +150,9 @@ Examples:
         /// Inline the formula into each kernel instead of calling it.
         #[arg(long)]
         inline: bool,
+        /// libm and IEEE division instead of approximate hardware math.
+        #[arg(long)]
+        exact_math: bool,
         #[command(flatten)]
         defs: DefsArg,
     },
@@ -157,7 +162,8 @@ Writes into DIR: NAME.cu (forward and backward, f32/bf16/f16), NAME.h,
 NAME.ptx and NAME.cubin (when NVRTC is available; otherwise a warning says
 how to install it), README.md (formula, canonical form, hash, signatures,
 launch advice, loading from C++ and PyTorch) and NAME.png (f and f').
-NAME defaults to act_<hash>.
+NAME defaults to act_<hash>. --exact-math compiles with libm and IEEE
+division instead of approximate hardware math.
 
 Example:
   actforge export 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --out qa_kernel --arch sm_90")]
@@ -173,6 +179,9 @@ Example:
         /// Base name of the files.
         #[arg(long)]
         name: Option<String>,
+        /// libm and IEEE division instead of approximate hardware math.
+        #[arg(long)]
+        exact_math: bool,
         #[command(flatten)]
         defs: DefsArg,
     },

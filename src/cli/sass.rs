@@ -4,24 +4,13 @@
 
 use super::commands::parse_arch;
 use super::SassArgs;
-use crate::bench::sass::{budget_json, check_budget, measure, report_json, report_table, SassSpec, H200};
+use crate::bench::sass::{
+    budget_json, check_budget, measure, report_json, report_table, SassSpec, DEFAULT_FORMULAS, H200,
+};
 use crate::codegen::{Inlining, MathMode};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::Library;
-
-/// The formulas reported when none is given: both seeds and GELU.
-pub const DEFAULT_FORMULAS: [(&str, &str); 3] = [
-    (
-        "seed-qa",
-        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
-    ),
-    (
-        "seed-t5",
-        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
-    ),
-    ("gelu_like", "gelu_like(x)"),
-];
 
 pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
     let lib = Library::standard();
