@@ -440,30 +440,47 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Analyse every per-formula kernel of a compiled module.
+/// `act_<hash>_<dir>_<dtype>` → (hash, direction, dtype).
+pub fn parse_kernel_name(name: &str) -> Option<(u64, Direction, Dtype)> {
+    let rest = name.strip_prefix("act_")?;
+    let mut parts = rest.split('_');
+    let hash = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let dir = match parts.next()? {
+        "fwd" => Direction::Fwd,
+        "bwd" => Direction::Bwd,
+        _ => return None,
+    };
+    let dtype = Dtype::parse(parts.next()?)?;
+    parts.next().is_none().then_some((hash, dir, dtype))
+}
+
+/// Analyse every per-formula kernel (`act_<hash>_<dir>_<dtype>`) of a
+/// disassembled module; `labels` names formulas by hash (else the hash).
 pub fn analyse(
     funcs: &[SassFunction],
     res: &HashMap<String, (u32, u32)>,
-    module: &Module,
     labels: &HashMap<u64, String>,
 ) -> Result<Vec<KernelReport>> {
     let prog = Program::new(funcs);
     let mut out = Vec::new();
-    for k in module.kernels() {
-        let f = prog
-            .function(&k.name)
-            .ok_or_else(|| Error::Cuda(format!("{} is not in the disassembly", k.name)))?;
+    for f in funcs {
+        let Some((hash, dir, dtype)) = parse_kernel_name(&f.name) else {
+            continue;
+        };
         let per_iter = prog.loop_cost(f).ok_or_else(|| {
-            Error::Cuda(format!("no vector loop found in the SASS of {}", k.name))
+            Error::Cuda(format!("no vector loop found in the SASS of {}", f.name))
         })?;
         let (static_instrs, static_branches) = prog.static_size(f);
-        let usage = res.get(&k.name);
+        let usage = res.get(&f.name);
         out.push(KernelReport {
-            kernel: k.name.clone(),
-            formula: labels.get(&k.hash).cloned().unwrap_or_default(),
-            dir: k.dir,
-            dtype: k.dtype,
-            elems_per_iter: k.dtype.vector_width() as u32,
+            kernel: f.name.clone(),
+            formula: labels
+                .get(&hash)
+                .cloned()
+                .unwrap_or_else(|| crate::simplify::hash_hex(hash)),
+            dir,
+            dtype,
+            elems_per_iter: dtype.vector_width() as u32,
             per_iter,
             static_instrs,
             static_branches,
@@ -471,7 +488,25 @@ pub fn analyse(
             stack_bytes: usage.map(|u| u.1),
         });
     }
+    out.sort_by_key(|r| {
+        let d = Dtype::ALL.iter().position(|&d| d == r.dtype);
+        (r.formula.clone(), r.dir, d)
+    });
     Ok(out)
+}
+
+/// Compile a module's CUDA C source (the runtime's options) and analyse it.
+/// Returns the reports and the NVRTC time in ms.
+pub fn measure_source(
+    source: &str,
+    name: &str,
+    arch: u32,
+    labels: &HashMap<u64, String>,
+) -> Result<(Vec<KernelReport>, f64)> {
+    let c = compile(source, name, &CompileOptions::cubin(arch))?;
+    let funcs = parse_nvdisasm(&nvdisasm_json(&c.image)?)?;
+    let res = parse_res_usage(&cuobjdump_res_usage(&c.image)?);
+    Ok((analyse(&funcs, &res, labels)?, c.elapsed.as_secs_f64() * 1e3))
 }
 
 /// What to compile and report.
@@ -496,16 +531,10 @@ pub fn measure(spec: &SassSpec) -> Result<(Vec<KernelReport>, Vec<f64>)> {
             ..Selection::default()
         });
         m.add(f);
-        let c = compile(
-            &m.source(),
-            &format!("{label}.cu"),
-            &CompileOptions::cubin(spec.arch),
-        )?;
-        times.push(c.elapsed.as_secs_f64() * 1e3);
-        let funcs = parse_nvdisasm(&nvdisasm_json(&c.image)?)?;
-        let res = parse_res_usage(&cuobjdump_res_usage(&c.image)?);
         let labels = HashMap::from([(f.hash, label.clone())]);
-        reports.extend(analyse(&funcs, &res, &m, &labels)?);
+        let (r, ms) = measure_source(&m.source(), &format!("{label}.cu"), spec.arch, &labels)?;
+        times.push(ms);
+        reports.extend(r);
     }
     Ok((reports, times))
 }
@@ -515,7 +544,7 @@ pub fn report_json(spec: &SassSpec, reports: &[KernelReport], times: &[f64], m: 
     json!({
         "arch": format!("sm_{}", spec.arch),
         "math": spec.math.name(),
-        "inlining": match spec.inlining { Inlining::Call => "call", Inlining::Inline => "inline" },
+        "inlining": spec.inlining.name(),
         "layout": "per-formula",
         "machine": {"sms": m.sms, "schedulers": m.schedulers, "clock_ghz": m.clock_hz / 1e9,
                     "sfu_per_sm_clock": m.sfu_per_sm_clock, "copy_tb_per_s": m.copy_bytes_per_s / 1e12},
@@ -682,6 +711,16 @@ mod tests {
         );
         // Static: 9 live instructions in k (NOP and self-loop excluded), 5 in g.
         assert_eq!(p.static_size(&funcs[0]), (9 + 5, 3 + 1));
+    }
+
+    #[test]
+    fn kernel_names_follow_the_abi() {
+        assert_eq!(
+            parse_kernel_name("act_00000000000000ab_bwd_bf16"),
+            Some((0xab, Direction::Bwd, Dtype::Bf16))
+        );
+        assert_eq!(parse_kernel_name("act_dispatch_fwd_f32"), None);
+        assert_eq!(parse_kernel_name("_Z22act_78be1876ebb2dc03_ff"), None);
     }
 
     #[test]

@@ -147,7 +147,7 @@ Examples:
         /// Every dtype, forward and backward.
         #[arg(long, conflicts_with_all = ["dtype", "bwd"])]
         all: bool,
-        /// Inline the formula into each kernel instead of calling it.
+        /// Inline the formula into each kernel (default: inline unless it uses sin/cos/tan).
         #[arg(long)]
         inline: bool,
         /// libm and IEEE division instead of approximate hardware math.
@@ -260,7 +260,8 @@ Examples:
   actforge bench-compile --arch sm_90 --json
   actforge bench-compile --sass                        # seeds and gelu_like, table
   actforge bench-compile --sass --formula 'silu(x)' --exact-math --json
-  actforge bench-compile --sass --check tests/golden/sass_budget.json")]
+  actforge bench-compile --sass --check tests/golden/sass_budget.json
+  actforge bench-compile --sass --source qa_kernel/qa.cu   # an exported module")]
     BenchCompile {
         #[arg(long, default_value = "sm_90")]
         arch: String,
@@ -301,15 +302,22 @@ pub struct SassArgs {
     /// Compile with libm and IEEE division instead of approximate hardware math.
     #[arg(long, requires = "sass")]
     pub exact_math: bool,
-    /// Inline the formula into the kernels instead of calling it.
-    #[arg(long, requires = "sass")]
+    /// Inline every formula into its kernels (default: inline unless it uses sin/cos/tan).
+    #[arg(long, requires = "sass", conflicts_with = "call")]
     pub inline: bool,
+    /// Call every formula from its kernels.
+    #[arg(long, requires = "sass")]
+    pub call: bool,
     /// Fail when a kernel exceeds this committed budget (JSON) by more than its tolerance.
     #[arg(long, value_name = "FILE", requires = "sass")]
     pub check: Option<std::path::PathBuf>,
     /// Write the measured figures to this file as a budget.
     #[arg(long, value_name = "FILE", requires = "sass")]
     pub write_budget: Option<std::path::PathBuf>,
+    /// Report the per-formula kernels of this CUDA C file (e.g. an exported
+    /// NAME.cu) instead of compiling formulas.
+    #[arg(long, value_name = "FILE", requires = "sass", conflicts_with_all = ["formulas", "exact_math", "inline", "call"])]
+    pub source: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

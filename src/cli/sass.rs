@@ -5,7 +5,8 @@
 use super::commands::parse_arch;
 use super::SassArgs;
 use crate::bench::sass::{
-    budget_json, check_budget, measure, report_json, report_table, SassSpec, DEFAULT_FORMULAS, H200,
+    budget_json, check_budget, measure, measure_source, report_json, report_table, SassSpec,
+    DEFAULT_FORMULAS, H200,
 };
 use crate::codegen::{Inlining, MathMode};
 use crate::diff::Function;
@@ -13,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::ir::Library;
 
 pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
+    if let Some(path) = &args.source {
+        return run_source(path, parse_arch(arch)?, json);
+    }
     let lib = Library::standard();
     let sources: Vec<(String, String)> = if args.formulas.is_empty() {
         DEFAULT_FORMULAS
@@ -34,10 +38,10 @@ pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
         } else {
             MathMode::Approx
         },
-        inlining: if args.inline {
-            Inlining::Inline
-        } else {
-            Inlining::Call
+        inlining: match (args.inline, args.call) {
+            (true, _) => Inlining::Inline,
+            (_, true) => Inlining::Call,
+            _ => Inlining::Auto,
         },
     };
     let (reports, times) = measure(&spec)?;
@@ -45,10 +49,10 @@ pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
         println!("{}", report_json(&spec, &reports, &times, &H200));
     } else {
         println!(
-            "SASS main path per element, sm_{}, {} math, formula {}, per-formula kernels (NVRTC {:.0} ms in all)\n",
+            "SASS main path per element, sm_{}, {} math, inlining {}, per-formula kernels (NVRTC {:.0} ms in all)\n",
             spec.arch,
             spec.math.name(),
-            if args.inline { "inlined" } else { "called" },
+            spec.inlining.name(),
             times.iter().sum::<f64>()
         );
         print!("{}", report_table(&reports, &H200));
@@ -78,4 +82,32 @@ pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
     } else {
         Ok(1)
     }
+}
+
+/// `--source FILE`: the per-formula kernels of a generated module as it is.
+fn run_source(path: &std::path::Path, arch: u32, json: bool) -> Result<i32> {
+    let src =
+        std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("module.cu");
+    let (reports, ms) = measure_source(&src, name, arch, &Default::default())?;
+    if reports.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no per-formula kernels (act_<hash>_<dir>_<dtype>) in it",
+            path.display()
+        )));
+    }
+    if json {
+        let rows: Vec<_> = reports.iter().map(|r| r.to_json(&H200)).collect();
+        println!(
+            "{}",
+            serde_json::json!({"arch": format!("sm_{arch}"), "source": path.display().to_string(), "compile_ms": [ms], "kernels": rows})
+        );
+    } else {
+        println!(
+            "SASS main path per element, sm_{arch}, {} as written (NVRTC {ms:.0} ms)\n",
+            path.display()
+        );
+        print!("{}", report_table(&reports, &H200));
+    }
+    Ok(0)
 }

@@ -29,7 +29,7 @@ pub mod render;
 use std::fmt;
 
 use crate::diff::Function;
-use crate::ir::{to_infix_limited, Graph, Id};
+use crate::ir::{to_infix_limited, Graph, Id, Op};
 use crate::simplify::hash_hex;
 
 /// The device prelude every module starts with.
@@ -191,7 +191,7 @@ impl Default for Selection {
         Selection {
             dtypes: Dtype::ALL.to_vec(),
             directions: Direction::ALL.to_vec(),
-            inlining: Inlining::Call,
+            inlining: Inlining::Auto,
             layout: Layout::PerFormula,
             math: MathMode::default(),
         }
@@ -252,24 +252,51 @@ pub enum Layout {
 /// or called.
 ///
 /// Inlining copies the formula into each of the 4 or 8 unrolled vector
-/// lanes and the scalar tail of all kernels: NVRTC time grows with it
-/// (seed Q&A formula, all six kernels: 2.0 s inlined vs 0.37 s called on
-/// the 2-core dev machine). A call costs a few instructions per element.
-/// `Call` is the default; `Inline` exists to measure the difference on a
-/// GPU.
+/// lanes and the scalar tail of all kernels. It saves the call ABI (8–15%
+/// of the main path per element on the seeds and GELU, `actforge
+/// bench-compile --sass --inline`), but NVRTC time grows with every copy of
+/// a trig function's large-argument reduction: all six kernels of the Q&A
+/// seed took 3.3× as long inlined, the T5 seed 5.8×, GELU (no trig) the
+/// same (README, "Call or inline"). `Auto`, the default, therefore inlines
+/// a formula unless it (or its derivative) uses `sin`, `cos` or `tan`.
+/// Dispatch modules always call (one copy of everything per module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Inlining {
+    Auto,
     Call,
     Inline,
 }
 
 impl Inlining {
-    fn qualifier(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Inlining::Call => "__device__ __noinline__",
-            Inlining::Inline => "__device__ __forceinline__",
+            Inlining::Auto => "auto",
+            Inlining::Call => "call",
+            Inlining::Inline => "inline",
         }
     }
+
+    /// The qualifier of `f`'s device functions under this policy.
+    fn qualifier(self, f: &Function, layout: Layout) -> &'static str {
+        let inline = match (self, layout) {
+            (_, Layout::Dispatch) | (Inlining::Call, _) => false,
+            (Inlining::Inline, _) => true,
+            (Inlining::Auto, _) => !uses_trig(f),
+        };
+        if inline {
+            "__device__ __forceinline__"
+        } else {
+            "__device__ __noinline__"
+        }
+    }
+}
+
+/// Whether `f` or its derivative calls `sin`, `cos` or `tan`.
+fn uses_trig(f: &Function) -> bool {
+    f.graph
+        .reachable(&[f.f, f.df])
+        .iter()
+        .any(|&id| matches!(f.graph.node(id).op(), Some(Op::Sin | Op::Cos | Op::Tan)))
 }
 
 struct Entry {
@@ -311,7 +338,7 @@ impl Module {
             return false;
         }
         let h = hash_hex(f.hash);
-        let q = self.selection.inlining.qualifier();
+        let q = self.selection.inlining.qualifier(f, self.selection.layout);
         self.entries.push(Entry {
             hash: f.hash,
             f: render::device_function(q, &format!("act_{h}_f"), &f.graph, f.f),

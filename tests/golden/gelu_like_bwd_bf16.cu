@@ -405,12 +405,12 @@ __device__ __forceinline__ float act_pow(float a, float k) {
 
 // ---- act_77bf70c5697f9d5a : 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x ^ 3.0)))
 
-__device__ __noinline__ float act_77bf70c5697f9d5a_f(float x)
+__device__ __forceinline__ float act_77bf70c5697f9d5a_f(float x)
 {
     return ((0.5f * x) * (1.0f + act_tanh((0.7978846f * (x + (0.044715f * act_powi<3>(x)))))));
 }
 
-__device__ __noinline__ float act_77bf70c5697f9d5a_df(float x)
+__device__ __forceinline__ float act_77bf70c5697f9d5a_df(float x)
 {
     const act_pair t0 = act_tanh_pair((0.7978846f * (x + (0.044715f * act_powi<3>(x)))));
     return (((0.5f * x) * ((0.7978846f * (1.0f + (0.134145f * act_powi<2>(x)))) * t0.second)) + (0.5f * (1.0f + t0.first)));
