@@ -10,7 +10,7 @@ use actforge::codegen::{Direction, Dtype, Layout, MathMode, Module, Selection};
 use actforge::diff::Function;
 use actforge::error::Error;
 use actforge::ir::{parse, Library};
-use actforge::runtime::cache::{CacheStats, Key, KernelCache, Lookup};
+use actforge::runtime::cache::{CacheStats, KernelCache, Key, Lookup};
 use actforge::runtime::nvrtc::{self, compile, CompileOptions, Output};
 use actforge::runtime::tools::{find_ptxas, ptxas_check};
 use actforge::search::{PrimitiveSet, Tree};

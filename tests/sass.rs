@@ -82,9 +82,18 @@ fn sixteen_bit_conversions_are_hardware_instructions() {
     for dir in Direction::ALL {
         let f16 = opcodes(dir, Dtype::F16);
         let bf16 = opcodes(dir, Dtype::Bf16);
-        assert!(f16.iter().any(|o| o == "HADD2.F32"), "{dir:?} f16: no cvt.f32.f16");
-        assert!(f16.iter().any(|o| o == "F2FP.F16.F32.PACK_AB"), "{dir:?} f16: {f16:?}");
-        assert!(bf16.iter().any(|o| o == "F2FP.BF16.F32.PACK_AB"), "{dir:?} bf16: {bf16:?}");
+        assert!(
+            f16.iter().any(|o| o == "HADD2.F32"),
+            "{dir:?} f16: no cvt.f32.f16"
+        );
+        assert!(
+            f16.iter().any(|o| o == "F2FP.F16.F32.PACK_AB"),
+            "{dir:?} f16: {f16:?}"
+        );
+        assert!(
+            bf16.iter().any(|o| o == "F2FP.BF16.F32.PACK_AB"),
+            "{dir:?} bf16: {bf16:?}"
+        );
     }
     let rs = reports("x", MathMode::Approx);
     for dir in Direction::ALL {

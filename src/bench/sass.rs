@@ -98,7 +98,9 @@ pub fn parse_nvdisasm(text: &str) -> Result<Vec<SassFunction>> {
     funcs
         .iter()
         .map(|f| {
-            let name = f["function-name"].as_str().ok_or_else(|| bad("a function without a name"))?;
+            let name = f["function-name"]
+                .as_str()
+                .ok_or_else(|| bad("a function without a name"))?;
             let instrs = f["sass-instructions"]
                 .as_array()
                 .ok_or_else(|| bad("a function without instructions"))?
@@ -506,7 +508,10 @@ pub fn measure_source(
     let c = compile(source, name, &CompileOptions::cubin(arch))?;
     let funcs = parse_nvdisasm(&nvdisasm_json(&c.image)?)?;
     let res = parse_res_usage(&cuobjdump_res_usage(&c.image)?);
-    Ok((analyse(&funcs, &res, labels)?, c.elapsed.as_secs_f64() * 1e3))
+    Ok((
+        analyse(&funcs, &res, labels)?,
+        c.elapsed.as_secs_f64() * 1e3,
+    ))
 }
 
 /// What to compile and report.

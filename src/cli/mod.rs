@@ -297,7 +297,12 @@ pub struct SassArgs {
     #[arg(long)]
     pub sass: bool,
     /// A formula to report (repeatable; default: both seeds and gelu_like(x)).
-    #[arg(long = "formula", value_name = "FORMULA", allow_hyphen_values = true, requires = "sass")]
+    #[arg(
+        long = "formula",
+        value_name = "FORMULA",
+        allow_hyphen_values = true,
+        requires = "sass"
+    )]
     pub formulas: Vec<String>,
     /// Compile with libm and IEEE division instead of approximate hardware math.
     #[arg(long, requires = "sass")]

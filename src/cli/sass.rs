@@ -24,7 +24,10 @@ pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
             .map(|(l, f)| (l.to_string(), f.to_string()))
             .collect()
     } else {
-        args.formulas.iter().map(|f| (f.clone(), f.clone())).collect()
+        args.formulas
+            .iter()
+            .map(|f| (f.clone(), f.clone()))
+            .collect()
     };
     let mut formulas = Vec::new();
     for (label, src) in sources {
@@ -88,7 +91,10 @@ pub fn run(args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
 fn run_source(path: &std::path::Path, arch: u32, json: bool) -> Result<i32> {
     let src =
         std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("module.cu");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("module.cu");
     let (reports, ms) = measure_source(&src, name, arch, &Default::default())?;
     if reports.is_empty() {
         return Err(Error::Usage(format!(
