@@ -45,7 +45,7 @@ fn reports(src: &str, math: MathMode) -> Vec<KernelReport> {
         formulas: &formulas,
         arch: 90,
         math,
-        inlining: Inlining::Call,
+        inlining: Inlining::Auto,
     };
     measure(&spec).unwrap().0
 }
@@ -188,4 +188,29 @@ fn seed_kernels_stay_within_the_committed_sass_budget() {
         row["instrs_per_elem"] = serde_json::json!(v * 0.8);
     }
     assert_eq!(check_budget(&rs, &tight).len(), rs.len());
+}
+
+/// One measurement (issue 8, item 11): the registers the report reads
+/// from the CUBIN (`cuobjdump -res-usage`) are the ones `actforge export`
+/// reports from the same NVRTC compile's ptxas log.
+#[test]
+fn report_registers_equal_the_export_compile() {
+    if !tools_or_skip("registers") {
+        return;
+    }
+    let qa = DEFAULT_FORMULAS[0].1;
+    let f = Function::new(&parse(qa).unwrap());
+    let src = Module::single(&f).source();
+    let opts = CompileOptions {
+        verbose_ptxas: true,
+        ..CompileOptions::cubin(90)
+    };
+    let log = compile(&src, "qa.cu", &opts).unwrap().log;
+    let export = nvrtc::parse_ptxas_log(&log);
+    let rs = reports(qa, MathMode::default());
+    assert_eq!(export.len(), rs.len());
+    for r in &rs {
+        let e = export.iter().find(|e| e.kernel == r.kernel).unwrap();
+        assert_eq!(Some(e.registers), r.registers, "{}", r.kernel);
+    }
 }

@@ -276,14 +276,18 @@ impl Inlining {
         }
     }
 
-    /// The qualifier of `f`'s device functions under this policy.
-    fn qualifier(self, f: &Function, layout: Layout) -> &'static str {
-        let inline = match (self, layout) {
+    /// Whether `f`'s device functions are inlined under this policy.
+    pub fn inlines(self, f: &Function, layout: Layout) -> bool {
+        match (self, layout) {
             (_, Layout::Dispatch) | (Inlining::Call, _) => false,
             (Inlining::Inline, _) => true,
             (Inlining::Auto, _) => !uses_trig(f),
-        };
-        if inline {
+        }
+    }
+
+    /// The qualifier of `f`'s device functions under this policy.
+    fn qualifier(self, f: &Function, layout: Layout) -> &'static str {
+        if self.inlines(f, layout) {
             "__device__ __forceinline__"
         } else {
             "__device__ __noinline__"

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codegen::{kernel_name, Direction, Dtype, MathMode, Module, Selection};
+use crate::codegen::{kernel_name, Direction, Dtype, Layout, MathMode, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{to_infix_limited, to_prefix_limited};
@@ -173,7 +173,11 @@ fn readme(spec: &ExportSpec, name: &str, report: &ExportReport) -> String {
     s += "```\n\n- forward: `y[i] = f(x[i])`\n- backward: `dx[i] = dy[i] * f'(x[i])`, recomputed from `x` alone (save only `x` for backward).\n- `x`, `y`, `dy`, `dx` are contiguous, device memory, `n` elements; `y` may not alias `x`.\n\n";
     s += &format!("## Launch advice\n\nAny grid works (grid-stride loops). Use {BLOCK} threads per block and `min(ceil(n / V / {BLOCK}), {BLOCKS_PER_SM} × SMs)` blocks, where `V` is 4 for f32 and 8 for bf16/f16 (elements per 16-byte vector). Keep pointers 16-byte aligned for the vector path (PyTorch allocations are); other alignments and any `n` are handled by a scalar path.\n\n");
     if !report.registers.is_empty() {
-        s += &format!("Registers per thread on sm_{} (ptxas, in the NVRTC compile of `{name}.cubin`: per-formula kernels, formula called, {} math):\n\n| kernel | registers | spills (bytes) |\n|---|---|---|\n", spec.arch, spec.math.name());
+        let how = match Selection::default().inlining.inlines(f, Layout::PerFormula) {
+            true => "inlined",
+            false => "called",
+        };
+        s += &format!("Registers per thread on sm_{} (ptxas, in the NVRTC compile of `{name}.cubin`: per-formula kernels, formula {how}, {} math):\n\n| kernel | registers | spills (bytes) |\n|---|---|---|\n", spec.arch, spec.math.name());
         for r in &report.registers {
             s += &format!(
                 "| `{}` | {} | {} |\n",
