@@ -227,7 +227,7 @@ Example:
         #[command(flatten)]
         defs: DefsArg,
     },
-    /// Measure NVRTC compile times and the kernel cache (no GPU needed).
+    /// Measure NVRTC compile times and the kernel cache, or (--sass) the kernels' SASS roofline (no GPU needed).
     #[command(after_help = "\
 Cold compile of one formula (forward + backward, one dtype) over several
 random GP formulas; one module holding many formulas (per-formula cost),
