@@ -11,6 +11,7 @@ pub mod compile;
 pub mod copy;
 pub mod kernels;
 pub mod run;
+pub mod sass;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
