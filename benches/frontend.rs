@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use actforge::diff::Function;
+use actforge::gp::{Method, PrimitiveSet, Tree};
 use actforge::ir::parse;
-use actforge::search::{Method, PrimitiveSet, Tree};
 use actforge::simplify::simplify;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::rngs::StdRng;

@@ -2,8 +2,8 @@
 //! height-6 random trees: `perf record cargo run --release --example profile_frontend`.
 use actforge::{
     diff::Function,
+    gp::{Method, PrimitiveSet, Tree},
     ir::parse,
-    search::{Method, PrimitiveSet, Tree},
 };
 use rand::SeedableRng;
 fn main() {

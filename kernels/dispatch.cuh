@@ -7,24 +7,30 @@
 #ifndef ACT_DISPATCH_CUH
 #define ACT_DISPATCH_CUH
 
-__device__ __noinline__ float act_shared_sinf(float a) { return sinf(a); }
-__device__ __noinline__ float act_shared_cosf(float a) { return cosf(a); }
-__device__ __noinline__ float act_shared_tanf(float a) { return tanf(a); }
-__device__ __noinline__ float act_shared_expf(float a) { return expf(a); }
-__device__ __noinline__ float act_shared_logf(float a) { return logf(a); }
-__device__ __noinline__ float act_shared_log1pf(float a) { return log1pf(a); }
-__device__ __noinline__ float act_shared_tanhf(float a) { return tanhf(a); }
-__device__ __noinline__ float act_shared_erff(float a) { return erff(a); }
+__device__ __noinline__ float act_shared_sin(float a) { return act_sin(a); }
+__device__ __noinline__ float act_shared_cos(float a) { return act_cos(a); }
+__device__ __noinline__ float act_shared_tan(float a) { return act_tan(a); }
+__device__ __noinline__ float act_shared_exp(float a) { return act_exp(a); }
+__device__ __noinline__ float act_shared_log(float a) { return act_log(a); }
+__device__ __noinline__ float act_shared_log1p(float a) { return act_log1p(a); }
+__device__ __noinline__ float act_shared_tanh(float a) { return act_tanh(a); }
+__device__ __noinline__ float act_shared_erf(float a) { return act_erf(a); }
 __device__ __noinline__ float act_shared_sigmoid(float a) { return act_sigmoid(a); }
+__device__ __noinline__ act_pair act_shared_sigmoid_pair(float a) { return act_sigmoid_pair(a); }
+__device__ __noinline__ act_pair act_shared_tanh_pair(float a) { return act_tanh_pair(a); }
+__device__ __noinline__ act_pair act_shared_sincos(float a) { return act_sincos(a); }
 
-#define sinf act_shared_sinf
-#define cosf act_shared_cosf
-#define tanf act_shared_tanf
-#define expf act_shared_expf
-#define logf act_shared_logf
-#define log1pf act_shared_log1pf
-#define tanhf act_shared_tanhf
-#define erff act_shared_erff
+#define act_sin act_shared_sin
+#define act_cos act_shared_cos
+#define act_tan act_shared_tan
+#define act_exp act_shared_exp
+#define act_log act_shared_log
+#define act_log1p act_shared_log1p
+#define act_tanh act_shared_tanh
+#define act_erf act_shared_erf
 #define act_sigmoid act_shared_sigmoid
+#define act_sigmoid_pair act_shared_sigmoid_pair
+#define act_tanh_pair act_shared_tanh_pair
+#define act_sincos act_shared_sincos
 
 #endif // ACT_DISPATCH_CUH

@@ -2,10 +2,13 @@
 # Install the CUDA compiler pieces actforge uses, from PyPI, without a GPU:
 #   NVRTC 13.0 (libnvrtc.so.13 + builtins)  - run-time compilation of kernels
 #   ptxas 13.0 (nvidia-cuda-nvcc wheel)      - register/spill checks in tests
+#   nvdisasm, cuobjdump 13.2                 - SASS of the CUBINs (roofline report)
 # into $ACTFORGE_CUDA_TOOLS, default ~/.cache/actforge/cuda, which actforge
 # searches by default. Pinned to CUDA 13.0: driver 580 (CUDA 13.0) accepts
 # its PTX; NVRTC 13.5 emits PTX ISA 9.5, which ptxas/driver 13.0 reject.
-# Takes ~10 s and ~350 MB; does nothing if already installed.
+# The disassemblers only read CUBINs; PyPI has no 13.0 or 13.1 release of
+# them, so they are pinned to the oldest there, 13.2.51.
+# Takes ~10 s and ~360 MB; does nothing if already installed.
 #
 # --full additionally installs, into the same prefix, what a full nvcc and a
 # `--features cuda` build of candle need (TOOLCHAIN.md): nvvm (cicc,
@@ -99,8 +102,41 @@ install_full() {
     fi
 }
 
+# The disassemblers, pinned (see above); merged in like the --full wheels.
+SASS_WHEELS=(
+    nvidia-cuda-nvdisasm==13.2.51
+    nvidia-cuda-cuobjdump==13.2.51
+)
+
+install_sass() {
+    if [ -x "$BIN/nvdisasm" ] && [ -x "$BIN/cuobjdump" ] &&
+        [ -d "$PREFIX/$(dist_info "${SASS_WHEELS[0]}")" ] && [ -d "$PREFIX/$(dist_info "${SASS_WHEELS[1]}")" ]; then
+        return
+    fi
+    echo "Installing nvdisasm and cuobjdump 13.2 into $PREFIX"
+    local tmp
+    tmp=$(mktemp -d "$PREFIX/.install-sass.XXXXXX")
+    # shellcheck disable=SC2064  # expand $tmp now
+    trap "rm -rf '$tmp'" EXIT
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --target "$tmp" \
+        "${SASS_WHEELS[@]}"
+    local w n
+    for w in "${SASS_WHEELS[@]}"; do
+        n="${w%%==*}"
+        rm -rf "$PREFIX/${n//-/_}"-*.dist-info
+    done
+    cp -a -l --remove-destination "$tmp/." "$PREFIX/" 2>/dev/null ||
+        cp -a --remove-destination "$tmp/." "$PREFIX/"
+    rm -rf "$tmp"
+    trap - EXIT
+    chmod +x "$BIN/nvdisasm" "$BIN/cuobjdump"
+    test -x "$BIN/nvdisasm" && test -x "$BIN/cuobjdump"
+    echo "Installed: $BIN/nvdisasm, $BIN/cuobjdump"
+}
+
 if [ -f "$LIB/libnvrtc.so.13" ] && [ -f "$LIB/libnvrtc-builtins.so.13.0" ] && [ -x "$BIN/ptxas" ]; then
     echo "CUDA tools already installed in $PREFIX"
+    install_sass
     if [ "$FULL" = 1 ]; then install_full; fi
     exit 0
 fi
@@ -123,4 +159,5 @@ rm -f "$LIB/libnvrtc.alt.so.13" "$LIB"/libnvrtc-builtins.alt.so.*
 test -f "$LIB/libnvrtc.so.13"
 test -x "$BIN/ptxas"
 echo "Installed: $LIB/libnvrtc.so.13, $BIN/ptxas"
+install_sass
 if [ "$FULL" = 1 ]; then install_full; fi

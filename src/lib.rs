@@ -4,7 +4,7 @@
 //! The pipeline flows one way; a module uses only modules before it:
 //!
 //! ```text
-//! syntax → ir → simplify → diff → (codegen → runtime → op → model → fitness)
+//! syntax → ir → simplify → gp → diff → (codegen → runtime → op → model → fitness)
 //!        → search → report → cli
 //! ```
 //!
@@ -19,6 +19,7 @@ pub mod data;
 pub mod diff;
 pub mod error;
 pub mod fitness;
+pub mod gp;
 pub mod ir;
 pub mod metrics;
 pub mod model;

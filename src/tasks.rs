@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::codegen::{Direction, Dtype, Inlining, Module, Selection};
+use crate::codegen::{MathMode, Direction, Dtype, Inlining, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{
@@ -85,8 +85,11 @@ pub enum Kernels {
 }
 
 /// The CUDA C module of `f`'s kernels.
-pub fn kernel_source(f: &Function, which: Kernels, inline: bool) -> String {
-    let mut sel = Selection::default();
+pub fn kernel_source(f: &Function, which: Kernels, inline: bool, math: MathMode) -> String {
+    let mut sel = Selection {
+        math,
+        ..Selection::default()
+    };
     if let Kernels::One(dtype, dir) = which {
         sel.dtypes = vec![dtype];
         sel.directions = vec![dir];

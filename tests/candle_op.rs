@@ -6,9 +6,9 @@
 mod common;
 
 use actforge::diff::Function;
+use actforge::gp::{PrimitiveSet, Tree};
 use actforge::ir::{parse, Tape};
 use actforge::op::{Activation, ComposedActivation, FusedActivation};
-use actforge::search::{PrimitiveSet, Tree};
 use candle_core::{DType, Device, Tensor, Var, D};
 use common::{close, f32_well_conditioned, near_switch};
 use rand::rngs::StdRng;

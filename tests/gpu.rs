@@ -8,7 +8,7 @@
 mod common;
 
 use actforge::codegen::{
-    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
+    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, MathMode, Module, Selection,
 };
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr};
@@ -214,8 +214,19 @@ fn exercise_as(
     compared
 }
 
+/// Approximate hardware math (the default): ex2/rcp/div.full on the GPU.
 #[test]
 fn fused_kernels_match_the_reference_on_the_gpu() {
+    fused_kernels_match(MathMode::Approx);
+}
+
+/// Exact math: libm and IEEE division.
+#[test]
+fn exact_math_kernels_match_the_reference_on_the_gpu() {
+    fused_kernels_match(MathMode::Exact);
+}
+
+fn fused_kernels_match(math: MathMode) {
     let Some(gpu) = gpu_or_skip() else {
         return;
     };
@@ -231,7 +242,10 @@ fn fused_kernels_match_the_reference_on_the_gpu() {
         "log1p_safe(x)",
     ];
     let parsed = parse_all(&sources);
-    let mut m = Module::new(Selection::default());
+    let mut m = Module::new(Selection {
+        math,
+        ..Selection::default()
+    });
     for (_, f) in &parsed {
         m.add(f);
     }
@@ -248,8 +262,9 @@ fn fused_kernels_match_the_reference_on_the_gpu() {
             let c = exercise(&gpu, &k, e, f, dtype);
             assert!(
                 c > 10_000,
-                "{src} {}: only {c} outputs compared",
-                dtype.name()
+                "{src} {} ({} math): only {c} outputs compared",
+                dtype.name(),
+                math.name()
             );
         }
     }

@@ -18,11 +18,11 @@ use std::process::Command;
 
 use actforge::codegen::host::{shim_source, wrapper_name};
 use actforge::codegen::{
-    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, Module, Selection,
+    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, MathMode, Module, Selection,
 };
 use actforge::diff::Function;
+use actforge::gp::{PrimitiveSet, Tree};
 use actforge::ir::{eval_f64, parse, Expr, Library};
-use actforge::search::{PrimitiveSet, Tree};
 use common::{close, f32_well_conditioned, near_switch, parse_all};
 use half::{bf16, f16};
 use rand::rngs::StdRng;
@@ -89,7 +89,14 @@ struct Shim {
     _dir: PathBuf,
 }
 
+/// Build with the exact value of every approximate instruction
+/// (`push` 0), or with each pushed to its documented error bound away
+/// from zero (+1) or towards it (-1); see `kernels/act_math.cuh`.
 fn build(m: &Module, cxx: &str) -> Shim {
+    build_pushed(m, cxx, 0)
+}
+
+fn build_pushed(m: &Module, cxx: &str, push: i32) -> Shim {
     // One folder per build: tests build modules concurrently.
     static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -110,8 +117,9 @@ fn build(m: &Module, cxx: &str) -> Shim {
             "-shared",
             "-fPIC",
             "-w",
-            "-o",
         ])
+        .arg(format!("-DACT_APPROX_PUSH={push}"))
+        .arg("-o")
         .arg(&so)
         .arg(&src)
         .arg("-lm")
@@ -264,10 +272,32 @@ const OFFSETS: &[(usize, usize, usize)] = &[
 ];
 const GEOMETRY: &[(u32, u32)] = &[(1, 1), (3, 32), (2, 64)];
 
+/// Which launches a check sweeps: every length, offset and grid (indexing,
+/// tails, alignment), or many values through the vector path and the
+/// scalar path (numerics, for the extra math modes).
+struct Sweep {
+    lengths: &'static [usize],
+    offsets: &'static [(usize, usize, usize)],
+    geometry: &'static [(u32, u32)],
+}
+
+const FULL: Sweep = Sweep {
+    lengths: LENGTHS,
+    offsets: OFFSETS,
+    geometry: GEOMETRY,
+};
+
+const VALUES: Sweep = Sweep {
+    lengths: &[2053],
+    offsets: &[(0, 0, 0), (1, 1, 1)],
+    geometry: &[(2, 64), (2, 64)],
+};
+
 struct Case<'a> {
     f: &'a Function,
     e: &'a Expr,
     src: &'a str,
+    sweep: &'a Sweep,
 }
 
 impl Case<'_> {
@@ -322,10 +352,10 @@ fn forward_cases<T: Elem>(
     launch: impl Fn(u32, u32, *const T, *mut T, u64),
 ) -> usize {
     let mut compared = 0;
-    for &n in LENGTHS {
+    for &n in case.sweep.lengths {
         let xs: Vec<T> = inputs(n).into_iter().map(T::from_f32).collect();
-        for &(xo, yo, _) in OFFSETS {
-            for &(grid, block) in GEOMETRY {
+        for &(xo, yo, _) in case.sweep.offsets {
+            for &(grid, block) in case.sweep.geometry {
                 let mut xb = Buf::<T>::new(n + 16);
                 let mut yb = Buf::<T>::new(n + 16);
                 xb.data[xb.base + xo..xb.base + xo + n].copy_from_slice(&xs);
@@ -360,13 +390,13 @@ fn backward_cases<T: Elem>(
     launch: impl Fn(u32, u32, *const T, *const T, *mut T, u64),
 ) -> usize {
     let mut compared = 0;
-    for &n in LENGTHS {
+    for &n in case.sweep.lengths {
         let xs: Vec<T> = inputs(n).into_iter().map(T::from_f32).collect();
         let gs: Vec<T> = (0..n)
             .map(|i| T::from_f32(0.5 + (i % 7) as f32 * 0.25 - 1.0))
             .collect();
-        for &(xo, go, do_) in OFFSETS {
-            for &(grid, block) in &GEOMETRY[1..] {
+        for &(xo, go, do_) in case.sweep.offsets {
+            for &(grid, block) in &case.sweep.geometry[1..] {
                 let mut xb = Buf::<T>::new(n + 16);
                 let mut gb = Buf::<T>::new(n + 16);
                 let mut db = Buf::<T>::new(n + 16);
@@ -415,24 +445,47 @@ fn rounds_once<T: Elem>(shim: &Shim, hash: u64) {
     }
 }
 
+/// Exact math: libm and IEEE division.
 #[test]
 fn generated_kernels_run_on_the_cpu_and_match_the_reference() {
+    kernels_match_the_reference(MathMode::Exact, 0, &FULL);
+}
+
+/// Approximate math with every approximate instruction's result moved
+/// away from zero by its documented worst-case error.
+#[test]
+fn approximate_math_at_its_error_bound_away_from_zero_matches_the_reference() {
+    kernels_match_the_reference(MathMode::Approx, 1, &VALUES);
+}
+
+/// The same, towards zero.
+#[test]
+fn approximate_math_at_its_error_bound_towards_zero_matches_the_reference() {
+    kernels_match_the_reference(MathMode::Approx, -1, &VALUES);
+}
+
+/// Every formula of [`formulas`] (seeds, each named primitive, random GP
+/// formulas), all dtypes and directions, against the f64 reference.
+fn kernels_match_the_reference(math: MathMode, push: i32, sweep: &Sweep) {
     let Some(cxx) = cxx_or_skip() else {
         return;
     };
     let sources = formulas();
     let parsed = parse_all(&sources);
-    let mut m = Module::new(Selection::default());
+    let mut m = Module::new(Selection {
+        math,
+        ..Selection::default()
+    });
     for (_, f) in &parsed {
         m.add(f);
     }
-    let shim = build(&m, &cxx);
+    let shim = build_pushed(&m, &cxx, push);
     let mut seen = std::collections::HashSet::new();
     for ((e, f), src) in parsed.iter().zip(&sources) {
         if !seen.insert(f.hash) {
             continue;
         }
-        let case = Case { f, e, src };
+        let case = Case { f, e, src, sweep };
         let mut compared = 0;
         for dtype in Dtype::ALL {
             let fwd = kernel_name(f.hash, Direction::Fwd, dtype);
@@ -492,13 +545,18 @@ fn dispatch_kernels_run_on_the_cpu_and_match_the_reference() {
     for (_, f) in &parsed {
         m.add(f);
     }
-    let shim = build(&m, &cxx);
+    let shim = build_pushed(&m, &cxx, 1);
     let mut seen = std::collections::HashSet::new();
     for ((e, f), src) in parsed.iter().zip(&sources) {
         if !seen.insert(f.hash) {
             continue;
         }
-        let case = Case { f, e, src };
+        let case = Case {
+            f,
+            e,
+            src,
+            sweep: &FULL,
+        };
         let id = m.index_of(f.hash).expect("added");
         let compared = run_dispatch::<f32>(&shim, &case, id)
             + run_dispatch::<bf16>(&shim, &case, id)
@@ -639,7 +697,12 @@ fn composed_chains_compute_the_fused_result() {
                 bufs.push(out);
             }
             let result = bufs.last().unwrap();
-            let case = Case { f: &f, e: &e, src };
+            let case = Case {
+                f: &f,
+                e: &e,
+                src,
+                sweep: &FULL,
+            };
             let mut compared = 0;
             for i in 0..n {
                 let g = grad.then_some(gs[i]);
@@ -647,5 +710,48 @@ fn composed_chains_compute_the_fused_result() {
             }
             assert!(compared > n / 2, "{src}: only {compared} compared");
         }
+    }
+}
+
+/// The pushed builds really move each approximate instruction: exp, the
+/// sigmoid, tanh and division come out strictly ordered push -1 < exact <
+/// push +1 (in magnitude), by at most the documented bounds, so the
+/// bound tests above are not vacuous.
+#[test]
+fn pushed_approximations_move_by_their_documented_bounds() {
+    let Some(cxx) = cxx_or_skip() else {
+        return;
+    };
+    let f = Function::new(&parse("exp(x) + sigmoid(x) / (1.5 + tanh(x))").unwrap());
+    let m = Module::new(Selection {
+        dtypes: vec![Dtype::F32],
+        directions: vec![Direction::Fwd],
+        ..Selection::default()
+    });
+    let mut m = m;
+    m.add(&f);
+    let name = kernel_name(f.hash, Direction::Fwd, Dtype::F32);
+    let xs: Vec<f32> = (0..64).map(|i| -4.0 + i as f32 * 0.125 + 0.01).collect();
+    let run = |push: i32| {
+        let shim = build_pushed(&m, &cxx, push);
+        let k: libloading::Symbol<Fwd<f32>> =
+            unsafe { shim.lib.get(wrapper_name(&name).as_bytes()) }.unwrap();
+        let mut ys = vec![0.0f32; xs.len()];
+        unsafe { k(1, 16, xs.as_ptr(), ys.as_mut_ptr(), xs.len() as u64) };
+        ys
+    };
+    let (lo, mid, hi) = (run(-1), run(0), run(1));
+    for i in 0..xs.len() {
+        assert!(
+            lo[i] < mid[i] && mid[i] < hi[i],
+            "x={}: {} {} {}",
+            xs[i],
+            lo[i],
+            mid[i],
+            hi[i]
+        );
+        // A few ulps per instruction, far inside the tolerance.
+        let spread = ((hi[i] - lo[i]) / mid[i]).abs();
+        assert!(spread < 1e-5, "x={}: spread {spread}", xs[i]);
     }
 }

@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use actforge::codegen::{Direction, Dtype, Layout, Module, Selection};
+use actforge::codegen::{Direction, Dtype, Layout, MathMode, Module, Selection};
 use actforge::diff::Function;
 use actforge::error::Error;
+use actforge::gp::{PrimitiveSet, Tree};
 use actforge::ir::{parse, Library};
-use actforge::runtime::cache::{CacheStats, KernelCache, Lookup};
+use actforge::runtime::cache::{CacheStats, KernelCache, Key, Lookup};
 use actforge::runtime::nvrtc::{self, compile, CompileOptions, Output};
 use actforge::runtime::tools::{find_ptxas, ptxas_check};
-use actforge::search::{PrimitiveSet, Tree};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -112,6 +112,48 @@ fn dispatch_modules_compile_for_sm80_and_sm90_in_all_dtypes() {
     assert_eq!(m.kernels().len(), 6);
     assert!(m.kernels().iter().all(|k| k.dispatch));
     compile_everywhere(&m, "dispatch.cu");
+}
+
+/// Both math modes compile for sm_75 (no bf16 conversion instruction: the
+/// portable code), sm_80 and sm_90, every dtype; the mode is part of the
+/// source and so of the cache key.
+#[test]
+fn both_math_modes_compile_from_sm75_to_sm90_and_key_the_cache_apart() {
+    if !nvrtc_or_skip("math_modes") {
+        return;
+    }
+    let mut keys = Vec::new();
+    for math in [MathMode::Approx, MathMode::Exact] {
+        let mut m = Module::new(Selection {
+            math,
+            ..Selection::default()
+        });
+        for src in [QA, T5, "gelu_like(x)", "x / (1 + exp(-x)) + tanh(sin(x))"] {
+            m.add(&function(src));
+        }
+        let src = m.source();
+        for arch in [75, 80, 90] {
+            let c = compile(&src, "modes.cu", &CompileOptions::cubin(arch))
+                .unwrap_or_else(|e| panic!("{} math for sm_{arch}:\n{e}", math.name()));
+            let ptx = c.ptx_text().unwrap();
+            // The packed 16-bit stores exist from sm_80 on.
+            assert_eq!(
+                ptx.contains("cvt.rn.bf16x2.f32"),
+                arch >= 80,
+                "{} math, sm_{arch}",
+                math.name()
+            );
+            assert!(ptx.contains("cvt.f32.f16"), "sm_{arch}: no f16 load cvt");
+            assert_eq!(
+                ptx.contains("div.full.f32"),
+                math == MathMode::Approx,
+                "{} math, sm_{arch}",
+                math.name()
+            );
+        }
+        keys.push(Key::new(&src, &CompileOptions::cubin(90), (13, 0)));
+    }
+    assert_ne!(keys[0], keys[1]);
 }
 
 #[test]

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use crate::codegen::{Dtype, Layout, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
+use crate::gp::{PrimitiveSet, Tree};
 use crate::ir::parse;
 use crate::report::number::significant;
 use crate::runtime::nvrtc::{compile, CompileOptions};
 use crate::runtime::{KernelCache, Lookup};
-use crate::search::{PrimitiveSet, Tree};
 
 use super::Stats;
 

@@ -11,14 +11,15 @@ pub mod compile;
 pub mod copy;
 pub mod kernels;
 pub mod run;
+pub mod sass;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::gp::{Method, PrimitiveSet, Tree};
 use crate::report::number::significant;
-use crate::search::{Method, PrimitiveSet, Tree};
 
 /// The formulas the criterion benches measure, by name: both seeds, GELU
 /// written as a formula, and a deep random formula (DEAP `genFull` tree of

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{Command, DefsArg};
 use crate::bench::run::{BenchSpec, Target};
-use crate::codegen::{Direction, Dtype};
+use crate::codegen::{Direction, Dtype, MathMode};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::Library;
@@ -86,6 +86,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
             bwd,
             all,
             inline,
+            exact_math,
             defs,
         } => {
             let f = Function::new(&library(&defs)?.parse(&formula)?);
@@ -95,7 +96,12 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
                 let dir = if bwd { Direction::Bwd } else { Direction::Fwd };
                 Kernels::One(dtype_of(&dtype), dir)
             };
-            put(out, &tasks::kernel_source(&f, which, inline))?;
+            let math = if exact_math {
+                MathMode::Exact
+            } else {
+                MathMode::Approx
+            };
+            put(out, &tasks::kernel_source(&f, which, inline, math))?;
             Ok(0)
         }
         Command::Bench {
@@ -137,7 +143,11 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
             batch,
             json,
             emit,
+            sass,
         } => {
+            if sass.sass {
+                return super::sass::run(out, &sass, &arch, json);
+            }
             let spec = crate::bench::compile::CompileBench {
                 arch: crate::report::export::check_arch(parse_arch(&arch)?)?,
                 dtype: dtype_of(&dtype),
@@ -159,10 +169,16 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
             arch,
             name,
             force,
+            exact_math,
             defs,
         } => {
             let lib = library(&defs)?;
-            export_cmd(&lib, &formula, &dir, &arch, name.as_deref(), force)
+            let math = if exact_math {
+                MathMode::Exact
+            } else {
+                MathMode::Approx
+            };
+            export_cmd(&lib, &formula, &dir, &arch, name.as_deref(), force, math)
         }
     }
 }
@@ -430,6 +446,7 @@ fn export_cmd(
     arch: &str,
     name: Option<&str>,
     replace: bool,
+    math: MathMode,
 ) -> Result<i32> {
     let arch = parse_arch(arch)?;
     let f = Function::new(&lib.parse(formula)?);
@@ -440,6 +457,7 @@ fn export_cmd(
         name,
         arch,
         replace,
+        math,
     };
     let report = export(&spec)?;
     for p in &report.files {

@@ -22,6 +22,7 @@ mod data;
 mod io;
 mod progress;
 mod train;
+mod sass;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -165,8 +166,10 @@ Example:
     /// Print the generated CUDA C for a formula.
     #[command(after_help = "\
 Prints a self-contained CUDA C module: the device prelude (storage types,
-hand-written bf16/f16 conversions, helpers), the formula as a device
-function, and the kernels. Kernel names follow the exported ABI:
+bf16/f16 conversions, math helpers), the formula as a device function, and
+the kernels. exp, the sigmoid, tanh and division use the GPU's approximate
+instructions within the PTX ISA's documented error bounds (tested against
+the PRIMITIVES.md tolerance); --exact-math uses libm and IEEE division. Kernel names follow the exported ABI:
 
   extern \"C\" __global__ void act_<hash>_fwd_<dtype>(const T* x, T* y, unsigned long long n);
   extern \"C\" __global__ void act_<hash>_bwd_<dtype>(const T* x, const T* dy, T* dx, unsigned long long n);
@@ -187,9 +190,12 @@ Examples:
         /// Every dtype, forward and backward.
         #[arg(long, conflicts_with_all = ["dtype", "bwd"])]
         all: bool,
-        /// Inline the formula into each kernel instead of calling it.
+        /// Inline the formula into each kernel (default: inline unless it uses sin/cos/tan).
         #[arg(long)]
         inline: bool,
+        /// libm and IEEE division instead of approximate hardware math.
+        #[arg(long)]
+        exact_math: bool,
         #[command(flatten)]
         defs: DefsArg,
     },
@@ -208,7 +214,8 @@ package's files in DIR are replaced (a file of the package that this
 export does not write, such as an old NAME.cubin, is removed) and other
 files are left alone. --arch is checked first against the architectures
 NVRTC supports (nvrtcGetSupportedArchs), or, without NVRTC, against the
-list of NVRTC 13.0: sm_75 to sm_121.
+list of NVRTC 13.0: sm_75 to sm_121. --exact-math compiles with libm
+and IEEE division instead of approximate hardware math.
 
 Example:
   actforge export 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --out qa_kernel --arch sm_90")]
@@ -227,6 +234,9 @@ Example:
         /// Replace the package's files in an existing, non-empty DIR.
         #[arg(long)]
         force: bool,
+        /// libm and IEEE division instead of approximate hardware math.
+        #[arg(long)]
+        exact_math: bool,
         #[command(flatten)]
         defs: DefsArg,
     },
@@ -283,7 +293,7 @@ Example:
         #[command(flatten)]
         defs: DefsArg,
     },
-    /// Measure NVRTC compile times and the kernel cache (no GPU needed).
+    /// Measure NVRTC compile times and the kernel cache, or (--sass) the kernels' SASS roofline (no GPU needed).
     #[command(after_help = "\
 Cold compile of one formula (forward + backward, one dtype) over several
 random GP formulas; one module holding many formulas (per-formula cost),
@@ -291,8 +301,33 @@ with the exported per-formula kernels and as a dispatch module (one kernel
 per direction for the whole module, math functions compiled once: the
 layout for a GP generation); disk-cache hits from a fresh cache.
 
-Example:
-  actforge bench-compile --arch sm_90 --json")]
+With --sass, instead: the SASS roofline report (no GPU needed). Each
+formula (--formula, repeatable; default both seeds and gelu_like(x)) is
+compiled as the runtime compiles it (NVRTC, per-formula kernels, all three
+dtypes, both directions), disassembled with nvdisasm (registers and stack
+from cuobjdump -res-usage on the same CUBIN), and for every kernel the main
+path of one vector-loop iteration (the shortest path from the loop head to
+its back edge, called functions' main paths included; slow paths for rare
+inputs excluded) is divided by the elements it handles. The budget is what
+an H200 (132 SMs x 4 schedulers at 1.98 GHz, 16 MUFU ops per SM per clock,
+4.3 TB/s copy) can issue per element while streaming the kernel's bytes at
+copy speed; `bound` says what limits the kernel (memory, issue or mufu).
+--check FILE fails (exit 1) when a kernel's instructions or MUFU operations
+per element exceed FILE's figures by more than its tolerance (10%);
+--write-budget FILE writes the measured figures as a new budget.
+
+JSON (--sass --json): {arch, math, inlining, layout, machine, compile_ms,
+kernels: [{kernel, formula, dir, dtype, elems_per_iter, instrs_per_iter,
+mufu_per_iter, instrs_per_elem, mufu_per_elem, budget_instrs_per_elem,
+budget_mufu_per_elem, bound, bound_over_memory, static_instrs,
+static_branches, registers, stack_bytes}]}
+
+Examples:
+  actforge bench-compile --arch sm_90 --json
+  actforge bench-compile --sass                        # seeds and gelu_like, table
+  actforge bench-compile --sass --formula 'silu(x)' --exact-math --json
+  actforge bench-compile --sass --check tests/golden/sass_budget.json
+  actforge bench-compile --sass --source qa_kernel/qa.cu   # an exported module")]
     BenchCompile {
         #[arg(long, default_value = "sm_90")]
         arch: String,
@@ -313,6 +348,8 @@ Example:
         /// `dispatch.cu` (the same formulas as a dispatch module)
         #[arg(long, value_name = "DIR")]
         emit: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        sass: SassArgs,
     },
     /// Corpus BLEU and chrF of a hypothesis file against reference files (= sacreBLEU 2.6.0).
     #[command(after_help = bleu::AFTER_HELP)]
@@ -330,6 +367,41 @@ Example:
         #[command(subcommand)]
         command: data::DataCommand,
     },
+}
+
+/// `bench-compile --sass` and its options.
+#[derive(Args, Debug, Clone)]
+pub struct SassArgs {
+    /// The SASS roofline report instead of compile times.
+    #[arg(long)]
+    pub sass: bool,
+    /// A formula to report (repeatable; default: both seeds and gelu_like(x)).
+    #[arg(
+        long = "formula",
+        value_name = "FORMULA",
+        allow_hyphen_values = true,
+        requires = "sass"
+    )]
+    pub formulas: Vec<String>,
+    /// Compile with libm and IEEE division instead of approximate hardware math.
+    #[arg(long, requires = "sass")]
+    pub exact_math: bool,
+    /// Inline every formula into its kernels (default: inline unless it uses sin/cos/tan).
+    #[arg(long, requires = "sass", conflicts_with = "call")]
+    pub inline: bool,
+    /// Call every formula from its kernels.
+    #[arg(long, requires = "sass")]
+    pub call: bool,
+    /// Fail when a kernel exceeds this committed budget (JSON) by more than its tolerance.
+    #[arg(long, value_name = "FILE", requires = "sass")]
+    pub check: Option<std::path::PathBuf>,
+    /// Write the measured figures to this file as a budget.
+    #[arg(long, value_name = "FILE", requires = "sass")]
+    pub write_budget: Option<std::path::PathBuf>,
+    /// Report the per-formula kernels of this CUDA C file (e.g. an exported
+    /// NAME.cu) instead of compiling formulas.
+    #[arg(long, value_name = "FILE", requires = "sass", conflicts_with_all = ["formulas", "exact_math", "inline", "call"])]
+    pub source: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

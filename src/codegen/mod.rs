@@ -2,10 +2,13 @@
 //! per formula and storage dtype, any number of formulas per module.
 //!
 //! Storage is f32, bf16 or f16; math is always f32 and rounds once on
-//! store. The bf16/f16 conversions are written by hand in
-//! `kernels/act_math.cuh`, so the generated source needs no CUDA header and
-//! NVRTC compiles it with no include path. Kernel templates live in
-//! `kernels/elementwise.cu.tmpl`.
+//! store. The bf16/f16 conversions are the hardware's (`cvt` through inline
+//! PTX in `kernels/act_math.cuh`, with portable C for the host shim and for
+//! architectures without the instruction), so the generated source needs no
+//! CUDA header and NVRTC compiles it with no include path. Transcendental
+//! work that a formula repeats is shared ([`pairs`]), and the math mode
+//! ([`MathMode`]) picks libm or the GPU's approximate instructions. Kernel
+//! templates live in `kernels/elementwise.cu.tmpl`.
 //!
 //! The exported ABI (stable):
 //!
@@ -20,12 +23,13 @@
 
 pub mod composed;
 pub mod host;
+pub mod pairs;
 pub mod render;
 
 use std::fmt;
 
 use crate::diff::Function;
-use crate::ir::{to_infix_limited, Graph, Id};
+use crate::ir::{to_infix_limited, Graph, Id, Op};
 use crate::simplify::hash_hex;
 
 /// The device prelude every module starts with.
@@ -178,6 +182,8 @@ pub struct Selection {
     /// Kernels per formula (the exported ABI) or one dispatch kernel per
     /// direction and dtype for the whole module.
     pub layout: Layout,
+    /// Approximate hardware math (the default) or libm ("exact").
+    pub math: MathMode,
 }
 
 impl Default for Selection {
@@ -185,10 +191,43 @@ impl Default for Selection {
         Selection {
             dtypes: Dtype::ALL.to_vec(),
             directions: Direction::ALL.to_vec(),
-            inlining: Inlining::Call,
+            inlining: Inlining::Auto,
             layout: Layout::PerFormula,
+            math: MathMode::default(),
         }
     }
+}
+
+/// How `exp`, the sigmoid, `tanh` and division are computed.
+///
+/// `Approx` uses the GPU's approximate instructions (`ex2.approx`,
+/// `rcp.approx`, `div.full`) within the error bounds the PTX ISA documents;
+/// the host-shim tests run every primitive, both seeds and random formulas
+/// with each instruction's error pushed to its bound, in both directions,
+/// against the PRIMITIVES.md tolerance. `Exact` uses CUDA's libm and IEEE
+/// division, for comparisons. The mode is a `#define` at the top of the
+/// source, so it is part of the kernel cache key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MathMode {
+    #[default]
+    Approx,
+    Exact,
+}
+
+impl MathMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            MathMode::Approx => "approx",
+            MathMode::Exact => "exact",
+        }
+    }
+}
+
+/// The device prelude of a module in math mode `math`: the mode's
+/// `#define`, then `kernels/act_math.cuh`.
+pub fn prelude(math: MathMode) -> String {
+    let flag = u8::from(math == MathMode::Approx);
+    format!("#define ACT_APPROX_MATH {flag}\n{ACT_MATH}")
 }
 
 /// How a module's kernels are laid out.
@@ -213,24 +252,55 @@ pub enum Layout {
 /// or called.
 ///
 /// Inlining copies the formula into each of the 4 or 8 unrolled vector
-/// lanes and the scalar tail of all kernels: NVRTC time grows with it
-/// (seed Q&A formula, all six kernels: 2.0 s inlined vs 0.37 s called on
-/// the 2-core dev machine). A call costs a few instructions per element.
-/// `Call` is the default; `Inline` exists to measure the difference on a
-/// GPU.
+/// lanes and the scalar tail of all kernels. It saves the call ABI (8–15%
+/// of the main path per element on the seeds and GELU, `actforge
+/// bench-compile --sass --inline`), but NVRTC time grows with every copy of
+/// a trig function's large-argument reduction: all six kernels of the Q&A
+/// seed took 3.3× as long inlined, the T5 seed 5.8×, GELU (no trig) the
+/// same (README, "Call or inline"). `Auto`, the default, therefore inlines
+/// a formula unless it (or its derivative) uses `sin`, `cos` or `tan`.
+/// Dispatch modules always call (one copy of everything per module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Inlining {
+    Auto,
     Call,
     Inline,
 }
 
 impl Inlining {
-    fn qualifier(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Inlining::Call => "__device__ __noinline__",
-            Inlining::Inline => "__device__ __forceinline__",
+            Inlining::Auto => "auto",
+            Inlining::Call => "call",
+            Inlining::Inline => "inline",
         }
     }
+
+    /// Whether `f`'s device functions are inlined under this policy.
+    pub fn inlines(self, f: &Function, layout: Layout) -> bool {
+        match (self, layout) {
+            (_, Layout::Dispatch) | (Inlining::Call, _) => false,
+            (Inlining::Inline, _) => true,
+            (Inlining::Auto, _) => !uses_trig(f),
+        }
+    }
+
+    /// The qualifier of `f`'s device functions under this policy.
+    fn qualifier(self, f: &Function, layout: Layout) -> &'static str {
+        if self.inlines(f, layout) {
+            "__device__ __forceinline__"
+        } else {
+            "__device__ __noinline__"
+        }
+    }
+}
+
+/// Whether `f` or its derivative calls `sin`, `cos` or `tan`.
+fn uses_trig(f: &Function) -> bool {
+    f.graph
+        .reachable(&[f.f, f.df])
+        .iter()
+        .any(|&id| matches!(f.graph.node(id).op(), Some(Op::Sin | Op::Cos | Op::Tan)))
 }
 
 struct Entry {
@@ -272,7 +342,7 @@ impl Module {
             return false;
         }
         let h = hash_hex(f.hash);
-        let q = self.selection.inlining.qualifier();
+        let q = self.selection.inlining.qualifier(f, self.selection.layout);
         self.entries.push(Entry {
             hash: f.hash,
             f: render::device_function(q, &format!("act_{h}_f"), &f.graph, f.f),
@@ -346,7 +416,7 @@ impl Module {
     pub fn source(&self) -> String {
         let dispatch = self.selection.layout == Layout::Dispatch;
         let mut s = String::from("// Generated by actforge. Do not edit.\n\n");
-        s.push_str(ACT_MATH);
+        s.push_str(&prelude(self.selection.math));
         if dispatch {
             s.push('\n');
             s.push_str(DISPATCH_MATH);
@@ -470,6 +540,7 @@ fn kernel_source(k: &KernelRef, dir: Direction, dtype: Dtype) -> String {
         .replace("{{VW}}", &dtype.vector_width().to_string())
         .replace("{{LD}}", &format!("act_{}_ld", dtype.name()))
         .replace("{{ST}}", &format!("act_{}_st", dtype.name()))
+        .replace("{{PACK}}", &format!("act_{}_pack", dtype.name()))
         .replace("{{F}}(", &f)
         .replace("{{DF}}(", &df)
 }
@@ -546,8 +617,8 @@ mod tests {
         let src = m.source();
         assert!(!src.contains("{{") && !src.contains("@@"));
         assert_eq!(src.matches("extern \"C\" __global__").count(), 6);
-        assert_eq!(src.matches("case ").count(), 2 * 3);
-        assert!(src.contains("#define sinf act_shared_sinf"));
+        assert_eq!(src.matches("    case ").count(), 2 * 3);
+        assert!(src.contains("#define act_sin act_shared_sin"));
         let gelu = Function::new(&parse("gelu(x)").unwrap());
         assert_eq!(m.index_of(gelu.hash), Some(1));
         assert!(m

@@ -4,9 +4,13 @@
 //! order; nodes used once are inlined into their single user. Temporary
 //! numbers follow emission order, so the text depends only on the DAG and is
 //! stable across runs (golden-testable). Every op's spelling comes from the
-//! op table and is fully parenthesised.
+//! op table and is fully parenthesised. Two nodes that one helper computes
+//! together ([`super::pairs`]) become `const act_pair tN = helper(a);` and
+//! are read as `tN.first` and `tN.second`.
 
-use crate::ir::{Graph, Id, Node};
+use super::pairs::{find_pairs, Pair};
+use crate::ir::ops::MAX_INT_POW;
+use crate::ir::{Graph, Id, Node, Op};
 use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
 
 /// An f32 literal that round-trips, as C source: `0.7978846f`, `1e-6f`,
@@ -56,12 +60,20 @@ pub fn render(g: &Graph, root: Id) -> Body {
             uses[a.index()] += 1;
         }
     }
+    let pairs = find_pairs(g, &order);
     let mut r = Renderer {
         g,
         names: vec![None; g.len()],
         temps: Vec::new(),
     };
     for &id in &order {
+        if r.names[id.index()].is_some() {
+            continue;
+        }
+        if let Some(p) = pairs[id.index()] {
+            r.pair(&p);
+            continue;
+        }
         let shared = uses[id.index()] > 1 && matches!(g.node(id), Node::App(..));
         if shared && id != root {
             let expr = r.expr(id);
@@ -84,6 +96,16 @@ struct Renderer<'g> {
 }
 
 impl Renderer<'_> {
+    /// `const act_pair tN = helper(arg);`, naming both members.
+    fn pair(&mut self, p: &Pair) {
+        let arg = self.expr(p.arg);
+        let name = format!("t{}", self.temps.len());
+        self.temps
+            .push(format!("const act_pair {name} = {}({arg});", p.helper));
+        self.names[p.members[0].index()] = Some(format!("{name}.first"));
+        self.names[p.members[1].index()] = Some(format!("{name}.second"));
+    }
+
     fn expr(&mut self, id: Id) -> String {
         stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.expr_node(id))
     }
@@ -95,12 +117,24 @@ impl Renderer<'_> {
         match *self.g.node(id) {
             Node::X => "x".into(),
             Node::Const(b) => c_float(f64::from_bits(b)),
+            Node::App(Op::Pow, [a, k, _]) if literal_int_power(self.g, k).is_some() => {
+                let k = literal_int_power(self.g, k).expect("checked");
+                format!("act_powi<{k}>({})", self.expr(a))
+            }
             Node::App(op, a) => {
                 let args: Vec<String> = a[..op.arity()].iter().map(|&c| self.expr(c)).collect();
                 spell(op.info().cuda, &args)
             }
         }
     }
+}
+
+/// The exponent of `a ^ k` when `k` is a literal integer that `act_pow`
+/// would square-and-multiply (|k| <= 64): rendered as `act_powi<k>(a)`, so
+/// that the multiplications are unrolled whatever the compiler's effort.
+fn literal_int_power(g: &Graph, k: Id) -> Option<i32> {
+    let k = g.const_value(k)? as f32;
+    (k == k.trunc() && k.abs() <= MAX_INT_POW).then_some(k as i32)
 }
 
 /// Substitute `{0}`, `{1}`, `{2}` in an op's CUDA spelling.
@@ -159,8 +193,11 @@ mod tests {
     fn shared_nodes_become_temporaries() {
         let f = Function::new(&parse("silu(x)").unwrap());
         let d = device_function("__device__", "g", &f.graph, f.df);
-        assert!(d.contains("const float t0 = act_sigmoid(x);"), "{d}");
-        assert_eq!(d.matches("act_sigmoid(x)").count(), 1, "{d}");
+        assert!(
+            d.contains("const act_pair t0 = act_sigmoid_pair(x);"),
+            "{d}"
+        );
+        assert_eq!(d.matches("act_sigmoid").count(), 1, "{d}");
     }
 
     #[test]
@@ -169,7 +206,7 @@ mod tests {
         let d = device_function("__device__", "g", &f.graph, f.f);
         assert_eq!(
             d,
-            "__device__ float g(float x)\n{\n    return sinf(cosf(x));\n}\n"
+            "__device__ float g(float x)\n{\n    return act_sin(act_cos(x));\n}\n"
         );
     }
 

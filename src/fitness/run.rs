@@ -255,7 +255,7 @@ pub fn run(
                 }
                 Err(StepError::Other(e)) => {
                     out.status = Status::Failed {
-                        reason: format!("training failed: {}", e.to_string().trim_start_matches("error: ")),
+                        reason: format!("training failed: {}", first_line(&e.to_string())),
                         step,
                     };
                     break;
@@ -308,6 +308,16 @@ pub fn run(
         }
     }
     Ok(out)
+}
+
+/// The first line of an error message, without the `error: ` prefix (a
+/// backtrace captured by candle stays out of results files).
+fn first_line(msg: &str) -> String {
+    msg.lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 fn mean_tail(losses: &[f32], n: usize) -> f64 {

@@ -7,7 +7,9 @@
 //!
 //! * CUDA spellings use `{0}`, `{1}`, `{2}` for the rendered operands; they are
 //!   fully parenthesised, so operands can be substituted without regard to
-//!   precedence. Helpers such as `act_sigmoid` live in `kernels/act_math.cuh`.
+//!   precedence. The helpers (`act_exp`, `act_sigmoid`, `act_div`, …) live in
+//!   `kernels/act_math.cuh`, which picks libm or the GPU's approximate
+//!   instructions by the module's math mode.
 //! * Derivative rules are formulas in the surface language over `a`, `b`,
 //!   `c` (the operands), `da`, `db`, `dc` (their derivatives) and `y` (this
 //!   node's value, reused rather than recomputed). [`crate::diff`]
@@ -183,7 +185,7 @@ op_table! {
         cuda: "({0} * {1})", deriv: "da * b + a * db", commutative: true },
     Div { name: "div", arity: 2, fixity: infix("/", MUL),
         f64: |a: f64, b: f64| a / b, f32: |a: f32, b: f32| a / b,
-        cuda: "({0} / {1})", deriv: "(da - y * db) / b", commutative: false },
+        cuda: "act_div({0}, {1})", deriv: "(da - y * db) / b", commutative: false },
     Pow { name: "pow", arity: 2, fixity: Fixity::Infix("^", POW, Assoc::Right),
         f64: powf64, f32: pow_f32,
         cuda: "act_pow({0}, {1})", deriv: "da * b * a ^ (b - 1)", commutative: false },
@@ -192,31 +194,31 @@ op_table! {
         cuda: "fabsf({0})", deriv: "da * ((a > 0) - (a < 0))", commutative: false },
     Exp { name: "exp", arity: 1, fixity: Fixity::Call,
         f64: f64::exp, f32: fastmath::exp,
-        cuda: "expf({0})", deriv: "da * y", commutative: false },
+        cuda: "act_exp({0})", deriv: "da * y", commutative: false },
     Log { name: "log", arity: 1, fixity: Fixity::Call,
         f64: f64::ln, f32: fastmath::ln,
-        cuda: "logf({0})", deriv: "da / a", commutative: false },
+        cuda: "act_log({0})", deriv: "da / a", commutative: false },
     Log1p { name: "log1p", arity: 1, fixity: Fixity::Call,
         f64: f64::ln_1p, f32: fastmath::ln_1p,
-        cuda: "log1pf({0})", deriv: "da / (1 + a)", commutative: false },
+        cuda: "act_log1p({0})", deriv: "da / (1 + a)", commutative: false },
     Sqrt { name: "sqrt", arity: 1, fixity: Fixity::Call,
         f64: f64::sqrt, f32: f32::sqrt,
         cuda: "sqrtf({0})", deriv: "da * 0.5 / y", commutative: false },
     Sin { name: "sin", arity: 1, fixity: Fixity::Call,
         f64: f64::sin, f32: fastmath::sin,
-        cuda: "sinf({0})", deriv: "da * cos(a)", commutative: false },
+        cuda: "act_sin({0})", deriv: "da * cos(a)", commutative: false },
     Cos { name: "cos", arity: 1, fixity: Fixity::Call,
         f64: f64::cos, f32: fastmath::cos,
-        cuda: "cosf({0})", deriv: "-(da * sin(a))", commutative: false },
+        cuda: "act_cos({0})", deriv: "-(da * sin(a))", commutative: false },
     Tan { name: "tan", arity: 1, fixity: Fixity::Call,
         f64: f64::tan, f32: fastmath::tan,
-        cuda: "tanf({0})", deriv: "da * (1 + y * y)", commutative: false },
+        cuda: "act_tan({0})", deriv: "da * (1 + y * y)", commutative: false },
     Tanh { name: "tanh", arity: 1, fixity: Fixity::Call,
         f64: f64::tanh, f32: fastmath::tanh,
-        cuda: "tanhf({0})", deriv: "da * (1 - y * y)", commutative: false },
+        cuda: "act_tanh({0})", deriv: "da * (1 - y * y)", commutative: false },
     Erf { name: "erf", arity: 1, fixity: Fixity::Call,
         f64: libm::erf, f32: libm::erff,
-        cuda: "erff({0})", deriv: "da * 1.1283791670955126 * exp(-(a * a))", commutative: false },
+        cuda: "act_erf({0})", deriv: "da * 1.1283791670955126 * exp(-(a * a))", commutative: false },
     Sigmoid { name: "sigmoid", arity: 1, fixity: Fixity::Call,
         f64: sigmoid_f64, f32: fastmath::sigmoid,
         cuda: "act_sigmoid({0})", deriv: "da * y * sigmoid(-a)", commutative: false },

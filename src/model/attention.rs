@@ -101,15 +101,25 @@ impl Attention {
     }
 
     /// softmax(scale·q·kᵀ + Σ terms) · v, merged and projected: `[P, B·T, D]`.
-    /// Each term broadcasts onto the scores `[P, B, H, T, S]`.
+    /// Each term broadcasts onto the scores `[P, B, H, T, S]`. The matmuls
+    /// run on `[P·B·H, ·, ·]` (candle's CPU matmul takes at most two batch
+    /// dimensions).
     pub fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, terms: &[&Tensor]) -> Result<Tensor> {
         let (p, b, h, t, dh) = q.dims5()?;
-        let mut scores = (q.matmul(&k.transpose(3, 4)?)? * self.scale)?;
+        let s = k.dim(3)?;
+        let n = p * b * h;
+        let k = k.reshape((n, s, dh))?;
+        let scores = q.reshape((n, t, dh))?.matmul(&k.transpose(1, 2)?)?;
+        let mut scores = (scores * self.scale)?.reshape((p, b, h, t, s))?;
         for term in terms {
             scores = scores.broadcast_add(term)?;
         }
-        let ctx = softmax(&scores)?.matmul(v)?;
-        let merged = ctx.transpose(2, 3)?.reshape((p, b * t, h * dh))?;
+        let weights = softmax(&scores)?.reshape((n, t, s))?;
+        let ctx = weights.matmul(&v.reshape((n, s, dh))?)?;
+        let merged = ctx
+            .reshape((p, b, h, t, dh))?
+            .transpose(2, 3)?
+            .reshape((p, b * t, h * dh))?;
         self.o.forward(&merged)
     }
 }

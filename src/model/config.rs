@@ -64,7 +64,7 @@ impl GptConfig {
             ("max_len", self.max_len),
         ];
         positive("GPT", &sizes)?;
-        if self.d_model % self.n_head != 0 {
+        if !self.d_model.is_multiple_of(self.n_head) {
             return Err(Error::Usage(format!(
                 "GPT config: d_model {} is not a multiple of n_head {}",
                 self.d_model, self.n_head
@@ -247,7 +247,9 @@ fn unknown_preset(name: &str, known: &[&str]) -> Error {
 
 fn positive(model: &str, sizes: &[(&str, usize)]) -> Result<()> {
     match sizes.iter().find(|(_, v)| *v == 0) {
-        Some((name, _)) => Err(Error::Usage(format!("{model} config: {name} must be positive"))),
+        Some((name, _)) => Err(Error::Usage(format!(
+            "{model} config: {name} must be positive"
+        ))),
         None => Ok(()),
     }
 }

@@ -21,5 +21,8 @@ pub fn lookup_members(table: &Tensor, ids: &[Vec<u32>]) -> Result<Tensor> {
         .flat_map(|(m, row)| row.iter().map(move |&t| t + (m * v) as u32))
         .collect();
     let idx = Tensor::from_vec(flat, p * n, table.device())?;
-    table.reshape((p * v, d))?.index_select(&idx, 0)?.reshape((p, n, d))
+    table
+        .reshape((p * v, d))?
+        .index_select(&idx, 0)?
+        .reshape((p, n, d))
 }

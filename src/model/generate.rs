@@ -36,7 +36,9 @@ impl Sampling {
         };
         let bad = |m: String| Err(Error::Usage(format!("sampling: {m}")));
         if !(temperature.is_finite() && temperature > 0.0) {
-            return bad(format!("temperature {temperature} must be positive and finite"));
+            return bad(format!(
+                "temperature {temperature} must be positive and finite"
+            ));
         }
         if top_k == Some(0) {
             return bad("top_k must be at least 1".into());
@@ -66,7 +68,9 @@ impl Picker {
         let Some(strategy) = sampling.strategy()? else {
             return Ok(Picker { samplers: None });
         };
-        let row_seed = |b: usize| SplitMix64::new(seed ^ (b as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64();
+        let row_seed = |b: usize| {
+            SplitMix64::new(seed ^ (b as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64()
+        };
         let samplers = (0..members)
             .map(|_| {
                 (0..rows)

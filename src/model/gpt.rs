@@ -24,7 +24,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
-use super::attention::{AttnInit, AttnShape, Attention, KvCache};
+use super::attention::{Attention, AttnInit, AttnShape, KvCache};
 use super::config::GptConfig;
 use super::embedding::{lookup_members, lookup_shared};
 use super::generate::{Outputs, Picker, Sampling};
@@ -137,7 +137,9 @@ impl Gpt {
         let x = lookup_shared(&self.wte, ids)?.broadcast_add(&self.positions(&pos)?)?;
         let terms: Vec<&Tensor> = terms.iter().collect();
         let h = self.blocks_forward(x, (b, t), &terms, None)?;
-        Ok(self.logits(&h)?.reshape((self.population(), b, t, self.cfg.vocab))?)
+        Ok(self
+            .logits(&h)?
+            .reshape((self.population(), b, t, self.cfg.vocab))?)
     }
 
     /// Continues every prompt (left-padded into one batch, KV-cached) until
@@ -195,7 +197,8 @@ impl Gpt {
     ) -> Result<Tensor> {
         let (p, b, len) = (self.population(), mask.len(), mask[0].len());
         let ids = Tensor::from_slice(ids, (b, len), &self.device)?;
-        let x = lookup_shared(&self.wte, &ids)?.broadcast_add(&self.positions(&positions(mask))?)?;
+        let x =
+            lookup_shared(&self.wte, &ids)?.broadcast_add(&self.positions(&positions(mask))?)?;
         let causal = causal(len, len, 0, &self.device)?;
         let h = self.blocks_forward(x, (b, len), &[&causal, keys], Some(caches))?;
         let last = h
@@ -238,7 +241,11 @@ impl Gpt {
     /// Additive key mask `[B, 1, 1, S]` of a host padding mask.
     fn key_mask(&self, mask: &[Vec<bool>]) -> Result<Tensor> {
         let (b, s) = (mask.len(), mask[0].len());
-        let flat: Vec<f32> = mask.iter().flatten().map(|&m| f32::from(u8::from(m))).collect();
+        let flat: Vec<f32> = mask
+            .iter()
+            .flatten()
+            .map(|&m| f32::from(u8::from(m)))
+            .collect();
         Ok(key_padding(&Tensor::from_vec(flat, (b, s), &self.device)?)?)
     }
 

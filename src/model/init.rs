@@ -77,7 +77,9 @@ pub fn draw(seed: u64, name: &str, count: usize, init: Init) -> Vec<f32> {
         Init::Const(c) => vec![c as f32; count],
         Init::Normal(std) => {
             let mut rng = stream(seed, name);
-            (0..count).map(|_| (rng.next_normal() * std) as f32).collect()
+            (0..count)
+                .map(|_| (rng.next_normal() * std) as f32)
+                .collect()
         }
     }
 }

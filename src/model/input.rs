@@ -9,12 +9,22 @@ use crate::{Error, Result};
 /// Token ids `[B, T]` with `T ≥ 1`, every id below `vocab`.
 pub fn check_ids(what: &str, ids: &Tensor, vocab: usize) -> Result<(usize, usize)> {
     let (b, t) = ids.dims2().map_err(|_| {
-        Error::Usage(format!("{what}: expected token ids [batch, time], got {:?}", ids.dims()))
+        Error::Usage(format!(
+            "{what}: expected token ids [batch, time], got {:?}",
+            ids.dims()
+        ))
     })?;
     if b == 0 || t == 0 {
-        return Err(Error::Usage(format!("{what}: empty batch {:?}", ids.dims())));
+        return Err(Error::Usage(format!(
+            "{what}: empty batch {:?}",
+            ids.dims()
+        )));
     }
-    let max = ids.to_dtype(DType::U32)?.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+    let max = ids
+        .to_dtype(DType::U32)?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<u32>()?;
     if max as usize >= vocab {
         return Err(Error::Usage(format!(
             "{what}: token id {max} is outside the vocabulary of {vocab}"
@@ -39,7 +49,9 @@ pub fn check_mask(what: &str, mask: &Tensor, dims: (usize, usize)) -> Result<()>
 /// Host prompts: at least one, none empty, every id below `vocab`.
 pub fn check_prompts(what: &str, prompts: &[Vec<u32>], vocab: usize) -> Result<()> {
     if prompts.is_empty() {
-        return Err(Error::Usage(format!("{what}: no sentences to generate from")));
+        return Err(Error::Usage(format!(
+            "{what}: no sentences to generate from"
+        )));
     }
     for (i, p) in prompts.iter().enumerate() {
         if p.is_empty() {
@@ -76,7 +88,11 @@ pub fn pad_batch(rows: &[Vec<u32>], pad: u32, left: bool) -> (Vec<u32>, Vec<Vec<
     for r in rows {
         let gap = len - r.len();
         let (before, after) = if left { (gap, 0) } else { (0, gap) };
-        ids.extend(std::iter::repeat_n(pad, before).chain(r.iter().copied()).chain(std::iter::repeat_n(pad, after)));
+        ids.extend(
+            std::iter::repeat_n(pad, before)
+                .chain(r.iter().copied())
+                .chain(std::iter::repeat_n(pad, after)),
+        );
         let m: Vec<bool> = std::iter::repeat_n(false, before)
             .chain(std::iter::repeat_n(true, r.len()))
             .chain(std::iter::repeat_n(false, after))

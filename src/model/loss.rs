@@ -11,7 +11,11 @@ use super::ops::log_softmax;
 /// Back-propagate `loss.sum_all()`: members share no parameters, so each
 /// gets the gradient of its own loss. A NaN or Inf loss is returned as is
 /// (numerical failure is a value). With no token masked in, the loss is 0.
-pub fn masked_cross_entropy(logits: &Tensor, target: &Tensor, mask: &Tensor) -> Result<(Tensor, usize)> {
+pub fn masked_cross_entropy(
+    logits: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+) -> Result<(Tensor, usize)> {
     let (p, b, t, v) = logits.dims4()?;
     let n = b * t;
     let logp = log_softmax(&logits.reshape((p, n, v))?)?;
@@ -29,7 +33,11 @@ pub fn masked_cross_entropy(logits: &Tensor, target: &Tensor, mask: &Tensor) -> 
 
 /// Per member: how many masked-in tokens the argmax of the logits gets
 /// right, and how many there are.
-pub fn masked_accuracy(logits: &Tensor, target: &Tensor, mask: &Tensor) -> Result<(Vec<f64>, usize)> {
+pub fn masked_accuracy(
+    logits: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+) -> Result<(Vec<f64>, usize)> {
     let (p, b, t, _) = logits.dims4()?;
     let guess = logits.argmax(D::Minus1)?.reshape((p, b * t))?;
     let target = target.to_dtype(DType::U32)?.reshape((1, b * t))?;

@@ -14,7 +14,8 @@ pub struct Mlp {
 impl Mlp {
     /// `x` is `[P, N, D]`; member `p` uses `acts[p]`.
     pub fn forward(&self, x: &Tensor, acts: &[Activation]) -> Result<Tensor> {
-        self.w2.forward(&apply_activations(&self.w1.forward(x)?, acts)?)
+        self.w2
+            .forward(&apply_activations(&self.w1.forward(x)?, acts)?)
     }
 }
 

@@ -39,7 +39,13 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     /// Parameter `{name}.weight`, initialised to `gain`.
-    pub fn new(pb: &ParamBuilder, name: &str, d: usize, gain: f64, eps: f64) -> crate::Result<RmsNorm> {
+    pub fn new(
+        pb: &ParamBuilder,
+        name: &str,
+        d: usize,
+        gain: f64,
+        eps: f64,
+    ) -> crate::Result<RmsNorm> {
         Ok(RmsNorm {
             gain: pb.param(&format!("{name}.weight"), &[1, d], Init::Const(gain))?,
             eps,

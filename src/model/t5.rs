@@ -29,7 +29,7 @@
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use super::attention::{AttnInit, AttnShape, Attention, KvCache};
+use super::attention::{Attention, AttnInit, AttnShape, KvCache};
 use super::buckets::bucket_table;
 use super::config::T5Config;
 use super::embedding::{lookup_members, lookup_shared};
@@ -110,7 +110,11 @@ impl T5 {
         let (d, f) = (cfg.d_model as f64, cfg.init_factor);
         let bias_table = |n: &str| {
             let name = format!("{n}.relative_attention_bias.weight");
-            pb.param(&name, &[cfg.num_buckets, cfg.n_head], Init::Normal(f / d.sqrt()))
+            pb.param(
+                &name,
+                &[cfg.num_buckets, cfg.n_head],
+                Init::Normal(f / d.sqrt()),
+            )
         };
         let norm = |n: &str| RmsNorm::new(&pb, n, cfg.d_model, f, cfg.eps);
         let t5 = T5 {
@@ -159,7 +163,12 @@ impl T5 {
     /// hidden by `src_mask`, 1 = token) and decoder inputs `[B, T]` (the
     /// targets shifted right behind `decoder_start`), shared by all members.
     /// Padding at the end of `dec_in` cannot reach earlier positions.
-    pub fn forward(&self, src: &Tensor, src_mask: Option<&Tensor>, dec_in: &Tensor) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        src: &Tensor,
+        src_mask: Option<&Tensor>,
+        dec_in: &Tensor,
+    ) -> Result<Tensor> {
         let enc = self.encode(src, src_mask)?;
         let (b, t) = check_ids("T5 forward (decoder input)", dec_in, self.cfg.vocab)?;
         if b != enc.b {
@@ -174,7 +183,15 @@ impl T5 {
         let mut x = x;
         for blk in &self.dec {
             let (ck, cv) = blk.cross_attn.keys_values(&enc.h, b, enc.s)?;
-            x = blk.forward(&x, (b, t), &[&bias, &mask], (&ck, &cv), &enc, None, &self.acts)?;
+            x = blk.forward(
+                &x,
+                (b, t),
+                &[&bias, &mask],
+                (&ck, &cv),
+                &enc,
+                None,
+                &self.acts,
+            )?;
         }
         let v = self.cfg.vocab;
         Ok(self.logits(&x)?.reshape((self.population(), b, t, v))?)
@@ -198,7 +215,11 @@ impl T5 {
         let (ids, mask, len) = pad_batch(srcs, self.cfg.pad, false);
         let (p, b) = (self.population(), srcs.len());
         let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
-        let flat: Vec<f32> = mask.iter().flatten().map(|&m| f32::from(u8::from(m))).collect();
+        let flat: Vec<f32> = mask
+            .iter()
+            .flatten()
+            .map(|&m| f32::from(u8::from(m)))
+            .collect();
         let mask = Tensor::from_vec(flat, (b, len), &self.device)?;
         let enc = self.encode(&ids, Some(&mask))?;
         let cross = self
@@ -258,7 +279,15 @@ impl T5 {
         let mut x = lookup_members(&self.shared, picks)?;
         let bias = self.position_bias(&self.dec_bias, 1, t + 1, t, false)?;
         for ((blk, (ck, cv)), cache) in self.dec.iter().zip(cross).zip(caches.iter_mut()) {
-            x = blk.forward(&x, (enc.b, 1), &[&bias], (ck, cv), enc, Some(cache), &self.acts)?;
+            x = blk.forward(
+                &x,
+                (enc.b, 1),
+                &[&bias],
+                (ck, cv),
+                enc,
+                Some(cache),
+                &self.acts,
+            )?;
         }
         self.logits(&x)
     }
@@ -288,8 +317,9 @@ impl T5 {
         let h = self.dec_norm.forward(x)?;
         Ok(match &self.lm_head {
             Some(w) => h.matmul(w)?,
-            None => (h * (self.cfg.d_model as f64).powf(-0.5))?
-                .matmul(&self.shared.transpose(1, 2)?)?,
+            None => {
+                (h * (self.cfg.d_model as f64).powf(-0.5))?.matmul(&self.shared.transpose(1, 2)?)?
+            }
         })
     }
 }
@@ -313,8 +343,20 @@ fn attn_parts(cfg: &T5Config) -> (AttnShape, AttnInit) {
 fn ffn(pb: &ParamBuilder, cfg: &T5Config, name: &str) -> Result<Mlp> {
     let (d, ff, f) = (cfg.d_model, cfg.d_ff, cfg.init_factor);
     Ok(Mlp {
-        w1: Linear::new(pb, &format!("{name}.wi"), (d, ff), f / (d as f64).sqrt(), false)?,
-        w2: Linear::new(pb, &format!("{name}.wo"), (ff, d), f / (ff as f64).sqrt(), false)?,
+        w1: Linear::new(
+            pb,
+            &format!("{name}.wi"),
+            (d, ff),
+            f / (d as f64).sqrt(),
+            false,
+        )?,
+        w2: Linear::new(
+            pb,
+            &format!("{name}.wo"),
+            (ff, d),
+            f / (ff as f64).sqrt(),
+            false,
+        )?,
     })
 }
 

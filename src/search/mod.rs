@@ -1,7 +1,14 @@
-//! The GP engine. So far: primitive sets and DEAP-style tree generation
-//! (full, grow, ramped half-and-half), used by the property tests and the
-//! benches to draw random formulas from the seed primitive set.
+//! The GP engine's pure selection and archive operators: fitness as plain
+//! `f64` vectors with a direction per objective ([`objectives`]),
+//! tournament, double tournament and best selection ([`select`]), NSGA-II
+//! ([`nsga2`]), the hall of fame and the Pareto front archive
+//! ([`archive`]). The genome (trees, variation, dedup keys) is
+//! [`crate::gp`].
+//!
+//! The engine (population loop, evaluation, dedup cache, screening,
+//! checkpoints) builds on these.
 
-pub mod tree;
-
-pub use tree::{Gene, Method, Primitive, PrimitiveSet, Tree};
+pub mod archive;
+pub mod nsga2;
+pub mod objectives;
+pub mod select;

@@ -1,0 +1,136 @@
+//! Archives of the best seen: the hall of fame (the best `k`, unique by
+//! canonical key; DEAP's `HallOfFame` with `similar` = same key) and the
+//! Pareto front (every non-dominated entry seen; DEAP's `ParetoFront`).
+//!
+//! Entries carry the caller's key (the canonical hash), the fitness and an
+//! item (a tree, a formula, a record). A failure (see
+//! [`Objectives::is_failure`]) never enters either archive. Order is
+//! deterministic: better fitness first, and among equal fitnesses the
+//! entry that arrived first.
+
+use std::cmp::Ordering;
+
+use super::objectives::Objectives;
+
+/// One archived individual.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry<T> {
+    pub key: u64,
+    pub fitness: Vec<f64>,
+    pub item: T,
+}
+
+/// The best `capacity` individuals ever seen, one per key, best first.
+#[derive(Clone, Debug)]
+pub struct HallOfFame<T> {
+    capacity: usize,
+    objectives: Objectives,
+    entries: Vec<Entry<T>>,
+}
+
+impl<T> HallOfFame<T> {
+    pub fn new(capacity: usize, objectives: Objectives) -> HallOfFame<T> {
+        HallOfFame {
+            capacity,
+            objectives,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Best first.
+    pub fn entries(&self) -> &[Entry<T>] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Offer an individual. A key already present is replaced only by a
+    /// strictly better fitness. When full, a newcomer must be strictly
+    /// better than the worst entry. Returns whether it was admitted.
+    pub fn update(&mut self, key: u64, fitness: Vec<f64>, item: T) -> bool {
+        if self.capacity == 0 || self.objectives.is_failure(&fitness) {
+            return false;
+        }
+        if let Some(i) = self.entries.iter().position(|e| e.key == key) {
+            if self.objectives.compare(&fitness, &self.entries[i].fitness) != Ordering::Greater {
+                return false;
+            }
+            self.entries.remove(i);
+        } else if self.entries.len() == self.capacity {
+            let worst = &self.entries[self.capacity - 1].fitness;
+            if self.objectives.compare(&fitness, worst) != Ordering::Greater {
+                return false;
+            }
+        }
+        let at = self
+            .entries
+            .iter()
+            .position(|e| self.objectives.compare(&fitness, &e.fitness) == Ordering::Greater)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, Entry { key, fitness, item });
+        self.entries.truncate(self.capacity);
+        true
+    }
+}
+
+/// Every non-dominated individual seen so far, one per key, ordered by
+/// fitness (lexicographically, best first).
+#[derive(Clone, Debug)]
+pub struct ParetoFront<T> {
+    objectives: Objectives,
+    entries: Vec<Entry<T>>,
+}
+
+impl<T> ParetoFront<T> {
+    pub fn new(objectives: Objectives) -> ParetoFront<T> {
+        ParetoFront {
+            objectives,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry<T>] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Offer an individual: it enters unless it is a failure, is dominated
+    /// by an entry, or its key is already on the front; entries it
+    /// dominates leave. Returns whether it entered.
+    pub fn update(&mut self, key: u64, fitness: Vec<f64>, item: T) -> bool {
+        let o = &self.objectives;
+        if o.is_failure(&fitness)
+            || self
+                .entries
+                .iter()
+                .any(|e| e.key == key || o.dominates(&e.fitness, &fitness))
+        {
+            return false;
+        }
+        self.entries.retain(|e| !o.dominates(&fitness, &e.fitness));
+        let at = self
+            .entries
+            .iter()
+            .position(|e| o.compare(&fitness, &e.fitness) == Ordering::Greater)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, Entry { key, fitness, item });
+        true
+    }
+}
