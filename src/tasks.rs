@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::codegen::{MathMode, Direction, Dtype, Inlining, Module, Selection};
+use crate::codegen::{Direction, Dtype, Inlining, MathMode, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{

@@ -12,6 +12,7 @@ pub mod copy;
 pub mod kernels;
 pub mod run;
 pub mod sass;
+pub mod step;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -80,6 +80,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         Command::Bleu(args) => super::bleu::run(out, &args),
         Command::Data { command } => super::data::run(out, command),
         Command::Train(args) => super::train::run(out, args),
+        Command::BenchStep(args) => super::train::bench_step(out, args),
         Command::Codegen {
             formula,
             dtype,

@@ -21,8 +21,8 @@ mod commands;
 mod data;
 mod io;
 mod progress;
-mod train;
 mod sass;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -362,6 +362,9 @@ Examples:
     /// Train activations side by side over seeds, with statistics (the seed post's experiments).
     #[command(after_help = train::AFTER_HELP)]
     Train(train::TrainArgs),
+    /// Time one training step with GELU, the fused and the composed activation, side by side.
+    #[command(after_help = train::BENCH_STEP_HELP)]
+    BenchStep(train::BenchStepArgs),
     /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
     Data {
         #[command(subcommand)]

@@ -78,7 +78,8 @@ impl Progress for TrainBars {
             o.status.label(),
             first,
             last,
-            o.fitness().map_or(String::new(), |f| format!(" · fitness {f:.4}")),
+            o.fitness()
+                .map_or(String::new(), |f| format!(" · fitness {f:.4}")),
             o.timing.train + o.timing.eval
         );
         if self.terminal {

@@ -214,7 +214,11 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
         outln!(out, "{v}");
     } else {
         put(out, &compare::tables(&results))?;
-        outln!(out, "\nwritten to {}: results.json, results.csv, learning_curves.png", dir.display());
+        outln!(
+            out,
+            "\nwritten to {}: results.json, results.csv, learning_curves.png",
+            dir.display()
+        );
     }
     Ok(0)
 }
@@ -225,7 +229,11 @@ fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
         return Err(Error::Usage("--seeds must be at least 1".into()));
     }
     let acts = if args.acts.is_empty() {
-        let seed_formula = if recipe.task == Task::TranslateT5 { SEED_T5 } else { SEED_QA };
+        let seed_formula = if recipe.task == Task::TranslateT5 {
+            SEED_T5
+        } else {
+            SEED_QA
+        };
         vec!["gelu".to_string(), seed_formula.to_string()]
     } else {
         args.acts.clone()
@@ -247,7 +255,8 @@ fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
 
 fn load_experiment(dir: &Path) -> Result<Experiment> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input {
         path: path.display().to_string(),
         line: Some(e.line()),
@@ -265,4 +274,67 @@ pub fn create_run_dir(dir: &Path) -> Result<()> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))
+}
+
+pub const BENCH_STEP_HELP: &str = "\
+Times one full training step (forward, backward, gradient clipping, AdamW)
+of the task's model with candle's built-in GELU, the fused formula and the
+same formula composed of candle ops. Rounds interleave the three, so a
+change in machine load hits all alike; medians (and min–max) over --iters
+rounds after --warmup. `activation ms` is the activation alone, forward and
+backward, on the MLP's hidden tensor of the first batch, times the number of
+MLP layers; `share` is that over the step.
+
+JSON (--json): {\"step_ms\": {\"gelu\", \"fused\", \"composed\"}, \"step_ms_min\",
+\"step_ms_max\", \"activation_ms\", \"activation_share\" (same keys), \"task\",
+\"preset\", \"batch_size\", \"formula\", \"device\", \"threads\", \"iters\"}.
+
+Examples:
+  actforge bench-step --task qa --preset gpt-tiny
+  actforge bench-step --task translate-t5 --preset t5-tiny --json";
+
+#[derive(Args, Debug)]
+pub struct BenchStepArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// The evolved formula to time (default: the seed's Q&A activation).
+    #[arg(long, default_value = SEED_QA, allow_hyphen_values = true)]
+    pub formula: String,
+    /// Timed rounds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub iters: u64,
+    /// Untimed rounds first.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub warmup: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn bench_step(out: &mut dyn Write, args: BenchStepArgs) -> Result<i32> {
+    let recipe = args.recipe.recipe()?;
+    let device = compare::parse_device(&args.recipe.device)?;
+    let prep = Prepared::new(&recipe)?;
+    let spec = crate::bench::step::StepBench {
+        prep: &prep,
+        formula: &args.formula,
+        device: &device,
+        iters: args.iters as usize,
+        warmup: args.warmup as usize,
+    };
+    let times = crate::bench::step::run(&spec)?;
+    if args.json {
+        outln!(out, "{}", crate::bench::step::to_json(&spec, &times));
+    } else {
+        outln!(
+            out,
+            "{} · {} · batch {} · {:?} · {} threads\n",
+            recipe.task,
+            recipe.preset,
+            recipe.batch_size,
+            device,
+            candle_core::utils::get_num_threads()
+        );
+        put(out, &crate::bench::step::table(&times))?;
+    }
+    Ok(0)
 }

@@ -122,9 +122,11 @@ pub fn restore(
     };
     for (name, var) in params {
         let key = format!("param.{name}");
-        let t = tensors
-            .get(&key)
-            .ok_or_else(|| bad(format!("no parameter `{name}`: a checkpoint of another model")))?;
+        let t = tensors.get(&key).ok_or_else(|| {
+            bad(format!(
+                "no parameter `{name}`: a checkpoint of another model"
+            ))
+        })?;
         if t.dims() != var.dims() {
             return Err(bad(format!(
                 "parameter `{name}` has shape {:?}, the model {:?}",
@@ -165,12 +167,22 @@ mod tests {
         let w = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0], &dev).unwrap()).unwrap();
         let params = vec![("w".to_string(), w.clone())];
         let mut opt = AdamW::new(params.clone(), AdamWConfig::default()).unwrap();
-        let g = w.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g = w
+            .as_tensor()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         opt.step(&g, 0.1, 1.0).unwrap();
         save(&dir, &meta(1), &params, &opt)?;
         opt.step(&g, 0.1, 1.0).unwrap();
         save(&dir, &meta(2), &params, &opt)?;
-        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(files.len(), 2, "{files:?}");
         let m = load_meta(&dir)?;
         assert_eq!((m.step, m.weights.as_str()), (2, "weights-2.safetensors"));
@@ -185,7 +197,9 @@ mod tests {
         let u = Var::from_tensor(&Tensor::new(&[0.0f32], &dev).unwrap()).unwrap();
         let params3 = vec![("w".to_string(), u)];
         let mut opt3 = AdamW::new(params3.clone(), AdamWConfig::default()).unwrap();
-        let e = restore(&dir, &m, &params3, &mut opt3, &dev).unwrap_err().to_string();
+        let e = restore(&dir, &m, &params3, &mut opt3, &dev)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shape"), "{e}");
         // A foreign JSON is refused.
         std::fs::write(dir.join(META), "{\"format\": \"x\"}").unwrap();

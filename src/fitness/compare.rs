@@ -134,14 +134,23 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     Device::new_cuda(ordinal).map_err(|e| Error::Missing {
         what: format!("CUDA device {ordinal}"),
         detail: e.to_string(),
-        hint: "build with `--features cuda` on a machine with an NVIDIA driver, or use --device cpu"
-            .into(),
+        hint:
+            "build with `--features cuda` on a machine with an NVIDIA driver, or use --device cpu"
+                .into(),
     })
 }
 
 /// Hooks for progress display; every method has a quiet default.
 pub trait Progress: Sync {
-    fn run_started(&self, _index: usize, _total: usize, _activation: &str, _seed: u64, _steps: u64) {}
+    fn run_started(
+        &self,
+        _index: usize,
+        _total: usize,
+        _activation: &str,
+        _seed: u64,
+        _steps: u64,
+    ) {
+    }
     fn step(&self, _info: &StepInfo) {}
     fn run_finished(&self, _outcome: &Outcome) {}
 }
@@ -299,8 +308,19 @@ fn write_outputs(r: &Results, prep: &Prepared, out: &Path) -> Result<()> {
     });
     write_json(&out.join("results.json"), &doc)?;
     let header = [
-        "activation", "seed", "status", "steps", "loss_first", "loss_last", "bleu", "chrf",
-        "ppl", "acc", "fitness", "train_seconds", "eval_seconds",
+        "activation",
+        "seed",
+        "status",
+        "steps",
+        "loss_first",
+        "loss_last",
+        "bleu",
+        "chrf",
+        "ppl",
+        "acc",
+        "fitness",
+        "train_seconds",
+        "eval_seconds",
     ];
     let cell = |v: &Value| match v {
         Value::Null => String::new(),
@@ -329,7 +349,10 @@ fn write_outputs(r: &Results, prep: &Prepared, out: &Path) -> Result<()> {
     chart::line_chart(
         &curves(&r.experiment, &r.runs),
         &Axes {
-            title: format!("training loss, {} (mean and range over seeds)", r.experiment.recipe.task),
+            title: format!(
+                "training loss, {} (mean and range over seeds)",
+                r.experiment.recipe.task
+            ),
             x: "step".into(),
             y: "loss".into(),
             log_y: true,
@@ -348,7 +371,13 @@ pub fn curves(exp: &Experiment, runs: &[Value]) -> Vec<Series> {
                 .iter()
                 .filter(|r| r["activation_index"] == json!(a) && r["status"] == "ok")
                 .filter_map(|r| r["losses"].as_array())
-                .map(|l| smooth(&l.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect::<Vec<_>>()))
+                .map(|l| {
+                    smooth(
+                        &l.iter()
+                            .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                            .collect::<Vec<_>>(),
+                    )
+                })
                 .collect();
             let len = per_seed.iter().map(Vec::len).min().unwrap_or(0);
             let mut s = Series {
@@ -401,14 +430,25 @@ pub fn tables(r: &Results) -> String {
             super::Length::Epochs(e) => format!("{e} epochs"),
         }
     ));
-    let name_w = exp.activations.iter().map(|a| a.chars().count().min(60)).max().unwrap_or(10).max(10);
+    let name_w = exp
+        .activations
+        .iter()
+        .map(|a| a.chars().count().min(60))
+        .max()
+        .unwrap_or(10)
+        .max(10);
     t.push_str(&format!("{:<name_w$}  ok", "activation"));
     for (_, label, _) in METRICS {
         t.push_str(&format!("  {label:>17}"));
     }
     t.push('\n');
     for s in &r.summary {
-        let name: String = s["activation"].as_str().unwrap_or("").chars().take(60).collect();
+        let name: String = s["activation"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect();
         let ok = s["runs"].as_u64().unwrap_or(0) - s["failed"].as_u64().unwrap_or(0);
         t.push_str(&format!("{name:<name_w$}  {ok:>2}"));
         for (key, _, _) in METRICS {
@@ -417,17 +457,27 @@ pub fn tables(r: &Results) -> String {
         t.push('\n');
     }
     if r.summary.len() > 1 {
-        t.push_str(&format!("\nWelch's t-test p-value against `{}`:\n", exp.activations[0]));
+        t.push_str(&format!(
+            "\nWelch's t-test p-value against `{}`:\n",
+            exp.activations[0]
+        ));
         t.push_str(&format!("{:<name_w$}    ", "activation"));
         for (_, label, _) in METRICS {
             t.push_str(&format!("  {label:>8}"));
         }
         t.push('\n');
         for s in &r.summary[1..] {
-            let name: String = s["activation"].as_str().unwrap_or("").chars().take(60).collect();
+            let name: String = s["activation"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect();
             t.push_str(&format!("{name:<name_w$}    "));
             for (key, _, _) in METRICS {
-                let p = s["welch_p"][key].as_f64().map_or("—".into(), |p| format!("{p:.3}"));
+                let p = s["welch_p"][key]
+                    .as_f64()
+                    .map_or("—".into(), |p| format!("{p:.3}"));
                 t.push_str(&format!("  {p:>8}"));
             }
             t.push('\n');
@@ -476,7 +526,11 @@ fn fmt3(v: f64) -> String {
 /// Mean per epoch over seeds, per activation (the T5 experiment's table).
 fn epoch_table(r: &Results) -> String {
     let exp = &r.experiment;
-    if !r.runs.iter().any(|x| x["epochs"].as_array().is_some_and(|e| !e.is_empty())) {
+    if !r
+        .runs
+        .iter()
+        .any(|x| x["epochs"].as_array().is_some_and(|e| !e.is_empty()))
+    {
         return String::new();
     }
     let mut t = String::from("\nper epoch (mean over seeds):\nactivation  epoch  train loss  valid loss     BLEU      PPL\n");
@@ -500,7 +554,11 @@ fn epoch_table(r: &Results) -> String {
             let short: String = name.chars().take(10).collect();
             t.push_str(&format!(
                 "{short:<10}  {:>5}  {:>10.4}  {:>10.4}  {:>7.2}  {:>7.2}\n",
-                rows[0][e]["epoch"], mean("train_loss"), mean("valid_loss"), mean("bleu"), mean("ppl")
+                rows[0][e]["epoch"],
+                mean("train_loss"),
+                mean("valid_loss"),
+                mean("bleu"),
+                mean("ppl")
             ));
         }
     }
@@ -511,11 +569,10 @@ fn epoch_table(r: &Results) -> String {
 fn sample_table(r: &Results) -> String {
     let mut t = String::new();
     for (a, name) in r.experiment.activations.iter().enumerate() {
-        let Some(run) = r
-            .runs
-            .iter()
-            .find(|x| x["activation_index"] == json!(a) && x["samples"].as_array().is_some_and(|s| !s.is_empty()))
-        else {
+        let Some(run) = r.runs.iter().find(|x| {
+            x["activation_index"] == json!(a)
+                && x["samples"].as_array().is_some_and(|s| !s.is_empty())
+        }) else {
             continue;
         };
         if t.is_empty() {
@@ -588,7 +645,10 @@ mod tests {
             summary: s,
             interrupted: false,
         });
-        assert!(text.contains("Welch") && text.contains("failed runs"), "{text}");
+        assert!(
+            text.contains("Welch") && text.contains("failed runs"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -603,9 +663,18 @@ mod tests {
 
     #[test]
     fn activation_specs_default_to_fused_and_devices_parse() {
-        assert!(matches!(parse_activation("gelu").unwrap(), Activation::Gelu));
-        assert!(matches!(parse_activation("silu(x)").unwrap(), Activation::Fused(_)));
-        assert!(matches!(parse_activation("composed:silu(x)").unwrap(), Activation::Composed(_)));
+        assert!(matches!(
+            parse_activation("gelu").unwrap(),
+            Activation::Gelu
+        ));
+        assert!(matches!(
+            parse_activation("silu(x)").unwrap(),
+            Activation::Fused(_)
+        ));
+        assert!(matches!(
+            parse_activation("composed:silu(x)").unwrap(),
+            Activation::Composed(_)
+        ));
         assert!(parse_activation("silu(").is_err());
         assert!(matches!(parse_device("cpu").unwrap(), Device::Cpu));
         assert!(parse_device("gpu").is_err());

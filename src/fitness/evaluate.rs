@@ -75,7 +75,10 @@ pub fn evaluate(prep: &Prepared, model: &Model, samples: usize) -> Result<Evalua
     let n = prep.recipe.eval_sentences.min(prep.valid.len());
     let outputs = generate(prep, model, n)?;
     let hyps: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    let refs: Vec<&str> = prep.valid_pairs[..n].iter().map(|p| p.tgt.as_str()).collect();
+    let refs: Vec<&str> = prep.valid_pairs[..n]
+        .iter()
+        .map(|p| p.tgt.as_str())
+        .collect();
     let refs = vec![refs];
     let bleu = metrics::corpus_bleu(&hyps, &refs);
     let chrf = metrics::corpus_chrf(&hyps, &refs);
@@ -166,7 +169,11 @@ fn generate(prep: &Prepared, model: &Model, n: usize) -> Result<Vec<String>> {
                             p.push(sp.q);
                         }
                         p.extend_from_slice(&e.src);
-                        p.push(if prep.kind == CorpusKind::Qa { sp.a } else { sp.sep });
+                        p.push(if prep.kind == CorpusKind::Qa {
+                            sp.a
+                        } else {
+                            sp.sep
+                        });
                         p
                     })
                     .collect();
@@ -180,7 +187,11 @@ fn generate(prep: &Prepared, model: &Model, n: usize) -> Result<Vec<String>> {
                 m.generate(&srcs, max_new, sp.eos, &Sampling::Greedy, 0)?
             }
         };
-        out.extend(tokens[0].iter().map(|t| prep.tokenizer.decode(t).trim().to_string()));
+        out.extend(
+            tokens[0]
+                .iter()
+                .map(|t| prep.tokenizer.decode(t).trim().to_string()),
+        );
     }
     Ok(out)
 }

@@ -185,7 +185,11 @@ fn model_config(recipe: &Recipe, tok: &Tokenizer, sp: &Specials) -> Result<Model
             "task {} cannot train preset `{}`: use a {} preset",
             recipe.task,
             recipe.preset,
-            if recipe.task.is_seq2seq() { "t5-…" } else { "gpt-…" }
+            if recipe.task.is_seq2seq() {
+                "t5-…"
+            } else {
+                "gpt-…"
+            }
         )));
     }
     match &mut cfg {
@@ -197,8 +201,8 @@ fn model_config(recipe: &Recipe, tok: &Tokenizer, sp: &Specials) -> Result<Model
         ModelConfig::Gpt(c) => {
             // BOS, Q/SEP, A plus both texts and EOS must fit, and so must a
             // prompt plus the longest generated answer.
-            let need = (recipe.max_src + recipe.max_tgt + 4)
-                .max(recipe.max_src + 3 + recipe.eval_max_new);
+            let need =
+                (recipe.max_src + recipe.max_tgt + 4).max(recipe.max_src + 3 + recipe.eval_max_new);
             if need > c.max_len {
                 return Err(Error::Usage(format!(
                     "preset `{}` has {} positions, but --max-len needs {need}",

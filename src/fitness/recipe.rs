@@ -205,7 +205,10 @@ impl Recipe {
             return bad(format!("--thin must be in (0, 1], not {f}"));
         }
         if !(0.0..=0.5).contains(&self.warmup) {
-            return bad(format!("warm-up fraction {} must be in [0, 0.5]", self.warmup));
+            return bad(format!(
+                "warm-up fraction {} must be in [0, 0.5]",
+                self.warmup
+            ));
         }
         if self.vocab < 64 && self.tokenizer.is_none() {
             return bad(format!("--vocab {} is too small (at least 64)", self.vocab));
@@ -215,7 +218,10 @@ impl Recipe {
         }
         let split = self.valid_fraction + self.test_fraction;
         if !(self.valid_fraction > 0.0 && self.test_fraction >= 0.0 && split < 0.5) {
-            return bad("validation and test fractions must be positive and leave most data for training".into());
+            return bad(
+                "validation and test fractions must be positive and leave most data for training"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -262,7 +268,11 @@ mod tests {
     #[test]
     fn tasks_parse_and_bad_settings_are_usage_errors() {
         assert_eq!("qa".parse::<Task>().unwrap(), Task::Qa);
-        assert!("qna".parse::<Task>().unwrap_err().to_string().contains("translate-gpt"));
+        assert!("qna"
+            .parse::<Task>()
+            .unwrap_err()
+            .to_string()
+            .contains("translate-gpt"));
         let mut r = Recipe::for_task(Task::Qa, false);
         r.thin = Some(0.0);
         assert!(r.validate().unwrap_err().to_string().contains("--thin"));

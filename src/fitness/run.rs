@@ -27,9 +27,14 @@ use crate::op::Activation;
 pub enum Status {
     Ok,
     /// Numerical failure (or a failure of the activation) at `step`.
-    Failed { reason: String, step: u64 },
+    Failed {
+        reason: String,
+        step: u64,
+    },
     /// Stopped on request (Ctrl-C) after a checkpoint; resumable.
-    Interrupted { step: u64 },
+    Interrupted {
+        step: u64,
+    },
 }
 
 impl Status {
@@ -195,7 +200,11 @@ pub fn run(
         timing: Timing::default(),
     };
     let mut train_before = 0.0;
-    if let Some(plan) = opts.checkpoint.as_ref().filter(|p| checkpoint::exists(&p.dir)) {
+    if let Some(plan) = opts
+        .checkpoint
+        .as_ref()
+        .filter(|p| checkpoint::exists(&p.dir))
+    {
         let meta = checkpoint::load_meta(&plan.dir)?;
         check_meta(&meta, prep, act, seed, total, &plan.dir)?;
         checkpoint::restore(&plan.dir, &meta, &params, &mut opt, device)?;
@@ -239,28 +248,37 @@ pub fn run(
     };
     while out.steps < total {
         if opts.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-            save(&out, &opt, train_before + train_start.elapsed().as_secs_f64())?;
+            save(
+                &out,
+                &opt,
+                train_before + train_start.elapsed().as_secs_f64(),
+            )?;
             out.status = Status::Interrupted { step: out.steps };
             out.timing.train = train_before + train_start.elapsed().as_secs_f64();
             return Ok(out);
         }
         let step = out.steps;
         let lr = learning_rate(step, total, warmup, recipe.lr, recipe.min_lr_ratio);
-        let (loss, tokens) =
-            match trainer.step(step / per_epoch, (step % per_epoch) as usize, &mut opt, &vars, lr) {
-                Ok(v) => v,
-                Err(StepError::Numeric(reason)) => {
-                    out.status = Status::Failed { reason, step };
-                    break;
-                }
-                Err(StepError::Other(e)) => {
-                    out.status = Status::Failed {
-                        reason: format!("training failed: {}", first_line(&e.to_string())),
-                        step,
-                    };
-                    break;
-                }
-            };
+        let (loss, tokens) = match trainer.step(
+            step / per_epoch,
+            (step % per_epoch) as usize,
+            &mut opt,
+            &vars,
+            lr,
+        ) {
+            Ok(v) => v,
+            Err(StepError::Numeric(reason)) => {
+                out.status = Status::Failed { reason, step };
+                break;
+            }
+            Err(StepError::Other(e)) => {
+                out.status = Status::Failed {
+                    reason: format!("training failed: {}", first_line(&e.to_string())),
+                    step,
+                };
+                break;
+            }
+        };
         out.losses.push(loss as f32);
         out.steps += 1;
         if let Some(f) = opts.on_step {
@@ -289,7 +307,11 @@ pub fn run(
         }
         let every = opts.checkpoint.as_ref().map_or(0, |p| p.every);
         if every > 0 && out.steps % every == 0 && out.steps < total {
-            save(&out, &opt, train_before + train_start.elapsed().as_secs_f64())?;
+            save(
+                &out,
+                &opt,
+                train_before + train_start.elapsed().as_secs_f64(),
+            )?;
         }
     }
     out.timing.train = train_before + train_start.elapsed().as_secs_f64();
@@ -336,7 +358,10 @@ fn check_meta(
 ) -> Result<()> {
     let want_recipe = format!("{:016x}", prep.recipe.hash());
     let mismatch = if meta.recipe_hash != want_recipe {
-        Some(format!("recipe {} (this run: {want_recipe})", meta.recipe_hash))
+        Some(format!(
+            "recipe {} (this run: {want_recipe})",
+            meta.recipe_hash
+        ))
     } else if meta.activation != act.to_string() {
         Some(format!("activation `{}`", meta.activation))
     } else if meta.seed != seed {
@@ -392,15 +417,20 @@ impl Trainer<'_> {
         vars: &[&candle_core::Var],
         lr: f64,
     ) -> std::result::Result<(f64, usize), StepError> {
-        let (loss, tokens) = batch_loss(self.prep, self.model, self.batcher, epoch, i, self.device)?;
+        let (loss, tokens) =
+            batch_loss(self.prep, self.model, self.batcher, epoch, i, self.device)?;
         let value = loss.to_scalar::<f32>()? as f64;
         if !value.is_finite() {
-            return Err(StepError::Numeric(format!("non-finite training loss ({value})")));
+            return Err(StepError::Numeric(format!(
+                "non-finite training loss ({value})"
+            )));
         }
         let grads = loss.backward()?;
         let (norm, factor) = clip_factor(&grads, vars, self.prep.recipe.clip)?;
         if !norm.is_finite() {
-            return Err(StepError::Numeric(format!("non-finite gradient norm ({norm})")));
+            return Err(StepError::Numeric(format!(
+                "non-finite gradient norm ({norm})"
+            )));
         }
         opt.step(&grads, lr, factor)?;
         Ok((value, tokens))
@@ -409,7 +439,7 @@ impl Trainer<'_> {
 
 /// The mean masked cross-entropy of batch `i` of `epoch` (a scalar), and
 /// its number of target tokens.
-pub(crate) fn batch_loss(
+pub fn batch_loss(
     prep: &Prepared,
     model: &Model,
     batcher: &crate::data::Batcher,

@@ -1,0 +1,392 @@
+//! The training recipe and `actforge train`: losses fall, fused and
+//! composed train alike, numerical failure is a scored failure with its
+//! step, an interrupted or killed run resumes to the same result as an
+//! uninterrupted one, and the results files keep their stable keys.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actforge::fitness::{self, Length, Prepared, Recipe, RunOptions, Status, Task};
+use actforge::op::Activation;
+use candle_core::Device;
+use serde_json::Value;
+
+const QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("actforge-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A small translation corpus (TSV) so that a T5 epoch is a few steps.
+fn small_tsv(dir: &Path, n: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let words = [
+        "red", "green", "blue", "house", "tree", "small", "big", "old", "new", "dog",
+    ];
+    let de = [
+        "rot", "grün", "blau", "Haus", "Baum", "klein", "groß", "alt", "neu", "Hund",
+    ];
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, b, c) = (i % 10, (i / 10) % 10, (i / 7) % 10);
+        text.push_str(&format!(
+            "the {} {} {}\tdas {} {} {}\n",
+            words[a], words[b], words[c], de[a], de[b], de[c]
+        ));
+    }
+    let p = dir.join("pairs.tsv");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A quick Q&A recipe on the built-in data.
+fn qa_recipe(steps: u64) -> Recipe {
+    let mut r = Recipe::for_task(Task::Qa, false);
+    r.length = Length::Steps(steps);
+    r.batch_size = 8;
+    r.eval_examples = 32;
+    r.eval_sentences = 8;
+    r.eval_max_new = 8;
+    r
+}
+
+#[test]
+fn the_loss_falls_and_fused_and_composed_train_alike() {
+    let prep = Prepared::new(&qa_recipe(30)).unwrap();
+    let dev = Device::Cpu;
+    let mut curves = Vec::new();
+    for spec in [format!("fused:{QA}"), format!("composed:{QA}")] {
+        let act = Activation::parse(&spec).unwrap();
+        let o = fitness::run(&prep, &act, 3, &dev, &RunOptions::default()).unwrap();
+        assert_eq!(o.status, Status::Ok, "{spec}");
+        let (first, last) = o.loss_first_last();
+        assert!(last < first - 0.5, "{spec}: loss {first} → {last}");
+        let m = o.eval.as_ref().unwrap();
+        assert!(m.ppl.is_finite() && m.ppl > 1.0 && m.acc > 0.0 && m.fitness > 0.0);
+        curves.push(o.losses);
+    }
+    for (a, b) in curves[0].iter().zip(&curves[1]) {
+        assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn every_activation_starts_from_the_same_weights_and_batches() {
+    // With a learning rate of ~0 the first loss depends only on the initial
+    // weights and the first batch: equal seeds give equal first losses for
+    // activations that agree at init-scale inputs as closely as these do.
+    let mut r = qa_recipe(1);
+    r.lr = 1e-12;
+    let prep = Prepared::new(&r).unwrap();
+    let dev = Device::Cpu;
+    let run = |spec: &str, seed| {
+        fitness::run(
+            &prep,
+            &Activation::parse(spec).unwrap(),
+            seed,
+            &dev,
+            &RunOptions::default(),
+        )
+        .unwrap()
+        .losses[0]
+    };
+    let a = run("fused:gelu_like(x)", 5);
+    assert_eq!(
+        a,
+        run("fused:gelu_like(x)", 5),
+        "a run is a function of its seed"
+    );
+    let b = run("composed:gelu_like(x)", 5);
+    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    assert_ne!(
+        a,
+        run("fused:gelu_like(x)", 6),
+        "another seed draws other weights"
+    );
+}
+
+#[test]
+fn a_non_finite_loss_is_a_scored_failure_with_its_step() {
+    let prep = Prepared::new(&qa_recipe(5)).unwrap();
+    let act = Activation::parse("fused:exp(x * 1000)").unwrap();
+    let o = fitness::run(&prep, &act, 1, &Device::Cpu, &RunOptions::default()).unwrap();
+    match &o.status {
+        Status::Failed { reason, step } => {
+            assert!(reason.contains("non-finite"), "{reason}");
+            assert!(*step < 5);
+        }
+        s => panic!("expected a failure, got {s:?}"),
+    }
+    assert!(o.fitness().is_none());
+    assert!(o.to_json()["status"]
+        .as_str()
+        .unwrap()
+        .contains("non-finite"));
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_uninterrupted_result() {
+    let prep = Prepared::new(&qa_recipe(12)).unwrap();
+    let act = Activation::parse(&format!("fused:{QA}")).unwrap();
+    let dev = Device::Cpu;
+    let full = fitness::run(&prep, &act, 2, &dev, &RunOptions::default()).unwrap();
+    let dir = temp("interrupt");
+    let stop = AtomicBool::new(false);
+    let stop_after = |i: &fitness::StepInfo| {
+        if i.step == 5 {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let plan = fitness::CheckpointPlan {
+        dir: dir.clone(),
+        every: 4,
+    };
+    let first = fitness::run(
+        &prep,
+        &act,
+        2,
+        &dev,
+        &RunOptions {
+            checkpoint: Some(plan.clone()),
+            on_step: Some(&stop_after),
+            stop: Some(&stop),
+            samples: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(first.status, Status::Interrupted { step: 5 });
+    let resumed = fitness::run(
+        &prep,
+        &act,
+        2,
+        &dev,
+        &RunOptions {
+            checkpoint: Some(plan),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.status, Status::Ok);
+    assert_eq!(resumed.losses, full.losses, "bit for bit");
+    assert_eq!(
+        resumed.eval.unwrap().metrics_json(),
+        full.eval.unwrap().metrics_json()
+    );
+    // Another seed refuses this checkpoint.
+    let e = fitness::run(
+        &prep,
+        &act,
+        3,
+        &dev,
+        &RunOptions {
+            checkpoint: Some(fitness::CheckpointPlan { dir, every: 4 }),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("another run"), "{e}");
+}
+
+fn actforge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_actforge"));
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn results(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap()
+}
+
+/// The comparable part of each run (timings differ).
+fn runs_of(v: &Value) -> Vec<(Value, Value, Value)> {
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["activation"].clone(),
+                r["losses"].clone(),
+                r["metrics"].clone(),
+            )
+        })
+        .collect()
+}
+
+const TRAIN_ARGS: [&str; 14] = [
+    "train",
+    "--task",
+    "qa",
+    "--act",
+    "gelu",
+    "--act",
+    QA,
+    "--seeds",
+    "2",
+    "--steps",
+    "16",
+    "--batch-size",
+    "8",
+    "--eval-sentences=8",
+];
+
+#[test]
+fn a_killed_train_command_resumes_to_the_same_results() {
+    let whole = temp("whole");
+    let o = actforge()
+        .args(TRAIN_ARGS)
+        .args(["--out", whole.to_str().unwrap(), "--checkpoint-every", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("Welch") && text.contains("sample answers"),
+        "{text}"
+    );
+
+    let killed = temp("killed");
+    let mut child = actforge()
+        .args(TRAIN_ARGS)
+        .args(["--out", killed.to_str().unwrap(), "--checkpoint-every", "4"])
+        .spawn()
+        .unwrap();
+    // Kill it once the second run has a checkpoint (the first is logged).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let log = std::fs::read_to_string(killed.join("runs.jsonl")).unwrap_or_default();
+        let ckpt = killed
+            .join("checkpoints")
+            .join("act1-seed1")
+            .join("checkpoint.json");
+        if log.lines().count() >= 1 && ckpt.exists() {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!killed.join("results.json").exists());
+    let o = actforge()
+        .args(["train", "--resume", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(runs_of(&results(&killed)), runs_of(&results(&whole)));
+
+    // The stable keys.
+    let v = results(&whole);
+    for r in v["runs"].as_array().unwrap() {
+        for k in [
+            "activation",
+            "seed",
+            "status",
+            "loss_first",
+            "loss_last",
+            "metrics",
+        ] {
+            assert!(!r[k].is_null(), "runs[].{k}");
+        }
+        for k in ["bleu", "chrf", "ppl", "acc", "fitness"] {
+            assert!(r["metrics"][k].is_number(), "metrics.{k}");
+        }
+    }
+    let s = v["summary"].as_array().unwrap();
+    assert_eq!(s.len(), 2);
+    assert!(s[0]["welch_p"].is_null());
+    for k in ["bleu", "chrf", "ppl", "acc", "fitness"] {
+        assert!(
+            s[1][k]["mean"].is_number() && s[1][k]["ci95"].is_array(),
+            "{k}"
+        );
+        assert!(s[1]["welch_p"].get(k).is_some(), "welch_p.{k}");
+    }
+    for f in [
+        "results.csv",
+        "learning_curves.png",
+        "tokenizer.json",
+        "config.json",
+    ] {
+        assert!(whole.join(f).is_file(), "{f}");
+    }
+    // A finished or existing directory is never overwritten.
+    let o = actforge()
+        .args(TRAIN_ARGS)
+        .args(["--out", whole.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+}
+
+#[test]
+fn the_t5_task_prints_per_epoch_rows() {
+    let dir = temp("t5");
+    let data = small_tsv(&dir, 300);
+    let out = dir.join("run");
+    let o = actforge()
+        .args([
+            "train",
+            "--task",
+            "translate-t5",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--seeds",
+            "2",
+            "--act",
+            "gelu",
+            "--act",
+            "silu(x)",
+            "--vocab",
+            "300",
+            "--eval-sentences=8",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("per epoch"), "{text}");
+    let v = results(&out);
+    let epochs = v["runs"][0]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs[1]["bleu"].is_number() && epochs[1]["valid_loss"].is_number());
+}
+
+#[test]
+fn bench_step_reports_all_three_variants() {
+    let o = actforge()
+        .args([
+            "bench-step",
+            "--task",
+            "qa",
+            "--iters",
+            "2",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "4",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in ["gelu", "fused", "composed"] {
+        assert!(v["step_ms"][k].as_f64().unwrap() > 0.0, "{k}");
+        let share = v["activation_share"][k].as_f64().unwrap();
+        assert!(share > 0.0, "{k}: {share}");
+    }
+}
