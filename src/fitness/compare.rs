@@ -608,8 +608,9 @@ mod tests {
     }
 
     fn run_line(a: usize, seed: u64, fitness: f64, ok: bool) -> Value {
+        let name = ["gelu", "silu(x)"][a];
         json!({
-            "activation": ["gelu", "silu(x)"][a], "activation_index": a, "seed": seed,
+            "activation": name, "activation_index": a, "seed": seed,
             "status": if ok { "ok" } else { "non-finite training loss (NaN) (step 3)" },
             "loss_first": 5.0, "loss_last": 2.0, "steps": 10,
             "metrics": {"bleu": fitness * 100.0, "chrf": 30.0, "ppl": 10.0, "acc": 0.4, "fitness": fitness},

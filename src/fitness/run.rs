@@ -290,7 +290,7 @@ pub fn run(
                 tokens,
             });
         }
-        let epoch_end = out.steps % per_epoch == 0 || out.steps == total;
+        let epoch_end = out.steps.is_multiple_of(per_epoch) || out.steps == total;
         if recipe.per_epoch && epoch_end {
             let e = evaluate(prep, &model, 0)?;
             let epoch = out.steps.div_ceil(per_epoch);
@@ -306,7 +306,7 @@ pub fn run(
             }));
         }
         let every = opts.checkpoint.as_ref().map_or(0, |p| p.every);
-        if every > 0 && out.steps % every == 0 && out.steps < total {
+        if every > 0 && out.steps.is_multiple_of(every) && out.steps < total {
             save(
                 &out,
                 &opt,
