@@ -82,6 +82,14 @@ fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
             }
             rw.mk(crate::ir::lower::binop(*op), &[a, b])
         }
+        AstKind::Call { name, args, .. } if name == "chain" => {
+            let d = instantiate(rw, &args[0], env);
+            if d == env.zero {
+                return d;
+            }
+            let s = instantiate(rw, &args[1], env);
+            chain(rw, d, s, env.zero)
+        }
         AstKind::Call { name, args, .. } => {
             let op = Op::by_name(name)
                 .unwrap_or_else(|| panic!("derivative rule calls unknown `{name}`"));
@@ -89,6 +97,15 @@ fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
             rw.mk(op, &ids)
         }
     }
+}
+
+/// `chain(d, s)` of a rule: `d · s`, but exactly 0 where the local factor
+/// `s` is 0, so a saturated factor (`1 − tanh²` far out) stops an
+/// overflowed incoming derivative instead of giving `inf · 0 = NaN`. The
+/// rewriter reduces it to the plain product wherever `d` is finite.
+fn chain(rw: &mut Rewriter, d: Id, s: Id, zero: Id) -> Id {
+    let p = rw.mk(Op::Mul, &[d, s]);
+    rw.mk(Op::Where, &[s, p, zero])
 }
 
 /// Exponents in rules are constant expressions (`b - 1`); the rewriter

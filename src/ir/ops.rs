@@ -11,7 +11,15 @@
 //! * Derivative rules are formulas in the surface language over `a`, `b`,
 //!   `c` (the operands), `da`, `db`, `dc` (their derivatives) and `y` (this
 //!   node's value, reused rather than recomputed). [`crate::diff`]
-//!   instantiates them.
+//!   instantiates them. `chain(d, s)` is the chain-rule product `d · s` of
+//!   an incoming derivative `d` and a local factor `s` that saturates to
+//!   exactly 0 (`1 − tanh²`, `σ(a)σ(−a)`, `e^a` as a → −∞, …): it is 0
+//!   where `s` is 0 even if `d` overflowed, so `inf · 0` never turns a
+//!   finite derivative into NaN (`where(s, d * s, 0)`; a plain product
+//!   wherever the analysis shows `d` finite).
+//! * Rules follow the special values of PRIMITIVES.md: the derivative of
+//!   `max`/`min`/`clamp` goes to the operand whose value is taken, also
+//!   where another operand is NaN (`a <= a` is 0 exactly for NaN `a`).
 
 use std::fmt;
 
@@ -183,16 +191,16 @@ op_table! {
         cuda: "({0} * {1})", deriv: "da * b + a * db", commutative: true },
     Div { name: "div", arity: 2, fixity: infix("/", MUL),
         f64: |a: f64, b: f64| a / b, f32: |a: f32, b: f32| a / b,
-        cuda: "({0} / {1})", deriv: "(da - y * db) / b", commutative: false },
+        cuda: "({0} / {1})", deriv: "(da - chain(db, y)) / b", commutative: false },
     Pow { name: "pow", arity: 2, fixity: Fixity::Infix("^", POW, Assoc::Right),
         f64: powf64, f32: pow_f32,
-        cuda: "act_pow({0}, {1})", deriv: "da * b * a ^ (b - 1)", commutative: false },
+        cuda: "act_pow({0}, {1})", deriv: "chain(da, b * a ^ (b - 1))", commutative: false },
     Abs { name: "abs", arity: 1, fixity: Fixity::Call,
         f64: f64::abs, f32: f32::abs,
         cuda: "fabsf({0})", deriv: "da * ((a > 0) - (a < 0))", commutative: false },
     Exp { name: "exp", arity: 1, fixity: Fixity::Call,
         f64: f64::exp, f32: fastmath::exp,
-        cuda: "expf({0})", deriv: "da * y", commutative: false },
+        cuda: "expf({0})", deriv: "chain(da, y)", commutative: false },
     Log { name: "log", arity: 1, fixity: Fixity::Call,
         f64: f64::ln, f32: fastmath::ln,
         cuda: "logf({0})", deriv: "da / a", commutative: false },
@@ -213,24 +221,24 @@ op_table! {
         cuda: "tanf({0})", deriv: "da * (1 + y * y)", commutative: false },
     Tanh { name: "tanh", arity: 1, fixity: Fixity::Call,
         f64: f64::tanh, f32: fastmath::tanh,
-        cuda: "tanhf({0})", deriv: "da * (1 - y * y)", commutative: false },
+        cuda: "tanhf({0})", deriv: "chain(da, 1 - y * y)", commutative: false },
     Erf { name: "erf", arity: 1, fixity: Fixity::Call,
         f64: libm::erf, f32: libm::erff,
-        cuda: "erff({0})", deriv: "da * 1.1283791670955126 * exp(-(a * a))", commutative: false },
+        cuda: "erff({0})", deriv: "chain(da, 1.1283791670955126 * exp(-(a * a)))", commutative: false },
     Sigmoid { name: "sigmoid", arity: 1, fixity: Fixity::Call,
         f64: sigmoid_f64, f32: fastmath::sigmoid,
-        cuda: "act_sigmoid({0})", deriv: "da * y * sigmoid(-a)", commutative: false },
+        cuda: "act_sigmoid({0})", deriv: "chain(da, y * sigmoid(-a))", commutative: false },
     Max { name: "max", arity: 2, fixity: Fixity::Call,
         f64: f64::max, f32: f32::max,
-        cuda: "fmaxf({0}, {1})", deriv: "where(a >= b, da, db)", commutative: false },
+        cuda: "fmaxf({0}, {1})", deriv: "where(b > a, db, where(a <= a, da, db))", commutative: false },
     Min { name: "min", arity: 2, fixity: Fixity::Call,
         f64: f64::min, f32: f32::min,
-        cuda: "fminf({0}, {1})", deriv: "where(a <= b, da, db)", commutative: false },
+        cuda: "fminf({0}, {1})", deriv: "where(b < a, db, where(a <= a, da, db))", commutative: false },
     Clamp { name: "clamp", arity: 3, fixity: Fixity::Call,
         f64: |a: f64, lo: f64, hi: f64| a.max(lo).min(hi),
         f32: |a: f32, lo: f32, hi: f32| a.max(lo).min(hi),
         cuda: "fminf(fmaxf({0}, {1}), {2})",
-        deriv: "where((b < a) * (a < c), da, where((a <= b) * (b < c), db, dc))",
+        deriv: "where(c <= c, where(b <= b, where((b < a) * (a < c), da, where(c <= a, dc, where(b < c, db, dc))), where(a < c, da, dc)), where(b < a, da, where(b <= b, db, da)))",
         commutative: false },
     Where { name: "where", arity: 3, fixity: Fixity::Call,
         f64: |c: f64, a: f64, b: f64| if c != 0.0 { a } else { b },

@@ -6,12 +6,16 @@ use candle_core::Tensor;
 
 use crate::diff::Function;
 use crate::ir::{Node, Op};
+use crate::simplify::interval;
 
 /// A formula evaluated op by op with candle.
 #[derive(Clone)]
 pub struct ComposedActivation {
     formula: String,
     function: Function,
+    /// Per node of the function's graph: may its value be NaN? (Where
+    /// candle's `maximum`/`minimum` need help to follow PRIMITIVES.md.)
+    may_be_nan: Vec<bool>,
 }
 
 /// A node's value: a tensor, or a scalar constant not yet broadcast.
@@ -30,9 +34,14 @@ impl ComposedActivation {
     }
 
     pub fn from_function(formula: &str, function: Function) -> ComposedActivation {
+        let may_be_nan = interval::of_graph(&function.graph, &[function.f])
+            .iter()
+            .map(|iv| iv.nan)
+            .collect();
         ComposedActivation {
             formula: formula.to_string(),
             function,
+            may_be_nan,
         }
     }
 
@@ -63,7 +72,10 @@ impl ComposedActivation {
                     } else {
                         None
                     };
-                    apply(op, &args, x, k)?
+                    let nan = a[..op.arity()].iter().map(|c| self.may_be_nan[c.index()]);
+                    let mut may_be_nan = [false; 3];
+                    may_be_nan.iter_mut().zip(nan).for_each(|(m, n)| *m = n);
+                    apply(op, &args, x, k, may_be_nan)?
                 }
             };
             vals[id.index()] = Some(v);
@@ -119,7 +131,33 @@ fn pow(t: &Tensor, k: f64) -> candle_core::Result<Tensor> {
     t.powf(k)
 }
 
-fn apply(op: Op, a: &[Val], x: &Tensor, k: Option<f64>) -> candle_core::Result<Val> {
+/// `max`/`min` as IEEE maxNum/minNum (PRIMITIVES.md): a NaN operand
+/// yields the other one. On the CPU candle's `maximum`/`minimum` return
+/// the first operand when it is NaN (`if a < b { b } else { a }`), so a
+/// first operand that may be NaN (by the interval analysis) is replaced by
+/// the second where it is. A NaN second operand already yields the first
+/// on every backend (CUDA's are `fmaxf`/`fminf`).
+fn extremum(max: bool, p: Tensor, q: &Val, p_may_be_nan: bool) -> candle_core::Result<Tensor> {
+    use Val::{S, T};
+    let m = match q {
+        S(c) if max => p.maximum(*c)?,
+        S(c) => p.minimum(*c)?,
+        T(q) if max => p.maximum(q)?,
+        T(q) => p.minimum(q)?,
+    };
+    if !p_may_be_nan {
+        return Ok(m);
+    }
+    p.ne(&p)?.where_cond(&tensor(q, &p)?, &m)
+}
+
+fn apply(
+    op: Op,
+    a: &[Val],
+    x: &Tensor,
+    k: Option<f64>,
+    may_be_nan: [bool; 3],
+) -> candle_core::Result<Val> {
     use Val::{S, T};
     let un = |f: fn(&Tensor) -> candle_core::Result<Tensor>| -> candle_core::Result<Val> {
         match &a[0] {
@@ -169,22 +207,17 @@ fn apply(op: Op, a: &[Val], x: &Tensor, k: Option<f64>) -> candle_core::Result<V
             (T(p), T(q)) => T((p / q)?),
             (S(p), S(q)) => S(p / q),
         },
-        Op::Max | Op::Min => {
-            let (p, q) = (tensor(&a[0], x)?, &a[1]);
-            let max = op == Op::Max;
-            T(match q {
-                S(c) if max => p.maximum(*c)?,
-                S(c) => p.minimum(*c)?,
-                T(q) if max => p.maximum(q)?,
-                T(q) => p.minimum(q)?,
-            })
+        Op::Max | Op::Min => T(extremum(
+            op == Op::Max,
+            tensor(&a[0], x)?,
+            &a[1],
+            may_be_nan[0],
+        )?),
+        Op::Clamp => {
+            // min(max(a, lo), hi); max(a, lo) is NaN only if both are.
+            let m = extremum(true, tensor(&a[0], x)?, &a[1], may_be_nan[0])?;
+            T(extremum(false, m, &a[2], may_be_nan[0] && may_be_nan[1])?)
         }
-        Op::Clamp => match (&a[1], &a[2]) {
-            (S(lo), S(hi)) => T(tensor(&a[0], x)?.maximum(*lo)?.minimum(*hi)?),
-            _ => T(tensor(&a[0], x)?
-                .maximum(&tensor(&a[1], x)?)?
-                .minimum(&tensor(&a[2], x)?)?),
-        },
         Op::Where => {
             let c = tensor(&a[0], x)?.ne(0.0)?;
             T(c.where_cond(&tensor(&a[1], x)?, &tensor(&a[2], x)?)?)
