@@ -5,8 +5,15 @@
 use candle_core::Tensor;
 
 use crate::diff::Function;
-use crate::ir::{Node, Op};
+use crate::ir::{Graph, Id, Node, Op};
 use crate::simplify::interval;
+
+/// The longest chain of candle ops the composed path builds for an input
+/// that autograd tracks. candle's graph walk in `backward` and the drop of
+/// the recorded graph recurse once per op; on a 2 MiB thread stack they
+/// overflowed at about 10,000 chained ops here, so deeper formulas are an
+/// error with a tracked input (the fused path has no such limit).
+pub const MAX_TRACKED_DEPTH: usize = 2_000;
 
 /// A formula evaluated op by op with candle.
 #[derive(Clone)]
@@ -16,6 +23,8 @@ pub struct ComposedActivation {
     /// Per node of the function's graph: may its value be NaN? (Where
     /// candle's `maximum`/`minimum` need help to follow PRIMITIVES.md.)
     may_be_nan: Vec<bool>,
+    /// candle ops on the longest path of the formula.
+    depth: usize,
 }
 
 /// A node's value: a tensor, or a scalar constant not yet broadcast.
@@ -38,11 +47,19 @@ impl ComposedActivation {
             .iter()
             .map(|iv| iv.nan)
             .collect();
+        let depth = candle_depth(&function.graph, function.f);
         ComposedActivation {
             formula: formula.to_string(),
             function,
             may_be_nan,
+            depth,
         }
+    }
+
+    /// candle ops on the longest path of the formula (at most
+    /// [`MAX_TRACKED_DEPTH`] for an input that autograd tracks).
+    pub fn depth(&self) -> usize {
+        self.depth
     }
 
     pub fn formula(&self) -> &str {
@@ -53,8 +70,15 @@ impl ComposedActivation {
         &self.function
     }
 
-    /// `f(x)` as candle ops (autograd gives the backward).
+    /// `f(x)` as candle ops (autograd gives the backward). An error if `x`
+    /// is tracked and the formula is deeper than [`MAX_TRACKED_DEPTH`].
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.track_op() && self.depth > MAX_TRACKED_DEPTH {
+            candle_core::bail!(
+                "the formula is {} candle ops deep; the composed path supports at most {MAX_TRACKED_DEPTH} under autograd (candle recurses once per op); use the fused activation",
+                self.depth
+            );
+        }
         let g = &self.function.graph;
         let root = self.function.f;
         let mut vals: Vec<Option<Val>> = vec![None; g.len()];
@@ -85,6 +109,31 @@ impl ComposedActivation {
             Val::S(c) => Tensor::full(c as f32, x.shape(), x.device())?.to_dtype(x.dtype()),
         }
     }
+}
+
+/// An upper bound on the candle ops one IR op lowers to, in sequence.
+fn ops_in_sequence(op: Op) -> usize {
+    match op {
+        Op::Sigmoid => 4,
+        Op::Max | Op::Min => 3,
+        Op::Clamp => 6,
+        // Square-and-multiply up to k = 64, then a reciprocal.
+        Op::Pow => 15,
+        Op::Tan | Op::Log1p | Op::Div | Op::Where => 2,
+        Op::Lt | Op::Gt | Op::Le | Op::Ge => 2,
+        _ => 1,
+    }
+}
+
+/// candle ops on the longest path to `root`.
+fn candle_depth(g: &Graph, root: Id) -> usize {
+    let mut depth = vec![0usize; g.len()];
+    for id in g.reachable(&[root]) {
+        let node = g.node(id);
+        let inner = node.args().iter().map(|a| depth[a.index()]).max();
+        depth[id.index()] = inner.unwrap_or(0) + node.op().map_or(0, ops_in_sequence);
+    }
+    depth[root.index()]
 }
 
 fn tensor(v: &Val, like: &Tensor) -> candle_core::Result<Tensor> {
