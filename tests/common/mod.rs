@@ -291,17 +291,29 @@ pub fn same_value(got: f64, want: f64) -> bool {
 
 /// How [`eval_variant`] evaluates: `seed` ≠ 0 multiplies every rounded
 /// result by 1 + k·2⁻⁵² (k = ±1…±4, drawn from the seed), the size of a
-/// rounding difference; `zero_divisor` is the zero a division (or a
-/// negative power) by ±0 uses instead of the one computed.
-#[derive(Clone, Copy, Debug)]
+/// rounding difference; `flip` is a node whose division (or negative
+/// power) by ±0 uses the zero of the other sign.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Variant {
     pub seed: u64,
-    pub zero_divisor: Option<f64>,
+    pub flip: Option<Id>,
 }
 
-/// f64 evaluation of `root` at `x` under a [`Variant`].
-pub fn eval_variant(g: &Graph, root: Id, x: f64, v: Variant) -> f64 {
+/// The operand of `op` that acts as a divisor, if its value is ±0.
+fn zero_divisor(op: Op, args: &[f64; 3]) -> Option<usize> {
+    let i = match op {
+        Op::Div => 1,
+        Op::Pow if args[1] < 0.0 => 0,
+        _ => return None,
+    };
+    (args[i] == 0.0).then_some(i)
+}
+
+/// f64 evaluation of `root` at `x` under a [`Variant`]; also returns the
+/// nodes that divided by ±0.
+pub fn eval_variant(g: &Graph, root: Id, x: f64, v: Variant) -> (f64, Vec<Id>) {
     let mut val = vec![0.0f64; g.len()];
+    let mut zero_divisions = Vec::new();
     for id in g.reachable(&[root]) {
         val[id.index()] = match *g.node(id) {
             Node::X => x,
@@ -311,14 +323,10 @@ pub fn eval_variant(g: &Graph, root: Id, x: f64, v: Variant) -> f64 {
                 for i in 0..op.arity() {
                     args[i] = val[a[i].index()];
                 }
-                let zero_at = match op {
-                    Op::Div => Some(1),
-                    Op::Pow if args[1] < 0.0 => Some(0),
-                    _ => None,
-                };
-                if let (Some(i), Some(z)) = (zero_at, v.zero_divisor) {
-                    if args[i] == 0.0 {
-                        args[i] = z;
+                if let Some(i) = zero_divisor(op, &args) {
+                    zero_divisions.push(id);
+                    if v.flip == Some(id) {
+                        args[i] = -args[i];
                     }
                 }
                 let r = op.info().f64.call(&args);
@@ -326,7 +334,7 @@ pub fn eval_variant(g: &Graph, root: Id, x: f64, v: Variant) -> f64 {
             }
         };
     }
-    val[root.index()]
+    (val[root.index()], zero_divisions)
 }
 
 /// The relative perturbation of one rounded result (0 for exact ops).
@@ -348,21 +356,18 @@ fn rounding_noise(op: Op, seed: u64, node: u64) -> f64 {
 }
 
 /// Does the value at `x` depend on the sign of a zero that something
-/// divides by? Rewrites may flip such a sign (PRIMITIVES.md), so these
-/// points are not compared: the one documented exception to soundness.
+/// divides by? (Flipping the sign of any one zero divisor changes it.)
+/// Rewrites may flip such a sign (PRIMITIVES.md), so these points are not
+/// compared: the one documented exception to soundness.
 pub fn sign_of_zero_matters(g: &Graph, root: Id, x: f64) -> bool {
-    let with = |z: f64| {
-        eval_variant(
-            g,
-            root,
-            x,
-            Variant {
-                seed: 0,
-                zero_divisor: Some(z),
-            },
-        )
-    };
-    !same_value(with(0.0), with(-0.0))
+    let (want, sites) = eval_variant(g, root, x, Variant::default());
+    sites.into_iter().any(|site| {
+        let flipped = Variant {
+            flip: Some(site),
+            ..Variant::default()
+        };
+        !same_value(eval_variant(g, root, x, flipped).0, want)
+    })
 }
 
 /// Is the value at `x` stable under rounding-sized perturbations of
@@ -374,8 +379,8 @@ pub fn rounding_stable(g: &Graph, root: Id, x: f64) -> bool {
     (1..=6).all(|seed| {
         let v = Variant {
             seed,
-            zero_divisor: None,
+            ..Variant::default()
         };
-        same_value(eval_variant(g, root, x, v), want)
+        same_value(eval_variant(g, root, x, v).0, want)
     })
 }
