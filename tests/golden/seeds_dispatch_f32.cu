@@ -176,7 +176,9 @@ __device__ __noinline__ float act_78be1876ebb2dc03_df(float x)
     const float t3 = (1.0f + t2);
     const float t4 = (t1 * t3);
     const float t5 = act_sigmoid(t4);
-    return ((sinf(t0) * ((((t1 * ((0.7978846f * (1.0f + (0.134145f * act_pow(x, 2.0f)))) * (1.0f - act_pow(t2, 2.0f)))) + (0.5f * t3)) * t5) * act_sigmoid((-t4)))) + (t5 * (cosf(t0) * (t0 * act_sigmoid((-x))))));
+    const float t6 = (1.0f - act_pow(t2, 2.0f));
+    const float t7 = (t5 * act_sigmoid((-t4)));
+    return (((t7 != 0.0f ? (t7 * ((t1 * (t6 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t6) : 0.0f)) + (0.5f * t3))) : 0.0f) * sinf(t0)) + (t5 * (cosf(t0) * (t0 * act_sigmoid((-x))))));
 }
 
 // ---- [1] act_fd1c3d577f1f0c3b : log1p(abs(cos(tan(clamp(x / (1.0 + abs(x)), -1.5, 1.5)) * sigmoid(x))))
