@@ -118,7 +118,7 @@ fn f32_is_right_on_a_balanced_sum_of_70000_terms() {
     assert!(
         tape.lanes() < CHUNK,
         "scratch would be {} MB",
-        tape.slots() * CHUNK * 4 >> 20
+        (tape.slots() * CHUNK * 4) >> 20
     );
     let xs = [0.25f32, -1.5, 3.0];
     assert_tape_equals_per_node(&f, &xs);

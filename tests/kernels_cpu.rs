@@ -714,7 +714,15 @@ fn kernels_follow_the_special_values() {
             fwd(1, 1, [x].as_ptr(), y.as_mut_ptr(), 1);
             bwd(1, 1, [x].as_ptr(), [1.0f32].as_ptr(), dx.as_mut_ptr(), 1);
         }
-        assert!(same(y[0], v), "{src} at {x:e}: kernel f = {}, want {v}", y[0]);
-        assert!(same(dx[0], dv), "{src} at {x:e}: kernel f' = {}, want {dv}", dx[0]);
+        assert!(
+            same(y[0], v),
+            "{src} at {x:e}: kernel f = {}, want {v}",
+            y[0]
+        );
+        assert!(
+            same(dx[0], dv),
+            "{src} at {x:e}: kernel f' = {}, want {dv}",
+            dx[0]
+        );
     }
 }
