@@ -146,10 +146,16 @@ fn short_chunks_cover_long_inputs_exactly() {
     assert!(tape.lanes() < CHUNK && tape.lanes() >= 16);
     let xs: Vec<f32> = (0..1_000).map(|i| (i as f32 - 500.0) * 0.01).collect();
     assert_tape_equals_per_node(&f, &xs);
-    // One pass per root (map, map_mul) agrees with map_all.
+    // One pass per root (map, map_mul) agrees too.
     let mut y = vec![0.0f32; xs.len()];
     Tape::new(&f.graph, &[f.f]).map(&xs, &mut y);
     assert!(bits_equal(&y, &eval_per_node(&f.graph, f.f, &xs)));
+    let dy: Vec<f32> = xs.iter().map(|v| 0.5 - v).collect();
+    let mut dx = vec![0.0f32; xs.len()];
+    Tape::new(&f.graph, &[f.df]).map_mul(&xs, &dy, &mut dx);
+    let d = eval_per_node(&f.graph, f.df, &xs);
+    let want: Vec<f32> = dy.iter().zip(&d).map(|(g, v)| g * v).collect();
+    assert!(bits_equal(&dx, &want));
 }
 
 /// Nesting depth of brackets in C source.

@@ -856,6 +856,8 @@ mod tests {
             "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
             "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
             "mish(x) + safe_div(x ^ 3, exp(x) - 2) + erf(x) * sqrt(abs(x)) + tanh(x) / log(x * x + 1)",
+            // NaN (log of a negative) through maxNum/minNum, clamp, where.
+            "max(log(x), 0.5) + min(0.5, log(x)) + clamp(log(x), -1, 1) * where(log(x), x, 2) + (log(x) < 1)",
         ];
         for src in srcs {
             let e = Library::standard().parse(src).unwrap();
