@@ -17,7 +17,7 @@
 mod common;
 
 use actforge::diff::Function;
-use actforge::ir::{eval_f64, parse, to_infix, to_prefix, Library, Tape};
+use actforge::ir::{eval_f64, parse, to_infix, to_prefix, Library, Op, Tape};
 use actforge::simplify::simplify;
 use common::*;
 use proptest::prelude::*;
@@ -79,6 +79,34 @@ proptest! {
                     "x={x:e}: simplified {got:e} vs original {want:e}\n  original:   {formula}\n  simplified: {}",
                     to_infix(g, r));
             }
+        }
+    }
+
+    /// f' is not NaN from `0 · inf` where f is finite and the true
+    /// derivative is (two central differences agree and are finite), at
+    /// large finite inputs up to f64::MAX: a saturated factor stops an
+    /// overflowed one (derivative rules' `chain`). Not covered: a NaN from
+    /// `inf − inf` of overflowed terms (`softsign((x⁻¹)⁻¹)` at 1e155
+    /// multiplies x⁻² = 1e-310 by (x⁻¹)⁻² = inf), which no guard can
+    /// recover. The f32 paths evaluate the same derivative;
+    /// `tests/hardening.rs` checks them on the primitives.
+    #[test]
+    fn derivative_is_not_nan_where_the_true_one_is_finite(formula in edge_formula(4)) {
+        let e = parse(&formula).unwrap();
+        let f = Function::new(&e);
+        let fx = |x: f64| eval_f64(&e.graph, e.root, x);
+        for &x in LARGE_POINTS {
+            if !f.value(x).is_finite() || !f.derivative(x).is_nan() {
+                continue;
+            }
+            let h = x.abs() * 1e-6;
+            let fd = |h: f64| (fx(x + h) - fx(x - h)) / (2.0 * h);
+            let (d1, d2) = (fd(h), fd(h / 2.0));
+            let cause = first_nan(&f.graph, f.df, x);
+            let zero_times_inf = matches!(cause, Some((Op::Mul, _)));
+            prop_assert!(!(zero_times_inf && d1.is_finite() && d2.is_finite() && close(d1, d2)),
+                "f'({x:e}) is NaN from {cause:?}, finite differences {d1:e}: {formula}\n  f' = {}",
+                to_infix(&f.graph, f.df));
         }
     }
 
@@ -172,6 +200,26 @@ proptest! {
         prop_assert_eq!(h1, h2, "{} vs {}", formula, swapped);
     }
 }
+
+/// Large finite inputs, both signs, up to f64::MAX.
+const LARGE_POINTS: &[f64] = &[
+    1e5,
+    -1e5,
+    1e10,
+    -1e19,
+    1e20,
+    -1e30,
+    3e38,
+    -3e38,
+    1e39,
+    -1e100,
+    1e154,
+    -1e155,
+    1e200,
+    -1e300,
+    f64::MAX,
+    -f64::MAX,
+];
 
 /// Rewrite `safe_add(a, b)` as `safe_add(b, a)` (and safe_mul) throughout.
 fn swap_commutative(src: &str) -> String {

@@ -12,11 +12,11 @@
 //!   `c` (the operands), `da`, `db`, `dc` (their derivatives) and `y` (this
 //!   node's value, reused rather than recomputed). [`crate::diff`]
 //!   instantiates them. `chain(d, s)` is the chain-rule product `d · s` of
-//!   an incoming derivative `d` and a local factor `s` that saturates to
-//!   exactly 0 (`1 − tanh²`, `σ(a)σ(−a)`, `e^a` as a → −∞, …): it is 0
-//!   where `s` is 0 even if `d` overflowed, so `inf · 0` never turns a
-//!   finite derivative into NaN (`where(s, d * s, 0)`; a plain product
-//!   wherever the analysis shows `d` finite).
+//!   an incoming derivative `d` and a local factor `s` that may saturate to
+//!   exactly 0 (`1 − tanh²`, `σ(a)σ(−a)`, `e^a` as a → −∞, …) or be
+//!   infinite (`sqrt'` at 0): it is 0 where either factor is 0, so
+//!   `inf · 0` never turns a finite derivative into NaN (`where` guards,
+//!   built only where the analysis cannot show the other factor finite).
 //! * Rules follow the special values of PRIMITIVES.md: the derivative of
 //!   `max`/`min`/`clamp` goes to the operand whose value is taken, also
 //!   where another operand is NaN (`a <= a` is 0 exactly for NaN `a`).
@@ -188,7 +188,7 @@ op_table! {
         cuda: "({0} - {1})", deriv: "da - db", commutative: false },
     Mul { name: "mul", arity: 2, fixity: infix("*", MUL),
         f64: |a: f64, b: f64| a * b, f32: |a: f32, b: f32| a * b,
-        cuda: "({0} * {1})", deriv: "da * b + a * db", commutative: true },
+        cuda: "({0} * {1})", deriv: "chain(da, b) + chain(db, a)", commutative: true },
     Div { name: "div", arity: 2, fixity: infix("/", MUL),
         f64: |a: f64, b: f64| a / b, f32: |a: f32, b: f32| a / b,
         cuda: "({0} / {1})", deriv: "(da - chain(db, y)) / b", commutative: false },
@@ -209,7 +209,7 @@ op_table! {
         cuda: "log1pf({0})", deriv: "da / (1 + a)", commutative: false },
     Sqrt { name: "sqrt", arity: 1, fixity: Fixity::Call,
         f64: f64::sqrt, f32: f32::sqrt,
-        cuda: "sqrtf({0})", deriv: "da * 0.5 / y", commutative: false },
+        cuda: "sqrtf({0})", deriv: "chain(da, 0.5 / y)", commutative: false },
     Sin { name: "sin", arity: 1, fixity: Fixity::Call,
         f64: f64::sin, f32: fastmath::sin,
         cuda: "sinf({0})", deriv: "da * cos(a)", commutative: false },

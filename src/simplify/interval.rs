@@ -42,6 +42,12 @@ impl Interval {
         hi: DMAX,
         nan: false,
     };
+    /// Any finite f32 (the input `x` of the f32 paths).
+    pub const FINITE_F32: Interval = Interval {
+        lo: -(f32::MAX as f64),
+        hi: f32::MAX as f64,
+        nan: false,
+    };
     pub const ALL: Interval = Interval {
         lo: f64::NEG_INFINITY,
         hi: f64::INFINITY,
@@ -63,6 +69,26 @@ impl Interval {
             return Interval::ALL;
         }
         Interval { lo, hi, nan }
+    }
+
+    /// The same values as an f32 evaluation produces them: beyond f32's
+    /// range they are infinite, and a nonzero value below its smallest
+    /// normal may round to zero (rounding keeps the sign, so only the
+    /// bound nearest zero moves).
+    pub fn in_f32(self) -> Interval {
+        let (fmax, tiny) = (f32::MAX as f64, f32::MIN_POSITIVE as f64);
+        let f = |v: f64| {
+            if v > fmax {
+                f64::INFINITY
+            } else if v < -fmax {
+                f64::NEG_INFINITY
+            } else if v.abs() < tiny {
+                0.0
+            } else {
+                v
+            }
+        };
+        Interval::new(f(self.lo), f(self.hi), self.nan)
     }
 
     /// Widen both bounds outward by a relative epsilon.

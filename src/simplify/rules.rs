@@ -415,20 +415,34 @@ fn where_div_self(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
     Some(rw.mk(Op::Where, &[a[0], one, a[2]]))
 }
 
-/// where(s, m * s, 0) = m * s for finite m (up to the sign of a zero):
-/// the guard a derivative rule puts around a saturating factor `s`
-/// ([`crate::diff`]'s `chain`) is needed only where `m` may overflow.
+/// where(s, m * s, 0) = m * s for finite m (up to the sign of a zero),
+/// and where(d, where(s, d * s, 0), 0) = where(s, d * s, 0) for finite s
+/// (finite in f64 and in f32, so the f32 paths keep the guard too):
+/// the guards a derivative rule's `chain` puts around a product
+/// ([`crate::diff`]) are needed only where the other factor may be
+/// infinite.
 fn where_guard(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
     if !rw.is_const(a[2], 0.0) {
         return None;
     }
-    let p = app(rw, a[1], Op::Mul)?;
-    let m = match (p[0] == a[0], p[1] == a[0]) {
-        (_, true) => p[0],
-        (true, _) => p[1],
-        _ => return None,
-    };
-    finite(rw, m).then_some(a[1])
+    if let Some(inner) = app(rw, a[1], Op::Where) {
+        let s = inner[0];
+        let pair = guarded_factors(rw, inner[1], s)?;
+        let nested = rw.is_const(inner[2], 0.0) && pair == a[0] && rw.finite_in_f32_too(s);
+        return nested.then_some(a[1]);
+    }
+    let m = guarded_factors(rw, a[1], a[0])?;
+    rw.finite_in_f32_too(m).then_some(a[1])
+}
+
+/// If `product` is `c * m` (either order), `m`.
+fn guarded_factors(rw: &Rewriter, product: Id, c: Id) -> Option<Id> {
+    let p = app(rw, product, Op::Mul)?;
+    match (p[0] == c, p[1] == c) {
+        (_, true) => Some(p[0]),
+        (true, _) => Some(p[1]),
+        _ => None,
+    }
 }
 
 /// where(p < q, 0, 1) = q <= p and where(p <= q, 0, 1) = q < p when

@@ -255,9 +255,17 @@ const EDGE_POWERS: &[&str] = &["2", "3", "-1", "-2", "0.5"];
 /// zeros and overflow flow through `max`, `min`, `clamp`, `where` and the
 /// comparisons.
 pub fn edge_formula(height: u32) -> impl Strategy<Value = String> {
+    edge_formula_with(height, EDGE_CONSTANTS)
+}
+
+/// [`edge_formula`] with the given constants.
+pub fn edge_formula_with(
+    height: u32,
+    constants: &'static [&'static str],
+) -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         3 => Just("x".to_string()),
-        2 => prop::sample::select(EDGE_CONSTANTS).prop_map(str::to_string),
+        2 => prop::sample::select(constants).prop_map(str::to_string),
     ];
     leaf.prop_recursive(height, 64, 3, |inner| {
         prop_oneof![
@@ -383,4 +391,28 @@ pub fn rounding_stable(g: &Graph, root: Id, x: f64) -> bool {
         };
         same_value(eval_variant(g, root, x, v).0, want)
     })
+}
+
+/// The op and operands of the first node whose f64 value at `x` is NaN
+/// while none of its operands is (where a NaN of `root` comes from).
+pub fn first_nan(g: &Graph, root: Id, x: f64) -> Option<(Op, [f64; 3])> {
+    let mut val = vec![0.0f64; g.len()];
+    for id in g.reachable(&[root]) {
+        val[id.index()] = match *g.node(id) {
+            Node::X => x,
+            Node::Const(b) => f64::from_bits(b),
+            Node::App(op, a) => {
+                let mut args = [0.0f64; 3];
+                for i in 0..op.arity() {
+                    args[i] = val[a[i].index()];
+                }
+                let v = op.info().f64.call(&args);
+                if v.is_nan() && !args[..op.arity()].iter().any(|a| a.is_nan()) {
+                    return Some((op, args));
+                }
+                v
+            }
+        };
+    }
+    None
 }
