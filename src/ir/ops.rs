@@ -188,7 +188,7 @@ op_table! {
         cuda: "({0} - {1})", deriv: "da - db", commutative: false },
     Mul { name: "mul", arity: 2, fixity: infix("*", MUL),
         f64: |a: f64, b: f64| a * b, f32: |a: f32, b: f32| a * b,
-        cuda: "({0} * {1})", deriv: "chain(da, b) + chain(db, a)", commutative: true },
+        cuda: "({0} * {1})", deriv: "da * b + a * db", commutative: true },
     Div { name: "div", arity: 2, fixity: infix("/", MUL),
         f64: |a: f64, b: f64| a / b, f32: |a: f32, b: f32| a / b,
         cuda: "({0} / {1})", deriv: "(da - chain(db, y)) / b", commutative: false },

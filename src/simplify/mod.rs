@@ -78,8 +78,9 @@ pub struct Rewriter {
     g: Graph,
     info: Vec<Info>,
     /// Intervals under f32 evaluation, computed on demand
-    /// ([`Rewriter::finite_in_f32_too`]).
+    /// ([`Rewriter::finite_in_f32_too`]), and the walk's stack.
     f32_iv: Vec<Option<Interval>>,
+    f32_stack: Vec<Id>,
     fuel: usize,
     limits: Limits,
     stop: Option<StopReason>,
@@ -94,6 +95,7 @@ impl Rewriter {
             g: Graph::new(),
             info: Vec::new(),
             f32_iv: Vec::new(),
+            f32_stack: Vec::new(),
             fuel: limits.fuel,
             limits,
             stop: None,
@@ -149,7 +151,11 @@ impl Rewriter {
         if self.f32_iv.len() < self.g.len() {
             self.f32_iv.resize(self.g.len(), None);
         }
-        let mut stack = vec![id];
+        if let Some(iv) = self.f32_iv[id.index()] {
+            return iv;
+        }
+        let mut stack = std::mem::take(&mut self.f32_stack);
+        stack.push(id);
         while let Some(&top) = stack.last() {
             if self.f32_iv[top.index()].is_some() {
                 stack.pop();
@@ -180,6 +186,7 @@ impl Rewriter {
             self.f32_iv[top.index()] = Some(iv);
             stack.pop();
         }
+        self.f32_stack = stack;
         self.f32_iv[id.index()].expect("computed above")
     }
 

@@ -255,29 +255,51 @@ const EDGE_POWERS: &[&str] = &["2", "3", "-1", "-2", "0.5"];
 /// zeros and overflow flow through `max`, `min`, `clamp`, `where` and the
 /// comparisons.
 pub fn edge_formula(height: u32) -> impl Strategy<Value = String> {
-    edge_formula_with(height, EDGE_CONSTANTS)
+    edge_formula_with(height, EDGE_CONSTANTS, EDGE_POWERS, EDGE_BINARY)
 }
 
-/// [`edge_formula`] with the given constants.
+/// Formulas whose values grow without bound through powers, products and
+/// saturating functions, but never through reciprocals (no division, no
+/// negative power) or large constants: at large x their derivatives
+/// meet `inf · 0` (a saturated factor times an overflowed one) and
+/// nothing else.
+pub fn saturation_formula(height: u32) -> impl Strategy<Value = String> {
+    // Small constants: x + c never cancels to a singular point (sqrt'(0))
+    // at the large inputs these formulas are tested at.
+    const CONSTANTS: &[&str] = &["0", "1", "-1", "0.5", "2", "5", "1e-6"];
+    const BINARY: &[&str] = &[
+        "add",
+        "sub",
+        "mul",
+        "max",
+        "min",
+        "lt",
+        "gt",
+        "le",
+        "ge",
+        "gated_gate",
+    ];
+    edge_formula_with(height, CONSTANTS, &["2", "3", "0.5"], BINARY)
+}
+
+/// [`edge_formula`] with the given constants, exponents and binary ops.
 pub fn edge_formula_with(
     height: u32,
     constants: &'static [&'static str],
+    powers: &'static [&'static str],
+    binary: &'static [&'static str],
 ) -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
         3 => Just("x".to_string()),
         2 => prop::sample::select(constants).prop_map(str::to_string),
     ];
-    leaf.prop_recursive(height, 64, 3, |inner| {
+    leaf.prop_recursive(height, 64, 3, move |inner| {
         prop_oneof![
             (prop::sample::select(EDGE_UNARY), inner.clone())
                 .prop_map(|(f, a)| format!("{f}({a})")),
-            (prop::sample::select(EDGE_POWERS), inner.clone())
+            (prop::sample::select(powers), inner.clone())
                 .prop_map(|(k, a)| format!("pow({a}, {k})")),
-            (
-                prop::sample::select(EDGE_BINARY),
-                inner.clone(),
-                inner.clone()
-            )
+            (prop::sample::select(binary), inner.clone(), inner.clone())
                 .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
             (
                 prop::sample::select(&["clamp", "where"][..]),
@@ -391,28 +413,4 @@ pub fn rounding_stable(g: &Graph, root: Id, x: f64) -> bool {
         };
         same_value(eval_variant(g, root, x, v).0, want)
     })
-}
-
-/// The op and operands of the first node whose f64 value at `x` is NaN
-/// while none of its operands is (where a NaN of `root` comes from).
-pub fn first_nan(g: &Graph, root: Id, x: f64) -> Option<(Op, [f64; 3])> {
-    let mut val = vec![0.0f64; g.len()];
-    for id in g.reachable(&[root]) {
-        val[id.index()] = match *g.node(id) {
-            Node::X => x,
-            Node::Const(b) => f64::from_bits(b),
-            Node::App(op, a) => {
-                let mut args = [0.0f64; 3];
-                for i in 0..op.arity() {
-                    args[i] = val[a[i].index()];
-                }
-                let v = op.info().f64.call(&args);
-                if v.is_nan() && !args[..op.arity()].iter().any(|a| a.is_nan()) {
-                    return Some((op, args));
-                }
-                v
-            }
-        };
-    }
-    None
 }

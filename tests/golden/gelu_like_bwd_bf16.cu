@@ -139,10 +139,9 @@ __device__ __noinline__ float act_77bf70c5697f9d5a_f(float x)
 
 __device__ __noinline__ float act_77bf70c5697f9d5a_df(float x)
 {
-    const float t0 = (0.5f * x);
-    const float t1 = tanhf((0.7978846f * (x + (0.044715f * act_pow(x, 3.0f)))));
-    const float t2 = (1.0f - act_pow(t1, 2.0f));
-    return ((t0 != 0.0f ? (t0 * (t2 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t2) : 0.0f)) : 0.0f) + (0.5f * (1.0f + t1)));
+    const float t0 = tanhf((0.7978846f * (x + (0.044715f * act_pow(x, 3.0f)))));
+    const float t1 = (1.0f - act_pow(t0, 2.0f));
+    return (((0.5f * x) * (t1 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t1) : 0.0f)) + (0.5f * (1.0f + t0)));
 }
 
 // dx[i] = dy[i] * f'(x[i]), recomputed from x alone.

@@ -140,15 +140,14 @@ __device__ __noinline__ float act_78be1876ebb2dc03_f(float x)
 __device__ __noinline__ float act_78be1876ebb2dc03_df(float x)
 {
     const float t0 = act_sigmoid(x);
-    const float t1 = sinf(t0);
-    const float t2 = (0.5f * x);
-    const float t3 = tanhf((0.7978846f * (x + (0.044715f * act_pow(x, 3.0f)))));
-    const float t4 = (1.0f + t3);
-    const float t5 = (t2 * t4);
-    const float t6 = act_sigmoid(t5);
-    const float t7 = (1.0f - act_pow(t3, 2.0f));
-    const float t8 = (t6 * act_sigmoid((-t5)));
-    return ((t1 != 0.0f ? ((t8 != 0.0f ? (t8 * ((t2 != 0.0f ? (t2 * (t7 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t7) : 0.0f)) : 0.0f) + (0.5f * t4))) : 0.0f) * t1) : 0.0f) + (t6 * (cosf(t0) * (t0 * act_sigmoid((-x))))));
+    const float t1 = (0.5f * x);
+    const float t2 = tanhf((0.7978846f * (x + (0.044715f * act_pow(x, 3.0f)))));
+    const float t3 = (1.0f + t2);
+    const float t4 = (t1 * t3);
+    const float t5 = act_sigmoid(t4);
+    const float t6 = (1.0f - act_pow(t2, 2.0f));
+    const float t7 = (t5 * act_sigmoid((-t4)));
+    return (((t7 != 0.0f ? (t7 * ((t1 * (t6 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t6) : 0.0f)) + (0.5f * t3))) : 0.0f) * sinf(t0)) + (t5 * (cosf(t0) * (t0 * act_sigmoid((-x))))));
 }
 
 // y[i] = f(x[i]). 16-byte vector loads/stores when both pointers are

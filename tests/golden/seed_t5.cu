@@ -146,7 +146,7 @@ __device__ __noinline__ float act_fd1c3d577f1f0c3b_df(float x)
     const float t4 = (t2 * t3);
     const float t5 = cosf(t4);
     const float t6 = ((0.0f < x ? 1.0f : 0.0f) - (x < 0.0f ? 1.0f : 0.0f));
-    return (-(((sinf(t4) * ((t3 != 0.0f ? (t3 * ((1.0f + act_pow(t2, 2.0f)) * (((t1 < 1.5f ? 1.0f : 0.0f) * ((-1.5f) < t1 ? 1.0f : 0.0f)) != 0.0f ? ((1.0f - (t6 != 0.0f ? (t1 * t6) : 0.0f)) / t0) : 0.0f))) : 0.0f) + (t2 * (t3 * act_sigmoid((-x)))))) * ((0.0f < t5 ? 1.0f : 0.0f) - (t5 < 0.0f ? 1.0f : 0.0f))) / (1.0f + fabsf(t5))));
+    return (-((((0.0f < t5 ? 1.0f : 0.0f) - (t5 < 0.0f ? 1.0f : 0.0f)) * (sinf(t4) * ((t2 * (t3 * act_sigmoid((-x)))) + (t3 * ((1.0f + act_pow(t2, 2.0f)) * (((t1 < 1.5f ? 1.0f : 0.0f) * ((-1.5f) < t1 ? 1.0f : 0.0f)) != 0.0f ? ((1.0f - (t6 != 0.0f ? (t1 * t6) : 0.0f)) / t0) : 0.0f)))))) / (1.0f + fabsf(t5))));
 }
 
 // y[i] = f(x[i]). 16-byte vector loads/stores when both pointers are

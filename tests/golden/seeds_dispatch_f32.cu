@@ -171,15 +171,14 @@ __device__ __noinline__ float act_78be1876ebb2dc03_f(float x)
 __device__ __noinline__ float act_78be1876ebb2dc03_df(float x)
 {
     const float t0 = act_sigmoid(x);
-    const float t1 = sinf(t0);
-    const float t2 = (0.5f * x);
-    const float t3 = tanhf((0.7978846f * (x + (0.044715f * act_pow(x, 3.0f)))));
-    const float t4 = (1.0f + t3);
-    const float t5 = (t2 * t4);
-    const float t6 = act_sigmoid(t5);
-    const float t7 = (1.0f - act_pow(t3, 2.0f));
-    const float t8 = (t6 * act_sigmoid((-t5)));
-    return ((t1 != 0.0f ? ((t8 != 0.0f ? (t8 * ((t2 != 0.0f ? (t2 * (t7 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t7) : 0.0f)) : 0.0f) + (0.5f * t4))) : 0.0f) * t1) : 0.0f) + (t6 * (cosf(t0) * (t0 * act_sigmoid((-x))))));
+    const float t1 = (0.5f * x);
+    const float t2 = tanhf((0.7978846f * (x + (0.044715f * act_pow(x, 3.0f)))));
+    const float t3 = (1.0f + t2);
+    const float t4 = (t1 * t3);
+    const float t5 = act_sigmoid(t4);
+    const float t6 = (1.0f - act_pow(t2, 2.0f));
+    const float t7 = (t5 * act_sigmoid((-t4)));
+    return (((t7 != 0.0f ? (t7 * ((t1 * (t6 != 0.0f ? ((0.7978846f * (1.0f + (0.044715f * (3.0f * act_pow(x, 2.0f))))) * t6) : 0.0f)) + (0.5f * t3))) : 0.0f) * sinf(t0)) + (t5 * (cosf(t0) * (t0 * act_sigmoid((-x))))));
 }
 
 // ---- [1] act_fd1c3d577f1f0c3b : log1p(abs(cos(tan(clamp(x / (1.0 + abs(x)), -1.5, 1.5)) * sigmoid(x))))
@@ -198,7 +197,7 @@ __device__ __noinline__ float act_fd1c3d577f1f0c3b_df(float x)
     const float t4 = (t2 * t3);
     const float t5 = cosf(t4);
     const float t6 = ((0.0f < x ? 1.0f : 0.0f) - (x < 0.0f ? 1.0f : 0.0f));
-    return (-(((sinf(t4) * ((t3 != 0.0f ? (t3 * ((1.0f + act_pow(t2, 2.0f)) * (((t1 < 1.5f ? 1.0f : 0.0f) * ((-1.5f) < t1 ? 1.0f : 0.0f)) != 0.0f ? ((1.0f - (t6 != 0.0f ? (t1 * t6) : 0.0f)) / t0) : 0.0f))) : 0.0f) + (t2 * (t3 * act_sigmoid((-x)))))) * ((0.0f < t5 ? 1.0f : 0.0f) - (t5 < 0.0f ? 1.0f : 0.0f))) / (1.0f + fabsf(t5))));
+    return (-((((0.0f < t5 ? 1.0f : 0.0f) - (t5 < 0.0f ? 1.0f : 0.0f)) * (sinf(t4) * ((t2 * (t3 * act_sigmoid((-x)))) + (t3 * ((1.0f + act_pow(t2, 2.0f)) * (((t1 < 1.5f ? 1.0f : 0.0f) * ((-1.5f) < t1 ? 1.0f : 0.0f)) != 0.0f ? ((1.0f - (t6 != 0.0f ? (t1 * t6) : 0.0f)) / t0) : 0.0f)))))) / (1.0f + fabsf(t5))));
 }
 
 // ---- dispatch: formula `id` of the module, in the order above
