@@ -96,9 +96,10 @@ impl ComposedActivation {
                     } else {
                         None
                     };
-                    let nan = a[..op.arity()].iter().map(|c| self.may_be_nan[c.index()]);
                     let mut may_be_nan = [false; 3];
-                    may_be_nan.iter_mut().zip(nan).for_each(|(m, n)| *m = n);
+                    for (m, c) in may_be_nan.iter_mut().zip(&a[..op.arity()]) {
+                        *m = self.may_be_nan[c.index()];
+                    }
                     apply(op, &args, x, k, may_be_nan)?
                 }
             };

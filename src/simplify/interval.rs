@@ -16,8 +16,10 @@
 //! and `where` takes its first branch on a NaN condition.
 //!
 //! The f32 paths evaluate the *simplified* formula and approximate this
-//! value; the analysis does not model f32 overflow, which is a limit of
-//! those paths and not part of the meaning.
+//! value; f32 overflow and underflow are limits of those paths, not part
+//! of the meaning. Where a guard must also hold in f32 (the derivative
+//! guards), [`Interval::in_f32`] gives the f32 view of a transfer's result
+//! (`Rewriter::finite_in_f32_too`).
 
 use crate::ir::ops::{sigmoid_f64, Op};
 use crate::ir::{Graph, Id, Node};
