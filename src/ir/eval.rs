@@ -890,6 +890,20 @@ mod tests {
         }
     }
 
+    /// Up to 512 slots the chunk is CHUNK lanes; beyond, it shrinks (to
+    /// multiples of MIN_LANES) so scratch stays near SCRATCH_BYTES.
+    #[test]
+    fn chunks_shrink_with_many_slots() {
+        assert_eq!(lanes_for(1), CHUNK);
+        assert_eq!(lanes_for(512), CHUNK);
+        assert_eq!(lanes_for(513), 496);
+        assert_eq!(lanes_for(70_000), MIN_LANES);
+        for n in [600, 4_000, 16_000] {
+            let l = lanes_for(n);
+            assert!(l % MIN_LANES == 0 && n * l * 4 <= SCRATCH_BYTES, "{n}: {l}");
+        }
+    }
+
     #[test]
     fn nonfinite_outputs_are_counted_not_raised() {
         let e = Library::standard().parse("log(x)").unwrap();

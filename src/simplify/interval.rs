@@ -417,6 +417,40 @@ mod tests {
         assert_eq!(transfer(Op::Lt, &[b, b], None).as_point(), None);
     }
 
+    /// PRIMITIVES.md special values: maxNum/minNum take the other operand
+    /// of a NaN, a NaN condition takes where's first branch, a comparison
+    /// with NaN is 0.
+    #[test]
+    fn nan_operands_follow_the_special_values() {
+        let five_or_nan = Interval::new(5.0, 5.0, true);
+        let zero = Interval::point(0.0);
+        let m = transfer(Op::Max, &[five_or_nan, zero], None);
+        assert!(m.lo <= 0.0 && m.hi >= 5.0 && !m.nan, "{m:?}");
+        let m = transfer(Op::Max, &[zero, five_or_nan], None);
+        assert!(m.lo <= 0.0 && m.hi >= 5.0 && !m.nan, "{m:?}");
+        let m = transfer(Op::Min, &[five_or_nan, Interval::point(9.0)], None);
+        assert!(m.lo <= 5.0 && m.hi >= 9.0 && !m.nan, "{m:?}");
+        let c = transfer(Op::Clamp, &[five_or_nan, zero, Interval::point(10.0)], None);
+        assert!(c.lo <= 0.0 && c.hi >= 5.0 && !c.nan, "{c:?}");
+        let nan_or_pos = Interval::new(1.0, 2.0, true);
+        let w = transfer(Op::Where, &[nan_or_pos, Interval::point(7.0), zero], None);
+        assert_eq!(w.as_point(), Some(7.0));
+        // 5 < 9 holds unless NaN: undecided; 5 > 9 fails either way.
+        let lt = transfer(Op::Lt, &[five_or_nan, Interval::point(9.0)], None);
+        assert_eq!(lt.as_point(), None);
+        let gt = transfer(Op::Gt, &[five_or_nan, Interval::point(9.0)], None);
+        assert_eq!(gt.as_point(), Some(0.0));
+    }
+
+    #[test]
+    fn the_f32_view_overflows_and_underflows() {
+        let big = Interval::new(1e30, 1e39, false).in_f32();
+        assert_eq!((big.lo, big.hi), (1e30, f64::INFINITY));
+        let tiny = Interval::new(1e-60, 1.0, false).in_f32();
+        assert_eq!((tiny.lo, tiny.hi), (0.0, 1.0));
+        assert!(!Interval::new(1e-60, 1.0, false).in_f32().excludes_zero());
+    }
+
     #[test]
     fn zero_times_unbounded_may_be_nan() {
         let z = Interval::new(0.0, 1.0, false);
