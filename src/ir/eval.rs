@@ -900,7 +900,10 @@ mod tests {
         assert_eq!(lanes_for(70_000), MIN_LANES);
         for n in [600, 4_000, 16_000] {
             let l = lanes_for(n);
-            assert!(l % MIN_LANES == 0 && n * l * 4 <= SCRATCH_BYTES, "{n}: {l}");
+            assert!(
+                l.is_multiple_of(MIN_LANES) && n * l * 4 <= SCRATCH_BYTES,
+                "{n}: {l}"
+            );
         }
     }
 
