@@ -1,7 +1,9 @@
 //! Regression tests for issue 8, items 1–5: wrong values in the compiler
 //! core. Each section covers one class of defect with the issue's example
-//! and variants of it; every test here failed before the fix (item 4's
-//! contract test checks the documentation that states it).
+//! and variants of it. Every test failed on the code before the fix
+//! except two that guard what must keep working (reassociation that is
+//! still exact enough, and short chunks, which did not exist); item 4's
+//! contract test fails on the README that did not state the contract.
 //!
 //! 1. Large formulas: slot indices, sentinels and chunk indexing of the f32
 //!    evaluator; nesting in the generated CUDA C; the composed candle path.
