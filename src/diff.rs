@@ -82,6 +82,14 @@ fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
             }
             rw.mk(crate::ir::lower::binop(*op), &[a, b])
         }
+        AstKind::Call { name, args, .. } if name == "chain" => {
+            let d = instantiate(rw, &args[0], env);
+            if d == env.zero {
+                return d;
+            }
+            let s = instantiate(rw, &args[1], env);
+            chain(rw, d, s, env.zero)
+        }
         AstKind::Call { name, args, .. } => {
             let op = Op::by_name(name)
                 .unwrap_or_else(|| panic!("derivative rule calls unknown `{name}`"));
@@ -89,6 +97,25 @@ fn instantiate(rw: &mut Rewriter, ast: &Ast, env: &Env) -> Id {
             rw.mk(op, &ids)
         }
     }
+}
+
+/// `chain(d, s)` of a rule: the chain-rule product `d · s` of an incoming
+/// derivative `d` and a local factor `s`, but exactly 0 where either
+/// factor is 0, so `inf · 0` never makes a finite derivative NaN: a
+/// saturated factor (`1 − tanh²` far out) stops an overflowed `d`, and a
+/// locally constant argument (`d = 0`) stops a singular factor (`sqrt'` at
+/// 0). Each guard is a `where` built only where the other factor may be
+/// infinite, in f64 or in f32 (by the interval analysis; the rewriter
+/// drops a guard that a later pass finds unneeded).
+fn chain(rw: &mut Rewriter, d: Id, s: Id, zero: Id) -> Id {
+    let mut p = rw.mk(Op::Mul, &[d, s]);
+    if !rw.finite_in_f32_too(d) {
+        p = rw.mk(Op::Where, &[s, p, zero]);
+    }
+    if !rw.finite_in_f32_too(s) {
+        p = rw.mk(Op::Where, &[d, p, zero]);
+    }
+    p
 }
 
 /// Exponents in rules are constant expressions (`b - 1`); the rewriter

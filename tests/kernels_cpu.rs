@@ -753,5 +753,81 @@ fn pushed_approximations_move_by_their_documented_bounds() {
         // A few ulps per instruction, far inside the tolerance.
         let spread = ((hi[i] - lo[i]) / mid[i]).abs();
         assert!(spread < 1e-5, "x={}: spread {spread}", xs[i]);
+/// The CUDA spellings follow PRIMITIVES.md's special values, and the
+/// generated derivatives stay finite at large inputs (issue 8, items 2 and
+/// 5): (formula, x, f(x), f'(x)), run through the f32 kernels with dy = 1.
+/// `log(x)` at x = −1 is NaN.
+#[test]
+fn kernels_follow_the_special_values() {
+    let Some(cxx) = cxx_or_skip() else {
+        return;
+    };
+    let nan = f64::NAN;
+    let cases: &[(&str, f32, f64, f64)] = &[
+        ("relu_like(log(x))", -1.0, 0.0, 0.0),
+        ("max(log(x), 3 * x)", -1.0, -3.0, 3.0),
+        ("max(3 * x, log(x))", -1.0, -3.0, 3.0),
+        ("min(log(x), 3 * x)", -1.0, -3.0, 3.0),
+        ("min(3 * x, log(x))", -1.0, -3.0, 3.0),
+        ("clamp(log(x), 2 * x, 5)", -1.0, -2.0, 2.0),
+        ("clamp(3 * x, log(x), 5)", -1.0, -3.0, 3.0),
+        ("clamp(3 * x, -10, log(x))", -1.0, -3.0, 3.0),
+        ("where(log(x), 2 * x, 3 * x)", -1.0, -2.0, 2.0),
+        ("(log(x) < 1) + (log(x) >= 1) + x", -1.0, -1.0, 1.0),
+        ("safe_div(x, log(x))", -1.0, 1.0, 0.0),
+        // sqrt(-4) is NaN; its argument does not change with x there, so
+        // chain(0, sqrt') is 0.
+        ("sqrt(max(log(x), -4))", -1.0, nan, 0.0),
+        ("gelu_like(x)", 1e20, 1e20, 1.0),
+        ("gelu_like(x)", -1e20, 0.0, 0.0),
+        ("gelu_like(x)", 3e38, 3e38, 1.0),
+        ("gelu_like(x)", -3e38, 0.0, 0.0),
+        ("mish(x)", -3e38, 0.0, 0.0),
+        ("silu(x)", -1e30, 0.0, 0.0),
+        ("tanh(x * x * x)", 1e20, 1.0, 0.0),
+        ("sigmoid(x * x * x)", -1e20, 0.0, 0.0),
+        ("1 / (x * x * x * x)", 1e20, 0.0, 0.0),
+    ];
+    let mut m = Module::new(Selection {
+        dtypes: vec![Dtype::F32],
+        ..Selection::default()
+    });
+    let fs: Vec<Function> = cases
+        .iter()
+        .map(|c| Function::new(&parse(c.0).unwrap()))
+        .collect();
+    for f in &fs {
+        m.add(f);
+    }
+    let shim = build(&m, &cxx);
+    let same = |got: f32, want: f64| {
+        (want.is_nan() && got.is_nan()) || got as f64 == want || close(got as f64, want)
+    };
+    for (&(src, x, v, dv), f) in cases.iter().zip(&fs) {
+        let fwd: libloading::Symbol<Fwd<f32>> = unsafe {
+            let name = kernel_name(f.hash, Direction::Fwd, Dtype::F32);
+            shim.lib.get(wrapper_name(&name).as_bytes())
+        }
+        .unwrap();
+        let bwd: libloading::Symbol<Bwd<f32>> = unsafe {
+            let name = kernel_name(f.hash, Direction::Bwd, Dtype::F32);
+            shim.lib.get(wrapper_name(&name).as_bytes())
+        }
+        .unwrap();
+        let (mut y, mut dx) = ([0.0f32], [0.0f32]);
+        unsafe {
+            fwd(1, 1, [x].as_ptr(), y.as_mut_ptr(), 1);
+            bwd(1, 1, [x].as_ptr(), [1.0f32].as_ptr(), dx.as_mut_ptr(), 1);
+        }
+        assert!(
+            same(y[0], v),
+            "{src} at {x:e}: kernel f = {}, want {v}",
+            y[0]
+        );
+        assert!(
+            same(dx[0], dv),
+            "{src} at {x:e}: kernel f' = {}, want {dv}",
+            dx[0]
+        );
     }
 }

@@ -1,5 +1,15 @@
 //! Property tests over random GP formulas from the seed primitive set
-//! (height ≤ 6): every transformation against its oracle.
+//! (height ≤ 6), and over every intrinsic with edge constants and inputs:
+//! every transformation against its oracle.
+//!
+//! Values are compared under the contract of PRIMITIVES.md: within the
+//! tolerance, NaN equal to NaN, and +0 equal to −0, because rewrites do
+//! not preserve the sign of zero (`neg-sub` turns −(x − 1) into 1 − x,
+//! `add-zero` turns −0 + 0 into −0, `x * 0` folds to +0), as compilers'
+//! no-signed-zeros mode does. A division by such a zero is the one place
+//! the sign shows (1/−0 = −inf, 1/+0 = +inf): points where a value depends
+//! on the sign of a zero divisor are not compared
+//! ([`common::sign_of_zero_matters`]).
 //!
 //! Failing cases are persisted in `tests/properties.proptest-regressions`
 //! (committed) and replayed first on every run.
@@ -38,9 +48,63 @@ proptest! {
             if !protected && near_switch(&[(&e.graph, &[e.root]), (sg, &[sr])], x) {
                 continue;
             }
-            prop_assert!(close(got, want),
+            prop_assert!(same_value(got, want),
                 "x={x}: simplified {got} vs original {want}\n  original:   {formula}\n  simplified: {}",
                 to_infix(sg, sr));
+        }
+    }
+
+    /// NaN, infinities, zeros and overflow flowing through every
+    /// intrinsic (max/min/clamp/where/comparisons included) at edge
+    /// inputs up to f64::MAX: the simplified formula keeps every value,
+    /// except where rounding decides it or a zero's sign does.
+    #[test]
+    fn simplified_matches_original_at_edge_values(formula in edge_formula(5)) {
+        let e = parse(&formula).unwrap();
+        let s = simplify(&e);
+        let f = Function::new(&e);
+        for &x in EDGE_POINTS {
+            let want = eval_f64(&e.graph, e.root, x);
+            for (g, r) in [(&s.graph, s.roots[0]), (&f.graph, f.f)] {
+                let got = eval_f64(g, r, x);
+                if same_value(got, want)
+                    || sign_of_zero_matters(&e.graph, e.root, x)
+                    || sign_of_zero_matters(g, r, x)
+                    || !rounding_stable(&e.graph, e.root, x)
+                    || !rounding_stable(g, r, x)
+                {
+                    continue;
+                }
+                prop_assert!(false,
+                    "x={x:e}: simplified {got:e} vs original {want:e}\n  original:   {formula}\n  simplified: {}",
+                    to_infix(g, r));
+            }
+        }
+    }
+
+    /// f' is never NaN where f is finite, at large finite inputs up to
+    /// f64::MAX in f64 and up to f32::MAX in the f32 tape, for formulas
+    /// that grow through powers and products into saturating functions:
+    /// a saturated factor stops an overflowed one (derivative rules'
+    /// `chain`). Reciprocals are left out: `(x⁻¹)⁻¹` at 1e155 multiplies
+    /// x⁻² = 1e-310 by (x⁻¹)⁻² = inf, an overflow inside the derivative
+    /// that no guard can undo. `tests/hardening.rs` covers every named
+    /// primitive and the seeds.
+    #[test]
+    fn derivative_is_not_nan_where_the_value_is_finite(formula in saturation_formula(4)) {
+        let e = parse(&formula).unwrap();
+        let f = Function::new(&e);
+        for &x in LARGE_POINTS {
+            let (v, d) = (f.value(x), f.derivative(x));
+            prop_assert!(!v.is_finite() || !d.is_nan(),
+                "f'({x:e}) is NaN, f = {v:e}: {formula}\n  f' = {}", to_infix(&f.graph, f.df));
+        }
+        let xs: Vec<f32> = LARGE_POINTS.iter().map(|&x| x as f32).filter(|x| x.is_finite()).collect();
+        let mut outs = vec![Vec::new(), Vec::new()];
+        Tape::new(&f.graph, &[f.f, f.df]).map_all(&xs, &mut outs);
+        for (i, &x) in xs.iter().enumerate() {
+            prop_assert!(!outs[0][i].is_finite() || !outs[1][i].is_nan(),
+                "f32 f'({x:e}) is NaN, f = {}: {formula}\n  f' = {}", outs[0][i], to_infix(&f.graph, f.df));
         }
     }
 
@@ -134,6 +198,26 @@ proptest! {
         prop_assert_eq!(h1, h2, "{} vs {}", formula, swapped);
     }
 }
+
+/// Large finite inputs, both signs, up to f64::MAX.
+const LARGE_POINTS: &[f64] = &[
+    1e5,
+    -1e5,
+    1e10,
+    -1e19,
+    1e20,
+    -1e30,
+    3e38,
+    -3e38,
+    1e39,
+    -1e100,
+    1e154,
+    -1e155,
+    1e200,
+    -1e300,
+    f64::MAX,
+    -f64::MAX,
+];
 
 /// Rewrite `safe_add(a, b)` as `safe_add(b, a)` (and safe_mul) throughout.
 fn swap_commutative(src: &str) -> String {

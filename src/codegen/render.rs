@@ -1,12 +1,15 @@
 //! Rendering one IR root as a CUDA C `__device__` function of `float x`.
 //!
 //! Nodes used more than once become `const float tN = …;` in topological
-//! order; nodes used once are inlined into their single user. Temporary
-//! numbers follow emission order, so the text depends only on the DAG and is
-//! stable across runs (golden-testable). Every op's spelling comes from the
-//! op table and is fully parenthesised. Two nodes that one helper computes
-//! together ([`super::pairs`]) become `const act_pair tN = helper(a);` and
-//! are read as `tN.first` and `tN.second`.
+//! order; nodes used once are inlined into their single user, up to
+//! [`MAX_INLINE_DEPTH`] nested ops (a deeper chain is cut into temporaries,
+//! so no expression nests deeper than C compilers accept: clang stops at
+//! 256 brackets). Temporary numbers follow emission order, so the text
+//! depends only on the DAG and is stable across runs (golden-testable).
+//! Every op's spelling comes from the op table and is fully parenthesised.
+//! Two nodes that one helper computes together ([`super::pairs`]) become
+//! `const act_pair tN = helper(a);` and are read as `tN.first` and
+//! `tN.second`.
 
 use super::pairs::{find_pairs, Pair};
 use crate::ir::ops::MAX_INT_POW;
@@ -50,7 +53,12 @@ pub struct Body {
     pub result: String,
 }
 
-/// Render `root` of `g`: shared subexpressions become temporaries.
+/// Most ops nested in one inlined expression (each op's spelling adds at
+/// most two levels of parentheses).
+pub const MAX_INLINE_DEPTH: usize = 64;
+
+/// Render `root` of `g`: shared subexpressions, and single-use chains
+/// deeper than [`MAX_INLINE_DEPTH`], become temporaries.
 pub fn render(g: &Graph, root: Id) -> Body {
     let order = g.reachable(&[root]);
     let mut uses = vec![0u32; g.len()];
@@ -66,6 +74,8 @@ pub fn render(g: &Graph, root: Id) -> Body {
         names: vec![None; g.len()],
         temps: Vec::new(),
     };
+    // Ops nested in the text of each node (0 for a leaf or a temporary).
+    let mut depth = vec![0usize; g.len()];
     for &id in &order {
         if r.names[id.index()].is_some() {
             continue;
@@ -74,8 +84,14 @@ pub fn render(g: &Graph, root: Id) -> Body {
             r.pair(&p);
             continue;
         }
-        let shared = uses[id.index()] > 1 && matches!(g.node(id), Node::App(..));
+        let Node::App(..) = g.node(id) else {
+            continue;
+        };
+        let inner = g.node(id).args().iter().map(|a| depth[a.index()]).max();
+        depth[id.index()] = 1 + inner.unwrap_or(0);
+        let shared = uses[id.index()] > 1 || depth[id.index()] >= MAX_INLINE_DEPTH;
         if shared && id != root {
+            depth[id.index()] = 0;
             let expr = r.expr(id);
             let name = format!("t{}", r.temps.len());
             r.temps.push(format!("const float {name} = {expr};"));

@@ -18,7 +18,8 @@ use super::fastmath;
 use super::graph::{Graph, Id, Node};
 use super::ops::{apply_chunk_f32, pow_f32, Op};
 
-/// Lanes per chunk: a few slots of this size stay in L1/L2.
+/// Lanes per chunk (the longest; see [`Tape::lanes`]): a few slots of this
+/// size stay in L1/L2.
 pub const CHUNK: usize = 512;
 
 /// f64 reference evaluation of several roots sharing one graph.
@@ -104,7 +105,9 @@ impl Lane for half::f16 {
     }
 }
 
-type Slot = u16;
+/// A chunk-sized scratch slot. As wide as a node id: a tape has at most
+/// one slot per node, so no index can wrap (a `u16` did, past 65,535).
+type Slot = u32;
 
 #[derive(Clone, Debug)]
 enum Instr {
@@ -167,9 +170,27 @@ fn find_pairs(graph: &Graph, order: &[Id], reach: &[bool]) -> Vec<Option<(PairKi
 pub struct Tape {
     instrs: Vec<Instr>,
     consts: Vec<(Slot, f32)>,
-    x_slot: Slot,
+    /// `None` for a formula that does not read `x`.
+    x_slot: Option<Slot>,
     outputs: Vec<Slot>,
     n_slots: usize,
+    /// Lanes per chunk (the stride of a slot in scratch), at most
+    /// [`CHUNK`]: formulas with very many live values use shorter chunks
+    /// so that scratch stays near [`SCRATCH_BYTES`].
+    lanes: usize,
+}
+
+/// Scratch memory a tape aims for (slots × lanes × 4 bytes). Up to 512
+/// slots keep the full [`CHUNK`]; beyond, chunks shrink.
+pub const SCRATCH_BYTES: usize = 1 << 20;
+
+/// The shortest chunk (a multiple of every SIMD width).
+pub const MIN_LANES: usize = 16;
+
+/// Lanes per chunk for a tape of `n_slots` slots.
+fn lanes_for(n_slots: usize) -> usize {
+    let fit = SCRATCH_BYTES / (4 * n_slots.max(1));
+    (fit / MIN_LANES * MIN_LANES).clamp(MIN_LANES, CHUNK)
 }
 
 /// What an evaluation saw.
@@ -185,134 +206,220 @@ impl EvalReport {
     }
 }
 
-impl Tape {
-    /// Compile `roots` of `graph`. Temporaries are register-allocated by
-    /// liveness, so slots are reused as soon as a value is dead.
-    pub fn new(graph: &Graph, roots: &[Id]) -> Tape {
-        let order = graph.reachable(roots);
-        let mut last_use = vec![0usize; graph.len()];
-        let mut uses = vec![0usize; graph.len()];
-        let mut reach = vec![false; graph.len()];
+/// Slot allocation by liveness: a free list plus a per-slot flag, so
+/// releasing is O(1) however many values are live.
+#[derive(Default)]
+struct Slots {
+    free: Vec<Slot>,
+    is_free: Vec<bool>,
+}
+
+impl Slots {
+    fn alloc(&mut self) -> Slot {
+        if let Some(s) = self.free.pop() {
+            self.is_free[s as usize] = false;
+            return s;
+        }
+        // At most one slot per graph node, and node ids are u32.
+        let s = Slot::try_from(self.is_free.len()).expect("more slots than graph nodes");
+        self.is_free.push(false);
+        s
+    }
+
+    fn release(&mut self, s: Slot) {
+        if !std::mem::replace(&mut self.is_free[s as usize], true) {
+            self.free.push(s);
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.is_free.len()
+    }
+}
+
+/// Where each reachable node is last read (by position in `order`; roots
+/// never die) and how often it is read.
+struct Liveness {
+    last_use: Vec<usize>,
+    uses: Vec<usize>,
+    reach: Vec<bool>,
+}
+
+impl Liveness {
+    fn new(graph: &Graph, order: &[Id], roots: &[Id]) -> Liveness {
+        let mut l = Liveness {
+            last_use: vec![0; graph.len()],
+            uses: vec![0; graph.len()],
+            reach: vec![false; graph.len()],
+        };
         for (pos, &id) in order.iter().enumerate() {
-            reach[id.index()] = true;
+            l.reach[id.index()] = true;
             for a in graph.node(id).args() {
-                last_use[a.index()] = pos;
-                uses[a.index()] += 1;
+                l.last_use[a.index()] = pos;
+                l.uses[a.index()] += 1;
             }
         }
         for r in roots {
-            last_use[r.index()] = usize::MAX;
-            uses[r.index()] += 1;
+            l.last_use[r.index()] = usize::MAX;
+            l.uses[r.index()] += 1;
         }
-        let pairs = find_pairs(graph, &order, &reach);
-        // A `-a` used only by the `sigmoid(-a)` of a pair is never needed.
+        l
+    }
+}
+
+/// The state of [`Tape::new`].
+struct Compiler<'g> {
+    graph: &'g Graph,
+    live: Liveness,
+    pairs: Vec<Option<(PairKind, Id, [Id; 2])>>,
+    /// Nodes never computed on their own (a `-a` needed only by a pair).
+    skip: Vec<bool>,
+    slot_of: Vec<Option<Slot>>,
+    slots: Slots,
+    tape: Tape,
+}
+
+impl<'g> Compiler<'g> {
+    fn new(graph: &'g Graph, order: &[Id], roots: &[Id]) -> Compiler<'g> {
+        let live = Liveness::new(graph, order, roots);
+        let pairs = find_pairs(graph, order, &live.reach);
         let mut skip = vec![false; graph.len()];
         for p in pairs.iter().flatten() {
             if p.0 == PairKind::Sigmoid {
                 let neg = graph.node(p.2[1]).args()[0];
-                skip[neg.index()] = uses[neg.index()] == 1;
+                skip[neg.index()] = live.uses[neg.index()] == 1;
             }
         }
-        let mut slot_of = vec![Slot::MAX; graph.len()];
-        let mut free: Vec<Slot> = Vec::new();
-        let mut n_slots = 0usize;
-        let mut alloc = |free: &mut Vec<Slot>| {
-            free.pop().unwrap_or_else(|| {
-                n_slots += 1;
-                (n_slots - 1) as Slot
-            })
-        };
-        let mut tape = Tape {
-            instrs: Vec::new(),
-            consts: Vec::new(),
-            x_slot: Slot::MAX,
-            outputs: Vec::new(),
-            n_slots: 0,
-        };
-        // Pinned values (x, constants) get their own slots up front: constant
-        // slots are filled once before any instruction runs, so no temporary
-        // may ever have used them.
-        for &id in &order {
-            match *graph.node(id) {
-                Node::X => tape.x_slot = alloc(&mut free),
+        Compiler {
+            graph,
+            live,
+            pairs,
+            skip,
+            slot_of: vec![None; graph.len()],
+            slots: Slots::default(),
+            tape: Tape {
+                instrs: Vec::new(),
+                consts: Vec::new(),
+                x_slot: None,
+                outputs: Vec::new(),
+                n_slots: 0,
+                lanes: CHUNK,
+            },
+        }
+    }
+
+    /// Pinned values (x, constants) get their own slots up front: constant
+    /// slots are filled once before any instruction runs, so no temporary
+    /// may ever have used them.
+    fn pin_leaves(&mut self, order: &[Id]) {
+        for &id in order {
+            let s = match *self.graph.node(id) {
+                Node::X => *self.tape.x_slot.get_or_insert_with(|| self.slots.alloc()),
                 Node::Const(b) => {
-                    let s = alloc(&mut free);
-                    tape.consts.push((s, f64::from_bits(b) as f32));
-                    slot_of[id.index()] = s;
-                    continue;
+                    let s = self.slots.alloc();
+                    self.tape.consts.push((s, f64::from_bits(b) as f32));
+                    s
                 }
                 Node::App(..) => continue,
-            }
-            slot_of[id.index()] = tape.x_slot;
-        }
-        for (pos, &id) in order.iter().enumerate() {
-            let node = *graph.node(id);
-            if !matches!(node, Node::App(..)) {
-                continue;
-            }
-            let args = node.args();
-            let free_args = |free: &mut Vec<Slot>, slot_of: &[Slot]| {
-                for a in args {
-                    let pinned = matches!(graph.node(*a), Node::X | Node::Const(_));
-                    let s = slot_of[a.index()];
-                    if last_use[a.index()] == pos && !pinned && s != Slot::MAX && !free.contains(&s)
-                    {
-                        free.push(s);
-                    }
-                }
             };
-            if skip[id.index()] || slot_of[id.index()] != Slot::MAX {
-                // Not needed, or already computed with its pair partner.
-                free_args(&mut free, &slot_of);
-                continue;
+            self.slot_of[id.index()] = Some(s);
+        }
+    }
+
+    fn slot(&self, id: Id) -> Slot {
+        self.slot_of[id.index()].expect("arguments are computed first")
+    }
+
+    /// Release the slots of the arguments of `id` read for the last time
+    /// at position `pos` (pinned leaves are never released).
+    fn release_args(&mut self, id: Id, pos: usize) {
+        for &a in self.graph.node(id).args() {
+            let pinned = matches!(self.graph.node(a), Node::X | Node::Const(_));
+            if let (false, true, Some(s)) = (
+                pinned,
+                self.live.last_use[a.index()] == pos,
+                self.slot_of[a.index()],
+            ) {
+                self.slots.release(s);
             }
-            // The result never shares a slot with its own arguments (they
-            // are freed after it is allocated), so loops need no aliasing.
-            let out = alloc(&mut free);
-            slot_of[id.index()] = out;
-            if let Some((kind, a, ids)) = pairs[id.index()] {
-                let other = if ids[0] == id { ids[1] } else { ids[0] };
-                let second = alloc(&mut free);
-                slot_of[other.index()] = second;
-                let out = if ids[0] == id {
-                    [out, second]
-                } else {
-                    [second, out]
-                };
-                free_args(&mut free, &slot_of);
-                tape.instrs.push(Instr::Pair {
-                    kind,
-                    a: slot_of[a.index()],
-                    out,
-                });
-                continue;
-            }
-            free_args(&mut free, &slot_of);
-            let op = node.op().expect("app");
-            let k = if op == Op::Pow {
-                graph.const_value(args[1])
+        }
+    }
+
+    /// Emit the instruction computing node `id` at position `pos`.
+    fn emit(&mut self, id: Id, pos: usize) {
+        if self.skip[id.index()] || self.slot_of[id.index()].is_some() {
+            // Not needed, or already computed with its pair partner.
+            return self.release_args(id, pos);
+        }
+        // The result never shares a slot with its own arguments (they are
+        // released after it is allocated), so loops need no aliasing.
+        let out = self.slots.alloc();
+        self.slot_of[id.index()] = Some(out);
+        if let Some((kind, a, ids)) = self.pairs[id.index()] {
+            let other = if ids[0] == id { ids[1] } else { ids[0] };
+            let second = self.slots.alloc();
+            self.slot_of[other.index()] = Some(second);
+            let out = if ids[0] == id {
+                [out, second]
             } else {
-                None
+                [second, out]
             };
-            let instr = match k {
-                Some(k) => Instr::Pow {
-                    a: slot_of[args[0].index()],
-                    k: k as f32,
-                    out,
-                },
-                _ => {
-                    let mut s = [0 as Slot; 3];
-                    for (i, a) in args.iter().enumerate() {
-                        s[i] = slot_of[a.index()];
-                    }
-                    Instr::Op { op, args: s, out }
-                }
-            };
-            tape.instrs.push(instr);
+            self.release_args(id, pos);
+            let a = self.slot(a);
+            return self.tape.instrs.push(Instr::Pair { kind, a, out });
         }
-        tape.outputs = roots.iter().map(|r| slot_of[r.index()]).collect();
-        tape.n_slots = n_slots.max(1);
-        tape
+        self.release_args(id, pos);
+        let node = *self.graph.node(id);
+        let (op, args) = (node.op().expect("app"), node.args());
+        let k = (op == Op::Pow)
+            .then(|| self.graph.const_value(args[1]))
+            .flatten();
+        let instr = match k {
+            Some(k) => Instr::Pow {
+                a: self.slot(args[0]),
+                k: k as f32,
+                out,
+            },
+            None => {
+                let mut s = [0 as Slot; 3];
+                for (i, a) in args.iter().enumerate() {
+                    s[i] = self.slot(*a);
+                }
+                Instr::Op { op, args: s, out }
+            }
+        };
+        self.tape.instrs.push(instr);
+    }
+
+    fn finish(mut self, roots: &[Id]) -> Tape {
+        self.tape.outputs = roots.iter().map(|r| self.slot(*r)).collect();
+        self.tape.n_slots = self.slots.count().max(1);
+        self.tape.lanes = lanes_for(self.tape.n_slots);
+        self.tape
+    }
+}
+
+impl Tape {
+    /// Compile `roots` of `graph`. Temporaries are register-allocated by
+    /// liveness, so slots are reused as soon as a value is dead. Any graph
+    /// compiles: slot indices are as wide as node ids, and a formula with
+    /// very many live values runs in shorter chunks ([`Tape::lanes`]).
+    pub fn new(graph: &Graph, roots: &[Id]) -> Tape {
+        let order = graph.reachable(roots);
+        let mut c = Compiler::new(graph, &order, roots);
+        c.pin_leaves(&order);
+        for (pos, &id) in order.iter().enumerate() {
+            if matches!(graph.node(id), Node::App(..)) {
+                c.emit(id, pos);
+            }
+        }
+        c.finish(roots)
+    }
+
+    /// Lanes per chunk: [`CHUNK`] unless the formula needs more than
+    /// [`SCRATCH_BYTES`] of scratch at that length.
+    pub fn lanes(&self) -> usize {
+        self.lanes
     }
 
     /// Number of chunk-sized scratch slots an evaluation uses.
@@ -326,14 +433,15 @@ impl Tape {
 
     /// Scratch space for [`Tape::run_chunk`].
     pub fn scratch(&self) -> Vec<f32> {
-        let mut s = vec![0.0f32; self.n_slots * CHUNK];
+        let w = self.lanes;
+        let mut s = vec![0.0f32; self.n_slots * w];
         for &(slot, v) in &self.consts {
-            s[slot as usize * CHUNK..][..CHUNK].fill(v);
+            s[slot as usize * w..][..w].fill(v);
         }
         s
     }
 
-    /// Run the program on `n <= CHUNK` lanes whose x values are already in
+    /// Run the program on `n <= self.lanes` lanes whose x values are already in
     /// the x slot of `scratch`: with AVX2 where the CPU has it (8 lanes per
     /// instruction instead of SSE2's 4). Both builds of the loop perform the
     /// same IEEE operations in the same order (Rust never contracts a·b + c
@@ -365,23 +473,24 @@ impl Tape {
 
     #[inline(always)]
     fn run_chunk_portable(&self, scratch: &mut [f32], n: usize) {
+        let w = self.lanes;
         for ins in &self.instrs {
             match *ins {
                 Instr::Op { op, args, out } => {
-                    let (lo, hi) = scratch.split_at_mut(out as usize * CHUNK);
-                    let (dst, rest) = hi.split_at_mut(CHUNK);
+                    let (lo, hi) = scratch.split_at_mut(out as usize * w);
+                    let (dst, rest) = hi.split_at_mut(w);
                     let mut srcs: [&[f32]; 3] = [&[], &[], &[]];
                     for (i, &a) in args[..op.arity()].iter().enumerate() {
-                        srcs[i] = slot_in(lo, rest, a, out, n);
+                        srcs[i] = slot_in(lo, rest, a, out, n, w);
                     }
                     apply_chunk_f32(op, &srcs, &mut dst[..n]);
                 }
                 Instr::Pow { a, k, out } => {
-                    let (src, dst) = two_slots(scratch, a, out);
+                    let (src, dst) = two_slots(scratch, a, out, w);
                     pow_chunk(&src[..n], &mut dst[..n], k);
                 }
                 Instr::Pair { kind, a, out } => {
-                    let at = |s: Slot| s as usize * CHUNK..s as usize * CHUNK + n;
+                    let at = |s: Slot| s as usize * w..s as usize * w + n;
                     let [src, p, q] = scratch
                         .get_disjoint_mut([at(a), at(out[0]), at(out[1])])
                         .expect("pair slots are distinct");
@@ -394,8 +503,12 @@ impl Tape {
         }
     }
 
+    /// Widen `x` into the x slot (a formula without `x` has none).
     fn load_x<T: Lane>(&self, scratch: &mut [f32], x: &[T]) {
-        let dst = &mut scratch[self.x_slot as usize * CHUNK..][..x.len()];
+        let Some(slot) = self.x_slot else {
+            return;
+        };
+        let dst = &mut scratch[slot as usize * self.lanes..][..x.len()];
         for (d, v) in dst.iter_mut().zip(x) {
             *d = v.to_f32();
         }
@@ -422,12 +535,10 @@ impl Tape {
     ) -> EvalReport {
         assert_eq!(x.len(), out.len(), "input and output lengths differ");
         let mut report = EvalReport::default();
-        let y = self.outputs[0] as usize * CHUNK;
-        for (xc, oc) in x.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        let y = self.outputs[0] as usize * self.lanes;
+        for (xc, oc) in x.chunks(self.lanes).zip(out.chunks_mut(self.lanes)) {
             let n = xc.len();
-            if self.x_slot != Slot::MAX {
-                self.load_x(scratch, xc);
-            }
+            self.load_x(scratch, xc);
             self.run_chunk(scratch, n);
             for (o, &v) in oc.iter_mut().zip(&scratch[y..y + n]) {
                 o.write(T::from_f32(v));
@@ -464,16 +575,11 @@ impl Tape {
     ) -> EvalReport {
         assert!(x.len() == dy.len() && x.len() == dx.len(), "lengths differ");
         let mut report = EvalReport::default();
-        let d = self.outputs[0] as usize * CHUNK;
-        for ((xc, gc), oc) in x
-            .chunks(CHUNK)
-            .zip(dy.chunks(CHUNK))
-            .zip(dx.chunks_mut(CHUNK))
-        {
+        let w = self.lanes;
+        let d = self.outputs[0] as usize * w;
+        for ((xc, gc), oc) in x.chunks(w).zip(dy.chunks(w)).zip(dx.chunks_mut(w)) {
             let n = xc.len();
-            if self.x_slot != Slot::MAX {
-                self.load_x(scratch, xc);
-            }
+            self.load_x(scratch, xc);
             self.run_chunk(scratch, n);
             for ((o, &v), g) in oc.iter_mut().zip(&scratch[d..d + n]).zip(gc) {
                 let r = g.to_f32() * v;
@@ -492,15 +598,14 @@ impl Tape {
         for o in outs.iter_mut() {
             o.resize(x.len(), 0.0);
         }
-        for (c, xc) in x.chunks(CHUNK).enumerate() {
+        let w = self.lanes;
+        for (c, xc) in x.chunks(w).enumerate() {
             let n = xc.len();
-            if self.x_slot != Slot::MAX {
-                self.load_x(&mut scratch, xc);
-            }
+            self.load_x(&mut scratch, xc);
             self.run_chunk(&mut scratch, n);
             for (r, &s) in self.outputs.iter().enumerate() {
-                let src = &scratch[s as usize * CHUNK..][..n];
-                outs[r][c * CHUNK..c * CHUNK + n].copy_from_slice(src);
+                let src = &scratch[s as usize * w..][..n];
+                outs[r][c * w..c * w + n].copy_from_slice(src);
                 report.nonfinite += src.iter().filter(|v| !v.is_finite()).count();
             }
         }
@@ -588,25 +693,32 @@ fn pow_chunk(src: &[f32], dst: &mut [f32], k: f32) {
 }
 
 #[inline(always)]
-fn slot_in<'a>(lo: &'a [f32], rest: &'a [f32], a: Slot, out: Slot, n: usize) -> &'a [f32] {
+fn slot_in<'a>(
+    lo: &'a [f32],
+    rest: &'a [f32],
+    a: Slot,
+    out: Slot,
+    n: usize,
+    w: usize,
+) -> &'a [f32] {
     let a = a as usize;
     let out = out as usize;
     if a < out {
-        &lo[a * CHUNK..][..n]
+        &lo[a * w..][..n]
     } else {
-        &rest[(a - out - 1) * CHUNK..][..n]
+        &rest[(a - out - 1) * w..][..n]
     }
 }
 
 #[inline(always)]
-fn two_slots(scratch: &mut [f32], src: Slot, dst: Slot) -> (&[f32], &mut [f32]) {
+fn two_slots(scratch: &mut [f32], src: Slot, dst: Slot, w: usize) -> (&[f32], &mut [f32]) {
     let (s, d) = (src as usize, dst as usize);
     if s < d {
-        let (lo, hi) = scratch.split_at_mut(d * CHUNK);
-        (&lo[s * CHUNK..][..CHUNK], &mut hi[..CHUNK])
+        let (lo, hi) = scratch.split_at_mut(d * w);
+        (&lo[s * w..][..w], &mut hi[..w])
     } else {
-        let (lo, hi) = scratch.split_at_mut(s * CHUNK);
-        (&hi[..CHUNK], &mut lo[d * CHUNK..][..CHUNK])
+        let (lo, hi) = scratch.split_at_mut(s * w);
+        (&hi[..w], &mut lo[d * w..][..w])
     }
 }
 
@@ -744,6 +856,8 @@ mod tests {
             "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
             "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
             "mish(x) + safe_div(x ^ 3, exp(x) - 2) + erf(x) * sqrt(abs(x)) + tanh(x) / log(x * x + 1)",
+            // NaN (log of a negative) through maxNum/minNum, clamp, where.
+            "max(log(x), 0.5) + min(0.5, log(x)) + clamp(log(x), -1, 1) * where(log(x), x, 2) + (log(x) < 1)",
         ];
         for src in srcs {
             let e = Library::standard().parse(src).unwrap();
@@ -773,6 +887,23 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Up to 512 slots the chunk is CHUNK lanes; beyond, it shrinks (to
+    /// multiples of MIN_LANES) so scratch stays near SCRATCH_BYTES.
+    #[test]
+    fn chunks_shrink_with_many_slots() {
+        assert_eq!(lanes_for(1), CHUNK);
+        assert_eq!(lanes_for(512), CHUNK);
+        assert_eq!(lanes_for(513), 496);
+        assert_eq!(lanes_for(70_000), MIN_LANES);
+        for n in [600, 4_000, 16_000] {
+            let l = lanes_for(n);
+            assert!(
+                l.is_multiple_of(MIN_LANES) && n * l * 4 <= SCRATCH_BYTES,
+                "{n}: {l}"
+            );
         }
     }
 

@@ -362,6 +362,7 @@ mod tests {
             -f32::MAX,
             f32::INFINITY,
             f32::NEG_INFINITY,
+            f32::NAN,
             1.0,
             -1.0,
         ]);

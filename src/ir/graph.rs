@@ -135,7 +135,12 @@ impl Graph {
             return id;
         }
         debug_assert!(node.args().iter().all(|a| a.index() < self.nodes.len()));
-        let id = Id(self.nodes.len() as u32);
+        // Ids are u32 and `Id::NONE` is reserved: never wrap silently.
+        let id = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|&i| i != Id::NONE.0)
+            .map(Id)
+            .expect("a graph holds at most 2^32 - 1 nodes");
         self.nodes.push(node);
         self.memo.insert(node, id);
         id

@@ -13,7 +13,15 @@
 //! * Derivative rules are formulas in the surface language over `a`, `b`,
 //!   `c` (the operands), `da`, `db`, `dc` (their derivatives) and `y` (this
 //!   node's value, reused rather than recomputed). [`crate::diff`]
-//!   instantiates them.
+//!   instantiates them. `chain(d, s)` is the chain-rule product `d · s` of
+//!   an incoming derivative `d` and a local factor `s` that may saturate to
+//!   exactly 0 (`1 − tanh²`, `σ(a)σ(−a)`, `e^a` as a → −∞, …) or be
+//!   infinite (`sqrt'` at 0): it is 0 where either factor is 0, so
+//!   `inf · 0` never turns a finite derivative into NaN (`where` guards,
+//!   built only where the analysis cannot show the other factor finite).
+//! * Rules follow the special values of PRIMITIVES.md: the derivative of
+//!   `max`/`min`/`clamp` goes to the operand whose value is taken, also
+//!   where another operand is NaN (`a <= a` is 0 exactly for NaN `a`).
 
 use std::fmt;
 
@@ -185,16 +193,16 @@ op_table! {
         cuda: "({0} * {1})", deriv: "da * b + a * db", commutative: true },
     Div { name: "div", arity: 2, fixity: infix("/", MUL),
         f64: |a: f64, b: f64| a / b, f32: |a: f32, b: f32| a / b,
-        cuda: "act_div({0}, {1})", deriv: "(da - y * db) / b", commutative: false },
+        cuda: "act_div({0}, {1})", deriv: "(da - chain(db, y)) / b", commutative: false },
     Pow { name: "pow", arity: 2, fixity: Fixity::Infix("^", POW, Assoc::Right),
         f64: powf64, f32: pow_f32,
-        cuda: "act_pow({0}, {1})", deriv: "da * b * a ^ (b - 1)", commutative: false },
+        cuda: "act_pow({0}, {1})", deriv: "chain(da, b * a ^ (b - 1))", commutative: false },
     Abs { name: "abs", arity: 1, fixity: Fixity::Call,
         f64: f64::abs, f32: f32::abs,
         cuda: "fabsf({0})", deriv: "da * ((a > 0) - (a < 0))", commutative: false },
     Exp { name: "exp", arity: 1, fixity: Fixity::Call,
         f64: f64::exp, f32: fastmath::exp,
-        cuda: "act_exp({0})", deriv: "da * y", commutative: false },
+        cuda: "act_exp({0})", deriv: "chain(da, y)", commutative: false },
     Log { name: "log", arity: 1, fixity: Fixity::Call,
         f64: f64::ln, f32: fastmath::ln,
         cuda: "act_log({0})", deriv: "da / a", commutative: false },
@@ -203,7 +211,7 @@ op_table! {
         cuda: "act_log1p({0})", deriv: "da / (1 + a)", commutative: false },
     Sqrt { name: "sqrt", arity: 1, fixity: Fixity::Call,
         f64: f64::sqrt, f32: f32::sqrt,
-        cuda: "sqrtf({0})", deriv: "da * 0.5 / y", commutative: false },
+        cuda: "sqrtf({0})", deriv: "chain(da, 0.5 / y)", commutative: false },
     Sin { name: "sin", arity: 1, fixity: Fixity::Call,
         f64: f64::sin, f32: fastmath::sin,
         cuda: "act_sin({0})", deriv: "da * cos(a)", commutative: false },
@@ -215,24 +223,24 @@ op_table! {
         cuda: "act_tan({0})", deriv: "da * (1 + y * y)", commutative: false },
     Tanh { name: "tanh", arity: 1, fixity: Fixity::Call,
         f64: f64::tanh, f32: fastmath::tanh,
-        cuda: "act_tanh({0})", deriv: "da * (1 - y * y)", commutative: false },
+        cuda: "act_tanh({0})", deriv: "chain(da, 1 - y * y)", commutative: false },
     Erf { name: "erf", arity: 1, fixity: Fixity::Call,
         f64: libm::erf, f32: libm::erff,
-        cuda: "act_erf({0})", deriv: "da * 1.1283791670955126 * exp(-(a * a))", commutative: false },
+        cuda: "act_erf({0})", deriv: "chain(da, 1.1283791670955126 * exp(-(a * a)))", commutative: false },
     Sigmoid { name: "sigmoid", arity: 1, fixity: Fixity::Call,
         f64: sigmoid_f64, f32: fastmath::sigmoid,
-        cuda: "act_sigmoid({0})", deriv: "da * y * sigmoid(-a)", commutative: false },
+        cuda: "act_sigmoid({0})", deriv: "chain(da, y * sigmoid(-a))", commutative: false },
     Max { name: "max", arity: 2, fixity: Fixity::Call,
         f64: f64::max, f32: f32::max,
-        cuda: "fmaxf({0}, {1})", deriv: "where(a >= b, da, db)", commutative: false },
+        cuda: "fmaxf({0}, {1})", deriv: "where(b > a, db, where(a <= a, da, db))", commutative: false },
     Min { name: "min", arity: 2, fixity: Fixity::Call,
         f64: f64::min, f32: f32::min,
-        cuda: "fminf({0}, {1})", deriv: "where(a <= b, da, db)", commutative: false },
+        cuda: "fminf({0}, {1})", deriv: "where(b < a, db, where(a <= a, da, db))", commutative: false },
     Clamp { name: "clamp", arity: 3, fixity: Fixity::Call,
         f64: |a: f64, lo: f64, hi: f64| a.max(lo).min(hi),
         f32: |a: f32, lo: f32, hi: f32| a.max(lo).min(hi),
         cuda: "fminf(fmaxf({0}, {1}), {2})",
-        deriv: "where((b < a) * (a < c), da, where((a <= b) * (b < c), db, dc))",
+        deriv: "where(c <= c, where(b <= b, where((b < a) * (a < c), da, where(c <= a, dc, where(b < c, db, dc))), where(a < c, da, dc)), where(b < a, da, where(b <= b, db, da)))",
         commutative: false },
     Where { name: "where", arity: 3, fixity: Fixity::Call,
         f64: |c: f64, a: f64, b: f64| if c != 0.0 { a } else { b },
@@ -265,7 +273,19 @@ pub fn apply_chunk_f32(op: Op, args: &[&[f32]; 3], out: &mut [f32]) {
         Op::Sin => fastmath::sin_slice(&args[0][..n], out),
         Op::Cos => fastmath::cos_slice(&args[0][..n], out),
         Op::Tan => fastmath::tan_slice(&args[0][..n], out),
+        Op::Where => select_slice(&args[0][..n], &args[1][..n], &args[2][..n], out),
         _ => apply_chunk_f32_table(op, args, out),
+    }
+}
+
+/// `where` over a chunk as a bitwise select (`c ≠ 0`, NaN included, takes
+/// `a`): the table's `if` did not vectorize and cost as much as eight
+/// multiplications per lane. Same bits as the table function.
+#[inline(always)]
+fn select_slice(c: &[f32], a: &[f32], b: &[f32], out: &mut [f32]) {
+    for (((o, &c), &a), &b) in out.iter_mut().zip(c).zip(a).zip(b) {
+        let take_a = u32::from(c != 0.0).wrapping_neg();
+        *o = f32::from_bits((a.to_bits() & take_a) | (b.to_bits() & !take_a));
     }
 }
 
@@ -399,7 +419,9 @@ mod tests {
     fn chunk_loop_matches_scalar_f32() {
         let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.37 - 6.0).collect();
         let b: Vec<f32> = (0..37).map(|i| 2.0 - i as f32 * 0.11).collect();
-        let c: Vec<f32> = (0..37).map(|i| (i % 3) as f32 - 1.0).collect();
+        let mut c: Vec<f32> = (0..37).map(|i| (i % 3) as f32 - 1.0).collect();
+        // where's condition: NaN takes the first branch, −0 the second.
+        (c[4], c[8]) = (f32::NAN, -0.0);
         for info in OPS {
             let mut out = vec![0.0f32; a.len()];
             apply_chunk_f32(info.op, &[&a, &b, &c], &mut out);

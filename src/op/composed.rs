@@ -5,13 +5,26 @@
 use candle_core::Tensor;
 
 use crate::diff::Function;
-use crate::ir::{Node, Op};
+use crate::ir::{Graph, Id, Node, Op};
+use crate::simplify::interval;
+
+/// The longest chain of candle ops the composed path builds for an input
+/// that autograd tracks. candle's graph walk in `backward` and the drop of
+/// the recorded graph recurse once per op; on a 2 MiB thread stack they
+/// overflowed at about 10,000 chained ops here, so deeper formulas are an
+/// error with a tracked input (the fused path has no such limit).
+pub const MAX_TRACKED_DEPTH: usize = 2_000;
 
 /// A formula evaluated op by op with candle.
 #[derive(Clone)]
 pub struct ComposedActivation {
     formula: String,
     function: Function,
+    /// Per node of the function's graph: may its value be NaN? (Where
+    /// candle's `maximum`/`minimum` need help to follow PRIMITIVES.md.)
+    may_be_nan: Vec<bool>,
+    /// candle ops on the longest path of the formula.
+    depth: usize,
 }
 
 /// A node's value: a tensor, or a scalar constant not yet broadcast.
@@ -30,10 +43,23 @@ impl ComposedActivation {
     }
 
     pub fn from_function(formula: &str, function: Function) -> ComposedActivation {
+        let may_be_nan = interval::of_graph(&function.graph, &[function.f])
+            .iter()
+            .map(|iv| iv.nan)
+            .collect();
+        let depth = candle_depth(&function.graph, function.f);
         ComposedActivation {
             formula: formula.to_string(),
             function,
+            may_be_nan,
+            depth,
         }
+    }
+
+    /// candle ops on the longest path of the formula (at most
+    /// [`MAX_TRACKED_DEPTH`] for an input that autograd tracks).
+    pub fn depth(&self) -> usize {
+        self.depth
     }
 
     pub fn formula(&self) -> &str {
@@ -44,8 +70,15 @@ impl ComposedActivation {
         &self.function
     }
 
-    /// `f(x)` as candle ops (autograd gives the backward).
+    /// `f(x)` as candle ops (autograd gives the backward). An error if `x`
+    /// is tracked and the formula is deeper than [`MAX_TRACKED_DEPTH`].
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.track_op() && self.depth > MAX_TRACKED_DEPTH {
+            candle_core::bail!(
+                "the formula is {} candle ops deep; the composed path supports at most {MAX_TRACKED_DEPTH} under autograd (candle recurses once per op); use the fused activation",
+                self.depth
+            );
+        }
         let g = &self.function.graph;
         let root = self.function.f;
         let mut vals: Vec<Option<Val>> = vec![None; g.len()];
@@ -63,7 +96,11 @@ impl ComposedActivation {
                     } else {
                         None
                     };
-                    apply(op, &args, x, k)?
+                    let mut may_be_nan = [false; 3];
+                    for (m, c) in may_be_nan.iter_mut().zip(&a[..op.arity()]) {
+                        *m = self.may_be_nan[c.index()];
+                    }
+                    apply(op, &args, x, k, may_be_nan)?
                 }
             };
             vals[id.index()] = Some(v);
@@ -73,6 +110,31 @@ impl ComposedActivation {
             Val::S(c) => Tensor::full(c as f32, x.shape(), x.device())?.to_dtype(x.dtype()),
         }
     }
+}
+
+/// An upper bound on the candle ops one IR op lowers to, in sequence.
+fn ops_in_sequence(op: Op) -> usize {
+    match op {
+        Op::Sigmoid => 4,
+        Op::Max | Op::Min => 3,
+        Op::Clamp => 6,
+        // Square-and-multiply up to k = 64, then a reciprocal.
+        Op::Pow => 15,
+        Op::Tan | Op::Log1p | Op::Div | Op::Where => 2,
+        Op::Lt | Op::Gt | Op::Le | Op::Ge => 2,
+        _ => 1,
+    }
+}
+
+/// candle ops on the longest path to `root`.
+fn candle_depth(g: &Graph, root: Id) -> usize {
+    let mut depth = vec![0usize; g.len()];
+    for id in g.reachable(&[root]) {
+        let node = g.node(id);
+        let inner = node.args().iter().map(|a| depth[a.index()]).max();
+        depth[id.index()] = inner.unwrap_or(0) + node.op().map_or(0, ops_in_sequence);
+    }
+    depth[root.index()]
 }
 
 fn tensor(v: &Val, like: &Tensor) -> candle_core::Result<Tensor> {
@@ -119,7 +181,33 @@ fn pow(t: &Tensor, k: f64) -> candle_core::Result<Tensor> {
     t.powf(k)
 }
 
-fn apply(op: Op, a: &[Val], x: &Tensor, k: Option<f64>) -> candle_core::Result<Val> {
+/// `max`/`min` as IEEE maxNum/minNum (PRIMITIVES.md): a NaN operand
+/// yields the other one. On the CPU candle's `maximum`/`minimum` return
+/// the first operand when it is NaN (`if a < b { b } else { a }`), so a
+/// first operand that may be NaN (by the interval analysis) is replaced by
+/// the second where it is. A NaN second operand already yields the first
+/// on every backend (CUDA's are `fmaxf`/`fminf`).
+fn extremum(max: bool, p: Tensor, q: &Val, p_may_be_nan: bool) -> candle_core::Result<Tensor> {
+    use Val::{S, T};
+    let m = match q {
+        S(c) if max => p.maximum(*c)?,
+        S(c) => p.minimum(*c)?,
+        T(q) if max => p.maximum(q)?,
+        T(q) => p.minimum(q)?,
+    };
+    if !p_may_be_nan {
+        return Ok(m);
+    }
+    p.ne(&p)?.where_cond(&tensor(q, &p)?, &m)
+}
+
+fn apply(
+    op: Op,
+    a: &[Val],
+    x: &Tensor,
+    k: Option<f64>,
+    may_be_nan: [bool; 3],
+) -> candle_core::Result<Val> {
     use Val::{S, T};
     let un = |f: fn(&Tensor) -> candle_core::Result<Tensor>| -> candle_core::Result<Val> {
         match &a[0] {
@@ -169,22 +257,17 @@ fn apply(op: Op, a: &[Val], x: &Tensor, k: Option<f64>) -> candle_core::Result<V
             (T(p), T(q)) => T((p / q)?),
             (S(p), S(q)) => S(p / q),
         },
-        Op::Max | Op::Min => {
-            let (p, q) = (tensor(&a[0], x)?, &a[1]);
-            let max = op == Op::Max;
-            T(match q {
-                S(c) if max => p.maximum(*c)?,
-                S(c) => p.minimum(*c)?,
-                T(q) if max => p.maximum(q)?,
-                T(q) => p.minimum(q)?,
-            })
+        Op::Max | Op::Min => T(extremum(
+            op == Op::Max,
+            tensor(&a[0], x)?,
+            &a[1],
+            may_be_nan[0],
+        )?),
+        Op::Clamp => {
+            // min(max(a, lo), hi); max(a, lo) is NaN only if both are.
+            let m = extremum(true, tensor(&a[0], x)?, &a[1], may_be_nan[0])?;
+            T(extremum(false, m, &a[2], may_be_nan[0] && may_be_nan[1])?)
         }
-        Op::Clamp => match (&a[1], &a[2]) {
-            (S(lo), S(hi)) => T(tensor(&a[0], x)?.maximum(*lo)?.minimum(*hi)?),
-            _ => T(tensor(&a[0], x)?
-                .maximum(&tensor(&a[1], x)?)?
-                .minimum(&tensor(&a[2], x)?)?),
-        },
         Op::Where => {
             let c = tensor(&a[0], x)?.ne(0.0)?;
             T(c.where_cond(&tensor(&a[1], x)?, &tensor(&a[2], x)?)?)

@@ -1,18 +1,33 @@
 //! Interval and sign analysis over the IR, used to guard conditional
 //! rewrites (`abs(a) → a` when `a ≥ 0`, `a / a → 1` when `a` is finite and
-//! nonzero, folding decided comparisons and `where`s).
+//! nonzero, constant reassociation where nothing can overflow, folding
+//! decided comparisons and `where`s).
 //!
-//! Bounds are conservative for the *f32* evaluation of a formula at any
-//! finite input: values beyond `f32::MAX` count as infinite, results of
-//! rounded operations are widened by a relative epsilon (zero bounds stay
-//! exact, because IEEE rounding is monotonic and sign-preserving), and a
-//! `nan` flag records whether NaN is possible.
+//! Bounds are conservative for the meaning of a formula, its f64 reference
+//! evaluation (PRIMITIVES.md), at any finite input `x` (any finite f64; the
+//! f32 inputs are among them). `[lo, hi]` bounds the values that are not
+//! NaN, infinities included, and the `nan` flag records whether NaN is
+//! possible. Results of rounded operations are widened by a relative
+//! epsilon (zero bounds stay exact: IEEE rounding is monotonic and
+//! sign-preserving).
+//!
+//! Special values follow PRIMITIVES.md: `max`/`min` are IEEE maxNum/minNum
+//! (a NaN operand yields the other operand), comparisons with NaN are 0,
+//! and `where` takes its first branch on a NaN condition.
+//!
+//! The f32 paths evaluate the *simplified* formula and approximate this
+//! value; f32 overflow and underflow are limits of those paths, not part
+//! of the meaning. Where a guard must also hold in f32 (the derivative
+//! guards), [`Interval::in_f32`] gives the f32 view of a transfer's result
+//! (`Rewriter::finite_in_f32_too`).
 
 use crate::ir::ops::{sigmoid_f64, Op};
+use crate::ir::{Graph, Id, Node};
 
-/// Relative widening applied to rounded results (≈ 8 f32 ulps).
+/// Relative widening applied to rounded results (libm's error is far
+/// below it).
 const WIDEN: f64 = 1e-6;
-const FMAX: f64 = f32::MAX as f64;
+const DMAX: f64 = f64::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Interval {
@@ -23,10 +38,16 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// Any finite f32 (the input `x`).
+    /// Any finite number (the input `x`).
     pub const FINITE: Interval = Interval {
-        lo: -FMAX,
-        hi: FMAX,
+        lo: -DMAX,
+        hi: DMAX,
+        nan: false,
+    };
+    /// Any finite f32 (the input `x` of the f32 paths).
+    pub const FINITE_F32: Interval = Interval {
+        lo: -(f32::MAX as f64),
+        hi: f32::MAX as f64,
         nan: false,
     };
     pub const ALL: Interval = Interval {
@@ -41,36 +62,35 @@ impl Interval {
     };
 
     pub fn point(v: f64) -> Interval {
-        Interval {
-            lo: v,
-            hi: v,
-            nan: v.is_nan(),
-        }
-        .overflow()
+        Interval::new(v, v, v.is_nan())
     }
 
+    /// `[lo, hi]`, or everything if a bound is NaN (an unknown bound).
     pub fn new(lo: f64, hi: f64, nan: bool) -> Interval {
-        Interval { lo, hi, nan }.overflow()
-    }
-
-    /// Bounds beyond the f32 range become infinite.
-    fn overflow(mut self) -> Interval {
-        if self.lo < -FMAX {
-            self.lo = f64::NEG_INFINITY;
-        }
-        if self.hi > FMAX {
-            self.hi = f64::INFINITY;
-        }
-        if self.lo > FMAX {
-            self.lo = f64::INFINITY;
-        }
-        if self.hi < -FMAX {
-            self.hi = f64::NEG_INFINITY;
-        }
-        if self.lo.is_nan() || self.hi.is_nan() {
+        if lo.is_nan() || hi.is_nan() {
             return Interval::ALL;
         }
-        self
+        Interval { lo, hi, nan }
+    }
+
+    /// The same values as an f32 evaluation produces them: beyond f32's
+    /// range they are infinite, and a nonzero value below its smallest
+    /// normal may round to zero (rounding keeps the sign, so only the
+    /// bound nearest zero moves).
+    pub fn in_f32(self) -> Interval {
+        let (fmax, tiny) = (f32::MAX as f64, f32::MIN_POSITIVE as f64);
+        let f = |v: f64| {
+            if v > fmax {
+                f64::INFINITY
+            } else if v < -fmax {
+                f64::NEG_INFINITY
+            } else if v.abs() < tiny {
+                0.0
+            } else {
+                v
+            }
+        };
+        Interval::new(f(self.lo), f(self.hi), self.nan)
     }
 
     /// Widen both bounds outward by a relative epsilon.
@@ -214,10 +234,9 @@ fn sigmoid(a: Interval) -> Interval {
     Interval::new(r.lo.max(0.0), r.hi.min(1.0), r.nan)
 }
 
+/// A comparison: 1 only if it holds for every pair of values and neither
+/// side can be NaN; 0 if it fails for every pair (NaN makes it fail too).
 fn cmp(op: Op, a: Interval, b: Interval) -> Interval {
-    if a.nan || b.nan {
-        return Interval::BOOL;
-    }
     let certain = match op {
         Op::Lt => (a.hi < b.lo, a.lo >= b.hi),
         Op::Le => (a.hi <= b.lo, a.lo > b.hi),
@@ -226,10 +245,61 @@ fn cmp(op: Op, a: Interval, b: Interval) -> Interval {
         _ => unreachable!("not a comparison"),
     };
     match certain {
-        (true, _) => Interval::point(1.0),
+        (true, _) if !a.nan && !b.nan => Interval::point(1.0),
         (_, true) => Interval::point(0.0),
         _ => Interval::BOOL,
     }
+}
+
+/// `max(a, b)` as IEEE maxNum: where `a` may be NaN the result may be any
+/// value of `b` (and the other way round); NaN only if both may be NaN.
+fn max(a: Interval, b: Interval) -> Interval {
+    let mut lo = a.lo.max(b.lo);
+    if a.nan {
+        lo = lo.min(b.lo);
+    }
+    if b.nan {
+        lo = lo.min(a.lo);
+    }
+    Interval::new(lo, a.hi.max(b.hi), a.nan && b.nan)
+}
+
+/// `min(a, b)` as IEEE minNum (see [`max`]).
+fn min(a: Interval, b: Interval) -> Interval {
+    neg(max(neg(a), neg(b)))
+}
+
+/// `where(c, a, b)`: `a` where `c ≠ 0`, NaN included.
+fn select(c: Interval, a: Interval, b: Interval) -> Interval {
+    if c.lo > 0.0 || c.hi < 0.0 {
+        a
+    } else if c.lo == 0.0 && c.hi == 0.0 && !c.nan {
+        b
+    } else {
+        a.hull(b)
+    }
+}
+
+/// The interval of every node reachable from `roots`, indexed by node id
+/// (nodes not reached get [`Interval::ALL`]). For passes that need the
+/// analysis of a finished graph; the rewriter computes it as it builds.
+pub fn of_graph(g: &Graph, roots: &[Id]) -> Vec<Interval> {
+    let mut out = vec![Interval::ALL; g.len()];
+    for id in g.reachable(roots) {
+        out[id.index()] = match *g.node(id) {
+            Node::X => Interval::FINITE,
+            Node::Const(b) => Interval::point(f64::from_bits(b)),
+            Node::App(op, a) => {
+                let mut args = [Interval::ALL; 3];
+                for (i, c) in a[..op.arity()].iter().enumerate() {
+                    args[i] = out[c.index()];
+                }
+                let k = (op == Op::Pow).then(|| g.const_value(a[1])).flatten();
+                transfer(op, &args[..op.arity()], k)
+            }
+        };
+    }
+    out
 }
 
 /// The interval of `op` applied to arguments with intervals `a`. `k` is
@@ -309,30 +379,10 @@ pub fn transfer(op: Op, a: &[Interval], k: Option<f64>) -> Interval {
             Interval::new(r.lo.max(-1.0), r.hi.min(1.0), r.nan)
         }
         Op::Sigmoid => sigmoid(a[0]),
-        Op::Max => Interval::new(
-            a[0].lo.max(a[1].lo),
-            a[0].hi.max(a[1].hi),
-            a[0].nan && a[1].nan,
-        ),
-        Op::Min => Interval::new(
-            a[0].lo.min(a[1].lo),
-            a[0].hi.min(a[1].hi),
-            a[0].nan && a[1].nan,
-        ),
-        Op::Clamp => {
-            let m = transfer(Op::Max, &[a[0], a[1]], None);
-            transfer(Op::Min, &[m, a[2]], None)
-        }
-        Op::Where => {
-            let c = a[0];
-            if c.excludes_zero() || (c.nan && c.lo.is_nan()) {
-                a[1]
-            } else if c.lo == 0.0 && c.hi == 0.0 && !c.nan {
-                a[2]
-            } else {
-                a[1].hull(a[2])
-            }
-        }
+        Op::Max => max(a[0], a[1]),
+        Op::Min => min(a[0], a[1]),
+        Op::Clamp => min(max(a[0], a[1]), a[2]),
+        Op::Where => select(a[0], a[1], a[2]),
         Op::Lt | Op::Le | Op::Gt | Op::Ge => cmp(op, a[0], a[1]),
     }
 }
@@ -365,6 +415,40 @@ mod tests {
         assert_eq!(transfer(Op::Gt, &[a, b], None).as_point(), Some(1.0));
         assert_eq!(transfer(Op::Lt, &[a, b], None).as_point(), Some(0.0));
         assert_eq!(transfer(Op::Lt, &[b, b], None).as_point(), None);
+    }
+
+    /// PRIMITIVES.md special values: maxNum/minNum take the other operand
+    /// of a NaN, a NaN condition takes where's first branch, a comparison
+    /// with NaN is 0.
+    #[test]
+    fn nan_operands_follow_the_special_values() {
+        let five_or_nan = Interval::new(5.0, 5.0, true);
+        let zero = Interval::point(0.0);
+        let m = transfer(Op::Max, &[five_or_nan, zero], None);
+        assert!(m.lo <= 0.0 && m.hi >= 5.0 && !m.nan, "{m:?}");
+        let m = transfer(Op::Max, &[zero, five_or_nan], None);
+        assert!(m.lo <= 0.0 && m.hi >= 5.0 && !m.nan, "{m:?}");
+        let m = transfer(Op::Min, &[five_or_nan, Interval::point(9.0)], None);
+        assert!(m.lo <= 5.0 && m.hi >= 9.0 && !m.nan, "{m:?}");
+        let c = transfer(Op::Clamp, &[five_or_nan, zero, Interval::point(10.0)], None);
+        assert!(c.lo <= 0.0 && c.hi >= 5.0 && !c.nan, "{c:?}");
+        let nan_or_pos = Interval::new(1.0, 2.0, true);
+        let w = transfer(Op::Where, &[nan_or_pos, Interval::point(7.0), zero], None);
+        assert_eq!(w.as_point(), Some(7.0));
+        // 5 < 9 holds unless NaN: undecided; 5 > 9 fails either way.
+        let lt = transfer(Op::Lt, &[five_or_nan, Interval::point(9.0)], None);
+        assert_eq!(lt.as_point(), None);
+        let gt = transfer(Op::Gt, &[five_or_nan, Interval::point(9.0)], None);
+        assert_eq!(gt.as_point(), Some(0.0));
+    }
+
+    #[test]
+    fn the_f32_view_overflows_and_underflows() {
+        let big = Interval::new(1e30, 1e39, false).in_f32();
+        assert_eq!((big.lo, big.hi), (1e30, f64::INFINITY));
+        let tiny = Interval::new(1e-60, 1.0, false).in_f32();
+        assert_eq!((tiny.lo, tiny.hi), (0.0, 1.0));
+        assert!(!Interval::new(1e-60, 1.0, false).in_f32().excludes_zero());
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct Info {
 pub struct Rewriter {
     g: Graph,
     info: Vec<Info>,
+    /// Intervals under f32 evaluation, computed on demand
+    /// ([`Rewriter::finite_in_f32_too`]), and the walk's stack.
+    f32_iv: Vec<Option<Interval>>,
+    f32_stack: Vec<Id>,
     fuel: usize,
     limits: Limits,
     stop: Option<StopReason>,
@@ -90,6 +94,8 @@ impl Rewriter {
         Rewriter {
             g: Graph::new(),
             info: Vec::new(),
+            f32_iv: Vec::new(),
+            f32_stack: Vec::new(),
             fuel: limits.fuel,
             limits,
             stop: None,
@@ -128,6 +134,60 @@ impl Rewriter {
 
     pub fn constant(&mut self, v: f64) -> Id {
         self.add_raw(Node::constant(v))
+    }
+
+    /// Is `id` finite (never NaN or infinite) under the f64 reference and
+    /// under f32 evaluation? The derivative guards ([`crate::diff`]) hold
+    /// in the f32 paths too, where values overflow and underflow sooner
+    /// (`(1e-30)²` is 0 in f32).
+    pub fn finite_in_f32_too(&mut self, id: Id) -> bool {
+        self.info(id).iv.finite() && self.f32_interval(id).finite()
+    }
+
+    /// The interval of `id` under f32 evaluation (x any finite f32,
+    /// constants and results rounded to f32), computed over the part of
+    /// the arena not seen before, without recursion.
+    fn f32_interval(&mut self, id: Id) -> Interval {
+        if self.f32_iv.len() < self.g.len() {
+            self.f32_iv.resize(self.g.len(), None);
+        }
+        if let Some(iv) = self.f32_iv[id.index()] {
+            return iv;
+        }
+        let mut stack = std::mem::take(&mut self.f32_stack);
+        stack.push(id);
+        while let Some(&top) = stack.last() {
+            if self.f32_iv[top.index()].is_some() {
+                stack.pop();
+                continue;
+            }
+            let node = *self.g.node(top);
+            let before = stack.len();
+            stack.extend(
+                node.args()
+                    .iter()
+                    .filter(|a| self.f32_iv[a.index()].is_none()),
+            );
+            if stack.len() > before {
+                continue;
+            }
+            let iv = match node {
+                Node::X => Interval::FINITE_F32,
+                Node::Const(b) => Interval::point(f64::from_bits(b) as f32 as f64),
+                Node::App(op, a) => {
+                    let mut args = [Interval::ALL; 3];
+                    for (i, c) in a[..op.arity()].iter().enumerate() {
+                        args[i] = self.f32_iv[c.index()].expect("arguments first");
+                    }
+                    let k = (op == Op::Pow).then(|| self.const_of(a[1])).flatten();
+                    transfer(op, &args[..op.arity()], k).in_f32()
+                }
+            };
+            self.f32_iv[top.index()] = Some(iv);
+            stack.pop();
+        }
+        self.f32_stack = stack;
+        self.f32_iv[id.index()].expect("computed above")
     }
 
     /// `op(args)`, rewritten and canonically ordered.

@@ -6,6 +6,7 @@
 //! analysis proves `a` is never NaN or infinite at any finite input; rules
 //! such as `a - a → 0` need it because `inf - inf` is NaN.
 
+use super::interval::Interval;
 use super::Rewriter;
 use crate::ir::{Id, Node, Op};
 
@@ -123,6 +124,12 @@ pub static RULES: &[Rule] = &[
     rule("where-bool", Op::Where, |rw, a| {
         (rw.info(a[0]).boolean && rw.is_const(a[1], 1.0) && rw.is_const(a[2], 0.0)).then_some(a[0])
     }),
+    // where(a, a, 0) = a up to the sign of a zero (NaN takes the first branch).
+    rule("where-self-zero", Op::Where, |rw, a| {
+        (a[0] == a[1] && rw.is_const(a[2], 0.0)).then_some(a[0])
+    }),
+    rule("where-guard", Op::Where, where_guard),
+    rule("where-not", Op::Where, where_not),
     // a > b is b < a; a >= b is b <= a: only `<` and `<=` remain.
     rule("gt-flip", Op::Gt, |rw, a| {
         Some(rw.mk(Op::Lt, &[a[1], a[0]]))
@@ -244,14 +251,52 @@ fn mul_neg(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
     }
 }
 
-/// c1 * (c2 * a) = (c1 c2) * a. Products of constants only rescale, so the
-/// change is a rounding difference (no cancellation is possible).
+/// c1 * (c2 * a) = (c1 c2) * a, where that changes only rounding: the
+/// product `c2 * a` must not overflow or underflow at a value `a` takes
+/// unless `(c1 c2) * a` does too (see [`rescaling_is_exact_enough`]).
 fn mul_const_assoc(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
     let c1 = rw.const_of(a[0])?;
     let inner = app(rw, a[1], Op::Mul)?;
     let c2 = rw.const_of(inner[0])?;
     let c = c1 * c2;
-    (c.is_finite() && c != 0.0 && c.abs() <= f32::MAX as f64).then(|| mul_const(rw, c, inner[1]))
+    let ok = c.is_finite()
+        && c != 0.0
+        && c.abs() <= f32::MAX as f64
+        && rescaling_is_exact_enough(c1, c2, rw.info(inner[1]).iv);
+    ok.then(|| mul_const(rw, c, inner[1]))
+}
+
+/// Whether `c1 * (c2 * v)` and `(c1 c2) * v` overflow and underflow alike
+/// for every `v` in `iv` (NaN and ±inf propagate alike).
+///
+/// If both constants scale the same way (both |c| ≥ 1 or both ≤ 1), the
+/// intermediate `|c2 v|` lies between `|v|` and `|c1 c2 v|`: it leaves the
+/// finite range (or rounds to zero) only where the result does as well.
+/// If `|c2| > 1 > |c1|`, the intermediate may overflow where the result
+/// does not (`1e-300 * (1e300 * x)` at x = 1e10), so `|c2 v|` must stay
+/// finite for every finite `v`. If `|c2| < 1 < |c1|`, it may underflow
+/// (`1e300 * (1e-300 * x)` at x = 1e-10), so `|c2 v|` must stay normal for
+/// every nonzero `v`, which needs `iv` to exclude zero.
+fn rescaling_is_exact_enough(c1: f64, c2: f64, iv: Interval) -> bool {
+    let (a1, a2) = (c1.abs(), c2.abs());
+    if c2 == 0.0 || !c2.is_finite() || !c1.is_finite() {
+        return false;
+    }
+    if (a1 >= 1.0) == (a2 >= 1.0) || a1 == 1.0 || a2 == 1.0 {
+        return true;
+    }
+    let big = iv.lo.abs().max(iv.hi.abs());
+    if a2 > 1.0 {
+        return big.is_finite() && big * a2 * (1.0 + 1e-6) <= f64::MAX;
+    }
+    let small = if iv.lo > 0.0 {
+        iv.lo
+    } else if iv.hi < 0.0 {
+        -iv.hi
+    } else {
+        return false;
+    };
+    small * a2 >= f64::MIN_POSITIVE * (1.0 + 1e-6)
 }
 
 /// a * a^k = a^(k+1) for a positive integer k (products of the same base).
@@ -368,6 +413,51 @@ fn where_div_self(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
     }
     let one = rw.constant(1.0);
     Some(rw.mk(Op::Where, &[a[0], one, a[2]]))
+}
+
+/// where(s, m * s, 0) = m * s for finite m (up to the sign of a zero),
+/// and where(d, where(s, d * s, 0), 0) = where(s, d * s, 0) for finite s
+/// (finite in f64 and in f32, so the f32 paths keep the guard too):
+/// the guards a derivative rule's `chain` puts around a product
+/// ([`crate::diff`]) are needed only where the other factor may be
+/// infinite.
+fn where_guard(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
+    if !rw.is_const(a[2], 0.0) {
+        return None;
+    }
+    if let Some(inner) = app(rw, a[1], Op::Where) {
+        let s = inner[0];
+        let pair = guarded_factors(rw, inner[1], s)?;
+        let nested = rw.is_const(inner[2], 0.0) && pair == a[0] && rw.finite_in_f32_too(s);
+        return nested.then_some(a[1]);
+    }
+    let m = guarded_factors(rw, a[1], a[0])?;
+    rw.finite_in_f32_too(m).then_some(a[1])
+}
+
+/// If `product` is `c * m` (either order), `m`.
+fn guarded_factors(rw: &Rewriter, product: Id, c: Id) -> Option<Id> {
+    let p = app(rw, product, Op::Mul)?;
+    match (p[0] == c, p[1] == c) {
+        (_, true) => Some(p[0]),
+        (true, _) => Some(p[1]),
+        _ => None,
+    }
+}
+
+/// where(p < q, 0, 1) = q <= p and where(p <= q, 0, 1) = q < p when
+/// neither side can be NaN (a comparison with NaN is 0 both ways).
+fn where_not(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
+    if !(rw.is_const(a[1], 0.0) && rw.is_const(a[2], 1.0)) {
+        return None;
+    }
+    let (op, c) = match rw.node(a[0]) {
+        Node::App(Op::Lt, c) => (Op::Le, c),
+        Node::App(Op::Le, c) => (Op::Lt, c),
+        _ => return None,
+    };
+    let nan = rw.info(c[0]).iv.nan || rw.info(c[1]).iv.nan;
+    (!nan).then(|| rw.mk(op, &[c[1], c[0]]))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use actforge::diff::Function;
-use actforge::ir::{parse, Expr, Graph, Id, Node, Op, RefEval};
+use actforge::ir::{eval_f64, parse, Expr, Graph, Id, Node, Op, RefEval};
 use proptest::prelude::*;
 
 /// The seed primitive set's functions, by arity.
@@ -175,4 +175,242 @@ pub fn parse_all<S: AsRef<str>>(sources: &[S]) -> Vec<(Expr, Function)> {
             (e, f)
         })
         .collect()
+}
+
+// ---- Special values (PRIMITIVES.md "Special values")
+
+/// Constants that push values to the edges of the number line.
+pub const EDGE_CONSTANTS: &[&str] = &[
+    "0", "1", "-1", "0.5", "2", "5", "1e-6", "1e-30", "1e30", "1e-300", "1e300", "3e38",
+];
+
+/// Inputs at the edges: zeros, subnormals, huge magnitudes up to f64::MAX.
+pub const EDGE_POINTS: &[f64] = &[
+    0.0,
+    -0.0,
+    5e-324,
+    -1e-300,
+    1e-30,
+    -1e-6,
+    0.5,
+    -1.0,
+    1.0,
+    2.0,
+    -3.0,
+    100.0,
+    -1e10,
+    1e19,
+    -1e20,
+    3e38,
+    -1e39,
+    1e100,
+    -1e200,
+    1e300,
+    f64::MAX,
+    -f64::MAX,
+];
+
+const EDGE_UNARY: &[&str] = &[
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "erf",
+    "sigmoid",
+    "relu_like",
+    "softsign",
+    "softplus",
+    "gelu_like",
+    "gelu",
+    "log1p_safe",
+    "sigmoid_boost",
+    "safe_tan",
+    "mish",
+    "silu",
+];
+const EDGE_BINARY: &[&str] = &[
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "lt",
+    "gt",
+    "le",
+    "ge",
+    "safe_div",
+    "gated_gate",
+];
+const EDGE_POWERS: &[&str] = &["2", "3", "-1", "-2", "0.5"];
+
+/// Random formulas over every intrinsic and most named primitives, with
+/// [`EDGE_CONSTANTS`]: at [`EDGE_POINTS`] they make NaN, infinities,
+/// zeros and overflow flow through `max`, `min`, `clamp`, `where` and the
+/// comparisons.
+pub fn edge_formula(height: u32) -> impl Strategy<Value = String> {
+    edge_formula_with(height, EDGE_CONSTANTS, EDGE_POWERS, EDGE_BINARY)
+}
+
+/// Formulas whose values grow without bound through powers, products and
+/// saturating functions, but never through reciprocals (no division, no
+/// negative power) or large constants: at large x their derivatives
+/// meet `inf · 0` (a saturated factor times an overflowed one) and
+/// nothing else.
+pub fn saturation_formula(height: u32) -> impl Strategy<Value = String> {
+    // Small constants: x + c never cancels to a singular point (sqrt'(0))
+    // at the large inputs these formulas are tested at.
+    const CONSTANTS: &[&str] = &["0", "1", "-1", "0.5", "2", "5", "1e-6"];
+    const BINARY: &[&str] = &[
+        "add",
+        "sub",
+        "mul",
+        "max",
+        "min",
+        "lt",
+        "gt",
+        "le",
+        "ge",
+        "gated_gate",
+    ];
+    edge_formula_with(height, CONSTANTS, &["2", "3", "0.5"], BINARY)
+}
+
+/// [`edge_formula`] with the given constants, exponents and binary ops.
+pub fn edge_formula_with(
+    height: u32,
+    constants: &'static [&'static str],
+    powers: &'static [&'static str],
+    binary: &'static [&'static str],
+) -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        3 => Just("x".to_string()),
+        2 => prop::sample::select(constants).prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(height, 64, 3, move |inner| {
+        prop_oneof![
+            (prop::sample::select(EDGE_UNARY), inner.clone())
+                .prop_map(|(f, a)| format!("{f}({a})")),
+            (prop::sample::select(powers), inner.clone())
+                .prop_map(|(k, a)| format!("pow({a}, {k})")),
+            (prop::sample::select(binary), inner.clone(), inner.clone())
+                .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
+            (
+                prop::sample::select(&["clamp", "where"][..]),
+                inner.clone(),
+                inner.clone(),
+                inner
+            )
+                .prop_map(|(f, a, b, c)| format!("{f}({a}, {b}, {c})")),
+        ]
+    })
+}
+
+/// Equal under the contract: both NaN, or equal with +0 and −0 counted
+/// equal (the sign of zero is not preserved, PRIMITIVES.md), or finite
+/// and within the PRIMITIVES.md tolerance. Infinities must match in sign.
+pub fn same_value(got: f64, want: f64) -> bool {
+    (got.is_nan() && want.is_nan()) || got == want || close(got, want)
+}
+
+/// How [`eval_variant`] evaluates: `seed` ≠ 0 multiplies every rounded
+/// result by 1 + k·2⁻⁵² (k = ±1…±4, drawn from the seed), the size of a
+/// rounding difference; `flip` is a node whose division (or negative
+/// power) by ±0 uses the zero of the other sign.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Variant {
+    pub seed: u64,
+    pub flip: Option<Id>,
+}
+
+/// The operand of `op` that acts as a divisor, if its value is ±0.
+fn zero_divisor(op: Op, args: &[f64; 3]) -> Option<usize> {
+    let i = match op {
+        Op::Div => 1,
+        Op::Pow if args[1] < 0.0 => 0,
+        _ => return None,
+    };
+    (args[i] == 0.0).then_some(i)
+}
+
+/// f64 evaluation of `root` at `x` under a [`Variant`]; also returns the
+/// nodes that divided by ±0.
+pub fn eval_variant(g: &Graph, root: Id, x: f64, v: Variant) -> (f64, Vec<Id>) {
+    let mut val = vec![0.0f64; g.len()];
+    let mut zero_divisions = Vec::new();
+    for id in g.reachable(&[root]) {
+        val[id.index()] = match *g.node(id) {
+            Node::X => x,
+            Node::Const(b) => f64::from_bits(b),
+            Node::App(op, a) => {
+                let mut args = [0.0f64; 3];
+                for i in 0..op.arity() {
+                    args[i] = val[a[i].index()];
+                }
+                if let Some(i) = zero_divisor(op, &args) {
+                    zero_divisions.push(id);
+                    if v.flip == Some(id) {
+                        args[i] = -args[i];
+                    }
+                }
+                let r = op.info().f64.call(&args);
+                r * (1.0 + rounding_noise(op, v.seed, id.index() as u64))
+            }
+        };
+    }
+    (val[root.index()], zero_divisions)
+}
+
+/// The relative perturbation of one rounded result (0 for exact ops).
+fn rounding_noise(op: Op, seed: u64, node: u64) -> f64 {
+    let exact = matches!(
+        op,
+        Op::Neg | Op::Abs | Op::Max | Op::Min | Op::Clamp | Op::Where
+    ) || op.is_comparison();
+    if seed == 0 || exact {
+        return 0.0;
+    }
+    let mut z = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ node.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^= z >> 31;
+    z = z.wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 29;
+    let k = (z % 4 + 1) as f64;
+    let sign = if z & 8 == 0 { 1.0 } else { -1.0 };
+    sign * k * f64::EPSILON
+}
+
+/// Does the value at `x` depend on the sign of a zero that something
+/// divides by? (Flipping the sign of any one zero divisor changes it.)
+/// Rewrites may flip such a sign (PRIMITIVES.md), so these points are not
+/// compared: the one documented exception to soundness.
+pub fn sign_of_zero_matters(g: &Graph, root: Id, x: f64) -> bool {
+    let (want, sites) = eval_variant(g, root, x, Variant::default());
+    sites.into_iter().any(|site| {
+        let flipped = Variant {
+            flip: Some(site),
+            ..Variant::default()
+        };
+        !same_value(eval_variant(g, root, x, flipped).0, want)
+    })
+}
+
+/// Is the value at `x` stable under rounding-sized perturbations of
+/// every intermediate result? (Not so near a switching point, at a
+/// cancellation, or in `sin` of a huge argument.) Rewrites change
+/// rounding, so only stable values must survive them unchanged.
+pub fn rounding_stable(g: &Graph, root: Id, x: f64) -> bool {
+    let want = eval_f64(g, root, x);
+    (1..=6).all(|seed| {
+        let v = Variant {
+            seed,
+            ..Variant::default()
+        };
+        same_value(eval_variant(g, root, x, v).0, want)
+    })
 }
