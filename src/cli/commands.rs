@@ -79,6 +79,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         Command::Prelude { defs } => prelude(out, &library(&defs)?),
         Command::Bleu(args) => super::bleu::run(out, &args),
         Command::Data { command } => super::data::run(out, command),
+        Command::Search(args) => super::search::run(out, &args),
         Command::Codegen {
             formula,
             dtype,

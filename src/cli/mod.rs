@@ -20,6 +20,7 @@ mod bleu;
 mod commands;
 mod data;
 mod io;
+mod search;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -320,6 +321,9 @@ Example:
         #[command(flatten)]
         defs: DefsArg,
     },
+    /// Evolve activation functions: GP search with dedup by meaning, screening, checkpoints.
+    #[command(after_help = search::AFTER_HELP)]
+    Search(Box<search::SearchArgs>),
     /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
     Data {
         #[command(subcommand)]

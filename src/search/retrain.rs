@@ -37,7 +37,8 @@ pub struct RetrainResult {
 }
 
 /// Retrains entrants on the full data, one run per seed. `dir` is a folder
-/// of the run directory that the trainer may fill (results, curves).
+/// of the run directory (not yet created) that the trainer may create and
+/// fill with its own files (results, curves).
 pub trait Retrain {
     fn retrain(&self, entrants: &[Entrant], seeds: &[u64], dir: &Path)
         -> Result<Vec<RetrainResult>>;
