@@ -12,8 +12,8 @@ use clap::{ArgGroup, Args};
 use super::io::note;
 use crate::error::{Error, Result};
 use crate::search::config::{
-    default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings,
-    TrainSettings, TASKS,
+    default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
+    TASKS,
 };
 use crate::search::evaluator::evaluators;
 use crate::search::outputs::Summary;
@@ -94,7 +94,12 @@ pub struct SearchArgs {
     #[arg(long, default_value = "qa", value_parser = TASKS, group = "settings")]
     pub task: String,
     /// Primitive set: seed, extended, swish, or a file of definitions.
-    #[arg(long, default_value = "seed", value_name = "SET|FILE", group = "settings")]
+    #[arg(
+        long,
+        default_value = "seed",
+        value_name = "SET|FILE",
+        group = "settings"
+    )]
     pub primitives: String,
     /// An ephemeral random constant, e.g. 'uniform(-1,1,2)' or 'int(-2,2)'.
     #[arg(long, value_name = "SPEC", group = "settings")]
@@ -103,7 +108,12 @@ pub struct SearchArgs {
     #[arg(long, group = "settings")]
     pub include: bool,
     /// Also seed the population with this formula (repeatable).
-    #[arg(long, value_name = "FORMULA", allow_hyphen_values = true, group = "settings")]
+    #[arg(
+        long,
+        value_name = "FORMULA",
+        allow_hyphen_values = true,
+        group = "settings"
+    )]
     pub start_with: Vec<String>,
     /// Population size (μ).
     #[arg(long, default_value_t = 16, group = "settings")]
@@ -295,7 +305,9 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
         note("stopping: letting running evaluations finish, then writing the checkpoint (Ctrl-C again to quit at once)");
     });
     if let Err(e) = result {
-        note(format!("warning: Ctrl-C will not stop the search cleanly: {e}"));
+        note(format!(
+            "warning: Ctrl-C will not stop the search cleanly: {e}"
+        ));
     }
 }
 
@@ -345,7 +357,11 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 search.dir().display()
             ));
             if args.json {
-                outln!(out, "{}", serde_json::json!({"status": "interrupted", "dir": search.dir().display().to_string(), "next_generation": generation}));
+                outln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"status": "interrupted", "dir": search.dir().display().to_string(), "next_generation": generation})
+                );
             }
             Ok(INTERRUPTED)
         }
@@ -401,7 +417,14 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
     }
     if !s.retrain.is_empty() {
         outln!(out, "final retrain against GELU:");
-        outln!(out, "  {:<10} {:>10} {:>23} {:>9}  formula", "activation", "mean", "95% CI", "Welch p");
+        outln!(
+            out,
+            "  {:<10} {:>10} {:>23} {:>9}  formula",
+            "activation",
+            "mean",
+            "95% CI",
+            "Welch p"
+        );
         for r in &s.retrain {
             let p = r.welch_p.map_or("-".to_string(), |p| format!("{p:.3}"));
             outln!(

@@ -56,7 +56,10 @@ enum Kind {
     Job(Box<Function>),
     /// Screened out or unusable: the failure text.
     Failed(String),
-    Merge { from: u64, distance: f32 },
+    Merge {
+        from: u64,
+        distance: f32,
+    },
 }
 
 impl Entry {

@@ -115,10 +115,14 @@ mod tests {
         let fs = funcs(&["x", "sin(x)", "cos(x)", "tanh(x)", "exp(x)", "silu(x)"]);
         let refs: Vec<&Function> = fs.iter().collect();
         let mut calls = 0;
-        let out = batch_compile(&refs, &mut fake(vec![fs[2].hash, fs[5].hash], &mut calls)).unwrap();
+        let out =
+            batch_compile(&refs, &mut fake(vec![fs[2].hash, fs[5].hash], &mut calls)).unwrap();
         let failed: Vec<usize> = (0..6).filter(|&i| out[i].is_some()).collect();
         assert_eq!(failed, [2, 5]);
-        assert!(out[2].as_ref().unwrap().contains(&format!("{:016x}", fs[2].hash)));
+        assert!(out[2]
+            .as_ref()
+            .unwrap()
+            .contains(&format!("{:016x}", fs[2].hash)));
         let mut calls_ok = 0;
         let out = batch_compile(&refs, &mut fake(vec![], &mut calls_ok)).unwrap();
         assert!(out.iter().all(Option::is_none));

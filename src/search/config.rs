@@ -280,10 +280,7 @@ impl Settings {
             ));
         }
         if !(self.train.thin > 0.0 && self.train.thin <= 1.0) {
-            return usage(format!(
-                "--thin must be in (0, 1], not {}",
-                self.train.thin
-            ));
+            return usage(format!("--thin must be in (0, 1], not {}", self.train.thin));
         }
         if !TASKS.contains(&self.train.task.as_str()) {
             return usage(format!(
@@ -380,7 +377,9 @@ impl Settings {
         }
         for (label, formula) in self.includes() {
             set.absorb(&formula).map_err(|e| {
-                Error::Usage(format!("the formula `{formula}` ({label}) cannot seed the population: {e}"))
+                Error::Usage(format!(
+                    "the formula `{formula}` ({label}) cannot seed the population: {e}"
+                ))
             })?;
         }
         set.check()?;
@@ -399,7 +398,9 @@ impl Settings {
             SelectionKind::DoubleTournament {
                 fitness_size,
                 parsimony,
-            } => json!({"kind": "double-tournament", "fitness_size": fitness_size, "parsimony": parsimony}),
+            } => {
+                json!({"kind": "double-tournament", "fitness_size": fitness_size, "parsimony": parsimony})
+            }
         };
         let evaluator = match self.evaluator {
             EvaluatorKind::Train => json!({"kind": "train"}),
@@ -453,7 +454,12 @@ impl Settings {
                 fitness_size: sel.usize("fitness_size")?,
                 parsimony: sel.f64("parsimony")?,
             },
-            other => return Err(super::json::bad(file, format!("unknown selection `{other}`"))),
+            other => {
+                return Err(super::json::bad(
+                    file,
+                    format!("unknown selection `{other}`"),
+                ))
+            }
         };
         let ev = f.object("evaluator")?;
         let evaluator = match ev.str("kind")? {
@@ -461,7 +467,12 @@ impl Settings {
             "synthetic" => EvaluatorKind::Synthetic {
                 sleep_ms: ev.u64("sleep_ms")?,
             },
-            other => return Err(super::json::bad(file, format!("unknown evaluator `{other}`"))),
+            other => {
+                return Err(super::json::bad(
+                    file,
+                    format!("unknown evaluator `{other}`"),
+                ))
+            }
         };
         let t = f.object("train")?;
         let strings = |key: &str| -> Result<Vec<String>> {

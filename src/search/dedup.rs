@@ -156,6 +156,10 @@ mod tests {
         let mut b = Dedup::new(true);
         b.restore_functions(a.functions().to_vec(), lib);
         assert_eq!(b.match_function(9, "1 + x", lib).map(|m| m.0), Some(1));
-        assert_eq!(b.match_function(10, "2 * sigmoid(2 * x) - 1", lib).map(|m| m.0), Some(5));
+        assert_eq!(
+            b.match_function(10, "2 * sigmoid(2 * x) - 1", lib)
+                .map(|m| m.0),
+            Some(5)
+        );
     }
 }

@@ -80,7 +80,9 @@ pub enum Opened {
 pub enum Outcome {
     Finished(Box<Summary>),
     /// Stopped by the stop flag; `generation` is the next one to run.
-    Interrupted { generation: usize },
+    Interrupted {
+        generation: usize,
+    },
 }
 
 impl Search {
@@ -133,7 +135,12 @@ impl Search {
     fn assemble(dir: &Path, settings: Settings, copy: Option<&Path>) -> Result<Search> {
         let set = settings.primitive_set(copy)?;
         let objectives = settings.objective.objectives();
-        let state = State::fresh(settings.seed, settings.hof, &objectives, pareto_objectives());
+        let state = State::fresh(
+            settings.seed,
+            settings.hof,
+            &objectives,
+            pareto_objectives(),
+        );
         Ok(Search {
             dir: dir.to_path_buf(),
             variation: settings.variation()?,
@@ -418,12 +425,19 @@ impl Search {
     }
 
     /// The next population from the old one and the new individuals.
-    fn survivors(&mut self, g: usize, old: Vec<Individual>, new: Vec<Individual>) -> Vec<Individual> {
+    fn survivors(
+        &mut self,
+        g: usize,
+        old: Vec<Individual>,
+        new: Vec<Individual>,
+    ) -> Vec<Individual> {
         if g == 0 {
             return new;
         }
         match self.settings.algorithm {
-            Algorithm::Simple => scheme::survivors_simple(&self.settings, &self.objectives, &old, new),
+            Algorithm::Simple => {
+                scheme::survivors_simple(&self.settings, &self.objectives, &old, new)
+            }
             Algorithm::MuPlusLambda => {
                 let pool: Vec<Individual> = old.into_iter().chain(new).collect();
                 scheme::survivors_plus(&mut self.state.rng, &self.settings, &self.objectives, &pool)
@@ -461,7 +475,9 @@ impl Search {
     /// after selection).
     fn row(&self, g: usize, counters: Counters, timing: Timing) -> Row {
         let pop = &self.state.population;
-        let valid = pop.iter().filter(|i| !self.objectives.is_failure(&i.fitness));
+        let valid = pop
+            .iter()
+            .filter(|i| !self.objectives.is_failure(&i.fitness));
         let fits: Vec<&[f64]> = pop.iter().map(|i| i.fitness.as_slice()).collect();
         let best = sel_best(&self.objectives, &fits, 1)
             .first()

@@ -217,7 +217,7 @@ mod tests {
     impl Evaluate for Square {
         fn evaluate(&self, job: &Job) -> JobResult {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            if job.formula == "panic-once" && n % 2 == 0 {
+            if job.formula == "panic-once" && n.is_multiple_of(2) {
                 panic!("boom");
             }
             if job.formula == "panic" {

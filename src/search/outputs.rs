@@ -184,7 +184,11 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
     warn("Pareto plot", pareto_plot(s), &mut warnings);
     warn("hall-of-fame plots", hof_plots(s), &mut warnings);
     if s.settings.export {
-        warn("kernel export", export_best(s, &mut warnings), &mut warnings);
+        warn(
+            "kernel export",
+            export_best(s, &mut warnings),
+            &mut warnings,
+        );
     }
     let rows = if s.settings.retrain_top > 0 && !s.state.hof.is_empty() {
         final_retrain(s, retrain)?
@@ -315,12 +319,15 @@ fn activation_series(label: &str, f: &Function) -> Vec<Series> {
 }
 
 fn function_of(s: &Search, tree: &Tree) -> Result<Function> {
-    Ok(Function::new(&s.set.library().parse(&tree.to_formula(&s.set))?))
+    Ok(Function::new(
+        &s.set.library().parse(&tree.to_formula(&s.set))?,
+    ))
 }
 
 fn hof_plots(s: &Search) -> Result<()> {
     let dir = s.dir.join(HOF_PLOTS);
-    std::fs::create_dir_all(&dir).map_err(|e| crate::error::Error::io(dir.display().to_string(), e))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| crate::error::Error::io(dir.display().to_string(), e))?;
     for (i, e) in s.state.hof.entries().iter().enumerate() {
         let f = function_of(s, &e.item)?;
         let title = e.item.to_formula(&s.set);

@@ -78,7 +78,10 @@ impl Record {
         Ok(Record {
             key: f.hash("hash")?,
             formula: f.str("formula")?.to_string(),
-            simplified: f.opt("simplified").and_then(Value::as_str).map(String::from),
+            simplified: f
+                .opt("simplified")
+                .and_then(Value::as_str)
+                .map(String::from),
             nodes: f.usize("nodes")?,
             fitness,
             failure,
@@ -143,7 +146,10 @@ impl Record {
         Ok(MergeLine {
             key: f.hash("hash")?,
             formula: f.str("formula")?.to_string(),
-            simplified: f.opt("simplified").and_then(Value::as_str).map(String::from),
+            simplified: f
+                .opt("simplified")
+                .and_then(Value::as_str)
+                .map(String::from),
             nodes: f.usize("nodes")?,
             generation: f.usize("generation")?,
             from: f.hash("took_fitness_of")?,

@@ -40,8 +40,12 @@ pub struct RetrainResult {
 /// of the run directory (not yet created) that the trainer may create and
 /// fill with its own files (results, curves).
 pub trait Retrain {
-    fn retrain(&self, entrants: &[Entrant], seeds: &[u64], dir: &Path)
-        -> Result<Vec<RetrainResult>>;
+    fn retrain(
+        &self,
+        entrants: &[Entrant],
+        seeds: &[u64],
+        dir: &Path,
+    ) -> Result<Vec<RetrainResult>>;
 }
 
 /// One row of the final table.

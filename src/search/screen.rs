@@ -70,9 +70,7 @@ impl Reason {
     /// The reason named by a failure text written by [`Verdict::failure`].
     pub fn of_failure(text: &str) -> Option<Reason> {
         let rest = text.strip_prefix("screened: ")?;
-        Reason::ALL
-            .into_iter()
-            .find(|r| rest.starts_with(r.name()))
+        Reason::ALL.into_iter().find(|r| rest.starts_with(r.name()))
     }
 }
 
@@ -200,7 +198,7 @@ fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize, b_transposed: bool
 /// The forward and backward gains of a one-layer pass through `tape`'s
 /// formula (its first root f, second root f′).
 pub fn gains(tape: &Tape) -> Gains {
-    let mut rng = Prng::stream(0x5c4e_e9, "screen-gain", 0, 0);
+    let mut rng = Prng::stream(0x005c_4ee9, "screen-gain", 0, 0);
     let x = normal_matrix(&mut rng, ROWS, WIDTH, 1.0);
     let w = normal_matrix(&mut rng, WIDTH, WIDTH, 1.0 / (WIDTH as f64).sqrt());
     let g = normal_matrix(&mut rng, ROWS, WIDTH, 1.0);

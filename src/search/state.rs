@@ -20,7 +20,7 @@
 use serde_json::{json, Value};
 
 use crate::error::Result;
-use crate::gp::{Prng, PrimitiveSet, Tree};
+use crate::gp::{PrimitiveSet, Prng, Tree};
 use crate::simplify::hash_hex;
 
 use super::archive::{HallOfFame, ParetoFront};
@@ -204,7 +204,10 @@ impl State {
         if f.u64("version")? != CHECKPOINT_VERSION {
             return Err(bad(
                 file,
-                format!("checkpoint format {} is not {CHECKPOINT_VERSION}", f.u64("version")?),
+                format!(
+                    "checkpoint format {} is not {CHECKPOINT_VERSION}",
+                    f.u64("version")?
+                ),
             ));
         }
         let theirs = f.str("settings_hash")?;
@@ -214,8 +217,8 @@ impl State {
                 format!("belongs to another run: its settings hash is {theirs}, config.json's is {settings_hash}"),
             ));
         }
-        let status = Status::parse(f.str("status")?)
-            .ok_or_else(|| bad(file, "unknown `status`".into()))?;
+        let status =
+            Status::parse(f.str("status")?).ok_or_else(|| bad(file, "unknown `status`".into()))?;
         let rng = Prng::from_hex(f.str("rng")?).map_err(|e| bad(file, e.to_string()))?;
         let members = |key: &str, o: &Objectives| -> Result<Vec<Individual>> {
             f.array(key)?
@@ -242,7 +245,10 @@ impl State {
         state.totals = Counters::from_json(f.get("totals")?, file)?;
         state.evaluation_lines = f.usize("evaluation_lines")?;
         state.merge_lines = f.usize("merge_lines")?;
-        state.elapsed = f.opt("elapsed_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+        state.elapsed = f
+            .opt("elapsed_seconds")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         let hash_list = |v: &Value| v.as_str().and_then(parse_hash);
         let seen = f
             .array("seen")?

@@ -205,7 +205,11 @@ mod tests {
         assert_eq!(bad.fitness, None);
         assert!(bad.failure.unwrap().contains("non-finite"));
         let (a, b) = (eval("gelu(x)"), eval("gelu(x)"));
-        assert_eq!((a.fitness, a.metrics), (b.fitness, b.metrics), "deterministic");
+        assert_eq!(
+            (a.fitness, a.metrics),
+            (b.fitness, b.metrics),
+            "deterministic"
+        );
     }
 
     #[test]
