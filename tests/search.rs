@@ -734,6 +734,9 @@ fn exported_kernel_of_the_best_formula() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("best kernel"), "{text}");
+    // Without a terminal, progress is one line per generation on stderr.
+    let err = stderr_of(&out);
+    assert!(err.contains("gen 0: ") && err.contains("gen 1: "), "{err}");
     assert!(dir.join("best_kernel").join("best.cu").exists());
     assert!(dir.join("best_kernel").join("README.md").exists());
     let fin = json(&dir.join("final.json"));

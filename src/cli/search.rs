@@ -320,7 +320,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
         Some(dir) => match Search::open(dir)? {
             Opened::Finished(summary) => {
                 note(format!(
-                    "the search in {} has already finished ({} generations); nothing to do",
+                    "the search in {} has already finished (generations 0..{}); nothing to do",
                     dir.display(),
                     summary.generations.saturating_sub(1)
                 ));

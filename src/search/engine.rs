@@ -335,7 +335,9 @@ impl Search {
     }
 
     /// Run the remaining generations and the final stages. `stop` is the
-    /// flag the executor also watches.
+    /// flag the executor also watches. After [`Outcome::Interrupted`] the
+    /// checkpoint on disk is the state to continue from: drop this value
+    /// and [`Search::open`] the directory again.
     pub fn run(
         &mut self,
         exec: &mut dyn Executor,
