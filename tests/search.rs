@@ -717,7 +717,7 @@ fn help_teaches_the_command() {
 fn exported_kernel_of_the_best_formula() {
     let dir = tmp("export");
     let out = bin()
-        .args(["search", "--evaluator", "synthetic", "--quiet", "--out"])
+        .args(["search", "--evaluator", "synthetic", "--out"])
         .arg(&dir)
         .args([
             "--pop",
