@@ -122,9 +122,10 @@ impl Search {
         let status = search.load_checkpoint()?;
         search.load_logs()?;
         if status == Status::Finished {
+            let files = outputs::existing_files(dir);
             return Ok(Opened::Finished(Box::new(outputs::summary(
                 &search,
-                Vec::new(),
+                files,
                 Vec::new(),
             ))));
         }

@@ -172,7 +172,6 @@ pub fn write_progress(s: &Search) -> Result<()> {
 pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Result<Summary> {
     write_progress(s)?;
     let mut warnings = Vec::new();
-    let mut files = Vec::new();
     let mut warn = |what: &str, r: Result<()>, warnings: &mut Vec<String>| {
         if let Err(e) = r {
             let w = format!("{what}: {e}");
@@ -195,7 +194,15 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
     } else {
         Vec::new()
     };
-    for (what, name) in [
+    let files = existing_files(&s.dir);
+    let mut summary = summary(s, files, rows);
+    summary.warnings = warnings;
+    Ok(summary)
+}
+
+/// The outputs present in `dir`, as (what, path), for the summary.
+pub fn existing_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    [
         ("config", CONFIG),
         ("checkpoint", CHECKPOINT),
         ("evaluations", EVALUATIONS),
@@ -208,15 +215,11 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
         ("activation plots", HOF_PLOTS),
         ("best kernel", BEST_KERNEL),
         ("final retrain", FINAL),
-    ] {
-        let p = s.dir.join(name);
-        if p.exists() {
-            files.push((what.to_string(), p));
-        }
-    }
-    let mut summary = summary(s, files, rows);
-    summary.warnings = warnings;
-    Ok(summary)
+    ]
+    .into_iter()
+    .map(|(what, name)| (what.to_string(), dir.join(name)))
+    .filter(|(_, p)| p.exists())
+    .collect()
 }
 
 /// The summary of a run's current state.
