@@ -81,6 +81,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         Command::Data { command } => super::data::run(out, command),
         Command::Train(args) => super::train::run(out, args),
         Command::BenchStep(args) => super::train::bench_step(out, args),
+        Command::Search(args) => super::search::run(out, &args),
         Command::Codegen {
             formula,
             dtype,

@@ -23,6 +23,7 @@ mod io;
 mod progress;
 mod sass;
 mod train;
+mod search;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -365,6 +366,9 @@ Examples:
     /// Time one training step with GELU, the fused and the composed activation, side by side.
     #[command(after_help = train::BENCH_STEP_HELP)]
     BenchStep(train::BenchStepArgs),
+    /// Evolve activation functions: GP search with dedup by meaning, screening, checkpoints.
+    #[command(after_help = search::AFTER_HELP)]
+    Search(Box<search::SearchArgs>),
     /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
     Data {
         #[command(subcommand)]

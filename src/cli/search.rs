@@ -1,0 +1,450 @@
+//! `actforge search`: flags → [`Settings`], a new or resumed
+//! [`Search`], the in-process executor, Ctrl-C, and the summary table.
+//! The engine lives in `crate::search`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args};
+
+use super::io::note;
+use crate::error::{Error, Result};
+use crate::search::config::{
+    default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
+    TASKS,
+};
+use crate::search::evaluator::evaluators;
+use crate::search::outputs::Summary;
+use crate::search::progress::Bars;
+use crate::search::rundir::default_dir;
+use crate::search::screen::Reason;
+use crate::search::{InProcess, Opened, Outcome, Search};
+
+/// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+pub const INTERRUPTED: i32 = 130;
+
+pub const AFTER_HELP: &str = "\
+Evolves activation functions by genetic programming. Each candidate's
+fitness is the `train` recipe on the thinned data (--steps steps, then
+evaluated; the mean over --seeds seeds, every candidate from the same
+initial weights and batch order). Before any training, each offspring is
+simplified and keyed by its canonical hash (an equivalent formula is never
+trained twice; an unchanged copy keeps its fitness), then matched by its
+functional fingerprint (1,217 probe points; --no-fingerprint turns this
+off; merges are logged to merges.jsonl), then screened: non-finite f or f'
+on [-10, 10], constant on [-4, 4], exploding or vanishing gain of a
+one-layer forward and backward pass, and (on the GPU or with
+--compile-check) kernels that do not compile. A generation's remaining
+candidates go to --workers threads at once; results are applied in
+candidate order, so the same --seed gives the same hall of fame with any
+number of workers.
+
+Algorithms: mu-plus-lambda (default; survivors from parents and offspring:
+the --elite best, then tournaments, or NSGA-II with --objective
+score,complexity) and simple (tournament parents, offspring replace the
+population except the elite). Complexity is the node count of the
+simplified formula. --include seeds the population with GELU, SiLU and the
+seed experiments' Q&A and T5 formulas; the functions they use join the
+primitive set.
+
+The run directory (--out, default runs/search-<UTC time>; never
+overwritten) holds: config.json (command line, every setting, versions,
+seeds), evaluations.jsonl (one line per evaluated or screened formula,
+flushed to disk as it finishes), merges.jsonl, checkpoint.json (replaced
+atomically after every generation), logbook.jsonl and logbook.csv (per
+generation: fitness, size, height and node min/mean/max, evaluations,
+syntactic/canonical/functional dedup hits and rates, screening counts,
+times), hall_of_fame.json, pareto.json, and at the end fitness.png,
+pareto.png, hall_of_fame/hof-K.png (each entry and its derivative next to
+GELU), best_kernel/ (the exported kernel package of the best formula) and
+final.json (the best formulas retrained against GELU over --retrain-seeds
+seeds, with 95% intervals and Welch's p).
+
+Reliability: after kill -9, `--resume DIR` continues from the last
+checkpoint, reusing every evaluation already logged, and reaches the same
+hall of fame as an uninterrupted run. Ctrl-C lets running evaluations
+finish, writes the checkpoint and exits with status 130 (a second Ctrl-C
+exits at once). --resume on a finished run says so and exits 0; a damaged
+or foreign directory is an error. --resume takes every setting from the
+run's config.json; only --workers, --quiet and --json may be given with it.
+
+Examples:
+  actforge search                                   # Q&A task, seed set, CPU
+  actforge search --pop 32 --gens 20 --include --workers 2 --out runs/qa1
+  actforge search --objective score,complexity --primitives extended
+  actforge search --resume runs/qa1
+
+JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
+{\"offspring\", \"evaluations\", \"failures\", \"syntactic_hits\",
+\"canonical_hits\", \"functional_hits\", \"syntactic_rate\", \"canonical_rate\",
+\"functional_rate\", \"dedup_rate\", \"screened_nonfinite\", \"screened_constant\",
+\"screened_exploding\", \"screened_vanishing\", \"screened_compile\"}, \"distinct\",
+\"best\": {\"formula\", \"simplified\", \"hash\", \"fitness\", \"nodes\"},
+\"hall_of_fame\", \"pareto\", \"seconds\", \"files\": {what: path}, \"retrain\":
+[{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\"}],
+\"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
+
+/// Arguments of `actforge search`.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("settings").multiple(true)))]
+pub struct SearchArgs {
+    /// The training task that gives fitness.
+    #[arg(long, default_value = "qa", value_parser = TASKS, group = "settings")]
+    pub task: String,
+    /// Primitive set: seed, extended, swish, or a file of definitions.
+    #[arg(
+        long,
+        default_value = "seed",
+        value_name = "SET|FILE",
+        group = "settings"
+    )]
+    pub primitives: String,
+    /// An ephemeral random constant, e.g. 'uniform(-1,1,2)' or 'int(-2,2)'.
+    #[arg(long, value_name = "SPEC", group = "settings")]
+    pub ephemeral: Option<String>,
+    /// Seed the population with GELU, SiLU and the seed's two formulas.
+    #[arg(long, group = "settings")]
+    pub include: bool,
+    /// Also seed the population with this formula (repeatable).
+    #[arg(
+        long,
+        value_name = "FORMULA",
+        allow_hyphen_values = true,
+        group = "settings"
+    )]
+    pub start_with: Vec<String>,
+    /// Population size (μ).
+    #[arg(long, default_value_t = 16, group = "settings")]
+    pub pop: usize,
+    /// Offspring per generation (λ; mu-plus-lambda only). Default: --pop.
+    #[arg(long, group = "settings")]
+    pub lambda: Option<usize>,
+    /// Generations after the initial population.
+    #[arg(long, default_value_t = 10, group = "settings")]
+    pub gens: usize,
+    /// mu-plus-lambda or simple.
+    #[arg(long, default_value = "mu-plus-lambda", value_parser = ["mu-plus-lambda", "simple"], group = "settings")]
+    pub algorithm: String,
+    /// tournament or double-tournament (parsimony pressure on tree size).
+    #[arg(long, default_value = "tournament", value_parser = ["tournament", "double-tournament"], group = "settings")]
+    pub selection: String,
+    /// Aspirants per (fitness) tournament.
+    #[arg(long, default_value_t = 3, group = "settings")]
+    pub tournament_size: usize,
+    /// Double tournament: the smaller of two wins with probability P/2 (1 to 2).
+    #[arg(long, default_value_t = 1.4, group = "settings")]
+    pub parsimony: f64,
+    /// Best individuals always kept (one objective).
+    #[arg(long, default_value_t = 1, group = "settings")]
+    pub elite: usize,
+    /// Crossover probability (default 0.6 for mu-plus-lambda, 0.5 for simple).
+    #[arg(long, group = "settings")]
+    pub cxpb: Option<f64>,
+    /// Mutation probability (default 0.3 for mu-plus-lambda, 0.2 for simple).
+    #[arg(long, group = "settings")]
+    pub mutpb: Option<f64>,
+    /// Mutations, comma-separated: uniform, node-replacement, shrink, insert, ephemeral-one, ephemeral-all.
+    #[arg(long, value_name = "LIST", group = "settings")]
+    pub mutations: Option<String>,
+    /// Static height limit (DEAP's staticLimit; root at depth 0).
+    #[arg(long, default_value_t = 17, group = "settings")]
+    pub max_height: usize,
+    /// Static size limit in tree nodes (none by default).
+    #[arg(long, group = "settings")]
+    pub max_size: Option<usize>,
+    /// Smallest height of initial trees (ramped half-and-half).
+    #[arg(long, default_value_t = 1, group = "settings")]
+    pub init_min: usize,
+    /// Largest height of initial trees.
+    #[arg(long, default_value_t = 3, group = "settings")]
+    pub init_max: usize,
+    /// score, or score,complexity (NSGA-II on fitness and node count).
+    #[arg(long, default_value = "score", group = "settings")]
+    pub objective: String,
+    /// Turn off the functional-fingerprint dedup layer.
+    #[arg(long, group = "settings")]
+    pub no_fingerprint: bool,
+    /// Hall-of-fame size.
+    #[arg(long, default_value_t = 10, group = "settings")]
+    pub hof: usize,
+    /// Seed of the search (initial population, selection, variation).
+    #[arg(long, default_value_t = 0, group = "settings")]
+    pub seed: u64,
+    /// Training seeds per candidate; the fitness is their mean.
+    #[arg(long, default_value_t = 1, group = "settings")]
+    pub seeds: usize,
+    /// Training steps per candidate (default: the recipe's).
+    #[arg(long, group = "settings")]
+    pub steps: Option<usize>,
+    /// Share of the training data kept (stratified thinning).
+    #[arg(long, default_value_t = 0.5, group = "settings")]
+    pub thin: f64,
+    /// Where candidates train.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"], group = "settings")]
+    pub device: String,
+    /// Model preset (default: the task's).
+    #[arg(long, group = "settings")]
+    pub preset: Option<String>,
+    /// Compile each generation's kernels with NVRTC even on the CPU.
+    #[arg(long, group = "settings")]
+    pub compile_check: bool,
+    /// GPU architecture for compiles and the exported kernel.
+    #[arg(long, default_value = "sm_90", group = "settings")]
+    pub arch: String,
+    /// Hall-of-fame entries retrained against GELU at the end (0: none).
+    #[arg(long, default_value_t = 3, group = "settings")]
+    pub retrain_top: usize,
+    /// Seeds of the final retrain.
+    #[arg(long, default_value_t = 3, group = "settings")]
+    pub retrain_seeds: usize,
+    /// Do not export the best formula's kernel package.
+    #[arg(long, group = "settings")]
+    pub no_export: bool,
+    /// Developer: `synthetic` scores closeness to GELU instead of training.
+    #[arg(long, default_value = "train", value_parser = ["train", "synthetic"], hide = true, group = "settings")]
+    pub evaluator: String,
+    /// Developer: sleep per synthetic evaluation (milliseconds).
+    #[arg(long, default_value_t = 0, hide = true, group = "settings")]
+    pub synthetic_sleep_ms: u64,
+    /// Evaluation threads in this process.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// The run directory (must not exist or be empty).
+    #[arg(long, value_name = "DIR", group = "settings")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "settings")]
+    pub resume: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars or per-generation lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The settings the flags describe.
+pub fn settings(a: &SearchArgs) -> Result<Settings> {
+    let algorithm = Algorithm::parse(&a.algorithm)?;
+    let (cx, mu) = match algorithm {
+        Algorithm::MuPlusLambda => (0.6, 0.3),
+        Algorithm::Simple => (0.5, 0.2),
+    };
+    let selection = match a.selection.as_str() {
+        "double-tournament" => SelectionKind::DoubleTournament {
+            fitness_size: a.tournament_size,
+            parsimony: a.parsimony,
+        },
+        _ => SelectionKind::Tournament {
+            size: a.tournament_size,
+        },
+    };
+    let mutations = match &a.mutations {
+        Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
+        None => default_mutations(a.ephemeral.is_some()),
+    };
+    let arch = a
+        .arch
+        .strip_prefix("sm_")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::Usage(format!("--arch `{}`: write it as sm_90", a.arch)))?;
+    let s = Settings {
+        primitives: a.primitives.clone(),
+        ephemeral: a.ephemeral.clone(),
+        include_known: a.include,
+        start_with: a.start_with.clone(),
+        pop: a.pop,
+        lambda: a.lambda.unwrap_or(a.pop),
+        gens: a.gens,
+        algorithm,
+        selection,
+        elite: a.elite,
+        cxpb: a.cxpb.unwrap_or(cx),
+        mutpb: a.mutpb.unwrap_or(mu),
+        mutations,
+        max_height: a.max_height,
+        max_size: a.max_size,
+        init_min: a.init_min,
+        init_max: a.init_max,
+        objective: Objective::parse(&a.objective)?,
+        fingerprint: !a.no_fingerprint,
+        hof: a.hof,
+        seed: a.seed,
+        seeds: a.seeds,
+        train: TrainSettings {
+            task: a.task.clone(),
+            steps: a.steps,
+            thin: a.thin,
+            device: a.device.clone(),
+            preset: a.preset.clone(),
+        },
+        evaluator: match a.evaluator.as_str() {
+            "synthetic" => EvaluatorKind::Synthetic {
+                sleep_ms: a.synthetic_sleep_ms,
+            },
+            _ => EvaluatorKind::Train,
+        },
+        compile_check: a.compile_check,
+        arch,
+        retrain_top: a.retrain_top,
+        retrain_seeds: a.retrain_seeds,
+        export: !a.no_export,
+    };
+    s.check()?;
+    Ok(s)
+}
+
+/// Ctrl-C (and SIGTERM) raise `stop`; a second one exits at once.
+fn install_stop_handler(stop: Arc<AtomicBool>) {
+    let result = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(INTERRUPTED);
+        }
+        note("stopping: letting running evaluations finish, then writing the checkpoint (Ctrl-C again to quit at once)");
+    });
+    if let Err(e) = result {
+        note(format!(
+            "warning: Ctrl-C will not stop the search cleanly: {e}"
+        ));
+    }
+}
+
+/// Run the command.
+pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
+    if args.workers == 0 {
+        return Err(Error::Usage("--workers must be at least 1".into()));
+    }
+    let mut search = match &args.resume {
+        Some(dir) => match Search::open(dir)? {
+            Opened::Finished(summary) => {
+                note(format!(
+                    "the search in {} has already finished (generations 0..{}); nothing to do",
+                    dir.display(),
+                    summary.generations.saturating_sub(1)
+                ));
+                print(out, &summary, args.json, "already finished")?;
+                return Ok(0);
+            }
+            Opened::Ready(s) => *s,
+        },
+        None => {
+            let settings = settings(args)?;
+            // Fail before creating the directory if the evaluator is missing.
+            evaluators(&settings, settings.primitive_set(None)?.library_arc())?;
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| default_dir(std::path::Path::new("runs")));
+            let command: Vec<String> = std::env::args().collect();
+            Search::create(&dir, settings, &command)?
+        }
+    };
+    let ev = evaluators(search.settings(), search.library())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    install_stop_handler(stop.clone());
+    let mut exec = InProcess::new(ev.evaluate, args.workers, stop.clone());
+    let mut bars = Bars::new(args.quiet);
+    match search.run(&mut exec, &*ev.retrain, &mut bars, &stop)? {
+        Outcome::Finished(summary) => {
+            print(out, &summary, args.json, "finished")?;
+            Ok(0)
+        }
+        Outcome::Interrupted { generation } => {
+            note(format!(
+                "interrupted before generation {generation}; checkpoint written. Continue with: actforge search --resume {}",
+                search.dir().display()
+            ));
+            if args.json {
+                outln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"status": "interrupted", "dir": search.dir().display().to_string(), "next_generation": generation})
+                );
+            }
+            Ok(INTERRUPTED)
+        }
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+/// The summary, as a table or JSON.
+fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<()> {
+    if json {
+        let mut v = s.to_json();
+        v["status"] = serde_json::json!(status);
+        outln!(out, "{v}");
+        return Ok(());
+    }
+    let t = &s.totals;
+    outln!(
+        out,
+        "search {status}: generations 0..{}, {} evaluations ({} failed), {} screened, {} distinct formulas, {:.1} s",
+        s.generations.saturating_sub(1),
+        t.evaluations,
+        t.failures,
+        t.screened_total(),
+        s.distinct,
+        s.seconds
+    );
+    outln!(
+        out,
+        "dedup: {} of {} offspring served by meaning (canonical {}, functional {}); syntactic (text) would serve {}",
+        pct(t.dedup_rate()),
+        t.offspring,
+        pct(t.canonical_rate()),
+        pct(t.functional_rate()),
+        pct(t.syntactic_rate())
+    );
+    let screened: Vec<String> = Reason::ALL
+        .iter()
+        .map(|r| format!("{} {}", r.name(), t.screened[*r as usize]))
+        .collect();
+    outln!(out, "screened: {}", screened.join(", "));
+    match &s.best {
+        Some(b) => {
+            outln!(out, "best: fitness {:.6}, {} nodes", b.fitness, b.nodes);
+            outln!(out, "  formula     {}", b.formula);
+            if let Some(simple) = &b.simplified {
+                outln!(out, "  simplified  {simple}");
+            }
+        }
+        None => outln!(out, "best: no candidate succeeded"),
+    }
+    if !s.retrain.is_empty() {
+        outln!(out, "final retrain against GELU:");
+        outln!(
+            out,
+            "  {:<10} {:>10} {:>23} {:>9}  formula",
+            "activation",
+            "mean",
+            "95% CI",
+            "Welch p"
+        );
+        for r in &s.retrain {
+            let p = r.welch_p.map_or("-".to_string(), |p| format!("{p:.3}"));
+            outln!(
+                out,
+                "  {:<10} {:>10.6} [{:>10.6}, {:>10.6}] {:>9}  {}",
+                r.label,
+                r.mean,
+                r.ci95.0,
+                r.ci95.1,
+                p,
+                r.formula
+            );
+        }
+    }
+    for w in &s.warnings {
+        outln!(out, "warning: {w}");
+    }
+    outln!(out, "written to {}:", s.dir.display());
+    for (what, path) in &s.files {
+        outln!(out, "  {what:<17} {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,612 @@
+//! Every setting of a search, as recorded in the run directory's
+//! `config.json` and read back by `--resume`: the primitive set, the
+//! population and its operators, the objectives, the dedup and screening
+//! switches, the training recipe handed to the fitness evaluator, and the
+//! seeds. [`Settings::hash`] identifies a run: a checkpoint whose hash
+//! differs belongs to another run.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variation};
+use crate::simplify::hash_hex;
+
+use super::json::Fields;
+use super::objectives::{Objectives, Sense};
+
+/// The known activations `--include` seeds a population with.
+pub const KNOWN: [(&str, &str); 4] = [
+    ("gelu", "gelu(ARG0)"),
+    ("silu", "silu(ARG0)"),
+    (
+        "seed-qa",
+        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
+    ),
+    (
+        "seed-t5",
+        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
+    ),
+];
+
+/// The name under which a user's primitives file is copied into the run
+/// directory (a resumed run reads the copy).
+pub const PRIMITIVES_COPY: &str = "primitives.act";
+
+/// The generational scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// DEAP's `eaMuPlusLambda`: λ offspring by `varOr`, survivors chosen
+    /// from parents and offspring together.
+    MuPlusLambda,
+    /// DEAP's `eaSimple`: parents by selection, offspring by `varAnd`
+    /// replace the population (the elite excepted).
+    Simple,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::MuPlusLambda => "mu-plus-lambda",
+            Algorithm::Simple => "simple",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Algorithm> {
+        match s {
+            "mu-plus-lambda" => Ok(Algorithm::MuPlusLambda),
+            "simple" => Ok(Algorithm::Simple),
+            other => Err(Error::Usage(format!(
+                "unknown algorithm `{other}`: use mu-plus-lambda or simple"
+            ))),
+        }
+    }
+}
+
+/// Single- or two-objective search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// Maximise the fitness.
+    Score,
+    /// Maximise the fitness and minimise the node count of the simplified
+    /// formula (NSGA-II).
+    ScoreComplexity,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Score => "score",
+            Objective::ScoreComplexity => "score,complexity",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Objective> {
+        match s.replace(' ', "").as_str() {
+            "score" => Ok(Objective::Score),
+            "score,complexity" => Ok(Objective::ScoreComplexity),
+            other => Err(Error::Usage(format!(
+                "unknown objective `{other}`: use score or score,complexity"
+            ))),
+        }
+    }
+
+    pub fn objectives(self) -> Objectives {
+        match self {
+            Objective::Score => Objectives::maximize(),
+            Objective::ScoreComplexity => Objectives::new(vec![Sense::Maximize, Sense::Minimize]),
+        }
+    }
+}
+
+/// How parents (simple) or survivors (μ+λ, one objective) are selected.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SelectionKind {
+    Tournament { size: usize },
+    DoubleTournament { fitness_size: usize, parsimony: f64 },
+}
+
+impl SelectionKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SelectionKind::Tournament { .. } => "tournament",
+            SelectionKind::DoubleTournament { .. } => "double-tournament",
+        }
+    }
+}
+
+/// Which evaluator scores candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvaluatorKind {
+    /// The training recipe (`crate::fitness`).
+    Train,
+    /// The synthetic stand-in ([`super::synthetic`]), with a sleep per job.
+    Synthetic { sleep_ms: u64 },
+}
+
+/// The training flags handed to the fitness recipe.
+// FITNESS: when `crate::fitness` is merged, this becomes (or builds)
+// `fitness::Recipe::for_task(task, gpu)` with these overrides, and the
+// recipe's own `hash()` joins the settings hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSettings {
+    /// `qa`, `translate-gpt` or `translate-t5`.
+    pub task: String,
+    /// Training steps per candidate (`None`: the recipe's default).
+    pub steps: Option<usize>,
+    /// Share of the training data kept (stratified thinning).
+    pub thin: f64,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// Model preset (`None`: the task's default).
+    pub preset: Option<String>,
+}
+
+/// Highest `--max-height` (the parser nests at most 256 levels).
+pub const MAX_HEIGHT: usize = 200;
+
+pub const TASKS: [&str; 3] = ["qa", "translate-gpt", "translate-t5"];
+
+/// Every setting of a search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `seed`, `extended`, `swish` or a definitions file.
+    pub primitives: String,
+    /// An ephemeral random constant, e.g. `uniform(-1,1,2)`.
+    pub ephemeral: Option<String>,
+    /// Seed the population with [`KNOWN`].
+    pub include_known: bool,
+    /// More formulas to seed the population with.
+    pub start_with: Vec<String>,
+    /// μ: the population size.
+    pub pop: usize,
+    /// λ: offspring per generation (μ+λ); the simple algorithm makes μ.
+    pub lambda: usize,
+    pub gens: usize,
+    pub algorithm: Algorithm,
+    pub selection: SelectionKind,
+    /// Best individuals always kept (single objective).
+    pub elite: usize,
+    pub cxpb: f64,
+    pub mutpb: f64,
+    pub mutations: Vec<String>,
+    pub max_height: usize,
+    pub max_size: Option<usize>,
+    /// Heights of the initial trees (ramped half-and-half).
+    pub init_min: usize,
+    pub init_max: usize,
+    pub objective: Objective,
+    /// The functional-fingerprint dedup layer.
+    pub fingerprint: bool,
+    pub hof: usize,
+    /// The search's seed (selection, variation, initial population).
+    pub seed: u64,
+    /// Training seeds per candidate (fitness = their mean).
+    pub seeds: usize,
+    pub train: TrainSettings,
+    pub evaluator: EvaluatorKind,
+    /// Compile each generation's kernels with NVRTC even on the CPU.
+    pub compile_check: bool,
+    /// SM architecture for compiles and the exported kernel.
+    pub arch: u32,
+    /// Hall-of-fame entries retrained against GELU at the end.
+    pub retrain_top: usize,
+    pub retrain_seeds: usize,
+    /// Export the best formula's kernel package at the end.
+    pub export: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            primitives: "seed".into(),
+            ephemeral: None,
+            include_known: false,
+            start_with: Vec::new(),
+            pop: 16,
+            lambda: 16,
+            gens: 10,
+            algorithm: Algorithm::MuPlusLambda,
+            selection: SelectionKind::Tournament { size: 3 },
+            elite: 1,
+            cxpb: 0.6,
+            mutpb: 0.3,
+            mutations: default_mutations(false),
+            max_height: 17,
+            max_size: None,
+            init_min: 1,
+            init_max: 3,
+            objective: Objective::Score,
+            fingerprint: true,
+            hof: 10,
+            seed: 0,
+            seeds: 1,
+            train: TrainSettings {
+                task: "qa".into(),
+                steps: None,
+                thin: 0.5,
+                device: "cpu".into(),
+                preset: None,
+            },
+            evaluator: EvaluatorKind::Train,
+            compile_check: false,
+            arch: 90,
+            retrain_top: 3,
+            retrain_seeds: 3,
+            export: true,
+        }
+    }
+}
+
+/// Uniform, node-replacement, shrink and insert (and ephemeral-one when
+/// the set has ephemeral constants), equally likely.
+pub fn default_mutations(ephemeral: bool) -> Vec<String> {
+    let mut m: Vec<String> = ["uniform", "node-replacement", "shrink", "insert"]
+        .map(String::from)
+        .to_vec();
+    if ephemeral {
+        m.push("ephemeral-one".into());
+    }
+    m
+}
+
+impl Settings {
+    /// Check that the settings make sense together.
+    pub fn check(&self) -> Result<()> {
+        let usage = |m: String| Err(Error::Usage(m));
+        if self.pop == 0 || self.lambda == 0 {
+            return usage("--pop and --lambda must be at least 1".into());
+        }
+        if self.seeds == 0 {
+            return usage("--seeds must be at least 1".into());
+        }
+        if self.elite >= self.pop {
+            return usage(format!(
+                "--elite {} must be smaller than --pop {}",
+                self.elite, self.pop
+            ));
+        }
+        if self.max_height > MAX_HEIGHT {
+            return usage(format!(
+                "--max-height {} is above {MAX_HEIGHT} (formulas nest at most 256 levels)",
+                self.max_height
+            ));
+        }
+        if self.init_min > self.init_max || self.init_max > self.max_height {
+            return usage(format!(
+                "initial heights {}..{} must be ordered and within --max-height {}",
+                self.init_min, self.init_max, self.max_height
+            ));
+        }
+        if !(self.train.thin > 0.0 && self.train.thin <= 1.0) {
+            return usage(format!("--thin must be in (0, 1], not {}", self.train.thin));
+        }
+        if !TASKS.contains(&self.train.task.as_str()) {
+            return usage(format!(
+                "unknown task `{}`: use {}",
+                self.train.task,
+                TASKS.join(", ")
+            ));
+        }
+        if self.objective == Objective::ScoreComplexity && self.algorithm == Algorithm::Simple {
+            return usage(
+                "--objective score,complexity selects survivors with NSGA-II, a (μ+λ) scheme: use --algorithm mu-plus-lambda".into(),
+            );
+        }
+        if let Some(e) = &self.ephemeral {
+            Ephemeral::parse(e)?;
+        }
+        self.variation()?;
+        if self.algorithm == Algorithm::MuPlusLambda && self.cxpb + self.mutpb > 1.0 {
+            return usage(format!(
+                "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: --cxpb + --mutpb must be at most 1, not {}",
+                self.cxpb + self.mutpb
+            ));
+        }
+        match self.selection {
+            SelectionKind::Tournament { size: 0 } => {
+                usage("--tournament-size must be at least 1".into())
+            }
+            SelectionKind::DoubleTournament { parsimony, .. }
+                if !(1.0..=2.0).contains(&parsimony) =>
+            {
+                usage(format!("--parsimony must be in [1, 2], not {parsimony}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The variation operators.
+    pub fn variation(&self) -> Result<Variation> {
+        let mutations = self
+            .mutations
+            .iter()
+            .map(|m| Mutation::parse(m).map(|m| (m, 1.0)))
+            .collect::<Result<Vec<_>>>()?;
+        Variation::new(
+            self.cxpb,
+            self.mutpb,
+            mutations,
+            Limit {
+                max_height: Some(self.max_height),
+                max_size: self.max_size,
+            },
+        )
+    }
+
+    /// The training seeds: `seed`, `seed + 1`, … (common random numbers:
+    /// every candidate trains with the same ones).
+    pub fn training_seeds(&self) -> Vec<u64> {
+        (0..self.seeds as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+
+    /// The seeds of the final retrain.
+    pub fn retrain_seed_list(&self) -> Vec<u64> {
+        (0..self.retrain_seeds as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+
+    /// The formulas that seed the population, with their labels.
+    pub fn includes(&self) -> Vec<(String, String)> {
+        let known = KNOWN
+            .iter()
+            .filter(|_| self.include_known)
+            .map(|(l, f)| (l.to_string(), f.to_string()));
+        let own = self
+            .start_with
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("start-{}", i + 1), f.clone()));
+        known.chain(own).collect()
+    }
+
+    /// The primitive set, widened to read the included formulas. A user's
+    /// primitives file is read from `copy` when given (a resumed run reads
+    /// the copy in its directory).
+    pub fn primitive_set(&self, copy: Option<&Path>) -> Result<PrimitiveSet> {
+        let mut set = match (self.named_set(), copy) {
+            (true, _) | (false, None) => PrimitiveSet::resolve(&self.primitives)?,
+            (false, Some(path)) => PrimitiveSet::from_file(path)?,
+        };
+        if let Some(e) = &self.ephemeral {
+            set.add_ephemeral(Ephemeral::parse(e)?);
+        }
+        for (label, formula) in self.includes() {
+            set.absorb(&formula).map_err(|e| {
+                Error::Usage(format!(
+                    "the formula `{formula}` ({label}) cannot seed the population: {e}"
+                ))
+            })?;
+        }
+        set.check()?;
+        Ok(set)
+    }
+
+    /// Whether `primitives` names a built-in set (not a file).
+    pub fn named_set(&self) -> bool {
+        crate::gp::sets::NAMED_SETS.contains(&self.primitives.as_str())
+    }
+
+    /// The settings as JSON (the `settings` object of `config.json`).
+    pub fn to_json(&self) -> Value {
+        let selection = match self.selection {
+            SelectionKind::Tournament { size } => json!({"kind": "tournament", "size": size}),
+            SelectionKind::DoubleTournament {
+                fitness_size,
+                parsimony,
+            } => {
+                json!({"kind": "double-tournament", "fitness_size": fitness_size, "parsimony": parsimony})
+            }
+        };
+        let evaluator = match self.evaluator {
+            EvaluatorKind::Train => json!({"kind": "train"}),
+            EvaluatorKind::Synthetic { sleep_ms } => {
+                json!({"kind": "synthetic", "sleep_ms": sleep_ms})
+            }
+        };
+        let t = &self.train;
+        json!({
+            "primitives": self.primitives,
+            "ephemeral": self.ephemeral,
+            "include_known": self.include_known,
+            "start_with": self.start_with,
+            "pop": self.pop,
+            "lambda": self.lambda,
+            "gens": self.gens,
+            "algorithm": self.algorithm.name(),
+            "selection": selection,
+            "elite": self.elite,
+            "cxpb": self.cxpb,
+            "mutpb": self.mutpb,
+            "mutations": self.mutations,
+            "max_height": self.max_height,
+            "max_size": self.max_size,
+            "init_min": self.init_min,
+            "init_max": self.init_max,
+            "objective": self.objective.name(),
+            "fingerprint": self.fingerprint,
+            "hof": self.hof,
+            "seed": self.seed,
+            "seeds": self.seeds,
+            "train": {"task": t.task, "steps": t.steps, "thin": t.thin, "device": t.device, "preset": t.preset},
+            "evaluator": evaluator,
+            "compile_check": self.compile_check,
+            "arch": self.arch,
+            "retrain_top": self.retrain_top,
+            "retrain_seeds": self.retrain_seeds,
+            "export": self.export,
+        })
+    }
+
+    /// Read [`Settings::to_json`]; errors name `file` and the key.
+    pub fn from_json(v: &Value, file: &str) -> Result<Settings> {
+        let f = Fields::of(v, file, "the settings")?;
+        let sel = f.object("selection")?;
+        let selection = match sel.str("kind")? {
+            "tournament" => SelectionKind::Tournament {
+                size: sel.usize("size")?,
+            },
+            "double-tournament" => SelectionKind::DoubleTournament {
+                fitness_size: sel.usize("fitness_size")?,
+                parsimony: sel.f64("parsimony")?,
+            },
+            other => {
+                return Err(super::json::bad(
+                    file,
+                    format!("unknown selection `{other}`"),
+                ))
+            }
+        };
+        let ev = f.object("evaluator")?;
+        let evaluator = match ev.str("kind")? {
+            "train" => EvaluatorKind::Train,
+            "synthetic" => EvaluatorKind::Synthetic {
+                sleep_ms: ev.u64("sleep_ms")?,
+            },
+            other => {
+                return Err(super::json::bad(
+                    file,
+                    format!("unknown evaluator `{other}`"),
+                ))
+            }
+        };
+        let t = f.object("train")?;
+        let strings = |key: &str| -> Result<Vec<String>> {
+            f.array(key)?
+                .iter()
+                .map(|s| {
+                    s.as_str().map(String::from).ok_or_else(|| {
+                        super::json::bad(file, format!("`{key}` must be a list of strings"))
+                    })
+                })
+                .collect()
+        };
+        let opt_usize = |o: Option<&Value>, key: &str| -> Result<Option<usize>> {
+            o.map(|v| {
+                v.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| super::json::bad(file, format!("`{key}` is not an integer")))
+            })
+            .transpose()
+        };
+        let opt_str = |o: Option<&Value>| o.and_then(Value::as_str).map(String::from);
+        let s = Settings {
+            primitives: f.str("primitives")?.to_string(),
+            ephemeral: opt_str(f.opt("ephemeral")),
+            include_known: f.bool("include_known")?,
+            start_with: strings("start_with")?,
+            pop: f.usize("pop")?,
+            lambda: f.usize("lambda")?,
+            gens: f.usize("gens")?,
+            algorithm: Algorithm::parse(f.str("algorithm")?)?,
+            selection,
+            elite: f.usize("elite")?,
+            cxpb: f.f64("cxpb")?,
+            mutpb: f.f64("mutpb")?,
+            mutations: strings("mutations")?,
+            max_height: f.usize("max_height")?,
+            max_size: opt_usize(f.opt("max_size"), "max_size")?,
+            init_min: f.usize("init_min")?,
+            init_max: f.usize("init_max")?,
+            objective: Objective::parse(f.str("objective")?)?,
+            fingerprint: f.bool("fingerprint")?,
+            hof: f.usize("hof")?,
+            seed: f.u64("seed")?,
+            seeds: f.usize("seeds")?,
+            train: TrainSettings {
+                task: t.str("task")?.to_string(),
+                steps: opt_usize(t.opt("steps"), "steps")?,
+                thin: t.f64("thin")?,
+                device: t.str("device")?.to_string(),
+                preset: opt_str(t.opt("preset")),
+            },
+            evaluator,
+            compile_check: f.bool("compile_check")?,
+            arch: f.u64("arch")? as u32,
+            retrain_top: f.usize("retrain_top")?,
+            retrain_seeds: f.usize("retrain_seeds")?,
+            export: f.bool("export")?,
+        };
+        s.check()?;
+        Ok(s)
+    }
+
+    /// A stable hash of every setting (of their JSON text).
+    pub fn hash(&self) -> u64 {
+        syntactic_hash(&self.to_json().to_string())
+    }
+
+    pub fn hash_hex(&self) -> String {
+        hash_hex(self.hash())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_json() {
+        let mut s = Settings {
+            ephemeral: Some("uniform(-1,1,2)".into()),
+            start_with: vec!["sin(ARG0)".into()],
+            selection: SelectionKind::DoubleTournament {
+                fitness_size: 4,
+                parsimony: 1.4,
+            },
+            evaluator: EvaluatorKind::Synthetic { sleep_ms: 5 },
+            max_size: Some(40),
+            ..Settings::default()
+        };
+        s.train.steps = Some(100);
+        let back = Settings::from_json(&s.to_json(), "config.json").unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.hash(), s.hash());
+        let mut other = s.clone();
+        other.pop += 1;
+        assert_ne!(other.hash(), s.hash());
+    }
+
+    #[test]
+    fn inconsistent_settings_are_usage_errors() {
+        let bad = [
+            Settings {
+                elite: 16,
+                ..Settings::default()
+            },
+            Settings {
+                cxpb: 0.8,
+                mutpb: 0.3,
+                ..Settings::default()
+            },
+            Settings {
+                objective: Objective::ScoreComplexity,
+                algorithm: Algorithm::Simple,
+                ..Settings::default()
+            },
+            Settings {
+                mutations: vec!["nope".into()],
+                ..Settings::default()
+            },
+        ];
+        for s in bad {
+            assert!(matches!(s.check(), Err(Error::Usage(_))), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn includes_widen_the_set() {
+        let s = Settings {
+            include_known: true,
+            ..Settings::default()
+        };
+        let set = s.primitive_set(None).unwrap();
+        assert!(set.primitive_index("gelu", 1).is_some());
+        assert!(set.primitive_index("gated_gate", 2).is_some());
+        assert_eq!(s.includes().len(), 4);
+    }
+}

@@ -1,0 +1,507 @@
+//! The GP engine: a run directory, the population loop, checkpoints and
+//! resume.
+//!
+//! [`Search::create`] starts a run in a new directory (writing
+//! `config.json` and a first checkpoint); [`Search::open`] reopens one for
+//! `--resume`, checking that it is an actforge search run, that its
+//! checkpoint belongs to its configuration and that its logs agree with
+//! the checkpoint. [`Search::run`] then runs the remaining generations
+//! and the final stages. Each generation's new candidates go to the
+//! [`Executor`] as one batch; results are applied in candidate order, so
+//! the run depends only on the seed.
+//!
+//! Reliability: every finished evaluation is one flushed and synced line
+//! of `evaluations.jsonl` before anything else happens; the checkpoint is
+//! replaced atomically after every generation. After kill -9, the resumed
+//! run replays the interrupted generation from the checkpoint (the same
+//! generator state, so the same candidates) and takes the results already
+//! in the log instead of evaluating them again. A raised stop flag
+//! (Ctrl-C) lets running evaluations finish, rewrites the last checkpoint
+//! marked `interrupted` and returns.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::gp::{var_and, var_or, PrimitiveSet, Tree, Variation};
+use crate::ir::Library;
+use crate::report::files::{read_json_lines, write_atomic, write_json, JsonLog};
+
+use super::config::{Algorithm, Settings, PRIMITIVES_COPY};
+use super::dedup::Dedup;
+use super::executor::Executor;
+use super::json::bad;
+use super::logbook::{Counters, Row, Spread, Timing};
+use super::objectives::Objectives;
+use super::outputs::{self, Summary};
+use super::progress::Observer;
+use super::record::Record;
+use super::retrain::Retrain;
+use super::rundir::{self, CHECKPOINT, EVALUATIONS, MERGES};
+use super::scheme;
+use super::select::sel_best;
+use super::state::{pareto_objectives, DedupMemory, Individual, State, Status};
+
+/// A search bound to its run directory.
+pub struct Search {
+    pub(super) dir: PathBuf,
+    pub(super) settings: Settings,
+    pub(super) set: PrimitiveSet,
+    pub(super) variation: Variation,
+    pub(super) objectives: Objectives,
+    pub(super) state: State,
+    pub(super) dedup: Dedup,
+    /// Results logged past the checkpoint (by the generation that was
+    /// running when the search stopped), by key.
+    pub(super) recovered: HashMap<u64, Record>,
+    pub(super) evaluations: JsonLog,
+    pub(super) merges: JsonLog,
+    /// Lines in the logs now.
+    pub(super) lines: usize,
+    pub(super) merge_count: usize,
+    /// The last checkpoint written (rewritten as `interrupted` on Ctrl-C).
+    last_checkpoint: Value,
+}
+
+/// What [`Search::open`] found.
+pub enum Opened {
+    /// A run to continue.
+    Ready(Box<Search>),
+    /// The run had already finished; its summary.
+    Finished(Box<Summary>),
+}
+
+/// How [`Search::run`] ended.
+pub enum Outcome {
+    Finished(Box<Summary>),
+    /// Stopped by the stop flag; `generation` is the next one to run.
+    Interrupted {
+        generation: usize,
+    },
+}
+
+impl Search {
+    /// Start a new run in `dir` (which must not exist or be empty).
+    /// `command` is the command line, recorded in `config.json`.
+    pub fn create(dir: &Path, settings: Settings, command: &[String]) -> Result<Search> {
+        settings.check()?;
+        let includes = settings.includes().len();
+        if includes > settings.pop {
+            return Err(Error::Usage(format!(
+                "{includes} formulas seed the population but --pop is {}",
+                settings.pop
+            )));
+        }
+        let set_from_user = settings.primitive_set(None)?;
+        rundir::create(dir)?;
+        let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
+        if let Some(copy) = &copy {
+            std::fs::copy(&settings.primitives, copy)
+                .map_err(|e| Error::io(copy.display().to_string(), e))?;
+        }
+        let details = json!({
+            "primitive_set": set_from_user.describe(),
+            "includes": settings.includes().iter().map(|(l, f)| json!({"label": l, "formula": f})).collect::<Vec<_>>(),
+        });
+        rundir::write_config(dir, &rundir::config_json(&settings, command, details))?;
+        let mut search = Search::assemble(dir, settings, copy.as_deref())?;
+        search.checkpoint(Status::Running)?;
+        Ok(search)
+    }
+
+    /// Reopen the run in `dir` for `--resume`.
+    pub fn open(dir: &Path) -> Result<Opened> {
+        let settings = rundir::read_config(dir)?;
+        let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
+        let mut search = Search::assemble(dir, settings, copy.as_deref())?;
+        let status = search.load_checkpoint()?;
+        search.load_logs()?;
+        if status == Status::Finished {
+            let files = outputs::existing_files(dir);
+            return Ok(Opened::Finished(Box::new(outputs::summary(
+                &search,
+                files,
+                Vec::new(),
+            ))));
+        }
+        Ok(Opened::Ready(Box::new(search)))
+    }
+
+    /// The parts every run has, before any checkpoint is read.
+    fn assemble(dir: &Path, settings: Settings, copy: Option<&Path>) -> Result<Search> {
+        let set = settings.primitive_set(copy)?;
+        let objectives = settings.objective.objectives();
+        let state = State::fresh(
+            settings.seed,
+            settings.hof,
+            &objectives,
+            pareto_objectives(),
+        );
+        Ok(Search {
+            dir: dir.to_path_buf(),
+            variation: settings.variation()?,
+            dedup: Dedup::new(settings.fingerprint),
+            set,
+            objectives,
+            state,
+            settings,
+            recovered: HashMap::new(),
+            evaluations: JsonLog::open(&dir.join(EVALUATIONS))?,
+            merges: JsonLog::open(&dir.join(MERGES))?,
+            lines: 0,
+            merge_count: 0,
+            last_checkpoint: Value::Null,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn primitive_set(&self) -> &PrimitiveSet {
+        &self.set
+    }
+
+    /// The library formulas of this run are read with (for evaluators).
+    pub fn library(&self) -> Arc<Library> {
+        self.set.library_arc()
+    }
+
+    /// The next generation to run.
+    pub fn next_generation(&self) -> usize {
+        self.state.next_gen
+    }
+
+    /// Results found in the log past the checkpoint (reused, not rerun).
+    pub fn recovered(&self) -> usize {
+        self.recovered.len()
+    }
+
+    /// Read `checkpoint.json` (a missing one is a run that stopped before
+    /// its first checkpoint, which is fine only if it logged nothing).
+    fn load_checkpoint(&mut self) -> Result<Status> {
+        let path = self.dir.join(CHECKPOINT);
+        let shown = path.display().to_string();
+        if !path.exists() {
+            let logged = std::fs::metadata(self.dir.join(EVALUATIONS)).map_or(0, |m| m.len());
+            if logged > 0 {
+                return Err(bad(
+                    &shown,
+                    "is missing but evaluations were logged: the run directory is damaged".into(),
+                ));
+            }
+            return Ok(Status::Running);
+        }
+        let v = super::json::read(&path)?;
+        let fresh = State::fresh(
+            self.settings.seed,
+            self.settings.hof,
+            &self.objectives,
+            pareto_objectives(),
+        );
+        let (state, status, memory) = State::from_json(
+            &v,
+            &shown,
+            &self.settings.hash_hex(),
+            &self.set,
+            &self.objectives,
+            fresh,
+        )?;
+        if state.next_gen > self.settings.gens + 1 {
+            return Err(bad(&shown, "its generation is past the run's last".into()));
+        }
+        self.state = state;
+        self.dedup.restore_seen(memory.seen);
+        let lib = self.set.library_arc();
+        self.dedup.restore_functions(memory.functions, &lib);
+        self.last_checkpoint = v;
+        Ok(status)
+    }
+
+    /// Rebuild the cache from the logs: lines the checkpoint accounts for
+    /// are known; later evaluation lines are recovered results; later merge
+    /// lines are dropped (the replayed generation logs them again).
+    fn load_logs(&mut self) -> Result<()> {
+        let eval_path = self.dir.join(EVALUATIONS);
+        let shown = eval_path.display().to_string();
+        let lines = read_json_lines(&eval_path)?;
+        let known = self.state.evaluation_lines;
+        if lines.len() < known {
+            return Err(bad(
+                &shown,
+                format!(
+                    "has {} evaluations but the checkpoint accounts for {known}: the run directory was changed",
+                    lines.len()
+                ),
+            ));
+        }
+        for (i, v) in lines.iter().enumerate() {
+            let r = Record::from_json(v, &format!("{shown}:{}", i + 1))?;
+            if i < known {
+                self.dedup.insert(r);
+            } else {
+                self.recovered.insert(r.key, r);
+            }
+        }
+        self.lines = lines.len();
+        self.load_merges()?;
+        if let Some(i) = self
+            .state
+            .population
+            .iter()
+            .find(|i| !self.dedup.contains(i.key))
+        {
+            return Err(bad(
+                &self.dir.join(CHECKPOINT).display().to_string(),
+                format!(
+                    "its population holds {:016x}, which the logs do not record",
+                    i.key
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn load_merges(&mut self) -> Result<()> {
+        let path = self.dir.join(MERGES);
+        let shown = path.display().to_string();
+        let lines = read_json_lines(&path)?;
+        let known = self.state.merge_lines;
+        if lines.len() < known {
+            return Err(bad(
+                &shown,
+                format!(
+                    "has {} merges but the checkpoint accounts for {known}: the run directory was changed",
+                    lines.len()
+                ),
+            ));
+        }
+        for (i, v) in lines.iter().take(known).enumerate() {
+            let m = Record::parse_merge(v, &format!("{shown}:{}", i + 1))?;
+            let from = self.dedup.get(m.from).ok_or_else(|| {
+                bad(
+                    &format!("{shown}:{}", i + 1),
+                    format!("merges into {:016x}, which is not recorded", m.from),
+                )
+            })?;
+            let r = Record::merged(m.key, m.formula, m.simplified, m.nodes, m.generation, from);
+            self.dedup.insert(r);
+        }
+        if lines.len() > known {
+            let mut text = String::new();
+            for v in &lines[..known] {
+                text.push_str(&v.to_string());
+                text.push('\n');
+            }
+            write_atomic(&path, text.as_bytes())?;
+            self.merges = JsonLog::open(&path)?;
+        }
+        self.merge_count = known;
+        Ok(())
+    }
+
+    /// Write the checkpoint (atomically) with `status`.
+    pub(super) fn checkpoint(&mut self, status: Status) -> Result<()> {
+        self.state.evaluation_lines = self.lines;
+        self.state.merge_lines = self.merge_count;
+        let memory = DedupMemory {
+            seen: self.dedup.seen(),
+            functions: self.dedup.functions().to_vec(),
+        };
+        let v = self
+            .state
+            .to_json(&self.settings.hash_hex(), status, &memory);
+        write_json(&self.dir.join(CHECKPOINT), &v)?;
+        self.last_checkpoint = v;
+        Ok(())
+    }
+
+    /// Rewrite the last checkpoint marked `interrupted`.
+    fn interrupted(&mut self, obs: &mut dyn Observer) -> Result<Outcome> {
+        let mut v = self.last_checkpoint.clone();
+        let generation = v["next_generation"].as_u64().unwrap_or(0) as usize;
+        v["status"] = json!("interrupted");
+        write_json(&self.dir.join(CHECKPOINT), &v)?;
+        obs.finish();
+        Ok(Outcome::Interrupted { generation })
+    }
+
+    /// Run the remaining generations and the final stages. `stop` is the
+    /// flag the executor also watches. After [`Outcome::Interrupted`] the
+    /// checkpoint on disk is the state to continue from: drop this value
+    /// and [`Search::open`] the directory again.
+    pub fn run(
+        &mut self,
+        exec: &mut dyn Executor,
+        retrain: &dyn Retrain,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Outcome> {
+        if !self.recovered.is_empty() {
+            obs.note(&format!(
+                "resuming at generation {}: {} results logged after the last checkpoint are reused",
+                self.state.next_gen,
+                self.recovered.len()
+            ));
+        }
+        while self.state.next_gen <= self.settings.gens {
+            if stop.load(Ordering::SeqCst) {
+                return self.interrupted(obs);
+            }
+            let g = self.state.next_gen;
+            let Some(row) = self.generation(g, exec, obs, stop)? else {
+                return self.interrupted(obs);
+            };
+            obs.generation_done(&row);
+            self.state.next_gen = g + 1;
+            self.checkpoint(Status::Running)?;
+            outputs::write_progress(self)?;
+        }
+        let summary = outputs::finish(self, retrain, obs)?;
+        self.checkpoint(Status::Finished)?;
+        obs.finish();
+        Ok(Outcome::Finished(Box::new(summary)))
+    }
+
+    /// One generation; `None` when the stop flag cut it short.
+    fn generation(
+        &mut self,
+        g: usize,
+        exec: &mut dyn Executor,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Option<Row>> {
+        let start = Instant::now();
+        let old = std::mem::take(&mut self.state.population);
+        let trees = self.breed(g, &old)?;
+        let Some((new, counters, mut timing)) = self.assign(trees, g, exec, obs, stop)? else {
+            self.state.population = old;
+            return Ok(None);
+        };
+        for ind in &new {
+            self.offer(ind);
+        }
+        self.state.population = self.survivors(g, old, new);
+        timing.seconds = start.elapsed().as_secs_f64();
+        self.state.elapsed += timing.seconds;
+        let row = self.row(g, counters, timing);
+        self.state.totals.add(&row.counters);
+        self.state.logbook.push(row.clone());
+        Ok(Some(row))
+    }
+
+    /// The trees of generation `g`: the initial population, or offspring.
+    fn breed(&mut self, g: usize, old: &[Individual]) -> Result<Vec<Tree>> {
+        let rng = &mut self.state.rng;
+        let s = &self.settings;
+        if g == 0 {
+            let mut trees = Vec::with_capacity(s.pop);
+            for (_, formula) in s.includes() {
+                trees.push(Tree::parse(&formula, &self.set)?);
+            }
+            while trees.len() < s.pop {
+                trees.push(Tree::ramped(rng, &self.set, s.init_min, s.init_max));
+            }
+            return Ok(trees);
+        }
+        let parents: Vec<Tree> = match s.algorithm {
+            Algorithm::MuPlusLambda => old.iter().map(|i| i.tree.clone()).collect(),
+            Algorithm::Simple => scheme::tournament(rng, s, &self.objectives, old, s.pop)
+                .into_iter()
+                .map(|i| old[i].tree.clone())
+                .collect(),
+        };
+        let kids = match s.algorithm {
+            Algorithm::MuPlusLambda => var_or(rng, &self.set, &parents, &self.variation, s.lambda)?,
+            Algorithm::Simple => var_and(rng, &self.set, &parents, &self.variation),
+        };
+        Ok(kids.into_iter().map(|k| k.tree).collect())
+    }
+
+    /// The next population from the old one and the new individuals.
+    fn survivors(
+        &mut self,
+        g: usize,
+        old: Vec<Individual>,
+        new: Vec<Individual>,
+    ) -> Vec<Individual> {
+        if g == 0 {
+            return new;
+        }
+        match self.settings.algorithm {
+            Algorithm::Simple => {
+                scheme::survivors_simple(&self.settings, &self.objectives, &old, new)
+            }
+            Algorithm::MuPlusLambda => {
+                let pool: Vec<Individual> = old.into_iter().chain(new).collect();
+                scheme::survivors_plus(&mut self.state.rng, &self.settings, &self.objectives, &pool)
+                    .into_iter()
+                    .map(|i| pool[i].clone())
+                    .collect()
+            }
+        }
+    }
+
+    /// Offer a new individual to the hall of fame and the Pareto archive.
+    fn offer(&mut self, ind: &Individual) {
+        self.state
+            .hof
+            .update(ind.key, ind.fitness.clone(), ind.tree.clone());
+        if let Some(r) = self.dedup.get(ind.key) {
+            if let Some(f) = r.fitness {
+                self.state
+                    .pareto
+                    .update(ind.key, vec![f, r.nodes as f64], ind.tree.clone());
+            }
+        }
+    }
+
+    /// The fitness vector of a record under the run's objectives.
+    pub(super) fn fitness_of(&self, r: &Record) -> Vec<f64> {
+        match (r.fitness, self.settings.objective) {
+            (None, _) => self.objectives.worst(),
+            (Some(f), super::config::Objective::Score) => vec![f],
+            (Some(f), super::config::Objective::ScoreComplexity) => vec![f, r.nodes as f64],
+        }
+    }
+
+    /// The logbook row of generation `g` (statistics of the population
+    /// after selection).
+    fn row(&self, g: usize, counters: Counters, timing: Timing) -> Row {
+        let pop = &self.state.population;
+        let valid = pop
+            .iter()
+            .filter(|i| !self.objectives.is_failure(&i.fitness));
+        let fits: Vec<&[f64]> = pop.iter().map(|i| i.fitness.as_slice()).collect();
+        let best = sel_best(&self.objectives, &fits, 1)
+            .first()
+            .filter(|&&b| !self.objectives.is_failure(&pop[b].fitness))
+            .map(|&b| pop[b].tree.to_formula(&self.set));
+        let nodes = pop
+            .iter()
+            .filter_map(|i| self.dedup.get(i.key).map(|r| r.nodes as f64));
+        Row {
+            gen: g,
+            counters,
+            fitness: Spread::of(valid.map(|i| i.fitness[0])),
+            size: Spread::of(pop.iter().map(|i| i.tree.len() as f64)),
+            height: Spread::of(
+                scheme::heights(&self.set, pop)
+                    .into_iter()
+                    .map(|h| h as f64),
+            ),
+            nodes: Spread::of(nodes),
+            best,
+            timing,
+        }
+    }
+}

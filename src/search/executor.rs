@@ -1,0 +1,320 @@
+//! The batch interface between the engine and fitness evaluation.
+//!
+//! The engine hands an [`Executor`] a whole generation's new candidates
+//! ([`Job`]s) at once and takes their [`JobResult`]s back in any order.
+//! The result of a job must depend only on the job (its canonical key,
+//! formula and training seeds), never on the worker that ran it or on the
+//! order of completion: the engine applies results in job order, so a
+//! seeded search reaches the same hall of fame with any number of workers.
+//!
+//! [`InProcess`] runs N worker threads that pull jobs from one queue. A
+//! worker whose evaluation panics loses only that candidate: it is tried
+//! once more, then scored as a failure with the panic's message. A raised
+//! stop flag (Ctrl-C) makes workers take no new job; the jobs already
+//! running finish and are reported, and `run` returns with the rest
+//! undone.
+//!
+//! Per-GPU workers, the separate-process `eval-candidates` and a Ray
+//! executor (issue 13) implement [`Executor`] too.
+//!
+//! Imports nothing from the crate but `error`.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+
+/// One candidate to evaluate: all of its training seeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The canonical hash of the simplified formula (the cache key).
+    pub key: u64,
+    /// The formula to train: the canonical prefix form of the simplified
+    /// formula (or, when that is too large to print, the tree's own text,
+    /// which simplifies to the same canonical form).
+    pub formula: String,
+    /// Training seeds (common random numbers: the same for every
+    /// candidate of a run); the fitness is the mean over them.
+    pub seeds: Vec<u64>,
+}
+
+/// What an evaluation gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobResult {
+    pub key: u64,
+    /// Higher is better; `None` is a failure (see `failure`).
+    pub fitness: Option<f64>,
+    /// Whatever the evaluator measured (losses, BLEU, timings, …).
+    pub metrics: Map<String, Value>,
+    /// Why the evaluation failed (NaN loss, compile error, out of memory…).
+    pub failure: Option<String>,
+    /// Wall time of the evaluation.
+    pub seconds: f64,
+    /// Which worker ran it (for logs only; never affects the result).
+    pub worker: usize,
+}
+
+impl JobResult {
+    /// A scored failure.
+    pub fn failed(key: u64, reason: impl Into<String>) -> JobResult {
+        JobResult {
+            key,
+            fitness: None,
+            metrics: Map::new(),
+            failure: Some(reason.into()),
+            seconds: 0.0,
+            worker: 0,
+        }
+    }
+
+    /// A non-finite fitness is a failure, and a failure has no fitness.
+    pub fn normalized(mut self) -> JobResult {
+        match self.fitness {
+            Some(f) if !f.is_finite() => {
+                self.fitness = None;
+                self.failure
+                    .get_or_insert_with(|| format!("non-finite fitness {f}"));
+            }
+            Some(_) if self.failure.is_some() => self.fitness = None,
+            None if self.failure.is_none() => {
+                self.failure = Some("the evaluator gave no fitness".into());
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// Evaluates one candidate over all its seeds. Implementations must be
+/// deterministic in the job (see the module docs) and must not panic on
+/// numerical trouble: NaN/Inf, compile errors and out-of-memory are
+/// failures in the result.
+pub trait Evaluate: Send + Sync {
+    fn evaluate(&self, job: &Job) -> JobResult;
+}
+
+/// Runs a batch of jobs and reports each result as it finishes.
+pub trait Executor {
+    /// How many jobs can run at once.
+    fn workers(&self) -> usize;
+
+    /// Evaluate `jobs`, calling `done` once per finished job, in any
+    /// order. An error from `done` stops the batch (running jobs finish)
+    /// and is returned. When the executor's stop flag is raised, jobs not
+    /// yet started are left undone and `run` returns `Ok`.
+    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()>;
+}
+
+/// N worker threads in this process, one shared queue.
+pub struct InProcess {
+    evaluator: Arc<dyn Evaluate>,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+}
+
+impl InProcess {
+    /// `workers` threads (at least one); `stop` is the flag that Ctrl-C
+    /// raises.
+    pub fn new(evaluator: Arc<dyn Evaluate>, workers: usize, stop: Arc<AtomicBool>) -> InProcess {
+        InProcess {
+            evaluator,
+            workers: workers.max(1),
+            stop,
+        }
+    }
+}
+
+impl Executor for InProcess {
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
+        let threads = self.workers.min(jobs.len());
+        let queue = Mutex::new(VecDeque::from(jobs));
+        let halt = AtomicBool::new(false);
+        let (tx, rx) = mpsc::channel::<JobResult>();
+        let evaluator = &*self.evaluator;
+        let stop = &*self.stop;
+        std::thread::scope(|scope| {
+            for worker in 0..threads {
+                let tx = tx.clone();
+                let (queue, halt) = (&queue, &halt);
+                scope.spawn(move || loop {
+                    if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Some(job) = queue.lock().expect("job queue").pop_front() else {
+                        break;
+                    };
+                    let result = evaluate_guarded(evaluator, &job, worker);
+                    if tx.send(result).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut first_error = None;
+            for result in rx {
+                if first_error.is_some() {
+                    continue;
+                }
+                if let Err(e) = done(result) {
+                    halt.store(true, Ordering::SeqCst);
+                    first_error = Some(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+}
+
+/// Evaluate `job`; a panic is retried once, then scored as a failure.
+/// The result carries the key of the job and the worker's number.
+pub fn evaluate_guarded(evaluator: &dyn Evaluate, job: &Job, worker: usize) -> JobResult {
+    let start = Instant::now();
+    let mut last = String::new();
+    for _attempt in 0..2 {
+        match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate(job))) {
+            Ok(mut r) => {
+                r.key = job.key;
+                r.worker = worker;
+                return r.normalized();
+            }
+            Err(payload) => last = panic_message(payload.as_ref()),
+        }
+    }
+    let mut r = JobResult::failed(job.key, format!("worker died twice: {last}"));
+    r.seconds = start.elapsed().as_secs_f64();
+    r.worker = worker;
+    r
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Square {
+        calls: AtomicUsize,
+    }
+
+    impl Evaluate for Square {
+        fn evaluate(&self, job: &Job) -> JobResult {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if job.formula == "panic-once" && n.is_multiple_of(2) {
+                panic!("boom");
+            }
+            if job.formula == "panic" {
+                panic!("always");
+            }
+            JobResult {
+                fitness: Some((job.key * job.key) as f64),
+                ..JobResult::failed(job.key, "")
+            }
+            .with_no_failure()
+        }
+    }
+
+    impl JobResult {
+        fn with_no_failure(mut self) -> JobResult {
+            self.failure = None;
+            self
+        }
+    }
+
+    fn job(key: u64, formula: &str) -> Job {
+        Job {
+            key,
+            formula: formula.into(),
+            seeds: vec![0],
+        }
+    }
+
+    #[test]
+    fn every_job_is_reported_once_by_any_number_of_workers() {
+        for workers in [1, 3, 8] {
+            let eval = Arc::new(Square {
+                calls: AtomicUsize::new(0),
+            });
+            let mut ex = InProcess::new(eval, workers, Arc::new(AtomicBool::new(false)));
+            let mut got = Vec::new();
+            ex.run((0..20).map(|k| job(k, "x")).collect(), &mut |r| {
+                got.push((r.key, r.fitness));
+                Ok(())
+            })
+            .unwrap();
+            got.sort_by_key(|g| g.0);
+            let want: Vec<_> = (0..20).map(|k| (k, Some((k * k) as f64))).collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_panic_is_retried_once_then_scored() {
+        let eval = Square {
+            calls: AtomicUsize::new(0),
+        };
+        let r = evaluate_guarded(&eval, &job(3, "panic-once"), 2);
+        assert_eq!(r.fitness, Some(9.0));
+        assert_eq!(r.worker, 2);
+        let r = evaluate_guarded(&eval, &job(4, "panic"), 0);
+        assert_eq!(r.fitness, None);
+        assert!(r.failure.unwrap().contains("always"));
+    }
+
+    #[test]
+    fn a_raised_stop_flag_starts_nothing() {
+        let eval = Arc::new(Square {
+            calls: AtomicUsize::new(0),
+        });
+        let mut ex = InProcess::new(eval.clone(), 2, Arc::new(AtomicBool::new(true)));
+        let mut n = 0;
+        ex.run((0..5).map(|k| job(k, "x")).collect(), &mut |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(eval.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn an_error_from_done_is_returned() {
+        let eval = Arc::new(Square {
+            calls: AtomicUsize::new(0),
+        });
+        let mut ex = InProcess::new(eval, 2, Arc::new(AtomicBool::new(false)));
+        let e = ex.run((0..5).map(|k| job(k, "x")).collect(), &mut |_| {
+            Err(crate::error::Error::Usage("disk full".into()))
+        });
+        assert!(e.unwrap_err().to_string().contains("disk full"));
+    }
+
+    #[test]
+    fn non_finite_fitness_is_a_failure() {
+        let r = JobResult {
+            fitness: Some(f64::NAN),
+            failure: None,
+            ..JobResult::failed(1, "")
+        }
+        .normalized();
+        assert_eq!(r.fitness, None);
+        assert!(r.failure.unwrap().contains("non-finite"));
+    }
+}

@@ -1,0 +1,411 @@
+//! What a search writes besides its logs and checkpoint:
+//!
+//! * after every generation: `logbook.jsonl` and `logbook.csv` (see
+//!   [`super::logbook`]), `hall_of_fame.json` (best first: `rank`,
+//!   `formula` (the tree's text), `simplified` (infix), `canonical` (the
+//!   formula evaluated), `hash`, `fitness`, `objectives`, `nodes`, `size`,
+//!   `height`, `generation`, `metrics`) and `pareto.json` (every
+//!   non-dominated (fitness, nodes) pair seen, same fields, best fitness
+//!   first);
+//! * at the end: `fitness.png` (best, mean and range over generations),
+//!   `pareto.png` (every evaluated formula, the front highlighted),
+//!   `hall_of_fame/hof-K.png` (each entry and its derivative next to GELU),
+//!   `best_kernel/` (the exported kernel package of the best formula),
+//!   the final retrain against GELU (`final.json`), and a [`Summary`].
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::diff::Function;
+use crate::error::Result;
+use crate::gp::Tree;
+use crate::ir::Library;
+use crate::report::chart::{line_chart, scatter, Axes, Dot, Series};
+use crate::report::export::{export, ExportSpec};
+use crate::report::files::{write_atomic, write_csv, write_json};
+use crate::simplify::hash_hex;
+
+use super::archive::Entry;
+use super::engine::Search;
+use super::json::num;
+use super::logbook::{Counters, CSV_HEADER};
+use super::progress::Observer;
+use super::retrain::{self, Entrant, Retrain};
+use super::rundir::{
+    BEST_KERNEL, CHECKPOINT, CONFIG, EVALUATIONS, FINAL, FINAL_DIR, FITNESS_PNG, HALL_OF_FAME,
+    HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG,
+};
+
+/// The best formula of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Best {
+    pub formula: String,
+    pub simplified: Option<String>,
+    pub hash: u64,
+    pub fitness: f64,
+    pub nodes: usize,
+}
+
+/// What a finished search reports.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub dir: PathBuf,
+    /// Generations run (the initial population is generation 0).
+    pub generations: usize,
+    pub totals: Counters,
+    /// Distinct canonical formulas known.
+    pub distinct: usize,
+    pub best: Option<Best>,
+    pub hall_of_fame: usize,
+    pub pareto: usize,
+    pub seconds: f64,
+    /// (what, where), for the table.
+    pub files: Vec<(String, PathBuf)>,
+    pub retrain: Vec<retrain::Row>,
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// `{"dir", "generations", "totals": {counters}, "distinct", "best":
+    /// {"formula", "simplified", "hash", "fitness", "nodes"} | null,
+    /// "hall_of_fame", "pareto", "seconds", "files": {what: path},
+    /// "retrain": [{"activation", "formula", "runs_ok", "mean", "ci95",
+    /// "welch_p"}], "warnings"}`.
+    pub fn to_json(&self) -> Value {
+        let files: serde_json::Map<String, Value> = self
+            .files
+            .iter()
+            .map(|(k, p)| (k.clone(), json!(p.display().to_string())))
+            .collect();
+        json!({
+            "dir": self.dir.display().to_string(),
+            "generations": self.generations,
+            "totals": self.totals.to_json(),
+            "distinct": self.distinct,
+            "best": self.best.as_ref().map(|b| json!({
+                "formula": b.formula,
+                "simplified": b.simplified,
+                "hash": hash_hex(b.hash),
+                "fitness": num(b.fitness),
+                "nodes": b.nodes,
+            })),
+            "hall_of_fame": self.hall_of_fame,
+            "pareto": self.pareto,
+            "seconds": num(self.seconds),
+            "files": files,
+            "retrain": self.retrain.iter().map(|r| json!({
+                "activation": r.label,
+                "formula": r.formula,
+                "runs_ok": r.n_ok,
+                "mean": num(r.mean),
+                "ci95": [num(r.ci95.0), num(r.ci95.1)],
+                "welch_p": r.welch_p.map_or(Value::Null, num),
+            })).collect::<Vec<_>>(),
+            "warnings": self.warnings,
+        })
+    }
+}
+
+/// One archived formula as JSON (hall of fame and Pareto front).
+fn member_json(s: &Search, rank: usize, e: &Entry<Tree>) -> Value {
+    let r = s.dedup.get(e.key);
+    json!({
+        "rank": rank,
+        "formula": e.item.to_formula(&s.set),
+        "simplified": r.and_then(|r| r.simplified.clone()),
+        "canonical": r.map(|r| r.formula.clone()),
+        "hash": hash_hex(e.key),
+        "fitness": r.and_then(|r| r.fitness).map_or(Value::Null, num),
+        "objectives": e.fitness.iter().map(|&f| num(f)).collect::<Vec<_>>(),
+        "nodes": r.map(|r| r.nodes),
+        "size": e.item.len(),
+        "height": e.item.height(&s.set),
+        "generation": r.map(|r| r.generation),
+        "merged_from": r.and_then(|r| r.merged_from).map(hash_hex),
+        "metrics": r.map(|r| Value::Object(r.metrics.clone())),
+    })
+}
+
+/// The hall of fame as written to `hall_of_fame.json`.
+pub fn hall_of_fame_json(s: &Search) -> Value {
+    Value::Array(
+        s.state
+            .hof
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| member_json(s, i + 1, e))
+            .collect(),
+    )
+}
+
+fn pareto_json(s: &Search) -> Value {
+    Value::Array(
+        s.state
+            .pareto
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| member_json(s, i + 1, e))
+            .collect(),
+    )
+}
+
+/// The files rewritten after every generation.
+pub fn write_progress(s: &Search) -> Result<()> {
+    let mut text = String::new();
+    for row in &s.state.logbook {
+        text.push_str(&row.to_json().to_string());
+        text.push('\n');
+    }
+    write_atomic(&s.dir.join(LOGBOOK_JSONL), text.as_bytes())?;
+    let rows: Vec<Vec<String>> = s.state.logbook.iter().map(|r| r.fields()).collect();
+    write_csv(&s.dir.join(LOGBOOK_CSV), &CSV_HEADER, &rows)?;
+    write_json(&s.dir.join(HALL_OF_FAME), &hall_of_fame_json(s))?;
+    write_json(&s.dir.join(PARETO), &pareto_json(s))
+}
+
+/// The final stages: plots, the exported kernel, the retrain against
+/// GELU. A failed plot or export is a warning: the search's results
+/// stand.
+pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Result<Summary> {
+    write_progress(s)?;
+    let mut warnings = Vec::new();
+    let mut warn = |what: &str, r: Result<()>, warnings: &mut Vec<String>| {
+        if let Err(e) = r {
+            let w = format!("{what}: {e}");
+            obs.note(&format!("warning: {w}"));
+            warnings.push(w);
+        }
+    };
+    warn("fitness plot", fitness_plot(s), &mut warnings);
+    warn("Pareto plot", pareto_plot(s), &mut warnings);
+    warn("hall-of-fame plots", hof_plots(s), &mut warnings);
+    if s.settings.export {
+        warn(
+            "kernel export",
+            export_best(s, &mut warnings),
+            &mut warnings,
+        );
+    }
+    let rows = if s.settings.retrain_top > 0 && !s.state.hof.is_empty() {
+        final_retrain(s, retrain)?
+    } else {
+        Vec::new()
+    };
+    let files = existing_files(&s.dir);
+    let mut summary = summary(s, files, rows);
+    summary.warnings = warnings;
+    Ok(summary)
+}
+
+/// The outputs present in `dir`, as (what, path), for the summary.
+pub fn existing_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    [
+        ("config", CONFIG),
+        ("checkpoint", CHECKPOINT),
+        ("evaluations", EVALUATIONS),
+        ("merges", MERGES),
+        ("logbook", LOGBOOK_CSV),
+        ("hall of fame", HALL_OF_FAME),
+        ("Pareto front", PARETO),
+        ("Pareto plot", PARETO_PNG),
+        ("fitness plot", FITNESS_PNG),
+        ("activation plots", HOF_PLOTS),
+        ("best kernel", BEST_KERNEL),
+        ("final retrain", FINAL),
+    ]
+    .into_iter()
+    .map(|(what, name)| (what.to_string(), dir.join(name)))
+    .filter(|(_, p)| p.exists())
+    .collect()
+}
+
+/// The summary of a run's current state.
+pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::Row>) -> Summary {
+    let best = s.state.hof.entries().first().map(|e| {
+        let r = s.dedup.get(e.key);
+        Best {
+            formula: e.item.to_formula(&s.set),
+            simplified: r.and_then(|r| r.simplified.clone()),
+            hash: e.key,
+            fitness: r.and_then(|r| r.fitness).unwrap_or(f64::NAN),
+            nodes: r.map_or(0, |r| r.nodes),
+        }
+    });
+    Summary {
+        dir: s.dir.clone(),
+        generations: s.state.next_gen,
+        totals: s.state.totals.clone(),
+        distinct: s.dedup.len(),
+        best,
+        hall_of_fame: s.state.hof.len(),
+        pareto: s.state.pareto.len(),
+        seconds: s.state.elapsed,
+        files,
+        retrain,
+        warnings: Vec::new(),
+    }
+}
+
+fn fitness_plot(s: &Search) -> Result<()> {
+    let log = &s.state.logbook;
+    let g = |r: &super::logbook::Row| r.gen as f64;
+    let best = Series {
+        label: "best".into(),
+        points: log.iter().map(|r| (g(r), r.fitness.max)).collect(),
+        ..Series::default()
+    };
+    let mean = Series {
+        label: "mean (band: min to max)".into(),
+        points: log.iter().map(|r| (g(r), r.fitness.mean)).collect(),
+        band: log
+            .iter()
+            .map(|r| (g(r), r.fitness.min, r.fitness.max))
+            .collect(),
+        dashed: false,
+    };
+    let axes = Axes {
+        title: "Fitness of the population over generations".into(),
+        x: "generation".into(),
+        y: "fitness".into(),
+        log_y: false,
+    };
+    line_chart(&[best, mean], &axes, &s.dir.join(FITNESS_PNG))
+}
+
+fn pareto_plot(s: &Search) -> Result<()> {
+    let front: std::collections::HashSet<u64> =
+        s.state.pareto.entries().iter().map(|e| e.key).collect();
+    let dots: Vec<Dot> = s
+        .dedup
+        .records()
+        .into_iter()
+        .filter_map(|r| {
+            r.fitness.map(|f| Dot {
+                x: r.nodes as f64,
+                y: f,
+                highlight: front.contains(&r.key),
+            })
+        })
+        .collect();
+    let axes = Axes {
+        title: "Fitness against complexity (Pareto front highlighted)".into(),
+        x: "nodes of the simplified formula".into(),
+        y: "fitness".into(),
+        log_y: false,
+    };
+    scatter(&dots, &axes, &s.dir.join(PARETO_PNG))
+}
+
+/// f, f′ and GELU, GELU′ on [-5, 5].
+fn activation_series(label: &str, f: &Function) -> Vec<Series> {
+    let gelu = Function::new(
+        &Library::standard()
+            .parse("gelu(x)")
+            .expect("gelu is in the prelude"),
+    );
+    let xs: Vec<f64> = (0..=400).map(|i| -5.0 + 0.025 * i as f64).collect();
+    let line = |name: String, g: &dyn Fn(f64) -> f64, dashed: bool| Series {
+        label: name,
+        points: xs.iter().map(|&x| (x, g(x))).collect(),
+        band: Vec::new(),
+        dashed,
+    };
+    vec![
+        line(label.to_string(), &|x| f.value(x), false),
+        line(format!("{label}'"), &|x| f.derivative(x), false),
+        line("GELU".into(), &|x| gelu.value(x), true),
+        line("GELU'".into(), &|x| gelu.derivative(x), true),
+    ]
+}
+
+fn function_of(s: &Search, tree: &Tree) -> Result<Function> {
+    Ok(Function::new(
+        &s.set.library().parse(&tree.to_formula(&s.set))?,
+    ))
+}
+
+fn hof_plots(s: &Search) -> Result<()> {
+    let dir = s.dir.join(HOF_PLOTS);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| crate::error::Error::io(dir.display().to_string(), e))?;
+    for (i, e) in s.state.hof.entries().iter().enumerate() {
+        let f = function_of(s, &e.item)?;
+        let title = e.item.to_formula(&s.set);
+        let axes = Axes {
+            title: shorten(&title, 90),
+            x: "x".into(),
+            y: "value".into(),
+            log_y: false,
+        };
+        let label = format!("hof-{}", i + 1);
+        line_chart(
+            &activation_series(&label, &f),
+            &axes,
+            &dir.join(format!("{label}.png")),
+        )?;
+    }
+    Ok(())
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max - 1).collect();
+    format!("{head}…")
+}
+
+fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
+    let Some(best) = s.state.hof.entries().first() else {
+        return Ok(());
+    };
+    let formula = best.item.to_formula(&s.set);
+    let f = function_of(s, &best.item)?;
+    let out = s.dir.join(BEST_KERNEL);
+    let report = export(&ExportSpec {
+        formula: &formula,
+        function: &f,
+        out: &out,
+        name: Some("best"),
+        arch: s.settings.arch,
+        replace: true,
+    })?;
+    if let Some(why) = report.no_binaries {
+        warnings.push(format!(
+            "the exported kernel has no PTX/CUBIN (NVRTC: {why})"
+        ));
+    }
+    Ok(())
+}
+
+/// The hall of fame's best retrained against GELU on the full data.
+fn final_retrain(s: &Search, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>> {
+    let mut entrants = vec![Entrant {
+        label: "gelu".into(),
+        formula: "gelu(ARG0)".into(),
+    }];
+    entrants.extend(
+        s.state
+            .hof
+            .entries()
+            .iter()
+            .take(s.settings.retrain_top)
+            .enumerate()
+            .map(|(i, e)| Entrant {
+                label: format!("hof-{}", i + 1),
+                formula: e.item.to_formula(&s.set),
+            }),
+    );
+    let seeds = s.settings.retrain_seed_list();
+    let dir: &Path = &s.dir.join(FINAL_DIR);
+    // FITNESS: the real `Retrain` runs the `train` comparison
+    // (`fitness::compare::run_experiment`) for these entrants and seeds on
+    // the full data, writing its results.json and curves into `dir`
+    // (which it creates).
+    let results = retrain.retrain(&entrants, &seeds, dir)?;
+    write_json(&s.dir.join(FINAL), &retrain::to_json(&results, &seeds))?;
+    Ok(retrain::table(&results))
+}

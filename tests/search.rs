@@ -1,0 +1,770 @@
+//! The GP engine end to end, with the synthetic evaluator so that every
+//! test runs in seconds: determinism over worker counts, dedup by meaning
+//! (canonical and functional, with logged merges and hit counters),
+//! screening reasons, NSGA-II outputs, resume after a real SIGKILL and
+//! after Ctrl-C, and the handling of finished, corrupt and foreign run
+//! directories.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actforge::search::config::{EvaluatorKind, Settings};
+use actforge::search::executor::{Evaluate, InProcess, Job, JobResult};
+use actforge::search::progress::Silent;
+use actforge::search::synthetic::Synthetic;
+use actforge::search::{Outcome, Search};
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_actforge"))
+}
+
+/// A fresh, empty path for one test's run directory.
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir()
+        .join(format!("actforge-search-tests-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
+    d
+}
+
+/// `actforge search` with the synthetic evaluator, quiet, no export.
+fn search_args(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "search",
+        "--evaluator",
+        "synthetic",
+        "--quiet",
+        "--no-export",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(dir.display().to_string());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run_search(dir: &Path, extra: &[&str]) -> Output {
+    let out = bin().args(search_args(dir, extra)).output().unwrap();
+    assert!(
+        out.status.success(),
+        "search failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn resume(dir: &Path, extra: &[&str]) -> Output {
+    bin()
+        .args(["search", "--quiet", "--resume"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Logbook rows without their wall-clock columns.
+fn logbook(dir: &Path) -> Vec<Value> {
+    lines(&dir.join("logbook.jsonl"))
+        .into_iter()
+        .map(|mut r| {
+            for k in [
+                "seconds",
+                "eval_seconds",
+                "screen_seconds",
+                "compile_seconds",
+            ] {
+                r.as_object_mut().unwrap().remove(k);
+            }
+            r
+        })
+        .collect()
+}
+
+/// Evaluations by hash, without time and worker.
+fn evaluations(dir: &Path) -> HashMap<String, Value> {
+    let mut m = HashMap::new();
+    for mut r in lines(&dir.join("evaluations.jsonl")) {
+        let o = r.as_object_mut().unwrap();
+        o.remove("seconds");
+        o.remove("worker");
+        let h = o["hash"].as_str().unwrap().to_string();
+        assert!(m.insert(h.clone(), r).is_none(), "{h} evaluated twice");
+    }
+    m
+}
+
+const SMALL: &[&str] = &["--pop", "10", "--gens", "4", "--hof", "4", "--seed", "7"];
+
+#[test]
+fn same_seed_same_hall_of_fame_with_1_and_3_workers() {
+    let (a, b, c) = (tmp("det-1"), tmp("det-3"), tmp("det-other"));
+    let sleepy: Vec<&str> = SMALL
+        .iter()
+        .copied()
+        .chain(["--synthetic-sleep-ms", "2", "--include"])
+        .collect();
+    run_search(&a, &[&sleepy[..], &["--workers", "1"]].concat());
+    run_search(&b, &[&sleepy[..], &["--workers", "3"]].concat());
+    let hof = json(&a.join("hall_of_fame.json"));
+    assert_eq!(hof.as_array().unwrap().len(), 4);
+    assert_eq!(hof, json(&b.join("hall_of_fame.json")));
+    assert_eq!(logbook(&a), logbook(&b));
+    assert_eq!(evaluations(&a), evaluations(&b));
+    assert_eq!(json(&a.join("pareto.json")), json(&b.join("pareto.json")));
+    let cp = |d: &Path| {
+        let mut v = json(&d.join("checkpoint.json"));
+        let o = v.as_object_mut().unwrap();
+        o.remove("logbook");
+        o.remove("elapsed_seconds");
+        v
+    };
+    assert_eq!(cp(&a), cp(&b), "population, generator state and archives");
+    // A different seed searches differently.
+    let other: Vec<&str> = ["--pop", "10", "--gens", "4", "--hof", "4", "--seed", "8"].to_vec();
+    run_search(&c, &other);
+    assert_ne!(logbook(&a), logbook(&c));
+    // config.json records the command line, every setting and the seeds.
+    let config = json(&a.join("config.json"));
+    let cmd: Vec<&str> = config["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(cmd.windows(2).any(|w| w == ["--workers", "1"]), "{cmd:?}");
+    assert_eq!(config["settings"]["seed"], 7);
+    assert_eq!(config["settings"]["pop"], 10);
+    assert_eq!(config["training_seeds"], serde_json::json!([7]));
+    assert!(config["versions"]["actforge"].is_string());
+}
+
+/// Counts evaluations per key around the synthetic evaluator.
+struct Counting {
+    inner: Synthetic,
+    calls: Mutex<HashMap<u64, usize>>,
+}
+
+impl Evaluate for Counting {
+    fn evaluate(&self, job: &Job) -> JobResult {
+        *self.calls.lock().unwrap().entry(job.key).or_default() += 1;
+        self.inner.evaluate(job)
+    }
+}
+
+fn library_run(dir: &Path, settings: Settings, workers: usize) -> (Search, Arc<Counting>) {
+    let mut s = Search::create(dir, settings, &["test".to_string()]).unwrap();
+    let ev = Arc::new(Counting {
+        inner: Synthetic::new(s.library(), 0),
+        calls: Mutex::new(HashMap::new()),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut exec = InProcess::new(ev.clone(), workers, stop.clone());
+    let retrain = Synthetic::new(s.library(), 0);
+    match s.run(&mut exec, &retrain, &mut Silent, &stop).unwrap() {
+        Outcome::Finished(_) => {}
+        Outcome::Interrupted { .. } => panic!("not interrupted"),
+    }
+    (s, ev)
+}
+
+fn synthetic(start_with: &[&str], pop: usize, gens: usize) -> Settings {
+    Settings {
+        evaluator: EvaluatorKind::Synthetic { sleep_ms: 0 },
+        start_with: start_with.iter().map(|s| s.to_string()).collect(),
+        pop,
+        lambda: pop,
+        gens,
+        export: false,
+        retrain_top: 0,
+        hof: 5,
+        seed: 3,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn an_equivalent_candidate_is_evaluated_once_and_clones_keep_their_fitness() {
+    let dir = tmp("dedup");
+    let start = [
+        "safe_add(ARG0, 1.0)",
+        "safe_add(1.0, ARG0)",
+        "safe_mul(ARG0, safe_add(ARG0, 1.0))",
+        "safe_add(safe_mul(ARG0, ARG0), ARG0)",
+        "safe_mul(ARG0, safe_add(ARG0, 1.0))",
+    ];
+    let (_s, ev) = library_run(&dir, synthetic(&start, 5, 6), 2);
+    let calls = ev.calls.lock().unwrap();
+    assert!(
+        calls.values().all(|&n| n == 1),
+        "a key evaluated twice: {calls:?}"
+    );
+    let evals = evaluations(&dir);
+    let evaluated: HashSet<&String> = evals
+        .iter()
+        .filter(|(_, v)| v["screened"].is_null())
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(evaluated.len(), calls.len());
+    let book = logbook(&dir);
+    // Generation 0: the commuted copy is a canonical hit, the repeated text
+    // also a syntactic one, x·(x + 1) = x + x² a functional one.
+    assert_eq!(book[0]["syntactic_hits"], 1);
+    assert_eq!(book[0]["canonical_hits"], 2);
+    assert_eq!(book[0]["functional_hits"], 1);
+    let merges = lines(&dir.join("merges.jsonl"));
+    assert_eq!(merges[0]["formula"], "add(x, pow(x, 2.0))");
+    assert_eq!(merges[0]["from_formula"], "mul(x, add(1.0, x))");
+    let from = merges[0]["took_fitness_of"].as_str().unwrap();
+    assert_eq!(merges[0]["fitness"], evals[from]["fitness"]);
+    assert!(merges[0]["distance"].as_f64().unwrap() <= 1.0);
+    // Later generations are served by the cache, syntactic ≤ canonical.
+    let served: u64 = book[1..]
+        .iter()
+        .map(|r| r["canonical_hits"].as_u64().unwrap())
+        .sum();
+    assert!(served > 0);
+    for r in &book {
+        assert!(r["syntactic_hits"].as_u64() <= r["canonical_hits"].as_u64());
+        let sum = r["evaluations"].as_u64().unwrap()
+            + r["canonical_hits"].as_u64().unwrap()
+            + r["functional_hits"].as_u64().unwrap()
+            + (0..5)
+                .map(|i| {
+                    let k = ["nonfinite", "constant", "exploding", "vanishing", "compile"][i];
+                    r[format!("screened_{k}")].as_u64().unwrap()
+                })
+                .sum::<u64>();
+        assert_eq!(
+            sum,
+            r["offspring"].as_u64().unwrap(),
+            "every offspring accounted for"
+        );
+    }
+    // Every member of the population keeps the fitness of its formula.
+    let cp = json(&dir.join("checkpoint.json"));
+    for ind in cp["population"].as_array().unwrap() {
+        let h = ind["hash"].as_str().unwrap();
+        let fitness = evals
+            .get(h)
+            .map(|e| e["fitness"].clone())
+            .unwrap_or_else(|| {
+                lines(&dir.join("merges.jsonl"))
+                    .into_iter()
+                    .find(|m| m["hash"] == h)
+                    .unwrap()["fitness"]
+                    .clone()
+            });
+        assert_eq!(ind["fitness"][0], fitness, "{h}");
+    }
+}
+
+#[test]
+fn no_fingerprint_evaluates_functional_twins() {
+    let dir = tmp("nofp");
+    let start = [
+        "safe_mul(ARG0, safe_add(ARG0, 1.0))",
+        "safe_add(safe_mul(ARG0, ARG0), ARG0)",
+    ];
+    let settings = Settings {
+        fingerprint: false,
+        ..synthetic(&start, 4, 0)
+    };
+    let (_s, ev) = library_run(&dir, settings, 1);
+    let book = logbook(&dir);
+    assert_eq!(book[0]["functional_hits"], 0);
+    assert!(lines(&dir.join("merges.jsonl")).is_empty());
+    assert!(ev.calls.lock().unwrap().len() >= 2);
+}
+
+#[test]
+fn screening_counts_every_reason() {
+    let dir = tmp("screen");
+    let start = [
+        "safe_sub(ARG0, ARG0)",
+        "exp(exp(ARG0))",
+        "mul(10000, ARG0)",
+        "mul(0.01, relu(sub(ARG0, 3.5)))",
+        "gelu(ARG0)",
+    ];
+    let (_s, ev) = library_run(&dir, synthetic(&start, 5, 0), 1);
+    let row = &logbook(&dir)[0];
+    assert_eq!(row["screened_constant"], 1);
+    assert_eq!(row["screened_nonfinite"], 1);
+    assert_eq!(row["screened_exploding"], 1);
+    assert_eq!(row["screened_vanishing"], 1);
+    assert_eq!(row["evaluations"], 1);
+    assert_eq!(ev.calls.lock().unwrap().len(), 1, "only GELU was trained");
+    let reasons: HashSet<String> = evaluations(&dir)
+        .values()
+        .filter_map(|v| v["screened"].as_str().map(String::from))
+        .collect();
+    let want: HashSet<String> = ["constant", "nonfinite", "exploding", "vanishing"]
+        .map(String::from)
+        .into();
+    assert_eq!(reasons, want);
+    for v in evaluations(&dir)
+        .values()
+        .filter(|v| !v["screened"].is_null())
+    {
+        assert!(v["fitness"].is_null());
+        assert!(v["failure"].as_str().unwrap().starts_with("screened: "));
+    }
+    let hof = json(&dir.join("hall_of_fame.json"));
+    assert_eq!(
+        hof.as_array().unwrap().len(),
+        1,
+        "failures never enter the hall of fame"
+    );
+}
+
+/// NVRTC is available, or the test may skip (unless CI requires it).
+fn nvrtc_or_skip() -> bool {
+    if actforge::runtime::nvrtc::load().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ACTFORGE_REQUIRE_NVRTC").is_none(),
+        "ACTFORGE_REQUIRE_NVRTC is set but NVRTC cannot be loaded"
+    );
+    eprintln!("skipped: NVRTC is not available (scripts/install-cuda-tools.sh installs it)");
+    false
+}
+
+#[test]
+fn compile_check_batch_compiles_each_generation() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let dir = tmp("compile");
+    let settings = Settings {
+        compile_check: true,
+        ..synthetic(&["gelu(ARG0)", "silu(ARG0)"], 6, 1)
+    };
+    library_run(&dir, settings, 1);
+    let rows = lines(&dir.join("logbook.jsonl"));
+    assert!(rows[0]["compile_seconds"].as_f64().unwrap() > 0.0);
+    assert!(rows.iter().all(|r| r["screened_compile"] == 0));
+}
+
+#[test]
+fn nsga2_writes_a_pareto_front() {
+    let dir = tmp("nsga2");
+    let out = run_search(
+        &dir,
+        &[
+            "--objective",
+            "score,complexity",
+            "--pop",
+            "12",
+            "--gens",
+            "3",
+            "--hof",
+            "3",
+            "--include",
+            "--json",
+        ],
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "finished");
+    let front = json(&dir.join("pareto.json"));
+    let front = front.as_array().unwrap();
+    assert!(front.len() >= 2, "{front:?}");
+    let pts: Vec<(f64, f64)> = front
+        .iter()
+        .map(|e| (e["fitness"].as_f64().unwrap(), e["nodes"].as_f64().unwrap()))
+        .collect();
+    for (i, a) in pts.iter().enumerate() {
+        for b in &pts[i + 1..] {
+            assert!(
+                a.0 > b.0 && a.1 > b.1,
+                "best fitness first, each simpler one worse: {pts:?}"
+            );
+        }
+    }
+    assert!(dir.join("pareto.png").exists());
+    let cp = json(&dir.join("checkpoint.json"));
+    for ind in cp["population"].as_array().unwrap() {
+        assert_eq!(ind["fitness"].as_array().unwrap().len(), 2);
+    }
+    let hof = json(&dir.join("hall_of_fame.json"));
+    assert_eq!(hof[0]["objectives"].as_array().unwrap().len(), 2);
+    // Every outcome of the run is where the summary says.
+    for key in [
+        "hall of fame",
+        "Pareto front",
+        "fitness plot",
+        "activation plots",
+        "final retrain",
+    ] {
+        let p = summary["files"][key].as_str().unwrap();
+        assert!(Path::new(p).exists(), "{key}: {p}");
+    }
+    let retrain = summary["retrain"].as_array().unwrap();
+    assert_eq!(retrain[0]["activation"], "gelu");
+    assert_eq!(retrain.len(), 4);
+    assert!(dir.join("hall_of_fame").join("hof-1.png").exists());
+}
+
+fn spawn_search(dir: &Path, extra: &[&str]) -> Child {
+    bin()
+        .args(search_args(dir, extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `ready` holds for the run directory (or fail after 60 s).
+fn wait_for(dir: &Path, child: &mut Child, ready: impl Fn(&Path) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(dir) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the search ended ({status}) before the moment the test waits for");
+        }
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Mid-generation: at least generation `g` checkpointed and more
+/// evaluations logged than the checkpoint accounts for.
+fn mid_generation(g: u64) -> impl Fn(&Path) -> bool {
+    move |dir: &Path| {
+        let Ok(text) = std::fs::read_to_string(dir.join("checkpoint.json")) else {
+            return false;
+        };
+        let Ok(cp) = serde_json::from_str::<Value>(&text) else {
+            return false;
+        };
+        let logged = std::fs::read_to_string(dir.join("evaluations.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0) as u64;
+        cp["next_generation"].as_u64().unwrap_or(0) >= g
+            && logged > cp["evaluation_lines"].as_u64().unwrap_or(u64::MAX)
+    }
+}
+
+const RESUMABLE: &[&str] = &[
+    "--pop",
+    "10",
+    "--gens",
+    "5",
+    "--hof",
+    "4",
+    "--seed",
+    "11",
+    "--include",
+];
+
+#[test]
+fn resume_after_sigkill_equals_an_uninterrupted_run() {
+    let (whole, killed) = (tmp("kill-whole"), tmp("kill-killed"));
+    run_search(&whole, RESUMABLE);
+    let slow: Vec<&str> = RESUMABLE
+        .iter()
+        .copied()
+        .chain(["--synthetic-sleep-ms", "15", "--workers", "2"])
+        .collect();
+    let mut child = spawn_search(&killed, &slow);
+    wait_for(&killed, &mut child, mid_generation(2));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
+    let cp = json(&killed.join("checkpoint.json"));
+    assert_eq!(cp["status"], "running");
+    assert!(before.lines().count() as u64 > cp["evaluation_lines"].as_u64().unwrap());
+    let out = resume(&killed, &["--workers", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
+    let complete: String = before
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert!(
+        after.starts_with(&complete),
+        "every finished evaluation is kept"
+    );
+    evaluations(&killed); // no formula evaluated twice
+    assert_eq!(
+        json(&whole.join("hall_of_fame.json")),
+        json(&killed.join("hall_of_fame.json"))
+    );
+    assert_eq!(logbook(&whole), logbook(&killed));
+    assert_eq!(evaluations(&whole), evaluations(&killed));
+    assert_eq!(
+        std::fs::read_to_string(whole.join("merges.jsonl")).unwrap(),
+        std::fs::read_to_string(killed.join("merges.jsonl")).unwrap()
+    );
+    assert_eq!(json(&killed.join("checkpoint.json"))["status"], "finished");
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run() {
+    let (whole, stopped) = (tmp("int-whole"), tmp("int-stopped"));
+    run_search(&whole, RESUMABLE);
+    let slow: Vec<&str> = RESUMABLE
+        .iter()
+        .copied()
+        .chain(["--synthetic-sleep-ms", "15"])
+        .collect();
+    let mut child = spawn_search(&stopped, &slow);
+    wait_for(&stopped, &mut child, mid_generation(1));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--resume"), "{err}");
+    let cp = json(&stopped.join("checkpoint.json"));
+    assert_eq!(cp["status"], "interrupted");
+    let out = resume(&stopped, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json(&whole.join("hall_of_fame.json")),
+        json(&stopped.join("hall_of_fame.json"))
+    );
+    assert_eq!(logbook(&whole), logbook(&stopped));
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn resume_reports_finished_corrupt_and_foreign_directories() {
+    let (a, b) = (tmp("bad-a"), tmp("bad-b"));
+    let small = ["--pop", "6", "--gens", "1", "--retrain-top", "0"];
+    run_search(&a, &small);
+    run_search(&b, &[&small[..], &["--seed", "99"]].concat());
+
+    // Finished: said so, status 0.
+    let out = resume(&a, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr_of(&out).contains("already finished"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // A new run never overwrites a directory.
+    let out = bin().args(search_args(&a, &small)).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("already exists"));
+
+    // Not a run directory at all.
+    let empty = tmp("bad-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = resume(&empty, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("not an actforge search run directory"));
+
+    // A foreign checkpoint (another seed's run).
+    let c = tmp("bad-foreign");
+    copy_dir(&a, &c);
+    std::fs::copy(b.join("checkpoint.json"), c.join("checkpoint.json")).unwrap();
+    let out = resume(&c, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("belongs to another run"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // A truncated checkpoint.
+    let d = tmp("bad-truncated");
+    copy_dir(&a, &d);
+    let text = std::fs::read_to_string(d.join("checkpoint.json")).unwrap();
+    std::fs::write(d.join("checkpoint.json"), &text[..text.len() / 2]).unwrap();
+    let out = resume(&d, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("checkpoint.json: not valid JSON"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // A damaged log line in the middle.
+    let e = tmp("bad-log");
+    copy_dir(&a, &e);
+    set_status(&e, "running");
+    let log = std::fs::read_to_string(e.join("evaluations.jsonl")).unwrap();
+    let mut ls: Vec<&str> = log.lines().collect();
+    ls[1] = "{\"hash\": broken";
+    std::fs::write(e.join("evaluations.jsonl"), ls.join("\n") + "\n").unwrap();
+    let out = resume(&e, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("evaluations.jsonl:2"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // Evaluations missing that the checkpoint accounts for.
+    let f = tmp("bad-short");
+    copy_dir(&a, &f);
+    set_status(&f, "running");
+    std::fs::write(f.join("evaluations.jsonl"), ls[..1].join("\n") + "\n").unwrap();
+    let out = resume(&f, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("was changed"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // An edited configuration.
+    let g = tmp("bad-config");
+    copy_dir(&a, &g);
+    let mut config = json(&g.join("config.json"));
+    config["settings"]["pop"] = serde_json::json!(7);
+    std::fs::write(g.join("config.json"), config.to_string()).unwrap();
+    let out = resume(&g, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("edited"), "{}", stderr_of(&out));
+
+    // Settings flags cannot be given with --resume.
+    let out = resume(&a, &["--pop", "4"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn set_status(dir: &Path, status: &str) {
+    let mut cp = json(&dir.join("checkpoint.json"));
+    cp["status"] = serde_json::json!(status);
+    std::fs::write(dir.join("checkpoint.json"), cp.to_string()).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_training_evaluator_is_missing_clearly_and_creates_nothing() {
+    let dir = tmp("train-missing");
+    let out = bin()
+        .args(["search", "--quiet", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("--evaluator synthetic"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
+fn help_teaches_the_command() {
+    let out = bin().args(["search", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--resume",
+        "evaluations.jsonl",
+        "merges.jsonl",
+        "Examples:",
+        "\"dedup_rate\"",
+        "score,complexity",
+        "--workers",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from --help");
+    }
+    assert!(
+        !text.contains("--synthetic-sleep-ms"),
+        "developer flags stay hidden"
+    );
+}
+
+#[test]
+fn exported_kernel_of_the_best_formula() {
+    let dir = tmp("export");
+    let out = bin()
+        .args(["search", "--evaluator", "synthetic", "--out"])
+        .arg(&dir)
+        .args([
+            "--pop",
+            "6",
+            "--gens",
+            "1",
+            "--start-with",
+            "silu(ARG0)",
+            "--retrain-top",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("best kernel"), "{text}");
+    // Without a terminal, progress is one line per generation on stderr.
+    let err = stderr_of(&out);
+    assert!(err.contains("gen 0: ") && err.contains("gen 1: "), "{err}");
+    assert!(dir.join("best_kernel").join("best.cu").exists());
+    assert!(dir.join("best_kernel").join("README.md").exists());
+    let fin = json(&dir.join("final.json"));
+    assert_eq!(fin["summary"][0]["activation"], "gelu");
+    assert_eq!(fin["runs"].as_array().unwrap().len(), 2 * 3);
+}
+
+#[test]
+fn simple_algorithm_and_double_tournament_run() {
+    let dir = tmp("simple");
+    run_search(
+        &dir,
+        &[
+            "--algorithm",
+            "simple",
+            "--selection",
+            "double-tournament",
+            "--pop",
+            "8",
+            "--gens",
+            "2",
+            "--ephemeral",
+            "uniform(-1,1,2)",
+            "--retrain-top",
+            "0",
+        ],
+    );
+    let book = logbook(&dir);
+    assert_eq!(book.len(), 3);
+    assert!(book.iter().all(|r| r["offspring"] == 8));
+}
