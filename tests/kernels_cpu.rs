@@ -753,6 +753,9 @@ fn pushed_approximations_move_by_their_documented_bounds() {
         // A few ulps per instruction, far inside the tolerance.
         let spread = ((hi[i] - lo[i]) / mid[i]).abs();
         assert!(spread < 1e-5, "x={}: spread {spread}", xs[i]);
+    }
+}
+
 /// The CUDA spellings follow PRIMITIVES.md's special values, and the
 /// generated derivatives stay finite at large inputs (issue 8, items 2 and
 /// 5): (formula, x, f(x), f'(x)), run through the f32 kernels with dy = 1.

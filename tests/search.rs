@@ -249,9 +249,16 @@ fn an_equivalent_candidate_is_evaluated_once_and_clones_keep_their_fitness() {
         let sum = r["evaluations"].as_u64().unwrap()
             + r["canonical_hits"].as_u64().unwrap()
             + r["functional_hits"].as_u64().unwrap()
-            + (0..5)
+            + (0..6)
                 .map(|i| {
-                    let k = ["nonfinite", "constant", "exploding", "vanishing", "compile"][i];
+                    let k = [
+                        "nonfinite",
+                        "constant",
+                        "exploding",
+                        "vanishing",
+                        "linear",
+                        "compile",
+                    ][i];
                     r[format!("screened_{k}")].as_u64().unwrap()
                 })
                 .sum::<u64>();
@@ -305,21 +312,23 @@ fn screening_counts_every_reason() {
         "exp(exp(ARG0))",
         "mul(10000, ARG0)",
         "mul(0.01, relu(sub(ARG0, 3.5)))",
+        "safe_div(ARG0, 1.0)",
         "gelu(ARG0)",
     ];
-    let (_s, ev) = library_run(&dir, synthetic(&start, 5, 0), 1);
+    let (_s, ev) = library_run(&dir, synthetic(&start, 6, 0), 1);
     let row = &logbook(&dir)[0];
     assert_eq!(row["screened_constant"], 1);
     assert_eq!(row["screened_nonfinite"], 1);
     assert_eq!(row["screened_exploding"], 1);
     assert_eq!(row["screened_vanishing"], 1);
+    assert_eq!(row["screened_linear"], 1);
     assert_eq!(row["evaluations"], 1);
     assert_eq!(ev.calls.lock().unwrap().len(), 1, "only GELU was trained");
     let reasons: HashSet<String> = evaluations(&dir)
         .values()
         .filter_map(|v| v["screened"].as_str().map(String::from))
         .collect();
-    let want: HashSet<String> = ["constant", "nonfinite", "exploding", "vanishing"]
+    let want: HashSet<String> = ["constant", "nonfinite", "exploding", "vanishing", "linear"]
         .map(String::from)
         .into();
     assert_eq!(reasons, want);
@@ -673,23 +682,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
-}
-
-#[test]
-fn the_training_evaluator_is_missing_clearly_and_creates_nothing() {
-    let dir = tmp("train-missing");
-    let out = bin()
-        .args(["search", "--quiet", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_of(&out).contains("--evaluator synthetic"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert!(!dir.exists());
 }
 
 #[test]

@@ -22,8 +22,8 @@ mod data;
 mod io;
 mod progress;
 mod sass;
-mod train;
 mod search;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 

@@ -20,6 +20,7 @@ use crate::search::outputs::Summary;
 use crate::search::progress::Bars;
 use crate::search::rundir::default_dir;
 use crate::search::screen::Reason;
+use crate::search::training::share_cpu_between;
 use crate::search::{InProcess, Opened, Outcome, Search};
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -35,7 +36,8 @@ trained twice; an unchanged copy keeps its fitness), then matched by its
 functional fingerprint (1,217 probe points; --no-fingerprint turns this
 off; merges are logged to merges.jsonl), then screened: non-finite f or f'
 on [-10, 10], constant on [-4, 4], exploding or vanishing gain of a
-one-layer forward and backward pass, and (on the GPU or with
+one-layer forward and backward pass, affine on [-4, 4] (the MLP would
+be linear), and (on the GPU or with
 --compile-check) kernels that do not compile. A generation's remaining
 candidates go to --workers threads at once; results are applied in
 candidate order, so the same --seed gives the same hall of fame with any
@@ -80,7 +82,8 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 {\"offspring\", \"evaluations\", \"failures\", \"syntactic_hits\",
 \"canonical_hits\", \"functional_hits\", \"syntactic_rate\", \"canonical_rate\",
 \"functional_rate\", \"dedup_rate\", \"screened_nonfinite\", \"screened_constant\",
-\"screened_exploding\", \"screened_vanishing\", \"screened_compile\"}, \"distinct\",
+\"screened_exploding\", \"screened_vanishing\", \"screened_linear\",
+\"screened_compile\"}, \"distinct\",
 \"best\": {\"formula\", \"simplified\", \"hash\", \"fitness\", \"nodes\"},
 \"hall_of_fame\", \"pareto\", \"seconds\", \"files\": {what: path}, \"retrain\":
 [{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\"}],
@@ -116,13 +119,13 @@ pub struct SearchArgs {
     )]
     pub start_with: Vec<String>,
     /// Population size (μ).
-    #[arg(long, default_value_t = 16, group = "settings")]
+    #[arg(long, default_value_t = 12, group = "settings")]
     pub pop: usize,
     /// Offspring per generation (λ; mu-plus-lambda only). Default: --pop.
     #[arg(long, group = "settings")]
     pub lambda: Option<usize>,
     /// Generations after the initial population.
-    #[arg(long, default_value_t = 10, group = "settings")]
+    #[arg(long, default_value_t = 5, group = "settings")]
     pub gens: usize,
     /// mu-plus-lambda or simple.
     #[arg(long, default_value = "mu-plus-lambda", value_parser = ["mu-plus-lambda", "simple"], group = "settings")]
@@ -175,9 +178,13 @@ pub struct SearchArgs {
     /// Training seeds per candidate; the fitness is their mean.
     #[arg(long, default_value_t = 1, group = "settings")]
     pub seeds: usize,
-    /// Training steps per candidate (default: the recipe's).
+    /// Training steps per candidate (default: 150 on the CPU, the recipe's
+    /// 2000 on a GPU).
     #[arg(long, group = "settings")]
     pub steps: Option<usize>,
+    /// Sequences per training batch (default: the recipe's).
+    #[arg(long, group = "settings")]
+    pub batch_size: Option<usize>,
     /// Share of the training data kept (stratified thinning).
     #[arg(long, default_value_t = 0.5, group = "settings")]
     pub thin: f64,
@@ -208,9 +215,10 @@ pub struct SearchArgs {
     /// Developer: sleep per synthetic evaluation (milliseconds).
     #[arg(long, default_value_t = 0, hide = true, group = "settings")]
     pub synthetic_sleep_ms: u64,
-    /// Evaluation threads in this process.
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    /// Evaluation threads in this process (default: one per CPU core when
+    /// training on the CPU, each with one math thread; one on a GPU).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// The run directory (must not exist or be empty).
     #[arg(long, value_name = "DIR", group = "settings")]
     pub out: Option<PathBuf>,
@@ -279,6 +287,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             thin: a.thin,
             device: a.device.clone(),
             preset: a.preset.clone(),
+            batch_size: a.batch_size,
         },
         evaluator: match a.evaluator.as_str() {
             "synthetic" => EvaluatorKind::Synthetic {
@@ -313,10 +322,10 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
 
 /// Run the command.
 pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
-    if args.workers == 0 {
+    if args.workers == Some(0) {
         return Err(Error::Usage("--workers must be at least 1".into()));
     }
-    let mut search = match &args.resume {
+    let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
             Opened::Finished(summary) => {
                 note(format!(
@@ -327,24 +336,34 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 print(out, &summary, args.json, "already finished")?;
                 return Ok(0);
             }
-            Opened::Ready(s) => *s,
+            Opened::Ready(s) => {
+                let ev = evaluators(s.settings(), s.library(), args.quiet)?;
+                (*s, ev)
+            }
         },
         None => {
             let settings = settings(args)?;
-            // Fail before creating the directory if the evaluator is missing.
-            evaluators(&settings, settings.primitive_set(None)?.library_arc())?;
+            // The evaluator prepares its data first: a missing corpus or
+            // device fails before the run directory exists.
+            let ev = evaluators(
+                &settings,
+                settings.primitive_set(None)?.library_arc(),
+                args.quiet,
+            )?;
             let dir = args
                 .out
                 .clone()
                 .unwrap_or_else(|| default_dir(std::path::Path::new("runs")));
             let command: Vec<String> = std::env::args().collect();
-            Search::create(&dir, settings, &command)?
+            (Search::create(&dir, settings, &command)?, ev)
         }
     };
-    let ev = evaluators(search.settings(), search.library())?;
+    let device = search.settings().train.device.clone();
+    let workers = args.workers.unwrap_or_else(|| default_workers(&device));
+    share_cpu_between(workers, &device);
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let mut exec = InProcess::new(ev.evaluate, args.workers, stop.clone());
+    let mut exec = InProcess::new(ev.evaluate, workers, stop.clone());
     let mut bars = Bars::new(args.quiet);
     match search.run(&mut exec, &*ev.retrain, &mut bars, &stop)? {
         Outcome::Finished(summary) => {
@@ -365,6 +384,15 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             }
             Ok(INTERRUPTED)
         }
+    }
+}
+
+/// One worker per core on the CPU; one on a GPU.
+fn default_workers(device: &str) -> usize {
+    if device == "cpu" {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
     }
 }
 
@@ -419,22 +447,29 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
         outln!(out, "final retrain against GELU:");
         outln!(
             out,
-            "  {:<10} {:>10} {:>23} {:>9}  formula",
+            "  {:<10} {:>10} {:>23} {:>9} {:>4}  formula",
             "activation",
-            "mean",
+            "fitness",
             "95% CI",
-            "Welch p"
+            "Welch p",
+            "runs"
         );
         for r in &s.retrain {
             let p = r.welch_p.map_or("-".to_string(), |p| format!("{p:.3}"));
+            // One successful run has no interval.
+            let ci = if r.ci95.0.is_finite() && r.ci95.1.is_finite() {
+                format!("[{:>10.6}, {:>10.6}]", r.ci95.0, r.ci95.1)
+            } else {
+                "-".into()
+            };
             outln!(
                 out,
-                "  {:<10} {:>10.6} [{:>10.6}, {:>10.6}] {:>9}  {}",
+                "  {:<10} {:>10.6} {:>23} {:>9} {:>4}  {}",
                 r.label,
                 r.mean,
-                r.ci95.0,
-                r.ci95.1,
+                ci,
                 p,
+                r.n_ok,
                 r.formula
             );
         }

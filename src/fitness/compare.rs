@@ -240,6 +240,8 @@ pub fn run_experiment(
         interrupted,
     };
     if !interrupted {
+        // Each finished run removed its checkpoints; drop the empty folder.
+        let _ = std::fs::remove_dir(out.join("checkpoints"));
         write_outputs(&results, prep, out)?;
     }
     Ok(results)

@@ -10,7 +10,7 @@
 //! modules go through the process-wide kernel cache (memory and disk), so
 //! a resumed search does not pay for them twice.
 
-use crate::codegen::{Direction, Dtype, Inlining, Layout, Module, Selection};
+use crate::codegen::{Direction, Dtype, Inlining, Layout, MathMode, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::runtime::cache::KernelCache;
@@ -63,6 +63,8 @@ pub fn generation_module(functions: &[&Function]) -> Module {
         directions: Direction::ALL.to_vec(),
         inlining: Inlining::Call,
         layout: Layout::Dispatch,
+        // The fused op's mode, so that what screening compiles is what trains.
+        math: MathMode::default(),
     });
     for f in functions {
         m.add(f);

@@ -141,6 +141,8 @@ pub struct TrainSettings {
     pub device: String,
     /// Model preset (`None`: the task's default).
     pub preset: Option<String>,
+    /// Sequences per batch (`None`: the recipe's default).
+    pub batch_size: Option<usize>,
 }
 
 /// Highest `--max-height` (the parser nests at most 256 levels).
@@ -204,9 +206,9 @@ impl Default for Settings {
             ephemeral: None,
             include_known: false,
             start_with: Vec::new(),
-            pop: 16,
-            lambda: 16,
-            gens: 10,
+            pop: 12,
+            lambda: 12,
+            gens: 5,
             algorithm: Algorithm::MuPlusLambda,
             selection: SelectionKind::Tournament { size: 3 },
             elite: 1,
@@ -228,6 +230,7 @@ impl Default for Settings {
                 thin: 0.5,
                 device: "cpu".into(),
                 preset: None,
+                batch_size: None,
             },
             evaluator: EvaluatorKind::Train,
             compile_check: false,
@@ -432,7 +435,7 @@ impl Settings {
             "hof": self.hof,
             "seed": self.seed,
             "seeds": self.seeds,
-            "train": {"task": t.task, "steps": t.steps, "thin": t.thin, "device": t.device, "preset": t.preset},
+            "train": {"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device, "preset": t.preset},
             "evaluator": evaluator,
             "compile_check": self.compile_check,
             "arch": self.arch,
@@ -523,6 +526,7 @@ impl Settings {
                 thin: t.f64("thin")?,
                 device: t.str("device")?.to_string(),
                 preset: opt_str(t.opt("preset")),
+                batch_size: opt_usize(t.opt("batch_size"), "batch_size")?,
             },
             evaluator,
             compile_check: f.bool("compile_check")?,

@@ -10,7 +10,8 @@
 //!   serves from its cache, and `dedup_rate` is their sum over
 //!   `offspring`;
 //! * screening: `screened_nonfinite`, `screened_constant`,
-//!   `screened_exploding`, `screened_vanishing`, `screened_compile`;
+//!   `screened_exploding`, `screened_vanishing`, `screened_linear`,
+//!   `screened_compile`;
 //! * the population after selection: `fitness_min/mean/max` (over
 //!   non-failures; empty when all failed), `size_*` (tree nodes),
 //!   `height_*`, `nodes_*` (DAG nodes of the simplified formulas), `best`
@@ -36,7 +37,7 @@ pub struct Counters {
     pub evaluations: usize,
     pub failures: usize,
     /// Indexed like [`Reason::ALL`].
-    pub screened: [usize; 5],
+    pub screened: [usize; 6],
 }
 
 impl Counters {
@@ -114,7 +115,7 @@ impl Counters {
             functional: f.usize("functional_hits")?,
             evaluations: f.usize("evaluations")?,
             failures: f.usize("failures")?,
-            screened: [0; 5],
+            screened: [0; 6],
         };
         for r in Reason::ALL {
             c.screened[r as usize] = f.usize(&format!("screened_{}", r.name()))?;
@@ -178,7 +179,7 @@ pub struct Row {
 }
 
 /// The CSV header, in the order of [`Row::fields`].
-pub const CSV_HEADER: [&str; 33] = [
+pub const CSV_HEADER: [&str; 34] = [
     "gen",
     "offspring",
     "evaluations",
@@ -194,6 +195,7 @@ pub const CSV_HEADER: [&str; 33] = [
     "screened_constant",
     "screened_exploding",
     "screened_vanishing",
+    "screened_linear",
     "screened_compile",
     "fitness_min",
     "fitness_mean",
@@ -299,7 +301,7 @@ mod tests {
             functional: 1,
             evaluations: 5,
             failures: 1,
-            screened: [0; 5],
+            screened: [0; 6],
         };
         c.screen(Reason::Constant);
         let row = Row {

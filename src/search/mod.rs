@@ -11,7 +11,8 @@
 //!   compile, evaluation), [`scheme`] (who survives), [`outputs`];
 //! * the batch interface ([`executor`]: `Job`, `JobResult`, `Evaluate`,
 //!   `Executor`, the in-process executor) and its evaluators
-//!   ([`evaluator`], [`synthetic`]); the final comparison ([`retrain`]).
+//!   ([`evaluator`]: [`training`], the `train` recipe, and [`synthetic`]);
+//!   the final comparison ([`retrain`]).
 //!
 //! `search` sits at the top of the library pipeline: it may use every
 //! module below it (the genome is [`crate::gp`]) but nothing in `cli`.
@@ -38,6 +39,7 @@ pub mod screen;
 pub mod select;
 pub mod state;
 pub mod synthetic;
+pub mod training;
 
 pub use config::Settings;
 pub use engine::{Opened, Outcome, Search};

@@ -372,6 +372,7 @@ fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
         name: Some("best"),
         arch: s.settings.arch,
         replace: true,
+        math: crate::codegen::MathMode::default(),
     })?;
     if let Some(why) = report.no_binaries {
         warnings.push(format!(

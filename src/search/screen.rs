@@ -13,7 +13,12 @@
 //!    gradient: forward gain = rms(f(H)) / rms(X), backward gain =
 //!    rms((G ⊙ f′(H)) Wᵀ) / rms(G). The draws come from a fixed stream, so
 //!    a formula always gets the same verdict;
-//! 4. **compile**: its kernels do not compile (the batch compile of a
+//! 4. **linear**: f′ varies on [-4, 4] by at most [`LINEAR_SPREAD`] ×
+//!    max(1, max |f′|), so f is affine where normalised pre-activations
+//!    live: the MLP collapses to one linear map. Short fitness runs tend to
+//!    favour such candidates (a linear network fits fastest at first), so
+//!    they would otherwise crowd out real activations;
+//! 5. **compile**: its kernels do not compile (the batch compile of a
 //!    generation, [`super::compile`]).
 //!
 //! A screened candidate is a scored failure with its reason, cached like
@@ -27,6 +32,8 @@ use crate::ir::Tape;
 
 /// Relative spread on [-4, 4] at or below which f counts as constant.
 pub const CONSTANT_SPREAD: f64 = 1e-3;
+/// Relative spread of f′ on [-4, 4] at or below which f counts as affine.
+pub const LINEAR_SPREAD: f64 = 1e-3;
 /// Gains below this are vanishing.
 pub const GAIN_MIN: f64 = 1e-3;
 /// Gains above this are exploding.
@@ -45,15 +52,17 @@ pub enum Reason {
     Constant,
     Exploding,
     Vanishing,
+    Linear,
     Compile,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::NonFinite,
         Reason::Constant,
         Reason::Exploding,
         Reason::Vanishing,
+        Reason::Linear,
         Reason::Compile,
     ];
 
@@ -63,6 +72,7 @@ impl Reason {
             Reason::Constant => "constant",
             Reason::Exploding => "exploding",
             Reason::Vanishing => "vanishing",
+            Reason::Linear => "linear",
             Reason::Compile => "compile",
         }
     }
@@ -107,6 +117,7 @@ pub fn screen(f: &Function) -> Option<Verdict> {
     nonfinite(&tape)
         .or_else(|| constant(&tape))
         .or_else(|| gain_verdict(gains(&tape)))
+        .or_else(|| linear(&tape))
 }
 
 fn grid(lo: f64, hi: f64, n: usize) -> Vec<f32> {
@@ -146,6 +157,17 @@ fn constant(tape: &Tape) -> Option<Verdict> {
     (hi - lo <= CONSTANT_SPREAD * scale).then(|| Verdict {
         reason: Reason::Constant,
         detail: format!("varies by {:.3e} on [-4, 4]", hi - lo),
+    })
+}
+
+fn linear(tape: &Tape) -> Option<Verdict> {
+    let (_, df) = both(tape, &grid(-4.0, 4.0, FLAT_POINTS));
+    let lo = df.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+    let hi = df.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let scale = lo.abs().max(hi.abs()).max(1.0);
+    (hi - lo <= LINEAR_SPREAD * scale).then(|| Verdict {
+        reason: Reason::Linear,
+        detail: format!("f' = {:.4} everywhere on [-4, 4]: affine", (lo + hi) / 2.0),
     })
 }
 
@@ -236,6 +258,14 @@ mod tests {
         assert_eq!(verdict("safe_div(x, x)"), Some(Reason::Constant));
         assert_eq!(verdict("1e4 * x"), Some(Reason::Exploding));
         assert_eq!(verdict("0.01 * relu(x - 3.5)"), Some(Reason::Vanishing));
+        assert_eq!(verdict("x"), Some(Reason::Linear));
+        assert_eq!(verdict("safe_div(x, 1.0)"), Some(Reason::Linear));
+        assert_eq!(verdict("2 * x + 1"), Some(Reason::Linear));
+        // Affine on [-4, 4] only: still linear where pre-activations live.
+        assert_eq!(verdict("clamp(x, -6, 6)"), Some(Reason::Linear));
+        // A kink inside the range is not.
+        assert_eq!(verdict("relu(x)"), None);
+        assert_eq!(verdict("abs(x)"), None);
     }
 
     #[test]

@@ -1,0 +1,328 @@
+//! The real evaluator: a candidate's fitness is the `train` recipe
+//! (`crate::fitness`) run on it, and the final comparison is the `train`
+//! comparison (`fitness::compare`) of the hall of fame against GELU.
+//!
+//! [`Training`] prepares the data once (corpus, split, tokenizer,
+//! thinning, encoded examples) and shares it between all worker threads;
+//! every candidate then trains from the same initial weights and batch
+//! order for a given seed (common random numbers), so fitness differences
+//! come from the activation alone. A job's result depends only on its
+//! formula and seeds: training is bit-identical with any number of CPU
+//! threads (`tests/train.rs`), so the worker count never changes a search.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use candle_core::Device;
+use serde_json::{json, Map, Value};
+
+use crate::diff::Function;
+use crate::error::{Error, Result};
+use crate::fitness::compare::{parse_device, run_experiment, versions, Experiment, Progress};
+use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, Task};
+use crate::ir::{to_prefix, Library};
+use crate::op::{Activation, FusedActivation};
+use crate::report::files::write_json;
+
+use super::config::TrainSettings;
+use super::executor::{Evaluate, Job, JobResult};
+use super::retrain::{Entrant, Retrain, RetrainResult};
+
+/// Training steps per candidate on the CPU unless `--steps` says
+/// otherwise: enough for the loss to separate activations on the built-in
+/// Q&A data (see the README's search section), few enough that the
+/// default search finishes in minutes on two cores.
+pub const CPU_STEPS: u64 = 150;
+
+/// The recipe a search's training settings describe: the task's defaults
+/// for the device, with the search's steps ([`CPU_STEPS`] on the CPU by
+/// default), batch size, preset and thinning. `thin = 1` trains on all the training data.
+pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
+    let task: Task = t.task.parse()?;
+    let mut r = Recipe::for_task(task, t.device != "cpu");
+    match (t.steps, t.device.as_str()) {
+        (Some(steps), _) => r.length = Length::Steps(steps as u64),
+        (None, "cpu") => r.length = Length::Steps(CPU_STEPS),
+        (None, _) => {}
+    }
+    if let Some(b) = t.batch_size {
+        r.batch_size = b;
+    }
+    if let Some(p) = &t.preset {
+        r.preset = p.clone();
+    }
+    r.thin = (t.thin < 1.0).then_some(t.thin);
+    r.validate()?;
+    Ok(r)
+}
+
+/// When several workers train on the CPU at once, each one's matrix
+/// products run on one thread (`RAYON_NUM_THREADS=1`, which candle's CPU
+/// backend reads per call): N single-threaded trainings on N cores beat N
+/// trainings fighting over every core. A value the user set is kept.
+/// Call before any worker starts.
+pub fn share_cpu_between(workers: usize, device: &str) {
+    if workers > 1 && device == "cpu" && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
+
+/// Trains candidates (and, at the end, the hall of fame against GELU).
+pub struct Training {
+    /// The search's recipe, data prepared (thinned).
+    prep: Arc<Prepared>,
+    device: Device,
+    device_name: String,
+    /// The full-data preparation for the final comparison, made on first
+    /// use.
+    full: OnceLock<Result<Arc<Prepared>>>,
+    /// The primitive set's library (formulas may use its definitions).
+    library: Arc<Library>,
+    quiet: bool,
+}
+
+impl Training {
+    /// Prepare the data of `t` (fails here, before any search starts, on a
+    /// missing corpus, a bad preset or an unavailable device).
+    /// Formulas are read with `library`.
+    pub fn new(t: &TrainSettings, library: Arc<Library>, quiet: bool) -> Result<Training> {
+        let recipe = recipe(t)?;
+        let device = parse_device(&t.device)?;
+        let prep = Prepared::new(&recipe)?;
+        Ok(Training {
+            prep: Arc::new(prep),
+            device,
+            device_name: t.device.clone(),
+            full: OnceLock::new(),
+            library,
+            quiet,
+        })
+    }
+
+    /// The prepared data candidates train on.
+    pub fn prepared(&self) -> &Prepared {
+        &self.prep
+    }
+
+    /// The fused activation of `formula`.
+    fn activation(&self, formula: &str) -> Result<Activation> {
+        let expr = self.library.parse(formula)?;
+        Ok(Activation::Fused(FusedActivation::from_function(
+            formula,
+            Function::new(&expr),
+        )))
+    }
+
+    /// The activation spec of a final-comparison entrant: GELU is the
+    /// framework's own GELU (the baseline a user would otherwise train
+    /// with); the others are fused, spelled with the standard prelude
+    /// (a formula using the primitive set's own definitions is written out
+    /// over intrinsics).
+    fn spec(&self, e: &Entrant) -> Result<String> {
+        if e.label == "gelu" {
+            return Ok("gelu".into());
+        }
+        if crate::ir::parse(&e.formula).is_ok() {
+            return Ok(format!("fused:{}", e.formula));
+        }
+        let expr = self.library.parse(&e.formula)?;
+        Ok(format!("fused:{}", to_prefix(&expr.graph, expr.root)))
+    }
+
+    /// The same recipe on all the training data (no thinning).
+    fn full_data(&self) -> Result<Arc<Prepared>> {
+        let made = self.full.get_or_init(|| {
+            if self.prep.recipe.thin.is_none() {
+                return Ok(self.prep.clone());
+            }
+            let mut r = self.prep.recipe.clone();
+            r.thin = None;
+            Prepared::new(&r).map(Arc::new)
+        });
+        match made {
+            Ok(p) => Ok(p.clone()),
+            Err(e) => Err(Error::Usage(format!(
+                "preparing the full data for the final retrain: {e}"
+            ))),
+        }
+    }
+}
+
+/// The mean of `key` in the evaluations' metrics (`null` when any is
+/// missing or non-finite).
+fn mean_metric(outcomes: &[Outcome], key: &str) -> Value {
+    let xs: Option<Vec<f64>> = outcomes
+        .iter()
+        .map(|o| {
+            o.eval
+                .as_ref()
+                .map(|e| e.metrics_json()[key].as_f64())
+                .unwrap_or(None)
+        })
+        .collect();
+    match xs {
+        Some(xs) if !xs.is_empty() => {
+            let m = xs.iter().sum::<f64>() / xs.len() as f64;
+            if m.is_finite() {
+                json!(m)
+            } else {
+                Value::Null
+            }
+        }
+        _ => Value::Null,
+    }
+}
+
+/// One seed's line in a candidate's metrics (no per-step losses: the
+/// evaluations log stays small).
+fn run_line(o: &Outcome) -> Value {
+    let (first, last) = o.loss_first_last();
+    json!({
+        "seed": o.seed,
+        "status": o.status.label(),
+        "steps": o.steps,
+        "loss_first": crate::fitness::run::finite(first),
+        "loss_last": crate::fitness::run::finite(last),
+        "metrics": o.eval.as_ref().map(|e| e.metrics_json()),
+        "train_seconds": o.timing.train,
+        "eval_seconds": o.timing.eval,
+    })
+}
+
+impl Evaluate for Training {
+    fn evaluate(&self, job: &Job) -> JobResult {
+        let start = Instant::now();
+        let failed = |reason: String| {
+            let mut r = JobResult::failed(job.key, reason);
+            r.seconds = start.elapsed().as_secs_f64();
+            r
+        };
+        let act = match self.activation(&job.formula) {
+            Ok(a) => a,
+            Err(e) => return failed(format!("the formula does not build: {e}")),
+        };
+        let mut outcomes = Vec::with_capacity(job.seeds.len());
+        for &seed in &job.seeds {
+            let outcome = match run(&self.prep, &act, seed, &self.device, &RunOptions::default()) {
+                Ok(o) => o,
+                Err(e) => return failed(format!("training failed (seed {seed}): {e}")),
+            };
+            if let Status::Failed { reason, step } = &outcome.status {
+                let mut r = failed(format!("{reason} (seed {seed}, step {step})"));
+                r.metrics.insert("runs".into(), json!([run_line(&outcome)]));
+                return r;
+            }
+            outcomes.push(outcome);
+        }
+        let fitness: Option<Vec<f64>> = outcomes.iter().map(Outcome::fitness).collect();
+        let mut metrics = Map::new();
+        for key in ["fitness", "ppl", "acc", "bleu", "chrf", "valid_loss"] {
+            metrics.insert(key.into(), mean_metric(&outcomes, key));
+        }
+        metrics.insert(
+            "runs".into(),
+            Value::Array(outcomes.iter().map(run_line).collect()),
+        );
+        let seconds = start.elapsed().as_secs_f64();
+        match fitness {
+            Some(fs) if !fs.is_empty() => JobResult {
+                key: job.key,
+                fitness: Some(fs.iter().sum::<f64>() / fs.len() as f64),
+                metrics,
+                failure: None,
+                seconds,
+                worker: 0,
+            }
+            .normalized(),
+            _ => JobResult {
+                metrics,
+                seconds,
+                ..JobResult::failed(job.key, "the run gave no evaluation")
+            },
+        }
+    }
+}
+
+/// One plain line per finished run of the final comparison, on stderr.
+struct RetrainLines {
+    quiet: bool,
+}
+
+impl Progress for RetrainLines {
+    fn run_started(&self, index: usize, total: usize, activation: &str, seed: u64, steps: u64) {
+        if !self.quiet {
+            eprintln!("final retrain {index}/{total}: {activation}, seed {seed}, {steps} steps");
+        }
+    }
+    fn run_finished(&self, o: &Outcome) {
+        if !self.quiet {
+            let what = match o.fitness() {
+                Some(f) => format!("fitness {f:.4}"),
+                None => o.status.label(),
+            };
+            eprintln!(
+                "  {what} ({:.1} s training, {:.1} s evaluation)",
+                o.timing.train, o.timing.eval
+            );
+        }
+    }
+}
+
+impl Retrain for Training {
+    fn retrain(
+        &self,
+        entrants: &[Entrant],
+        seeds: &[u64],
+        dir: &Path,
+    ) -> Result<Vec<RetrainResult>> {
+        let prep = self.full_data()?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        let exp = Experiment {
+            recipe: prep.recipe.clone(),
+            activations: entrants
+                .iter()
+                .map(|e| self.spec(e))
+                .collect::<Result<_>>()?,
+            seeds: seeds.to_vec(),
+            device: self.device_name.clone(),
+            checkpoint_every: 50,
+            samples: 3,
+            command: vec!["actforge search (final retrain)".into()],
+        };
+        // `config.json` as `actforge train` writes it, so that the folder
+        // reads like any comparison and a resumed search finds its runs.
+        let mut config = exp.to_json();
+        config["versions"] = versions();
+        write_json(&dir.join("config.json"), &config)?;
+        let progress = RetrainLines { quiet: self.quiet };
+        let results = run_experiment(&exp, &prep, dir, &progress, None)?;
+        Ok(entrants
+            .iter()
+            .enumerate()
+            .map(|(a, e)| {
+                let runs = seeds
+                    .iter()
+                    .map(|&s| {
+                        results
+                            .runs
+                            .iter()
+                            .find(|r| r["activation_index"] == json!(a) && r["seed"] == json!(s))
+                            .filter(|r| r["status"] == "ok")
+                            .and_then(|r| r["metrics"]["fitness"].as_f64())
+                    })
+                    .collect();
+                let mut metrics = Map::new();
+                if let Some(Value::Object(m)) = results.summary.get(a) {
+                    metrics.extend(m.clone());
+                }
+                RetrainResult {
+                    label: e.label.clone(),
+                    formula: e.formula.clone(),
+                    runs,
+                    metrics,
+                }
+            })
+            .collect())
+    }
+}

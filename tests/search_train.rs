@@ -1,0 +1,228 @@
+//! The GP search with the real fitness evaluator (the `train` recipe on a
+//! micro model for a few steps): the evaluations carry the training
+//! metrics, the final comparison trains the hall of fame against GELU,
+//! a candidate's fitness in the search equals a direct training run bit
+//! for bit, the hall of fame does not depend on the worker count, and bad
+//! training settings fail before a run directory exists.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use actforge::fitness::{run, Prepared, RunOptions};
+use actforge::op::Activation;
+use actforge::search::config::Settings;
+use actforge::search::training::recipe;
+use candle_core::Device;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_actforge"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir()
+        .join(format!("actforge-search-train-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
+    d
+}
+
+/// A micro search: 4 training steps of 8 sequences on a fifth of the Q&A
+/// data, population 4, one generation.
+const MICRO: &[&str] = &[
+    "search",
+    "--quiet",
+    "--task",
+    "qa",
+    "--preset",
+    "gpt-micro",
+    "--steps",
+    "4",
+    "--batch-size",
+    "8",
+    "--thin",
+    "0.2",
+    "--pop",
+    "4",
+    "--gens",
+    "1",
+    "--seed",
+    "3",
+    "--start-with",
+    "gelu(ARG0)",
+    "--no-export",
+];
+
+fn search(dir: &Path, extra: &[&str]) -> Output {
+    let out = bin()
+        .args(MICRO)
+        .args(extra)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "search failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn evaluations(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("evaluations.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_trained_search_scores_candidates_and_retrains_the_best_against_gelu() {
+    let dir = tmp("end-to-end");
+    let out = search(
+        &dir,
+        &[
+            "--workers",
+            "2",
+            "--retrain-top",
+            "1",
+            "--retrain-seeds",
+            "2",
+            "--json",
+        ],
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "finished");
+
+    let trained: Vec<Value> = evaluations(&dir)
+        .into_iter()
+        .filter(|e| e["screened"].is_null() && e["fitness"].is_number())
+        .collect();
+    assert!(!trained.is_empty(), "something trained");
+    for e in &trained {
+        let m = &e["metrics"];
+        for key in ["ppl", "acc", "valid_loss", "fitness"] {
+            assert!(m[key].as_f64().unwrap().is_finite(), "{key} in {e}");
+        }
+        assert_eq!(m["fitness"], e["fitness"]);
+        let runs = m["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "one training seed");
+        assert_eq!(runs[0]["steps"], 4);
+        assert_eq!(runs[0]["status"], "ok");
+    }
+    // The best is the fittest evaluation.
+    let best = trained
+        .iter()
+        .map(|e| e["fitness"].as_f64().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(summary["best"]["fitness"].as_f64().unwrap(), best);
+
+    // The final comparison: GELU (the framework's) and the best, two seeds
+    // each, on all the training data, with `train`'s own result files.
+    let fin = json(&dir.join("final.json"));
+    let rows = fin["summary"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["activation"], "gelu");
+    assert_eq!(rows[1]["activation"], "hof-1");
+    for r in rows {
+        assert_eq!(r["runs_ok"], 2, "{r}");
+        assert!(r["fitness"]["mean"].as_f64().unwrap().is_finite());
+    }
+    let results = json(&dir.join("final").join("results.json"));
+    assert_eq!(results["experiment"]["activations"][0], "gelu");
+    assert!(
+        results["data"]["thinning"].is_null(),
+        "the retrain uses all the data"
+    );
+    assert!(dir.join("final").join("learning_curves.png").exists());
+    assert!(!dir.join("final").join("checkpoints").exists());
+}
+
+#[test]
+fn fitness_in_the_search_equals_a_direct_training_run_bit_for_bit() {
+    let dir = tmp("direct");
+    search(&dir, &["--workers", "1", "--retrain-top", "0"]);
+    let config = json(&dir.join("config.json"));
+    let settings = Settings::from_json(&config["settings"], "config.json").unwrap();
+    let prep = Prepared::new(&recipe(&settings.train).unwrap()).unwrap();
+    let e = evaluations(&dir)
+        .into_iter()
+        .find(|e| e["fitness"].is_number())
+        .expect("one candidate trained");
+    let act = Activation::parse(&format!("fused:{}", e["formula"].as_str().unwrap())).unwrap();
+    let o = run(&prep, &act, 3, &Device::Cpu, &RunOptions::default()).unwrap();
+    assert_eq!(
+        o.fitness().unwrap().to_bits(),
+        e["fitness"].as_f64().unwrap().to_bits(),
+        "{}",
+        e["formula"]
+    );
+}
+
+/// `v` without its `*_seconds` keys.
+fn without_times(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| !k.ends_with("_seconds"))
+                .map(|(k, v)| (k, without_times(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_times).collect()),
+        v => v,
+    }
+}
+
+#[test]
+fn the_hall_of_fame_does_not_depend_on_the_worker_count() {
+    let one = tmp("workers-1");
+    let three = tmp("workers-3");
+    search(&one, &["--workers", "1", "--retrain-top", "0"]);
+    search(&three, &["--workers", "3", "--retrain-top", "0"]);
+    // Everything but the wall times.
+    assert_eq!(
+        without_times(json(&one.join("hall_of_fame.json"))),
+        without_times(json(&three.join("hall_of_fame.json")))
+    );
+    let fitness = |d: &Path| -> Vec<(String, Value)> {
+        let mut v: Vec<(String, Value)> = evaluations(d)
+            .into_iter()
+            .map(|e| {
+                (
+                    e["hash"].as_str().unwrap().to_string(),
+                    e["fitness"].clone(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(fitness(&one), fitness(&three));
+}
+
+#[test]
+fn bad_training_settings_fail_before_the_run_directory_exists() {
+    for (flags, needle) in [
+        (&["--preset", "gpt-huge"][..], "gpt-huge"),
+        (&["--batch-size", "0"][..], "--batch-size"),
+    ] {
+        let dir = tmp("bad");
+        let out = bin()
+            .args(["search", "--quiet", "--out"])
+            .arg(&dir)
+            .args(flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(needle), "{flags:?}: {err}");
+        assert!(!dir.exists(), "{flags:?}");
+    }
+}
