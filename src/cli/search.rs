@@ -20,7 +20,7 @@ use crate::search::outputs::Summary;
 use crate::search::progress::Bars;
 use crate::search::rundir::default_dir;
 use crate::search::screen::Reason;
-use crate::search::training::share_cpu_between;
+use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{InProcess, Opened, Outcome, Search};
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -188,8 +188,9 @@ pub struct SearchArgs {
     /// Share of the training data kept (stratified thinning).
     #[arg(long, default_value_t = 0.5, group = "settings")]
     pub thin: f64,
-    /// Where candidates train.
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"], group = "settings")]
+    /// Where candidates train: auto (a GPU when this build has the cuda
+    /// feature and one answers, else the CPU), cpu or cuda.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"], group = "settings")]
     pub device: String,
     /// Model preset (default: the task's).
     #[arg(long, group = "settings")]
@@ -285,7 +286,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             task: a.task.clone(),
             steps: a.steps,
             thin: a.thin,
-            device: a.device.clone(),
+            device: resolve_device(&a.device),
             preset: a.preset.clone(),
             batch_size: a.batch_size,
         },
@@ -325,6 +326,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     if args.workers == Some(0) {
         return Err(Error::Usage("--workers must be at least 1".into()));
     }
+    let mut bars = Bars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
             Opened::Finished(summary) => {
@@ -337,7 +339,12 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 return Ok(0);
             }
             Opened::Ready(s) => {
-                let ev = evaluators(s.settings(), s.library(), args.quiet)?;
+                let ev = evaluators(
+                    s.settings(),
+                    s.library(),
+                    Some(bars.multi().clone()),
+                    args.quiet,
+                )?;
                 (*s, ev)
             }
         },
@@ -348,6 +355,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             let ev = evaluators(
                 &settings,
                 settings.primitive_set(None)?.library_arc(),
+                Some(bars.multi().clone()),
                 args.quiet,
             )?;
             let dir = args
@@ -364,7 +372,6 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
     let mut exec = InProcess::new(ev.evaluate, workers, stop.clone());
-    let mut bars = Bars::new(args.quiet);
     match search.run(&mut exec, &*ev.retrain, &mut bars, &stop)? {
         Outcome::Finished(summary) => {
             print(out, &summary, args.json, "finished")?;

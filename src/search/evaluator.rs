@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use std::path::Path;
 
+use indicatif::MultiProgress;
+
 use crate::error::Result;
 use crate::ir::Library;
 
@@ -24,15 +26,21 @@ pub struct Evaluators {
 ///
 /// The training evaluator prepares its data here (corpus, tokenizer,
 /// thinning), so a missing corpus or device is reported before a run
-/// directory is made; `quiet` silences its lines on stderr.
-pub fn evaluators(settings: &Settings, library: Arc<Library>, quiet: bool) -> Result<Evaluators> {
+/// directory is made. Its training-steps bars join `bars`; `quiet`
+/// silences its lines on stderr.
+pub fn evaluators(
+    settings: &Settings,
+    library: Arc<Library>,
+    bars: Option<MultiProgress>,
+    quiet: bool,
+) -> Result<Evaluators> {
     match settings.evaluator {
         EvaluatorKind::Synthetic { sleep_ms } => Ok(Evaluators {
             evaluate: Arc::new(Synthetic::new(library.clone(), sleep_ms)),
             retrain: Box::new(Synthetic::new(library, 0)),
         }),
         EvaluatorKind::Train => {
-            let t = Arc::new(Training::new(&settings.train, library, quiet)?);
+            let t = Arc::new(Training::new(&settings.train, library, bars, quiet)?);
             Ok(Evaluators {
                 evaluate: t.clone(),
                 retrain: Box::new(ArcRetrain(t)),

@@ -15,12 +15,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use candle_core::Device;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::fitness::compare::{parse_device, run_experiment, versions, Experiment, Progress};
-use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, Task};
+use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
 use crate::report::files::write_json;
@@ -57,6 +58,19 @@ pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     Ok(r)
 }
 
+/// `auto`: `cuda` when this build has the `cuda` feature and a GPU answers,
+/// else `cpu`; any other name is returned as it is.
+pub fn resolve_device(name: &str) -> String {
+    if name != "auto" {
+        return name.to_string();
+    }
+    if cfg!(feature = "cuda") && Device::new_cuda(0).is_ok() {
+        "cuda".into()
+    } else {
+        "cpu".into()
+    }
+}
+
 /// When several workers train on the CPU at once, each one's matrix
 /// products run on one thread (`RAYON_NUM_THREADS=1`, which candle's CPU
 /// backend reads per call): N single-threaded trainings on N cores beat N
@@ -79,14 +93,22 @@ pub struct Training {
     full: OnceLock<Result<Arc<Prepared>>>,
     /// The primitive set's library (formulas may use its definitions).
     library: Arc<Library>,
+    /// Where the training-steps bars go (a terminal), if anywhere.
+    bars: Option<MultiProgress>,
     quiet: bool,
 }
 
 impl Training {
     /// Prepare the data of `t` (fails here, before any search starts, on a
     /// missing corpus, a bad preset or an unavailable device).
-    /// Formulas are read with `library`.
-    pub fn new(t: &TrainSettings, library: Arc<Library>, quiet: bool) -> Result<Training> {
+    /// Formulas are read with `library`. `bars`: the search's progress
+    /// bars, to which each running evaluation adds its training-steps bar.
+    pub fn new(
+        t: &TrainSettings,
+        library: Arc<Library>,
+        bars: Option<MultiProgress>,
+        quiet: bool,
+    ) -> Result<Training> {
         let recipe = recipe(t)?;
         let device = parse_device(&t.device)?;
         let prep = Prepared::new(&recipe)?;
@@ -96,6 +118,7 @@ impl Training {
             device_name: t.device.clone(),
             full: OnceLock::new(),
             library,
+            bars: bars.filter(|m| !m.is_hidden()),
             quiet,
         })
     }
@@ -130,6 +153,35 @@ impl Training {
         Ok(format!("fused:{}", to_prefix(&expr.graph, expr.root)))
     }
 
+    /// A training-steps bar for `job`, under the search's bars (removed
+    /// when dropped).
+    fn steps_bar(&self, job: &Job) -> Option<StepsBar> {
+        let multi = self.bars.as_ref()?;
+        let total = crate::fitness::run::total_steps(&self.prep);
+        let b = multi.add(ProgressBar::new(total));
+        b.set_style(
+            ProgressStyle::with_template(
+                "  {prefix:<24} {msg:>8} [{bar:20}] {pos}/{len} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let name: String = job.formula.chars().take(24).collect();
+        b.set_prefix(name);
+        Some(StepsBar(b))
+    }
+
+    /// A line for the user: above the bars on a terminal, else on stderr.
+    fn say(&self, line: &str) {
+        match &self.bars {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None if !self.quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }
+
     /// The same recipe on all the training data (no thinning).
     fn full_data(&self) -> Result<Arc<Prepared>> {
         let made = self.full.get_or_init(|| {
@@ -146,6 +198,23 @@ impl Training {
                 "preparing the full data for the final retrain: {e}"
             ))),
         }
+    }
+}
+
+/// A progress bar that clears itself when the evaluation ends, however it
+/// ends.
+struct StepsBar(ProgressBar);
+
+impl std::ops::Deref for StepsBar {
+    type Target = ProgressBar;
+    fn deref(&self) -> &ProgressBar {
+        &self.0
+    }
+}
+
+impl Drop for StepsBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }
 
@@ -202,9 +271,23 @@ impl Evaluate for Training {
             Ok(a) => a,
             Err(e) => return failed(format!("the formula does not build: {e}")),
         };
+        let bar = self.steps_bar(job);
+        let on_step = |i: &StepInfo| {
+            if let Some(b) = &bar {
+                b.set_position(i.step);
+            }
+        };
+        let opts = RunOptions {
+            on_step: Some(&on_step),
+            ..RunOptions::default()
+        };
         let mut outcomes = Vec::with_capacity(job.seeds.len());
         for &seed in &job.seeds {
-            let outcome = match run(&self.prep, &act, seed, &self.device, &RunOptions::default()) {
+            if let Some(b) = &bar {
+                b.set_position(0);
+                b.set_message(format!("seed {seed}"));
+            }
+            let outcome = match run(&self.prep, &act, seed, &self.device, &opts) {
                 Ok(o) => o,
                 Err(e) => return failed(format!("training failed (seed {seed}): {e}")),
             };
@@ -244,28 +327,24 @@ impl Evaluate for Training {
     }
 }
 
-/// One plain line per finished run of the final comparison, on stderr.
-struct RetrainLines {
-    quiet: bool,
-}
+/// One line per run of the final comparison.
+struct RetrainLines<'a>(&'a Training);
 
-impl Progress for RetrainLines {
+impl Progress for RetrainLines<'_> {
     fn run_started(&self, index: usize, total: usize, activation: &str, seed: u64, steps: u64) {
-        if !self.quiet {
-            eprintln!("final retrain {index}/{total}: {activation}, seed {seed}, {steps} steps");
-        }
+        self.0.say(&format!(
+            "final retrain {index}/{total}: {activation}, seed {seed}, {steps} steps"
+        ));
     }
     fn run_finished(&self, o: &Outcome) {
-        if !self.quiet {
-            let what = match o.fitness() {
-                Some(f) => format!("fitness {f:.4}"),
-                None => o.status.label(),
-            };
-            eprintln!(
-                "  {what} ({:.1} s training, {:.1} s evaluation)",
-                o.timing.train, o.timing.eval
-            );
-        }
+        let what = match o.fitness() {
+            Some(f) => format!("fitness {f:.4}"),
+            None => o.status.label(),
+        };
+        self.0.say(&format!(
+            "  {what} ({:.1} s training, {:.1} s evaluation)",
+            o.timing.train, o.timing.eval
+        ));
     }
 }
 
@@ -295,7 +374,7 @@ impl Retrain for Training {
         let mut config = exp.to_json();
         config["versions"] = versions();
         write_json(&dir.join("config.json"), &config)?;
-        let progress = RetrainLines { quiet: self.quiet };
+        let progress = RetrainLines(self);
         let results = run_experiment(&exp, &prep, dir, &progress, None)?;
         Ok(entrants
             .iter()
