@@ -189,6 +189,18 @@ impl Function {
         Function::with_limits(e, Limits::default())
     }
 
+    /// `(x, f(x), f'(x))` at `n` evenly spaced points of `[lo, hi]` (both
+    /// ends included), with the f64 reference evaluator: what plots draw.
+    pub fn sample(&self, lo: f64, hi: f64, n: usize) -> Vec<(f64, f64, f64)> {
+        let mut ev = RefEval::new(&self.graph, &[self.f, self.df]);
+        crate::report::axis::grid(lo, hi, n)
+            .map(|x| {
+                let v = ev.eval(&self.graph, x);
+                (x, v[0], v[1])
+            })
+            .collect()
+    }
+
     pub fn with_limits(e: &Expr, limits: Limits) -> Function {
         // One rewriting pass builds f, the derivative is built in the same
         // arena, then passes repeat over both until nothing changes. The

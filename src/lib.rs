@@ -18,6 +18,7 @@ pub mod codegen;
 pub mod data;
 pub mod diff;
 pub mod error;
+pub mod export;
 pub mod fitness;
 pub mod gp;
 pub mod ir;

@@ -52,7 +52,7 @@ fn seed_qa_module() {
     check("seed_qa.cu", &Module::single(&f).source());
     check(
         "seed_qa.h",
-        &actforge::report::export::header(&Module::single(&f), "ACTFORGE_SEED_QA_H"),
+        &actforge::export::header(&Module::single(&f), "ACTFORGE_SEED_QA_H"),
     );
 }
 

@@ -191,6 +191,21 @@ pub struct Row {
 }
 
 impl Row {
+    /// This row as a bar of [`crate::report::plot::bar_chart`].
+    pub fn bar(&self) -> crate::report::plot::Bar {
+        let group = match self.variant {
+            Variant::Fused | Variant::FusedKernel | Variant::DispatchKernel => "fused",
+            Variant::Composed | Variant::ComposedKernels => "composed",
+            Variant::Builtin => "builtin",
+            Variant::Copy => "copy",
+        };
+        crate::report::plot::Bar {
+            label: format!("{} {}", self.variant.name(), self.pass.name()),
+            millis: self.seconds * 1e3,
+            group: group.into(),
+        }
+    }
+
     /// The row of `samples` (seconds per round, at least one) of a pass
     /// that moves `bytes`.
     pub fn from_samples(

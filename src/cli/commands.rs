@@ -16,8 +16,8 @@ use crate::bench::run::{BenchSpec, Target};
 use crate::codegen::{Direction, Dtype, MathMode};
 use crate::diff::Function;
 use crate::error::{Error, Result};
+use crate::export::{export, ExportSpec};
 use crate::ir::Library;
-use crate::report::export::{export, ExportSpec};
 use crate::report::number::{shortest, shortest_f32, significant};
 use crate::report::plot::{plot, PlotSpec};
 use crate::simplify::hash_hex;
@@ -151,7 +151,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
                 return super::sass::run(out, &sass, &arch, json);
             }
             let spec = crate::bench::compile::CompileBench {
-                arch: crate::report::export::check_arch(parse_arch(&arch)?)?,
+                arch: crate::export::check_arch(parse_arch(&arch)?)?,
                 dtype: dtype_of(&dtype),
                 singles: singles as usize,
                 batch: batch as usize,
@@ -377,7 +377,7 @@ fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usiz
     };
     crate::report::plot::check_spec(&spec)?;
     let f = Function::new(&lib.parse(formula)?);
-    let outcome = plot(&f, &spec, out)?;
+    let outcome = plot(&f.sample(lo, hi, samples), &spec, out)?;
     if outcome.missing_font {
         note("warning: no TrueType font found, so the plot has no labels; set ACTFORGE_FONT=/path/to/font.ttf");
     }
@@ -405,7 +405,8 @@ fn bench_cmd(
             spec.dtype.name(),
             spec.elems
         );
-        crate::report::plot::bar_chart(&report.rows, &title, path)?;
+        let bars: Vec<_> = report.rows.iter().map(|r| r.bar()).collect();
+        crate::report::plot::bar_chart(&bars, &title, path)?;
         note(format!("wrote {}", path.display()));
     }
     if as_json {

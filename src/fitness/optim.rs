@@ -97,13 +97,15 @@ impl AdamW {
             let Some(g) = grads.get(s.var.as_tensor()) else {
                 continue;
             };
-            let g = if scale == 1.0 {
-                g.clone()
-            } else {
-                (g * scale)?
-            };
-            s.m = ((&s.m * b1)? + (&g * (1.0 - b1))?)?;
-            s.v = ((&s.v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            // A gradient may still reference the step's forward graph
+            // (candle detaches the gradient flowing backwards, not every
+            // sum it stores); without `detach` the moments would chain
+            // every step's graph to the next and memory would grow by a
+            // whole forward pass per step.
+            let g = g.detach();
+            let g = if scale == 1.0 { g } else { (g * scale)? };
+            s.m = ((&s.m * b1)? + (&g * (1.0 - b1))?)?.detach();
+            s.v = ((&s.v * b2)? + (g.sqr()? * (1.0 - b2))?)?.detach();
             let m_hat = (&s.m / c1)?;
             let v_hat = (&s.v / c2)?;
             let update = (m_hat / (v_hat.sqrt()? + self.cfg.eps)?)?;
@@ -224,6 +226,45 @@ pub fn clip_factor(
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// The moments hold values, never a graph: with a gradient that still
+    /// references its forward pass, a tracked moment would keep every
+    /// step's activations alive (memory grew ~29 MB per step on gpt-micro).
+    #[test]
+    fn moments_do_not_keep_the_graph_alive() {
+        let dev = Device::Cpu;
+        let w1 = Var::new(&[[1f32, -2.0], [3.0, 4.0]], &dev).unwrap();
+        let w2 = Var::new(&[[0.5f32], [-0.25]], &dev).unwrap();
+        let x = Tensor::new(&[[1f32, 2.0], [-1.0, 0.5]], &dev).unwrap();
+        let mut opt = AdamW::new(
+            vec![("w1".into(), w1.clone()), ("w2".into(), w2.clone())],
+            AdamWConfig::default(),
+        )
+        .unwrap();
+        for step in 0..3 {
+            // w2's gradient is hᵀ·dy with h from the forward pass: candle
+            // returns it still attached to that graph.
+            let h = x.matmul(w1.as_tensor()).unwrap().relu().unwrap();
+            let loss = h
+                .matmul(w2.as_tensor())
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            if step == 0 {
+                assert!(
+                    grads.get(w2.as_tensor()).unwrap().track_op(),
+                    "the case this test exists for: a gradient attached to its graph"
+                );
+            }
+            opt.step(&grads, 1e-2, 0.5).unwrap();
+        }
+        for (name, t) in opt.state().unwrap() {
+            assert!(!t.track_op(), "{name} is part of a graph");
+        }
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {

@@ -1,10 +1,9 @@
-//! Reports: plots of activations and their derivatives, standalone kernel
-//! packages (`export`), and (later) tables and logs of searches and
-//! benchmarks.
+//! Reports: plots and charts from plain numbers, tables, result files.
+//! A leaf of the pipeline: it knows no formula, model or search (callers
+//! sample a function or convert their rows first).
 
 pub mod axis;
 pub mod chart;
-pub mod export;
 pub mod files;
 pub mod number;
 pub mod plot;

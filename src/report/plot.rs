@@ -10,10 +10,8 @@ use std::sync::OnceLock;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 
-use super::axis::{grid, pow2_scale, Ticks};
-use crate::diff::Function;
+use super::axis::{pow2_scale, Ticks};
 use crate::error::{Error, Result};
-use crate::ir::RefEval;
 
 /// Most sample points one plot takes (the image is 900 pixels wide).
 pub const MAX_SAMPLES: usize = 100_000;
@@ -37,17 +35,6 @@ pub struct PlotOutcome {
     pub missing_font: bool,
 }
 
-/// Sample f and f' on an even grid with the f64 reference evaluator.
-pub fn sample(func: &Function, lo: f64, hi: f64, n: usize) -> Vec<(f64, f64, f64)> {
-    let mut ev = RefEval::new(&func.graph, &[func.f, func.df]);
-    grid(lo, hi, n)
-        .map(|x| {
-            let v = ev.eval(&func.graph, x);
-            (x, v[0], v[1])
-        })
-        .collect()
-}
-
 /// A usage error unless `lo < hi`, both finite, and `2 ≤ samples ≤`
 /// [`MAX_SAMPLES`].
 pub fn check_spec(spec: &PlotSpec) -> Result<()> {
@@ -66,10 +53,10 @@ pub fn check_spec(spec: &PlotSpec) -> Result<()> {
     Ok(())
 }
 
-/// Draw to `out` (`.svg` or `.png`).
-pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome> {
+/// Draw the samples `(x, f(x), f'(x))` (x ascending, within the spec's
+/// range) to `out` (`.svg` or `.png`).
+pub fn plot(pts: &[(f64, f64, f64)], spec: &PlotSpec, out: &Path) -> Result<PlotOutcome> {
     check_spec(spec)?;
-    let pts = sample(func, spec.lo, spec.hi, spec.samples);
     let mut outcome = PlotOutcome {
         nonfinite: pts
             .iter()
@@ -85,13 +72,13 @@ pub fn plot(func: &Function, spec: &PlotSpec, out: &Path) -> Result<PlotOutcome>
     let res = match format {
         Format::Svg => draw(
             SVGBackend::new(out, size).into_drawing_area(),
-            &pts,
+            pts,
             spec,
             font,
         ),
         Format::Png => draw(
             BitMapBackend::new(out, size).into_drawing_area(),
-            &pts,
+            pts,
             spec,
             font,
         ),
@@ -248,9 +235,19 @@ where
     root.present().map_err(err)
 }
 
-/// A horizontal bar chart of benchmark rows (milliseconds, one bar per
-/// variant and pass), to `.png` or `.svg`.
-pub fn bar_chart(rows: &[crate::bench::Row], title: &str, out: &Path) -> Result<()> {
+/// One bar of [`bar_chart`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    pub label: String,
+    pub millis: f64,
+    /// Bars of a group share a colour: `fused`, `composed`, `builtin`, or
+    /// anything else (grey).
+    pub group: String,
+}
+
+/// A horizontal bar chart (milliseconds, one bar per row), to `.png` or
+/// `.svg`.
+pub fn bar_chart(rows: &[Bar], title: &str, out: &Path) -> Result<()> {
     let format = format_of(out)?;
     let size = (900, 120 + 28 * rows.len() as u32);
     let font = ensure_font();
@@ -273,7 +270,7 @@ pub fn bar_chart(rows: &[crate::bench::Row], title: &str, out: &Path) -> Result<
 
 fn draw_bars<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
-    rows: &[crate::bench::Row],
+    rows: &[Bar],
     title: &str,
     text: bool,
 ) -> DrawResult
@@ -284,7 +281,7 @@ where
     root.fill(&WHITE).map_err(err)?;
     let max = rows
         .iter()
-        .map(|r| r.seconds * 1e3)
+        .map(|r| r.millis)
         .fold(0.0f64, f64::max)
         .max(1e-6)
         * 1.1;
@@ -300,10 +297,7 @@ where
     let mut chart = builder
         .build_cartesian_2d(0.0..max, (0..n).into_segmented())
         .map_err(err)?;
-    let labels: Vec<String> = rows
-        .iter()
-        .map(|r| format!("{} {}", r.variant.name(), r.pass.name()))
-        .collect();
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
         _ => String::new(),
@@ -316,19 +310,19 @@ where
         mesh.disable_x_axis().disable_y_axis();
     }
     mesh.draw().map_err(err)?;
-    let colour = |v: crate::bench::Variant| match v.name() {
-        "fused" | "fused-kernel" => RGBColor(31, 119, 180),
-        "composed" | "composed-kernels" => RGBColor(255, 127, 14),
-        "builtin-gelu" => RGBColor(44, 160, 44),
+    let colour = |group: &str| match group {
+        "fused" => RGBColor(31, 119, 180),
+        "composed" => RGBColor(255, 127, 14),
+        "builtin" => RGBColor(44, 160, 44),
         _ => RGBColor(127, 127, 127),
     };
     chart
         .draw_series(rows.iter().enumerate().map(|(i, r)| {
-            let c = colour(r.variant);
+            let c = colour(&r.group);
             Rectangle::new(
                 [
                     (0.0, SegmentValue::Exact(i)),
-                    (r.seconds * 1e3, SegmentValue::Exact(i + 1)),
+                    (r.millis, SegmentValue::Exact(i + 1)),
                 ],
                 c.filled(),
             )
@@ -406,8 +400,9 @@ mod tests {
 
     #[test]
     fn draws_without_any_font_when_text_is_off() {
-        let f = Function::new(&crate::ir::parse("gelu(x)").unwrap());
-        let pts = sample(&f, -3.0, 3.0, 50);
+        let pts: Vec<(f64, f64, f64)> = super::super::axis::grid(-3.0, 3.0, 50)
+            .map(|x| (x, x.tanh(), 1.0 - x.tanh().powi(2)))
+            .collect();
         let spec = PlotSpec {
             title: "t",
             lo: -3.0,

@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 
 use crate::diff::Function;
 use crate::error::Result;
+use crate::export::{export, ExportSpec};
 use crate::gp::Tree;
 use crate::ir::Library;
 use crate::report::chart::{line_chart, scatter, Axes, Dot, Series};
-use crate::report::export::{export, ExportSpec};
 use crate::report::files::{write_atomic, write_csv, write_json};
 use crate::simplify::hash_hex;
 

@@ -198,7 +198,11 @@ fn write_package(spec: &ExportSpec, name: &str, dir: &Path) -> Result<ExportRepo
         hi: 5.0,
         samples: 801,
     };
-    plot(f, &plot_spec, &png)?;
+    plot(
+        &f.sample(plot_spec.lo, plot_spec.hi, plot_spec.samples),
+        &plot_spec,
+        &png,
+    )?;
     report.files.push(png);
 
     let readme = readme(spec, name, &report);
