@@ -19,6 +19,8 @@
 
 pub mod archive;
 pub mod assign;
+pub mod batch;
+pub mod candidates;
 pub mod compile;
 pub mod config;
 pub mod dedup;
