@@ -23,6 +23,7 @@ mod eval_candidates;
 mod io;
 mod progress;
 mod sass;
+mod scale;
 mod search;
 mod train;
 
