@@ -66,10 +66,32 @@ const MICRO: &[&str] = &[
     "0",
 ];
 
+/// MICRO with `extra` appended; a flag of `extra` that MICRO also gives a
+/// value replaces MICRO's value.
+fn micro(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = MICRO.iter().map(|s| s.to_string()).collect();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < extra.len() {
+        let pos = args.iter().position(|a| a == extra[i]);
+        match (pos, extra.get(i + 1)) {
+            (Some(p), Some(v)) if p + 1 < args.len() && !args[p + 1].starts_with("--") => {
+                args[p + 1] = v.to_string();
+                i += 2;
+            }
+            _ => {
+                rest.push(extra[i].to_string());
+                i += 1;
+            }
+        }
+    }
+    args.extend(rest);
+    args
+}
+
 fn search_output(dir: &Path, extra: &[&str]) -> Output {
     bin()
-        .args(MICRO)
-        .args(extra)
+        .args(micro(extra))
         .arg("--out")
         .arg(dir)
         .output()
@@ -340,9 +362,8 @@ fn a_killed_worker_process_loses_only_its_candidate() {
     search(&reference, &[&longer[..], &["1"]].concat());
     let dir = tmp("kill");
     let child = bin()
-        .args(MICRO)
-        .args(longer)
-        .args(["2", "--executor", "process", "--out"])
+        .args(micro(&[&longer[..], &["2", "--executor", "process"]].concat()))
+        .arg("--out")
         .arg(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -648,9 +669,7 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
         python.to_str().unwrap(),
     ];
     let child = bin()
-        .args(MICRO)
-        .args(more)
-        .args(ray_flags)
+        .args(micro(&[&more[..], &ray_flags[..]].concat()))
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::piped())

@@ -349,6 +349,9 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     if args.workers == Some(0) {
         return Err(Error::Usage("--workers must be at least 1".into()));
     }
+    if let Some(d) = &args.scale.devices {
+        crate::search::launch::parse_devices(d)?;
+    }
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
             Opened::Finished(summary) => {
