@@ -34,17 +34,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
-import ray
+# The protocol owns the real stdout; everything else printed to stdout
+# (Ray's raylet messages among it) goes to stderr.
+PROTOCOL = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+import ray  # noqa: E402
 
 RAY_VERSION = "2.60.0"
 LOST = 3
 
 
 def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    PROTOCOL.write(json.dumps(obj) + "\n")
+    PROTOCOL.flush()
 
 
 def run_files(run):
@@ -126,7 +130,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="the search run directory")
     ap.add_argument("--actforge", required=True, help="path of the actforge binary on every node")
-    ap.add_argument("--address", help="a running cluster (ray://host:10001 or host:6379); default: a local instance")
+    ap.add_argument("--address", help="a running cluster (auto, host:6379 or ray://host:10001); default: a local instance")
     ap.add_argument("--gpus", type=float, default=0.0, help="GPUs per task (num_gpus)")
     ap.add_argument("--cpus", type=float, default=1.0, help="CPUs per task (num_cpus)")
     ap.add_argument("--local-cpus", type=int, help="CPUs of the local instance (default: all)")
@@ -171,8 +175,8 @@ def main():
         for ref in ready:
             line = pending.pop(ref)
             try:
-                sys.stdout.write(ray.get(ref).strip() + "\n")
-                sys.stdout.flush()
+                PROTOCOL.write(ray.get(ref).strip() + "\n")
+                PROTOCOL.flush()
             except TASK_FAILURES as e:
                 emit(failure_line(line, e))
             except Exception as e:

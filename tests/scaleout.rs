@@ -650,7 +650,9 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
     let reference = tmp("lost-reference");
     search(&reference, &[&more[..], &["--workers", "1"]].concat());
     let port = 20000 + std::process::id() % 20000;
-    let address = format!("127.0.0.1:{port}");
+    // The cluster this machine runs (an explicit host:port needs the
+    // cluster's auth token set up for the driver's session).
+    let address = "auto".to_string();
     let start = || {
         let out = ray_cli(
             &python,

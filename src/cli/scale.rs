@@ -18,7 +18,7 @@ pub struct ScaleArgs {
     /// One worker per GPU, e.g. 0,1,2,3 (implies --device cuda).
     #[arg(long, value_name = "LIST", conflicts_with = "workers")]
     pub devices: Option<String>,
-    /// A running Ray cluster (e.g. ray://head:10001 or head:6379); default: a local instance.
+    /// A running Ray cluster (auto, head:6379 or ray://head:10001); default: a local instance.
     #[arg(long, value_name = "ADDR")]
     pub ray_address: Option<String>,
     /// The Python with `ray==2.60.0` installed.

@@ -51,7 +51,8 @@ pub const DRIVER_COPY: &str = "executor/ray_driver.py";
 /// How to reach Ray.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RayOptions {
-    /// A running cluster; `None` starts a local instance.
+    /// A running cluster (`auto`: the one this machine is part of);
+    /// `None` starts a local instance.
     pub address: Option<String>,
     /// The Python that has `ray` installed.
     pub python: PathBuf,
@@ -286,6 +287,11 @@ impl Executor for RayExecutor {
                     return Err(self.lost(why));
                 }
             };
+            if !line.starts_with('{') {
+                // Not a protocol line (the driver sends Ray's own output to
+                // its log, but a library may still print).
+                continue;
+            }
             if let Some(lost) = serde_json::from_str::<Value>(&line)
                 .ok()
                 .and_then(|v| v["lost"].as_str().map(String::from))
