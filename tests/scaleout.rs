@@ -222,7 +222,10 @@ fn eval_candidates_gives_the_search_fitness_bit_for_bit_and_reruns_are_idempoten
             "{}",
             e["formula"]
         );
-        assert_eq!(without_times(r["metrics"].clone()), without_times(e["metrics"].clone()));
+        assert_eq!(
+            without_times(r["metrics"].clone()),
+            without_times(e["metrics"].clone())
+        );
     }
     // A rerun keeps every result and evaluates nothing.
     let before = std::fs::read(&out).unwrap();
@@ -258,7 +261,12 @@ fn bad_batch_lines_get_their_own_errors_and_good_lines_are_evaluated() {
     .unwrap();
     let out = dir.join("results.jsonl");
     let o = eval_candidates(run, &batch, &out);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let results = lines(&out);
     let good: Vec<&Value> = results.iter().filter(|r| r["error"].is_null()).collect();
     assert_eq!(good.len(), 1, "{results:?}");
@@ -289,14 +297,20 @@ fn bad_batch_lines_get_their_own_errors_and_good_lines_are_evaluated() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("batch.jsonl:3: the formula does not parse"), "{err}");
+    assert!(
+        err.contains("batch.jsonl:3: the formula does not parse"),
+        "{err}"
+    );
 
     // An unknown run directory is one clear error, and writes nothing.
     let nowhere = dir.join("no-such-run");
     let o = eval_candidates(&nowhere, &batch, &dir.join("none.jsonl"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_ne!(o.status.code(), Some(0));
-    assert!(err.contains("not an actforge search run directory"), "{err}");
+    assert!(
+        err.contains("not an actforge search run directory"),
+        "{err}"
+    );
     assert!(!dir.join("none.jsonl").exists());
 }
 
@@ -304,7 +318,15 @@ fn bad_batch_lines_get_their_own_errors_and_good_lines_are_evaluated() {
 fn serve_mode_answers_line_by_line_after_a_ready_line() {
     let run = reference();
     let mut child = bin()
-        .args(["eval-candidates", "--quiet", "--batch", "-", "--out", "-", "--run"])
+        .args([
+            "eval-candidates",
+            "--quiet",
+            "--batch",
+            "-",
+            "--out",
+            "-",
+            "--run",
+        ])
         .arg(run)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -320,7 +342,10 @@ fn serve_mode_answers_line_by_line_after_a_ready_line() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let got: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(got.len(), 3, "{text}");
     assert_eq!(got[0]["ready"], true);
     assert!(got[1]["fitness"].is_number(), "{}", got[1]);
@@ -333,8 +358,8 @@ fn worker_processes_reach_the_hall_of_fame_of_one_thread() {
     search(&dir, &["--executor", "process", "--workers", "3"]);
     same_search(reference(), &dir);
     for i in 0..3 {
-        let log = std::fs::read_to_string(dir.join("workers").join(format!("worker-{i}.log")))
-            .unwrap();
+        let log =
+            std::fs::read_to_string(dir.join("workers").join(format!("worker-{i}.log"))).unwrap();
         assert!(log.starts_with(&format!("== worker {i}: pid ")), "{log}");
     }
 }
@@ -362,7 +387,9 @@ fn a_killed_worker_process_loses_only_its_candidate() {
     search(&reference, &[&longer[..], &["1"]].concat());
     let dir = tmp("kill");
     let child = bin()
-        .args(micro(&[&longer[..], &["2", "--executor", "process"]].concat()))
+        .args(micro(
+            &[&longer[..], &["2", "--executor", "process"]].concat(),
+        ))
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::piped())
@@ -372,7 +399,10 @@ fn a_killed_worker_process_loses_only_its_candidate() {
     let log = dir.join("workers").join("worker-0.log");
     let pid = evaluating_pid(&log, Instant::now() + Duration::from_secs(120))
         .expect("worker 0 started evaluating");
-    let killed = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -385,7 +415,11 @@ fn a_killed_worker_process_loses_only_its_candidate() {
         text.contains("lost candidate") && text.contains("(try 1)") && text.contains("signal 9"),
         "{text}"
     );
-    assert_eq!(text.matches("== worker 0: pid").count(), 2, "restarted once: {text}");
+    assert_eq!(
+        text.matches("== worker 0: pid").count(),
+        2,
+        "restarted once: {text}"
+    );
     // The lost candidate was evaluated again: nothing differs.
     same_search(&reference, &dir);
 }
@@ -463,7 +497,11 @@ fn a_worker_that_dies_twice_scores_its_candidate_as_a_failure() {
 #[test]
 fn a_worker_that_cannot_start_is_a_clear_error() {
     let dir = tmp("no-start");
-    let program = script(&dir, "broken", "#!/bin/sh\necho 'error: no GPU here' >&2\nexit 1\n");
+    let program = script(
+        &dir,
+        "broken",
+        "#!/bin/sh\necho 'error: no GPU here' >&2\nexit 1\n",
+    );
     let mut exec = ProcessWorkers::new(
         WorkerSetup {
             program,
@@ -640,8 +678,7 @@ fn ray_cli(python: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
-    let Some(python) =
-        ray_or_skip("losing_the_ray_cluster_stops_the_search_and_resume_continues")
+    let Some(python) = ray_or_skip("losing_the_ray_cluster_stops_the_search_and_resume_continues")
     else {
         return;
     };
@@ -656,9 +693,23 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
     let start = || {
         let out = ray_cli(
             &python,
-            &["start", "--head", "--port", &port.to_string(), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+            &[
+                "start",
+                "--head",
+                "--port",
+                &port.to_string(),
+                "--num-cpus",
+                "2",
+                "--include-dashboard",
+                "false",
+                "--disable-usage-stats",
+            ],
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     start();
     let dir = tmp("lost");
@@ -737,7 +788,11 @@ fn the_slurm_script_shards_a_batch_and_the_merge_joins_it_by_hash() {
             .env_remove("CUDA_VISIBLE_DEVICES")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let shard0 = lines(&dir.join("shards/shard-0-of-2.jsonl"));
     let shard1 = lines(&dir.join("shards/shard-1-of-2.jsonl"));
@@ -749,7 +804,11 @@ fn the_slurm_script_shards_a_batch_and_the_merge_joins_it_by_hash() {
         .arg(dir.join("shards/shard-0-of-2.jsonl"))
         .output()
         .unwrap();
-    assert!(merged.status.success(), "{}", String::from_utf8_lossy(&merged.stderr));
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
     let merged: Vec<Value> = String::from_utf8(merged.stdout)
         .unwrap()
         .lines()
@@ -762,7 +821,12 @@ fn the_slurm_script_shards_a_batch_and_the_merge_joins_it_by_hash() {
     want.sort_by(|a, b| a["hash"].as_str().cmp(&b["hash"].as_str()));
     let fit = |v: &[Value]| -> Vec<(String, u64)> {
         v.iter()
-            .map(|r| (r["hash"].as_str().unwrap().to_string(), r["fitness"].as_f64().unwrap().to_bits()))
+            .map(|r| {
+                (
+                    r["hash"].as_str().unwrap().to_string(),
+                    r["fitness"].as_f64().unwrap().to_bits(),
+                )
+            })
             .collect()
     };
     assert_eq!(fit(&merged), fit(&want));

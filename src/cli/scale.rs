@@ -53,8 +53,8 @@ impl ScaleArgs {
         if kind != ExecutorKind::Ray && self.ray_address.is_some() {
             return Err(Error::Usage("--ray-address needs --executor ray".into()));
         }
-        let program = std::env::current_exe()
-            .map_err(|e| Error::io("the actforge executable", e))?;
+        let program =
+            std::env::current_exe().map_err(|e| Error::io("the actforge executable", e))?;
         Ok(Launch {
             kind,
             workers,

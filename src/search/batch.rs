@@ -41,8 +41,7 @@ pub struct BatchLine {
 /// Read batch line `line` (1-based); the error is the message of an
 /// error line.
 pub fn parse_batch_line(text: &str, line: usize) -> Result<BatchLine, String> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
     let Some(map) = v.as_object() else {
         return Err("not a JSON object".into());
     };
@@ -144,10 +143,7 @@ pub enum OutputLine {
 pub fn parse_output_line(text: &str) -> Result<OutputLine, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not a JSON line: {e}"))?;
     let map = v.as_object().ok_or("not a JSON object")?;
-    let hash = map
-        .get("hash")
-        .and_then(Value::as_str)
-        .and_then(parse_hash);
+    let hash = map.get("hash").and_then(Value::as_str).and_then(parse_hash);
     if let Some(error) = map.get("error").and_then(Value::as_str) {
         let line = map.get("line").and_then(Value::as_u64).unwrap_or(0) as usize;
         return Ok(OutputLine::Error {

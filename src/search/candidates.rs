@@ -114,9 +114,11 @@ impl Candidates {
         };
         let key = match b.hash {
             Some(h) => h,
-            None => Canonical::parse(&formula, &self.library)
-                .map_err(|d| format!("the formula does not parse: {}", d.message))?
-                .hash,
+            None => {
+                Canonical::parse(&formula, &self.library)
+                    .map_err(|d| format!("the formula does not parse: {}", d.message))?
+                    .hash
+            }
         };
         if let Err(d) = self.library.parse(&formula) {
             return Err(format!("the formula does not parse: {}", d.message));
@@ -234,10 +236,8 @@ fn existing_results(out: &Path) -> Result<Vec<Value>> {
     Ok(read_json_lines(out)?
         .into_iter()
         .filter(|v| {
-            matches!(
-                parse_output_line(&v.to_string()),
-                Ok(OutputLine::Result(_))
-            ) && key_of(v).is_some()
+            matches!(parse_output_line(&v.to_string()), Ok(OutputLine::Result(_)))
+                && key_of(v).is_some()
         })
         .collect())
 }

@@ -242,13 +242,25 @@ fn attempt(
     let log = log_path(&setup.run_dir, i);
     let mut text = job_line(job, setup.recipe).to_string();
     text.push('\n');
-    if w.stdin.write_all(text.as_bytes()).and_then(|_| w.stdin.flush()).is_err() {
-        return Err(bury(slot.take().expect("started"), &log, "sending the candidate"));
+    if w.stdin
+        .write_all(text.as_bytes())
+        .and_then(|_| w.stdin.flush())
+        .is_err()
+    {
+        return Err(bury(
+            slot.take().expect("started"),
+            &log,
+            "sending the candidate",
+        ));
     }
     let mut line = String::new();
     let n = w.stdout.read_line(&mut line).unwrap_or(0);
     if n == 0 {
-        return Err(bury(slot.take().expect("started"), &log, "during the evaluation"));
+        return Err(bury(
+            slot.take().expect("started"),
+            &log,
+            "during the evaluation",
+        ));
     }
     match parse_output_line(&line) {
         Ok(OutputLine::Result(mut r)) if r.key == job.key => {
@@ -256,7 +268,10 @@ fn attempt(
             Ok(r.normalized())
         }
         Ok(OutputLine::Error { error, .. }) => {
-            let mut r = JobResult::failed(job.key, format!("the worker refused the candidate: {error}"));
+            let mut r = JobResult::failed(
+                job.key,
+                format!("the worker refused the candidate: {error}"),
+            );
             r.worker = i;
             Ok(r)
         }

@@ -176,13 +176,15 @@ fn start_driver(setup: &RaySetup) -> Result<(Driver, usize)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
         .process_group(0);
-    let missing = |detail: String| Error::Missing {
+    let missing = |detail: String| {
+        Error::Missing {
         what: format!("Ray (the `ray=={RAY_VERSION}` Python package)"),
         detail,
         hint: format!(
             "install it with `python3 -m venv ray-env && ray-env/bin/pip install ray=={RAY_VERSION}` and pass --ray-python ray-env/bin/python; the driver's messages are in {}",
             log.display()
         ),
+    }
     };
     let mut child = cmd
         .spawn()
@@ -300,13 +302,19 @@ impl Executor for RayExecutor {
             }
             let r = match parse_output_line(&line) {
                 Ok(OutputLine::Result(r)) => r.normalized(),
-                Ok(OutputLine::Error { hash: Some(h), error, .. }) => {
-                    JobResult::failed(h, format!("the task refused the candidate: {error}"))
-                }
+                Ok(OutputLine::Error {
+                    hash: Some(h),
+                    error,
+                    ..
+                }) => JobResult::failed(h, format!("the task refused the candidate: {error}")),
                 Ok(OutputLine::Error { error, .. }) => {
                     return Err(self.lost(format!("a task refused a candidate: {error}")))
                 }
-                Err(e) => return Err(self.lost(format!("the driver wrote an unreadable line ({e}): {line}"))),
+                Err(e) => {
+                    return Err(
+                        self.lost(format!("the driver wrote an unreadable line ({e}): {line}"))
+                    )
+                }
             };
             // A result for a key not (or no longer) waited for cannot be
             // applied twice: the first one counts.
