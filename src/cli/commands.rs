@@ -82,6 +82,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         Command::Train(args) => super::train::run(out, args),
         Command::BenchStep(args) => super::train::bench_step(out, args),
         Command::Search(args) => super::search::run(out, &args),
+        Command::EvalCandidates(args) => super::eval_candidates::run(out, &args),
         Command::Codegen {
             formula,
             dtype,

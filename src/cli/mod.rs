@@ -19,9 +19,11 @@ macro_rules! outln {
 mod bleu;
 mod commands;
 mod data;
+mod eval_candidates;
 mod io;
 mod progress;
 mod sass;
+mod scale;
 mod search;
 mod train;
 
@@ -369,6 +371,9 @@ Examples:
     /// Evolve activation functions: GP search with dedup by meaning, screening, checkpoints.
     #[command(after_help = search::AFTER_HELP)]
     Search(Box<search::SearchArgs>),
+    /// Evaluate a batch of a search run's candidates in a fresh process (JSONL in, JSONL out).
+    #[command(after_help = eval_candidates::AFTER_HELP)]
+    EvalCandidates(eval_candidates::EvalCandidatesArgs),
     /// Corpora: statistics, thinning, tokenizers (`data stats|thin|tokenizer`).
     Data {
         #[command(subcommand)]

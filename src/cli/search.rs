@@ -21,7 +21,7 @@ use crate::search::progress::Bars;
 use crate::search::rundir::default_dir;
 use crate::search::screen::Reason;
 use crate::search::training::{resolve_device, share_cpu_between};
-use crate::search::{InProcess, Opened, Outcome, Search};
+use crate::search::{Opened, Outcome, Search};
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 pub const INTERRUPTED: i32 = 130;
@@ -70,13 +70,31 @@ hall of fame as an uninterrupted run. Ctrl-C lets running evaluations
 finish, writes the checkpoint and exits with status 130 (a second Ctrl-C
 exits at once). --resume on a finished run says so and exits 0; a damaged
 or foreign directory is an error. --resume takes every setting from the
-run's config.json; only --workers, --quiet and --json may be given with it.
+run's config.json; only --workers, --quiet, --json and the scale-out
+flags may be given with it.
+
+Scale-out: --workers N runs N CPU workers, --devices 0,1,... one worker
+per GPU (implies --device cuda). --executor thread (the default) keeps the
+workers in this process; --executor process (the default with --devices)
+makes each worker a long-lived `actforge eval-candidates` child process
+(its log in workers/worker-N.log): a worker that dies (killed, out of
+memory) loses only its candidate, which is tried once more on a fresh
+worker and then scored as a failure with the reason. --executor ray sends
+each candidate to a Ray cluster (--ray-address, default a local instance)
+as a task running `actforge eval-candidates`; it needs Python with
+ray==2.60.0 (--ray-python). A failed task is retried once, then scored as
+a failure; a lost cluster stops the search with its checkpoint in place,
+and --resume continues. The hall of fame of a seeded run is the same
+through every executor and worker count.
 
 Examples:
   actforge search                                   # Q&A task, seed set, CPU
   actforge search --pop 32 --gens 20 --include --workers 2 --out runs/qa1
   actforge search --objective score,complexity --primitives extended
   actforge search --resume runs/qa1
+  actforge search --workers 2 --executor process    # worker processes
+  actforge search --devices 0,1,2,3 --steps 2000    # one worker per GPU
+  actforge search --executor ray --ray-address head:6379 --ray-python ray-env/bin/python
 
 JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 {\"offspring\", \"evaluations\", \"failures\", \"syntactic_hits\",
@@ -216,10 +234,12 @@ pub struct SearchArgs {
     /// Developer: sleep per synthetic evaluation (milliseconds).
     #[arg(long, default_value_t = 0, hide = true, group = "settings")]
     pub synthetic_sleep_ms: u64,
-    /// Evaluation threads in this process (default: one per CPU core when
-    /// training on the CPU, each with one math thread; one on a GPU).
+    /// CPU workers (default: one per CPU core when training on the CPU,
+    /// each with one math thread; one on a GPU). See --executor.
     #[arg(long)]
     pub workers: Option<usize>,
+    #[command(flatten)]
+    pub scale: super::scale::ScaleArgs,
     /// The run directory (must not exist or be empty).
     #[arg(long, value_name = "DIR", group = "settings")]
     pub out: Option<PathBuf>,
@@ -286,7 +306,11 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             task: a.task.clone(),
             steps: a.steps,
             thin: a.thin,
-            device: resolve_device(&a.device),
+            device: if a.scale.devices.is_some() {
+                "cuda".into()
+            } else {
+                resolve_device(&a.device)
+            },
             preset: a.preset.clone(),
             batch_size: a.batch_size,
         },
@@ -325,6 +349,9 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
 pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     if args.workers == Some(0) {
         return Err(Error::Usage("--workers must be at least 1".into()));
+    }
+    if let Some(d) = &args.scale.devices {
+        crate::search::launch::parse_devices(d)?;
     }
     let mut bars = Bars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
@@ -371,8 +398,9 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     share_cpu_between(workers, &device);
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let mut exec = InProcess::new(ev.evaluate, workers, stop.clone());
-    match search.run(&mut exec, &*ev.retrain, &mut bars, &stop)? {
+    let launch = args.scale.launch(&device, workers, args.quiet)?;
+    let mut exec = launch.executor(&search, ev.evaluate, stop.clone())?;
+    match search.run(&mut *exec, &*ev.retrain, &mut bars, &stop)? {
         Outcome::Finished(summary) => {
             print(out, &summary, args.json, "finished")?;
             Ok(0)

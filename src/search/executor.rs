@@ -14,8 +14,10 @@
 //! running finish and are reported, and `run` returns with the rest
 //! undone.
 //!
-//! Per-GPU workers, the separate-process `eval-candidates` and a Ray
-//! executor (issue 13) implement [`Executor`] too.
+//! [`InProcess::per_worker`] gives each thread its own evaluator (one per
+//! GPU). Worker processes ([`super::exec_process`]) and Ray
+//! ([`super::exec_ray`]) implement [`Executor`] too; [`super::launch`]
+//! chooses one.
 //!
 //! Imports nothing from the crate but `error`.
 
@@ -112,7 +114,8 @@ pub trait Executor {
 
 /// N worker threads in this process, one shared queue.
 pub struct InProcess {
-    evaluator: Arc<dyn Evaluate>,
+    /// One evaluator for all threads, or one per thread (per device).
+    evaluators: Vec<Arc<dyn Evaluate>>,
     workers: usize,
     stop: Arc<AtomicBool>,
 }
@@ -122,8 +125,19 @@ impl InProcess {
     /// raises.
     pub fn new(evaluator: Arc<dyn Evaluate>, workers: usize, stop: Arc<AtomicBool>) -> InProcess {
         InProcess {
-            evaluator,
+            evaluators: vec![evaluator],
             workers: workers.max(1),
+            stop,
+        }
+    }
+
+    /// One thread per evaluator (e.g. one per GPU, each with its own
+    /// device); at least one evaluator.
+    pub fn per_worker(evaluators: Vec<Arc<dyn Evaluate>>, stop: Arc<AtomicBool>) -> InProcess {
+        assert!(!evaluators.is_empty(), "at least one evaluator");
+        InProcess {
+            workers: evaluators.len(),
+            evaluators,
             stop,
         }
     }
@@ -139,11 +153,12 @@ impl Executor for InProcess {
         let queue = Mutex::new(VecDeque::from(jobs));
         let halt = AtomicBool::new(false);
         let (tx, rx) = mpsc::channel::<JobResult>();
-        let evaluator = &*self.evaluator;
+        let evaluators = &self.evaluators;
         let stop = &*self.stop;
         std::thread::scope(|scope| {
             for worker in 0..threads {
                 let tx = tx.clone();
+                let evaluator = &*evaluators[worker % evaluators.len()];
                 let (queue, halt) = (&queue, &halt);
                 scope.spawn(move || loop {
                     if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {

@@ -19,13 +19,18 @@
 
 pub mod archive;
 pub mod assign;
+pub mod batch;
+pub mod candidates;
 pub mod compile;
 pub mod config;
 pub mod dedup;
 pub mod engine;
 pub mod evaluator;
+pub mod exec_process;
+pub mod exec_ray;
 pub mod executor;
 pub mod json;
+pub mod launch;
 pub mod logbook;
 pub mod nsga2;
 pub mod objectives;

@@ -109,13 +109,24 @@ impl Training {
         bars: Option<MultiProgress>,
         quiet: bool,
     ) -> Result<Training> {
-        let recipe = recipe(t)?;
-        let device = parse_device(&t.device)?;
-        let prep = Prepared::new(&recipe)?;
+        Training::from_recipe(&recipe(t)?, &t.device, library, bars, quiet)
+    }
+
+    /// Train `recipe` on `device` (`cpu`, `cuda` or `cuda:N`): a worker
+    /// of a run on a device of its own keeps the run's recipe.
+    pub fn from_recipe(
+        recipe: &Recipe,
+        device: &str,
+        library: Arc<Library>,
+        bars: Option<MultiProgress>,
+        quiet: bool,
+    ) -> Result<Training> {
+        let parsed = parse_device(device)?;
+        let prep = Prepared::new(recipe)?;
         Ok(Training {
             prep: Arc::new(prep),
-            device,
-            device_name: t.device.clone(),
+            device: parsed,
+            device_name: device.to_string(),
             full: OnceLock::new(),
             library,
             bars: bars.filter(|m| !m.is_hidden()),

@@ -1,0 +1,138 @@
+//! `actforge eval-candidates`: flags → [`Candidates`], then a batch file
+//! into a results file ([`eval_file`]) or lines from stdin to stdout
+//! ([`serve`]). The logic lives in `crate::search::candidates`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::io::note;
+use crate::error::{Error, Result};
+use crate::search::candidates::{eval_file, serve, Candidates, Shard};
+
+pub const AFTER_HELP: &str = "\
+Evaluates candidates of a search run in a fresh process: the recipe
+(task, preset, steps, batch size, thinning), the primitive set and the
+default training seeds come from the run directory's config.json, so a
+fitness is the same bit for bit on the CPU as when the search evaluated
+it in process. This is what the process workers (--executor process,
+--devices), the Ray executor and the Slurm script (scripts/slurm-eval.sh)
+run.
+
+Batch (JSONL, one candidate per line; blank lines and # comments skipped):
+  {\"formula\": \"safe_mul(ARG0, sigmoid_boost(ARG0))\"}
+  {\"hash\": \"0123456789abcdef\", \"seeds\": [0, 1]}
+  {\"hash\": \"…\", \"formula\": \"…\", \"seeds\": [3], \"recipe\": \"…\"}
+`formula` or `hash` is required: a hash alone names a formula the run
+recorded in evaluations.jsonl; a formula alone is filed under its
+canonical hash. `seeds` defaults to the run's training seeds (the fitness
+is their mean). `recipe`, when given, must be the run's recipe hash.
+
+Output (JSONL): one result line per candidate, {\"hash\", \"formula\",
+\"seeds\", \"recipe\", \"fitness\" (null on failure), \"failure\" (null or the
+reason), \"metrics\", \"seconds\", \"worker\"}, and one error line per refused
+batch line, {\"line\", \"hash\", \"error\"} (malformed JSON, a formula that
+does not parse, a hash the run never recorded, another recipe); the good
+lines are evaluated all the same, and the exit status is then 1. The
+file is replaced atomically (temporary file, then rename) after every
+candidate. Results are keyed by (hash, seeds, recipe): rerunning the same
+command keeps the results already in --out and evaluates only the rest,
+so a killed job loses at most the candidate it was working on.
+
+--batch - --out -: read batch lines from stdin and write one output line
+per batch line to stdout as each finishes, after a first line
+{\"ready\": true, \"recipe\", \"device\", \"pid\"} written once the data is
+prepared (the protocol of the process workers).
+
+--shard I/N: evaluate only the candidate lines whose index (from 0) is I
+modulo N (one Slurm array task each; merge the outputs by hash).
+
+JSON (--json, file mode): {\"out\", \"evaluated\", \"failures\", \"reused\",
+\"errors\"}.
+
+Examples:
+  actforge eval-candidates --run runs/qa1 --batch batch.jsonl --out results.jsonl
+  actforge eval-candidates --run runs/qa1 --batch batch.jsonl --out part-3.jsonl --shard 3/8 --device cuda:0
+  echo '{\"formula\": \"sin(ARG0)\"}' | actforge eval-candidates --run runs/qa1 --batch - --out -";
+
+/// Arguments of `actforge eval-candidates`.
+#[derive(Args, Debug)]
+pub struct EvalCandidatesArgs {
+    /// The search run directory whose recorded config gives the recipe.
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// The batch (JSONL), or `-` for standard input.
+    #[arg(long, value_name = "FILE")]
+    pub batch: PathBuf,
+    /// The results (JSONL), or `-` for standard output (with --batch -).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Where candidates train: cpu, cuda or cuda:N (default: the run's device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Evaluate only shard I of N (I from 0), e.g. 3/8.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// The worker number written into the results (logs only).
+    #[arg(long, default_value_t = 0)]
+    pub worker: usize,
+    /// Print the file-mode summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn is_dash(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Run the command.
+pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
+    let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    match (is_dash(&a.batch), is_dash(&a.out)) {
+        (true, false) | (false, true) => {
+            return Err(Error::Usage(
+                "--batch - (standard input) goes with --out - (standard output), and a batch file with an output file".into(),
+            ))
+        }
+        (true, true) if shard.is_some() => {
+            return Err(Error::Usage("--shard needs a batch file".into()))
+        }
+        _ => {}
+    }
+    let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet)?;
+    let quiet = a.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            note(line);
+        }
+    };
+    if is_dash(&a.batch) {
+        let stdin = std::io::stdin();
+        serve(&c, &mut stdin.lock(), out, a.worker, &mut progress)?;
+        return Ok(0);
+    }
+    let s = eval_file(&c, &a.batch, &a.out, shard, a.worker, &mut progress)?;
+    if a.json {
+        outln!(
+            out,
+            "{}",
+            serde_json::json!({"out": a.out.display().to_string(), "evaluated": s.evaluated,
+                "failures": s.failures, "reused": s.reused, "errors": s.errors})
+        );
+    } else {
+        outln!(
+            out,
+            "{} evaluated ({} failed), {} already in {}, {} lines refused",
+            s.evaluated,
+            s.failures,
+            s.reused,
+            a.out.display(),
+            s.errors
+        );
+    }
+    Ok(if s.errors > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,393 @@
+//! Evaluating candidates of a recorded run outside the search process:
+//! the library side of `actforge eval-candidates`.
+//!
+//! [`Candidates::open`] reads a run directory's `config.json` (the
+//! recipe, the primitive set and the training seeds come from there, never
+//! from flags), prepares the data once and evaluates with the same
+//! evaluator the search uses in process, so a fitness is the same bit for
+//! bit on the CPU whichever process computed it.
+//!
+//! Two ways to drive it, both over the line formats of [`super::batch`]:
+//! * [`eval_file`]: a batch file into a results file that is rewritten
+//!   atomically (temporary file, then rename) after every candidate.
+//!   Results are keyed by (hash, seeds, recipe): a rerun keeps the results
+//!   already in the file and evaluates only the rest, so a killed job loses
+//!   at most the candidate it was evaluating;
+//! * [`serve`]: lines in, lines out, one result as each finishes (the
+//!   worker processes of [`super::exec_process`]); the first line out is
+//!   `{"ready": true, "recipe", "device", "pid"}` once the data is ready.
+//!
+//! A bad line (malformed, a formula that does not parse, a hash the run
+//! never recorded, another recipe) gets an error line; the good lines are
+//! still evaluated.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::gp::Canonical;
+use crate::ir::Library;
+use crate::report::files::{read_json_lines, write_atomic};
+use crate::simplify::hash_hex;
+
+use super::batch::{
+    error_line, parse_batch_line, parse_output_line, result_line, BatchLine, OutputLine,
+};
+use super::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
+use super::executor::{evaluate_guarded, Evaluate, Job, JobResult};
+use super::record::Record;
+use super::rundir::{read_config, EVALUATIONS};
+use super::synthetic::Synthetic;
+use super::training::{recipe, Training};
+
+/// A run directory opened for evaluating candidates.
+pub struct Candidates {
+    dir: PathBuf,
+    settings: Settings,
+    recipe: u64,
+    library: Arc<Library>,
+    evaluator: Arc<dyn Evaluate>,
+    device: String,
+    /// Formulas the run has recorded, by hash (read on first use).
+    recorded: OnceLock<Result<HashMap<u64, String>, String>>,
+}
+
+impl Candidates {
+    /// Open the run in `dir`; candidates train on `device` (default: the
+    /// run's own). Fails on a directory that is not a search run, and on a
+    /// device or data that cannot be prepared.
+    pub fn open(dir: &Path, device: Option<&str>, quiet: bool) -> Result<Candidates> {
+        let settings = read_config(dir)?;
+        let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
+        let library = settings.primitive_set(copy.as_deref())?.library_arc();
+        let recipe = recipe(&settings.train)?;
+        let device = device.unwrap_or(&settings.train.device).to_string();
+        let evaluator: Arc<dyn Evaluate> = match settings.evaluator {
+            EvaluatorKind::Train => Arc::new(Training::from_recipe(
+                &recipe,
+                &device,
+                library.clone(),
+                None,
+                quiet,
+            )?),
+            EvaluatorKind::Synthetic { sleep_ms } => {
+                Arc::new(Synthetic::new(library.clone(), sleep_ms))
+            }
+        };
+        Ok(Candidates {
+            dir: dir.to_path_buf(),
+            recipe: recipe.hash(),
+            settings,
+            library,
+            evaluator,
+            device,
+            recorded: OnceLock::new(),
+        })
+    }
+
+    /// The hash of the run's recipe (batch lines may name it).
+    pub fn recipe_hash(&self) -> u64 {
+        self.recipe
+    }
+
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// The job a batch line asks for, or why it cannot be evaluated.
+    pub fn resolve(&self, b: &BatchLine) -> std::result::Result<Job, String> {
+        if let Some(r) = b.recipe.filter(|&r| r != self.recipe) {
+            return Err(format!(
+                "the line is for recipe {}, but the run in {} trains with recipe {} (a batch written for another run or settings)",
+                hash_hex(r),
+                self.dir.display(),
+                hash_hex(self.recipe)
+            ));
+        }
+        let formula = match (&b.formula, b.hash) {
+            (Some(f), _) => f.clone(),
+            (None, Some(h)) => self.recorded_formula(h)?,
+            (None, None) => return Err("the line has neither a `formula` nor a `hash`".into()),
+        };
+        let key = match b.hash {
+            Some(h) => h,
+            None => {
+                Canonical::parse(&formula, &self.library)
+                    .map_err(|d| format!("the formula does not parse: {}", d.message))?
+                    .hash
+            }
+        };
+        if let Err(d) = self.library.parse(&formula) {
+            return Err(format!("the formula does not parse: {}", d.message));
+        }
+        Ok(Job {
+            key,
+            formula,
+            seeds: b
+                .seeds
+                .clone()
+                .unwrap_or_else(|| self.settings.training_seeds()),
+        })
+    }
+
+    /// The formula the run recorded under `hash`.
+    fn recorded_formula(&self, hash: u64) -> std::result::Result<String, String> {
+        let recorded = self.recorded.get_or_init(|| {
+            let path = self.dir.join(EVALUATIONS);
+            let lines = read_json_lines(&path).map_err(|e| e.to_string())?;
+            let shown = path.display().to_string();
+            let mut by_key = HashMap::new();
+            for (i, v) in lines.iter().enumerate() {
+                let r = Record::from_json(v, &format!("{shown}:{}", i + 1))
+                    .map_err(|e| e.to_string())?;
+                by_key.insert(r.key, r.formula);
+            }
+            Ok(by_key)
+        });
+        match recorded {
+            Err(e) => Err(e.clone()),
+            Ok(m) => m.get(&hash).cloned().ok_or_else(|| {
+                format!(
+                    "the run in {} has not recorded a formula with hash {}: give the `formula`",
+                    self.dir.display(),
+                    hash_hex(hash)
+                )
+            }),
+        }
+    }
+
+    /// Evaluate `job` as worker `worker` (a panic is retried once, then
+    /// scored as a failure).
+    pub fn evaluate(&self, job: &Job, worker: usize) -> JobResult {
+        evaluate_guarded(&*self.evaluator, job, worker)
+    }
+}
+
+/// `I/N`: this process evaluates the batch lines whose index (0-based,
+/// counting only candidate lines) is I modulo N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Read `I/N` (0 ≤ I < N).
+    pub fn parse(text: &str) -> Result<Shard> {
+        let bad = || Error::Usage(format!("--shard `{text}`: write it as I/N with 0 <= I < N"));
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    fn takes(&self, position: usize) -> bool {
+        position % self.count == self.index
+    }
+}
+
+/// The candidate lines of a batch text: (1-based line number, text);
+/// blank lines and `#` comments are skipped.
+fn candidate_lines(text: &str) -> Vec<(usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// What [`eval_file`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Candidates evaluated now.
+    pub evaluated: usize,
+    /// Of those, failures (NaN loss, a formula that does not build, …).
+    pub failures: usize,
+    /// Candidates whose result was already in the output file.
+    pub reused: usize,
+    /// Lines refused (each has an error line in the output).
+    pub errors: usize,
+}
+
+/// The identity of a result: hash, seeds, recipe.
+type ResultKey = (u64, Vec<u64>, String);
+
+fn key_of(v: &Value) -> Option<ResultKey> {
+    let hash = v["hash"].as_str().and_then(super::json::parse_hash)?;
+    let seeds = v["seeds"]
+        .as_array()?
+        .iter()
+        .map(Value::as_u64)
+        .collect::<Option<Vec<u64>>>()?;
+    Some((hash, seeds, v["recipe"].as_str()?.to_string()))
+}
+
+/// The results already in `out` (error lines dropped: a rerun retries
+/// them).
+fn existing_results(out: &Path) -> Result<Vec<Value>> {
+    Ok(read_json_lines(out)?
+        .into_iter()
+        .filter(|v| {
+            matches!(parse_output_line(&v.to_string()), Ok(OutputLine::Result(_)))
+                && key_of(v).is_some()
+        })
+        .collect())
+}
+
+fn write_lines(out: &Path, results: &[Value], errors: &[Value]) -> Result<()> {
+    let mut text = String::new();
+    for v in results.iter().chain(errors) {
+        text.push_str(&v.to_string());
+        text.push('\n');
+    }
+    write_atomic(out, text.as_bytes())
+}
+
+/// Evaluate the batch in `batch` (or the `shard` of it) into `out`; see
+/// the module docs. `note` receives one line per candidate and per
+/// refused line.
+pub fn eval_file(
+    c: &Candidates,
+    batch: &Path,
+    out: &Path,
+    shard: Option<Shard>,
+    worker: usize,
+    note: &mut dyn FnMut(&str),
+) -> Result<FileSummary> {
+    let shown = batch.display().to_string();
+    let text = std::fs::read_to_string(batch).map_err(|e| Error::io(&shown, e))?;
+    let mut results = existing_results(out)?;
+    let mut have: HashSet<ResultKey> = results.iter().filter_map(key_of).collect();
+    let mut errors = Vec::new();
+    let mut summary = FileSummary::default();
+    let recipe = hash_hex(c.recipe_hash());
+    for (position, (line, text)) in candidate_lines(&text).into_iter().enumerate() {
+        if !shard.is_none_or(|s| s.takes(position)) {
+            continue;
+        }
+        let parsed = parse_batch_line(text, line);
+        let hash = parsed.as_ref().ok().and_then(|b| b.hash);
+        let job = match parsed.and_then(|b| c.resolve(&b)) {
+            Ok(job) => job,
+            Err(e) => {
+                note(&format!("{shown}:{line}: {e}"));
+                errors.push(error_line(line, hash, &e));
+                summary.errors += 1;
+                continue;
+            }
+        };
+        let id = (job.key, job.seeds.clone(), recipe.clone());
+        if have.contains(&id) {
+            summary.reused += 1;
+            continue;
+        }
+        note(&format!("evaluating {} (line {line})", hash_hex(job.key)));
+        let r = c.evaluate(&job, worker);
+        note(&describe(&r));
+        summary.evaluated += 1;
+        summary.failures += usize::from(r.fitness.is_none());
+        results.push(result_line(&job, &r, c.recipe_hash()));
+        have.insert(id);
+        write_lines(out, &results, &errors)?;
+    }
+    write_lines(out, &results, &errors)?;
+    Ok(summary)
+}
+
+/// One line about a finished evaluation.
+fn describe(r: &JobResult) -> String {
+    match (&r.fitness, &r.failure) {
+        (Some(f), _) => format!("  {}: fitness {f} ({:.2} s)", hash_hex(r.key), r.seconds),
+        (None, why) => format!(
+            "  {}: failed: {} ({:.2} s)",
+            hash_hex(r.key),
+            why.as_deref().unwrap_or("?"),
+            r.seconds
+        ),
+    }
+}
+
+/// Serve batch lines from `input`, writing one output line per input line
+/// to `output` as each finishes (after the `ready` line); returns at the
+/// end of the input. `note` receives the progress lines.
+pub fn serve(
+    c: &Candidates,
+    input: &mut dyn BufRead,
+    output: &mut dyn Write,
+    worker: usize,
+    note: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let send = |output: &mut dyn Write, v: &Value| -> Result<()> {
+        writeln!(output, "{v}")
+            .and_then(|_| output.flush())
+            .map_err(|e| Error::io("<stdout>", e))
+    };
+    let ready = json!({
+        "ready": true,
+        "recipe": hash_hex(c.recipe_hash()),
+        "device": c.device(),
+        "pid": std::process::id(),
+    });
+    send(output, &ready)?;
+    let mut line = 0;
+    let mut text = String::new();
+    loop {
+        text.clear();
+        if input
+            .read_line(&mut text)
+            .map_err(|e| Error::io("<stdin>", e))?
+            == 0
+        {
+            return Ok(());
+        }
+        line += 1;
+        let t = text.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let parsed = parse_batch_line(t, line);
+        let hash = parsed.as_ref().ok().and_then(|b| b.hash);
+        match parsed.and_then(|b| c.resolve(&b)) {
+            Ok(job) => {
+                note(&format!("evaluating {} (line {line})", hash_hex(job.key)));
+                let r = c.evaluate(&job, worker);
+                note(&describe(&r));
+                send(output, &result_line(&job, &r, c.recipe_hash()))?;
+            }
+            Err(e) => {
+                note(&format!("<stdin>:{line}: {e}"));
+                send(output, &error_line(line, hash, &e))?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_candidate_lines() {
+        let s = Shard::parse("1/3").unwrap();
+        let taken: Vec<usize> = (0..7).filter(|&p| s.takes(p)).collect();
+        assert_eq!(taken, vec![1, 4]);
+        for bad in ["3/3", "1", "a/2", "0/0"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_not_candidates() {
+        let lines = candidate_lines("# a batch\n\n{\"formula\": \"x\"}\n  \n{}\n");
+        assert_eq!(lines, vec![(3, "{\"formula\": \"x\"}"), (5, "{}")]);
+    }
+}

@@ -1,0 +1,203 @@
+//! Choosing a search's executor: N threads in this process (the default),
+//! N worker processes, one worker per GPU (`--devices`), or Ray. Every
+//! executor evaluates a job with the same recipe and seeds, so a seeded
+//! search reaches the same hall of fame through any of them.
+//!
+//! * `thread`: [`InProcess`]; with devices, one thread per GPU, each with
+//!   its own candle device (its own CUDA context and loaded kernels);
+//! * `process`: [`ProcessWorkers`], each worker an `actforge
+//!   eval-candidates` child; with devices, one child per GPU
+//!   (`--device cuda:N`), each with its own CUDA context, kernel cache and
+//!   NVRTC state. The default with devices: a GPU worker that dies (out of
+//!   memory, a driver fault) then loses only its candidate;
+//! * `ray`: [`RayExecutor`].
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::fitness::compare::parse_device;
+
+use super::config::{EvaluatorKind, Settings};
+use super::engine::Search;
+use super::exec_process::{ProcessWorkers, WorkerSetup};
+use super::exec_ray::{RayExecutor, RayOptions, RaySetup};
+use super::executor::{Evaluate, Executor, InProcess};
+use super::synthetic::Synthetic;
+use super::training::{recipe, Training};
+
+/// Where candidates are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorKind {
+    Thread,
+    Process,
+    Ray,
+}
+
+impl ExecutorKind {
+    pub const NAMES: [&'static str; 3] = ["thread", "process", "ray"];
+
+    pub fn parse(name: &str) -> Result<ExecutorKind> {
+        match name {
+            "thread" => Ok(ExecutorKind::Thread),
+            "process" => Ok(ExecutorKind::Process),
+            "ray" => Ok(ExecutorKind::Ray),
+            other => Err(Error::Usage(format!(
+                "unknown executor `{other}`: use thread, process or ray"
+            ))),
+        }
+    }
+}
+
+/// `0,1,3` → the GPU ordinals (distinct, at least one).
+pub fn parse_devices(text: &str) -> Result<Vec<usize>> {
+    let bad = |why: &str| Error::Usage(format!("--devices `{text}`: {why} (write e.g. 0,1,2,3)"));
+    let mut out: Vec<usize> = Vec::new();
+    for part in text.split(',') {
+        let n = part
+            .trim()
+            .strip_prefix("cuda:")
+            .unwrap_or(part.trim())
+            .parse()
+            .map_err(|_| bad("each entry is a GPU number"))?;
+        if out.contains(&n) {
+            return Err(bad("a GPU is listed twice"));
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// How a search evaluates its candidates.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub kind: ExecutorKind,
+    /// CPU workers (threads or processes); ignored with devices and Ray.
+    pub workers: usize,
+    /// GPU ordinals: one worker each.
+    pub devices: Vec<usize>,
+    /// The `actforge` binary that worker processes and Ray tasks run.
+    pub program: PathBuf,
+    pub ray: RayOptions,
+    pub quiet: bool,
+}
+
+impl Launch {
+    /// Check the launch against the run's settings before anything
+    /// starts: devices need a run that trains on CUDA, and each must open.
+    pub fn check(&self, settings: &Settings) -> Result<()> {
+        if self.devices.is_empty() {
+            return Ok(());
+        }
+        if settings.train.device != "cuda" {
+            return Err(Error::Usage(format!(
+                "--devices runs one worker per GPU, but this run trains on `{}` (start it with --device cuda)",
+                settings.train.device
+            )));
+        }
+        for d in &self.devices {
+            parse_device(&format!("cuda:{d}"))?;
+        }
+        Ok(())
+    }
+
+    /// The executor for `search`; `evaluate` is the run's in-process
+    /// evaluator (used by `thread` without devices). Worker processes and
+    /// the Ray driver are started here, so a worker that cannot start is
+    /// an error before any candidate is sent.
+    pub fn executor(
+        &self,
+        search: &Search,
+        evaluate: Arc<dyn Evaluate>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Box<dyn Executor>> {
+        let settings = search.settings();
+        self.check(settings)?;
+        let recipe_hash = recipe(&settings.train)?.hash();
+        let cuda = |d: &usize| format!("cuda:{d}");
+        match self.kind {
+            ExecutorKind::Thread if self.devices.is_empty() => {
+                Ok(Box::new(InProcess::new(evaluate, self.workers, stop)))
+            }
+            ExecutorKind::Thread => {
+                let evaluators = self
+                    .devices
+                    .iter()
+                    .map(|d| self.device_evaluator(search, &cuda(d)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Box::new(InProcess::per_worker(evaluators, stop)))
+            }
+            ExecutorKind::Process => {
+                let devices = if self.devices.is_empty() {
+                    vec![None; self.workers.max(1)]
+                } else {
+                    self.devices.iter().map(|d| Some(cuda(d))).collect()
+                };
+                let mut p = ProcessWorkers::new(
+                    WorkerSetup {
+                        program: self.program.clone(),
+                        run_dir: search.dir().to_path_buf(),
+                        recipe: recipe_hash,
+                        devices,
+                    },
+                    stop,
+                );
+                p.start()?;
+                Ok(Box::new(p))
+            }
+            ExecutorKind::Ray => {
+                let mut r = RayExecutor::new(
+                    RaySetup {
+                        program: self.program.clone(),
+                        run_dir: search.dir().to_path_buf(),
+                        recipe: recipe_hash,
+                        options: self.ray.clone(),
+                    },
+                    stop,
+                );
+                r.start()?;
+                Ok(Box::new(r))
+            }
+        }
+    }
+
+    /// The run's evaluator on `device` (one per GPU thread).
+    fn device_evaluator(&self, search: &Search, device: &str) -> Result<Arc<dyn Evaluate>> {
+        let s = search.settings();
+        Ok(match s.evaluator {
+            EvaluatorKind::Train => Arc::new(Training::from_recipe(
+                &recipe(&s.train)?,
+                device,
+                search.library(),
+                None,
+                self.quiet,
+            )?),
+            EvaluatorKind::Synthetic { sleep_ms } => {
+                Arc::new(Synthetic::new(search.library(), sleep_ms))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_lists() {
+        assert_eq!(parse_devices("0,1,3").unwrap(), vec![0, 1, 3]);
+        assert_eq!(parse_devices("cuda:2, 0").unwrap(), vec![2, 0]);
+        for bad in ["", "0,0", "a", "0,,1", "-1"] {
+            assert!(parse_devices(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn executor_names() {
+        for n in ExecutorKind::NAMES {
+            ExecutorKind::parse(n).unwrap();
+        }
+        assert!(ExecutorKind::parse("slurm").is_err());
+    }
+}

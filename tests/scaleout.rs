@@ -1,0 +1,833 @@
+//! Scaling the search out (issue 13): `actforge eval-candidates` in a fresh
+//! process gives the search's fitness bit for bit and answers bad batch
+//! lines one by one; worker processes reach the same hall of fame as
+//! threads, and a killed worker loses only its candidate (retried once,
+//! then scored as a failure); `--devices` needs CUDA; the Ray executor on a
+//! local Ray instance reaches the same hall of fame, scores a task that
+//! fails twice, and a lost cluster stops the search so that `--resume`
+//! continues it.
+//!
+//! The Ray tests install `ray==2.60.0` into a virtual environment in this
+//! test's temporary folder; when it cannot be installed they print why and
+//! pass, unless `ACTFORGE_REQUIRE_RAY=1` (CI), where they fail.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actforge::search::exec_process::{ProcessWorkers, WorkerSetup};
+use actforge::search::exec_ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
+use actforge::search::{Executor, Job, JobResult};
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_actforge"))
+}
+
+fn root() -> PathBuf {
+    std::env::temp_dir().join(format!("actforge-scaleout-{}", std::process::id()))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = root().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
+    d
+}
+
+/// A micro search: 4 training steps of 8 sequences on a fifth of the Q&A
+/// data, population 4, one generation (as in `tests/search_train.rs`).
+const MICRO: &[&str] = &[
+    "search",
+    "--quiet",
+    "--task",
+    "qa",
+    "--preset",
+    "gpt-micro",
+    "--steps",
+    "4",
+    "--batch-size",
+    "8",
+    "--thin",
+    "0.2",
+    "--pop",
+    "4",
+    "--gens",
+    "1",
+    "--seed",
+    "3",
+    "--start-with",
+    "gelu(ARG0)",
+    "--no-export",
+    "--retrain-top",
+    "0",
+];
+
+/// MICRO with `extra` appended; a flag of `extra` that MICRO also gives a
+/// value replaces MICRO's value.
+fn micro(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = MICRO.iter().map(|s| s.to_string()).collect();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < extra.len() {
+        let pos = args.iter().position(|a| a == extra[i]);
+        match (pos, extra.get(i + 1)) {
+            (Some(p), Some(v)) if p + 1 < args.len() && !args[p + 1].starts_with("--") => {
+                args[p + 1] = v.to_string();
+                i += 2;
+            }
+            _ => {
+                rest.push(extra[i].to_string());
+                i += 1;
+            }
+        }
+    }
+    args.extend(rest);
+    args
+}
+
+fn search_output(dir: &Path, extra: &[&str]) -> Output {
+    bin()
+        .args(micro(extra))
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn search(dir: &Path, extra: &[&str]) -> Output {
+    let out = search_output(dir, extra);
+    assert!(
+        out.status.success(),
+        "search {extra:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `v` without its `*_seconds` keys and worker numbers.
+fn without_times(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| !k.ends_with("_seconds") && k != "seconds" && k != "worker")
+                .map(|(k, v)| (k, without_times(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_times).collect()),
+        v => v,
+    }
+}
+
+/// (hash, fitness bits or the failure) of every evaluation, sorted.
+fn fitnesses(dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = lines(&dir.join("evaluations.jsonl"))
+        .into_iter()
+        .map(|e| {
+            let f = match e["fitness"].as_f64() {
+                Some(f) => format!("{:016x}", f.to_bits()),
+                None => e["failure"].as_str().unwrap_or("?").to_string(),
+            };
+            (e["hash"].as_str().unwrap().to_string(), f)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn same_search(a: &Path, b: &Path) {
+    assert_eq!(
+        without_times(json(&a.join("hall_of_fame.json"))),
+        without_times(json(&b.join("hall_of_fame.json"))),
+        "{} vs {}",
+        a.display(),
+        b.display()
+    );
+    assert_eq!(fitnesses(a), fitnesses(b));
+}
+
+/// The reference: the micro search on one thread, made once.
+fn reference() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tmp("reference");
+        search(&d, &["--workers", "1"]);
+        d
+    })
+}
+
+fn eval_candidates(run: &Path, batch: &Path, out: &Path) -> Output {
+    bin()
+        .args(["eval-candidates", "--quiet", "--json", "--run"])
+        .arg(run)
+        .arg("--batch")
+        .arg(batch)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_candidates_gives_the_search_fitness_bit_for_bit_and_reruns_are_idempotent() {
+    let run = reference();
+    let trained: Vec<Value> = lines(&run.join("evaluations.jsonl"))
+        .into_iter()
+        .filter(|e| e["fitness"].is_number())
+        .collect();
+    assert!(trained.len() >= 2, "the reference trained candidates");
+    let dir = tmp("bit-exact");
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("batch.jsonl");
+    // By formula and hash, and by hash alone (the run's recorded formula).
+    let mut text = String::new();
+    for (i, e) in trained.iter().enumerate() {
+        let line = if i == 0 {
+            serde_json::json!({"hash": e["hash"]})
+        } else {
+            serde_json::json!({"hash": e["hash"], "formula": e["formula"]})
+        };
+        text.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(&batch, text).unwrap();
+    let out = dir.join("results.jsonl");
+    let o = eval_candidates(run, &batch, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["evaluated"], trained.len());
+    let results = lines(&out);
+    assert_eq!(results.len(), trained.len());
+    for (r, e) in results.iter().zip(&trained) {
+        assert_eq!(r["hash"], e["hash"]);
+        assert_eq!(r["formula"], e["formula"]);
+        assert_eq!(
+            r["fitness"].as_f64().unwrap().to_bits(),
+            e["fitness"].as_f64().unwrap().to_bits(),
+            "{}",
+            e["formula"]
+        );
+        assert_eq!(
+            without_times(r["metrics"].clone()),
+            without_times(e["metrics"].clone())
+        );
+    }
+    // A rerun keeps every result and evaluates nothing.
+    let before = std::fs::read(&out).unwrap();
+    let o = eval_candidates(run, &batch, &out);
+    assert!(o.status.success());
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["evaluated"], 0);
+    assert_eq!(summary["reused"], trained.len());
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp.")), "{names:?}");
+}
+
+#[test]
+fn bad_batch_lines_get_their_own_errors_and_good_lines_are_evaluated() {
+    let run = reference();
+    let dir = tmp("bad-batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("batch.jsonl");
+    std::fs::write(
+        &batch,
+        "# a comment\n\
+         not json\n\
+         {\"formula\": \"safe_mul(ARG0, sin(ARG0)\"}\n\
+         {\"formula\": \"sin(ARG0)\", \"recipe\": \"0000000000000000\"}\n\
+         {\"hash\": \"0000000000000001\"}\n\
+         {\"formula\": \"safe_mul(ARG0, sin(ARG0))\", \"seeds\": [3]}\n",
+    )
+    .unwrap();
+    let out = dir.join("results.jsonl");
+    let o = eval_candidates(run, &batch, &out);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let results = lines(&out);
+    let good: Vec<&Value> = results.iter().filter(|r| r["error"].is_null()).collect();
+    assert_eq!(good.len(), 1, "{results:?}");
+    assert!(good[0]["fitness"].as_f64().unwrap().is_finite());
+    let errors: Vec<(u64, String)> = results
+        .iter()
+        .filter_map(|r| Some((r["line"].as_u64()?, r["error"].as_str()?.to_string())))
+        .collect();
+    let expect = [
+        (2, "not a JSON object"),
+        (3, "does not parse"),
+        (4, "is for recipe 0000000000000000"),
+        (5, "has not recorded a formula with hash 0000000000000001"),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{errors:?}");
+    for ((line, msg), (want_line, needle)) in errors.iter().zip(expect) {
+        assert_eq!(*line, want_line);
+        assert!(msg.contains(needle), "line {line}: {msg}");
+    }
+    // The messages are on stderr too, with file and line.
+    let o = bin()
+        .args(["eval-candidates", "--run"])
+        .arg(run)
+        .arg("--batch")
+        .arg(&batch)
+        .arg("--out")
+        .arg(dir.join("again.jsonl"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("batch.jsonl:3: the formula does not parse"),
+        "{err}"
+    );
+
+    // An unknown run directory is one clear error, and writes nothing.
+    let nowhere = dir.join("no-such-run");
+    let o = eval_candidates(&nowhere, &batch, &dir.join("none.jsonl"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err.contains("not an actforge search run directory"),
+        "{err}"
+    );
+    assert!(!dir.join("none.jsonl").exists());
+}
+
+#[test]
+fn serve_mode_answers_line_by_line_after_a_ready_line() {
+    let run = reference();
+    let mut child = bin()
+        .args([
+            "eval-candidates",
+            "--quiet",
+            "--batch",
+            "-",
+            "--out",
+            "-",
+            "--run",
+        ])
+        .arg(run)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"formula\": \"sin(ARG0)\"}\n{\"formula\": 1}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let got: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3, "{text}");
+    assert_eq!(got[0]["ready"], true);
+    assert!(got[1]["fitness"].is_number(), "{}", got[1]);
+    assert_eq!(got[2]["line"], 2);
+}
+
+#[test]
+fn worker_processes_reach_the_hall_of_fame_of_one_thread() {
+    let dir = tmp("process-3");
+    search(&dir, &["--executor", "process", "--workers", "3"]);
+    same_search(reference(), &dir);
+    for i in 0..3 {
+        let log =
+            std::fs::read_to_string(dir.join("workers").join(format!("worker-{i}.log"))).unwrap();
+        assert!(log.starts_with(&format!("== worker {i}: pid ")), "{log}");
+    }
+}
+
+/// The pid of the newest child of worker `i` once it is evaluating.
+fn evaluating_pid(log: &Path, deadline: Instant) -> Option<u32> {
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(log) {
+            if text.contains("evaluating ") {
+                let header = text.lines().rev().find(|l| l.starts_with("== worker"))?;
+                let pid = header.split("pid ").nth(1)?.split(',').next()?;
+                return pid.parse().ok();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_killed_worker_process_loses_only_its_candidate() {
+    // Longer training, so that the kill lands during an evaluation.
+    let longer = ["--steps", "40", "--pop", "6", "--workers"];
+    let reference = tmp("kill-reference");
+    search(&reference, &[&longer[..], &["1"]].concat());
+    let dir = tmp("kill");
+    let child = bin()
+        .args(micro(
+            &[&longer[..], &["2", "--executor", "process"]].concat(),
+        ))
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = dir.join("workers").join("worker-0.log");
+    let pid = evaluating_pid(&log, Instant::now() + Duration::from_secs(120))
+        .expect("worker 0 started evaluating");
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("lost candidate") && text.contains("(try 1)") && text.contains("signal 9"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("== worker 0: pid").count(),
+        2,
+        "restarted once: {text}"
+    );
+    // The lost candidate was evaluated again: nothing differs.
+    same_search(&reference, &dir);
+}
+
+/// A stand-in for `actforge eval-candidates --batch - --out -` that dies
+/// on candidates whose formula contains `die` and scores others 1.5.
+const FAKE_WORKER: &str = r#"#!/bin/sh
+echo start >> "$(dirname "$0")/starts"
+echo '{"ready": true}'
+while IFS= read -r line; do
+  case "$line" in *die*) kill -9 $$ ;; esac
+  hash=$(printf '%s' "$line" | sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/')
+  printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash"
+done
+"#;
+
+fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn jobs() -> Vec<Job> {
+    ["sin(x)", "die(x)", "cos(x)"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Job {
+            key: 0x1000 + i as u64,
+            formula: f.to_string(),
+            seeds: vec![0],
+        })
+        .collect()
+}
+
+fn run_all(exec: &mut dyn Executor) -> Vec<JobResult> {
+    let mut got = Vec::new();
+    exec.run(jobs(), &mut |r| {
+        got.push(r);
+        Ok(())
+    })
+    .unwrap();
+    got.sort_by_key(|r| r.key);
+    got
+}
+
+#[test]
+fn a_worker_that_dies_twice_scores_its_candidate_as_a_failure() {
+    let dir = tmp("fake-worker");
+    let program = script(&dir, "fake-actforge", FAKE_WORKER);
+    let mut exec = ProcessWorkers::new(
+        WorkerSetup {
+            program,
+            run_dir: dir.clone(),
+            recipe: 0,
+            devices: vec![None],
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    exec.start().unwrap();
+    let got = run_all(&mut exec);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].fitness, Some(1.5));
+    assert_eq!(got[2].fitness, Some(1.5));
+    let why = got[1].failure.clone().unwrap();
+    assert_eq!(got[1].fitness, None);
+    assert!(why.starts_with("worker died twice"), "{why}");
+    assert!(why.contains("signal 9"), "{why}");
+    // Started, died, restarted, died, restarted for the last candidate.
+    let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 3, "{starts}");
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_a_clear_error() {
+    let dir = tmp("no-start");
+    let program = script(
+        &dir,
+        "broken",
+        "#!/bin/sh\necho 'error: no GPU here' >&2\nexit 1\n",
+    );
+    let mut exec = ProcessWorkers::new(
+        WorkerSetup {
+            program,
+            run_dir: dir.clone(),
+            recipe: 0,
+            devices: vec![Some("cuda:7".into())],
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    let e = exec.start().unwrap_err().to_string();
+    assert!(e.contains("worker 0 (cuda:7) did not start"), "{e}");
+    assert!(e.contains("exited with status 1"), "{e}");
+    assert!(e.contains("no GPU here"), "{e}");
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn devices_need_a_cuda_build_and_say_so_before_the_run_directory_exists() {
+    let dir = tmp("devices");
+    let out = bin()
+        .args(MICRO)
+        .args(["--devices", "0,1", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("CUDA device 0"), "{err}");
+    assert!(err.contains("--features cuda"), "{err}");
+    assert!(!dir.exists());
+    let out = bin()
+        .args(MICRO)
+        .args(["--devices", "0,0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+// ---- Ray ------------------------------------------------------------------
+
+/// The Python of a virtual environment with `ray` installed in this test's
+/// folder, or why there is none.
+fn ray_python() -> Result<PathBuf, String> {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = root().join("ray-venv");
+            let python = venv.join("bin").join("python");
+            if python.exists() {
+                return Ok(python);
+            }
+            let run = |cmd: &mut Command| -> Result<(), String> {
+                let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    Err(format!(
+                        "{cmd:?} failed: {}",
+                        err.lines().last().unwrap_or("")
+                    ))
+                }
+            };
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+            run(Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                &format!("ray=={RAY_VERSION}"),
+            ]))?;
+            Ok(python)
+        })
+        .clone()
+}
+
+/// The Python with ray, or `None` after printing why the test is skipped
+/// (a failure when `ACTFORGE_REQUIRE_RAY=1`).
+fn ray_or_skip(test: &str) -> Option<PathBuf> {
+    match ray_python() {
+        Ok(p) => Some(p),
+        Err(why) => {
+            assert!(
+                std::env::var("ACTFORGE_REQUIRE_RAY").as_deref() != Ok("1"),
+                "ACTFORGE_REQUIRE_RAY=1 but ray=={RAY_VERSION} cannot be installed: {why}"
+            );
+            eprintln!("skipping {test}: ray=={RAY_VERSION} cannot be installed: {why}");
+            None
+        }
+    }
+}
+
+/// Tests that start Ray run one at a time (each instance takes the
+/// machine's CPUs).
+fn ray_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn the_ray_executor_reaches_the_hall_of_fame_of_one_thread() {
+    let Some(python) = ray_or_skip("the_ray_executor_reaches_the_hall_of_fame_of_one_thread")
+    else {
+        return;
+    };
+    let _one_at_a_time = ray_lock();
+    let dir = tmp("ray");
+    search(
+        &dir,
+        &[
+            "--executor",
+            "ray",
+            "--ray-local-cpus",
+            "2",
+            "--ray-python",
+            python.to_str().unwrap(),
+        ],
+    );
+    same_search(reference(), &dir);
+    assert!(dir.join("executor").join("ray_driver.py").exists());
+}
+
+/// A stand-in for `actforge eval-candidates --run R --batch B --out O`
+/// that dies on a batch containing `die`.
+const FAKE_TASK: &str = r#"#!/bin/sh
+batch=$5; out=$7
+echo try >> "$(dirname "$0")/tries-$(grep -c die "$batch")"
+if grep -q die "$batch"; then kill -9 $$; fi
+hash=$(sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/' "$batch")
+printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash" > "$out"
+"#;
+
+#[test]
+fn a_ray_task_that_fails_twice_is_scored_as_a_failure() {
+    let Some(python) = ray_or_skip("a_ray_task_that_fails_twice_is_scored_as_a_failure") else {
+        return;
+    };
+    let _one_at_a_time = ray_lock();
+    let dir = tmp("ray-fake");
+    let program = script(&dir, "fake-actforge", FAKE_TASK);
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    let mut exec = RayExecutor::new(
+        RaySetup {
+            program,
+            run_dir: dir.clone(),
+            recipe: 0,
+            options: RayOptions {
+                address: None,
+                python,
+                gpus_per_task: 0.0,
+                cpus_per_task: 1.0,
+                local_cpus: Some(2),
+            },
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    exec.start().unwrap();
+    let got = run_all(&mut exec);
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[0].fitness, got[2].fitness), (Some(1.5), Some(1.5)));
+    let why = got[1].failure.clone().unwrap();
+    assert!(why.starts_with("the Ray task failed twice"), "{why}");
+    assert!(why.contains("signal 9"), "{why}");
+    let tries = std::fs::read_to_string(dir.join("tries-1")).unwrap();
+    assert_eq!(tries.lines().count(), 2, "tried once more: {tries}");
+}
+
+fn ray_cli(python: &Path, args: &[&str]) -> Output {
+    Command::new(python.with_file_name("ray"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
+    let Some(python) = ray_or_skip("losing_the_ray_cluster_stops_the_search_and_resume_continues")
+    else {
+        return;
+    };
+    let _one_at_a_time = ray_lock();
+    let more = ["--gens", "3", "--steps", "20"];
+    let reference = tmp("lost-reference");
+    search(&reference, &[&more[..], &["--workers", "1"]].concat());
+    let port = 20000 + std::process::id() % 20000;
+    // The cluster this machine runs (an explicit host:port needs the
+    // cluster's auth token set up for the driver's session).
+    let address = "auto".to_string();
+    let start = || {
+        let out = ray_cli(
+            &python,
+            &[
+                "start",
+                "--head",
+                "--port",
+                &port.to_string(),
+                "--num-cpus",
+                "2",
+                "--include-dashboard",
+                "false",
+                "--disable-usage-stats",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    start();
+    let dir = tmp("lost");
+    let ray_flags = [
+        "--executor",
+        "ray",
+        "--ray-address",
+        &address,
+        "--ray-python",
+        python.to_str().unwrap(),
+    ];
+    let child = bin()
+        .args(micro(&[&more[..], &ray_flags[..]].concat()))
+        .arg("--out")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the cluster once the first generation is done.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline
+        && std::fs::read_to_string(dir.join("logbook.jsonl")).map_or(0, |t| t.lines().count()) < 1
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = ray_cli(&python, &["stop", "--force"]);
+    assert!(stopped.status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the search stopped: {err}");
+    assert!(err.contains("the Ray cluster"), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    assert!(dir.join("checkpoint.json").exists());
+
+    start();
+    let resumed = bin()
+        .args(["search", "--quiet", "--resume"])
+        .arg(&dir)
+        .args(ray_flags)
+        .output()
+        .unwrap();
+    let _ = ray_cli(&python, &["stop", "--force"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    same_search(&reference, &dir);
+}
+
+#[test]
+fn the_slurm_script_shards_a_batch_and_the_merge_joins_it_by_hash() {
+    let run = reference();
+    let dir = tmp("slurm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let formulas = ["sin(ARG0)", "safe_mul(ARG0, sin(ARG0))", "cos(ARG0)"];
+    let batch = dir.join("batch.jsonl");
+    let text: String = formulas
+        .iter()
+        .map(|f| format!("{}\n", serde_json::json!({ "formula": f })))
+        .collect();
+    std::fs::write(&batch, text).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Tasks 4 and 5 of an array 4-5, as Slurm would set them.
+    for id in ["4", "5"] {
+        let out = Command::new("bash")
+            .arg(repo.join("scripts/slurm-eval.sh"))
+            .arg(run)
+            .arg(&batch)
+            .arg(dir.join("shards"))
+            .env("ACTFORGE", env!("CARGO_BIN_EXE_actforge"))
+            .env("SLURM_ARRAY_TASK_ID", id)
+            .env("SLURM_ARRAY_TASK_MIN", "4")
+            .env("SLURM_ARRAY_TASK_COUNT", "2")
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let shard0 = lines(&dir.join("shards/shard-0-of-2.jsonl"));
+    let shard1 = lines(&dir.join("shards/shard-1-of-2.jsonl"));
+    assert_eq!((shard0.len(), shard1.len()), (2, 1));
+    let merged = Command::new("python3")
+        .arg(repo.join("scripts/merge-results.py"))
+        .arg(dir.join("shards/shard-0-of-2.jsonl"))
+        .arg(dir.join("shards/shard-1-of-2.jsonl"))
+        .arg(dir.join("shards/shard-0-of-2.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let merged: Vec<Value> = String::from_utf8(merged.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The same results as one unsharded process.
+    let whole = dir.join("whole.jsonl");
+    assert!(eval_candidates(run, &batch, &whole).status.success());
+    let mut want = lines(&whole);
+    want.sort_by(|a, b| a["hash"].as_str().cmp(&b["hash"].as_str()));
+    let fit = |v: &[Value]| -> Vec<(String, u64)> {
+        v.iter()
+            .map(|r| {
+                (
+                    r["hash"].as_str().unwrap().to_string(),
+                    r["fitness"].as_f64().unwrap().to_bits(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(fit(&merged), fit(&want));
+}
