@@ -570,6 +570,11 @@ fn epoch_table(r: &Results) -> String {
 /// The kept sample answers of each activation's first seed.
 fn sample_table(r: &Results) -> String {
     let mut t = String::new();
+    let (heading, input) = if r.experiment.recipe.task == crate::fitness::Task::Qa {
+        ("sample answers", "Q:")
+    } else {
+        ("sample translations", "source:")
+    };
     for (a, name) in r.experiment.activations.iter().enumerate() {
         let Some(run) = r.runs.iter().find(|x| {
             x["activation_index"] == json!(a)
@@ -578,12 +583,12 @@ fn sample_table(r: &Results) -> String {
             continue;
         };
         if t.is_empty() {
-            t.push_str("\nsample answers (first seed):\n");
+            t.push_str(&format!("\n{heading} (first seed):\n"));
         }
         t.push_str(&format!("[{name}]\n"));
         for s in run["samples"].as_array().into_iter().flatten() {
             t.push_str(&format!(
-                "  Q: {}\n     reference: {}\n     generated: {}\n",
+                "  {input} {}\n     reference: {}\n     generated: {}\n",
                 s["source"].as_str().unwrap_or(""),
                 s["reference"].as_str().unwrap_or(""),
                 s["output"].as_str().unwrap_or("")
