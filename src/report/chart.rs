@@ -100,7 +100,13 @@ fn usable(axes: &Axes, y: f64) -> bool {
     y.is_finite() && (!axes.log_y || y > 0.0)
 }
 
-/// The padded range of the finite values, never empty.
+/// Largest magnitude an axis reaches: its span, and plotters' tick search
+/// over it, stay finite (a span near f64::MAX overflows and the search
+/// never ends).
+const AXIS_MAX: f64 = 1e300;
+
+/// The padded range of the finite values, never empty, within
+/// ±[`AXIS_MAX`] (and above the smallest normal number on a log axis).
 fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
@@ -111,8 +117,11 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
-        return (lo / 1.15, hi * 1.15);
+        let lo = (lo / 1.15).clamp(f64::MIN_POSITIVE, AXIS_MAX / 10.0);
+        let hi = (hi * 1.15).clamp(lo * 10.0, AXIS_MAX);
+        return (lo, hi);
     }
+    let (lo, hi) = (lo.clamp(-AXIS_MAX, AXIS_MAX), hi.clamp(-AXIS_MAX, AXIS_MAX));
     let pad = ((hi - lo) * 0.06)
         .max(hi.abs().max(lo.abs()) * 1e-6)
         .max(1e-9);
@@ -329,6 +338,37 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn extreme_values_draw_and_return() {
+        // Spans that overflow f64, values next to f64::MAX, a spread below
+        // one ulp: every chart must come back (plotters' own tick search
+        // can loop on such ranges).
+        let dir = std::env::temp_dir().join(format!("actforge-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: [&[f64]; 4] = [
+            &[-1e308, 1e308],
+            &[f64::MAX, f64::MAX / 2.0],
+            &[1e300, 1e300 * (1.0 + f64::EPSILON)],
+            &[f64::MIN_POSITIVE, 5e-324],
+        ];
+        for (k, ys) in cases.iter().enumerate() {
+            for log_y in [false, true] {
+                let series = [Series {
+                    label: "s".into(),
+                    points: ys.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect(),
+                    band: Vec::new(),
+                    dashed: false,
+                }];
+                let axes = Axes {
+                    log_y,
+                    ..Axes::default()
+                };
+                line_chart(&series, &axes, &dir.join(format!("c{k}{log_y}.svg"))).unwrap();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     use super::*;
 
     fn svg_of(series: &[Series], axes: &Axes) -> String {
