@@ -125,10 +125,8 @@ pub enum EvaluatorKind {
     Synthetic { sleep_ms: u64 },
 }
 
-/// The training flags handed to the fitness recipe.
-// FITNESS: when `crate::fitness` is merged, this becomes (or builds)
-// `fitness::Recipe::for_task(task, gpu)` with these overrides, and the
-// recipe's own `hash()` joins the settings hash.
+/// The training flags of a search: `super::training::recipe` turns them
+/// into the `fitness::Recipe` (the task's defaults with these overrides).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainSettings {
     /// `qa`, `translate-gpt` or `translate-t5`.

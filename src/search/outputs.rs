@@ -402,10 +402,8 @@ fn final_retrain(s: &Search, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>>
     );
     let seeds = s.settings.retrain_seed_list();
     let dir: &Path = &s.dir.join(FINAL_DIR);
-    // FITNESS: the real `Retrain` runs the `train` comparison
-    // (`fitness::compare::run_experiment`) for these entrants and seeds on
-    // the full data, writing its results.json and curves into `dir`
-    // (which it creates).
+    // The training evaluator runs the `train` comparison here on all the
+    // data, writing its results.json and curves into `dir`.
     let results = retrain.retrain(&entrants, &seeds, dir)?;
     write_json(&s.dir.join(FINAL), &retrain::to_json(&results, &seeds))?;
     Ok(retrain::table(&results))
