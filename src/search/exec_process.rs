@@ -15,20 +15,19 @@
 //! Imports from the crate only `error` and `simplify::hash_hex`, and its
 //! siblings `executor`, `batch` and `rundir`.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::simplify::hash_hex;
 
 use super::batch::{job_line, parse_output_line, OutputLine};
-use super::executor::{Executor, Job, JobResult};
+use super::executor::{run_pool, Executor, Job, JobResult};
 
 /// Folder of the workers' logs in the run directory.
 pub const WORKER_LOGS: &str = "workers";
@@ -319,39 +318,10 @@ impl Executor for ProcessWorkers {
     }
 
     fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
-        let threads = self.slots.len().min(jobs.len());
-        let queue = Mutex::new(VecDeque::from(jobs));
-        let halt = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<JobResult>();
-        let (setup, stop) = (&self.setup, &*self.stop);
-        std::thread::scope(|scope| {
-            for (i, slot) in self.slots.iter_mut().enumerate().take(threads) {
-                let tx = tx.clone();
-                let (queue, halt) = (&queue, &halt);
-                scope.spawn(move || loop {
-                    if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Some(job) = queue.lock().expect("job queue").pop_front() else {
-                        break;
-                    };
-                    if tx.send(run_job(setup, slot, i, &job)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(tx);
-            let mut first_error = None;
-            for result in rx {
-                if first_error.is_some() {
-                    continue;
-                }
-                if let Err(e) = done(result) {
-                    halt.store(true, Ordering::SeqCst);
-                    first_error = Some(e);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
+        let setup = &self.setup;
+        let slots: Vec<&mut Option<Worker>> = self.slots.iter_mut().collect();
+        run_pool(slots, jobs, &self.stop, done, |slot, i, job| {
+            run_job(setup, slot, i, job)
         })
     }
 }

@@ -149,44 +149,67 @@ impl Executor for InProcess {
     }
 
     fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
-        let threads = self.workers.min(jobs.len());
-        let queue = Mutex::new(VecDeque::from(jobs));
-        let halt = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<JobResult>();
-        let evaluators = &self.evaluators;
-        let stop = &*self.stop;
-        std::thread::scope(|scope| {
-            for worker in 0..threads {
-                let tx = tx.clone();
-                let evaluator = &*evaluators[worker % evaluators.len()];
-                let (queue, halt) = (&queue, &halt);
-                scope.spawn(move || loop {
-                    if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Some(job) = queue.lock().expect("job queue").pop_front() else {
-                        break;
-                    };
-                    let result = evaluate_guarded(evaluator, &job, worker);
-                    if tx.send(result).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(tx);
-            let mut first_error = None;
-            for result in rx {
-                if first_error.is_some() {
-                    continue;
-                }
-                if let Err(e) = done(result) {
-                    halt.store(true, Ordering::SeqCst);
-                    first_error = Some(e);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        })
+        let evaluators: Vec<&dyn Evaluate> = (0..self.workers)
+            .map(|w| &*self.evaluators[w % self.evaluators.len()])
+            .collect();
+        run_pool(
+            evaluators,
+            jobs,
+            &self.stop,
+            done,
+            |evaluator, worker, job| evaluate_guarded(*evaluator, job, worker),
+        )
     }
+}
+
+/// Runs `jobs` from one queue on one thread per entry of `workers`
+/// (fewer when there are fewer jobs): thread `i` calls `work(&mut
+/// workers[i], i, job)` for each job it takes. `done` sees every result in
+/// this thread, in completion order; its first error stops the pool (jobs
+/// already running finish) and is returned. A raised `stop` leaves the
+/// jobs not yet started undone. The one worker loop of every executor that
+/// keeps its workers in this process.
+pub fn run_pool<W: Send>(
+    mut workers: Vec<W>,
+    jobs: Vec<Job>,
+    stop: &AtomicBool,
+    done: &mut dyn FnMut(JobResult) -> Result<()>,
+    work: impl Fn(&mut W, usize, &Job) -> JobResult + Sync,
+) -> Result<()> {
+    workers.truncate(jobs.len());
+    let queue = Mutex::new(VecDeque::from(jobs));
+    let halt = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<JobResult>();
+    let work = &work;
+    std::thread::scope(|scope| {
+        for (i, mut w) in workers.into_iter().enumerate() {
+            let tx = tx.clone();
+            let (queue, halt) = (&queue, &halt);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) || halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(job) = queue.lock().expect("job queue").pop_front() else {
+                    break;
+                };
+                if tx.send(work(&mut w, i, &job)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut first_error = None;
+        for result in rx {
+            if first_error.is_some() {
+                continue;
+            }
+            if let Err(e) = done(result) {
+                halt.store(true, Ordering::SeqCst);
+                first_error = Some(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
 }
 
 /// Evaluate `job`; a panic is retried once, then scored as a failure.
