@@ -507,6 +507,19 @@ pub fn versus_blocks(
         let name = text(&row[name_key]);
         for &(key, label, higher) in metrics {
             let Some(v) = Versus::of(row, base, key, higher) else {
+                let failed = row["runs_failed"].as_u64().or(row["failed"].as_u64());
+                if key == "fitness" && failed.is_some_and(|f| f > 0) {
+                    let s = format!(
+                        "{name}: no {label} to compare: {} of {} runs failed.",
+                        failed.unwrap_or(0),
+                        text(&row["runs"])
+                    );
+                    blocks.push(Block::Callout(Tone::Bad, s));
+                    let mut r = vec![Cell::code(name.clone()), Cell::text(label)];
+                    r.extend(std::iter::repeat_with(|| Cell::text("—")).take(4));
+                    r.push(Cell::Tag(Tone::Bad, "failed".into()));
+                    rows.push(r);
+                }
                 continue;
             };
             paired |= matches!(v, Versus::Paired { .. });

@@ -11,7 +11,9 @@
 //!   `pareto.png` (every evaluated formula, the front highlighted),
 //!   `hall_of_fame/hof-K.png` (each entry and its derivative next to GELU),
 //!   `best_kernel/` (the exported kernel package of the best formula),
-//!   the final retrain against GELU (`final.json`), and a [`Summary`].
+//!   the final retrain against GELU (`final.json`), and a [`Summary`];
+//! * after every generation and at the end: `report.html`, the run's page
+//!   ([`super::page`]).
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +36,7 @@ use super::progress::Observer;
 use super::retrain::{self, Entrant, Retrain};
 use super::rundir::{
     BEST_KERNEL, CHECKPOINT, CONFIG, EVALUATIONS, FINAL, FINAL_DIR, FITNESS_PNG, HALL_OF_FAME,
-    HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG,
+    HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG, REPORT,
 };
 
 /// The best formula of a run.
@@ -194,10 +196,23 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
     } else {
         Vec::new()
     };
+    if let Some(w) = write_page(s, obs) {
+        warnings.push(w);
+    }
     let files = existing_files(&s.dir);
     let mut summary = summary(s, files, rows);
     summary.warnings = warnings;
     Ok(summary)
+}
+
+/// The report page (`report.html`, and `final/report.html` once the
+/// final retrain wrote its folder), rebuilt from the run directory's
+/// files. A failure is a warning (returned and noted): the results stand.
+pub fn write_page(s: &Search, obs: &mut dyn Observer) -> Option<String> {
+    let e = super::page::write(&s.dir).err()?;
+    let w = format!("report page: {e}");
+    obs.note(&format!("warning: {w}"));
+    Some(w)
 }
 
 /// The outputs present in `dir`, as (what, path), for the summary.
@@ -215,6 +230,7 @@ pub fn existing_files(dir: &Path) -> Vec<(String, PathBuf)> {
         ("activation plots", HOF_PLOTS),
         ("best kernel", BEST_KERNEL),
         ("final retrain", FINAL),
+        ("report", REPORT),
     ]
     .into_iter()
     .map(|(what, name)| (what.to_string(), dir.join(name)))

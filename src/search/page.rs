@@ -147,7 +147,19 @@ fn verdict(dir: &Path, settings: &Value, fin: Option<&Value>) -> Section {
             vec![Block::Callout(Tone::Caution, why.into())],
         );
     };
-    let summary = array(&fin["summary"]);
+    let seeds = array(&fin["seeds"]).len() as u64;
+    let summary: Vec<Value> = array(&fin["summary"])
+        .into_iter()
+        .map(|mut row| {
+            // final.json counts successes: state the failures as train does.
+            if row["runs_failed"].is_null() {
+                let ok = row["runs_ok"].as_u64().unwrap_or(0);
+                row["runs"] = seeds.into();
+                row["failed"] = seeds.saturating_sub(ok).into();
+            }
+            row
+        })
+        .collect();
     let mut blocks = versus_blocks(&summary, "activation", &METRICS);
     let recorded = |key: &str, missing: &str| match &fin[key] {
         Value::Null => Cell::text(missing),
