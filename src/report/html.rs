@@ -190,6 +190,27 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Escaped text whose `backquoted` spans become `<code>` (prose in
+/// paragraphs, notes and callouts).
+fn prose(text: &str) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    if parts.len().is_multiple_of(2) {
+        // An unpaired backquote: show the text as written.
+        return escape(text);
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i % 2 == 1 {
+                format!("<code>{}</code>", escape(p))
+            } else {
+                escape(p)
+            }
+        })
+        .collect()
+}
+
 /// A relative link into the run directory (no scheme, not absolute).
 fn is_local(href: &str) -> bool {
     !href.is_empty()
@@ -346,17 +367,17 @@ fn section(h: &mut String, s: &Section) {
 fn block(h: &mut String, b: &Block) {
     match b {
         Block::Text(t) => {
-            let _ = writeln!(h, "<p>{}</p>", escape(t));
+            let _ = writeln!(h, "<p>{}</p>", prose(t));
         }
         Block::Note(t) => {
-            let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(t));
+            let _ = writeln!(h, "<p class=\"note\">{}</p>", prose(t));
         }
         Block::Callout(tone, t) => {
             let _ = writeln!(
                 h,
                 "<div class=\"callout {}\">{}</div>",
                 tone.class(),
-                escape(t)
+                prose(t)
             );
         }
         Block::Facts(pairs) => {
@@ -501,17 +522,23 @@ mod tests {
     }
 
     #[test]
+    fn backquotes_in_prose_become_code() {
+        assert_eq!(prose("run `a <b>` now"), "run <code>a &lt;b&gt;</code> now");
+        assert_eq!(prose("odd ` quote"), "odd ` quote");
+    }
+
+    #[test]
     fn rows_are_plain_html_and_numbers_carry_sort_keys() {
         let html = render(&page_with(vec![Block::Table(Table {
             header: vec!["name".into(), "value".into()],
             rows: vec![
-                vec![Cell::text("b"), Cell::num(10.0, 3)],
+                vec![Cell::text("b"), Cell::num(12.5, 3)],
                 vec![Cell::text("a"), Cell::num(f64::NAN, 3)],
             ],
             sortable: true,
         })]));
         assert!(html.contains("<table class=\"sortable\">"));
-        assert!(html.contains("<tr><td>b</td><td class=\"num\" data-v=\"1e1\">10</td></tr>"));
+        assert!(html.contains("<tr><td>b</td><td class=\"num\" data-v=\"1.25e1\">12.5</td></tr>"));
         assert!(html.contains("<td class=\"num\" data-v=\"NaN\">—</td>"));
     }
 

@@ -10,7 +10,8 @@
 //! * at the end: `fitness.png` (best, mean and range over generations),
 //!   `pareto.png` (every evaluated formula, the front highlighted),
 //!   `hall_of_fame/hof-K.png` (each entry and its derivative next to GELU),
-//!   `best_kernel/` (the exported kernel package of the best formula),
+//!   `best_kernel/` (the exported kernel package of the best formula, and
+//!   its SASS figures in `sass.json` where nvdisasm and cuobjdump exist),
 //!   the final retrain against GELU (`final.json`), and a [`Summary`];
 //! * after every generation and at the end: `report.html`, the run's page
 //!   ([`super::page`]).
@@ -394,8 +395,31 @@ fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
         warnings.push(format!(
             "the exported kernel has no PTX/CUBIN (NVRTC: {why})"
         ));
+        return Ok(());
     }
-    Ok(())
+    sass_figures(f, s.settings.arch, &out)
+}
+
+/// `best_kernel/sass.json`: the SASS roofline of the exported formula
+/// (`actforge bench-compile --sass --json`), for the report page. Only
+/// where nvdisasm and cuobjdump are found; nothing otherwise.
+fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
+    use crate::bench::sass::{measure, report_json, SassSpec, H200};
+    use crate::runtime::tools::{find_cuobjdump, find_nvdisasm};
+    if find_nvdisasm().is_none() || find_cuobjdump().is_none() {
+        return Ok(());
+    }
+    let spec = SassSpec {
+        formulas: &[("best".to_string(), f)],
+        arch,
+        math: crate::codegen::MathMode::default(),
+        inlining: crate::codegen::Inlining::Auto,
+    };
+    let (reports, times) = measure(&spec)?;
+    write_json(
+        &out.join("sass.json"),
+        &report_json(&spec, &reports, &times, &H200),
+    )
 }
 
 /// The hall of fame's best retrained against GELU on the full data.

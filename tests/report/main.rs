@@ -320,6 +320,18 @@ fn a_search_and_a_train_run_end_with_a_line_naming_their_page() {
     let html = std::fs::read_to_string(search.join("report.html")).unwrap();
     assert!(html.contains("<svg"), "inline figures");
     assert!(html.contains("best_kernel/best.cu"), "the exported kernel");
+    // Register counts where NVRTC made a CUBIN, SASS figures where
+    // nvdisasm and cuobjdump exist (CI has both).
+    let cubin = search.join("best_kernel/best.cubin").exists();
+    assert_eq!(html.contains("Registers per thread"), cubin);
+    let sass = search.join("best_kernel/sass.json").exists();
+    if std::env::var("ACTFORGE_REQUIRE_SASS").as_deref() == Ok("1") {
+        assert!(
+            sass,
+            "ACTFORGE_REQUIRE_SASS=1: the search writes best_kernel/sass.json"
+        );
+    }
+    assert_eq!(html.contains("SASS on sm_90"), sass);
     let html = std::fs::read_to_string(train.join("report.html")).unwrap();
     assert!(html.contains("Learning curves") && html.contains("<svg"));
 }
