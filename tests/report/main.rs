@@ -176,6 +176,9 @@ fn a_train_verdict_shows_the_paired_contract_and_the_failures() {
         "non-finite training loss (NaN) (step 0)",
         "Sample generations",
         "A rod is long",
+        // Per-epoch rows: silu(x)'s mean train loss in epoch 2.
+        "<section id=\"epochs\">",
+        "<td class=\"num\" data-v=\"7.4e0\">7.400</td>",
     ] {
         assert!(html.contains(expected), "missing {expected:?}");
     }
