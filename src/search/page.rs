@@ -478,8 +478,11 @@ fn fitness(logbook: &[Value]) -> Section {
 fn pareto_front(pareto: &[Value], evaluations: &[Value]) -> Section {
     let front: HashSet<String> = pareto.iter().map(|e| text(&e["hash"])).collect();
     let mut seen = HashSet::new();
+    // Merged formulas (functional hits) have no evaluation line of their
+    // own: the front's entries are added where missing.
     let dots: Vec<Dot> = evaluations
         .iter()
+        .chain(pareto)
         .filter(|e| e["fitness"].is_number() && seen.insert(text(&e["hash"])))
         .map(|e| Dot {
             x: num(&e["nodes"]),
@@ -995,6 +998,21 @@ mod tests {
                 ["act_1_fwd_f32", "28", "0"]
             ]
         );
+    }
+
+    #[test]
+    fn front_members_without_an_evaluation_line_are_drawn() {
+        // A functional merge: on the front, never evaluated under its own hash.
+        let evaluations = [serde_json::json!({"hash": "a", "nodes": 6, "fitness": 0.12})];
+        let pareto = [
+            serde_json::json!({"hash": "a", "nodes": 6, "fitness": 0.12}),
+            serde_json::json!({"hash": "b", "nodes": 2, "fitness": 0.10, "merged_from": "c"}),
+        ];
+        let s = pareto_front(&pareto, &evaluations);
+        let Block::Figures(f) = &s.blocks[0] else {
+            panic!("a figure first")
+        };
+        assert_eq!(f[0].svg.as_str().matches("r=\"5\"").count(), 2);
     }
 
     #[test]
