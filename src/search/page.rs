@@ -692,18 +692,18 @@ fn time(dir: &Path, logbook: &[Value], evaluations: &[Value]) -> Section {
     ];
     if !runs.is_empty() {
         rows.push(vec![
-            Cell::text("  training"),
+            Cell::text("… of which training"),
             Cell::num(train, 4),
             Cell::text(share(train)),
         ]);
         rows.push(vec![
-            Cell::text("  evaluation (metrics, generations)"),
+            Cell::text("… of which evaluation (metrics, generations)"),
             Cell::num(eval, 4),
             Cell::text(share(eval)),
         ]);
         let rest = inside - train - eval;
         rows.push(vec![
-            Cell::text("  other (data, setup, transfer)"),
+            Cell::text("… of which the rest (data, setup, transfer)"),
             Cell::num(rest, 4),
             Cell::text(share(rest)),
         ]);
