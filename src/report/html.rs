@@ -222,6 +222,23 @@ fn is_local(href: &str) -> bool {
             .is_some_and(|first| first.contains(':'))
 }
 
+/// A path as a URL path: characters that would end or change it (`%`,
+/// `#`, `?`, spaces, controls) percent-encoded.
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if "%#? \"<>\\".contains(c) || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Only inline styles and scripts; nothing may be fetched.
 const CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
@@ -468,7 +485,7 @@ fn cell_content(h: &mut String, c: &Cell) {
             let _ = write!(
                 h,
                 "<a href=\"{}\"><code>{}</code></a>",
-                escape(href),
+                escape(&percent_encode(href)),
                 escape(text)
             );
         }
@@ -578,6 +595,7 @@ mod tests {
             Block::Code("curl https://example.com".into()),
         ]));
         assert!(html.contains("<a href=\"best_kernel/best.cu\">"));
+        assert_eq!(percent_encode("a b/c#1?%.txt"), "a%20b/c%231%3F%25.txt");
         assert_eq!(
             html.matches("<a href=").count(),
             2,

@@ -193,6 +193,16 @@ impl Browser {
         }
     }
 
+    /// Turn the page's own scripts off or on (DevTools' evaluation still
+    /// works), for the next visit.
+    pub fn scripts(&mut self, on: bool) {
+        self.call(
+            "Emulation.setScriptExecutionDisabled",
+            json!({"value": !on}),
+            true,
+        );
+    }
+
     /// The value of a JavaScript expression in the tab.
     pub fn eval(&mut self, expr: &str) -> Value {
         let r = self.call(

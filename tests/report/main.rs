@@ -439,5 +439,24 @@ fn pages_render_in_headless_chromium_without_errors_or_requests() {
         down.reverse();
         assert_eq!(up, down, "{name}: the second click reverses the order");
         assert_eq!(order[2], "descending");
+        // With JavaScript off the page reads the same: every row is there,
+        // only the sorting is missing.
+        let shape = "[document.querySelectorAll('tbody tr').length, document.querySelectorAll('th.sortable').length]";
+        let with_js = b.eval(shape);
+        b.scripts(false);
+        let visit = b.visit(&page);
+        let without_js = b.eval(shape);
+        b.scripts(true);
+        assert!(
+            visit.errors.is_empty() && visit.requests.is_empty(),
+            "{name}"
+        );
+        assert!(
+            browser::ink(&visit.png).0 > 0.02,
+            "{name}: blank without JavaScript"
+        );
+        assert!(with_js[1].as_u64().unwrap() > 0, "{name}: {with_js}");
+        assert_eq!(without_js[0], with_js[0], "{name}: the same rows");
+        assert_eq!(without_js[1], 0, "{name}: the script did not run");
     }
 }
