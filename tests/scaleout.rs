@@ -11,16 +11,19 @@
 //! test's temporary folder; when it cannot be installed they print why and
 //! pass, unless `ACTFORGE_REQUIRE_RAY=1` (CI), where they fail.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actforge::search::exec_process::{ProcessWorkers, WorkerSetup};
 use actforge::search::exec_ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
 use actforge::search::{Executor, Job, JobResult};
+use common::procs;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -364,29 +367,25 @@ fn worker_processes_reach_the_hall_of_fame_of_one_thread() {
     }
 }
 
-/// The pid of the newest child of worker `i` once it is evaluating.
-fn evaluating_pid(log: &Path, deadline: Instant) -> Option<u32> {
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(log) {
-            if text.contains("evaluating ") {
-                let header = text.lines().rev().find(|l| l.starts_with("== worker"))?;
-                let pid = header.split("pid ").nth(1)?.split(',').next()?;
-                return pid.parse().ok();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
+/// The pid of worker `i`'s current process (its log's newest header)
+/// when its log ends with an `evaluating …` line: it holds a candidate
+/// whose result it has not yet described or sent.
+fn evaluating_pid(log: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(log).ok()?;
+    if !text.lines().last()?.starts_with("evaluating ") {
+        return None;
     }
-    None
+    let header = text.lines().rev().find(|l| l.starts_with("== worker"))?;
+    header.split("pid ").nth(1)?.split(',').next()?.parse().ok()
 }
 
 #[test]
 fn a_killed_worker_process_loses_only_its_candidate() {
-    // Longer training, so that the kill lands during an evaluation.
     let longer = ["--steps", "40", "--pop", "6", "--workers"];
     let reference = tmp("kill-reference");
     search(&reference, &[&longer[..], &["1"]].concat());
     let dir = tmp("kill");
-    let child = bin()
+    let mut child = bin()
         .args(micro(
             &[&longer[..], &["2", "--executor", "process"]].concat(),
         ))
@@ -397,13 +396,23 @@ fn a_killed_worker_process_loses_only_its_candidate() {
         .spawn()
         .unwrap();
     let log = dir.join("workers").join("worker-0.log");
-    let pid = evaluating_pid(&log, Instant::now() + Duration::from_secs(120))
-        .expect("worker 0 started evaluating");
-    let killed = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // Kill worker 0 at a moment checked on the frozen worker: its log ends
+    // with `evaluating …`, so it holds a candidate whose result it has not
+    // sent (it describes a result in its log before sending it).
+    loop {
+        if let Some(pid) = evaluating_pid(&log) {
+            let _frozen = procs::Frozen::new(&[pid]);
+            if evaluating_pid(&log) == Some(pid) {
+                assert!(procs::signal(pid, "KILL"));
+                break;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before worker 0 was seen evaluating"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -676,6 +685,14 @@ fn ray_cli(python: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The cluster goes away while a Ray task is certainly running: the
+/// synthetic evaluator sleeps in every task, the test waits until it sees
+/// a task's `eval-candidates` process, freezes the search and its driver
+/// (so no result can be collected), checks the task is still running, and
+/// only then stops the cluster. Whatever the machine's speed, the
+/// generation cannot finish: the search must stop with a message naming
+/// the cluster and `--resume`, and `--resume` on a new cluster must reach
+/// the uninterrupted run's result.
 #[test]
 fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
     let Some(python) = ray_or_skip("losing_the_ray_cluster_stops_the_search_and_resume_continues")
@@ -683,9 +700,9 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
         return;
     };
     let _one_at_a_time = ray_lock();
-    let more = ["--gens", "3", "--steps", "20"];
+    let synthetic = ["--gens", "3", "--evaluator", "synthetic"];
     let reference = tmp("lost-reference");
-    search(&reference, &[&more[..], &["--workers", "1"]].concat());
+    search(&reference, &[&synthetic[..], &["--workers", "1"]].concat());
     let port = 20000 + std::process::id() % 20000;
     // The cluster this machine runs (an explicit host:port needs the
     // cluster's auth token set up for the driver's session).
@@ -721,29 +738,50 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
         "--ray-python",
         python.to_str().unwrap(),
     ];
-    let child = bin()
-        .args(micro(&[&more[..], &ray_flags[..]].concat()))
+    let mut child = bin()
+        .args(micro(
+            &[
+                &synthetic[..],
+                &["--synthetic-sleep-ms", "2000"],
+                &ray_flags[..],
+            ]
+            .concat(),
+        ))
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Stop the cluster once the first generation is done.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline
-        && std::fs::read_to_string(dir.join("logbook.jsonl")).map_or(0, |t| t.lines().count()) < 1
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let stopped = ray_cli(&python, &["stop", "--force"]);
-    assert!(stopped.status.success());
+    let run = dir.to_str().unwrap();
+    let driver = loop {
+        // A task runs `eval-candidates` in a temporary run directory.
+        let tasks = procs::find(&["eval-candidates", "actforge-ray-"]);
+        let drivers = procs::find(&["ray_driver.py", run]);
+        if let ([task, ..], [driver]) = (&tasks[..], &drivers[..]) {
+            let frozen = procs::Frozen::new(&[child.id(), *driver]);
+            if procs::alive(*task) {
+                // Neither the driver nor the search can collect its result
+                // now; stopping the cluster loses it for certain.
+                let stopped = ray_cli(&python, &["stop", "--force"]);
+                assert!(stopped.status.success());
+                drop(frozen);
+                break *driver;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before any Ray task was seen running"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the search stopped: {err}");
+    assert!(!out.status.success(), "the search did not stop: {err}");
     assert!(err.contains("the Ray cluster"), "{err}");
     assert!(err.contains("--resume"), "{err}");
     assert!(dir.join("checkpoint.json").exists());
+    assert!(!procs::alive(driver), "the driver was left running");
 
     start();
     let resumed = bin()

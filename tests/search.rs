@@ -5,18 +5,21 @@
 //! after Ctrl-C, and the handling of finished, corrupt and foreign run
 //! directories.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actforge::search::config::{EvaluatorKind, Settings};
 use actforge::search::executor::{Evaluate, InProcess, Job, JobResult};
 use actforge::search::progress::Silent;
 use actforge::search::synthetic::Synthetic;
 use actforge::search::{Outcome, Search};
+use common::procs;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -444,14 +447,22 @@ fn spawn_search(dir: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Wait until `ready` holds for the run directory (or fail after 60 s).
-fn wait_for(dir: &Path, child: &mut Child, ready: impl Fn(&Path) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready(dir) {
+/// The search frozen (SIGSTOP) at a moment when `ready` holds for its run
+/// directory, checked again on the frozen process, so that whatever the
+/// test then does lands at that moment however fast or loaded the machine
+/// is. The search is thawed when the guard drops (a signal sent while it
+/// is frozen is delivered then). Fails if the search ends first.
+fn freeze_when(dir: &Path, child: &mut Child, ready: impl Fn(&Path) -> bool) -> procs::Frozen {
+    loop {
+        if ready(dir) {
+            let frozen = procs::Frozen::new(&[child.id()]);
+            if ready(dir) {
+                return frozen;
+            }
+        }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the search ended ({status}) before the moment the test waits for");
         }
-        assert!(Instant::now() < deadline, "timed out");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -493,11 +504,12 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
     let slow: Vec<&str> = RESUMABLE
         .iter()
         .copied()
-        .chain(["--synthetic-sleep-ms", "15", "--workers", "2"])
+        .chain(["--synthetic-sleep-ms", "100", "--workers", "2"])
         .collect();
     let mut child = spawn_search(&killed, &slow);
-    wait_for(&killed, &mut child, mid_generation(2));
+    let frozen = freeze_when(&killed, &mut child, mid_generation(2));
     child.kill().unwrap(); // SIGKILL
+    drop(frozen);
     child.wait().unwrap();
     let before = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
     let cp = json(&killed.join("checkpoint.json"));
@@ -539,15 +551,12 @@ fn ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run() {
     let slow: Vec<&str> = RESUMABLE
         .iter()
         .copied()
-        .chain(["--synthetic-sleep-ms", "15"])
+        .chain(["--synthetic-sleep-ms", "100"])
         .collect();
     let mut child = spawn_search(&stopped, &slow);
-    wait_for(&stopped, &mut child, mid_generation(1));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let frozen = freeze_when(&stopped, &mut child, mid_generation(1));
+    assert!(procs::signal(child.id(), "INT"));
+    drop(frozen); // delivered now
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     let err = String::from_utf8_lossy(&out.stderr);

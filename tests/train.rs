@@ -3,14 +3,17 @@
 //! step, an interrupted or killed run resumes to the same result as an
 //! uninterrupted one, and the results files keep their stable keys.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actforge::fitness::{self, Length, Prepared, Recipe, RunOptions, Status, Task};
 use actforge::op::Activation;
 use candle_core::Device;
+use common::procs;
 use serde_json::Value;
 
 const QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
@@ -255,25 +258,31 @@ fn a_killed_train_command_resumes_to_the_same_results() {
         .args(["--out", killed.to_str().unwrap(), "--checkpoint-every", "4"])
         .spawn()
         .unwrap();
-    // Kill it once the second run has a checkpoint (the first is logged).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
+    // Kill it once the second run has a checkpoint (the first is logged),
+    // a moment checked again on the frozen process.
+    let moment = || {
         let log = std::fs::read_to_string(killed.join("runs.jsonl")).unwrap_or_default();
         let ckpt = killed
             .join("checkpoints")
             .join("act1-seed1")
             .join("checkpoint.json");
-        if log.lines().count() >= 1 && ckpt.exists() {
-            break;
+        log.lines().count() >= 1 && ckpt.exists() && !killed.join("results.json").exists()
+    };
+    loop {
+        if moment() {
+            let frozen = procs::Frozen::new(&[child.id()]);
+            if moment() {
+                child.kill().unwrap(); // SIGKILL
+                drop(frozen);
+                break;
+            }
         }
         assert!(
             child.try_wait().unwrap().is_none(),
             "finished before it could be killed"
         );
-        assert!(Instant::now() < deadline, "no checkpoint appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!killed.join("results.json").exists());
     let o = actforge()
