@@ -11,6 +11,7 @@ use clap::{ArgGroup, Args};
 
 use super::io::note;
 use crate::error::{Error, Result};
+use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
     TASKS,
@@ -218,7 +219,7 @@ pub struct SearchArgs {
     pub compile_check: bool,
     /// GPU architecture for compiles and the exported kernel.
     #[arg(long, default_value = "sm_90", group = "settings")]
-    pub arch: String,
+    pub arch: Arch,
     /// Hall-of-fame entries retrained against GELU at the end (0: none).
     #[arg(long, default_value_t = 3, group = "settings")]
     pub retrain_top: usize,
@@ -274,11 +275,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
         None => default_mutations(a.ephemeral.is_some()),
     };
-    let arch = a
-        .arch
-        .strip_prefix("sm_")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::Usage(format!("--arch `{}`: write it as sm_90", a.arch)))?;
+    let arch = a.arch.0;
     let s = Settings {
         primitives: a.primitives.clone(),
         ephemeral: a.ephemeral.clone(),

@@ -16,10 +16,7 @@ use crate::fitness::compare::{self, Experiment};
 use crate::fitness::{Length, Prepared, Recipe, Task};
 use crate::report::files::{utc_stamp, write_json};
 
-/// The seed post's Q&A activation.
-pub const SEED_QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
-/// The seed post's T5 activation (with the `)` the blog dropped).
-pub const SEED_T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
+pub use crate::ir::seeds::{SEED_QA, SEED_T5};
 
 pub const AFTER_HELP: &str = "\
 Every activation trains on the same split, from the same initial weights for

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variation};
+use crate::ir::seeds::SEEDS;
 use crate::simplify::hash_hex;
 
 use super::json::Fields;
@@ -20,14 +21,8 @@ use super::objectives::{Objectives, Sense};
 pub const KNOWN: [(&str, &str); 4] = [
     ("gelu", "gelu(ARG0)"),
     ("silu", "silu(ARG0)"),
-    (
-        "seed-qa",
-        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
-    ),
-    (
-        "seed-t5",
-        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
-    ),
+    SEEDS[0],
+    SEEDS[1],
 ];
 
 /// The name under which a user's primitives file is copied into the run
