@@ -8,6 +8,11 @@
 //!        → search → report → cli
 //! ```
 //!
+//! Leaves, usable from anywhere above them: `error`, `data` (corpora,
+//! tokenizers, splits, batches), `metrics` (BLEU, chrF, statistics),
+//! `store` (run-directory files: atomic writes, JSONL logs, CSV) and
+//! `report` (plots and tables from plain numbers).
+//!
 //! Example (`examples/library.rs`, run as a doc test):
 //!
 #![doc = concat!("```\n", include_str!("../examples/library.rs"), "\n```")]
@@ -29,6 +34,7 @@ pub mod report;
 pub mod runtime;
 pub mod search;
 pub mod simplify;
+pub mod store;
 pub mod syntax;
 pub mod tasks;
 

@@ -14,7 +14,7 @@ use super::progress::TrainBars;
 use crate::error::{Error, Result};
 use crate::fitness::compare::{self, Experiment};
 use crate::fitness::{Length, Prepared, Recipe, Task};
-use crate::report::files::{utc_stamp, write_json};
+use crate::store::files::{utc_stamp, write_json};
 
 /// The seed post's Q&A activation.
 pub const SEED_QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";

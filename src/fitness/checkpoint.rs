@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::AdamW;
 use crate::error::{Error, Result};
-use crate::report::files::write_atomic;
+use crate::store::files::write_atomic;
 
 /// What `checkpoint.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{summarize, welch_p, Summary};
 use crate::op::Activation;
 use crate::report::chart::{self, Axes, Series};
-use crate::report::files::{read_json_lines, write_csv, write_json, JsonLog};
+use crate::store::files::{read_json_lines, write_csv, write_json, JsonLog};
 
 /// The metrics of the summary, in table order: (key, label, higher is
 /// better).

@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::gp::Canonical;
 use crate::ir::Library;
-use crate::report::files::{read_json_lines, write_atomic};
 use crate::simplify::hash_hex;
+use crate::store::files::{read_json_lines, write_atomic};
 
 use super::batch::{
     error_line, parse_batch_line, parse_output_line, result_line, BatchLine, OutputLine,

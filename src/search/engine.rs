@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::gp::{var_and, var_or, PrimitiveSet, Tree, Variation};
 use crate::ir::Library;
-use crate::report::files::{read_json_lines, write_atomic, write_json, JsonLog};
+use crate::store::files::{read_json_lines, write_atomic, write_json, JsonLog};
 
 use super::config::{Algorithm, Settings, PRIMITIVES_COPY};
 use super::dedup::Dedup;

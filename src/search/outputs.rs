@@ -23,8 +23,8 @@ use crate::export::{export, ExportSpec};
 use crate::gp::Tree;
 use crate::ir::Library;
 use crate::report::chart::{line_chart, scatter, Axes, Dot, Series};
-use crate::report::files::{write_atomic, write_csv, write_json};
 use crate::simplify::hash_hex;
+use crate::store::files::{write_atomic, write_csv, write_json};
 
 use super::archive::Entry;
 use super::engine::Search;

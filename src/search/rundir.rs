@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::report::files::write_json;
+use crate::store::files::write_json;
 
 use super::config::Settings;
 use super::json::{bad, read, Fields};

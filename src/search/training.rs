@@ -24,7 +24,7 @@ use crate::fitness::compare::{parse_device, run_experiment, versions, Experiment
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
-use crate::report::files::write_json;
+use crate::store::files::write_json;
 
 use super::config::TrainSettings;
 use super::executor::{Evaluate, Job, JobResult};
