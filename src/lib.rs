@@ -8,9 +8,11 @@
 //!        → search → report → cli
 //! ```
 //!
-//! Leaves, usable from anywhere above them: `error`, `data` (corpora,
+//! Leaves, usable from anywhere above them: `error`, `limits` (the sizes
+//! served, one constant each), `data` (corpora,
 //! tokenizers, splits, batches), `metrics` (BLEU, chrF, statistics),
-//! `store` (run-directory files: atomic writes, JSONL logs, CSV) and
+//! `store` (run-directory files: atomic writes, JSONL logs, CSV, locks,
+//! symlink-safe writes, bare-name checks) and
 //! `report` (plots and tables from plain numbers).
 //!
 //! Example (`examples/library.rs`, run as a doc test):
@@ -27,6 +29,7 @@ pub mod export;
 pub mod fitness;
 pub mod gp;
 pub mod ir;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod op;

@@ -574,6 +574,39 @@ fn tokenizer_cache_hits_and_survives_a_corrupt_file() {
 }
 
 #[test]
+fn a_cached_tokenizer_that_is_not_what_was_asked_is_retrained() {
+    let c = load(
+        TEXTS
+            .iter()
+            .map(|s| format!("{}\tx {}\n", s.replace(['\t', '\n'], " "), s.len()))
+            .collect::<String>()
+            .as_bytes(),
+        None,
+    )
+    .unwrap();
+    let dir = temp_dir("tokcache-asked");
+    let (small, _) = Tokenizer::cached(&c, 290, Some(&dir)).unwrap();
+    let (big, _) = Tokenizer::cached(&c, 320, Some(&dir)).unwrap();
+    assert!(big.vocab_size() > 290, "{}", big.vocab_size());
+    let file = dir.join(data::cache_name(&c, 290));
+    // A readable tokenizer of another vocabulary under this entry's name.
+    std::fs::copy(dir.join(data::cache_name(&c, 320)), &file).unwrap();
+    let (t, hit) = Tokenizer::cached(&c, 290, Some(&dir)).unwrap();
+    assert!(!hit, "a cache file with too many tokens is not trusted");
+    assert_eq!(t.hash(), small.hash());
+    assert!(
+        Tokenizer::cached(&c, 290, Some(&dir)).unwrap().1,
+        "and rewritten"
+    );
+    // One whose specials are not ids 0-5 (GPT-2's, appended at the end).
+    let gpt2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gpt2-style-tokenizer.json");
+    std::fs::copy(gpt2, &file).unwrap();
+    let (t, hit) = Tokenizer::cached(&c, 290, Some(&dir)).unwrap();
+    assert!(!hit, "a cache file with other specials is not trusted");
+    assert_eq!(t.hash(), small.hash());
+}
+
+#[test]
 fn a_gpt2_style_tokenizer_json_loads_by_path() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gpt2-style-tokenizer.json");
     let t = Tokenizer::load(&path).unwrap();

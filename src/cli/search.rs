@@ -107,6 +107,49 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 [{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\"}],
 \"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
 
+/// The flags that set a run's settings: `--resume` takes them from the
+/// run's `config.json`, so none may be given with it.
+const RESUME_CONFLICTS: [&str; 38] = [
+    "task",
+    "primitives",
+    "ephemeral",
+    "include",
+    "start_with",
+    "pop",
+    "lambda",
+    "gens",
+    "algorithm",
+    "selection",
+    "device",
+    "evaluator",
+    "tournament_size",
+    "parsimony",
+    "elite",
+    "cxpb",
+    "mutpb",
+    "mutations",
+    "max_height",
+    "max_size",
+    "init_min",
+    "init_max",
+    "objective",
+    "no_fingerprint",
+    "hof",
+    "seed",
+    "seeds",
+    "steps",
+    "batch_size",
+    "thin",
+    "preset",
+    "compile_check",
+    "arch",
+    "retrain_top",
+    "retrain_seeds",
+    "no_export",
+    "synthetic_sleep_ms",
+    "out",
+];
+
 /// Arguments of `actforge search`.
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("settings").multiple(true)))]
@@ -244,7 +287,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "DIR", group = "settings")]
     pub out: Option<PathBuf>,
     /// Continue the run in DIR.
-    #[arg(long, value_name = "DIR", conflicts_with = "settings")]
+    /// (Each setting is listed, so that the error names the flag given.)
+    #[arg(long, value_name = "DIR", conflicts_with_all = RESUME_CONFLICTS)]
     pub resume: Option<PathBuf>,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -350,9 +394,11 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     if args.workers == Some(0) {
         return Err(Error::Usage("--workers must be at least 1".into()));
     }
-    if let Some(d) = &args.scale.devices {
-        crate::search::launch::parse_devices(d)?;
+    if let Some(w) = args.workers {
+        crate::limits::WORKERS.check_usize("--workers", w)?;
     }
+    // Every flag is checked before a run directory is made or opened.
+    args.scale.check()?;
     let mut bars = Bars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
