@@ -338,20 +338,19 @@ impl OutFile {
                 other => other,
             },
         )?;
-        let lines = read_json_lines(out).map_err(|e| {
+        let refuse = |why: String| {
             out_error(
                 out,
-                format!("cannot be read as this command's results ({e}); nothing was changed"),
+                format!("is not a results file of eval-candidates ({why}): refusing to replace it; nothing was changed (pick a new --out)"),
             )
-        })?;
+        };
+        let lines = read_json_lines(out)
+            .map_err(|e| refuse(e.to_string().trim_start_matches("error: ").to_string()))?;
         if let Some(i) = lines.iter().position(|v| !is_output_line(v)) {
-            return Err(out_error(
-                out,
-                format!(
-                    "line {} is not a line of eval-candidates' results, so the file is not one: refusing to replace it (nothing was changed; pick a new --out)",
-                    i + 1
-                ),
-            ));
+            return Err(refuse(format!(
+                "line {} is not a result or error line of this command",
+                i + 1
+            )));
         }
         let results = lines
             .into_iter()
