@@ -1110,7 +1110,7 @@ fn the_merge_script_says_what_is_wrong_instead_of_a_traceback() {
     for (name, line, needle) in cases {
         let p = dir.join(name);
         std::fs::write(&p, format!("{good}\n{line}\n")).unwrap();
-        let o = merge(&[p.clone()]);
+        let o = merge(std::slice::from_ref(&p));
         let err = stderr_of(&o);
         assert_eq!(o.status.code(), Some(1), "{name}: {err}");
         assert!(!err.contains("Traceback"), "{name}: {err}");

@@ -69,9 +69,15 @@ checkpoint, reusing every evaluation already logged, and reaches the same
 hall of fame as an uninterrupted run. Ctrl-C lets running evaluations
 finish, writes the checkpoint and exits with status 130 (a second Ctrl-C
 exits at once). --resume on a finished run says so and exits 0; a damaged
-or foreign directory is an error. --resume takes every setting from the
-run's config.json; only --workers, --quiet, --json and the scale-out
-flags may be given with it.
+or foreign directory, an edited config.json or primitives.act, is an
+error. --resume takes every setting from the run's config.json; only
+--workers, --quiet, --json and the scale-out flags may be given with it.
+One process works in a run directory at a time: a second one is refused
+at once with the first one's pid (a lock left by a killed process is
+taken over). A new run directory appears whole or not at all. Sizes past
+their limits (--pop, --seeds, --gens, --batch-size, …; also in a forged
+config.json) are usage errors that name the limit. A symbolic link
+planted in the run directory is never written through.
 
 Scale-out: --workers N runs N CPU workers, --devices 0,1,... one worker
 per GPU (implies --device cuda). --executor thread (the default) keeps the
@@ -85,7 +91,10 @@ as a task running `actforge eval-candidates`; it needs Python with
 ray==2.60.0 (--ray-python). A failed task is retried once, then scored as
 a failure; a lost cluster stops the search with its checkpoint in place,
 and --resume continues. The hall of fame of a seeded run is the same
-through every executor and worker count.
+through every executor and worker count. --eval-timeout SECONDS (process
+and ray executors): an evaluation that runs longer has its worker killed,
+is tried once more, then is scored as a failure that says it timed out;
+the thread executor cannot stop a thread and refuses it.
 
 Examples:
   actforge search                                   # Q&A task, seed set, CPU
