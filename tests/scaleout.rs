@@ -1185,3 +1185,65 @@ fn the_slurm_script_takes_shards_from_a_stepped_array_and_refuses_a_list() {
         stderr_of(&o)
     );
 }
+
+/// A stand-in for `actforge eval-candidates --run R --batch B --out O`
+/// that stops itself (SIGSTOP) on a batch containing `hang`.
+const HANGING_TASK: &str = r#"#!/bin/sh
+batch=$5; out=$7
+echo try >> "$(dirname "$0")/tries-$(grep -c hang "$batch")"
+if grep -q hang "$batch"; then kill -STOP $$; fi
+hash=$(sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/' "$batch")
+printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash" > "$out"
+"#;
+
+#[test]
+fn a_ray_task_that_hangs_is_killed_retried_once_and_scored_as_timed_out() {
+    let Some(python) =
+        ray_or_skip("a_ray_task_that_hangs_is_killed_retried_once_and_scored_as_timed_out")
+    else {
+        return;
+    };
+    let _one_at_a_time = ray_lock();
+    let dir = tmp("ray-hang");
+    let program = script(&dir, "fake-actforge", HANGING_TASK);
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    let mut exec = RayExecutor::new(
+        RaySetup {
+            program,
+            run_dir: dir.clone(),
+            recipe: 0,
+            options: RayOptions {
+                address: None,
+                python,
+                gpus_per_task: 0.0,
+                cpus_per_task: 1.0,
+                local_cpus: Some(2),
+            },
+            timeout: Some(Duration::from_secs(5)),
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    exec.start().unwrap();
+    let jobs: Vec<Job> = ["sin(x)", "hang(x)", "cos(x)"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Job {
+            key: 0x3000 + i as u64,
+            formula: f.to_string(),
+            seeds: vec![0],
+        })
+        .collect();
+    let mut got = Vec::new();
+    exec.run(jobs, &mut |r| {
+        got.push(r);
+        Ok(())
+    })
+    .unwrap();
+    got.sort_by_key(|r| r.key);
+    assert_eq!((got[0].fitness, got[2].fitness), (Some(1.5), Some(1.5)));
+    let why = got[1].failure.clone().unwrap();
+    assert!(why.starts_with("the evaluation timed out twice"), "{why}");
+    assert!(why.contains("--eval-timeout"), "{why}");
+    let tries = std::fs::read_to_string(dir.join("tries-1")).unwrap();
+    assert_eq!(tries.lines().count(), 2, "tried once more: {tries}");
+}

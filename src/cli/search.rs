@@ -440,12 +440,12 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 Some(bars.multi().clone()),
                 args.quiet,
             )?;
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| default_dir(std::path::Path::new("runs")));
             let command: Vec<String> = std::env::args().collect();
-            (Search::create(&dir, settings, &command)?, ev)
+            let search = match &args.out {
+                Some(dir) => Search::create(dir, settings, &command)?,
+                None => create_in_default_dir(settings, &command)?,
+            };
+            (search, ev)
         }
     };
     let device = search.settings().train.device.clone();
@@ -473,6 +473,20 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 );
             }
             Ok(INTERRUPTED)
+        }
+    }
+}
+
+/// A new run in `runs/search-<UTC time>`: when another process takes that
+/// name first (two searches started in the same second), the next free
+/// name is tried.
+fn create_in_default_dir(settings: Settings, command: &[String]) -> Result<Search> {
+    let mut tries = 0;
+    loop {
+        let dir = default_dir(std::path::Path::new("runs"));
+        match Search::create(&dir, settings.clone(), command) {
+            Err(Error::Usage(_)) if dir.exists() && tries < 8 => tries += 1,
+            made => return made,
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::op::Activation;
 use crate::report::chart::{self, Axes, Series};
 use crate::store::checksum_hex;
 use crate::store::files::{read_json_lines, write_csv, write_json, JsonLog};
-use crate::store::safe::{real_dir, write_with};
+use crate::store::safe::{real_dir, refuse_link, write_with};
 
 /// The metrics of the summary, in table order: (key, label, higher is
 /// better).
@@ -288,6 +288,8 @@ pub fn run_experiment(
             if find_run(&done, a, seed).is_some() {
                 continue;
             }
+            // A checkpoint folder planted as a link would be read through.
+            refuse_link(&run_dir(out, a, seed))?;
             let steps = super::run::total_steps(prep);
             progress.run_started(index, total, &exp.activations[a], seed, steps);
             let on_step = |i: &StepInfo| progress.step(i);
