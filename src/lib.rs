@@ -8,6 +8,13 @@
 //!        → search → report → cli
 //! ```
 //!
+//! Leaves, usable from anywhere above them: `error`, `limits` (the sizes
+//! served, one constant each), `data` (corpora,
+//! tokenizers, splits, batches), `metrics` (BLEU, chrF, statistics),
+//! `store` (run-directory files: atomic writes, JSONL logs, CSV, locks,
+//! symlink-safe writes, bare-name checks), `stack` (the recursion guard)
+//! and `report` (plots and tables from plain numbers).
+//!
 //! Example (`examples/library.rs`, run as a doc test):
 //!
 // Every unsafe block says why it is sound (STYLE.md habit 9).
@@ -24,6 +31,7 @@ pub mod export;
 pub mod fitness;
 pub mod gp;
 pub mod ir;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod op;
@@ -32,6 +40,7 @@ pub mod runtime;
 pub mod search;
 pub mod simplify;
 pub mod stack;
+pub mod store;
 pub mod syntax;
 pub mod tasks;
 

@@ -679,6 +679,42 @@ fn a_byte_order_mark_is_accepted_in_defs_and_formula_files() {
     );
 }
 
+#[test]
+fn a_byte_order_mark_in_a_bleu_file_is_warned_about() {
+    // Issue 17: sacreBLEU scores the mark as text (so does actforge, to
+    // stay equal to it), which lowers the score: the user is told.
+    let dir = scratch("bleu-bom");
+    let (plain, marked, hyp) = (
+        dir.join("ref.txt"),
+        dir.join("ref-bom.txt"),
+        dir.join("hyp.txt"),
+    );
+    std::fs::write(&plain, "the cat sat on the mat\n").unwrap();
+    std::fs::write(&marked, "\u{feff}the cat sat on the mat\n").unwrap();
+    std::fs::write(&hyp, "the cat sat on the mat\n").unwrap();
+    let score = |r: &Path| {
+        let o = run(&[
+            "bleu",
+            "--ref",
+            r.to_str().unwrap(),
+            "--hyp",
+            hyp.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["score"].as_f64().unwrap(), stderr(&o))
+    };
+    let (clean, quiet) = score(&plain);
+    let (lowered, warned) = score(&marked);
+    assert!(lowered < clean, "{lowered} vs {clean}");
+    assert!(!quiet.contains("byte-order mark"), "{quiet}");
+    assert!(
+        warned.contains(&format!("{}:1", marked.display())) && warned.contains("byte-order mark"),
+        "{warned}"
+    );
+}
+
 /// No raw control character but newlines.
 fn no_raw_controls(s: &str) -> bool {
     !s.chars().any(|c| c.is_control() && c != '\n')

@@ -4,6 +4,12 @@
 //! it, however fast or loaded the machine is).
 
 use std::process::Command;
+use std::time::Duration;
+
+/// A wall-clock backstop that only turns a hang into a failure: far
+/// beyond anything load does to the waits it bounds (each takes
+/// milliseconds to seconds), so no test depends on the machine's speed.
+pub const HANG_BACKSTOP: Duration = Duration::from_secs(600);
 
 /// Pids of this user's processes whose command line (arguments joined by
 /// spaces) contains every one of `needles`.
