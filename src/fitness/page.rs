@@ -17,8 +17,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::metrics::summarize;
 use crate::report::chart::{line_svg, Axes, Series};
-use crate::report::files::read_json_lines;
 use crate::report::html::{self, Block, Cell, Figure, Page, Section, Table, Tone};
+use crate::store::files::read_json_lines;
+use crate::store::safe::read_bounded;
 
 /// The metrics of a training comparison: (key, label, higher is better).
 pub const METRICS: [(&str, &str, bool); 5] = [
@@ -110,15 +111,14 @@ fn not_a_run(dir: &Path) -> Error {
 
 // ----- readers shared by the run pages --------------------------------------
 
-/// A JSON file; `None` when it does not exist. A file that is not JSON is
-/// an error naming the file and line.
+/// A JSON file (a regular file, not a link, within the data-file limit);
+/// `None` when it does not exist. A file that is not JSON is an error
+/// naming the file and line.
 pub fn read_json(path: &Path) -> Result<Option<Value>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+    let Some(bytes) = read_bounded(path, crate::limits::DATA_FILE_BYTES.max)? else {
+        return Ok(None);
     };
-    serde_json::from_str(&text)
+    serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::Input {
             path: path.display().to_string(),

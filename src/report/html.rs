@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::files::write_atomic;
 use crate::error::Result;
+use crate::store::files::write_atomic;
 
 /// The page's file name in a run directory.
 pub const FILE_NAME: &str = "report.html";

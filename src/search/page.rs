@@ -28,12 +28,14 @@ use crate::fitness::page::{
 };
 use crate::ir::Library;
 use crate::report::chart::{line_svg, scatter_svg, Axes, Dot, Series};
-use crate::report::files::read_json_lines;
 use crate::report::html::{self, Block, Cell, Figure, Page, Section, Table, Tone};
+use crate::store::files::read_json_lines;
+use crate::store::Lock;
 
 /// Write the page of the run in `dir` (a search's or a train run's);
 /// returns the pages written, the run's own first (a search also writes
-/// one for its final retrain's folder).
+/// one for its final retrain's folder). Takes the directory's lock, so it
+/// is refused while a run works there (which rewrites the page itself).
 pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
     let config = read_json(&dir.join(CONFIG))?.ok_or_else(|| {
         Error::Usage(format!(
@@ -41,15 +43,17 @@ pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
             dir.display()
         ))
     })?;
-    if train_page::is_train_config(&config) {
-        return Ok(vec![train_page::write(dir)?]);
-    }
-    if config["format"] != CONFIG_FORMAT {
+    let train = train_page::is_train_config(&config);
+    if !train && config["format"] != CONFIG_FORMAT {
         return Err(Error::Usage(format!(
             "{}: not the configuration of an actforge search or train run (its \"format\" is {})",
             dir.join(CONFIG).display(),
             config["format"]
         )));
+    }
+    let _lock = Lock::dir(dir, "report")?;
+    if train {
+        return Ok(vec![train_page::write(dir)?]);
     }
     write(dir)
 }

@@ -7,7 +7,7 @@
 //! `train` comparison; the synthetic evaluator has its own); this module
 //! turns its per-seed fitnesses into the table and `final.json`.
 //!
-//! Uses `metrics` (statistics) and `report::files`; nothing above `search`.
+//! Uses `metrics` (statistics) and `store::files`; nothing above `search`.
 
 use std::path::Path;
 

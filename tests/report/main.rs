@@ -216,6 +216,22 @@ fn report_refuses_what_is_not_a_run_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.json:1"));
 }
 
+#[test]
+fn report_is_refused_while_a_run_holds_the_directory() {
+    // A run working in the directory holds its lock: `report` is refused
+    // (the run rewrites the page itself), and works once the lock is gone.
+    let dir = fixture_run("search", "locked", None);
+    let lock = actforge::store::Lock::dir(&dir, "search").unwrap();
+    let out = bin().arg("report").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another actforge process"), "{err}");
+    assert!(!dir.join("report.html").exists());
+    drop(lock);
+    report(&dir);
+    assert!(!dir.join(".actforge.lock").exists(), "released");
+}
+
 /// Stops the search when generation `at` is done.
 struct StopAt {
     at: usize,
