@@ -339,22 +339,23 @@ fn best(hof: &[Value]) -> Section {
     )
 }
 
-/// The seeds a fitness was measured on.
+/// The seeds a fitness was measured on: the entry's own `seeds` where it
+/// records them, else its training runs' seeds.
 fn seeds_text(entry: &Value) -> String {
-    let runs = array(&entry["metrics"]["runs"]);
-    let seeds: Vec<String> = runs
-        .iter()
-        .map(|r| text(&r["seed"]))
-        .filter(|s| !s.is_empty())
-        .collect();
-    if !seeds.is_empty() {
-        let word = if seeds.len() == 1 { "seed" } else { "seeds" };
-        return format!("{word} {}", seeds.join(", "));
+    let mut seeds: Vec<String> = array(&entry["seeds"]).iter().map(text).collect();
+    if seeds.is_empty() {
+        seeds = array(&entry["metrics"]["runs"])
+            .iter()
+            .map(|r| text(&r["seed"]))
+            .filter(|s| !s.is_empty())
+            .collect();
     }
-    match array(&entry["metrics"]["per_seed"]).len() {
-        0 => "seeds not recorded".into(),
-        1 => "1 seed".into(),
-        n => format!("{n} seeds"),
+    match (seeds.len(), array(&entry["metrics"]["per_seed"]).len()) {
+        (1, _) => format!("seed {}", seeds[0]),
+        (0, 0) => "seeds not recorded".into(),
+        (0, 1) => "1 seed".into(),
+        (0, n) => format!("{n} seeds"),
+        _ => format!("seeds {}", seeds.join(", ")),
     }
 }
 
@@ -1017,6 +1018,24 @@ mod tests {
             panic!("a figure first")
         };
         assert_eq!(f[0].svg.as_str().matches("r=\"5\"").count(), 2);
+    }
+
+    #[test]
+    fn seeds_come_from_the_entry_or_its_runs() {
+        use serde_json::json;
+        assert_eq!(
+            seeds_text(&json!({"seeds": [3, 4], "metrics": {"runs": [{"seed": 9}]}})),
+            "seeds 3, 4"
+        );
+        assert_eq!(
+            seeds_text(&json!({"metrics": {"runs": [{"seed": 9}]}})),
+            "seed 9"
+        );
+        assert_eq!(
+            seeds_text(&json!({"metrics": {"per_seed": [0.1, 0.2]}})),
+            "2 seeds"
+        );
+        assert_eq!(seeds_text(&json!({"metrics": {}})), "seeds not recorded");
     }
 
     #[test]
