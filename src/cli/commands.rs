@@ -85,6 +85,12 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         Command::BenchStep(args) => super::train::bench_step(out, args),
         Command::Search(args) => super::search::run(out, &args),
         Command::EvalCandidates(args) => super::eval_candidates::run(out, &args),
+        Command::Report { dir } => {
+            for page in crate::search::page::write_report(&dir)? {
+                outln!(out, "{}", page.display());
+            }
+            Ok(0)
+        }
         Command::Codegen {
             formula,
             dtype,

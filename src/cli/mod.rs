@@ -372,6 +372,23 @@ Examples:
     /// Evolve activation functions: GP search with dedup by meaning, screening, checkpoints.
     #[command(after_help = search::AFTER_HELP)]
     Search(Box<search::SearchArgs>),
+    /// Rebuild the report page (report.html) of a search or train run directory.
+    #[command(after_help = "\
+Reads the run directory's files (config.json, logbook, hall of fame, Pareto
+front, evaluations, final.json, best_kernel/ of a search; results.json or
+runs.jsonl of a train run), writes DIR/report.html atomically and prints its
+path. Works for finished, interrupted and older runs; a search's final
+retrain folder (DIR/final) gets its own page. The page is self-contained
+(inline SVG and CSS, no network fetches) and reads with JavaScript off.
+Refused (exit 2) while a search or train holds the directory: the run
+rewrites its page after every generation or run.
+
+Example:
+  actforge report runs/search-20261129-101500")]
+    Report {
+        /// The run directory.
+        dir: std::path::PathBuf,
+    },
     /// Evaluate a batch of a search run's candidates in a fresh process (JSONL in, JSONL out).
     #[command(after_help = eval_candidates::AFTER_HELP)]
     EvalCandidates(eval_candidates::EvalCandidatesArgs),

@@ -12,7 +12,8 @@ use clap::Args;
 use super::io::{note, put};
 use super::progress::TrainBars;
 use crate::error::{Error, Result};
-use crate::fitness::compare::{self, Experiment};
+use crate::fitness::compare::{self, Experiment, Progress};
+use crate::fitness::run::{Outcome, StepInfo};
 use crate::fitness::{Length, Prepared, Recipe, Task};
 use crate::store::files::{utc_stamp, write_json};
 use crate::store::{Lock, NewDir};
@@ -37,7 +38,9 @@ first activation; per-epoch rows for translate-t5; sample answers for qa.
 
 Written to --out (default runs/train-TASK-TIMESTAMP; never overwritten):
 config.json, runs.jsonl (one line per finished run), results.json, results.csv,
-learning_curves.png, tokenizer.json, split/. The flags, the data and the
+learning_curves.png, report.html (the run's page: comparison, curves, samples,
+settings; rewritten as each run starts and at the end), tokenizer.json,
+split/. The flags, the data and the
 model are checked first: a refused run leaves no directory. Ctrl-C stops
 after a checkpoint; `--resume DIR` continues, and a killed run resumes to
 the same result. One process works in a run directory at a time (a second
@@ -222,8 +225,13 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
     note(format!("run directory: {}", dir.display()));
     let stop = interrupt_flag();
     let bars = TrainBars::new(exp.activations.len() * exp.seeds.len());
-    let results = compare::run_experiment(&exp, &prep, &dir, &bars, Some(&stop))?;
+    let progress = Reporting {
+        bars: &bars,
+        dir: &dir,
+    };
+    let results = compare::run_experiment(&exp, &prep, &dir, &progress, Some(&stop))?;
     drop(bars);
+    let page = write_page(&dir);
     if results.interrupted {
         note(format!(
             "stopped; continue with: actforge train --resume {}",
@@ -232,7 +240,11 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
         return Ok(130);
     }
     if args.json {
-        let v = serde_json::json!({"out": dir.display().to_string(), "summary": results.summary});
+        let v = serde_json::json!({
+            "out": dir.display().to_string(),
+            "summary": results.summary,
+            "report": page.map(|p| p.display().to_string()),
+        });
         outln!(out, "{v}");
     } else {
         put(out, &compare::tables(&results))?;
@@ -241,8 +253,40 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
             "\nwritten to {}: results.json, results.csv, learning_curves.png",
             dir.display()
         );
+        if let Some(page) = page {
+            outln!(out, "report: {}", page.display());
+        }
     }
     Ok(0)
+}
+
+/// The progress bars, and the report page rewritten as each run starts
+/// (it then shows every run finished so far, so a killed run has one).
+struct Reporting<'a> {
+    bars: &'a TrainBars,
+    dir: &'a Path,
+}
+
+impl Progress for Reporting<'_> {
+    fn run_started(&self, index: usize, total: usize, activation: &str, seed: u64, steps: u64) {
+        write_page(self.dir);
+        self.bars.run_started(index, total, activation, seed, steps);
+    }
+
+    fn step(&self, info: &StepInfo) {
+        self.bars.step(info);
+    }
+
+    fn run_finished(&self, outcome: &Outcome) {
+        self.bars.run_finished(outcome);
+    }
+}
+
+/// `DIR/report.html`, or a warning (the run's results stand).
+fn write_page(dir: &Path) -> Option<PathBuf> {
+    crate::fitness::page::write(dir)
+        .map_err(|e| note(format!("warning: report page: {e}")))
+        .ok()
 }
 
 fn new_experiment(args: &TrainArgs) -> Result<Experiment> {

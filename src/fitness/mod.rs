@@ -6,12 +6,14 @@
 //! - [`Prepared`]: the data of a recipe, built once and shared by runs;
 //! - [`run`]: train one activation from one seed and evaluate it;
 //! - [`compare`]: several activations over several seeds, with statistics
-//!   (what `actforge train` prints and writes).
+//!   (what `actforge train` prints and writes);
+//! - [`page`]: the report page of a train run directory.
 
 pub mod checkpoint;
 pub mod compare;
 pub mod evaluate;
 pub mod optim;
+pub mod page;
 pub mod prepare;
 pub mod recipe;
 pub mod run;

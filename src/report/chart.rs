@@ -7,8 +7,9 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::html::Svg;
 use super::plot::{ensure_font, format_of, written, DrawResult, Format};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One line, with an optional band around it (`(x, lo, hi)`), e.g. the
 /// mean over seeds and a 95% interval.
@@ -94,6 +95,43 @@ pub fn scatter(dots: &[Dot], axes: &Axes, out: &Path) -> Result<()> {
         ),
     };
     written(out, res)
+}
+
+/// [`line_chart`] as an SVG to inline in a page, `size` pixels; with
+/// `text` off (thumbnails) or without a font, no caption, labels or legend.
+pub fn line_svg(series: &[Series], axes: &Axes, size: (u32, u32), text: bool) -> Result<Svg> {
+    let text = text && ensure_font();
+    let mut svg = String::new();
+    let res = draw_lines(
+        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        series,
+        axes,
+        text,
+    );
+    in_memory(&axes.title, res)?;
+    Ok(Svg::from_plotters(svg))
+}
+
+/// [`scatter`] as an SVG to inline in a page.
+pub fn scatter_svg(dots: &[Dot], axes: &Axes, size: (u32, u32)) -> Result<Svg> {
+    let text = ensure_font();
+    let mut svg = String::new();
+    let res = draw_dots(
+        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        dots,
+        axes,
+        text,
+    );
+    in_memory(&axes.title, res)?;
+    Ok(Svg::from_plotters(svg))
+}
+
+/// A drawing error of an in-memory chart.
+fn in_memory(title: &str, res: DrawResult) -> Result<()> {
+    res.map_err(|e| Error::Io {
+        path: format!("<chart `{title}`>"),
+        source: std::io::Error::other(e),
+    })
 }
 
 fn usable(axes: &Axes, y: f64) -> bool {

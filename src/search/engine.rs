@@ -386,6 +386,7 @@ impl Search {
             self.state.next_gen = g + 1;
             self.checkpoint(Status::Running)?;
             outputs::write_progress(self)?;
+            outputs::write_page(self, obs);
         }
         let summary = outputs::finish(self, retrain, obs)?;
         self.checkpoint(Status::Finished)?;

@@ -35,6 +35,7 @@ pub mod logbook;
 pub mod nsga2;
 pub mod objectives;
 pub mod outputs;
+pub mod page;
 pub mod progress;
 pub mod record;
 pub mod retrain;

@@ -10,8 +10,11 @@
 //! * at the end: `fitness.png` (best, mean and range over generations),
 //!   `pareto.png` (every evaluated formula, the front highlighted),
 //!   `hall_of_fame/hof-K.png` (each entry and its derivative next to GELU),
-//!   `best_kernel/` (the exported kernel package of the best formula),
-//!   the final retrain against GELU (`final.json`), and a [`Summary`].
+//!   `best_kernel/` (the exported kernel package of the best formula, and
+//!   its SASS figures in `sass.json` where nvdisasm and cuobjdump exist),
+//!   the final retrain against GELU (`final.json`), and a [`Summary`];
+//! * after every generation and at the end: `report.html`, the run's page
+//!   ([`super::page`]).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +38,7 @@ use super::progress::Observer;
 use super::retrain::{self, Entrant, Retrain};
 use super::rundir::{
     BEST_KERNEL, CHECKPOINT, CONFIG, EVALUATIONS, FINAL, FINAL_DIR, FITNESS_PNG, HALL_OF_FAME,
-    HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG,
+    HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG, REPORT,
 };
 
 /// The best formula of a run.
@@ -195,10 +198,23 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
     } else {
         Vec::new()
     };
+    if let Some(w) = write_page(s, obs) {
+        warnings.push(w);
+    }
     let files = existing_files(&s.dir);
     let mut summary = summary(s, files, rows);
     summary.warnings = warnings;
     Ok(summary)
+}
+
+/// The report page (`report.html`, and `final/report.html` once the
+/// final retrain wrote its folder), rebuilt from the run directory's
+/// files. A failure is a warning (returned and noted): the results stand.
+pub fn write_page(s: &Search, obs: &mut dyn Observer) -> Option<String> {
+    let e = super::page::write(&s.dir).err()?;
+    let w = format!("report page: {e}");
+    obs.note(&format!("warning: {w}"));
+    Some(w)
 }
 
 /// The outputs present in `dir`, as (what, path), for the summary.
@@ -216,6 +232,7 @@ pub fn existing_files(dir: &Path) -> Vec<(String, PathBuf)> {
         ("activation plots", HOF_PLOTS),
         ("best kernel", BEST_KERNEL),
         ("final retrain", FINAL),
+        ("report", REPORT),
     ]
     .into_iter()
     .map(|(what, name)| (what.to_string(), dir.join(name)))
@@ -367,23 +384,56 @@ fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
     let f = function_of(s, &best.item)?;
     // Exported into a fresh folder, then put in place of the old one (a
     // link planted at `best_kernel` is replaced, never written through).
-    let report = write_dir_with(&s.dir.join(BEST_KERNEL), |out| {
-        export(&ExportSpec {
+    let arch = s.settings.arch;
+    let (report, sass) = write_dir_with(&s.dir.join(BEST_KERNEL), move |out| {
+        let report = export(&ExportSpec {
             formula: &formula,
             function: &f,
             out,
             name: Some("best"),
-            arch: s.settings.arch,
+            arch,
             replace: false,
             math: crate::codegen::MathMode::default(),
-        })
+        })?;
+        // The package stands without its SASS figures: a failure there is
+        // a warning.
+        let sass = match report.no_binaries {
+            None => sass_figures(f, arch, out).err(),
+            Some(_) => None,
+        };
+        Ok((report, sass))
     })?;
     if let Some(why) = report.no_binaries {
         warnings.push(format!(
             "the exported kernel has no PTX/CUBIN (NVRTC: {why})"
         ));
     }
+    if let Some(e) = sass {
+        warnings.push(format!("SASS figures of the exported kernel: {e}"));
+    }
     Ok(())
+}
+
+/// `best_kernel/sass.json`: the SASS roofline of the exported formula
+/// (`actforge bench-compile --sass --json`), for the report page. Only
+/// where nvdisasm and cuobjdump are found; nothing otherwise.
+fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
+    use crate::bench::sass::{measure, report_json, SassSpec, H200};
+    use crate::runtime::tools::{find_cuobjdump, find_nvdisasm};
+    if find_nvdisasm().is_none() || find_cuobjdump().is_none() {
+        return Ok(());
+    }
+    let spec = SassSpec {
+        formulas: &[("best".to_string(), f)],
+        arch,
+        math: crate::codegen::MathMode::default(),
+        inlining: crate::codegen::Inlining::Auto,
+    };
+    let (reports, times) = measure(&spec)?;
+    write_json(
+        &out.join("sass.json"),
+        &report_json(&spec, &reports, &times, &H200),
+    )
 }
 
 /// The hall of fame's best retrained against GELU on the full data.

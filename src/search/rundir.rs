@@ -34,6 +34,8 @@ pub const BEST_KERNEL: &str = "best_kernel";
 pub const FINAL: &str = "final.json";
 /// Folder the final retrain may fill.
 pub const FINAL_DIR: &str = "final";
+/// The run's report page ([`super::page`]).
+pub const REPORT: &str = crate::report::html::FILE_NAME;
 /// NVRTC logs of candidates whose kernels did not compile.
 pub const COMPILE_LOGS: &str = "compile_failures";
 
