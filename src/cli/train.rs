@@ -12,7 +12,7 @@ use clap::Args;
 use super::io::{note, put};
 use super::progress::TrainBars;
 use crate::error::{Error, Result};
-use crate::fitness::compare::{self, Experiment};
+use crate::experiment::{self as compare, Experiment};
 use crate::fitness::{Length, Prepared, Recipe, Task};
 use crate::report::files::{utc_stamp, write_json};
 

@@ -4,12 +4,12 @@
 //!
 //! - [`Recipe`]: every setting that decides what a fitness number means;
 //! - [`Prepared`]: the data of a recipe, built once and shared by runs;
-//! - [`run`]: train one activation from one seed and evaluate it;
-//! - [`compare`]: several activations over several seeds, with statistics
-//!   (what `actforge train` prints and writes).
+//! - [`run`]: train one activation from one seed and evaluate it.
+//!
+//! Comparisons of several activations over several seeds live one room
+//! up, in `crate::experiment`.
 
 pub mod checkpoint;
-pub mod compare;
 pub mod evaluate;
 pub mod optim;
 pub mod prepare;

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::fitness::compare::parse_device;
+use crate::experiment::parse_device;
 
 use super::config::{EvaluatorKind, Settings};
 use super::engine::Search;

@@ -1,6 +1,6 @@
 //! The real evaluator: a candidate's fitness is the `train` recipe
 //! (`crate::fitness`) run on it, and the final comparison is the `train`
-//! comparison (`fitness::compare`) of the hall of fame against GELU.
+//! comparison (`experiment`) of the hall of fame against GELU.
 //!
 //! [`Training`] prepares the data once (corpus, split, tokenizer,
 //! thinning, encoded examples) and shares it between all worker threads;
@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::fitness::compare::{parse_device, run_experiment, versions, Experiment, Progress};
+use crate::experiment::{parse_device, run_experiment, versions, Experiment, Progress};
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
