@@ -346,7 +346,11 @@ fn minimum_detectable_effect_equals_the_noncentral_t() {
         let got = paired_mde(f("sd"), n, f("alpha"), f("power"));
         let want = f("mde");
         let rel = (got - want).abs() / want;
-        assert!(rel <= SCIPY_TOL, "mde sd {} n {n}: ours {got}, scipy {want}", f("sd"));
+        assert!(
+            rel <= SCIPY_TOL,
+            "mde sd {} n {n}: ours {got}, scipy {want}",
+            f("sd")
+        );
         worst = worst.max(rel);
     }
     eprintln!("largest relative deviation from scipy's noncentral t (MDE): {worst:e}");

@@ -211,7 +211,7 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
         return Ok(130);
     }
     if args.json {
-        let v = serde_json::json!({"out": dir.display().to_string(), "summary": results.summary});
+        let v = serde_json::json!({"out": dir.display().to_string(), "summary": results.summary_json()});
         outln!(out, "{v}");
     } else {
         put(out, &compare::tables(&results))?;

@@ -5,12 +5,30 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::results::{Results, METRICS};
+use super::paired::{ALPHA, POWER};
+use super::results::{resolution_json, Results, METRICS};
 use super::spec::{Experiment, RESULTS_FORMAT};
 use crate::error::Result;
 use crate::fitness::Prepared;
+use crate::metrics::FITNESS_FLOOR;
 use crate::report::chart::{self, Axes, Series};
 use crate::report::files::{write_csv, write_json};
+
+/// How the summary's statistics were made (`results.json`'s
+/// `statistics`).
+pub fn statistics_json() -> Value {
+    json!({
+        "baseline": "the first activation",
+        "test": "two-sided paired t-test on the seed-matched differences (activation - baseline)",
+        "ci95": "Student-t interval of the mean difference",
+        "family": "one per metric: the activations after the baseline (Holm step-down)",
+        "alpha": ALPHA,
+        "better": "null unless p_holm < alpha; true when the difference favours the activation (higher, or lower for ppl)",
+        "fitness_floor": FITNESS_FLOOR,
+        "failed_runs": "score fitness_floor in every fitness statistic; other metrics use the runs (and seed pairs) that succeeded",
+        "mde_power": POWER,
+    })
+}
 
 /// `results.json`, `results.csv` and `learning_curves.png`.
 pub fn write_outputs(r: &Results, prep: &Prepared, out: &Path) -> Result<()> {
@@ -18,8 +36,10 @@ pub fn write_outputs(r: &Results, prep: &Prepared, out: &Path) -> Result<()> {
         "format": RESULTS_FORMAT,
         "experiment": r.experiment.to_json(),
         "data": prep.describe(),
+        "statistics": statistics_json(),
         "runs": r.runs,
-        "summary": r.summary,
+        "summary": r.summary_json(),
+        "resolution": resolution_json(&r.summary),
     });
     write_json(&out.join("results.json"), &doc)?;
     let header = [

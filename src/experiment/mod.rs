@@ -13,18 +13,24 @@
 //!
 //! - [`spec`]: what to compare ([`Experiment`]) and how specs are read;
 //! - [`run`]: running or resuming it ([`run_experiment`]);
-//! - [`results`]: the summary over seeds;
+//! - [`paired`]: paired differences from a baseline, Holm, verdicts,
+//!   resolution (per-seed values in, typed outcomes out);
+//! - [`results`]: the summary over seeds, failures counted;
 //! - [`files`]: `results.json`, `results.csv`, the learning curves;
 //! - [`tables`]: the text tables.
 
 pub mod files;
+pub mod paired;
 pub mod results;
 pub mod run;
 pub mod spec;
 pub mod tables;
 
 pub use files::curves;
-pub use results::{summarize_runs, Results, METRICS};
+pub use paired::{against_baseline, difference, differences, Difference, Verdict, ALPHA, POWER};
+pub use results::{per_seed, scored_fitness, summarize_runs, ActivationSummary, Results, METRICS};
 pub use run::{run_experiment, Progress, Quiet};
-pub use spec::{parse_activation, parse_device, versions, Experiment, RESULTS_FORMAT};
+pub use spec::{
+    label, parse_activation, parse_device, versions, Experiment, GELU_LABEL, RESULTS_FORMAT,
+};
 pub use tables::tables;

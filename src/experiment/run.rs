@@ -12,6 +12,7 @@ use super::spec::{parse_activation, parse_device, Experiment};
 use crate::error::Result;
 use crate::fitness::run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo};
 use crate::fitness::Prepared;
+use crate::metrics::FITNESS_FLOOR;
 use crate::op::Activation;
 use crate::report::files::{read_json_lines, JsonLog};
 
@@ -87,6 +88,11 @@ pub fn run_experiment(
             let mut line = outcome.to_json();
             line["activation"] = json!(exp.activations[a]);
             line["activation_index"] = json!(a);
+            if outcome.eval.is_none() {
+                // Nothing was measured; the statistics count the failure at
+                // the fitness floor, and the line says so.
+                line["metrics"] = json!({ "fitness": FITNESS_FLOOR });
+            }
             log.append(&line)?;
             done.push(line);
             let _ = std::fs::remove_dir_all(run_dir(out, a, seed));

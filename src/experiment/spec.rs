@@ -85,6 +85,20 @@ pub fn versions() -> Value {
     json!({"actforge": env!("CARGO_PKG_VERSION"), "candle": "0.11.1"})
 }
 
+/// How tables name candle's built-in GELU (`gelu`): what trains is the
+/// tanh approximation, not the exact erf GELU of the prelude's `gelu(x)`.
+pub const GELU_LABEL: &str = "gelu (candle, tanh)";
+
+/// The name a table gives an activation spec: [`GELU_LABEL`] for `gelu`,
+/// the spec itself (whole) otherwise.
+pub fn label(spec: &str) -> String {
+    if spec.trim() == "gelu" {
+        GELU_LABEL.into()
+    } else {
+        spec.to_string()
+    }
+}
+
 /// `gelu`, `fused:F`, `composed:F`; a bare formula is fused.
 pub fn parse_activation(spec: &str) -> Result<Activation> {
     let s = spec.trim();

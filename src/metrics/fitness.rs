@@ -21,6 +21,14 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
+/// The fitness a failed run scores (a non-finite loss, no evaluation): the
+/// lowest value the fitness takes. A model that learned nothing scores
+/// about this too: its perplexity is the vocabulary's (term 0), its BLEU 0
+/// and its accuracy about 1/vocab. Comparisons over seeds count a failed
+/// run at this value, so an activation that diverges on some seeds never
+/// looks better than one that never does.
+pub const FITNESS_FLOOR: f64 = 0.0;
+
 /// Non-negative weights of the fitness terms; only their ratios matter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Weights {

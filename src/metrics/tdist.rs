@@ -278,7 +278,11 @@ mod tests {
             assert!((power(0.0) - 0.05).abs() < 1e-9, "df {df}: {}", power(0.0));
             assert!(power(3.0) > power(1.0), "df {df}");
             // The density integrates to 1.
-            assert!((power(1e4) - 1.0).abs() < 1e-10, "df {df}: {}", power(1e4) - 1.0);
+            assert!(
+                (power(1e4) - 1.0).abs() < 1e-10,
+                "df {df}: {}",
+                power(1e4) - 1.0
+            );
         }
     }
 

@@ -403,7 +403,7 @@ impl Retrain for Training {
                     })
                     .collect();
                 let mut metrics = Map::new();
-                if let Some(Value::Object(m)) = results.summary.get(a) {
+                if let Some(Value::Object(m)) = results.summary.get(a).map(|s| s.to_json()) {
                     metrics.extend(m.clone());
                 }
                 RetrainResult {
