@@ -166,6 +166,28 @@ fn fitness_in_the_search_equals_a_direct_training_run_bit_for_bit() {
     );
 }
 
+#[test]
+fn fitness_weights_reach_the_search_and_its_config() {
+    let dir = tmp("weights");
+    search(
+        &dir,
+        &["--workers", "1", "--retrain-top", "0", "--weights", "ppl=1"],
+    );
+    let config = json(&dir.join("config.json"));
+    assert_eq!(config["settings"]["train"]["weights"], "bleu=0,ppl=1,acc=0");
+    let settings = Settings::from_json(&config["settings"], "config.json").unwrap();
+    let prep = Prepared::new(&recipe(&settings.train).unwrap()).unwrap();
+    // With the perplexity term alone, the fitness is that term.
+    let e = evaluations(&dir)
+        .into_iter()
+        .find(|e| e["fitness"].is_number())
+        .expect("one candidate trained");
+    let ppl = e["metrics"]["ppl"].as_f64().unwrap();
+    let want = actforge::metrics::ppl_score(ppl, prep.vocab());
+    let got = e["fitness"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+}
+
 /// `v` without its `*_seconds` keys.
 fn without_times(v: Value) -> Value {
     match v {
@@ -212,6 +234,7 @@ fn bad_training_settings_fail_before_the_run_directory_exists() {
     for (flags, needle) in [
         (&["--preset", "gpt-huge"][..], "gpt-huge"),
         (&["--batch-size", "0"][..], "--batch-size"),
+        (&["--weights", "chrf=1"][..], "unknown key `chrf`"),
     ] {
         let dir = tmp("bad");
         let out = bin()

@@ -206,6 +206,10 @@ pub struct SearchArgs {
     /// Share of the training data kept (stratified thinning).
     #[arg(long, default_value_t = 0.5, group = "settings")]
     pub thin: f64,
+    /// Fitness weights, e.g. bleu=0.5,ppl=0.3,acc=0.2 (the default); a key
+    /// left out weighs 0.
+    #[arg(long, value_name = "bleu=W,ppl=W,acc=W", group = "settings")]
+    pub weights: Option<crate::metrics::Weights>,
     /// Where candidates train: auto (a GPU when this build has the cuda
     /// feature and one answers, else the CPU), cpu or cuda.
     #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"], group = "settings")]
@@ -313,6 +317,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             },
             preset: a.preset.clone(),
             batch_size: a.batch_size,
+            weights: a.weights,
         },
         evaluator: match a.evaluator.as_str() {
             "synthetic" => EvaluatorKind::Synthetic {

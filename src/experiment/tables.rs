@@ -113,7 +113,7 @@ fn paired_table(r: &Results, names: &Names) -> String {
          mean difference [95% Student-t interval], two-sided paired t-test p, Holm p over the\n\
          {family} activation(s) compared (one family per metric), Welch's p (unpaired, for reference);\n\
          better/worse: Holm p < {ALPHA} in the metric's good direction (PPL: lower)\n",
-        names.rows[0]
+        label(&r.experiment.activations[0])
     );
     t.push_str(&format!(
         "{:<w$}  {:<7}  {:>3}  {:<36}  {:>8}  {:>8}  {:>8}  verdict\n",
@@ -158,7 +158,7 @@ fn resolution_line(s: &ActivationSummary, base: &ActivationSummary, w: usize) ->
         "{:w$}  resolution: a true fitness difference of ±{} ({:.2}% of the baseline's {}) is detected\n\
          {:w$}  with {:.0}% power at α = {ALPHA} ({n} seed pairs)\n",
         "",
-        sig(mde, mde),
+        sig(mde, mde).trim_start_matches('+'),
         pct,
         fmt3(base.metrics[FITNESS].mean),
         "",

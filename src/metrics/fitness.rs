@@ -47,6 +47,24 @@ impl Default for Weights {
     }
 }
 
+impl Weights {
+    /// These weights with BLEU's set to 0: what the fitness of an
+    /// evaluation that generates no sentences uses, where BLEU is not
+    /// measured (rather than measured as 0). `None` when BLEU is the only
+    /// weighted term.
+    pub fn without_bleu(self) -> Option<Weights> {
+        let w = Weights { bleu: 0.0, ..self };
+        (w.ppl + w.acc > 0.0).then_some(w)
+    }
+
+    /// Each term's share of the weights (BLEU, perplexity, accuracy),
+    /// summing to 1.
+    pub fn shares(&self) -> [f64; 3] {
+        let total = self.bleu + self.ppl + self.acc;
+        [self.bleu / total, self.ppl / total, self.acc / total]
+    }
+}
+
 /// The measured scores of one trained model on sacreBLEU's scales: BLEU and
 /// chrF 0–100, perplexity ≥ 1, token accuracy 0–1.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,6 +199,18 @@ mod tests {
         assert_eq!(fitness(&scores(50.0, f64::INFINITY, 0.5), &w, 50), 0.35);
         let no_bleu: Weights = "ppl=1,acc=1".parse().unwrap();
         assert_eq!(fitness(&scores(f64::NAN, 1.0, 0.5), &no_bleu, 50), 0.75);
+    }
+
+    #[test]
+    fn without_bleu_renormalises_over_the_measured_terms() {
+        let w = Weights::default().without_bleu().unwrap();
+        assert_eq!((w.bleu, w.ppl, w.acc), (0.0, 0.3, 0.2));
+        // BLEU not measured (NaN) is ignored, not scored 0: (0.3·p + 0.2·a)/0.5.
+        let f = fitness(&scores(f64::NAN, 10.0, 0.5), &w, 1000);
+        assert!((f - (0.3 * (2.0 / 3.0) + 0.2 * 0.5) / 0.5).abs() < 1e-15);
+        let only_bleu: Weights = "bleu=1".parse().unwrap();
+        assert_eq!(only_bleu.without_bleu(), None);
+        assert_eq!(Weights::default().shares(), [0.5, 0.3, 0.2]);
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub const CPU_STEPS: u64 = 150;
 
 /// The recipe a search's training settings describe: the task's defaults
 /// for the device, with the search's steps ([`CPU_STEPS`] on the CPU by
-/// default), batch size, preset and thinning. `thin = 1` trains on all the training data.
+/// default), batch size, preset, thinning and fitness weights. `thin = 1`
+/// trains on all the training data.
 pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     let task: Task = t.task.parse()?;
     let mut r = Recipe::for_task(task, t.device != "cpu");
@@ -49,6 +50,9 @@ pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     }
     if let Some(b) = t.batch_size {
         r.batch_size = b;
+    }
+    if let Some(w) = t.weights {
+        r.weights = w;
     }
     if let Some(p) = &t.preset {
         r.preset = p.clone();
