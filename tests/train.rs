@@ -580,6 +580,13 @@ fn train_writes_paired_statistics_that_equal_a_recomputation_from_the_runs() {
     assert_eq!(fail["acc"]["n"], 0);
     // Welch's p stays, as the secondary column.
     assert!(summary[1]["welch_p"]["fitness"].is_number());
+    // What the fitness is made of, measured.
+    let shares = &v["fitness_shares"];
+    let sum: f64 = ["bleu", "ppl", "acc"]
+        .iter()
+        .map(|k| shares[*k].as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-12, "{shares}");
     // The resolution of each comparison.
     assert!(v["resolution"][0].is_null());
     assert!(v["resolution"][1]["fitness_mde"].as_f64().unwrap() > 0.0);

@@ -40,6 +40,7 @@ pub fn write_outputs(r: &Results, prep: &Prepared, out: &Path) -> Result<()> {
         "runs": r.runs,
         "summary": r.summary_json(),
         "resolution": resolution_json(&r.summary),
+        "fitness_shares": r.fitness_shares.map(|[b, p, a]| json!({"bleu": b, "ppl": p, "acc": a})),
     });
     write_json(&out.join("results.json"), &doc)?;
     let header = [

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::paired::{against_baseline, Difference, ALPHA, POWER};
 use super::spec::Experiment;
 use crate::fitness::run::finite;
-use crate::metrics::{summarize, welch_p, Summary, FITNESS_FLOOR};
+use crate::metrics::{contributions, summarize, welch_p, Scores, Summary, Weights, FITNESS_FLOOR};
 
 /// The metrics of the summary, in table order: (key, label, higher is
 /// better).
@@ -34,6 +34,10 @@ pub struct Results {
     /// One per activation, in the experiment's order (the first is the
     /// baseline).
     pub summary: Vec<ActivationSummary>,
+    /// What the mean fitness of the successful runs is made of: the
+    /// shares of BLEU, perplexity and accuracy (summing to 1); `None`
+    /// without a successful run.
+    pub fitness_shares: Option<[f64; 3]>,
     /// Set when a stop request interrupted the experiment (resumable).
     pub interrupted: bool,
 }
@@ -143,6 +147,34 @@ pub fn resolution_json(summary: &[ActivationSummary]) -> Vec<Value> {
             _ => Value::Null,
         })
         .collect()
+}
+
+/// The shares of BLEU, perplexity and accuracy in the summed fitness of
+/// the successful runs, with the recipe's `weights` and the tokenizer's
+/// `vocab` (a run that generated no sentence has no BLEU term). `None`
+/// without a successful run or with a zero total.
+pub fn fitness_shares(runs: &[Value], weights: &Weights, vocab: usize) -> Option<[f64; 3]> {
+    let mut sum = [0.0f64; 3];
+    for r in runs.iter().filter(|r| r["status"] == "ok") {
+        let m = &r["metrics"];
+        let get = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+        let scores = Scores {
+            bleu: get("bleu"),
+            chrf: get("chrf"),
+            ppl: get("ppl"),
+            acc: get("acc"),
+        };
+        let w = if scores.bleu.is_nan() {
+            weights.without_bleu()?
+        } else {
+            *weights
+        };
+        for (s, c) in sum.iter_mut().zip(contributions(&scores, &w, vocab)) {
+            *s += c;
+        }
+    }
+    let total: f64 = sum.iter().sum();
+    (total > 0.0 && total.is_finite()).then(|| sum.map(|s| s / total))
 }
 
 /// A run's fitness as the statistics count it: its measured fitness if it
@@ -287,6 +319,23 @@ mod tests {
         assert_eq!(row["runs_failed"], 3);
         assert!(row["vs_baseline"]["acc"]["p"].is_null());
         assert!(s[0].to_json()["vs_baseline"].is_null());
+    }
+
+    #[test]
+    fn fitness_shares_are_the_measured_parts_of_the_fitness() {
+        let w = Weights::default();
+        // BLEU 1 (0.01·0.5), ppl 10 of 1000 (2/3·0.3), acc 0.5 (0.1).
+        let r = json!({"status": "ok", "metrics": {"bleu": 1.0, "ppl": 10.0, "acc": 0.5}});
+        let failed = json!({"status": "diverged", "metrics": {"fitness": 0.0}});
+        let s = fitness_shares(&[r, failed], &w, 1000).unwrap();
+        let parts = [0.005, 0.2, 0.1];
+        for (got, p) in s.iter().zip(parts) {
+            assert!((got - p / 0.305).abs() < 1e-12, "{s:?}");
+        }
+        // No sentence generated: no BLEU share.
+        let r = json!({"status": "ok", "metrics": {"bleu": null, "ppl": 10.0, "acc": 0.5}});
+        assert_eq!(fitness_shares(&[r], &w, 1000).unwrap()[0], 0.0);
+        assert_eq!(fitness_shares(&[], &w, 1000), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use serde_json::{json, Value};
 
 use super::files::write_outputs;
-use super::results::{summarize_runs, Results};
+use super::results::{fitness_shares, summarize_runs, Results};
 use super::spec::{parse_activation, parse_device, Experiment};
 use crate::error::Result;
 use crate::fitness::run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo};
@@ -105,10 +105,12 @@ pub fn run_experiment(
         .filter_map(|(a, s)| find_run(&done, a, s).cloned())
         .collect();
     let summary = summarize_runs(exp, &runs);
+    let fitness_shares = fitness_shares(&runs, &prep.recipe.weights, prep.vocab());
     let results = Results {
         experiment: exp.clone(),
         runs,
         summary,
+        fitness_shares,
         interrupted,
     };
     if !interrupted {

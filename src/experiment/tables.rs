@@ -83,6 +83,18 @@ pub fn tables(r: &Results) -> String {
     t.push_str(&format!(
         "(mean ± half-width of the 95% Student-t interval over seeds; fitness counts a failed run as {FITNESS_FLOOR})\n"
     ));
+    if let Some([b, p, a]) = r.fitness_shares {
+        let w = exp.recipe.weights.shares();
+        t.push_str(&format!(
+            "fitness = {:.0}% BLEU + {:.0}% PPL term + {:.0}% acc by weight; measured shares of the successful runs' fitness: BLEU {:.1}%, PPL {:.1}%, acc {:.1}%\n",
+            100.0 * w[0],
+            100.0 * w[1],
+            100.0 * w[2],
+            100.0 * b,
+            100.0 * p,
+            100.0 * a
+        ));
+    }
     if r.summary.len() > 1 {
         t.push_str(&paired_table(r, &names));
     }
@@ -349,6 +361,7 @@ mod tests {
             experiment: e,
             runs,
             summary,
+            fitness_shares: Some([0.01, 0.72, 0.27]),
             interrupted: false,
         }
     }
@@ -371,6 +384,7 @@ mod tests {
             "Welch",
             "failed runs:\n  silu(x) seed 3",
             "resolution:",
+            "measured shares of the successful runs' fitness: BLEU 1.0%, PPL 72.0%, acc 27.0%",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

@@ -97,6 +97,27 @@ pub fn fitness(s: &Scores, w: &Weights, vocab: usize) -> f64 {
     }
 }
 
+/// Each term's part of the fitness, `w·score / (w_bleu + w_ppl + w_acc)`
+/// for BLEU, perplexity and accuracy: they add up to the fitness (up to
+/// rounding) unless a weighted term is NaN, which makes the fitness 0. A
+/// term with weight 0 contributes 0. What the fitness is made of, as
+/// measured (see `experiment`'s fitness shares).
+pub fn contributions(s: &Scores, w: &Weights, vocab: usize) -> [f64; 3] {
+    let total = w.bleu + w.ppl + w.acc;
+    let part = |weight: f64, score: f64| {
+        if weight > 0.0 && total > 0.0 {
+            weight * score / total
+        } else {
+            0.0
+        }
+    };
+    [
+        part(w.bleu, (s.bleu / 100.0).clamp(0.0, 1.0)),
+        part(w.ppl, ppl_score(s.ppl, vocab)),
+        part(w.acc, s.acc.clamp(0.0, 1.0)),
+    ]
+}
+
 /// Perplexity mapped to [0, 1]: `clamp(1 − ln(ppl)/ln(vocab), 0, 1)`.
 /// NaN for a NaN perplexity; 0 for +∞ or a vocabulary below 2.
 pub fn ppl_score(ppl: f64, vocab: usize) -> f64 {
@@ -211,6 +232,18 @@ mod tests {
         let only_bleu: Weights = "bleu=1".parse().unwrap();
         assert_eq!(only_bleu.without_bleu(), None);
         assert_eq!(Weights::default().shares(), [0.5, 0.3, 0.2]);
+    }
+
+    #[test]
+    fn contributions_add_up_to_the_fitness() {
+        let s = scores(30.0, 10.0, 0.5);
+        for w in ["bleu=0.5,ppl=0.3,acc=0.2", "ppl=1", "bleu=2,acc=1"] {
+            let w: Weights = w.parse().unwrap();
+            let c = contributions(&s, &w, 1000);
+            assert!((c.iter().sum::<f64>() - fitness(&s, &w, 1000)).abs() < 1e-15);
+        }
+        let only_ppl: Weights = "ppl=1".parse().unwrap();
+        assert_eq!(contributions(&s, &only_ppl, 1000)[0], 0.0);
     }
 
     #[test]

@@ -33,7 +33,7 @@ mod tokenize;
 
 pub use bleu::{bleu_signature, corpus_bleu, segment_bleu_stats, Bleu, BleuStats, MAX_ORDER};
 pub use chrf::{chrf_signature, corpus_chrf, CHAR_ORDER};
-pub use fitness::{fitness, ppl_score, Scores, Weights, FITNESS_FLOOR};
+pub use fitness::{contributions, fitness, ppl_score, Scores, Weights, FITNESS_FLOOR};
 pub use lm::{accuracy, perplexity};
 pub use pytext::{is_py_whitespace, py_rstrip, py_split};
 pub use stats::{holm, paired, paired_mde, summarize, welch_p, Paired, Summary};
