@@ -130,10 +130,21 @@ fn a_trained_search_scores_candidates_and_retrains_the_best_against_gelu() {
     let rows = fin["summary"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["activation"], "gelu");
+    // Named by what trains, not by the prelude's exact GELU.
+    assert_eq!(rows[0]["formula"], "gelu (candle, tanh)");
     assert_eq!(rows[1]["activation"], "hof-1");
     for r in rows {
         assert_eq!(r["runs_ok"], 2, "{r}");
         assert!(r["fitness"]["mean"].as_f64().unwrap().is_finite());
+    }
+    // The paired contract for every metric of the trained comparison.
+    assert!(rows[0]["vs_baseline"].is_null());
+    for key in ["bleu", "chrf", "ppl", "acc", "fitness"] {
+        let d = &rows[1]["vs_baseline"][key];
+        for k in ["mean_diff", "ci95", "p", "p_holm", "n", "better"] {
+            assert!(d.get(k).is_some(), "vs_baseline.{key}.{k} in {d}");
+        }
+        assert_eq!(d["n"], 2, "{key}");
     }
     let results = json(&dir.join("final").join("results.json"));
     assert_eq!(results["experiment"]["activations"][0], "gelu");

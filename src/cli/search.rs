@@ -62,7 +62,8 @@ times), hall_of_fame.json, pareto.json, and at the end fitness.png,
 pareto.png, hall_of_fame/hof-K.png (each entry and its derivative next to
 GELU), best_kernel/ (the exported kernel package of the best formula) and
 final.json (the best formulas retrained against GELU over --retrain-seeds
-seeds, with 95% intervals and Welch's p).
+seeds, with 95% intervals, the paired difference from GELU with its Holm p
+and verdict, and Welch's p).
 
 Reliability: after kill -9, `--resume DIR` continues from the last
 checkpoint, reusing every evaluation already logged, and reaches the same
@@ -484,18 +485,32 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
         None => outln!(out, "best: no candidate succeeded"),
     }
     if !s.retrain.is_empty() {
-        outln!(out, "final retrain against GELU:");
         outln!(
             out,
-            "  {:<10} {:>10} {:>23} {:>9} {:>4}  formula",
+            "final retrain against GELU (paired over the seeds, Holm over the formulas, α = 0.05; a failed run scores 0):"
+        );
+        outln!(
+            out,
+            "  {:<10} {:>10} {:>23} {:>10} {:>9} {:<13} {:>9} {:>4}  formula",
             "activation",
             "fitness",
             "95% CI",
+            "vs GELU",
+            "Holm p",
+            "verdict",
             "Welch p",
             "runs"
         );
         for r in &s.retrain {
             let p = r.welch_p.map_or("-".to_string(), |p| format!("{p:.3}"));
+            let (diff, holm, verdict) = match &r.vs_baseline {
+                Some(d) => (
+                    format!("{:+.6}", d.test.mean_diff),
+                    d.p_holm.map_or("-".to_string(), |p| format!("{p:.3}")),
+                    d.verdict.word(),
+                ),
+                None => ("-".into(), "-".into(), "(baseline)"),
+            };
             // One successful run has no interval.
             let ci = if r.ci95.0.is_finite() && r.ci95.1.is_finite() {
                 format!("[{:>10.6}, {:>10.6}]", r.ci95.0, r.ci95.1)
@@ -504,10 +519,13 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
             };
             outln!(
                 out,
-                "  {:<10} {:>10.6} {:>23} {:>9} {:>4}  {}",
+                "  {:<10} {:>10.6} {:>23} {:>10} {:>9} {:<13} {:>9} {:>4}  {}",
                 r.label,
                 r.mean,
                 ci,
+                diff,
+                holm,
+                verdict,
                 p,
                 r.n_ok,
                 r.formula

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::experiment::{parse_device, run_experiment, versions, Experiment, Progress};
+use crate::experiment::{parse_device, run_experiment, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
@@ -412,7 +412,13 @@ impl Retrain for Training {
                 }
                 RetrainResult {
                     label: e.label.clone(),
-                    formula: e.formula.clone(),
+                    // Named by what trains: candle's tanh GELU, not the
+                    // prelude's exact `gelu(ARG0)`.
+                    formula: if e.label == "gelu" {
+                        GELU_LABEL.into()
+                    } else {
+                        e.formula.clone()
+                    },
                     runs,
                     metrics,
                 }
