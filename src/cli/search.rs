@@ -531,6 +531,19 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
                 r.formula
             );
         }
+        let base = s.retrain[0].mean;
+        for r in &s.retrain[1..] {
+            if let Some(d) = &r.vs_baseline {
+                outln!(
+                    out,
+                    "  resolution {}: a true difference of ±{:.6} ({:.2}% of GELU's fitness) is detected with 80% power at α = 0.05 ({} seed pairs)",
+                    r.label,
+                    d.mde(),
+                    100.0 * d.mde() / base,
+                    d.test.n
+                );
+            }
+        }
     }
     for w in &s.warnings {
         outln!(out, "warning: {w}");

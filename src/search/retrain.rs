@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
-use crate::experiment::{against_baseline, Difference};
+use crate::experiment::{against_baseline, Difference, ALPHA, POWER};
 use crate::metrics::{summarize, welch_p, FITNESS_FLOOR};
 
 /// One activation of the final comparison.
@@ -123,12 +123,16 @@ fn num(v: f64) -> Value {
 /// The JSON of the comparison (`final.json`): `{"seeds", "summary":
 /// [{"activation", "formula", "runs_ok", "runs_failed", "fitness":
 /// {"mean", "ci95"}, "welch_p", "vs_baseline"}], "runs": [{"activation",
-/// "seed", "status", "fitness"}]}`. `vs_baseline` (null for GELU) holds
+/// "seed", "status", "fitness"}]}`; each row after GELU also has
+/// `resolution` {"fitness_mde", "fitness_mde_percent" (of GELU's mean
+/// fitness), "n", "alpha", "power"}. `vs_baseline` (null for GELU) holds
 /// the paired contract `{"<metric>": {"mean_diff", "ci95", "p", "p_holm",
 /// "n", "better"}}`: fitness from the runs here, the other metrics from
 /// the trainer's own comparison where it made one (`train`'s summary).
 pub fn to_json(results: &[RetrainResult], seeds: &[u64]) -> Value {
-    let summary: Vec<Value> = table(results)
+    let rows = table(results);
+    let base_mean = rows.first().map_or(f64::NAN, |r| r.mean);
+    let summary: Vec<Value> = rows
         .iter()
         .zip(results)
         .map(|(r, res)| {
@@ -148,6 +152,13 @@ pub fn to_json(results: &[RetrainResult], seeds: &[u64]) -> Value {
                 "fitness": {"mean": num(r.mean), "ci95": [num(r.ci95.0), num(r.ci95.1)]},
                 "welch_p": r.welch_p.map_or(Value::Null, num),
                 "vs_baseline": vs,
+                "resolution": r.vs_baseline.map(|d| json!({
+                    "fitness_mde": num(d.mde()),
+                    "fitness_mde_percent": num(100.0 * d.mde() / base_mean),
+                    "n": d.test.n,
+                    "alpha": ALPHA,
+                    "power": POWER,
+                })),
             })
         })
         .collect();
@@ -212,5 +223,7 @@ mod tests {
         assert_eq!(row["vs_baseline"]["fitness"]["n"], 3);
         assert_eq!(row["runs_failed"], 0);
         assert!(v["summary"][0]["vs_baseline"].is_null());
+        let mde = row["resolution"]["fitness_mde"].as_f64().unwrap();
+        assert!(mde > 0.0 && mde < 1.0, "{mde}");
     }
 }
