@@ -14,8 +14,9 @@ Protocol (the search starts this script and speaks it over pipes):
           connected, then one result line per candidate (as
           `eval-candidates` writes it) as each task finishes, in any order.
           A task that fails (the command crashed, was killed, its node
-          died) is retried once by Ray; after the second failure the
-          candidate gets a result line with "fitness": null and the reason.
+          died, or with --timeout ran longer than that and was killed) is
+          retried once by Ray; after the second failure the candidate gets
+          a result line with "fitness": null and the reason.
           If the cluster itself goes away: {"lost": "why"} and exit status 3.
   stderr: Ray's own messages (the search keeps them in a log file).
 
@@ -64,9 +65,11 @@ def run_files(run):
     return files
 
 
-def evaluate(actforge, files, line, gpus, cpus):
+def evaluate(actforge, files, line, gpus, cpus, timeout=None):
     """One candidate, in a fresh `eval-candidates` process; returns its
-    output line, or raises (so that Ray retries the task)."""
+    output line, or raises (so that Ray retries the task). With `timeout`
+    (seconds), a process that has not finished by then is killed (SIGKILL,
+    which also ends a stopped one) and the task fails saying so."""
     with tempfile.TemporaryDirectory(prefix="actforge-ray-") as tmp:
         run = os.path.join(tmp, "run")
         os.mkdir(run)
@@ -83,7 +86,12 @@ def evaluate(actforge, files, line, gpus, cpus):
             cmd += ["--device", "cuda:0"]
         env = dict(os.environ)
         env.setdefault("RAYON_NUM_THREADS", str(max(1, int(cpus))))
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"eval-candidates timed out after {timeout} s (--eval-timeout) on "
+                f"{os.uname().nodename} and was killed") from None
         lines = []
         if os.path.exists(out):
             with open(out, encoding="utf-8") as f:
@@ -110,10 +118,12 @@ def failure_line(line, why):
     job = json.loads(line)
     first = str(why).strip().splitlines()
     reason = " ".join(l.strip() for l in first if "RuntimeError" in l or "eval-candidates" in l)
+    what = ("the evaluation timed out twice (Ray task retried once): " if "timed out" in reason
+            else "the Ray task failed twice: ")
     return {
         "hash": job["hash"], "formula": job.get("formula"), "seeds": job.get("seeds"),
         "recipe": job.get("recipe"), "fitness": None,
-        "failure": "the Ray task failed twice: " + (reason or (first[-1] if first else type(why).__name__)),
+        "failure": what + (reason or (first[-1] if first else type(why).__name__)),
         "metrics": {}, "seconds": 0.0, "worker": 0,
     }
 
@@ -134,6 +144,7 @@ def main():
     ap.add_argument("--gpus", type=float, default=0.0, help="GPUs per task (num_gpus)")
     ap.add_argument("--cpus", type=float, default=1.0, help="CPUs per task (num_cpus)")
     ap.add_argument("--local-cpus", type=int, help="CPUs of the local instance (default: all)")
+    ap.add_argument("--timeout", type=float, help="seconds an evaluation may take before it is killed")
     a = ap.parse_args()
 
     if ray.__version__ != RAY_VERSION:
@@ -164,7 +175,7 @@ def main():
             if line is None:
                 open_input = False
                 break
-            pending[task.remote(a.actforge, files, line, a.gpus, a.cpus)] = line
+            pending[task.remote(a.actforge, files, line, a.gpus, a.cpus, a.timeout)] = line
         if not pending:
             continue
         try:

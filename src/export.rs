@@ -13,10 +13,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codegen::{kernel_name, Direction, Dtype, Layout, MathMode, Module, Selection};
+use crate::codegen::{
+    kernel_name, kernel_params, Direction, Dtype, Layout, MathMode, Module, Selection,
+};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::{to_infix_limited, to_prefix_limited};
+use crate::report::axis::grid;
 use crate::report::plot::{plot, PlotSpec};
 use crate::runtime::device::{BLOCK, BLOCKS_PER_SM};
 use crate::runtime::nvrtc::{self, compile, parse_ptxas_log, CompileOptions, RegisterReport};
@@ -199,7 +202,7 @@ fn write_package(spec: &ExportSpec, name: &str, dir: &Path) -> Result<ExportRepo
         samples: 801,
     };
     plot(
-        &f.sample(plot_spec.lo, plot_spec.hi, plot_spec.samples),
+        &f.sample(grid(plot_spec.lo, plot_spec.hi, plot_spec.samples)),
         &plot_spec,
         &png,
     )?;
@@ -334,10 +337,8 @@ fn math_note(m: MathMode) -> &'static str {
 }
 
 fn signature(name: &str, dir: Direction, t: &str) -> String {
-    match dir {
-        Direction::Fwd => format!("extern \"C\" __global__ void {name}(const {t}* x, {t}* y, unsigned long long n);"),
-        Direction::Bwd => format!("extern \"C\" __global__ void {name}(const {t}* x, const {t}* dy, {t}* dx, unsigned long long n);"),
-    }
+    let params = kernel_params(dir, t, false, false);
+    format!("extern \"C\" __global__ void {name}({params});")
 }
 
 fn readme(spec: &ExportSpec, name: &str, report: &ExportReport) -> String {

@@ -12,6 +12,26 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_actforge"))
 }
 
+/// CPU seconds a command of these tests may use: each takes milliseconds,
+/// so only a busy hang reaches it (SIGXCPU), whatever the machine's load.
+const CPU_SECONDS: u64 = 120;
+/// Address space a command of these tests may map: far above what any of
+/// them needs, far below the sizes they must refuse to allocate.
+const ADDRESS_SPACE_KIB: u64 = 4 << 20;
+
+/// The binary under CPU-time and address-space limits (`ulimit -t -v`), so
+/// that a hang or an attempt to allocate an unservable size fails the
+/// test by what the process does, not by how long the machine takes.
+fn limited() -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!(
+            "ulimit -t {CPU_SECONDS} -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_actforge"));
+    c
+}
+
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("the binary runs")
 }
@@ -32,17 +52,27 @@ fn scratch(tag: &str) -> PathBuf {
     d
 }
 
-/// Wait for `child` at most `limit`; kill it and fail if it runs longer.
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
+/// Wait for `child` (started from [`limited`], so a busy hang ends at the
+/// CPU limit); a hang that does not use the CPU is cut off by a backstop
+/// of `BACKSTOP` of wall time, far beyond any load's effect on commands
+/// that take milliseconds. Fails either way.
+fn wait_within(mut child: Child, what: &str) -> Output {
+    const BACKSTOP: Duration = Duration::from_secs(600);
     let start = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+            let o = child.wait_with_output().unwrap();
+            assert!(
+                o.status.code().is_some(),
+                "{what} was killed ({}): it hangs",
+                o.status
+            );
+            return o;
         }
-        if start.elapsed() > limit {
+        if start.elapsed() > BACKSTOP {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} still running after {limit:?}: it hangs");
+            panic!("{what} still running after {BACKSTOP:?}: it hangs");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -74,18 +104,14 @@ fn plots_of_extreme_ranges_finish() {
     ];
     for (i, range) in ranges.iter().enumerate() {
         let out = dir.join(format!("p{i}.svg"));
-        let child = bin()
+        let child = limited()
             .args(["plot", "x * 0.5", "--out", out.to_str().unwrap()])
             .arg(format!("--range={range}"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let o = wait_within(
-            child,
-            Duration::from_secs(60),
-            &format!("plot --range={range}"),
-        );
+        let o = wait_within(child, &format!("plot --range={range}"));
         assert!(o.status.success(), "--range={range}: {}", stderr(&o));
         let svg = std::fs::read_to_string(&out).unwrap();
         assert!(svg.contains("<polyline"), "--range={range}: no curve drawn");
@@ -142,13 +168,13 @@ fn reversed_and_nonfinite_ranges_are_usage_errors() {
 fn run_into_closed_pipe(args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let child = bin()
+    let child = limited()
         .args(args)
         .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_within(child, Duration::from_secs(120), &args.join(" "))
+    wait_within(child, &args.join(" "))
 }
 
 #[test]
@@ -182,7 +208,7 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
 
 #[test]
 fn a_reader_that_stops_early_ends_eval_quietly() {
-    let mut child = bin()
+    let mut child = limited()
         .args(["eval", "x", "--x=-1e6:1e6:200000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -196,7 +222,7 @@ fn a_reader_that_stops_early_ends_eval_quietly() {
         .read_exact(&mut first)
         .unwrap();
     drop(child.stdout.take()); // `| head -c 200`
-    let o = wait_within(child, Duration::from_secs(60), "eval | head");
+    let o = wait_within(child, "eval | head");
     assert!(String::from_utf8_lossy(&first).contains("-1000000"));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
@@ -249,13 +275,10 @@ fn unservable_sizes_are_usage_errors_naming_the_limit() {
         ),
     ];
     for (args, limit) in cases {
-        let start = Instant::now();
-        let o = run(&args);
+        // Refused before anything is allocated or run: under the address
+        // space and CPU limits an attempt would abort or be killed instead.
+        let o = limited().args(&args).output().unwrap();
         usage_error(&o, limit);
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{args:?} took long"
-        );
     }
 }
 
@@ -653,6 +676,42 @@ fn a_byte_order_mark_is_accepted_in_defs_and_formula_files() {
         stdout(&o).contains("hard(a) = clamp(a, -1, 1)"),
         "{}",
         stdout(&o)
+    );
+}
+
+#[test]
+fn a_byte_order_mark_in_a_bleu_file_is_warned_about() {
+    // Issue 17: sacreBLEU scores the mark as text (so does actforge, to
+    // stay equal to it), which lowers the score: the user is told.
+    let dir = scratch("bleu-bom");
+    let (plain, marked, hyp) = (
+        dir.join("ref.txt"),
+        dir.join("ref-bom.txt"),
+        dir.join("hyp.txt"),
+    );
+    std::fs::write(&plain, "the cat sat on the mat\n").unwrap();
+    std::fs::write(&marked, "\u{feff}the cat sat on the mat\n").unwrap();
+    std::fs::write(&hyp, "the cat sat on the mat\n").unwrap();
+    let score = |r: &Path| {
+        let o = run(&[
+            "bleu",
+            "--ref",
+            r.to_str().unwrap(),
+            "--hyp",
+            hyp.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["score"].as_f64().unwrap(), stderr(&o))
+    };
+    let (clean, quiet) = score(&plain);
+    let (lowered, warned) = score(&marked);
+    assert!(lowered < clean, "{lowered} vs {clean}");
+    assert!(!quiet.contains("byte-order mark"), "{quiet}");
+    assert!(
+        warned.contains(&format!("{}:1", marked.display())) && warned.contains("byte-order mark"),
+        "{warned}"
     );
 }
 

@@ -1,12 +1,34 @@
 //! Golden files of generated code. A change in generated kernels shows up
 //! as a reviewable diff under `tests/golden/`; rewrite them with
-//! `BLESS=1 cargo test --test golden`.
+//! `BLESS=1 cargo test --test golden`. The goldens hold the code under
+//! test: the device prelude (`kernels/act_math.cuh`, the same in every
+//! module) stands as one marker line, so an edit of the prelude does not
+//! rewrite them all; each module is checked to hold it verbatim, once.
 
 use std::path::PathBuf;
 
-use actforge::codegen::{Direction, Dtype, Layout, Module, Selection};
+use actforge::codegen::{Direction, Dtype, Layout, Module, Selection, ACT_MATH};
 use actforge::diff::Function;
 use actforge::ir::parse;
+
+/// The prelude's place in a golden.
+const PRELUDE_MARKER: &str = "// <kernels/act_math.cuh, verbatim>\n";
+
+/// `source` with the device prelude replaced by [`PRELUDE_MARKER`]; it must
+/// be there exactly once, verbatim.
+fn without_prelude(source: &str) -> String {
+    assert_eq!(
+        source.matches(ACT_MATH).count(),
+        1,
+        "the module does not hold kernels/act_math.cuh verbatim, once"
+    );
+    source.replacen(ACT_MATH, PRELUDE_MARKER, 1)
+}
+
+/// A module's source against its golden, without the prelude.
+fn check_module(name: &str, source: &str) {
+    check(name, &without_prelude(source));
+}
 
 fn check(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,7 +71,7 @@ fn function(src: &str) -> Function {
 #[test]
 fn seed_qa_module() {
     let f = function("gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))");
-    check("seed_qa.cu", &Module::single(&f).source());
+    check_module("seed_qa.cu", &Module::single(&f).source());
     check(
         "seed_qa.h",
         &actforge::export::header(&Module::single(&f), "ACTFORGE_SEED_QA_H"),
@@ -59,7 +81,7 @@ fn seed_qa_module() {
 #[test]
 fn seed_t5_module() {
     let f = function("log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))");
-    check("seed_t5.cu", &Module::single(&f).source());
+    check_module("seed_t5.cu", &Module::single(&f).source());
 }
 
 #[test]
@@ -71,7 +93,7 @@ fn gelu_bf16_backward_only() {
         ..Selection::default()
     });
     m.add(&f);
-    check("gelu_like_bwd_bf16.cu", &m.source());
+    check_module("gelu_like_bwd_bf16.cu", &m.source());
 }
 
 #[test]
@@ -87,5 +109,5 @@ fn seeds_dispatch_module_f32() {
     m.add(&function(
         "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
     ));
-    check("seeds_dispatch_f32.cu", &m.source());
+    check_module("seeds_dispatch_f32.cu", &m.source());
 }

@@ -819,7 +819,11 @@ fn median_ms(mut f: impl FnMut(), n: usize) -> f64 {
 
 /// Generating a 64-sentence validation set must cost much less than the
 /// 50 training steps of a candidate (micro presets, fused activation).
+/// A timing measurement, not part of the test command (its result depends
+/// on the machine and its load): the README's Models section quotes it,
+/// `cargo test --release --test model -- --ignored --nocapture generation_costs`.
 #[test]
+#[ignore = "a timing measurement: run with --ignored --nocapture"]
 fn generation_costs_less_than_training() {
     let a = act(&format!("fused:{QA}"));
     let (g, gv) = Gpt::new(&gpt_cfg(), vec![a.clone()], 0, &Device::Cpu).unwrap();

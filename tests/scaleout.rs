@@ -11,16 +11,19 @@
 //! test's temporary folder; when it cannot be installed they print why and
 //! pass, unless `ACTFORGE_REQUIRE_RAY=1` (CI), where they fail.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actforge::search::exec_process::{ProcessWorkers, WorkerSetup};
 use actforge::search::exec_ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
 use actforge::search::{Executor, Job, JobResult};
+use common::procs;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -364,29 +367,25 @@ fn worker_processes_reach_the_hall_of_fame_of_one_thread() {
     }
 }
 
-/// The pid of the newest child of worker `i` once it is evaluating.
-fn evaluating_pid(log: &Path, deadline: Instant) -> Option<u32> {
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(log) {
-            if text.contains("evaluating ") {
-                let header = text.lines().rev().find(|l| l.starts_with("== worker"))?;
-                let pid = header.split("pid ").nth(1)?.split(',').next()?;
-                return pid.parse().ok();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
+/// The pid of worker `i`'s current process (its log's newest header)
+/// when its log ends with an `evaluating …` line: it holds a candidate
+/// whose result it has not yet described or sent.
+fn evaluating_pid(log: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(log).ok()?;
+    if !text.lines().last()?.starts_with("evaluating ") {
+        return None;
     }
-    None
+    let header = text.lines().rev().find(|l| l.starts_with("== worker"))?;
+    header.split("pid ").nth(1)?.split(',').next()?.parse().ok()
 }
 
 #[test]
 fn a_killed_worker_process_loses_only_its_candidate() {
-    // Longer training, so that the kill lands during an evaluation.
     let longer = ["--steps", "40", "--pop", "6", "--workers"];
     let reference = tmp("kill-reference");
     search(&reference, &[&longer[..], &["1"]].concat());
     let dir = tmp("kill");
-    let child = bin()
+    let mut child = bin()
         .args(micro(
             &[&longer[..], &["2", "--executor", "process"]].concat(),
         ))
@@ -397,13 +396,23 @@ fn a_killed_worker_process_loses_only_its_candidate() {
         .spawn()
         .unwrap();
     let log = dir.join("workers").join("worker-0.log");
-    let pid = evaluating_pid(&log, Instant::now() + Duration::from_secs(120))
-        .expect("worker 0 started evaluating");
-    let killed = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // Kill worker 0 at a moment checked on the frozen worker: its log ends
+    // with `evaluating …`, so it holds a candidate whose result it has not
+    // sent (it describes a result in its log before sending it).
+    loop {
+        if let Some(pid) = evaluating_pid(&log) {
+            let _frozen = procs::Frozen::new(&[pid]);
+            if evaluating_pid(&log) == Some(pid) {
+                assert!(procs::signal(pid, "KILL"));
+                break;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before worker 0 was seen evaluating"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -472,12 +481,7 @@ fn a_worker_that_dies_twice_scores_its_candidate_as_a_failure() {
     let dir = tmp("fake-worker");
     let program = script(&dir, "fake-actforge", FAKE_WORKER);
     let mut exec = ProcessWorkers::new(
-        WorkerSetup {
-            program,
-            run_dir: dir.clone(),
-            recipe: 0,
-            devices: vec![None],
-        },
+        WorkerSetup::new(program, dir.clone(), 0, vec![None]),
         Arc::new(AtomicBool::new(false)),
     );
     exec.start().unwrap();
@@ -503,12 +507,7 @@ fn a_worker_that_cannot_start_is_a_clear_error() {
         "#!/bin/sh\necho 'error: no GPU here' >&2\nexit 1\n",
     );
     let mut exec = ProcessWorkers::new(
-        WorkerSetup {
-            program,
-            run_dir: dir.clone(),
-            recipe: 0,
-            devices: vec![Some("cuda:7".into())],
-        },
+        WorkerSetup::new(program, dir.clone(), 0, vec![Some("cuda:7".into())]),
         Arc::new(AtomicBool::new(false)),
     );
     let e = exec.start().unwrap_err().to_string();
@@ -655,6 +654,7 @@ fn a_ray_task_that_fails_twice_is_scored_as_a_failure() {
                 cpus_per_task: 1.0,
                 local_cpus: Some(2),
             },
+            timeout: None,
         },
         Arc::new(AtomicBool::new(false)),
     );
@@ -676,6 +676,14 @@ fn ray_cli(python: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The cluster goes away while a Ray task is certainly running: the
+/// synthetic evaluator sleeps in every task, the test waits until it sees
+/// a task's `eval-candidates` process, freezes the search and its driver
+/// (so no result can be collected), checks the task is still running, and
+/// only then stops the cluster. Whatever the machine's speed, the
+/// generation cannot finish: the search must stop with a message naming
+/// the cluster and `--resume`, and `--resume` on a new cluster must reach
+/// the uninterrupted run's result.
 #[test]
 fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
     let Some(python) = ray_or_skip("losing_the_ray_cluster_stops_the_search_and_resume_continues")
@@ -683,9 +691,9 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
         return;
     };
     let _one_at_a_time = ray_lock();
-    let more = ["--gens", "3", "--steps", "20"];
+    let synthetic = ["--gens", "3", "--evaluator", "synthetic"];
     let reference = tmp("lost-reference");
-    search(&reference, &[&more[..], &["--workers", "1"]].concat());
+    search(&reference, &[&synthetic[..], &["--workers", "1"]].concat());
     let port = 20000 + std::process::id() % 20000;
     // The cluster this machine runs (an explicit host:port needs the
     // cluster's auth token set up for the driver's session).
@@ -721,29 +729,50 @@ fn losing_the_ray_cluster_stops_the_search_and_resume_continues() {
         "--ray-python",
         python.to_str().unwrap(),
     ];
-    let child = bin()
-        .args(micro(&[&more[..], &ray_flags[..]].concat()))
+    let mut child = bin()
+        .args(micro(
+            &[
+                &synthetic[..],
+                &["--synthetic-sleep-ms", "2000"],
+                &ray_flags[..],
+            ]
+            .concat(),
+        ))
         .arg("--out")
         .arg(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Stop the cluster once the first generation is done.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline
-        && std::fs::read_to_string(dir.join("logbook.jsonl")).map_or(0, |t| t.lines().count()) < 1
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let stopped = ray_cli(&python, &["stop", "--force"]);
-    assert!(stopped.status.success());
+    let run = dir.to_str().unwrap();
+    let driver = loop {
+        // A task runs `eval-candidates` in a temporary run directory.
+        let tasks = procs::find(&["eval-candidates", "actforge-ray-"]);
+        let drivers = procs::find(&["ray_driver.py", run]);
+        if let ([task, ..], [driver]) = (&tasks[..], &drivers[..]) {
+            let frozen = procs::Frozen::new(&[child.id(), *driver]);
+            if procs::alive(*task) {
+                // Neither the driver nor the search can collect its result
+                // now; stopping the cluster loses it for certain.
+                let stopped = ray_cli(&python, &["stop", "--force"]);
+                assert!(stopped.status.success());
+                drop(frozen);
+                break *driver;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before any Ray task was seen running"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the search stopped: {err}");
+    assert!(!out.status.success(), "the search did not stop: {err}");
     assert!(err.contains("the Ray cluster"), "{err}");
     assert!(err.contains("--resume"), "{err}");
     assert!(dir.join("checkpoint.json").exists());
+    assert!(!procs::alive(driver), "the driver was left running");
 
     start();
     let resumed = bin()
@@ -830,4 +859,432 @@ fn the_slurm_script_shards_a_batch_and_the_merge_joins_it_by_hash() {
             .collect()
     };
     assert_eq!(fit(&merged), fit(&want));
+}
+
+// ---- Issue 17: eval-candidates' output file and batch lines, timeouts,
+// ---- the merge and Slurm scripts
+
+/// A run of the synthetic evaluator (instant evaluations), made once per
+/// `name` with `extra` flags.
+fn synthetic_run(name: &str, extra: &[&str]) -> PathBuf {
+    let dir = tmp(name);
+    let out = bin()
+        .args([
+            "search",
+            "--quiet",
+            "--evaluator",
+            "synthetic",
+            "--pop",
+            "4",
+            "--gens",
+            "0",
+            "--retrain-top",
+            "0",
+            "--no-export",
+            "--seed",
+            "5",
+            "--start-with",
+            "gelu(ARG0)",
+            "--out",
+        ])
+        .arg(&dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn eval_candidates_never_replaces_a_file_that_is_not_its_own() {
+    let run = synthetic_run("out-guard", &[]);
+    let dir = tmp("out-guard-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("batch.jsonl");
+    std::fs::write(&batch, "{\"formula\": \"sin(ARG0)\"}\n").unwrap();
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "my notes\n").unwrap();
+    let log = run.join("evaluations.jsonl");
+    for (out, needle) in [
+        (log.clone(), "line 1 is not a result or error line"),
+        (batch.clone(), "is the --batch file"),
+        (notes.clone(), "is not a results file of eval-candidates"),
+        (run.join("config.json"), "nothing was changed"),
+        (dir.join("no-such-folder/out.jsonl"), "does not exist"),
+        (run.clone(), "is a folder"),
+    ] {
+        let before = std::fs::read(&out).ok();
+        let o = eval_candidates(&run, &batch, &out);
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(
+            err.contains("--out") && err.contains(needle),
+            "{}: {err}",
+            out.display()
+        );
+        assert_eq!(
+            std::fs::read(&out).ok(),
+            before,
+            "{} was changed",
+            out.display()
+        );
+    }
+    // The run still resumes (its log is intact).
+    let o = bin()
+        .args(["search", "--quiet", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        stderr_of(&o).contains("already finished"),
+        "{}",
+        stderr_of(&o)
+    );
+    // An empty file, or a results file of this command, is fine.
+    let out = dir.join("results.jsonl");
+    std::fs::write(&out, "").unwrap();
+    assert!(eval_candidates(&run, &batch, &out).status.success());
+    assert_eq!(lines(&out).len(), 1);
+    let o = eval_candidates(&run, &batch, &out);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+}
+
+#[test]
+fn batch_lines_that_disagree_or_cannot_be_read_are_refused_one_by_one() {
+    let run = synthetic_run("batch-lines", &[]);
+    let dir = tmp("batch-lines-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The hash of sin(ARG0), from a line with the formula alone.
+    let probe = dir.join("probe.jsonl");
+    std::fs::write(&probe, "{\"formula\": \"sin(ARG0)\"}\n").unwrap();
+    let probed = dir.join("probed.jsonl");
+    assert!(eval_candidates(&run, &probe, &probed).status.success());
+    let sin = lines(&probed)[0].clone();
+    let hash = sin["hash"].as_str().unwrap();
+    let mut text = Vec::new();
+    text.extend(format!("{{\"hash\": \"{hash}\", \"formula\": \"cos(ARG0)\"}}\n").as_bytes());
+    text.extend(b"{\"formula\": \"cos(ARG0)\", \"seed\": [3]}\n");
+    text.extend(b"{\"formula\": \"cos(\xff)\"}\n");
+    text.extend(
+        format!(
+            "{{\"formula\": \"sin(ARG0)\", \"seeds\": {:?}}}\n",
+            vec![0; 1001]
+        )
+        .as_bytes(),
+    );
+    text.extend(format!("{{\"hash\": \"{hash}\", \"formula\": \"sin(ARG0)\"}}\n").as_bytes());
+    text.extend(b"{\"formula\": \"cos(ARG0)\"}\n");
+    let batch = dir.join("batch.jsonl");
+    std::fs::write(&batch, text).unwrap();
+    let out = dir.join("results.jsonl");
+    let o = eval_candidates(&run, &batch, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_of(&o));
+    let results = lines(&out);
+    let errors: Vec<(u64, String)> = results
+        .iter()
+        .filter_map(|r| Some((r["line"].as_u64()?, r["error"].as_str()?.to_string())))
+        .collect();
+    let expect = [
+        (1, "is not the hash of the line's `formula`"),
+        (2, "unknown key `seed`"),
+        (3, "not UTF-8"),
+        (4, "above the limit of 1000"),
+    ];
+    assert_eq!(errors.len(), expect.len(), "{errors:?}");
+    for ((line, msg), (want, needle)) in errors.iter().zip(expect) {
+        assert_eq!(*line, want);
+        assert!(msg.contains(needle), "line {line}: {msg}");
+    }
+    // The good lines were evaluated, each under its own hash: sin's
+    // fitness is the one it has alone, not cos's.
+    let good: Vec<&Value> = results.iter().filter(|r| r["error"].is_null()).collect();
+    assert_eq!(good.len(), 2, "{results:?}");
+    assert_eq!(good[0]["hash"], sin["hash"]);
+    assert_eq!(good[0]["fitness"], sin["fitness"]);
+    assert_ne!(good[1]["hash"], sin["hash"]);
+}
+
+/// A stand-in for `actforge eval-candidates --batch - --out -` that hangs
+/// (stops itself) on candidates whose formula contains `hang` and scores
+/// others 1.5.
+const HANGING_WORKER: &str = r#"#!/bin/sh
+echo start >> "$(dirname "$0")/starts"
+echo '{"ready": true}'
+while IFS= read -r line; do
+  case "$line" in *hang*) kill -STOP $$ ;; esac
+  hash=$(printf '%s' "$line" | sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/')
+  printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash"
+done
+"#;
+
+#[test]
+fn a_hung_worker_is_killed_retried_once_and_scored_as_timed_out() {
+    let dir = tmp("hanging-worker");
+    let program = script(&dir, "fake-actforge", HANGING_WORKER);
+    let mut setup = WorkerSetup::new(program, dir.clone(), 0, vec![None]);
+    // The honest candidates answer in milliseconds: a timeout far above
+    // what load could add, so only the hung one reaches it.
+    setup.timeout = Some(Duration::from_secs(10));
+    let mut exec = ProcessWorkers::new(setup, Arc::new(AtomicBool::new(false)));
+    exec.start().unwrap();
+    let jobs: Vec<Job> = ["sin(x)", "hang(x)", "cos(x)"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Job {
+            key: 0x2000 + i as u64,
+            formula: f.to_string(),
+            seeds: vec![0],
+        })
+        .collect();
+    let mut got = Vec::new();
+    exec.run(jobs, &mut |r| {
+        got.push(r);
+        Ok(())
+    })
+    .unwrap();
+    got.sort_by_key(|r| r.key);
+    assert_eq!((got[0].fitness, got[2].fitness), (Some(1.5), Some(1.5)));
+    let why = got[1].failure.clone().unwrap();
+    assert_eq!(got[1].fitness, None);
+    assert!(why.starts_with("the evaluation timed out twice"), "{why}");
+    assert!(
+        why.contains("--eval-timeout") && why.contains("killed"),
+        "{why}"
+    );
+    // Started, killed, restarted, killed, restarted for the last one.
+    let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 3, "{starts}");
+    let log = std::fs::read_to_string(dir.join("workers/worker-0.log")).unwrap();
+    assert!(log.contains("(try 1)") && log.contains("(try 2)"), "{log}");
+}
+
+#[test]
+fn eval_candidates_with_a_timeout_scores_a_hung_evaluation_and_goes_on() {
+    // Every synthetic evaluation of this run sleeps 60 s or more, far past
+    // the 1 s timeout on any machine. The run is made without evaluating
+    // (it only needs its config.json).
+    let run = tmp("timeout-run");
+    let settings = actforge::search::Settings {
+        evaluator: actforge::search::config::EvaluatorKind::Synthetic { sleep_ms: 60_000 },
+        export: false,
+        retrain_top: 0,
+        ..actforge::search::Settings::default()
+    };
+    drop(actforge::search::Search::create(&run, settings, &["test".into()]).unwrap());
+    let dir = tmp("timeout-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("batch.jsonl");
+    std::fs::write(&batch, "{\"formula\": \"sin(ARG0)\"}\n").unwrap();
+    let out = dir.join("results.jsonl");
+    let o = bin()
+        .args(["eval-candidates", "--quiet", "--eval-timeout", "1", "--run"])
+        .arg(&run)
+        .arg("--batch")
+        .arg(&batch)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let r = &lines(&out)[0];
+    assert!(r["fitness"].is_null(), "{r}");
+    let why = r["failure"].as_str().unwrap();
+    assert!(why.contains("timed out twice"), "{why}");
+    // Not with the worker protocol, whose sender enforces its own.
+    let o = bin()
+        .args([
+            "eval-candidates",
+            "--eval-timeout",
+            "1",
+            "--batch",
+            "-",
+            "--out",
+            "-",
+            "--run",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_of(&o));
+}
+
+#[test]
+fn the_merge_script_says_what_is_wrong_instead_of_a_traceback() {
+    let dir = tmp("merge-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = r#"{"hash":"0123456789abcdef","formula":"x","seeds":[0],"recipe":"00000000000000aa","fitness":1.0,"failure":null,"metrics":{},"seconds":0,"worker":0}"#;
+    let cases = [
+        (
+            "no-hash.jsonl",
+            r#"{"formula":"x","seeds":[0],"recipe":"00000000000000aa","fitness":1.0}"#,
+            "\"hash\"",
+        ),
+        ("array.jsonl", "[1, 2]", "not a JSON object"),
+        (
+            "recipe.jsonl",
+            r#"{"hash":"0123456789abcdef","seeds":[0],"recipe":null,"fitness":1.0}"#,
+            "\"recipe\"",
+        ),
+        (
+            "nested.jsonl",
+            r#"{"hash":"0123456789abcdef","seeds":[[0]],"recipe":"00000000000000aa","fitness":1.0}"#,
+            "\"seeds\"",
+        ),
+    ];
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let merge = |paths: &[PathBuf]| {
+        Command::new("python3")
+            .arg(repo.join("scripts/merge-results.py"))
+            .args(paths)
+            .output()
+            .unwrap()
+    };
+    for (name, line, needle) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{good}\n{line}\n")).unwrap();
+        let o = merge(std::slice::from_ref(&p));
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(!err.contains("Traceback"), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{}:2", p.display())) && err.contains(needle),
+            "{name}: {err}"
+        );
+    }
+    // Mixed recipe types across files, and a folder.
+    let a = dir.join("a.jsonl");
+    std::fs::write(&a, format!("{good}\n")).unwrap();
+    let o = merge(&[a.clone(), dir.join("recipe.jsonl")]);
+    assert!(!stderr_of(&o).contains("Traceback"), "{}", stderr_of(&o));
+    assert_eq!(o.status.code(), Some(1));
+    let o = merge(std::slice::from_ref(&dir));
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        !err.contains("Traceback") && err.contains("is a folder"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_slurm_script_takes_shards_from_a_stepped_array_and_refuses_a_list() {
+    let run = synthetic_run("slurm-stepped", &[]);
+    let dir = tmp("slurm-stepped-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("batch.jsonl");
+    let text: String = [
+        "sin(ARG0)",
+        "cos(ARG0)",
+        "safe_mul(ARG0, sin(ARG0))",
+        "gelu(ARG0)",
+    ]
+    .iter()
+    .map(|f| format!("{}\n", serde_json::json!({ "formula": f })))
+    .collect();
+    std::fs::write(&batch, text).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let task = |id: &str, min: &str, max: &str, step: &str, count: &str| {
+        Command::new("bash")
+            .arg(repo.join("scripts/slurm-eval.sh"))
+            .arg(&run)
+            .arg(&batch)
+            .arg(dir.join("shards"))
+            .env("ACTFORGE", env!("CARGO_BIN_EXE_actforge"))
+            .env("SLURM_ARRAY_TASK_ID", id)
+            .env("SLURM_ARRAY_TASK_MIN", min)
+            .env("SLURM_ARRAY_TASK_MAX", max)
+            .env("SLURM_ARRAY_TASK_STEP", step)
+            .env("SLURM_ARRAY_TASK_COUNT", count)
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .output()
+            .unwrap()
+    };
+    // --array=0-4:2: tasks 0, 2, 4 are shards 0, 1, 2 of 3.
+    for id in ["0", "2", "4"] {
+        let o = task(id, "0", "4", "2", "3");
+        assert!(o.status.success(), "{id}: {}", stderr_of(&o));
+    }
+    let total: usize = (0..3)
+        .map(|i| lines(&dir.join(format!("shards/shard-{i}-of-3.jsonl"))).len())
+        .sum();
+    assert_eq!(total, 4, "every candidate in some shard");
+    // --array=0,3,7: positions cannot be known; refused.
+    let o = task("3", "0", "7", "1", "3");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("evenly stepped"),
+        "{}",
+        stderr_of(&o)
+    );
+}
+
+/// A stand-in for `actforge eval-candidates --run R --batch B --out O`
+/// that stops itself (SIGSTOP) on a batch containing `hang`.
+const HANGING_TASK: &str = r#"#!/bin/sh
+batch=$5; out=$7
+echo try >> "$(dirname "$0")/tries-$(grep -c hang "$batch")"
+if grep -q hang "$batch"; then kill -STOP $$; fi
+hash=$(sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/' "$batch")
+printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash" > "$out"
+"#;
+
+#[test]
+fn a_ray_task_that_hangs_is_killed_retried_once_and_scored_as_timed_out() {
+    let Some(python) =
+        ray_or_skip("a_ray_task_that_hangs_is_killed_retried_once_and_scored_as_timed_out")
+    else {
+        return;
+    };
+    let _one_at_a_time = ray_lock();
+    let dir = tmp("ray-hang");
+    let program = script(&dir, "fake-actforge", HANGING_TASK);
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    let mut exec = RayExecutor::new(
+        RaySetup {
+            program,
+            run_dir: dir.clone(),
+            recipe: 0,
+            options: RayOptions {
+                address: None,
+                python,
+                gpus_per_task: 0.0,
+                cpus_per_task: 1.0,
+                local_cpus: Some(2),
+            },
+            // Far above what load adds to a script that answers at once.
+            timeout: Some(Duration::from_secs(10)),
+        },
+        Arc::new(AtomicBool::new(false)),
+    );
+    exec.start().unwrap();
+    let jobs: Vec<Job> = ["sin(x)", "hang(x)", "cos(x)"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Job {
+            key: 0x3000 + i as u64,
+            formula: f.to_string(),
+            seeds: vec![0],
+        })
+        .collect();
+    let mut got = Vec::new();
+    exec.run(jobs, &mut |r| {
+        got.push(r);
+        Ok(())
+    })
+    .unwrap();
+    got.sort_by_key(|r| r.key);
+    assert_eq!((got[0].fitness, got[2].fitness), (Some(1.5), Some(1.5)));
+    let why = got[1].failure.clone().unwrap();
+    assert!(why.starts_with("the evaluation timed out twice"), "{why}");
+    assert!(why.contains("--eval-timeout"), "{why}");
+    let tries = std::fs::read_to_string(dir.join("tries-1")).unwrap();
+    assert_eq!(tries.lines().count(), 2, "tried once more: {tries}");
 }

@@ -5,18 +5,21 @@
 //! after Ctrl-C, and the handling of finished, corrupt and foreign run
 //! directories.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actforge::search::config::{EvaluatorKind, Settings};
 use actforge::search::executor::{Evaluate, InProcess, Job, JobResult};
 use actforge::search::progress::Silent;
 use actforge::search::synthetic::Synthetic;
 use actforge::search::{Outcome, Search};
+use common::procs;
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -444,14 +447,22 @@ fn spawn_search(dir: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Wait until `ready` holds for the run directory (or fail after 60 s).
-fn wait_for(dir: &Path, child: &mut Child, ready: impl Fn(&Path) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready(dir) {
+/// The search frozen (SIGSTOP) at a moment when `ready` holds for its run
+/// directory, checked again on the frozen process, so that whatever the
+/// test then does lands at that moment however fast or loaded the machine
+/// is. The search is thawed when the guard drops (a signal sent while it
+/// is frozen is delivered then). Fails if the search ends first.
+fn freeze_when(dir: &Path, child: &mut Child, ready: impl Fn(&Path) -> bool) -> procs::Frozen {
+    loop {
+        if ready(dir) {
+            let frozen = procs::Frozen::new(&[child.id()]);
+            if ready(dir) {
+                return frozen;
+            }
+        }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the search ended ({status}) before the moment the test waits for");
         }
-        assert!(Instant::now() < deadline, "timed out");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -493,11 +504,12 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
     let slow: Vec<&str> = RESUMABLE
         .iter()
         .copied()
-        .chain(["--synthetic-sleep-ms", "15", "--workers", "2"])
+        .chain(["--synthetic-sleep-ms", "100", "--workers", "2"])
         .collect();
     let mut child = spawn_search(&killed, &slow);
-    wait_for(&killed, &mut child, mid_generation(2));
+    let frozen = freeze_when(&killed, &mut child, mid_generation(2));
     child.kill().unwrap(); // SIGKILL
+    drop(frozen);
     child.wait().unwrap();
     let before = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
     let cp = json(&killed.join("checkpoint.json"));
@@ -539,15 +551,12 @@ fn ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run() {
     let slow: Vec<&str> = RESUMABLE
         .iter()
         .copied()
-        .chain(["--synthetic-sleep-ms", "15"])
+        .chain(["--synthetic-sleep-ms", "100"])
         .collect();
     let mut child = spawn_search(&stopped, &slow);
-    wait_for(&stopped, &mut child, mid_generation(1));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let frozen = freeze_when(&stopped, &mut child, mid_generation(1));
+    assert!(procs::signal(child.id(), "INT"));
+    drop(frozen); // delivered now
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -759,4 +768,291 @@ fn simple_algorithm_and_double_tournament_run() {
     let book = logbook(&dir);
     assert_eq!(book.len(), 3);
     assert!(book.iter().all(|r| r["offspring"] == 8));
+}
+
+// ---- Issue 17: one process per run directory, limits, symlinks, primitives
+
+/// Send `signal` (e.g. "STOP", "KILL") to `pid`.
+#[test]
+fn a_second_process_is_refused_while_the_first_works_and_a_killed_ones_lock_is_taken_over() {
+    let dir = tmp("two-processes");
+    // Jobs sleep 2-6 s each, so the first process is mid-generation once
+    // its checkpoint exists; it is then stopped, so it stays there.
+    let slow = [
+        "--pop",
+        "2",
+        "--gens",
+        "0",
+        "--retrain-top",
+        "0",
+        "--workers",
+        "2",
+        "--synthetic-sleep-ms",
+        "2000",
+    ];
+    let mut first = spawn_search(&dir, &slow);
+    let frozen = freeze_when(&dir, &mut first, |d| {
+        d.join("checkpoint.json").exists() && !d.join("hall_of_fame.json").exists()
+    });
+    assert!(first.try_wait().unwrap().is_none());
+    assert!(
+        !dir.join("hall_of_fame.json").exists(),
+        "stopped mid-generation"
+    );
+    let lock = dir.join(".actforge.lock");
+    assert!(lock.exists());
+    // A resume and a new search on the same directory are refused at once.
+    let out = resume(&dir, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("is in use"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    let out = bin().args(search_args(&dir, &slow)).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("already exists and is not empty"));
+    // Nothing was logged twice by the refused processes.
+    let logged = lines(&dir.join("evaluations.jsonl")).len();
+    assert!(logged < 2, "{logged}");
+    // kill -9 leaves its lock file behind; it does not block a resume.
+    assert!(procs::signal(first.id(), "KILL"));
+    drop(frozen);
+    first.wait().unwrap();
+    assert!(
+        lock.exists(),
+        "a killed process cannot remove its lock file"
+    );
+    let out = resume(&dir, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!lock.exists(), "released at the end");
+    evaluations(&dir); // each candidate logged once
+    let out = resume(&dir, &[]);
+    assert!(
+        stderr_of(&out).contains("already finished"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn resume_with_a_settings_flag_names_that_flag() {
+    let dir = tmp("resume-flag");
+    for (flag, value) in [("--pop", "3"), ("--seeds", "2"), ("--device", "cpu")] {
+        let out = resume(&dir, &[flag, value]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr_of(&out);
+        assert!(err.contains(&format!("'{flag} ")), "{flag}: {err}");
+        assert!(!err.contains("--task"), "{flag}: {err}");
+    }
+}
+
+#[test]
+fn sizes_past_their_limits_are_usage_errors_before_a_run_directory_exists() {
+    let huge = u64::MAX.to_string();
+    for (flag, value, limit) in [
+        ("--pop", huge.as_str(), "limit of 100000"),
+        ("--seeds", huge.as_str(), "limit of 1000"),
+        ("--gens", huge.as_str(), "limit of 100000"),
+        ("--batch-size", "100000", "limit of 1024"),
+        ("--steps", huge.as_str(), "limit of 1000000"),
+        ("--synthetic-sleep-ms", "1000000000000", "limit of 60000"),
+        ("--tournament-size", huge.as_str(), "limit of 100000"),
+        ("--workers", "100000", "limit of 1024"),
+    ] {
+        let dir = tmp("limits");
+        let out = bin()
+            .args(search_args(&dir, &[flag, value]))
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains(flag) && err.contains(limit), "{flag}: {err}");
+        assert!(!dir.exists(), "{flag}: a run directory was made");
+    }
+}
+
+/// A run made in this process and left before its first generation (as a
+/// killed search leaves it): `config.json` and a checkpoint.
+fn unstarted_run(dir: &Path, settings: Settings) {
+    drop(Search::create(dir, settings, &["test".to_string()]).unwrap());
+}
+
+/// `config.json` of `dir` with `edit` applied to its settings and the
+/// settings hash recomputed (the hash is not a signature: anyone can).
+fn forge(dir: &Path, edit: impl Fn(&mut Value)) {
+    let mut config = json(&dir.join("config.json"));
+    edit(&mut config["settings"]);
+    let hash = actforge::gp::syntactic_hash(&config["settings"].to_string());
+    config["settings_hash"] = serde_json::json!(format!("{hash:016x}"));
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn a_forged_config_is_held_to_the_flags_limits() {
+    for (key, value) in [
+        ("seeds", serde_json::json!(1_000_000_000_000u64)),
+        ("pop", serde_json::json!(u64::MAX)),
+    ] {
+        let dir = tmp("forged");
+        unstarted_run(&dir, synthetic(&[], 4, 1));
+        forge(&dir, |s| s[key] = value.clone());
+        let out = resume(&dir, &[]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{key}: {err}");
+        assert!(
+            err.contains("config.json") && err.contains("above the limit"),
+            "{key}: {err}"
+        );
+        // eval-candidates reads the same file and refuses it the same way.
+        let batch = dir.join("batch.jsonl");
+        std::fs::write(&batch, "{\"formula\": \"sin(ARG0)\"}\n").unwrap();
+        let out = bin()
+            .args(["eval-candidates", "--quiet", "--run"])
+            .arg(&dir)
+            .arg("--batch")
+            .arg(&batch)
+            .arg("--out")
+            .arg(dir.join("out.jsonl"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("above the limit"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+}
+
+#[test]
+fn an_edited_copy_of_the_primitive_set_is_refused() {
+    let dir = tmp("primitives-edit");
+    let defs = tmp("primitives-defs.act");
+    std::fs::write(&defs, "wobble(a) = sin(a) + a\nsq(a) = a * a\n").unwrap();
+    let settings = Settings {
+        primitives: defs.display().to_string(),
+        ..synthetic(&[], 4, 1)
+    };
+    if let Err(e) = settings.primitive_set(None) {
+        panic!("the test's primitives file: {e}");
+    }
+    unstarted_run(&dir, settings);
+    let config = json(&dir.join("config.json"));
+    assert!(config["primitives_checksum"].is_string());
+    let copy = dir.join("primitives.act");
+    let text = std::fs::read_to_string(&copy).unwrap();
+    std::fs::write(&copy, text.replace("sin", "cos")).unwrap();
+    let out = resume(&dir, &[]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("primitives.act") && err.contains("checksum"),
+        "{err}"
+    );
+}
+
+#[test]
+fn symbolic_links_planted_in_a_run_directory_are_never_written_through() {
+    let dir = tmp("links");
+    unstarted_run(&dir, synthetic(&[], 4, 1));
+    let victim = tmp("links-victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    // A worker log: appended to by the process executor.
+    std::fs::create_dir_all(dir.join("workers")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("workers/worker-0.log")).unwrap();
+    let out = resume(&dir, &["--executor", "process", "--workers", "1"]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("worker-0.log") && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // The Ray driver's copy: replaced, not followed (the driver then fails
+    // to import ray here, or finds it; either way the victim stays).
+    std::fs::remove_file(dir.join("workers/worker-0.log")).unwrap();
+    std::fs::create_dir_all(dir.join("executor")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("executor/ray_driver.py")).unwrap();
+    let out = resume(
+        &dir,
+        &["--executor", "ray", "--ray-python", "/nonexistent/python"],
+    );
+    assert!(!out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        !std::fs::symlink_metadata(dir.join("executor/ray_driver.py"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // The evaluations log: refused.
+    let log = dir.join("evaluations.jsonl");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let out = resume(&dir, &[]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("evaluations.jsonl") && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn eval_timeout_needs_killable_workers_and_scores_hung_evaluations_as_timeouts() {
+    let dir = tmp("timeout-thread");
+    let out = bin()
+        .args(search_args(&dir, &["--eval-timeout", "5"]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("--executor process"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!dir.exists());
+    // Every job sleeps at least 60 s, far past a 1 s timeout, whatever the
+    // machine's speed: each is killed, retried once, and scored a timeout.
+    let dir = tmp("timeout-process");
+    let out = bin()
+        .args(search_args(
+            &dir,
+            &[
+                "--pop",
+                "2",
+                "--gens",
+                "0",
+                "--retrain-top",
+                "0",
+                "--start-with",
+                "gelu(ARG0)",
+                "--synthetic-sleep-ms",
+                "60000",
+                "--executor",
+                "process",
+                "--workers",
+                "2",
+                "--eval-timeout",
+                "1",
+            ],
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let logged: Vec<Value> = lines(&dir.join("evaluations.jsonl"))
+        .into_iter()
+        .filter(|r| r["screened"].is_null())
+        .collect();
+    assert!(!logged.is_empty(), "GELU is evaluated, not screened");
+    for r in &logged {
+        let why = r["failure"].as_str().unwrap_or_default();
+        assert!(r["fitness"].is_null(), "{r}");
+        assert!(
+            why.contains("timed out twice") && why.contains("--eval-timeout"),
+            "{why}"
+        );
+    }
+    let log = std::fs::read_to_string(dir.join("workers/worker-0.log")).unwrap();
+    assert!(log.contains("(try 1)") && log.contains("(try 2)"), "{log}");
 }

@@ -5,6 +5,8 @@
 //! paired statistics against the baseline (Holm, failures at the fitness
 //! floor, directions) equal an independent recomputation from the runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use actforge::fitness::{self, Length, Prepared, Recipe, RunOptions, Status, Task
 use actforge::metrics::{fitness as weighted_fitness, student_t_quantile, student_t_sf, Scores};
 use actforge::op::Activation;
 use candle_core::Device;
+use common::procs;
 use serde_json::Value;
 
 const QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
@@ -283,25 +286,31 @@ fn a_killed_train_command_resumes_to_the_same_results() {
         .args(["--out", killed.to_str().unwrap(), "--checkpoint-every", "4"])
         .spawn()
         .unwrap();
-    // Kill it once the second run has a checkpoint (the first is logged).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
+    // Kill it once the second run has a checkpoint (the first is logged),
+    // a moment checked again on the frozen process.
+    let moment = || {
         let log = std::fs::read_to_string(killed.join("runs.jsonl")).unwrap_or_default();
         let ckpt = killed
             .join("checkpoints")
             .join("act1-seed1")
             .join("checkpoint.json");
-        if log.lines().count() >= 1 && ckpt.exists() {
-            break;
+        log.lines().count() >= 1 && ckpt.exists() && !killed.join("results.json").exists()
+    };
+    loop {
+        if moment() {
+            let frozen = procs::Frozen::new(&[child.id()]);
+            if moment() {
+                child.kill().unwrap(); // SIGKILL
+                drop(frozen);
+                break;
+            }
         }
         assert!(
             child.try_wait().unwrap().is_none(),
             "finished before it could be killed"
         );
-        assert!(Instant::now() < deadline, "no checkpoint appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!killed.join("results.json").exists());
     let o = actforge()
@@ -606,5 +615,213 @@ fn train_writes_paired_statistics_that_equal_a_recomputation_from_the_runs() {
             .iter()
             .any(|w| text.contains(w)),
         "{text}"
+    );
+}
+
+// ---- Issue 17: refused runs leave nothing, one process per directory,
+// ---- edited state on resume
+
+fn stderr_text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Wait for `child`, which must not block (a refused run): a hang fails
+/// at the backstop.
+fn finished(mut child: std::process::Child) -> std::process::Output {
+    let deadline = Instant::now() + procs::HANG_BACKSTOP;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("still running after {:?}: it blocks", procs::HANG_BACKSTOP);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_refused_train_leaves_no_directory() {
+    let base = temp("refused");
+    std::fs::create_dir_all(&base).unwrap();
+    let fifo = base.join("data.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.display().to_string();
+    let huge = u64::MAX.to_string();
+    for (extra, code, needle) in [
+        (vec!["--preset", "gpt-huge"], 2, "gpt-huge"),
+        (
+            vec!["--data", "/nonexistent/qa.txt"],
+            1,
+            "/nonexistent/qa.txt",
+        ),
+        (vec!["--data", fifo.as_str()], 1, "not a regular file"),
+        (vec!["--data", "/dev/zero"], 1, "not a regular file"),
+        (
+            vec!["--vocab", "4294967296"],
+            2,
+            "--vocab 4294967296 is above the limit",
+        ),
+        (vec!["--vocab", "10"], 2, "--vocab"),
+        (vec!["--seeds", huge.as_str()], 2, "--seeds"),
+        (
+            vec!["--batch-size", "100000"],
+            2,
+            "--batch-size 100000 is above the limit",
+        ),
+    ] {
+        let out = base.join("run");
+        let child = actforge()
+            .args([
+                "train", "--task", "qa", "--act", "gelu", "--steps", "2", "--out",
+            ])
+            .arg(&out)
+            .args(&extra)
+            .spawn()
+            .unwrap();
+        let o = finished(child);
+        let err = stderr_text(&o);
+        assert_eq!(o.status.code(), Some(code), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?} left {}", out.display());
+        // Nor anything beside it.
+        let left: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "data.fifo")
+            .collect();
+        assert!(left.is_empty(), "{extra:?}: {left:?}");
+    }
+}
+
+const LOCK_ARGS: [&str; 12] = [
+    "train",
+    "--task",
+    "qa",
+    "--act",
+    "gelu",
+    "--seeds",
+    "1",
+    "--batch-size",
+    "8",
+    "--eval-sentences=8",
+    "--checkpoint-every",
+    "2",
+];
+
+#[test]
+fn a_second_train_is_refused_while_the_first_works_and_edits_are_refused_on_resume() {
+    // The first process is stopped (SIGSTOP) while it holds the directory:
+    // its lock file exists and its results do not. If it happened to
+    // finish first, it is tried again with more steps.
+    let mut steps = 200u64;
+    let (dir, first, frozen) = loop {
+        let dir = temp(&format!("locked-{steps}"));
+        let mut first = actforge()
+            .args(LOCK_ARGS)
+            .args(["--steps", &steps.to_string(), "--out"])
+            .arg(&dir)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + procs::HANG_BACKSTOP;
+        while !dir.join("config.json").exists() && first.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the run directory never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let frozen = procs::Frozen::new(&[first.id()]);
+        let holding = first.try_wait().unwrap().is_none()
+            && dir.join(".actforge.lock").exists()
+            && !dir.join("results.json").exists();
+        if holding {
+            break (dir, first, frozen);
+        }
+        drop(frozen);
+        let _ = first.kill();
+        let _ = first.wait();
+        steps *= 4;
+    };
+    let o = actforge()
+        .args(["train", "--resume"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = stderr_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is in use") && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    let o = actforge()
+        .args(LOCK_ARGS)
+        .args(["--steps", "2", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert!(stderr_text(&o).contains("already exists"));
+    // kill -9: its lock file stays, and does not block a resume.
+    let mut first = first;
+    first.kill().unwrap();
+    drop(frozen);
+    first.wait().unwrap();
+    assert!(dir.join(".actforge.lock").exists());
+    let o = actforge()
+        .args(["train", "--resume"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_text(&o));
+    assert!(dir.join("results.json").exists());
+    assert!(!dir.join(".actforge.lock").exists());
+    // An edited config.json (another activation, other steps) is refused.
+    let config = dir.join("config.json");
+    let original = std::fs::read_to_string(&config).unwrap();
+    for (from, to) in [("\"gelu\"", "\"silu(x)\""), ("\"steps\":", "\"epochs\":")] {
+        assert!(original.contains(from), "{from}");
+        std::fs::write(&config, original.replacen(from, to, 1)).unwrap();
+        let o = actforge()
+            .args(["train", "--resume"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let err = stderr_text(&o);
+        assert_eq!(o.status.code(), Some(1), "{from}: {err}");
+        assert!(
+            err.contains("config.json") && err.contains("recorded hash"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn resumed_runs_must_prepare_the_data_they_started_with() {
+    use actforge::experiment::{check_data, Experiment};
+    let prep = Prepared::new(&qa_recipe(4)).unwrap();
+    let mut exp = Experiment {
+        recipe: prep.recipe.clone(),
+        activations: vec!["gelu".into()],
+        seeds: vec![1],
+        device: "cpu".into(),
+        checkpoint_every: 0,
+        samples: 0,
+        command: vec![],
+        data: Some(prep.describe()),
+    };
+    let config = Path::new("runs/x/config.json");
+    check_data(&exp, &prep, config).unwrap();
+    let mut other = prep.describe();
+    other["corpus_hash"] = serde_json::json!("0123456789abcdef");
+    exp.data = Some(other);
+    let e = check_data(&exp, &prep, config).unwrap_err().to_string();
+    assert!(
+        e.contains("runs/x/config.json") && e.contains("corpus_hash"),
+        "{e}"
     );
 }

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use crate::codegen::{Direction, Dtype, Inlining, Layout, MathMode, Module, Selection};
 use crate::diff::Function;
 use crate::error::{Error, Result};
+use crate::ir::seeds::SEEDS;
 use crate::runtime::nvrtc::{compile, CompileOptions};
 use crate::runtime::tools::{cuobjdump_res_usage, nvdisasm_json};
 
@@ -37,17 +38,7 @@ pub const H200: Machine = Machine {
 
 /// The formulas the report and its CI guard cover when none is given:
 /// both seeds and GELU, `(label, formula)`.
-pub const DEFAULT_FORMULAS: [(&str, &str); 3] = [
-    (
-        "seed-qa",
-        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
-    ),
-    (
-        "seed-t5",
-        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
-    ),
-    ("gelu_like", "gelu_like(x)"),
-];
+pub const DEFAULT_FORMULAS: [(&str, &str); 3] = [SEEDS[0], SEEDS[1], ("gelu_like", "gelu_like(x)")];
 
 /// A GPU's throughput figures.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 
+use super::io::note;
 use crate::error::{Error, Result};
 use crate::metrics::{bleu_signature, chrf_signature, corpus_bleu, corpus_chrf, Bleu};
 
 pub const AFTER_HELP: &str = "\
 Files hold one segment (sentence) per line, UTF-8; line i of every --ref is a
 reference for line i of --hyp, so all files must have the same number of
-lines. Scores equal sacreBLEU 2.6.0 with its defaults (BLEU: tokenizer 13a,
+lines (a byte-order mark at the start of a file is kept as text, as
+sacreBLEU keeps it, with a warning). Scores equal sacreBLEU 2.6.0 with its defaults (BLEU: tokenizer 13a,
 exponential smoothing, 4-grams, closest reference length, case kept; chrF2:
 character 6-grams, whitespace removed, beta 2), on its 0-100 scale, each
 printed with sacreBLEU's signature so published numbers can be compared.
@@ -45,9 +47,11 @@ pub struct BleuArgs {
 /// Run the command; exit status 0.
 pub fn run(out: &mut dyn Write, args: &BleuArgs) -> Result<i32> {
     let hyps = read_lines(&args.hyp)?;
+    warn_bom(&args.hyp, &hyps);
     let mut refs = Vec::with_capacity(args.refs.len());
     for path in &args.refs {
         let lines = read_lines(path)?;
+        warn_bom(path, &lines);
         check_count(&args.hyp, hyps.len(), path, lines.len())?;
         refs.push(lines);
     }
@@ -94,6 +98,20 @@ fn print(out: &mut dyn Write, b: &Bleu, chrf: f64, nrefs: usize, as_json: bool) 
     outln!(out, "chrF2 = {chrf:.2}");
     outln!(out, "  {}", chrf_signature(nrefs));
     Ok(())
+}
+
+/// A UTF-8 byte-order mark is text to sacreBLEU (it reads files as plain
+/// UTF-8), so it stays in the first segment and lowers that segment's
+/// score; scores stay equal to sacreBLEU's, but the user is told, as data
+/// files warn about what they skip.
+fn warn_bom(path: &Path, lines: &[String]) {
+    if lines.first().is_some_and(|l| l.starts_with('\u{feff}')) {
+        note(format!(
+            "warning: {}:1: starts with a UTF-8 byte-order mark, which is scored as part of the first segment (as sacreBLEU does), lowering its score; remove it (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {})",
+            path.display(),
+            path.display()
+        ));
+    }
 }
 
 fn check_count(hyp: &Path, hyp_lines: usize, reference: &Path, ref_lines: usize) -> Result<()> {

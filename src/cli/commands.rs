@@ -18,8 +18,10 @@ use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::export::{export, ExportSpec};
 use crate::ir::Library;
+use crate::report::axis::grid;
 use crate::report::number::{shortest, shortest_f32, significant};
 use crate::report::plot::{plot, PlotSpec};
+use crate::runtime::Arch;
 use crate::simplify::hash_hex;
 use crate::syntax::{escape_controls, Diagnostic};
 use crate::tasks::{self, Kernels, Precision, MAX_POINTS};
@@ -149,10 +151,10 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
             sass,
         } => {
             if sass.sass {
-                return super::sass::run(out, &sass, &arch, json);
+                return super::sass::run(out, &sass, arch, json);
             }
             let spec = crate::bench::compile::CompileBench {
-                arch: crate::export::check_arch(parse_arch(&arch)?)?,
+                arch: crate::export::check_arch(arch.0)?,
                 dtype: dtype_of(&dtype),
                 singles: singles as usize,
                 batch: batch as usize,
@@ -181,7 +183,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
             } else {
                 MathMode::Approx
             };
-            export_cmd(&lib, &formula, &dir, &arch, name.as_deref(), force, math)
+            export_cmd(&lib, &formula, &dir, arch, name.as_deref(), force, math)
         }
     }
 }
@@ -378,7 +380,7 @@ fn plot_cmd(lib: &Library, formula: &str, out: &Path, range: &str, samples: usiz
     };
     crate::report::plot::check_spec(&spec)?;
     let f = Function::new(&lib.parse(formula)?);
-    let outcome = plot(&f.sample(lo, hi, samples), &spec, out)?;
+    let outcome = plot(&f.sample(grid(lo, hi, samples)), &spec, out)?;
     if outcome.missing_font {
         note("warning: no TrueType font found, so the plot has no labels; set ACTFORGE_FONT=/path/to/font.ttf");
     }
@@ -424,35 +426,16 @@ fn bench_cmd(
     Ok(0)
 }
 
-/// `sm_90`, `compute_90` or `90` (the number only; `export::check_arch`
-/// decides whether NVRTC supports it).
-pub fn parse_arch(s: &str) -> Result<u32> {
-    let digits = s
-        .trim()
-        .trim_start_matches("sm_")
-        .trim_start_matches("compute_");
-    digits
-        .parse::<u32>()
-        .ok()
-        .filter(|&a| a > 0)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "--arch: expected an SM architecture such as sm_90, got `{}`",
-                escape_controls(s)
-            ))
-        })
-}
-
 fn export_cmd(
     lib: &Library,
     formula: &str,
     out: &Path,
-    arch: &str,
+    arch: Arch,
     name: Option<&str>,
     replace: bool,
     math: MathMode,
 ) -> Result<i32> {
-    let arch = parse_arch(arch)?;
+    let arch = arch.0;
     let f = Function::new(&lib.parse(formula)?);
     let spec = ExportSpec {
         formula,
@@ -577,14 +560,5 @@ mod tests {
         assert_eq!(num(1e-300, Precision::F64), "1e-300");
         assert_eq!(num(0.1 + 0.2, Precision::F64), "0.30000000000000004");
         assert_eq!(num(1f32.sin() as f64, Precision::F32), "0.84147096");
-    }
-
-    #[test]
-    fn arch_numbers() {
-        assert_eq!(parse_arch("sm_90").unwrap(), 90);
-        assert_eq!(parse_arch("compute_80").unwrap(), 80);
-        assert_eq!(parse_arch("120").unwrap(), 120);
-        assert!(parse_arch("sm_x").is_err());
-        assert!(parse_arch("sm_0").is_err());
     }
 }

@@ -4,12 +4,16 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::io::note;
 use crate::error::{Error, Result};
-use crate::search::candidates::{eval_file, serve, Candidates, Shard};
+use crate::search::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
+use crate::search::exec_process::{ProcessWorkers, WorkerSetup};
+use crate::search::{Executor, Job, JobResult};
 
 pub const AFTER_HELP: &str = "\
 Evaluates candidates of a search run in a fresh process: the recipe
@@ -26,19 +30,31 @@ Batch (JSONL, one candidate per line; blank lines and # comments skipped):
   {\"hash\": \"…\", \"formula\": \"…\", \"seeds\": [3], \"recipe\": \"…\"}
 `formula` or `hash` is required: a hash alone names a formula the run
 recorded in evaluations.jsonl; a formula alone is filed under its
-canonical hash. `seeds` defaults to the run's training seeds (the fitness
-is their mean). `recipe`, when given, must be the run's recipe hash.
+canonical hash; with both, the hash must be the formula's. `seeds`
+defaults to the run's training seeds (the fitness is their mean; at most
+1000). `recipe`, when given, must be the run's recipe hash. Other keys
+are refused.
 
 Output (JSONL): one result line per candidate, {\"hash\", \"formula\",
 \"seeds\", \"recipe\", \"fitness\" (null on failure), \"failure\" (null or the
 reason), \"metrics\", \"seconds\", \"worker\"}, and one error line per refused
-batch line, {\"line\", \"hash\", \"error\"} (malformed JSON, a formula that
-does not parse, a hash the run never recorded, another recipe); the good
-lines are evaluated all the same, and the exit status is then 1. The
+batch line, {\"line\", \"hash\", \"error\"} (malformed JSON or a line that is
+not UTF-8, an unknown key, a formula that does not parse, a hash that is
+not its formula's, a hash the run never recorded, another recipe); the
+good lines are evaluated all the same, and the exit status is then 1. The
 file is replaced atomically (temporary file, then rename) after every
 candidate. Results are keyed by (hash, seeds, recipe): rerunning the same
 command keeps the results already in --out and evaluates only the rest,
 so a killed job loses at most the candidate it was working on.
+
+An existing --out must be a results file of this command (or empty):
+anything else (the batch itself, a search's evaluations.jsonl, any other
+file) is refused before any work, and nothing is changed. Its folder must
+be writable, and one process writes an --out at a time.
+
+--eval-timeout SECONDS: each candidate is evaluated in a worker process
+that is killed when it runs longer; the candidate is tried once more,
+then recorded as a failure that says it timed out.
 
 --batch - --out -: read batch lines from stdin and write one output line
 per batch line to stdout as each finishes, after a first line
@@ -83,6 +99,10 @@ pub struct EvalCandidatesArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Kill an evaluation that runs longer (it runs in a worker process of
+    /// its own): retried once, then a failure that says it timed out.
+    #[arg(long, value_name = "SECONDS")]
+    pub eval_timeout: Option<f64>,
 }
 
 fn is_dash(p: &std::path::Path) -> bool {
@@ -92,6 +112,7 @@ fn is_dash(p: &std::path::Path) -> bool {
 /// Run the command.
 pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    let timeout = super::scale::eval_timeout(a.eval_timeout)?;
     match (is_dash(&a.batch), is_dash(&a.out)) {
         (true, false) | (false, true) => {
             return Err(Error::Usage(
@@ -101,9 +122,13 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
         (true, true) if shard.is_some() => {
             return Err(Error::Usage("--shard needs a batch file".into()))
         }
+        (true, true) if timeout.is_some() => {
+            return Err(Error::Usage(
+                "--eval-timeout needs a batch file: with --batch - the process that sends the candidates enforces its own timeout (the search does, with --eval-timeout)".into(),
+            ))
+        }
         _ => {}
     }
-    let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet)?;
     let quiet = a.quiet;
     let mut progress = |line: &str| {
         if !quiet {
@@ -111,11 +136,70 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
         }
     };
     if is_dash(&a.batch) {
+        let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet, true)?;
         let stdin = std::io::stdin();
         serve(&c, &mut stdin.lock(), out, a.worker, &mut progress)?;
         return Ok(0);
     }
-    let s = eval_file(&c, &a.batch, &a.out, shard, a.worker, &mut progress)?;
+    // Everything that can be refused is refused before any data is
+    // prepared or anything trains: the batch, --out, the run.
+    let batch = read_batch(&a.batch)?;
+    let mut results = OutFile::open(&a.out, &a.batch)?;
+    let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet, timeout.is_none())?;
+    let shown = a.batch.display().to_string();
+    let s = match timeout {
+        None => {
+            let mut evaluate = |job: &Job| c.evaluate(job, a.worker);
+            eval_file(
+                &c,
+                &batch,
+                &shown,
+                &mut results,
+                shard,
+                &mut evaluate,
+                &mut progress,
+            )?
+        }
+        Some(t) => {
+            // A worker process of our own, which a timeout can kill.
+            let program =
+                std::env::current_exe().map_err(|e| Error::io("the actforge executable", e))?;
+            let mut setup = WorkerSetup::new(
+                program,
+                c.dir().to_path_buf(),
+                c.recipe_hash(),
+                vec![Some(c.device().to_string())],
+            );
+            setup.log_dir = None;
+            setup.quiet = true;
+            setup.timeout = Some(t);
+            let mut workers = ProcessWorkers::new(setup, Arc::new(AtomicBool::new(false)));
+            workers.start()?;
+            let mut evaluate = |job: &Job| {
+                let mut got = None;
+                let ran = workers.run(vec![job.clone()], &mut |r| {
+                    got = Some(r);
+                    Ok(())
+                });
+                let mut r = match (ran, got) {
+                    (Ok(()), Some(r)) => r,
+                    (Err(e), _) => JobResult::failed(job.key, e.to_string()),
+                    (Ok(()), None) => JobResult::failed(job.key, "the worker gave no result"),
+                };
+                r.worker = a.worker;
+                r
+            };
+            eval_file(
+                &c,
+                &batch,
+                &shown,
+                &mut results,
+                shard,
+                &mut evaluate,
+                &mut progress,
+            )?
+        }
+    };
     if a.json {
         outln!(
             out,

@@ -33,6 +33,7 @@ use crate::bench::compile::{MAX_BATCH, MAX_SINGLES};
 use crate::bench::{MAX_ELEMS, MAX_ITERS};
 use crate::error::Error;
 use crate::report::plot::MAX_SAMPLES;
+use crate::runtime::Arch;
 
 const AFTER_HELP: &str = "\
 Formulas use DEAP-style calls and infix operators; `x` is the input and
@@ -230,7 +231,7 @@ Example:
         out: std::path::PathBuf,
         /// Target GPU architecture for the PTX and CUBIN.
         #[arg(long, default_value = "sm_90")]
-        arch: String,
+        arch: Arch,
         /// Base name of the files.
         #[arg(long)]
         name: Option<String>,
@@ -333,7 +334,7 @@ Examples:
   actforge bench-compile --sass --source qa_kernel/qa.cu   # an exported module")]
     BenchCompile {
         #[arg(long, default_value = "sm_90")]
-        arch: String,
+        arch: Arch,
         #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
         dtype: String,
         /// Formulas compiled one by one (1 to 1000).

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use super::commands::parse_arch;
 use super::io::{note, put};
 use super::SassArgs;
 use crate::bench::sass::{
@@ -15,10 +14,11 @@ use crate::codegen::{Inlining, MathMode};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::ir::Library;
+use crate::runtime::Arch;
 
-pub fn run(out: &mut dyn Write, args: &SassArgs, arch: &str, json: bool) -> Result<i32> {
+pub fn run(out: &mut dyn Write, args: &SassArgs, arch: Arch, json: bool) -> Result<i32> {
     if let Some(path) = &args.source {
-        return run_source(out, path, parse_arch(arch)?, json);
+        return run_source(out, path, arch.0, json);
     }
     let lib = Library::standard();
     let sources: Vec<(String, String)> = if args.formulas.is_empty() {
@@ -38,7 +38,7 @@ pub fn run(out: &mut dyn Write, args: &SassArgs, arch: &str, json: bool) -> Resu
     }
     let spec = SassSpec {
         formulas: &formulas,
-        arch: parse_arch(arch)?,
+        arch: arch.0,
         math: if args.exact_math {
             MathMode::Exact
         } else {

@@ -2,10 +2,12 @@
 //! `--ray-*`) → a [`Launch`]. The executors live in `crate::search`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use crate::error::{Error, Result};
+use crate::limits::{EVAL_TIMEOUT_SECONDS, WORKERS};
 use crate::search::exec_ray::RayOptions;
 use crate::search::launch::{parse_devices, ExecutorKind, Launch};
 
@@ -33,26 +35,31 @@ pub struct ScaleArgs {
     /// CPUs of a local Ray instance (default: all).
     #[arg(long, value_name = "N")]
     pub ray_local_cpus: Option<usize>,
+    /// Kill an evaluation that runs longer (process and Ray executors): it
+    /// is retried once, then scored as a failure that says it timed out.
+    #[arg(long, value_name = "SECONDS")]
+    pub eval_timeout: Option<f64>,
+}
+
+/// `--eval-timeout`: a positive number of seconds within the limit.
+pub fn eval_timeout(seconds: Option<f64>) -> Result<Option<Duration>> {
+    let Some(t) = seconds else {
+        return Ok(None);
+    };
+    if !(t.is_finite() && t > 0.0) {
+        return Err(Error::Usage(format!(
+            "--eval-timeout must be a positive number of seconds, not {t}"
+        )));
+    }
+    EVAL_TIMEOUT_SECONDS.check("--eval-timeout", t.ceil() as u64)?;
+    Ok(Some(Duration::from_secs_f64(t)))
 }
 
 impl ScaleArgs {
     /// The launch these flags describe for a run on `device` with
     /// `workers` CPU workers.
     pub fn launch(&self, device: &str, workers: usize, quiet: bool) -> Result<Launch> {
-        let devices = self
-            .devices
-            .as_deref()
-            .map(parse_devices)
-            .transpose()?
-            .unwrap_or_default();
-        let kind = match (&self.executor, devices.is_empty()) {
-            (Some(k), _) => ExecutorKind::parse(k)?,
-            (None, true) => ExecutorKind::Thread,
-            (None, false) => ExecutorKind::Process,
-        };
-        if kind != ExecutorKind::Ray && self.ray_address.is_some() {
-            return Err(Error::Usage("--ray-address needs --executor ray".into()));
-        }
+        let (kind, devices) = self.check()?;
         let program =
             std::env::current_exe().map_err(|e| Error::io("the actforge executable", e))?;
         Ok(Launch {
@@ -70,6 +77,33 @@ impl ScaleArgs {
                 local_cpus: self.ray_local_cpus,
             },
             quiet,
+            eval_timeout: eval_timeout(self.eval_timeout)?,
         })
+    }
+
+    /// The executor kind and devices, with the flags checked together (before
+    /// a run directory is made).
+    pub fn check(&self) -> Result<(ExecutorKind, Vec<usize>)> {
+        let devices = self
+            .devices
+            .as_deref()
+            .map(parse_devices)
+            .transpose()?
+            .unwrap_or_default();
+        WORKERS.check_usize("--devices (GPUs listed)", devices.len())?;
+        let kind = match (&self.executor, devices.is_empty()) {
+            (Some(k), _) => ExecutorKind::parse(k)?,
+            (None, true) => ExecutorKind::Thread,
+            (None, false) => ExecutorKind::Process,
+        };
+        if kind != ExecutorKind::Ray && self.ray_address.is_some() {
+            return Err(Error::Usage("--ray-address needs --executor ray".into()));
+        }
+        if eval_timeout(self.eval_timeout)?.is_some() && kind == ExecutorKind::Thread {
+            return Err(Error::Usage(
+                "--eval-timeout needs workers that can be killed: add --executor process (or ray); a worker thread cannot be stopped from outside".into(),
+            ));
+        }
+        Ok((kind, devices))
     }
 }

@@ -11,6 +11,7 @@ use clap::{ArgGroup, Args};
 
 use super::io::note;
 use crate::error::{Error, Result};
+use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
     TASKS,
@@ -70,9 +71,15 @@ checkpoint, reusing every evaluation already logged, and reaches the same
 hall of fame as an uninterrupted run. Ctrl-C lets running evaluations
 finish, writes the checkpoint and exits with status 130 (a second Ctrl-C
 exits at once). --resume on a finished run says so and exits 0; a damaged
-or foreign directory is an error. --resume takes every setting from the
-run's config.json; only --workers, --quiet, --json and the scale-out
-flags may be given with it.
+or foreign directory, an edited config.json or primitives.act, is an
+error. --resume takes every setting from the run's config.json; only
+--workers, --quiet, --json and the scale-out flags may be given with it.
+One process works in a run directory at a time: a second one is refused
+at once with the first one's pid (a lock left by a killed process is
+taken over). A new run directory appears whole or not at all. Sizes past
+their limits (--pop, --seeds, --gens, --batch-size, …; also in a forged
+config.json) are usage errors that name the limit. A symbolic link
+planted in the run directory is never written through.
 
 Scale-out: --workers N runs N CPU workers, --devices 0,1,... one worker
 per GPU (implies --device cuda). --executor thread (the default) keeps the
@@ -86,7 +93,10 @@ as a task running `actforge eval-candidates`; it needs Python with
 ray==2.60.0 (--ray-python). A failed task is retried once, then scored as
 a failure; a lost cluster stops the search with its checkpoint in place,
 and --resume continues. The hall of fame of a seeded run is the same
-through every executor and worker count.
+through every executor and worker count. --eval-timeout SECONDS (process
+and ray executors): an evaluation that runs longer has its worker killed,
+is tried once more, then is scored as a failure that says it timed out;
+the thread executor cannot stop a thread and refuses it.
 
 Examples:
   actforge search                                   # Q&A task, seed set, CPU
@@ -107,6 +117,49 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 \"hall_of_fame\", \"pareto\", \"seconds\", \"files\": {what: path}, \"retrain\":
 [{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\"}],
 \"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
+
+/// The flags that set a run's settings: `--resume` takes them from the
+/// run's `config.json`, so none may be given with it.
+const RESUME_CONFLICTS: [&str; 38] = [
+    "task",
+    "primitives",
+    "ephemeral",
+    "include",
+    "start_with",
+    "pop",
+    "lambda",
+    "gens",
+    "algorithm",
+    "selection",
+    "device",
+    "evaluator",
+    "tournament_size",
+    "parsimony",
+    "elite",
+    "cxpb",
+    "mutpb",
+    "mutations",
+    "max_height",
+    "max_size",
+    "init_min",
+    "init_max",
+    "objective",
+    "no_fingerprint",
+    "hof",
+    "seed",
+    "seeds",
+    "steps",
+    "batch_size",
+    "thin",
+    "preset",
+    "compile_check",
+    "arch",
+    "retrain_top",
+    "retrain_seeds",
+    "no_export",
+    "synthetic_sleep_ms",
+    "out",
+];
 
 /// Arguments of `actforge search`.
 #[derive(Args, Debug)]
@@ -223,7 +276,7 @@ pub struct SearchArgs {
     pub compile_check: bool,
     /// GPU architecture for compiles and the exported kernel.
     #[arg(long, default_value = "sm_90", group = "settings")]
-    pub arch: String,
+    pub arch: Arch,
     /// Hall-of-fame entries retrained against GELU at the end (0: none).
     #[arg(long, default_value_t = 3, group = "settings")]
     pub retrain_top: usize,
@@ -249,7 +302,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "DIR", group = "settings")]
     pub out: Option<PathBuf>,
     /// Continue the run in DIR.
-    #[arg(long, value_name = "DIR", conflicts_with = "settings")]
+    /// (Each setting is listed, so that the error names the flag given.)
+    #[arg(long, value_name = "DIR", conflicts_with_all = RESUME_CONFLICTS)]
     pub resume: Option<PathBuf>,
     /// Print the summary as one JSON object.
     #[arg(long)]
@@ -279,11 +333,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
         None => default_mutations(a.ephemeral.is_some()),
     };
-    let arch = a
-        .arch
-        .strip_prefix("sm_")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::Usage(format!("--arch `{}`: write it as sm_90", a.arch)))?;
+    let arch = a.arch.0;
     let s = Settings {
         primitives: a.primitives.clone(),
         ephemeral: a.ephemeral.clone(),
@@ -356,9 +406,11 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     if args.workers == Some(0) {
         return Err(Error::Usage("--workers must be at least 1".into()));
     }
-    if let Some(d) = &args.scale.devices {
-        crate::search::launch::parse_devices(d)?;
+    if let Some(w) = args.workers {
+        crate::limits::WORKERS.check_usize("--workers", w)?;
     }
+    // Every flag is checked before a run directory is made or opened.
+    args.scale.check()?;
     let mut bars = Bars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
@@ -391,12 +443,12 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 Some(bars.multi().clone()),
                 args.quiet,
             )?;
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| default_dir(std::path::Path::new("runs")));
             let command: Vec<String> = std::env::args().collect();
-            (Search::create(&dir, settings, &command)?, ev)
+            let search = match &args.out {
+                Some(dir) => Search::create(dir, settings, &command)?,
+                None => create_in_default_dir(settings, &command)?,
+            };
+            (search, ev)
         }
     };
     let device = search.settings().train.device.clone();
@@ -424,6 +476,20 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 );
             }
             Ok(INTERRUPTED)
+        }
+    }
+}
+
+/// A new run in `runs/search-<UTC time>`: when another process takes that
+/// name first (two searches started in the same second), the next free
+/// name is tried.
+fn create_in_default_dir(settings: Settings, command: &[String]) -> Result<Search> {
+    let mut tries = 0;
+    loop {
+        let dir = default_dir(std::path::Path::new("runs"));
+        match Search::create(&dir, settings.clone(), command) {
+            Err(Error::Usage(_)) if dir.exists() && tries < 8 => tries += 1,
+            made => return made,
         }
     }
 }

@@ -14,12 +14,10 @@ use super::progress::TrainBars;
 use crate::error::{Error, Result};
 use crate::experiment::{self as compare, Experiment};
 use crate::fitness::{Length, Prepared, Recipe, Task};
-use crate::report::files::{utc_stamp, write_json};
+use crate::store::files::{utc_stamp, write_json};
+use crate::store::{Lock, NewDir};
 
-/// The seed post's Q&A activation.
-pub const SEED_QA: &str = "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))";
-/// The seed post's T5 activation (with the `)` the blog dropped).
-pub const SEED_T5: &str = "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))";
+pub use crate::ir::seeds::{SEED_QA, SEED_T5};
 
 pub const AFTER_HELP: &str = "\
 Every activation trains on the same split, from the same initial weights for
@@ -51,8 +49,13 @@ never cut: rows are numbered and a legend gives them whole.
 
 Written to --out (default runs/train-TASK-TIMESTAMP; never overwritten):
 config.json, runs.jsonl (one line per finished run), results.json, results.csv,
-learning_curves.png, tokenizer.json, split/. Ctrl-C stops after a checkpoint;
-`--resume DIR` continues, and a killed run resumes to the same result.
+learning_curves.png, tokenizer.json, split/. The flags, the data and the
+model are checked first: a refused run leaves no directory. Ctrl-C stops
+after a checkpoint; `--resume DIR` continues, and a killed run resumes to
+the same result. One process works in a run directory at a time (a second
+one is refused with the first one's pid). --resume checks config.json
+against its settings hash, the data against what the run started with,
+and each checkpoint's parts against each other and its weights' checksum.
 
 results.json keys (stable): runs[] {activation, seed, status (\"ok\" or the
 reason), loss_first, loss_last, metrics {bleu, chrf, ppl, acc, fitness} (a
@@ -202,21 +205,39 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
-    let (exp, dir) = match &args.resume {
-        Some(dir) => (load_experiment(dir)?, dir.clone()),
+    // Everything is validated and the data prepared before a new run
+    // directory exists; it then appears whole (config.json, tokenizer.json,
+    // split/) or not at all. This process holds the directory's lock.
+    let (exp, prep, dir, _lock) = match &args.resume {
+        Some(dir) => {
+            let config = dir.join("config.json");
+            if !config.is_file() {
+                return Err(Error::Usage(format!(
+                    "{} is not an actforge train run directory: it has no config.json",
+                    dir.display()
+                )));
+            }
+            let lock = Lock::dir(dir, "train")?;
+            let exp = load_experiment(dir)?;
+            compare::parse_device(&exp.device)?;
+            let prep = Prepared::new(&exp.recipe)?;
+            compare::check_data(&exp, &prep, &config)?;
+            (exp, prep, dir.clone(), lock)
+        }
         None => {
-            let exp = new_experiment(&args)?;
+            let mut exp = new_experiment(&args)?;
+            let prep = Prepared::new(&exp.recipe)?;
+            exp.data = Some(prep.describe());
             let dir = args.out.clone().unwrap_or_else(|| {
                 PathBuf::from(format!("runs/train-{}-{}", exp.recipe.task, utc_stamp()))
             });
-            create_run_dir(&dir)?;
-            write_json(&dir.join("config.json"), &exp.to_json())?;
-            (exp, dir)
+            let new = NewDir::begin(&dir, "train", "choose another --out, or --resume it")?;
+            write_json(&new.path().join("config.json"), &exp.to_json())?;
+            prep.save_to(new.path())?;
+            (exp, prep, dir, new.commit()?)
         }
     };
     note(format!("run directory: {}", dir.display()));
-    let prep = Prepared::new(&exp.recipe)?;
-    prep.save_to(&dir)?;
     let stop = interrupt_flag();
     let bars = TrainBars::new(exp.activations.len() * exp.seeds.len());
     let results = compare::run_experiment(&exp, &prep, &dir, &bars, Some(&stop))?;
@@ -247,6 +268,7 @@ fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
     if args.seeds == 0 {
         return Err(Error::Usage("--seeds must be at least 1".into()));
     }
+    crate::limits::SEEDS.check("--seeds", args.seeds)?;
     let acts = if args.acts.is_empty() {
         let seed_formula = if recipe.task == Task::TranslateT5 {
             SEED_T5
@@ -269,6 +291,7 @@ fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
         checkpoint_every: args.checkpoint_every,
         samples: args.samples,
         command: std::env::args().collect(),
+        data: None,
     })
 }
 
@@ -282,17 +305,6 @@ fn load_experiment(dir: &Path) -> Result<Experiment> {
         message: format!("not JSON: {e}"),
     })?;
     Experiment::from_json(&v, &path)
-}
-
-/// Create a fresh run directory; an existing one is never reused.
-pub fn create_run_dir(dir: &Path) -> Result<()> {
-    if dir.exists() {
-        return Err(Error::Usage(format!(
-            "{} already exists: choose another --out, or --resume it",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))
 }
 
 pub const BENCH_STEP_HELP: &str = "\

@@ -465,21 +465,27 @@ impl Module {
     }
 }
 
-impl KernelSpec {
-    /// The parameter list, as in the generated source.
-    pub fn params(&self) -> String {
-        let t = self.dtype.c_type();
-        let id = if self.dispatch {
-            "unsigned int id, "
-        } else {
-            ""
-        };
-        match self.dir {
-            Direction::Fwd => format!("{id}const {t}* x, {t}* y, unsigned long long n"),
-            Direction::Bwd => {
-                format!("{id}const {t}* x, const {t}* dy, {t}* dx, unsigned long long n")
-            }
+/// The kernel ABI, spelled in this one place: the parameter list of a
+/// forward (`x, y, n`) or backward (`x, dy, dx, n`) kernel over elements
+/// of C type `t`, after the formula `id` of a dispatch kernel.
+/// `restrict` adds `__restrict__` (the generated definitions carry it;
+/// declarations for users need not).
+pub fn kernel_params(dir: Direction, t: &str, dispatch: bool, restrict: bool) -> String {
+    let id = if dispatch { "unsigned int id, " } else { "" };
+    let r = if restrict { " __restrict__" } else { "" };
+    match dir {
+        Direction::Fwd => format!("{id}const {t}*{r} x, {t}*{r} y, unsigned long long n"),
+        Direction::Bwd => {
+            format!("{id}const {t}*{r} x, const {t}*{r} dy, {t}*{r} dx, unsigned long long n")
         }
+    }
+}
+
+impl KernelSpec {
+    /// The parameter list, as in the generated source (without
+    /// `__restrict__`).
+    pub fn params(&self) -> String {
+        kernel_params(self.dir, self.dtype.c_type(), self.dispatch, false)
     }
 }
 
@@ -498,22 +504,25 @@ fn kernel_source(k: &KernelRef, dir: Direction, dtype: Dtype) -> String {
     };
     let body = template_section(start, end);
     // `{{F}}(v)` and `{{DF}}(v)` are calls: a dispatch kernel adds the id.
-    let (name, id, f, df) = match *k {
+    let (name, dispatch, f, df) = match *k {
         KernelRef::Formula(hash) => {
             let h = hash_hex(hash);
             let (f, df) = (format!("act_{h}_f("), format!("act_{h}_df("));
-            (kernel_name(hash, dir, dtype), "", f, df)
+            (kernel_name(hash, dir, dtype), false, f, df)
         }
         KernelRef::Dispatch => (
             dispatch_kernel_name(dir, dtype),
-            "unsigned int id, ",
+            true,
             "act_dispatch_f(id, ".to_string(),
             "act_dispatch_df(id, ".to_string(),
         ),
     };
     let vec = format!("act_{}_vec", dtype.name());
     body.replace("{{NAME}}", &name)
-        .replace("{{ID}}", id)
+        .replace(
+            "{{PARAMS}}",
+            &kernel_params(dir, dtype.c_type(), dispatch, true),
+        )
         .replace("{{T}}", dtype.c_type())
         .replace("{{VEC}}", &vec)
         .replace("{{VW}}", &dtype.vector_width().to_string())

@@ -14,7 +14,6 @@
 use super::pairs::{find_pairs, Pair};
 use crate::ir::ops::MAX_INT_POW;
 use crate::ir::{Graph, Id, Node, Op};
-use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
 
 /// An f32 literal that round-trips, as C source: `0.7978846f`, `1e-6f`,
 /// `(-0.5f)`. Values outside the f32 range become infinities, as the f32
@@ -123,7 +122,7 @@ impl Renderer<'_> {
     }
 
     fn expr(&mut self, id: Id) -> String {
-        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.expr_node(id))
+        crate::stack::deep(|| self.expr_node(id))
     }
 
     fn expr_node(&mut self, id: Id) -> String {

@@ -11,8 +11,10 @@ use serde_json::Value;
 use super::corpus::{Corpus, Format, Pair, Warning};
 use crate::error::{Error, Result};
 
-/// Longest accepted line in bytes (after the line ending is removed).
-pub const MAX_LINE_BYTES: usize = 4096;
+/// Longest accepted record (and so line) in bytes, after line endings are
+/// removed: [`crate::limits::RECORD_BYTES`]. A Q&A block's continuation
+/// lines count toward its record.
+pub const MAX_LINE_BYTES: usize = crate::limits::RECORD_BYTES.max as usize;
 
 /// One line of input: its 1-based number and its text, or why it has none.
 struct Line<'a> {
@@ -183,6 +185,22 @@ fn qa_blocks(lines: &[Line<'_>]) -> Vec<Record> {
 
 fn qa_block(block: &[&Line<'_>]) -> Record {
     let start = block[0].no;
+    // Each line is within the limit; the record must be too, however many
+    // continuation lines it has.
+    let bytes: usize = block
+        .iter()
+        .map(|l| l.text.as_ref().map_or(0, |t| t.len() + 1))
+        .sum::<usize>()
+        .saturating_sub(1);
+    if bytes > MAX_LINE_BYTES {
+        return (
+            start,
+            Err(format!(
+                "record too long: {bytes} bytes over {} lines (limit {MAX_LINE_BYTES} bytes per record)",
+                block.len()
+            )),
+        );
+    }
     let (mut q, mut a): (Option<String>, Option<String>) = (None, None);
     for line in block {
         let text = match &line.text {

@@ -105,9 +105,16 @@ impl Tokenizer {
 
     /// [`Tokenizer::for_corpus`] with an explicit cache directory (`None`:
     /// no cache); also says whether the cache answered.
+    /// A cached file is used only if it is what was asked for (see
+    /// [`Tokenizer::is_trained_as`]); anything else is trained again and
+    /// replaced.
     pub fn cached(c: &Corpus, vocab: usize, dir: Option<&Path>) -> Result<(Tokenizer, bool)> {
         let file = dir.map(|d| d.join(cache_name(c, vocab)));
-        if let Some(t) = file.as_deref().and_then(|f| Tokenizer::load(f).ok()) {
+        if let Some(t) = file
+            .as_deref()
+            .and_then(|f| Tokenizer::load(f).ok())
+            .filter(|t| t.is_trained_as(vocab))
+        {
             return Ok((t, true));
         }
         let texts: Vec<&str> = c
@@ -121,6 +128,21 @@ impl Tokenizer {
             let _ = t.save_atomic(&f);
         }
         Ok((t, false))
+    }
+
+    /// Whether this is what [`Tokenizer::train`] makes for `vocab`: a
+    /// byte-level BPE of at most `vocab` tokens with [`SPECIAL_TOKENS`] at
+    /// ids 0–5 (a cache file that was replaced or damaged is not).
+    pub fn is_trained_as(&self, vocab: usize) -> bool {
+        let specials_first = SPECIAL_TOKENS
+            .iter()
+            .enumerate()
+            .all(|(i, s)| self.inner.token_to_id(s) == Some(i as u32));
+        let byte_level = matches!(
+            self.inner.get_model(),
+            tokenizers::models::ModelWrapper::BPE(_)
+        );
+        specials_first && byte_level && self.vocab_size() <= vocab && self.vocab_size() > 256
     }
 
     /// Load a `tokenizer.json`: one of ours, or any other (GPT-2's, …);

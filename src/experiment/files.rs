@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::fitness::Prepared;
 use crate::metrics::FITNESS_FLOOR;
 use crate::report::chart::{self, Axes, Series};
-use crate::report::files::{write_csv, write_json};
+use crate::store::files::{write_csv, write_json};
+use crate::store::safe::write_with;
 
 /// How the summary's statistics were made (`results.json`'s
 /// `statistics`).
@@ -82,19 +83,19 @@ pub fn write_outputs(r: &Results, prep: &Prepared, out: &Path) -> Result<()> {
         })
         .collect();
     write_csv(&out.join("results.csv"), &header, &rows)?;
-    chart::line_chart(
-        &curves(&r.experiment, &r.runs),
-        &Axes {
-            title: format!(
-                "training loss, {} (mean and range over seeds)",
-                r.experiment.recipe.task
-            ),
-            x: "step".into(),
-            y: "loss".into(),
-            log_y: true,
-        },
-        &out.join("learning_curves.png"),
-    )
+    let axes = Axes {
+        title: format!(
+            "training loss, {} (mean and range over seeds)",
+            r.experiment.recipe.task
+        ),
+        x: "step".into(),
+        y: "loss".into(),
+        log_y: true,
+    };
+    let series = curves(&r.experiment, &r.runs);
+    write_with(&out.join("learning_curves.png"), |p| {
+        chart::line_chart(&series, &axes, p)
+    })
 }
 
 /// Per activation: the mean training loss per step over seeds (smoothed

@@ -3,10 +3,13 @@
 //! what the search uses to retrain its hall of fame against GELU.
 //!
 //! A run directory holds `config.json` (the command, recipe, activations,
-//! seeds, versions), `runs.jsonl` (one line per finished run, flushed), a
-//! checkpoint folder per unfinished run, and at the end `results.json`,
-//! `results.csv` and the learning-curve PNG. Resuming skips the finished
-//! runs and continues the unfinished one from its checkpoint.
+//! seeds, versions, a description of the prepared data, and the hash of
+//! all but the command and versions), `runs.jsonl` (one line per finished
+//! run, flushed), a checkpoint folder per unfinished run, and at the end
+//! `results.json`, `results.csv` and the learning-curve PNG. Resuming
+//! checks the settings against their hash and the data against its
+//! description, skips the finished runs and continues the unfinished one
+//! from its checkpoint.
 //!
 //! Sits above `fitness` (one run) and below `search`; knows nothing of the
 //! GP.
@@ -31,6 +34,7 @@ pub use paired::{against_baseline, difference, differences, Difference, Verdict,
 pub use results::{per_seed, scored_fitness, summarize_runs, ActivationSummary, Results, METRICS};
 pub use run::{run_experiment, Progress, Quiet};
 pub use spec::{
-    label, parse_activation, parse_device, versions, Experiment, GELU_LABEL, RESULTS_FORMAT,
+    check_data, label, parse_activation, parse_device, versions, Experiment, GELU_LABEL,
+    RESULTS_FORMAT,
 };
 pub use tables::tables;

@@ -274,6 +274,7 @@ mod tests {
             checkpoint_every: 0,
             samples: 0,
             command: vec![],
+            data: None,
         }
     }
 

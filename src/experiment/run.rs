@@ -8,13 +8,14 @@ use serde_json::{json, Value};
 
 use super::files::write_outputs;
 use super::results::{fitness_shares, summarize_runs, Results};
-use super::spec::{parse_activation, parse_device, Experiment};
+use super::spec::{check_data, parse_activation, parse_device, Experiment};
 use crate::error::Result;
 use crate::fitness::run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo};
 use crate::fitness::Prepared;
 use crate::metrics::FITNESS_FLOOR;
 use crate::op::Activation;
-use crate::report::files::{read_json_lines, JsonLog};
+use crate::store::files::{read_json_lines, JsonLog};
+use crate::store::safe::{real_dir, refuse_link};
 
 /// Hooks for progress display; every method has a quiet default.
 pub trait Progress: Sync {
@@ -55,9 +56,11 @@ pub fn run_experiment(
         .iter()
         .map(|s| parse_activation(s))
         .collect::<Result<_>>()?;
+    check_data(exp, prep, &out.join("config.json"))?;
     let log_path = out.join("runs.jsonl");
     let mut done: Vec<Value> = read_json_lines(&log_path)?;
     let mut log = JsonLog::open(&log_path)?;
+    real_dir(&out.join("checkpoints"))?;
     let total = acts.len() * exp.seeds.len();
     let mut index = 0;
     let mut interrupted = false;
@@ -67,6 +70,8 @@ pub fn run_experiment(
             if find_run(&done, a, seed).is_some() {
                 continue;
             }
+            // A checkpoint folder planted as a link would be read through.
+            refuse_link(&run_dir(out, a, seed))?;
             let steps = crate::fitness::run::total_steps(prep);
             progress.run_started(index, total, &exp.activations[a], seed, steps);
             let on_step = |i: &StepInfo| progress.step(i);

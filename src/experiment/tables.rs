@@ -341,6 +341,7 @@ mod tests {
             checkpoint_every: 0,
             samples: 0,
             command: vec!["actforge".into(), "train".into()],
+            data: None,
         }
     }
 

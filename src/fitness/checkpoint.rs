@@ -1,12 +1,20 @@
 //! Training checkpoints: the parameters and the optimizer's moments in one
 //! safetensors file, and a JSON file that names it and holds the position
-//! in the data, the loss history and what the run was (recipe hash,
-//! activation, seed).
+//! in the data, the loss history, what the run was (recipe hash,
+//! activation, seed) and the weights file's checksum.
 //!
 //! Crash safety: the weights go to a new file `weights-<step>.safetensors`
-//! first; then `checkpoint.json` is replaced atomically to point at it;
-//! only then is the previous weights file removed. At every instant the
-//! JSON names a complete weights file.
+//! first (made in a fresh folder and renamed into place: never written
+//! through a link); then `checkpoint.json` is replaced atomically to point
+//! at it; only then is the previous weights file removed. At every instant
+//! the JSON names a complete weights file.
+//!
+//! Integrity: a checkpoint's parts must agree before it is resumed. The
+//! weights file is a bare name inside the checkpoint's folder, and the one
+//! the step says (`weights-<step>.safetensors`); the step equals the number
+//! of recorded losses and the optimizer's step count; the weights have the
+//! recorded checksum. A checkpoint that fails any of these is refused with
+//! the file named.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::AdamW;
 use crate::error::{Error, Result};
-use crate::report::files::write_atomic;
+use crate::store::files::write_atomic;
+use crate::store::safe::{is_bare_name, join_bare, read_bounded, real_dir, write_with};
+use crate::store::{checksum, checksum_hex};
 
 /// What `checkpoint.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,15 +45,17 @@ pub struct Meta {
     pub epochs: Vec<serde_json::Value>,
     /// Seconds spent training before this checkpoint.
     pub train_seconds: f64,
+    /// The weights file: a bare name in the checkpoint's folder.
     pub weights: String,
+    /// `store::checksum` of the weights file (16 hex digits).
+    pub weights_checksum: String,
 }
 
-pub const FORMAT: &str = "actforge-checkpoint-1";
+pub const FORMAT: &str = "actforge-checkpoint-2";
 const META: &str = "checkpoint.json";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::io(path.display().to_string(), e)
-}
+/// The largest weights file read back (the models here are far smaller).
+const MAX_WEIGHTS_BYTES: u64 = 16 << 30;
 
 fn candle(path: &Path) -> impl FnOnce(candle_core::Error) -> Error + '_ {
     move |e| Error::Input {
@@ -53,28 +65,38 @@ fn candle(path: &Path) -> impl FnOnce(candle_core::Error) -> Error + '_ {
     }
 }
 
-/// Write a checkpoint of `params` and `opt` into `dir` (created).
+/// The weights file of `step`.
+pub fn weights_name(step: u64) -> String {
+    format!("weights-{step}.safetensors")
+}
+
+/// Write a checkpoint of `params` and `opt` into `dir` (created; a link
+/// there is an error).
 pub fn save(dir: &Path, meta: &Meta, params: &[(String, Var)], opt: &AdamW) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    real_dir(dir)?;
     let mut tensors: HashMap<String, Tensor> = opt.state().map_err(candle(dir))?;
     for (name, var) in params {
         tensors.insert(format!("param.{name}"), var.as_tensor().clone());
     }
-    let file = format!("weights-{}.safetensors", meta.step);
+    let file = weights_name(meta.step);
     let path = dir.join(&file);
-    let tmp = dir.join(format!(".{file}.tmp.{}", std::process::id()));
-    candle_core::safetensors::save(&tensors, &tmp).map_err(candle(&tmp))?;
-    let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
-    std::fs::remove_file(&tmp).map_err(io(&tmp))?;
-    write_atomic(&path, &bytes)?;
+    let sum = write_with(&path, |tmp| {
+        candle_core::safetensors::save(&tensors, tmp).map_err(candle(tmp))?;
+        let bytes = std::fs::read(tmp).map_err(|e| Error::io(tmp.display().to_string(), e))?;
+        Ok(checksum_hex(&bytes))
+    })?;
     let previous = load_meta(dir).ok().map(|m| m.weights);
     let meta = Meta {
         weights: file.clone(),
+        weights_checksum: sum,
         ..meta.clone()
     };
     let text = serde_json::to_string_pretty(&meta).expect("serializes");
     write_atomic(&dir.join(META), text.as_bytes())?;
-    if let Some(old) = previous.filter(|o| *o != file) {
+    // Only a file this module names is ever removed.
+    if let Some(old) =
+        previous.filter(|o| *o != file && is_bare_name(o) && o.starts_with("weights-"))
+    {
         let _ = std::fs::remove_file(dir.join(old));
     }
     Ok(())
@@ -85,27 +107,64 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(META).is_file()
 }
 
-/// Read `checkpoint.json`; a file of another format is an error.
+fn bad(path: &Path, message: String) -> Error {
+    Error::Input {
+        path: path.display().to_string(),
+        line: None,
+        message,
+    }
+}
+
+/// Read `checkpoint.json`; a file of another format, or one whose parts
+/// disagree (weights name, step, losses), is an error naming it.
 pub fn load_meta(dir: &Path) -> Result<Meta> {
     let path = dir.join(META);
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let meta: Meta = serde_json::from_str(&text).map_err(|e| Error::Input {
+    let bytes = read_bounded(&path, crate::limits::DATA_FILE_BYTES.max)?.ok_or_else(|| {
+        Error::io(
+            path.display().to_string(),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
+    let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| Error::Input {
         path: path.display().to_string(),
         line: Some(e.line()),
-        message: format!("not an actforge checkpoint: {e}"),
+        message: format!("not an actforge checkpoint of this version: {e}"),
     })?;
     if meta.format != FORMAT {
-        return Err(Error::Input {
-            path: path.display().to_string(),
-            line: None,
-            message: format!("checkpoint format `{}`, expected `{FORMAT}`", meta.format),
-        });
+        return Err(bad(
+            &path,
+            format!("checkpoint format `{}`, expected `{FORMAT}`", meta.format),
+        ));
+    }
+    join_bare(dir, &meta.weights, &path)?;
+    if meta.weights != weights_name(meta.step) {
+        return Err(bad(
+            &path,
+            format!(
+                "names the weights file `{}`, but a checkpoint at step {} keeps `{}`: its parts disagree",
+                meta.weights,
+                meta.step,
+                weights_name(meta.step)
+            ),
+        ));
+    }
+    if meta.losses.len() as u64 != meta.step {
+        return Err(bad(
+            &path,
+            format!(
+                "is at step {} but records {} losses: its parts disagree",
+                meta.step,
+                meta.losses.len()
+            ),
+        ));
     }
     Ok(meta)
 }
 
 /// Restore parameters and optimizer state from the weights file `meta`
-/// names. Every parameter must be present with its shape.
+/// names. The file must have the recorded checksum, every parameter must
+/// be present with its shape, and the optimizer's step count must be the
+/// checkpoint's step.
 pub fn restore(
     dir: &Path,
     meta: &Meta,
@@ -113,30 +172,56 @@ pub fn restore(
     opt: &mut AdamW,
     device: &Device,
 ) -> Result<()> {
-    let path: PathBuf = dir.join(&meta.weights);
-    let tensors = candle_core::safetensors::load(&path, device).map_err(candle(&path))?;
-    let bad = |message: String| Error::Input {
-        path: path.display().to_string(),
-        line: None,
-        message,
-    };
+    let path: PathBuf = join_bare(dir, &meta.weights, &dir.join(META))?;
+    let bytes = read_bounded(&path, MAX_WEIGHTS_BYTES)?.ok_or_else(|| {
+        Error::io(
+            path.display().to_string(),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
+    let got = checksum(&bytes);
+    if format!("{got:016x}") != meta.weights_checksum {
+        return Err(bad(
+            &path,
+            format!(
+                "has checksum {got:016x}, but {META} records {}: the weights were changed or damaged",
+                meta.weights_checksum
+            ),
+        ));
+    }
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(candle(&path))?;
     for (name, var) in params {
         let key = format!("param.{name}");
         let t = tensors.get(&key).ok_or_else(|| {
-            bad(format!(
-                "no parameter `{name}`: a checkpoint of another model"
-            ))
+            bad(
+                &path,
+                format!("no parameter `{name}`: a checkpoint of another model"),
+            )
         })?;
         if t.dims() != var.dims() {
-            return Err(bad(format!(
-                "parameter `{name}` has shape {:?}, the model {:?}",
-                t.dims(),
-                var.dims()
-            )));
+            return Err(bad(
+                &path,
+                format!(
+                    "parameter `{name}` has shape {:?}, the model {:?}",
+                    t.dims(),
+                    var.dims()
+                ),
+            ));
         }
         var.set(t).map_err(candle(&path))?;
     }
-    opt.load_state(&tensors).map_err(bad)
+    opt.load_state(&tensors).map_err(|m| bad(&path, m))?;
+    if opt.steps() != meta.step {
+        return Err(bad(
+            &path,
+            format!(
+                "holds the optimizer state of step {}, but {META} is at step {}: its parts disagree",
+                opt.steps(),
+                meta.step
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,6 +241,7 @@ mod tests {
             epochs: vec![],
             train_seconds: 0.5,
             weights: String::new(),
+            weights_checksum: String::new(),
         }
     }
 
@@ -205,5 +291,94 @@ mod tests {
         std::fs::write(dir.join(META), "{\"format\": \"x\"}").unwrap();
         assert!(load_meta(&dir).is_err());
         Ok(())
+    }
+
+    /// A saved checkpoint of one AdamW step, its folder and its parameters.
+    fn saved(tag: &str) -> (PathBuf, Vec<(String, Var)>, AdamW) {
+        let dir = std::env::temp_dir().join(format!("actforge-ckpt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let dev = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0], &dev).unwrap()).unwrap();
+        let params = vec![("w".to_string(), w.clone())];
+        let mut opt = AdamW::new(params.clone(), AdamWConfig::default()).unwrap();
+        let g = w
+            .as_tensor()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        opt.step(&g, 0.1, 1.0).unwrap();
+        save(&dir, &meta(1), &params, &opt).unwrap();
+        (dir, params, opt)
+    }
+
+    fn edit(dir: &Path, f: impl Fn(&mut serde_json::Value)) {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(META)).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(dir.join(META), v.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_whose_parts_disagree_is_refused_naming_the_file() {
+        // The weights file must be a bare name inside the folder, and the
+        // one the step says: `../` or an absolute path never loads (nor is
+        // it removed by the next save).
+        for weights in ["../outside.safetensors", "/etc/passwd"] {
+            let (dir, _, _) = saved("escape");
+            edit(&dir, |v| v["weights"] = serde_json::json!(weights));
+            let e = load_meta(&dir).unwrap_err().to_string();
+            assert!(
+                e.contains("checkpoint.json") && e.contains("bare file name"),
+                "{e}"
+            );
+        }
+        let (dir, params, mut opt) = saved("parts");
+        // Step against the number of losses.
+        edit(&dir, |v| v["losses"] = serde_json::json!([1.0, 1.0, 1.0]));
+        let e = load_meta(&dir).unwrap_err().to_string();
+        assert!(e.contains("step 1 but records 3 losses"), "{e}");
+        // Step against the weights' name.
+        edit(&dir, |v| {
+            v["losses"] = serde_json::json!([1.0, 1.0]);
+            v["step"] = serde_json::json!(2);
+        });
+        let e = load_meta(&dir).unwrap_err().to_string();
+        assert!(e.contains("weights-2.safetensors"), "{e}");
+        // Step against the optimizer's own count (the JSON made consistent
+        // with itself, the weights left at step 1).
+        std::fs::rename(
+            dir.join("weights-1.safetensors"),
+            dir.join("weights-2.safetensors"),
+        )
+        .unwrap();
+        edit(&dir, |v| {
+            v["weights"] = serde_json::json!("weights-2.safetensors")
+        });
+        let m2 = load_meta(&dir).unwrap();
+        let e = restore(&dir, &m2, &params, &mut opt, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("optimizer state of step 1") && e.contains("weights-2"),
+            "{e}"
+        );
+        // Weights that are not the ones recorded.
+        let (dir, params, mut opt) = saved("checksum");
+        let m = load_meta(&dir).unwrap();
+        let path = dir.join(&m.weights);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let e = restore(&dir, &m, &params, &mut opt, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("weights-1.safetensors") && e.contains("checksum"),
+            "{e}"
+        );
     }
 }

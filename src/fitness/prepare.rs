@@ -11,6 +11,7 @@ use super::recipe::Recipe;
 use crate::data::{self, CorpusKind, Example, Pair, Specials, Tokenizer};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
+use crate::store::safe::{write_dir_with, write_with};
 
 /// The thinning of the training split, as reported with every run.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,10 +123,11 @@ impl Prepared {
     }
 
     /// Write `tokenizer.json` and the split (`split.json`, TSVs) into a run
-    /// directory.
+    /// directory: each made in a fresh folder and renamed into place, so
+    /// nothing is written through a link planted in the directory.
     pub fn save_to(&self, dir: &Path) -> Result<()> {
-        self.tokenizer.save(&dir.join("tokenizer.json"))?;
-        self.splits.save(&dir.join("split"))
+        write_with(&dir.join("tokenizer.json"), |p| self.tokenizer.save(p))?;
+        write_dir_with(&dir.join("split"), |p| self.splits.save(p))
     }
 
     /// What a results file records about the data.

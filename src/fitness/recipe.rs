@@ -187,16 +187,23 @@ impl Recipe {
         }
     }
 
-    /// Usage errors for settings that cannot train.
+    /// Usage errors for settings that cannot train, and for sizes past
+    /// their limits (`crate::limits`), before anything is allocated.
     pub fn validate(&self) -> Result<()> {
+        use crate::limits::{BATCH_SIZE, EPOCHS, STEPS, VOCAB};
         let bad = |m: String| Err(Error::Usage(m));
         match self.length {
             Length::Steps(0) => return bad("--steps must be at least 1".into()),
             Length::Epochs(0) => return bad("--epochs must be at least 1".into()),
-            _ => {}
+            Length::Steps(s) => STEPS.check("--steps", s)?,
+            Length::Epochs(e) => EPOCHS.check("--epochs", e)?,
         }
         if self.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
+        }
+        BATCH_SIZE.check_usize("--batch-size", self.batch_size)?;
+        if self.tokenizer.is_none() {
+            VOCAB.check_usize("--vocab", self.vocab)?;
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("--lr must be positive, not {}", self.lr));
@@ -236,9 +243,13 @@ impl Recipe {
         serde_json::to_value(self).expect("a recipe serializes")
     }
 
+    /// Read [`Recipe::to_json`]; the result is validated (a recipe read
+    /// from a file meets the flags' rules and limits).
     pub fn from_json(v: &serde_json::Value) -> Result<Recipe> {
-        serde_json::from_value(v.clone())
-            .map_err(|e| Error::Usage(format!("not a training recipe: {e}")))
+        let r: Recipe = serde_json::from_value(v.clone())
+            .map_err(|e| Error::Usage(format!("not a training recipe: {e}")))?;
+        r.validate()?;
+        Ok(r)
     }
 
     /// A stable 64-bit fingerprint of the recipe (what `eval-candidates`

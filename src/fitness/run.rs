@@ -239,6 +239,7 @@ pub fn run(
                     epochs: out.epochs.clone(),
                     train_seconds: secs,
                     weights: String::new(),
+                    weights_checksum: String::new(),
                 },
                 &params,
                 opt,

@@ -452,6 +452,7 @@ impl Tape {
             match simd_level() {
                 // SAFETY: the CPU supports these features (checked by simd_level).
                 Simd::Avx512 => return unsafe { self.run_chunk_avx512(scratch, n) },
+                // SAFETY: as above, AVX2 and FMA (checked by simd_level).
                 Simd::Avx2 => return unsafe { self.run_chunk_avx2(scratch, n) },
                 Simd::Base => {}
             }
@@ -871,11 +872,13 @@ mod tests {
             let mut builds: Vec<(&str, Vec<f32>)> = Vec::new();
             let mut b = tape.scratch();
             tape.load_x(&mut b, &xs);
+            // SAFETY: this test runs only where the CPU has AVX2 and FMA.
             unsafe { tape.run_chunk_avx2(&mut b, CHUNK) };
             builds.push(("avx2", b));
             if avx512 {
                 let mut c = tape.scratch();
                 tape.load_x(&mut c, &xs);
+                // SAFETY: `avx512` says the CPU has AVX-512F.
                 unsafe { tape.run_chunk_avx512(&mut c, CHUNK) };
                 builds.push(("avx512", c));
             }

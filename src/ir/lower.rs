@@ -12,7 +12,6 @@ use crate::syntax::{
 
 use super::graph::{Expr, Graph, Id};
 use super::ops::Op;
-use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
 
 /// The prelude of named primitives, in the formula language.
 pub const PRELUDE: &str = include_str!("../../grammar/prelude.act");
@@ -180,7 +179,7 @@ struct Lowerer<'a> {
 
 impl Lowerer<'_> {
     fn lower(&mut self, ast: &Ast, scope: &Scope) -> Result<Id, Diagnostic> {
-        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || self.lower_node(ast, scope))
+        crate::stack::deep(|| self.lower_node(ast, scope))
     }
 
     fn lower_node(&mut self, ast: &Ast, scope: &Scope) -> Result<Id, Diagnostic> {

@@ -8,6 +8,8 @@ pub mod graph;
 pub mod lower;
 pub mod ops;
 pub mod print;
+pub mod rule;
+pub mod seeds;
 
 pub use eval::{eval_f64, eval_per_node, EvalReport, Lane, RefEval, Tape, CHUNK};
 pub use graph::{Expr, Graph, Id, Node};

@@ -4,7 +4,6 @@
 
 use super::graph::{Graph, Id, Node};
 use super::ops::{Assoc, Fixity, NEG_PREC};
-use crate::syntax::parser::{RED_ZONE, STACK_SEGMENT};
 
 /// Shortest decimal that round-trips to the same f64.
 pub fn format_const(v: f64) -> String {
@@ -27,7 +26,7 @@ pub fn to_prefix(g: &Graph, id: Id) -> String {
 }
 
 fn prefix_into(g: &Graph, id: Id, out: &mut String) {
-    stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || prefix_node(g, id, out))
+    crate::stack::deep(|| prefix_node(g, id, out))
 }
 
 fn prefix_node(g: &Graph, id: Id, out: &mut String) {
@@ -86,7 +85,7 @@ fn prec(g: &Graph, id: Id) -> u8 {
 }
 
 fn infix_into(g: &Graph, id: Id, out: &mut String) {
-    stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || infix_node(g, id, out))
+    crate::stack::deep(|| infix_node(g, id, out))
 }
 
 fn infix_node(g: &Graph, id: Id, out: &mut String) {

@@ -110,6 +110,9 @@ fn fwd_typed<T: cudarc::driver::DeviceRepr>(
 ) -> candle_core::Result<CudaSlice<T>> {
     let l = loaded(inner, dev, dtype)?;
     let name = kernel_name(inner.function.hash, Direction::Fwd, dtype);
+    // SAFETY: uninitialised device memory is never read: the forward kernel
+    // writes all `n` elements before the tensor is handed out (n = 0: one
+    // element, never read).
     let mut y = unsafe { dev.alloc::<T>(n.max(1)) }?;
     if n > 0 {
         let f = l.kernels.get(&name).map_err(msg)?;
@@ -173,6 +176,8 @@ fn bwd_typed<T: cudarc::driver::DeviceRepr>(
 ) -> candle_core::Result<CudaSlice<T>> {
     let l = loaded(inner, dev, dtype)?;
     let name = kernel_name(inner.function.hash, Direction::Bwd, dtype);
+    // SAFETY: as in the forward: the backward kernel writes all `n`
+    // elements before they can be read.
     let mut dx = unsafe { dev.alloc::<T>(n.max(1)) }?;
     if n > 0 {
         let f = l.kernels.get(&name).map_err(msg)?;

@@ -1,9 +1,8 @@
-//! Reports: plots and charts from plain numbers, tables, result files.
+//! Reports: plots and charts from plain numbers, and tables.
 //! A leaf of the pipeline: it knows no formula, model or search (callers
 //! sample a function or convert their rows first).
 
 pub mod axis;
 pub mod chart;
-pub mod files;
 pub mod number;
 pub mod plot;

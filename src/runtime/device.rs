@@ -33,6 +33,7 @@ fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
 pub fn driver_present() -> bool {
     #[cfg(not(feature = "cuda"))]
     {
+        // SAFETY: only tries to load libcuda; no driver function is called.
         unsafe { cudarc::driver::sys::is_culib_present() }
     }
     #[cfg(feature = "cuda")]

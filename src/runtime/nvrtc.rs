@@ -80,6 +80,9 @@ fn preload_builtins(lib: &Path) -> bool {
 #[cfg(unix)]
 fn preload(path: &Path) -> bool {
     use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+    // SAFETY: loading runs the library's initialisers; the candidates are
+    // NVRTC's own libraries (libnvrtc, its builtins), whose initialisers
+    // have no preconditions, and the handle is never closed (forgotten).
     match unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) } {
         Ok(lib) => {
             // Keep it loaded for the life of the process.
@@ -92,6 +95,7 @@ fn preload(path: &Path) -> bool {
 
 #[cfg(not(unix))]
 fn preload(path: &Path) -> bool {
+    // SAFETY: as on unix: NVRTC's own libraries, never unloaded.
     match unsafe { libloading::Library::new(path) } {
         Ok(lib) => {
             std::mem::forget(lib);
@@ -122,6 +126,8 @@ pub fn load() -> Result<Nvrtc> {
                 return Err(format!("libnvrtc was not found in {where_}"));
             }
             let (mut major, mut minor): (c_int, c_int) = (0, 0);
+            // SAFETY: libnvrtc is loaded (present() above); the two
+            // out-pointers are valid, aligned c_ints on this stack frame.
             unsafe { sys::nvrtcVersion(&mut major, &mut minor) }
                 .result()
                 .map_err(|e| format!("nvrtcVersion failed: {e:?}"))?;
@@ -137,6 +143,8 @@ pub fn load() -> Result<Nvrtc> {
 
 #[cfg(not(feature = "cuda"))]
 fn present() -> bool {
+    // SAFETY: only tries to load the library (cudarc's dynamic loading);
+    // no NVRTC function is called.
     unsafe { sys::is_culib_present() }
 }
 
@@ -245,7 +253,10 @@ pub fn compile(src: &str, name: &str, opts: &CompileOptions) -> Result<Compiled>
         )
     })?;
     let guard = ProgramGuard(prog);
+    // SAFETY: `prog` is a live program (created above, destroyed only by
+    // `guard` after its last use below); `args` outlives the call.
     let compiled = unsafe { result::compile_program(prog, &args) };
+    // SAFETY: `prog` is live and compilation has returned.
     let log = unsafe { result::get_program_log(prog) }
         .map(|l| c_chars_to_string(&l))
         .unwrap_or_default();
@@ -257,12 +268,14 @@ pub fn compile(src: &str, name: &str, opts: &CompileOptions) -> Result<Compiled>
             log,
         ));
     }
+    // SAFETY: `prog` is live and compiled successfully.
     let ptx = match unsafe { result::get_ptx(prog) } {
         Ok(p) => Some(c_chars_to_string(&p)),
         Err(_) => None,
     };
     let image = match opts.output {
         Output::Ptx => ptx.clone().unwrap_or_default().into_bytes(),
+        // SAFETY: `prog` is live and compiled successfully.
         Output::Cubin => unsafe { get_cubin(prog) }.map_err(|e| {
             nvrtc_error(
                 format!("nvrtcGetCUBIN failed: {e:?}"),
@@ -287,10 +300,12 @@ pub fn compile(src: &str, name: &str, opts: &CompileOptions) -> Result<Compiled>
 pub fn supported_archs() -> Result<Vec<u32>> {
     load()?;
     let mut n: c_int = 0;
+    // SAFETY: NVRTC is loaded (load() above); `n` is a valid out-pointer.
     unsafe { sys::nvrtcGetNumSupportedArchs(&mut n) }
         .result()
         .map_err(|e| Error::Cuda(format!("nvrtcGetNumSupportedArchs: {e:?}")))?;
     let mut v = vec![0 as c_int; n as usize];
+    // SAFETY: `v` holds exactly the `n` entries NVRTC said it will write.
     unsafe { sys::nvrtcGetSupportedArchs(v.as_mut_ptr()) }
         .result()
         .map_err(|e| Error::Cuda(format!("nvrtcGetSupportedArchs: {e:?}")))?;
@@ -301,6 +316,8 @@ struct ProgramGuard(sys::nvrtcProgram);
 
 impl Drop for ProgramGuard {
     fn drop(&mut self) {
+        // SAFETY: the guard owns the program, destroyed exactly once, after
+        // every use of it in `compile`.
         let _ = unsafe { result::destroy_program(self.0) };
     }
 }

@@ -201,9 +201,8 @@ impl Search {
             let Some(log) = failure else { continue };
             let dir = self.dir.join(COMPILE_LOGS);
             let path = dir.join(format!("{}.log", hash_hex(entries[i].key)));
-            std::fs::create_dir_all(&dir)
-                .and_then(|_| std::fs::write(&path, &log))
-                .map_err(|e| Error::io(path.display().to_string(), e))?;
+            crate::store::safe::real_dir(&dir)?;
+            crate::store::files::write_atomic(&path, log.as_bytes())?;
             let first = log.lines().next().unwrap_or("NVRTC failed").to_string();
             entries[i].kind = Kind::Failed(format!(
                 "screened: {} ({first}; log in {COMPILE_LOGS}/{}.log)",

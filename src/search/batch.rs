@@ -6,9 +6,11 @@
 //! `{"hash": "<16 hex>", "formula": "…", "seeds": [0, 1], "recipe": "<16 hex>"}`.
 //! `formula` or `hash` must be there: a hash alone names a formula the run
 //! has recorded in `evaluations.jsonl`; a formula alone is filed under its
-//! canonical hash. `seeds` defaults to the run's training seeds; `recipe`,
-//! when present, must equal the run's recipe hash (a batch written for
-//! another recipe is refused line by line).
+//! canonical hash; both must agree (the hash is the formula's canonical
+//! hash). `seeds` defaults to the run's training seeds; `recipe`, when
+//! present, must equal the run's recipe hash (a batch written for another
+//! recipe is refused line by line). Any other key is refused (a typo such
+//! as `"seed"` would otherwise silently use the default).
 //!
 //! A **result line** answers one:
 //! `{"hash", "formula", "seeds", "recipe", "fitness" (null on failure),
@@ -38,6 +40,15 @@ pub struct BatchLine {
     pub recipe: Option<u64>,
 }
 
+/// The keys of a batch line.
+pub const BATCH_KEYS: [&str; 4] = ["hash", "formula", "seeds", "recipe"];
+/// The keys of a result line, exactly.
+pub const RESULT_KEYS: [&str; 9] = [
+    "hash", "formula", "seeds", "recipe", "fitness", "failure", "metrics", "seconds", "worker",
+];
+/// The keys of an error line, exactly.
+pub const ERROR_KEYS: [&str; 3] = ["line", "hash", "error"];
+
 /// Read batch line `line` (1-based); the error is the message of an
 /// error line.
 pub fn parse_batch_line(text: &str, line: usize) -> Result<BatchLine, String> {
@@ -45,6 +56,12 @@ pub fn parse_batch_line(text: &str, line: usize) -> Result<BatchLine, String> {
     let Some(map) = v.as_object() else {
         return Err("not a JSON object".into());
     };
+    if let Some(k) = map.keys().find(|k| !BATCH_KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown key `{k}` (a batch line has {})",
+            BATCH_KEYS.map(|k| format!("`{k}`")).join(", ")
+        ));
+    }
     let hash = match map.get("hash").filter(|v| !v.is_null()) {
         None => None,
         Some(h) => Some(
@@ -139,6 +156,18 @@ pub enum OutputLine {
     },
 }
 
+/// Whether `v` is exactly an output line of `eval-candidates`: an object
+/// with the keys of a result line or of an error line, no more, no fewer,
+/// and readable as one. (A line of `evaluations.jsonl` or any other file
+/// is not.)
+pub fn is_output_line(v: &Value) -> bool {
+    let Some(map) = v.as_object() else {
+        return false;
+    };
+    let keys = |want: &[&str]| map.len() == want.len() && want.iter().all(|k| map.contains_key(*k));
+    (keys(&RESULT_KEYS) || keys(&ERROR_KEYS)) && parse_output_line(&v.to_string()).is_ok()
+}
+
 /// Read a result or error line.
 pub fn parse_output_line(text: &str) -> Result<OutputLine, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not a JSON line: {e}"))?;
@@ -207,8 +236,16 @@ mod tests {
             seconds: 0.5,
             worker: 2,
         };
-        let text = result_line(&job(), &r, 7).to_string();
+        let line = result_line(&job(), &r, 7);
+        assert!(is_output_line(&line));
+        let text = line.to_string();
         assert_eq!(parse_output_line(&text).unwrap(), OutputLine::Result(r));
+        // A search's evaluation line is not a result line.
+        let record = json!({"hash": hash_hex(job().key), "formula": "x", "simplified": "x",
+            "nodes": 1, "fitness": 0.5, "failure": null, "screened": null, "metrics": {},
+            "generation": 0, "seconds": 0.1, "worker": 0});
+        assert!(!is_output_line(&record));
+        assert!(is_output_line(&error_line(3, None, "bad")));
         let e = error_line(4, None, "no formula").to_string();
         assert_eq!(
             parse_output_line(&e).unwrap(),
@@ -231,6 +268,7 @@ mod tests {
             (r#"{"formula": "x", "seeds": []}"#, "`seeds`"),
             (r#"{"formula": "x", "seeds": [-1]}"#, "`seeds`"),
             (r#"{"formula": "x", "recipe": "zz"}"#, "`recipe`"),
+            (r#"{"formula": "x", "seed": [3]}"#, "unknown key `seed`"),
         ] {
             let e = parse_batch_line(text, 1).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");

@@ -8,18 +8,23 @@
 //! bit on the CPU whichever process computed it.
 //!
 //! Two ways to drive it, both over the line formats of [`super::batch`]:
-//! * [`eval_file`]: a batch file into a results file that is rewritten
-//!   atomically (temporary file, then rename) after every candidate.
-//!   Results are keyed by (hash, seeds, recipe): a rerun keeps the results
-//!   already in the file and evaluates only the rest, so a killed job loses
-//!   at most the candidate it was evaluating;
+//! * [`eval_file`]: a batch file into a results file ([`OutFile`]) that is
+//!   rewritten atomically (temporary file, then rename) after every
+//!   candidate. Results are keyed by (hash, seeds, recipe): a rerun keeps
+//!   the results already in the file and evaluates only the rest, so a
+//!   killed job loses at most the candidate it was evaluating. The results
+//!   file is checked before any work: it must be empty, missing or a
+//!   results file of this command (never the batch, a search's log or any
+//!   other file, which stay untouched), in a folder that can be written,
+//!   and one process writes it at a time;
 //! * [`serve`]: lines in, lines out, one result as each finishes (the
 //!   worker processes of [`super::exec_process`]); the first line out is
 //!   `{"ready": true, "recipe", "device", "pid"}` once the data is ready.
 //!
-//! A bad line (malformed, a formula that does not parse, a hash the run
-//! never recorded, another recipe) gets an error line; the good lines are
-//! still evaluated.
+//! A bad line (malformed or not UTF-8, an unknown key, a formula that does
+//! not parse, a hash that is not its formula's, a hash the run never
+//! recorded, another recipe, too many seeds) gets an error line; the good
+//! lines are still evaluated.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
@@ -31,11 +36,14 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::gp::Canonical;
 use crate::ir::Library;
-use crate::report::files::{read_json_lines, write_atomic};
 use crate::simplify::hash_hex;
+use crate::store::files::{read_json_lines, write_atomic};
+use crate::store::safe::read_bounded;
+use crate::store::Lock;
 
 use super::batch::{
-    error_line, parse_batch_line, parse_output_line, result_line, BatchLine, OutputLine,
+    error_line, is_output_line, parse_batch_line, parse_output_line, result_line, BatchLine,
+    OutputLine,
 };
 use super::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
 use super::executor::{evaluate_guarded, Evaluate, Job, JobResult};
@@ -50,7 +58,8 @@ pub struct Candidates {
     settings: Settings,
     recipe: u64,
     library: Arc<Library>,
-    evaluator: Arc<dyn Evaluate>,
+    /// `None` when the evaluations run in worker processes.
+    evaluator: Option<Arc<dyn Evaluate>>,
     device: String,
     /// Formulas the run has recorded, by hash (read on first use).
     recorded: OnceLock<Result<HashMap<u64, String>, String>>,
@@ -58,24 +67,33 @@ pub struct Candidates {
 
 impl Candidates {
     /// Open the run in `dir`; candidates train on `device` (default: the
-    /// run's own). Fails on a directory that is not a search run, and on a
-    /// device or data that cannot be prepared.
-    pub fn open(dir: &Path, device: Option<&str>, quiet: bool) -> Result<Candidates> {
+    /// run's own). Fails on a directory that is not a search run (or whose
+    /// settings are past the limits), and on a device or data that cannot
+    /// be prepared. With `in_process` false nothing is prepared: the
+    /// evaluations run in worker processes, and this value only resolves
+    /// batch lines.
+    pub fn open(
+        dir: &Path,
+        device: Option<&str>,
+        quiet: bool,
+        in_process: bool,
+    ) -> Result<Candidates> {
         let settings = read_config(dir)?;
         let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
         let library = settings.primitive_set(copy.as_deref())?.library_arc();
         let recipe = recipe(&settings.train)?;
         let device = device.unwrap_or(&settings.train.device).to_string();
-        let evaluator: Arc<dyn Evaluate> = match settings.evaluator {
-            EvaluatorKind::Train => Arc::new(Training::from_recipe(
+        let evaluator: Option<Arc<dyn Evaluate>> = match settings.evaluator {
+            _ if !in_process => None,
+            EvaluatorKind::Train => Some(Arc::new(Training::from_recipe(
                 &recipe,
                 &device,
                 library.clone(),
                 None,
                 quiet,
-            )?),
+            )?)),
             EvaluatorKind::Synthetic { sleep_ms } => {
-                Arc::new(Synthetic::new(library.clone(), sleep_ms))
+                Some(Arc::new(Synthetic::new(library.clone(), sleep_ms)))
             }
         };
         Ok(Candidates {
@@ -98,6 +116,11 @@ impl Candidates {
         &self.device
     }
 
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The job a batch line asks for, or why it cannot be evaluated.
     pub fn resolve(&self, b: &BatchLine) -> std::result::Result<Job, String> {
         if let Some(r) = b.recipe.filter(|&r| r != self.recipe) {
@@ -108,22 +131,32 @@ impl Candidates {
                 hash_hex(self.recipe)
             ));
         }
+        if let Some(seeds) = &b.seeds {
+            crate::limits::SEEDS
+                .check_usize("`seeds` (a list of that many)", seeds.len())
+                .map_err(|e| e.to_string().trim_start_matches("error: ").to_string())?;
+        }
         let formula = match (&b.formula, b.hash) {
             (Some(f), _) => f.clone(),
             (None, Some(h)) => self.recorded_formula(h)?,
             (None, None) => return Err("the line has neither a `formula` nor a `hash`".into()),
         };
+        let canonical = Canonical::parse(&formula, &self.library)
+            .map_err(|d| format!("the formula does not parse: {}", d.message))?
+            .hash;
+        // A hash is the cache key of its formula's result: a line whose
+        // hash and formula disagree would file one formula's fitness under
+        // another's key.
         let key = match b.hash {
-            Some(h) => h,
-            None => {
-                Canonical::parse(&formula, &self.library)
-                    .map_err(|d| format!("the formula does not parse: {}", d.message))?
-                    .hash
+            Some(h) if h != canonical => {
+                return Err(format!(
+                    "`hash` {} is not the hash of the line's `formula` (its canonical hash is {}): give one of them, or both in agreement",
+                    hash_hex(h),
+                    hash_hex(canonical)
+                ))
             }
+            _ => canonical,
         };
-        if let Err(d) = self.library.parse(&formula) {
-            return Err(format!("the formula does not parse: {}", d.message));
-        }
         Ok(Job {
             key,
             formula,
@@ -163,7 +196,10 @@ impl Candidates {
     /// Evaluate `job` as worker `worker` (a panic is retried once, then
     /// scored as a failure).
     pub fn evaluate(&self, job: &Job, worker: usize) -> JobResult {
-        evaluate_guarded(&*self.evaluator, job, worker)
+        match &self.evaluator {
+            Some(e) => evaluate_guarded(&**e, job, worker),
+            None => JobResult::failed(job.key, "this process evaluates through worker processes"),
+        }
     }
 }
 
@@ -195,14 +231,29 @@ impl Shard {
     }
 }
 
-/// The candidate lines of a batch text: (1-based line number, text);
-/// blank lines and `#` comments are skipped.
-fn candidate_lines(text: &str) -> Vec<(usize, &str)> {
-    text.lines()
+/// The candidate lines of a batch: (1-based line number, text or why the
+/// line is unreadable); blank lines and `#` comments are skipped. A line
+/// that is not UTF-8 is reported on its own.
+fn candidate_lines(bytes: &[u8]) -> Vec<(usize, std::result::Result<&str, String>)> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.split(|&b| b == b'\n')
         .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, raw)| (i + 1, decode_line(raw)))
+        .filter(|(_, l)| !matches!(l, Ok(t) if t.is_empty() || t.starts_with('#')))
         .collect()
+}
+
+/// A batch line's text, trimmed, or why it is not UTF-8.
+fn decode_line(raw: &[u8]) -> std::result::Result<&str, String> {
+    std::str::from_utf8(raw).map(str::trim).map_err(|e| {
+        format!(
+            "not UTF-8 (an invalid byte at byte {} of the line)",
+            e.valid_up_to() + 1
+        )
+    })
 }
 
 /// What [`eval_file`] did.
@@ -231,50 +282,147 @@ fn key_of(v: &Value) -> Option<ResultKey> {
     Some((hash, seeds, v["recipe"].as_str()?.to_string()))
 }
 
-/// The results already in `out` (error lines dropped: a rerun retries
-/// them).
-fn existing_results(out: &Path) -> Result<Vec<Value>> {
-    Ok(read_json_lines(out)?
-        .into_iter()
-        .filter(|v| {
-            matches!(parse_output_line(&v.to_string()), Ok(OutputLine::Result(_)))
-                && key_of(v).is_some()
+/// The results file of [`eval_file`], checked before any work and locked
+/// for this process.
+pub struct OutFile {
+    path: PathBuf,
+    /// Result lines already there (error lines are dropped: a rerun
+    /// retries them).
+    results: Vec<Value>,
+    _lock: Lock,
+}
+
+/// An error about `--out`, naming it.
+fn out_error(out: &Path, message: String) -> Error {
+    Error::Usage(format!("--out {}: {message}", out.display()))
+}
+
+impl OutFile {
+    /// Check `out` for a run of the batch `batch`: not the batch itself;
+    /// missing, empty, or every line a line of this command's output; in a
+    /// folder this process can write; no other process writing it. Nothing
+    /// is changed when it is refused.
+    pub fn open(out: &Path, batch: &Path) -> Result<OutFile> {
+        if same_file(out, batch) {
+            return Err(out_error(
+                out,
+                "is the --batch file: the results go to a file of their own".into(),
+            ));
+        }
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(out_error(
+                out,
+                format!("its folder {} does not exist", dir.display()),
+            ));
+        }
+        if std::fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
+            return Err(out_error(out, "is a folder".into()));
+        }
+        let name = out
+            .file_name()
+            .ok_or_else(|| out_error(out, "is not a file name".into()))?
+            .to_string_lossy()
+            .into_owned();
+        // The lock file is also the proof that the folder can be written,
+        // before any training.
+        let lock = Lock::file(&dir.join(format!(".{name}.lock")), out, "eval-candidates").map_err(
+            |e| match e {
+                Error::Io { source, .. } => out_error(
+                    out,
+                    format!("its folder {} cannot be written: {source}", dir.display()),
+                ),
+                other => other,
+            },
+        )?;
+        let refuse = |why: String| {
+            out_error(
+                out,
+                format!("is not a results file of eval-candidates ({why}): refusing to replace it; nothing was changed (pick a new --out)"),
+            )
+        };
+        let lines = read_json_lines(out)
+            .map_err(|e| refuse(e.to_string().trim_start_matches("error: ").to_string()))?;
+        if let Some(i) = lines.iter().position(|v| !is_output_line(v)) {
+            return Err(refuse(format!(
+                "line {} is not a result or error line of this command",
+                i + 1
+            )));
+        }
+        let results = lines
+            .into_iter()
+            .filter(|v| {
+                matches!(parse_output_line(&v.to_string()), Ok(OutputLine::Result(_)))
+                    && key_of(v).is_some()
+            })
+            .collect();
+        Ok(OutFile {
+            path: out.to_path_buf(),
+            results,
+            _lock: lock,
         })
-        .collect())
-}
-
-fn write_lines(out: &Path, results: &[Value], errors: &[Value]) -> Result<()> {
-    let mut text = String::new();
-    for v in results.iter().chain(errors) {
-        text.push_str(&v.to_string());
-        text.push('\n');
     }
-    write_atomic(out, text.as_bytes())
+
+    fn write(&self, errors: &[Value]) -> Result<()> {
+        let mut text = String::new();
+        for v in self.results.iter().chain(errors) {
+            text.push_str(&v.to_string());
+            text.push('\n');
+        }
+        write_atomic(&self.path, text.as_bytes()).map_err(|e| {
+            let why = match e {
+                Error::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            out_error(&self.path, format!("cannot be written: {why}"))
+        })
+    }
 }
 
-/// Evaluate the batch in `batch` (or the `shard` of it) into `out`; see
-/// the module docs. `note` receives one line per candidate and per
-/// refused line.
+/// Whether `a` and `b` name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Read the batch file `batch` (a regular file within the size limit).
+pub fn read_batch(batch: &Path) -> Result<Vec<u8>> {
+    read_bounded(batch, crate::limits::BATCH_FILE_BYTES.max)?.ok_or_else(|| {
+        Error::io(
+            batch.display().to_string(),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })
+}
+
+/// Evaluate the batch `batch` (its bytes; `shown` names it) or the
+/// `shard` of it into `out`; see the module docs. `evaluate` runs one job
+/// (in this process, or in a worker process that a timeout can kill).
+/// `note` receives one line per candidate and per refused line.
 pub fn eval_file(
     c: &Candidates,
-    batch: &Path,
-    out: &Path,
+    batch: &[u8],
+    shown: &str,
+    out: &mut OutFile,
     shard: Option<Shard>,
-    worker: usize,
+    evaluate: &mut dyn FnMut(&Job) -> JobResult,
     note: &mut dyn FnMut(&str),
 ) -> Result<FileSummary> {
-    let shown = batch.display().to_string();
-    let text = std::fs::read_to_string(batch).map_err(|e| Error::io(&shown, e))?;
-    let mut results = existing_results(out)?;
-    let mut have: HashSet<ResultKey> = results.iter().filter_map(key_of).collect();
+    let mut have: HashSet<ResultKey> = out.results.iter().filter_map(key_of).collect();
     let mut errors = Vec::new();
     let mut summary = FileSummary::default();
     let recipe = hash_hex(c.recipe_hash());
-    for (position, (line, text)) in candidate_lines(&text).into_iter().enumerate() {
+    for (position, (line, text)) in candidate_lines(batch).into_iter().enumerate() {
         if !shard.is_none_or(|s| s.takes(position)) {
             continue;
         }
-        let parsed = parse_batch_line(text, line);
+        let parsed = text.and_then(|t| parse_batch_line(t, line));
         let hash = parsed.as_ref().ok().and_then(|b| b.hash);
         let job = match parsed.and_then(|b| c.resolve(&b)) {
             Ok(job) => job,
@@ -291,15 +439,15 @@ pub fn eval_file(
             continue;
         }
         note(&format!("evaluating {} (line {line})", hash_hex(job.key)));
-        let r = c.evaluate(&job, worker);
+        let r = evaluate(&job);
         note(&describe(&r));
         summary.evaluated += 1;
         summary.failures += usize::from(r.fitness.is_none());
-        results.push(result_line(&job, &r, c.recipe_hash()));
+        out.results.push(result_line(&job, &r, c.recipe_hash()));
         have.insert(id);
-        write_lines(out, &results, &errors)?;
+        out.write(&errors)?;
     }
-    write_lines(out, &results, &errors)?;
+    out.write(&errors)?;
     Ok(summary)
 }
 
@@ -318,7 +466,8 @@ fn describe(r: &JobResult) -> String {
 
 /// Serve batch lines from `input`, writing one output line per input line
 /// to `output` as each finishes (after the `ready` line); returns at the
-/// end of the input. `note` receives the progress lines.
+/// end of the input. A line that is not UTF-8 gets an error line. `note`
+/// receives the progress lines.
 pub fn serve(
     c: &Candidates,
     input: &mut dyn BufRead,
@@ -339,22 +488,22 @@ pub fn serve(
     });
     send(output, &ready)?;
     let mut line = 0;
-    let mut text = String::new();
+    let mut raw = Vec::new();
     loop {
-        text.clear();
+        raw.clear();
         if input
-            .read_line(&mut text)
+            .read_until(b'\n', &mut raw)
             .map_err(|e| Error::io("<stdin>", e))?
             == 0
         {
             return Ok(());
         }
         line += 1;
-        let t = text.trim();
-        if t.is_empty() || t.starts_with('#') {
+        let text = decode_line(raw.strip_suffix(b"\n").unwrap_or(&raw));
+        if matches!(text, Ok(t) if t.is_empty() || t.starts_with('#')) {
             continue;
         }
-        let parsed = parse_batch_line(t, line);
+        let parsed = text.and_then(|t| parse_batch_line(t, line));
         let hash = parsed.as_ref().ok().and_then(|b| b.hash);
         match parsed.and_then(|b| c.resolve(&b)) {
             Ok(job) => {
@@ -387,7 +536,16 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_not_candidates() {
-        let lines = candidate_lines("# a batch\n\n{\"formula\": \"x\"}\n  \n{}\n");
-        assert_eq!(lines, vec![(3, "{\"formula\": \"x\"}"), (5, "{}")]);
+        let lines = candidate_lines(b"# a batch\n\n{\"formula\": \"x\"}\n  \n{}\n");
+        assert_eq!(lines, vec![(3, Ok("{\"formula\": \"x\"}")), (5, Ok("{}"))]);
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_reported_alone() {
+        let lines = candidate_lines(b"{\"formula\": \"x\"}\n{\"formula\": \"\xff\"}\n{}");
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], (1, Ok("{\"formula\": \"x\"}")));
+        assert!(lines[1].1.as_ref().unwrap_err().contains("not UTF-8"));
+        assert_eq!(lines[2], (3, Ok("{}")));
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variation};
+use crate::ir::seeds::SEEDS;
 use crate::simplify::hash_hex;
 
 use super::json::Fields;
@@ -20,14 +21,8 @@ use super::objectives::{Objectives, Sense};
 pub const KNOWN: [(&str, &str); 4] = [
     ("gelu", "gelu(ARG0)"),
     ("silu", "silu(ARG0)"),
-    (
-        "seed-qa",
-        "gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))",
-    ),
-    (
-        "seed-t5",
-        "log1p_safe(safe_cos(gated_gate((safe_tan(softsign(ARG0))), ARG0)))",
-    ),
+    SEEDS[0],
+    SEEDS[1],
 ];
 
 /// The name under which a user's primitives file is copied into the run
@@ -258,6 +253,7 @@ pub fn default_mutations(ephemeral: bool) -> Vec<String> {
 impl Settings {
     /// Check that the settings make sense together.
     pub fn check(&self) -> Result<()> {
+        self.check_sizes()?;
         let usage = |m: String| Err(Error::Usage(m));
         if self.pop == 0 || self.lambda == 0 {
             return usage("--pop and --lambda must be at least 1".into());
@@ -319,6 +315,36 @@ impl Settings {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Every size against its limit (`crate::limits`), before anything is
+    /// allocated: a forged `config.json` is held to the flags' limits.
+    fn check_sizes(&self) -> Result<()> {
+        use crate::limits::{
+            BATCH_SIZE, GENERATIONS, HALL_OF_FAME, POPULATION, SEEDS, SLEEP_MS, STEPS,
+        };
+        POPULATION.check_usize("--pop", self.pop)?;
+        POPULATION.check_usize("--lambda", self.lambda)?;
+        GENERATIONS.check_usize("--gens", self.gens)?;
+        SEEDS.check_usize("--seeds", self.seeds)?;
+        SEEDS.check_usize("--retrain-seeds", self.retrain_seeds)?;
+        HALL_OF_FAME.check_usize("--hof", self.hof)?;
+        HALL_OF_FAME.check_usize("--retrain-top", self.retrain_top)?;
+        let aspirants = match self.selection {
+            SelectionKind::Tournament { size } => size,
+            SelectionKind::DoubleTournament { fitness_size, .. } => fitness_size,
+        };
+        POPULATION.check_usize("--tournament-size", aspirants)?;
+        if let Some(steps) = self.train.steps {
+            STEPS.check_usize("--steps", steps)?;
+        }
+        if let Some(b) = self.train.batch_size {
+            BATCH_SIZE.check_usize("--batch-size", b)?;
+        }
+        if let EvaluatorKind::Synthetic { sleep_ms } = self.evaluator {
+            SLEEP_MS.check("--synthetic-sleep-ms", sleep_ms)?;
+        }
+        Ok(())
     }
 
     /// The variation operators.
@@ -544,7 +570,11 @@ impl Settings {
             retrain_seeds: f.usize("retrain_seeds")?,
             export: f.bool("export")?,
         };
-        s.check()?;
+        // A forged file meets the flags' rules (and limits), named by file.
+        s.check().map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("{file}: {m}")),
+            other => other,
+        })?;
         Ok(s)
     }
 

@@ -17,7 +17,9 @@
 //! generator state, so the same candidates) and takes the results already
 //! in the log instead of evaluating them again. A raised stop flag
 //! (Ctrl-C) lets running evaluations finish, rewrites the last checkpoint
-//! marked `interrupted` and returns.
+//! marked `interrupted` and returns. One process works in a run directory
+//! at a time: a [`Search`] holds the directory's lock (`store::Lock`), and
+//! a new directory appears whole or not at all (`store::NewDir`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +32,9 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::gp::{var_and, var_or, PrimitiveSet, Tree, Variation};
 use crate::ir::Library;
-use crate::report::files::{read_json_lines, write_atomic, write_json, JsonLog};
+use crate::store::files::{read_json_lines, write_atomic, write_json, JsonLog};
+use crate::store::safe::read_bounded;
+use crate::store::{Lock, NewDir};
 
 use super::config::{Algorithm, Settings, PRIMITIVES_COPY};
 use super::dedup::Dedup;
@@ -66,6 +70,8 @@ pub struct Search {
     pub(super) merge_count: usize,
     /// The last checkpoint written (rewritten as `interrupted` on Ctrl-C).
     last_checkpoint: Value,
+    /// One process per run directory: held while this value lives.
+    _lock: Lock,
 }
 
 /// What [`Search::open`] found.
@@ -87,7 +93,9 @@ pub enum Outcome {
 
 impl Search {
     /// Start a new run in `dir` (which must not exist or be empty).
-    /// `command` is the command line, recorded in `config.json`.
+    /// `command` is the command line, recorded in `config.json`. The
+    /// directory appears whole (with `config.json` and the primitives
+    /// copy) or not at all, and this process holds its lock.
     pub fn create(dir: &Path, settings: Settings, command: &[String]) -> Result<Search> {
         settings.check()?;
         let includes = settings.includes().len();
@@ -98,27 +106,39 @@ impl Search {
             )));
         }
         let set_from_user = settings.primitive_set(None)?;
-        rundir::create(dir)?;
-        let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
-        if let Some(copy) = &copy {
-            std::fs::copy(&settings.primitives, copy)
-                .map_err(|e| Error::io(copy.display().to_string(), e))?;
-        }
+        let new = NewDir::begin(dir, "search", &rundir::taken_hint(dir))?;
+        let primitives = if settings.named_set() {
+            None
+        } else {
+            let from = Path::new(&settings.primitives);
+            let bytes =
+                read_bounded(from, crate::limits::DATA_FILE_BYTES.max)?.ok_or_else(|| {
+                    Error::io(&settings.primitives, std::io::ErrorKind::NotFound.into())
+                })?;
+            write_atomic(&new.path().join(PRIMITIVES_COPY), &bytes)?;
+            Some(bytes)
+        };
         let details = json!({
             "primitive_set": set_from_user.describe(),
             "includes": settings.includes().iter().map(|(l, f)| json!({"label": l, "formula": f})).collect::<Vec<_>>(),
         });
-        rundir::write_config(dir, &rundir::config_json(&settings, command, details))?;
-        let mut search = Search::assemble(dir, settings, copy.as_deref())?;
+        let config = rundir::config_json(&settings, command, details, primitives.as_deref());
+        rundir::write_config(new.path(), &config)?;
+        let lock = new.commit()?;
+        let copy = primitives.is_some().then(|| dir.join(PRIMITIVES_COPY));
+        let mut search = Search::assemble(dir, settings, copy.as_deref(), lock)?;
         search.checkpoint(Status::Running)?;
         Ok(search)
     }
 
-    /// Reopen the run in `dir` for `--resume`.
+    /// Reopen the run in `dir` for `--resume`: refused while another
+    /// process works in it (see `store::lock`).
     pub fn open(dir: &Path) -> Result<Opened> {
+        rundir::require_run(dir)?;
+        let lock = Lock::dir(dir, "search")?;
         let settings = rundir::read_config(dir)?;
         let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
-        let mut search = Search::assemble(dir, settings, copy.as_deref())?;
+        let mut search = Search::assemble(dir, settings, copy.as_deref(), lock)?;
         let status = search.load_checkpoint()?;
         search.load_logs()?;
         if status == Status::Finished {
@@ -133,7 +153,7 @@ impl Search {
     }
 
     /// The parts every run has, before any checkpoint is read.
-    fn assemble(dir: &Path, settings: Settings, copy: Option<&Path>) -> Result<Search> {
+    fn assemble(dir: &Path, settings: Settings, copy: Option<&Path>, lock: Lock) -> Result<Search> {
         let set = settings.primitive_set(copy)?;
         let objectives = settings.objective.objectives();
         let state = State::fresh(
@@ -156,6 +176,7 @@ impl Search {
             lines: 0,
             merge_count: 0,
             last_checkpoint: Value::Null,
+            _lock: lock,
         })
     }
 

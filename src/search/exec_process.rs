@@ -10,21 +10,30 @@
 //! goes on. Children run in their own process group, so a Ctrl-C at the
 //! terminal reaches only the search (which lets running evaluations
 //! finish); their stderr goes to `workers/worker-N.log` in the run
-//! directory, which starts each child's section with its pid.
+//! directory (never through a symbolic link), which starts each child's
+//! section with its pid.
+//!
+//! With a timeout (`--eval-timeout`), a candidate whose result has not come
+//! back in time has its worker killed (SIGKILL: a stopped or hung child
+//! goes too) and is tried once more on a fresh worker; a second timeout
+//! scores it as a failure whose reason says it timed out.
 //!
 //! Imports from the crate only `error` and `simplify::hash_hex`, and its
 //! siblings `executor`, `batch` and `rundir`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::simplify::hash_hex;
+use crate::store::safe::{open_append, real_dir};
 
 use super::batch::{job_line, parse_output_line, OutputLine};
 use super::executor::{run_pool, Executor, Job, JobResult};
@@ -43,13 +52,64 @@ pub struct WorkerSetup {
     pub recipe: u64,
     /// One entry per worker: its `--device`, or `None` for the run's own.
     pub devices: Vec<Option<String>>,
+    /// Where the workers' logs go (`worker-N.log`; a search uses
+    /// `RUN/workers`); `None`: the children write to this process's stderr.
+    pub log_dir: Option<PathBuf>,
+    /// Longest wait for one candidate's result (`--eval-timeout`).
+    pub timeout: Option<Duration>,
+    /// Start the children with `--quiet` (no progress lines).
+    pub quiet: bool,
+}
+
+impl WorkerSetup {
+    /// Workers of the run in `run_dir`, logging into `RUN/workers`, with
+    /// no timeout.
+    pub fn new(
+        program: PathBuf,
+        run_dir: PathBuf,
+        recipe: u64,
+        devices: Vec<Option<String>>,
+    ) -> WorkerSetup {
+        WorkerSetup {
+            log_dir: Some(run_dir.join(WORKER_LOGS)),
+            program,
+            run_dir,
+            recipe,
+            devices,
+            timeout: None,
+            quiet: false,
+        }
+    }
 }
 
 /// A running child.
 struct Worker {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Lines of its stdout (read by a thread of their own, so that a wait
+    /// can time out); `None` at its end.
+    lines: Receiver<Option<String>>,
+}
+
+/// Lines of `out`, sent as they come; `None` at the end.
+fn line_reader(out: impl Read + Send + 'static) -> Receiver<Option<String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(out);
+        loop {
+            let mut line = String::new();
+            match out.read_line(&mut line) {
+                Ok(n) if n > 0 => {
+                    if tx.send(Some(line)).is_err() {
+                        return;
+                    }
+                }
+                _ => break,
+            }
+        }
+        let _ = tx.send(None);
+    });
+    rx
 }
 
 impl Drop for Worker {
@@ -111,26 +171,40 @@ fn device_label(d: &Option<String>) -> String {
     d.clone().unwrap_or_else(|| "the run's device".into())
 }
 
-/// The log file of worker `i`.
+/// The log file of worker `i` of a search in `run_dir`.
 pub fn log_path(run_dir: &Path, i: usize) -> PathBuf {
     run_dir.join(WORKER_LOGS).join(format!("worker-{i}.log"))
 }
 
+impl WorkerSetup {
+    /// The log file of worker `i`, if the workers have logs.
+    fn log(&self, i: usize) -> Option<PathBuf> {
+        self.log_dir
+            .as_ref()
+            .map(|d| d.join(format!("worker-{i}.log")))
+    }
+}
+
+/// Open a worker's log for appending: its folder must be a real folder
+/// and the log a real file (a planted link is an error, never followed).
 fn open_log(path: &Path) -> std::result::Result<File, String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        real_dir(dir).map_err(|e| e.to_string())?;
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    open_append(path).map_err(|e| e.to_string())
+}
+
+/// Append `line` to worker `i`'s log (if it has one).
+fn log_line(setup: &WorkerSetup, i: usize, line: &str) {
+    if let Some(mut log) = setup.log(i).and_then(|p| open_log(&p).ok()) {
+        let _ = writeln!(log, "{line}");
+    }
 }
 
 /// Start worker `i` and wait for its `ready` line.
 fn spawn(setup: &WorkerSetup, i: usize) -> std::result::Result<Worker, String> {
-    let log_file = log_path(&setup.run_dir, i);
-    let log = open_log(&log_file)?;
+    let log_file = setup.log(i);
+    let log = log_file.as_deref().map(open_log).transpose()?;
     let mut cmd = Command::new(&setup.program);
     cmd.arg("eval-candidates")
         .arg("--run")
@@ -139,41 +213,46 @@ fn spawn(setup: &WorkerSetup, i: usize) -> std::result::Result<Worker, String> {
     if let Some(d) = &setup.devices[i] {
         cmd.args(["--device", d]);
     }
-    let mut header = log.try_clone().map_err(|e| e.to_string())?;
+    if setup.quiet {
+        cmd.arg("--quiet");
+    }
+    let mut header = match &log {
+        Some(l) => Some(l.try_clone().map_err(|e| e.to_string())?),
+        None => None,
+    };
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
+        .stderr(log.map_or_else(Stdio::inherit, Stdio::from))
         .process_group(0);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", setup.program.display()))?;
-    let _ = writeln!(
-        header,
-        "== worker {i}: pid {}, device {}",
-        child.id(),
-        device_label(&setup.devices[i])
-    );
+    if let Some(h) = &mut header {
+        let _ = writeln!(
+            h,
+            "== worker {i}: pid {}, device {}",
+            child.id(),
+            device_label(&setup.devices[i])
+        );
+    }
     let stdin = child.stdin.take().expect("piped stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    let n = stdout.read_line(&mut line).unwrap_or(0);
-    let ready = n > 0
-        && serde_json::from_str::<serde_json::Value>(&line)
-            .map(|v| v["ready"] == true)
-            .unwrap_or(false);
+    let lines = line_reader(child.stdout.take().expect("piped stdout"));
+    let ready = lines.recv().ok().flatten().is_some_and(|line| {
+        serde_json::from_str::<serde_json::Value>(&line).is_ok_and(|v| v["ready"] == true)
+    });
     if !ready {
         let _ = child.kill();
         let status = child.wait().ok();
         return Err(format!(
             "{}{}",
             status.map_or("it stopped".into(), describe_status),
-            last_words(&log_file)
+            log_file.as_deref().map_or(String::new(), last_words)
         ));
     }
     Ok(Worker {
         child,
         stdin,
-        stdout,
+        lines,
     })
 }
 
@@ -204,7 +283,7 @@ fn last_words(log: &Path) -> String {
 
 /// Why a worker is gone: kill it (if it still runs) and describe how it
 /// ended.
-fn bury(mut w: Worker, log: &Path, what: &str) -> String {
+fn bury(mut w: Worker, log: Option<&Path>, what: &str) -> String {
     let pid = w.child.id();
     let status = match w.child.try_wait() {
         Ok(Some(s)) => Some(s),
@@ -223,22 +302,44 @@ fn bury(mut w: Worker, log: &Path, what: &str) -> String {
     format!(
         "{what}: the worker process (pid {pid}) {}{}",
         status.map_or("stopped".into(), describe_status),
-        last_words(log)
+        log.map_or(String::new(), last_words)
     )
 }
 
-/// One try of `job` on worker `i`: its result, or why the worker died.
+/// How a try of a candidate was lost.
+enum Lost {
+    /// The worker died (or broke the protocol): why.
+    Died(String),
+    /// No result within the timeout; the worker was killed: why.
+    TimedOut(String),
+}
+
+impl Lost {
+    fn why(&self) -> &str {
+        match self {
+            Lost::Died(w) | Lost::TimedOut(w) => w,
+        }
+    }
+}
+
+/// One try of `job` on worker `i`: its result, or how it was lost.
 fn attempt(
     setup: &WorkerSetup,
     slot: &mut Option<Worker>,
     i: usize,
     job: &Job,
-) -> std::result::Result<JobResult, String> {
+) -> std::result::Result<JobResult, Lost> {
     if slot.is_none() {
-        *slot = Some(spawn(setup, i).map_err(|e| format!("the worker did not restart: {e}"))?);
+        let w =
+            spawn(setup, i).map_err(|e| Lost::Died(format!("the worker did not restart: {e}")))?;
+        *slot = Some(w);
     }
     let w = slot.as_mut().expect("started");
-    let log = log_path(&setup.run_dir, i);
+    let log = setup.log(i);
+    let log = log.as_deref();
+    let died = |slot: &mut Option<Worker>, what: &str| {
+        Lost::Died(bury(slot.take().expect("started"), log, what))
+    };
     let mut text = job_line(job, setup.recipe).to_string();
     text.push('\n');
     if w.stdin
@@ -246,21 +347,29 @@ fn attempt(
         .and_then(|_| w.stdin.flush())
         .is_err()
     {
-        return Err(bury(
-            slot.take().expect("started"),
-            &log,
-            "sending the candidate",
-        ));
+        return Err(died(slot, "sending the candidate"));
     }
-    let mut line = String::new();
-    let n = w.stdout.read_line(&mut line).unwrap_or(0);
-    if n == 0 {
-        return Err(bury(
-            slot.take().expect("started"),
-            &log,
-            "during the evaluation",
-        ));
-    }
+    let got = match setup.timeout {
+        Some(t) => w.lines.recv_timeout(t),
+        None => w.lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
+    };
+    let line = match got {
+        Ok(Some(line)) => line,
+        Ok(None) | Err(RecvTimeoutError::Disconnected) => {
+            return Err(died(slot, "during the evaluation"))
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            let mut w = slot.take().expect("started");
+            let pid = w.child.id();
+            // SIGKILL ends a stopped or hung child too.
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+            let t = setup.timeout.expect("a timeout").as_secs_f64();
+            return Err(Lost::TimedOut(format!(
+                "no result within {t} s (--eval-timeout): the worker process (pid {pid}) was killed"
+            )));
+        }
+    };
     match parse_output_line(&line) {
         Ok(OutputLine::Result(mut r)) if r.key == job.key => {
             r.worker = i;
@@ -274,40 +383,47 @@ fn attempt(
             r.worker = i;
             Ok(r)
         }
-        Ok(OutputLine::Result(r)) => Err(bury(
-            slot.take().expect("started"),
-            &log,
+        Ok(OutputLine::Result(r)) => Err(died(
+            slot,
             &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key)),
         )),
-        Err(e) => Err(bury(
-            slot.take().expect("started"),
-            &log,
-            &format!("wrote an unreadable line ({e})"),
-        )),
+        Err(e) => Err(died(slot, &format!("wrote an unreadable line ({e})"))),
     }
 }
 
 /// `job` on worker `i`, tried once more on a fresh worker if the first
-/// one dies; then a scored failure.
+/// one dies or times out; then a scored failure that says which.
 fn run_job(setup: &WorkerSetup, slot: &mut Option<Worker>, i: usize, job: &Job) -> JobResult {
-    let mut reason = String::new();
+    let mut losses = Vec::new();
     for attempt_no in 0..2 {
         match attempt(setup, slot, i, job) {
             Ok(r) => return r,
-            Err(why) => {
-                if let Ok(mut log) = open_log(&log_path(&setup.run_dir, i)) {
-                    let _ = writeln!(
-                        log,
-                        "== worker {i}: lost candidate {} (try {}): {why}",
+            Err(lost) => {
+                log_line(
+                    setup,
+                    i,
+                    &format!(
+                        "== worker {i}: lost candidate {} (try {}): {}",
                         hash_hex(job.key),
-                        attempt_no + 1
-                    );
-                }
-                reason = why;
+                        attempt_no + 1,
+                        lost.why()
+                    ),
+                );
+                losses.push(lost);
             }
         }
     }
-    let mut r = JobResult::failed(job.key, format!("worker died twice: {reason}"));
+    let timeouts = losses
+        .iter()
+        .filter(|l| matches!(l, Lost::TimedOut(_)))
+        .count();
+    let what = match timeouts {
+        2 => "the evaluation timed out twice",
+        1 => "the evaluation timed out once and its worker died once",
+        _ => "worker died twice",
+    };
+    let last = losses.last().map_or("", Lost::why);
+    let mut r = JobResult::failed(job.key, format!("{what}: {last}"));
     r.worker = i;
     r
 }

@@ -36,6 +36,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::store::files::write_atomic;
+use crate::store::safe::{open_append, real_dir};
 
 use super::batch::{job_line, parse_output_line, OutputLine};
 use super::exec_process::WORKER_LOGS;
@@ -73,6 +75,11 @@ pub struct RaySetup {
     /// The run's recipe hash, written into every batch line.
     pub recipe: u64,
     pub options: RayOptions,
+    /// Longest evaluation of one candidate (`--eval-timeout`): the task
+    /// kills its `eval-candidates` process after it, Ray retries the task
+    /// once, then the candidate is scored as a failure that says it timed
+    /// out.
+    pub timeout: Option<Duration>,
 }
 
 struct Driver {
@@ -147,14 +154,12 @@ fn start_driver(setup: &RaySetup) -> Result<(Driver, usize)> {
     let script = setup.run_dir.join(DRIVER_COPY);
     let log = driver_log(&setup.run_dir);
     for dir in [script.parent(), log.parent()].into_iter().flatten() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        real_dir(dir)?;
     }
-    std::fs::write(&script, DRIVER).map_err(|e| Error::io(script.display().to_string(), e))?;
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .map_err(|e| Error::io(log.display().to_string(), e))?;
+    // Replaced whole (a link planted there is replaced, never followed);
+    // the log is appended to, never through a link.
+    write_atomic(&script, DRIVER.as_bytes())?;
+    let log_file = open_append(&log)?;
     let o = &setup.options;
     let mut cmd = Command::new(&o.python);
     cmd.arg(&script)
@@ -169,6 +174,9 @@ fn start_driver(setup: &RaySetup) -> Result<(Driver, usize)> {
     }
     if let Some(n) = o.local_cpus {
         cmd.args(["--local-cpus", &n.to_string()]);
+    }
+    if let Some(t) = setup.timeout {
+        cmd.args(["--timeout", &t.as_secs_f64().to_string()]);
     }
     // A cluster that goes away is noticed in seconds, not a minute.
     cmd.env("RAY_gcs_rpc_server_reconnect_timeout_s", "15")

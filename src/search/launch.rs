@@ -11,10 +11,17 @@
 //!   NVRTC state. The default with devices: a GPU worker that dies (out of
 //!   memory, a driver fault) then loses only its candidate;
 //! * `ray`: [`RayExecutor`].
+//!
+//! `--eval-timeout` needs a worker that can be killed: worker processes
+//! and Ray tasks. A thread cannot be stopped from outside (Rust has no safe
+//! way to end one that hangs in a kernel or a library call), so the thread
+//! executor refuses a timeout with a usage error that says to use
+//! `--executor process`.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::experiment::parse_device;
@@ -81,12 +88,20 @@ pub struct Launch {
     pub program: PathBuf,
     pub ray: RayOptions,
     pub quiet: bool,
+    /// Longest evaluation of one candidate (`--eval-timeout`); process and
+    /// Ray executors only.
+    pub eval_timeout: Option<Duration>,
 }
 
 impl Launch {
     /// Check the launch against the run's settings before anything
     /// starts: devices need a run that trains on CUDA, and each must open.
     pub fn check(&self, settings: &Settings) -> Result<()> {
+        if self.kind == ExecutorKind::Thread && self.eval_timeout.is_some() {
+            return Err(Error::Usage(
+                "--eval-timeout needs workers that can be killed: use --executor process (or ray); a worker thread cannot be stopped from outside".into(),
+            ));
+        }
         if self.devices.is_empty() {
             return Ok(());
         }
@@ -134,15 +149,14 @@ impl Launch {
                 } else {
                     self.devices.iter().map(|d| Some(cuda(d))).collect()
                 };
-                let mut p = ProcessWorkers::new(
-                    WorkerSetup {
-                        program: self.program.clone(),
-                        run_dir: search.dir().to_path_buf(),
-                        recipe: recipe_hash,
-                        devices,
-                    },
-                    stop,
+                let mut setup = WorkerSetup::new(
+                    self.program.clone(),
+                    search.dir().to_path_buf(),
+                    recipe_hash,
+                    devices,
                 );
+                setup.timeout = self.eval_timeout;
+                let mut p = ProcessWorkers::new(setup, stop);
                 p.start()?;
                 Ok(Box::new(p))
             }
@@ -153,6 +167,7 @@ impl Launch {
                         run_dir: search.dir().to_path_buf(),
                         recipe: recipe_hash,
                         options: self.ray.clone(),
+                        timeout: self.eval_timeout,
                     },
                     stop,
                 );

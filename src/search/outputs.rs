@@ -23,8 +23,9 @@ use crate::export::{export, ExportSpec};
 use crate::gp::Tree;
 use crate::ir::Library;
 use crate::report::chart::{line_chart, scatter, Axes, Dot, Series};
-use crate::report::files::{write_atomic, write_csv, write_json};
 use crate::simplify::hash_hex;
+use crate::store::files::{write_atomic, write_csv, write_json};
+use crate::store::safe::{real_dir, write_dir_with, write_with};
 
 use super::archive::Entry;
 use super::engine::Search;
@@ -272,7 +273,9 @@ fn fitness_plot(s: &Search) -> Result<()> {
         y: "fitness".into(),
         log_y: false,
     };
-    line_chart(&[best, mean], &axes, &s.dir.join(FITNESS_PNG))
+    write_with(&s.dir.join(FITNESS_PNG), |p| {
+        line_chart(&[best, mean], &axes, p)
+    })
 }
 
 fn pareto_plot(s: &Search) -> Result<()> {
@@ -296,7 +299,7 @@ fn pareto_plot(s: &Search) -> Result<()> {
         y: "fitness".into(),
         log_y: false,
     };
-    scatter(&dots, &axes, &s.dir.join(PARETO_PNG))
+    write_with(&s.dir.join(PARETO_PNG), |p| scatter(&dots, &axes, p))
 }
 
 /// f, f′ and GELU, GELU′ on [-5, 5].
@@ -329,8 +332,7 @@ fn function_of(s: &Search, tree: &Tree) -> Result<Function> {
 
 fn hof_plots(s: &Search) -> Result<()> {
     let dir = s.dir.join(HOF_PLOTS);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| crate::error::Error::io(dir.display().to_string(), e))?;
+    real_dir(&dir)?;
     for (i, e) in s.state.hof.entries().iter().enumerate() {
         let f = function_of(s, &e.item)?;
         let title = e.item.to_formula(&s.set);
@@ -341,11 +343,10 @@ fn hof_plots(s: &Search) -> Result<()> {
             log_y: false,
         };
         let label = format!("hof-{}", i + 1);
-        line_chart(
-            &activation_series(&label, &f),
-            &axes,
-            &dir.join(format!("{label}.png")),
-        )?;
+        let series = activation_series(&label, &f);
+        write_with(&dir.join(format!("{label}.png")), |p| {
+            line_chart(&series, &axes, p)
+        })?;
     }
     Ok(())
 }
@@ -364,15 +365,18 @@ fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
     };
     let formula = best.item.to_formula(&s.set);
     let f = function_of(s, &best.item)?;
-    let out = s.dir.join(BEST_KERNEL);
-    let report = export(&ExportSpec {
-        formula: &formula,
-        function: &f,
-        out: &out,
-        name: Some("best"),
-        arch: s.settings.arch,
-        replace: true,
-        math: crate::codegen::MathMode::default(),
+    // Exported into a fresh folder, then put in place of the old one (a
+    // link planted at `best_kernel` is replaced, never written through).
+    let report = write_dir_with(&s.dir.join(BEST_KERNEL), |out| {
+        export(&ExportSpec {
+            formula: &formula,
+            function: &f,
+            out,
+            name: Some("best"),
+            arch: s.settings.arch,
+            replace: false,
+            math: crate::codegen::MathMode::default(),
+        })
     })?;
     if let Some(why) = report.no_binaries {
         warnings.push(format!(

@@ -1,6 +1,8 @@
-//! The run directory: its file names, its creation (a new run never
-//! overwrites anything) and `config.json` (the exact command line, every
-//! setting, versions and seeds), which `--resume` reads back and checks.
+//! The run directory: its file names and `config.json` (the exact command
+//! line, every setting, versions, seeds and the checksum of the run's copy
+//! of a user's primitives file), which `--resume` reads back and checks.
+//! A new run directory is made atomically (`store::NewDir`): a new run
+//! never overwrites anything.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,9 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::report::files::write_json;
+use crate::store::checksum_hex;
+use crate::store::files::write_json;
+use crate::store::safe::read_bounded;
 
-use super::config::Settings;
+use super::config::{Settings, PRIMITIVES_COPY};
 use super::json::{bad, read, Fields};
 
 pub const CONFIG: &str = "config.json";
@@ -77,26 +81,23 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Create `dir` for a new run: it must not exist, or be an empty folder.
-pub fn create(dir: &Path) -> Result<()> {
-    let shown = dir.display().to_string();
-    if dir.exists() {
-        let empty = dir.is_dir()
-            && std::fs::read_dir(dir)
-                .map_err(|e| Error::io(&shown, e))?
-                .next()
-                .is_none();
-        if !empty {
-            return Err(Error::Usage(format!(
-                "{shown} already exists and is not empty: a new search never overwrites a directory (continue it with --resume {shown}, or pick another --out)"
-            )));
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(&shown, e))
+/// The hint of the error for an `--out` that is taken.
+pub fn taken_hint(dir: &Path) -> String {
+    format!(
+        "continue it with --resume {}, or pick another --out",
+        dir.display()
+    )
 }
 
-/// The `config.json` of a new run.
-pub fn config_json(settings: &Settings, command: &[String], extra: Value) -> Value {
+/// The `config.json` of a new run. `primitives` is the text of the user's
+/// primitives file (copied into the run as [`PRIMITIVES_COPY`]), whose
+/// checksum is recorded.
+pub fn config_json(
+    settings: &Settings,
+    command: &[String],
+    extra: Value,
+    primitives: Option<&[u8]>,
+) -> Value {
     json!({
         "format": CONFIG_FORMAT,
         "version": FORMAT_VERSION,
@@ -104,6 +105,7 @@ pub fn config_json(settings: &Settings, command: &[String], extra: Value) -> Val
         "created_utc": utc_stamp(SystemTime::now()),
         "settings": settings.to_json(),
         "settings_hash": settings.hash_hex(),
+        "primitives_checksum": primitives.map(checksum_hex),
         "training_seeds": settings.training_seeds(),
         "retrain_seeds": settings.retrain_seed_list(),
         "versions": {
@@ -119,17 +121,26 @@ pub fn write_config(dir: &Path, config: &Value) -> Result<()> {
     write_json(&dir.join(CONFIG), config)
 }
 
+/// An error unless `dir` has a `config.json` (checked before a lock file
+/// is made in it).
+pub fn require_run(dir: &Path) -> Result<()> {
+    if dir.join(CONFIG).is_file() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} is not an actforge search run directory: it has no {CONFIG}",
+        dir.display()
+    )))
+}
+
 /// Read and check `config.json` of `dir`: it must be an actforge search
-/// run of this format with valid settings whose hash matches.
+/// run of this format with valid settings (within the limits) whose hash
+/// matches, and a user's primitives file copied into the run must have the
+/// checksum recorded there.
 pub fn read_config(dir: &Path) -> Result<Settings> {
     let path = dir.join(CONFIG);
     let shown = path.display().to_string();
-    if !path.exists() {
-        return Err(Error::Usage(format!(
-            "{} is not an actforge search run directory: it has no {CONFIG}",
-            dir.display()
-        )));
-    }
+    require_run(dir)?;
     let v = read(&path)?;
     let f = Fields::of(&v, &shown, "the configuration")?;
     if f.opt("format").and_then(Value::as_str) != Some(CONFIG_FORMAT) {
@@ -152,7 +163,36 @@ pub fn read_config(dir: &Path) -> Result<Settings> {
             "the settings do not match their recorded hash (the file was edited)".into(),
         ));
     }
+    if !settings.named_set() {
+        check_primitives_copy(dir, f.opt("primitives_checksum"), &shown)?;
+    }
     Ok(settings)
+}
+
+/// The run's copy of the user's primitives file must have the checksum
+/// `config.json` records.
+fn check_primitives_copy(dir: &Path, recorded: Option<&Value>, config: &str) -> Result<()> {
+    let copy = dir.join(PRIMITIVES_COPY);
+    let Some(want) = recorded.and_then(Value::as_str) else {
+        return Err(bad(
+            config,
+            format!("records no checksum of {PRIMITIVES_COPY}, so the run's primitive set cannot be verified"),
+        ));
+    };
+    let bytes = read_bounded(&copy, crate::limits::DATA_FILE_BYTES.max)?.ok_or_else(|| {
+        bad(
+            &copy.display().to_string(),
+            "is missing: the run's primitive set is gone".into(),
+        )
+    })?;
+    let got = checksum_hex(&bytes);
+    if got != want {
+        return Err(bad(
+            &copy.display().to_string(),
+            format!("has checksum {got}, but {CONFIG} records {want}: the run's primitive set was edited or replaced"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::experiment::{parse_device, run_experiment, versions, Experiment, Prog
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
-use crate::report::files::write_json;
+use crate::store::files::write_json;
 
 use super::config::TrainSettings;
 use super::executor::{Evaluate, Job, JobResult};
@@ -371,7 +371,10 @@ impl Retrain for Training {
         dir: &Path,
     ) -> Result<Vec<RetrainResult>> {
         let prep = self.full_data()?;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        crate::store::safe::real_dir(dir)?;
+        // `actforge train --resume` could open this folder too: one
+        // process at a time.
+        let _lock = crate::store::Lock::dir(dir, "search (final retrain)")?;
         let exp = Experiment {
             recipe: prep.recipe.clone(),
             activations: entrants
@@ -383,6 +386,7 @@ impl Retrain for Training {
             checkpoint_every: 50,
             samples: 3,
             command: vec!["actforge search (final retrain)".into()],
+            data: Some(prep.describe()),
         };
         // `config.json` as `actforge train` writes it, so that the folder
         // reads like any comparison and a resumed search finds its runs.

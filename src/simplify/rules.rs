@@ -8,6 +8,7 @@
 
 use super::interval::Interval;
 use super::Rewriter;
+use crate::ir::ops::MAX_INT_POW;
 use crate::ir::{Id, Node, Op};
 
 type Apply = fn(&mut Rewriter, &[Id]) -> Option<Id>;
@@ -299,12 +300,13 @@ fn rescaling_is_exact_enough(c1: f64, c2: f64, iv: Interval) -> bool {
     small * a2 >= f64::MIN_POSITIVE * (1.0 + 1e-6)
 }
 
-/// a * a^k = a^(k+1) for a positive integer k (products of the same base).
+/// a * a^k = a^(k+1) for a positive integer k (products of the same base),
+/// while k + 1 stays an exponent computed by repeated multiplication.
 fn mul_pow(rw: &mut Rewriter, a: &[Id]) -> Option<Id> {
     for (base, p) in [(a[0], a[1]), (a[1], a[0])] {
         if let Some(pw) = app(rw, p, Op::Pow) {
             let k = rw.const_of(pw[1])?;
-            if pw[0] == base && k == k.trunc() && (1.0..64.0).contains(&k) {
+            if pw[0] == base && k == k.trunc() && (1.0..f64::from(MAX_INT_POW)).contains(&k) {
                 return Some(pow_const(rw, base, k + 1.0));
             }
         }

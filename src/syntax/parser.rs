@@ -22,11 +22,6 @@ use super::diagnostic::{Diagnostic, Span};
 /// before the recursive parser (or anything downstream) could overflow.
 pub const MAX_DEPTH: u32 = 256;
 
-/// Stack headroom below which recursive passes switch to a fresh segment.
-pub const RED_ZONE: usize = 128 * 1024;
-/// Size of each extra stack segment.
-pub const STACK_SEGMENT: usize = 2 * 1024 * 1024;
-
 #[derive(Debug)]
 pub enum PErr<'a> {
     /// A recoverable token mismatch at this input position.
@@ -401,7 +396,7 @@ impl<'s> Parser<'s> {
         // Every recursive cycle of the grammar passes through here: grow
         // the stack on demand so the nesting limit, not the thread's stack
         // size, decides how deep input may go (debug frames are large).
-        stacker::maybe_grow(RED_ZONE, STACK_SEGMENT, || next(self, j))
+        crate::stack::deep(|| next(self, j))
     }
 
     /// Left-associative chain: `sub { op sub }`.

@@ -2,6 +2,8 @@
 //! tolerance of PRIMITIVES.md, switch-point detection and conditioning.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use actforge::diff::Function;
 use actforge::ir::{eval_f64, parse, Expr, Graph, Id, Node, Op, RefEval};
 use proptest::prelude::*;
@@ -25,6 +27,33 @@ pub fn gp_formula(height: u32) -> impl Strategy<Value = String> {
                 .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
         ]
     })
+}
+
+/// The seed of this test process's property tests: `PROPTEST_RNG_SEED`
+/// when set (to replay a run), otherwise a fresh one. Printed either way
+/// (the test harness shows it with a failure), so any failing run can be
+/// replayed exactly; CI sets and prints it before the tests start.
+pub fn proptest_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| match std::env::var("PROPTEST_RNG_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PROPTEST_RNG_SEED={v:?} is not a u64")),
+        Err(_) => {
+            use std::hash::{BuildHasher, Hasher};
+            // Randomly keyed by the standard library (from the OS).
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        }
+    });
+    eprintln!("property tests: seed {seed} (replay with PROPTEST_RNG_SEED={seed})");
+    seed
 }
 
 /// PRIMITIVES.md: relative 1e-4 plus absolute 1e-5.

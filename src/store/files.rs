@@ -5,24 +5,38 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::safe::{open_append, open_read, open_write};
 use crate::error::{Error, Result};
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::io(path.display().to_string(), e)
 }
 
-/// Replace `path` with `bytes` atomically: write `path.tmp.<pid>`, fsync,
-/// rename over `path`, fsync the directory.
+/// Replace `path` with `bytes` atomically: write `.NAME.tmp.<pid>` (a new
+/// file, never through a link), fsync, rename over `path` (a link there is
+/// replaced, not followed), fsync the directory. Errors name `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_name(path);
-    {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
+    let written = (|| {
+        // A leftover of a killed process with this pid, or a planted link:
+        // removed, never written through.
+        let _ = fs::remove_file(&tmp);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(path.display().to_string(), e));
     }
-    fs::rename(&tmp, path).map_err(io_err(path))?;
     sync_dir(path);
     Ok(())
 }
@@ -60,15 +74,12 @@ pub struct JsonLog {
 }
 
 impl JsonLog {
-    /// Open (creating) `path` for appending. A partial last line left by a
-    /// crash is cut off first, so the next line starts cleanly.
+    /// Open (creating) `path` for appending; a symbolic link there is an
+    /// error. A partial last line left by a crash is cut off first, so the
+    /// next line starts cleanly.
     pub fn open(path: &Path) -> Result<JsonLog> {
         repair_tail(path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let file = open_append(path)?;
         Ok(JsonLog {
             path: path.to_path_buf(),
             file,
@@ -91,17 +102,14 @@ impl JsonLog {
 
 /// Truncate a file after its last newline (drops a torn final line).
 fn repair_tail(path: &Path) -> Result<()> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+    let Some(mut f) = open_read(path)? else {
+        return Ok(());
     };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(io_err(path))?;
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     if keep < bytes.len() {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let f = open_write(path)?;
         f.set_len(keep as u64).map_err(io_err(path))?;
         f.sync_all().map_err(io_err(path))?;
     }
@@ -110,12 +118,11 @@ fn repair_tail(path: &Path) -> Result<()> {
 
 /// Read every complete JSON line of a log; a torn or unparsable line is an
 /// error that names the file and line, except a torn *last* line (no
-/// newline), which a crash can leave and which is skipped.
+/// newline), which a crash can leave and which is skipped. Only a regular
+/// file is read (a link or a FIFO is an error); a missing one has no lines.
 pub fn read_json_lines(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path.display().to_string(), e)),
+    let Some(f) = open_read(path)? else {
+        return Ok(Vec::new());
     };
     let mut reader = BufReader::new(f);
     let mut out = Vec::new();
