@@ -4,8 +4,8 @@
 //! The pipeline flows one way; a module uses only modules before it:
 //!
 //! ```text
-//! syntax → ir → simplify → gp → diff → (codegen → runtime → op → model → fitness)
-//!        → search → report → cli
+//! syntax → ir → simplify → gp → diff → (codegen → runtime → op → model → fitness
+//!        → experiment) → search → report → cli
 //! ```
 //!
 //! Leaves, usable from anywhere above them: `error`, `limits` (the sizes
@@ -27,6 +27,7 @@ pub mod codegen;
 pub mod data;
 pub mod diff;
 pub mod error;
+pub mod experiment;
 pub mod export;
 pub mod fitness;
 pub mod gp;

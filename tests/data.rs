@@ -300,12 +300,120 @@ fn assert_partition(c: &Corpus, s: &data::Splits) {
     all.sort_by(|a, b| (&a.src, &a.tgt).cmp(&(&b.src, &b.tgt)));
     orig.sort_by(|a, b| (&a.src, &a.tgt).cmp(&(&b.src, &b.tgt)));
     assert_eq!(all, orig, "the splits are not a partition of the corpus");
-    let mut home: HashMap<String, usize> = HashMap::new();
-    for (k, part) in [&s.train, &s.valid, &s.test].iter().enumerate() {
-        for p in part.iter() {
-            let prev = *home.entry(group_key(&p.src)).or_insert(k);
-            assert_eq!(prev, k, "source {:?} is in two splits", p.src);
+    for side in [Side::Source, Side::Target] {
+        let mut home: HashMap<String, usize> = HashMap::new();
+        for (k, part) in [&s.train, &s.valid, &s.test].iter().enumerate() {
+            for p in part.iter() {
+                let prev = *home.entry(group_key(side.of(p))).or_insert(k);
+                assert_eq!(prev, k, "{side:?} {:?} is in two splits", side.of(p));
+            }
         }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    fn of(self, p: &Pair) -> &str {
+        match self {
+            Side::Source => &p.src,
+            Side::Target => &p.tgt,
+        }
+    }
+}
+
+/// The normalisation, written here independently of the crate's:
+/// lower-cased, whitespace collapsed.
+fn plain(s: &str) -> String {
+    s.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Validation and test pairs whose question (source) or answer (target)
+/// also occurs in training, under `norm`.
+fn leaks(s: &data::Splits, norm: fn(&str) -> String) -> Vec<String> {
+    let mut out = Vec::new();
+    for side in [Side::Source, Side::Target] {
+        let train: HashSet<String> = s.train.iter().map(|p| norm(side.of(p))).collect();
+        for (name, part) in [("valid", &s.valid), ("test", &s.test)] {
+            for p in part.iter().filter(|p| train.contains(&norm(side.of(p)))) {
+                out.push(format!("{name} {side:?} {:?}", side.of(p)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn built_in_splits_share_no_question_or_answer_with_training() {
+    for name in ["qa", "translate"] {
+        let c = data::builtin(name).unwrap();
+        // The recipe's split (2% / 2%, seed 0), other seeds, larger parts.
+        for (valid, test, seed) in [(0.02, 0.02, 0), (0.02, 0.02, 1), (0.05, 0.1, 7)] {
+            let s = data::split(&c, valid, test, seed);
+            assert_partition(&c, &s);
+            for norm in [plain as fn(&str) -> String, |t: &str| t.to_string()] {
+                let l = leaks(&s, norm);
+                assert!(
+                    l.is_empty(),
+                    "{name} seed {seed}: {} leaks, e.g. {:?}",
+                    l.len(),
+                    &l[..l.len().min(5)]
+                );
+            }
+            let (v, t) = s.overlap();
+            assert_eq!((v, t), Default::default(), "{name}: measured overlap");
+            // Still fine-grained: tens of thousands of components of a
+            // few pairs each, and the parts near their shares.
+            assert!(s.components > 20_000 && s.largest_component <= 20, "{name}");
+            let n = c.pairs.len() as f64;
+            assert!((s.valid.len() as f64 / n - valid).abs() < 0.002, "{name}");
+            assert!((s.test.len() as f64 / n - test).abs() < 0.002, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_users_shared_answers_keep_their_components_whole() {
+    // Each fact asked three ways with one answer (the built-in Q&A's
+    // shape), answers shared across facts in a chain, and one answer
+    // ("yes") given to half the corpus.
+    let mut pairs = Vec::new();
+    for f in 0..300 {
+        for q in ["What is", "Name", "Tell me"] {
+            pairs.push(Pair::new(
+                format!("{q} fact {f}?"),
+                format!("Answer {}", f / 2),
+            ));
+        }
+    }
+    for i in 0..900 {
+        pairs.push(Pair::new(format!("Is {i} a number?"), "Yes.".to_string()));
+    }
+    let c = Corpus {
+        name: "shared".into(),
+        kind: CorpusKind::Qa,
+        pairs,
+        skipped: 0,
+        warnings: vec![],
+        path: None,
+    };
+    for seed in 0..4 {
+        let s = data::split(&c, 0.1, 0.1, seed);
+        assert_partition(&c, &s);
+        assert!(leaks(&s, plain).is_empty(), "seed {seed}");
+        // Facts 2k and 2k+1 share their answer: 6 pairs per component;
+        // the 900 "yes" pairs are one component, too large for a part.
+        assert_eq!((s.components, s.largest_component), (151, 900));
+        assert!(s.train.iter().filter(|p| p.tgt == "Yes.").count() == 900);
+        assert!(!s.valid.is_empty() && !s.test.is_empty());
+        assert!(s.valid.len() <= 180 + 45 && s.test.len() <= 180 + 45);
     }
 }
 
@@ -371,6 +479,12 @@ fn splits_are_recorded_in_a_run_directory() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("split.json")).unwrap()).unwrap();
     assert_eq!(meta["seed"], 9);
+    assert_eq!(meta["components"], s.components);
+    for part in ["valid", "test"] {
+        for side in ["source", "target"] {
+            assert_eq!(meta["shared_with_train"][part][side], 0, "{part} {side}");
+        }
+    }
     assert_eq!(meta["test"]["pairs"], s.test.len());
     assert_eq!(
         meta["train"]["hash"],
@@ -932,6 +1046,30 @@ fn cli_data_stats_json_keys_and_located_warnings() {
     assert!(v["vocab_size"].as_u64().unwrap() > 1000);
     assert!(v["src_lengths"]["histogram"].as_array().unwrap().len() > 5);
     assert_eq!(v["kind"], "qa");
+    // The recipe's split, with its measured overlap with training.
+    let split = &v["split"];
+    assert_eq!(split["seed"], 0);
+    let parts: u64 = ["train", "valid", "test"]
+        .iter()
+        .map(|k| split["pairs"][*k].as_u64().unwrap())
+        .sum();
+    assert_eq!(v["pairs"], parts);
+    for part in ["valid", "test"] {
+        for side in ["source", "target"] {
+            assert_eq!(split["shared_with_train"][part][side], 0, "{part} {side}");
+        }
+    }
+    let (_, text, _) = actforge(&["data", "stats", "builtin:qa", "--split-seed", "3"]);
+    assert!(
+        text.contains("seed 3)")
+            && text.contains(
+                "shared with training: valid 0 sources, 0 targets; test 0 sources, 0 targets"
+            ),
+        "{text}"
+    );
+    let (code, _, err) = actforge(&["data", "stats", "builtin:qa", "--valid-fraction", "0.7"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--valid-fraction"), "{err}");
 
     let dir = temp_dir("clistats");
     let f = dir.join("pairs.tsv");

@@ -1,5 +1,7 @@
-//! BLEU and chrF against sacreBLEU 2.6.0, the t distribution, intervals and
-//! Welch's test against scipy, and the `actforge bleu` command. The expected
+//! BLEU and chrF against sacreBLEU 2.6.0, the t distribution, intervals,
+//! Welch's and the paired t-test against scipy, Holm's adjustment against
+//! statsmodels, the minimum detectable effect of a paired design against
+//! statsmodels and scipy's noncentral t, and the `actforge bleu` command. The expected
 //! values are committed (tests/data/bleu, tests/data/stats) and were produced
 //! by scripts/sacrebleu-cases.py and scripts/scipy-stats-cases.py.
 
@@ -7,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use actforge::metrics::{
-    bleu_signature, chrf_signature, corpus_bleu, corpus_chrf, student_t_quantile, student_t_sf,
-    summarize, tokenize_13a, welch_p, Bleu,
+    bleu_signature, chrf_signature, corpus_bleu, corpus_chrf, holm, paired, paired_mde,
+    student_t_quantile, student_t_sf, summarize, tokenize_13a, welch_p, Bleu,
 };
 use serde_json::Value;
 
@@ -272,6 +274,86 @@ fn welch_equals_scipy() {
         assert_eq!(welch_p(&b, &a), Some(p), "symmetric");
     }
     eprintln!("largest relative deviation from scipy (Welch p): {worst:e}");
+}
+
+/// An optional number of the cases file (`null`: undefined).
+fn opt(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+#[test]
+fn paired_t_equals_scipy_ttest_rel() {
+    let mut worst = 0.0f64;
+    for c in json("stats/scipy.json")["paired"].as_array().unwrap() {
+        let (x, y) = (f64s(&c["contender"]), f64s(&c["baseline"]));
+        let diffs: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a - b).collect();
+        let got = paired(&diffs);
+        let what = format!("ttest_rel({x:?}, {y:?})");
+        assert_eq!(got.n, x.len());
+        // A mean difference of ~1e-16 is rounding: compare it on the scale
+        // of the data.
+        let scale = x.iter().map(|v| v.abs()).fold(0.0, f64::max) * 1e-6;
+        let want = c["mean_diff"].as_f64().unwrap();
+        assert!(
+            (got.mean_diff - want).abs() <= SCIPY_TOL * want.abs().max(scale),
+            "{what}: mean_diff {} vs {want}",
+            got.mean_diff
+        );
+        let ci = f64s(&c["ci95"]);
+        match opt(&c["p"]) {
+            Some(p) => worst = worst.max(rel_close(got.p.expect("defined"), p, &what)),
+            None => assert_eq!(got.p, None, "{what}"),
+        }
+        for (ours, theirs, end) in [(got.ci95.0, ci[0], "low"), (got.ci95.1, ci[1], "high")] {
+            assert!(
+                (ours - theirs).abs() <= SCIPY_TOL * theirs.abs().max(scale),
+                "{what}: ci {end} {ours} vs {theirs}"
+            );
+        }
+        worst = worst.max(rel_close(
+            got.sd_diff,
+            c["sd_diff"].as_f64().unwrap(),
+            &what,
+        ));
+    }
+    eprintln!("largest relative deviation from scipy (paired p, sd of differences): {worst:e}");
+}
+
+#[test]
+fn holm_equals_statsmodels_multipletests() {
+    let mut worst = 0.0f64;
+    for c in json("stats/scipy.json")["holm"].as_array().unwrap() {
+        let ps: Vec<Option<f64>> = c["p"].as_array().unwrap().iter().map(opt).collect();
+        let want: Vec<Option<f64>> = c["holm"].as_array().unwrap().iter().map(opt).collect();
+        let got = holm(&ps);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            match (g, w) {
+                (Some(g), Some(w)) => worst = worst.max(rel_close(*g, *w, &format!("holm {ps:?}"))),
+                _ => assert_eq!(g, w, "holm {ps:?}"),
+            }
+        }
+    }
+    eprintln!("largest relative deviation from statsmodels (Holm): {worst:e}");
+}
+
+#[test]
+fn minimum_detectable_effect_equals_the_noncentral_t() {
+    let mut worst = 0.0f64;
+    for c in json("stats/scipy.json")["mde"].as_array().unwrap() {
+        let f = |k: &str| c[k].as_f64().unwrap();
+        let n = c["n"].as_u64().unwrap() as usize;
+        let got = paired_mde(f("sd"), n, f("alpha"), f("power"));
+        let want = f("mde");
+        let rel = (got - want).abs() / want;
+        assert!(
+            rel <= SCIPY_TOL,
+            "mde sd {} n {n}: ours {got}, scipy {want}",
+            f("sd")
+        );
+        worst = worst.max(rel);
+    }
+    eprintln!("largest relative deviation from scipy's noncentral t (MDE): {worst:e}");
 }
 
 // ---- the `actforge bleu` command -------------------------------------------

@@ -451,20 +451,68 @@ fn spawn_search(dir: &Path, extra: &[&str]) -> Child {
 /// directory, checked again on the frozen process, so that whatever the
 /// test then does lands at that moment however fast or loaded the machine
 /// is. The search is thawed when the guard drops (a signal sent while it
-/// is frozen is delivered then). Fails if the search ends first.
-fn freeze_when(dir: &Path, child: &mut Child, ready: impl Fn(&Path) -> bool) -> procs::Frozen {
+/// is frozen is delivered then). `None` if the search ended first.
+fn freeze_when(
+    dir: &Path,
+    child: &mut Child,
+    ready: impl Fn(&Path) -> bool,
+) -> Option<procs::Frozen> {
     loop {
         if ready(dir) {
             let frozen = procs::Frozen::new(&[child.id()]);
             if ready(dir) {
-                return frozen;
+                return Some(frozen);
             }
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the search ended ({status}) before the moment the test waits for");
+        if child.try_wait().unwrap().is_some() {
+            return None;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Start the search of `args` (with a synthetic sleep per evaluation, in
+/// the run directory `dir`) and freeze it at a moment when `ready` holds.
+/// The moment lasts at least one evaluation's sleep: should the test not
+/// be scheduled within it (a very loaded machine), the run is started
+/// again with a four times longer sleep, so the moment is caught on any
+/// machine.
+fn spawn_frozen_at(
+    dir: &Path,
+    args: &[&str],
+    ready: impl Fn(&Path) -> bool,
+) -> (Child, procs::Frozen) {
+    for sleep_ms in [100u64, 400, 1600, 6400] {
+        let _ = std::fs::remove_dir_all(dir);
+        let sleep = sleep_ms.to_string();
+        let extra: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--synthetic-sleep-ms", &sleep])
+            .collect();
+        let mut child = spawn_search(dir, &extra);
+        if let Some(frozen) = freeze_when(dir, &mut child, &ready) {
+            return (child, frozen);
+        }
+    }
+    panic!("the search always ended before the moment the test waits for");
+}
+
+/// The first generation from `first` on in which the uninterrupted run
+/// `whole` evaluated at least two formulas: run with one worker, such a
+/// generation is mid-way (evaluations logged past its checkpoint) for at
+/// least one evaluation's time.
+fn generation_with_two_evaluations(whole: &Path, first: u64) -> u64 {
+    let mut per_generation: HashMap<u64, usize> = HashMap::new();
+    for r in lines(&whole.join("evaluations.jsonl")) {
+        *per_generation
+            .entry(r["generation"].as_u64().unwrap())
+            .or_default() += 1;
+    }
+    (first..)
+        .take(100)
+        .find(|g| per_generation.get(g).is_some_and(|&n| n >= 2))
+        .expect("a generation with two evaluations")
 }
 
 /// Mid-generation: at least generation `g` checkpointed and more
@@ -501,13 +549,13 @@ const RESUMABLE: &[&str] = &[
 fn resume_after_sigkill_equals_an_uninterrupted_run() {
     let (whole, killed) = (tmp("kill-whole"), tmp("kill-killed"));
     run_search(&whole, RESUMABLE);
-    let slow: Vec<&str> = RESUMABLE
+    let g = generation_with_two_evaluations(&whole, 2);
+    let one_worker: Vec<&str> = RESUMABLE
         .iter()
         .copied()
-        .chain(["--synthetic-sleep-ms", "100", "--workers", "2"])
+        .chain(["--workers", "1"])
         .collect();
-    let mut child = spawn_search(&killed, &slow);
-    let frozen = freeze_when(&killed, &mut child, mid_generation(2));
+    let (mut child, frozen) = spawn_frozen_at(&killed, &one_worker, mid_generation(g));
     child.kill().unwrap(); // SIGKILL
     drop(frozen);
     child.wait().unwrap();
@@ -548,13 +596,13 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
 fn ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run() {
     let (whole, stopped) = (tmp("int-whole"), tmp("int-stopped"));
     run_search(&whole, RESUMABLE);
-    let slow: Vec<&str> = RESUMABLE
+    let g = generation_with_two_evaluations(&whole, 1);
+    let one_worker: Vec<&str> = RESUMABLE
         .iter()
         .copied()
-        .chain(["--synthetic-sleep-ms", "100"])
+        .chain(["--workers", "1"])
         .collect();
-    let mut child = spawn_search(&stopped, &slow);
-    let frozen = freeze_when(&stopped, &mut child, mid_generation(1));
+    let (child, frozen) = spawn_frozen_at(&stopped, &one_worker, mid_generation(g));
     assert!(procs::signal(child.id(), "INT"));
     drop(frozen); // delivered now
     let out = child.wait_with_output().unwrap();
@@ -772,12 +820,11 @@ fn simple_algorithm_and_double_tournament_run() {
 
 // ---- Issue 17: one process per run directory, limits, symlinks, primitives
 
-/// Send `signal` (e.g. "STOP", "KILL") to `pid`.
 #[test]
 fn a_second_process_is_refused_while_the_first_works_and_a_killed_ones_lock_is_taken_over() {
     let dir = tmp("two-processes");
-    // Jobs sleep 2-6 s each, so the first process is mid-generation once
-    // its checkpoint exists; it is then stopped, so it stays there.
+    // Frozen while its generation is being evaluated: its checkpoint
+    // exists, its hall of fame does not.
     let slow = [
         "--pop",
         "2",
@@ -787,11 +834,8 @@ fn a_second_process_is_refused_while_the_first_works_and_a_killed_ones_lock_is_t
         "0",
         "--workers",
         "2",
-        "--synthetic-sleep-ms",
-        "2000",
     ];
-    let mut first = spawn_search(&dir, &slow);
-    let frozen = freeze_when(&dir, &mut first, |d| {
+    let (mut first, frozen) = spawn_frozen_at(&dir, &slow, |d| {
         d.join("checkpoint.json").exists() && !d.join("hall_of_fame.json").exists()
     });
     assert!(first.try_wait().unwrap().is_none());

@@ -130,10 +130,21 @@ fn a_trained_search_scores_candidates_and_retrains_the_best_against_gelu() {
     let rows = fin["summary"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["activation"], "gelu");
+    // Named by what trains, not by the prelude's exact GELU.
+    assert_eq!(rows[0]["formula"], "gelu (candle, tanh)");
     assert_eq!(rows[1]["activation"], "hof-1");
     for r in rows {
         assert_eq!(r["runs_ok"], 2, "{r}");
         assert!(r["fitness"]["mean"].as_f64().unwrap().is_finite());
+    }
+    // The paired contract for every metric of the trained comparison.
+    assert!(rows[0]["vs_baseline"].is_null());
+    for key in ["bleu", "chrf", "ppl", "acc", "fitness"] {
+        let d = &rows[1]["vs_baseline"][key];
+        for k in ["mean_diff", "ci95", "p", "p_holm", "n", "better"] {
+            assert!(d.get(k).is_some(), "vs_baseline.{key}.{k} in {d}");
+        }
+        assert_eq!(d["n"], 2, "{key}");
     }
     let results = json(&dir.join("final").join("results.json"));
     assert_eq!(results["experiment"]["activations"][0], "gelu");
@@ -164,6 +175,28 @@ fn fitness_in_the_search_equals_a_direct_training_run_bit_for_bit() {
         "{}",
         e["formula"]
     );
+}
+
+#[test]
+fn fitness_weights_reach_the_search_and_its_config() {
+    let dir = tmp("weights");
+    search(
+        &dir,
+        &["--workers", "1", "--retrain-top", "0", "--weights", "ppl=1"],
+    );
+    let config = json(&dir.join("config.json"));
+    assert_eq!(config["settings"]["train"]["weights"], "bleu=0,ppl=1,acc=0");
+    let settings = Settings::from_json(&config["settings"], "config.json").unwrap();
+    let prep = Prepared::new(&recipe(&settings.train).unwrap()).unwrap();
+    // With the perplexity term alone, the fitness is that term.
+    let e = evaluations(&dir)
+        .into_iter()
+        .find(|e| e["fitness"].is_number())
+        .expect("one candidate trained");
+    let ppl = e["metrics"]["ppl"].as_f64().unwrap();
+    let want = actforge::metrics::ppl_score(ppl, prep.vocab());
+    let got = e["fitness"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
 }
 
 /// `v` without its `*_seconds` keys.
@@ -212,6 +245,7 @@ fn bad_training_settings_fail_before_the_run_directory_exists() {
     for (flags, needle) in [
         (&["--preset", "gpt-huge"][..], "gpt-huge"),
         (&["--batch-size", "0"][..], "--batch-size"),
+        (&["--weights", "chrf=1"][..], "unknown key `chrf`"),
     ] {
         let dir = tmp("bad");
         let out = bin()

@@ -1,7 +1,9 @@
 //! The training recipe and `actforge train`: losses fall, fused and
 //! composed train alike, numerical failure is a scored failure with its
 //! step, an interrupted or killed run resumes to the same result as an
-//! uninterrupted one, and the results files keep their stable keys.
+//! uninterrupted one, the results files keep their stable keys, and the
+//! paired statistics against the baseline (Holm, failures at the fitness
+//! floor, directions) equal an independent recomputation from the runs.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actforge::fitness::{self, Length, Prepared, Recipe, RunOptions, Status, Task};
+use actforge::metrics::{fitness as weighted_fitness, student_t_quantile, student_t_sf, Scores};
 use actforge::op::Activation;
 use candle_core::Device;
 use common::procs;
@@ -129,6 +132,31 @@ fn a_non_finite_loss_is_a_scored_failure_with_its_step() {
         .as_str()
         .unwrap()
         .contains("non-finite"));
+}
+
+#[test]
+fn without_generated_sentences_bleu_is_left_out_of_the_fitness() {
+    // Before: BLEU of no sentence counted as 0 with half the weight.
+    let mut r = qa_recipe(2);
+    r.eval_sentences = 0;
+    let prep = Prepared::new(&r).unwrap();
+    let act = Activation::parse("gelu").unwrap();
+    let o = fitness::run(&prep, &act, 1, &Device::Cpu, &RunOptions::default()).unwrap();
+    let e = o.eval.as_ref().unwrap();
+    let scores = Scores {
+        bleu: f64::NAN,
+        chrf: f64::NAN,
+        ppl: e.ppl,
+        acc: e.acc,
+    };
+    let w = r.weights.without_bleu().unwrap();
+    assert_eq!(e.fitness, weighted_fitness(&scores, &w, prep.vocab()));
+    let with_zero = Scores {
+        bleu: 0.0,
+        ..scores
+    };
+    assert!(e.fitness > weighted_fitness(&with_zero, &r.weights, prep.vocab()));
+    assert!(e.metrics_json()["bleu"].is_null() && e.metrics_json()["chrf"].is_null());
 }
 
 #[test]
@@ -400,6 +428,196 @@ fn bench_step_reports_all_three_variants() {
     }
 }
 
+/// The activations of the paired-statistics test: the baseline, two that
+/// train, and one whose loss is non-finite at once on every seed.
+const PAIRED_ACTS: [&str; 4] = ["gelu", "silu(x)", QA, "exp(x * 1000)"];
+const METRIC_KEYS: [(&str, bool); 5] = [
+    ("bleu", true),
+    ("chrf", true),
+    ("ppl", false),
+    ("acc", true),
+    ("fitness", true),
+];
+
+/// The value of `key` for activation `a` at `seed`, recomputed from
+/// `runs` by the documented rule: fitness counts a failed run as 0; other
+/// metrics only count successful runs.
+fn run_value(runs: &[Value], a: usize, seed: u64, key: &str) -> Option<f64> {
+    let r = runs
+        .iter()
+        .find(|r| r["activation"] == PAIRED_ACTS[a] && r["seed"] == seed)
+        .expect("every run is recorded");
+    let ok = r["status"] == "ok";
+    match (key, ok) {
+        ("fitness", false) => Some(0.0),
+        (_, false) => None,
+        _ => r["metrics"][key].as_f64(),
+    }
+}
+
+/// (n, mean, ci95, p) of the paired t-test, by hand.
+fn paired_by_hand(d: &[f64]) -> (usize, f64, Option<(f64, f64)>, Option<f64>) {
+    let n = d.len();
+    if n == 0 {
+        return (0, f64::NAN, None, None);
+    }
+    let mean = d.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (n, mean, None, None);
+    }
+    let sd = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let se = sd / (n as f64).sqrt();
+    let q = student_t_quantile(0.975, (n - 1) as f64);
+    let p = if sd == 0.0 {
+        (mean != 0.0).then_some(0.0)
+    } else {
+        Some((2.0 * student_t_sf((mean / se).abs(), (n - 1) as f64)).min(1.0))
+    };
+    (n, mean, Some((mean - q * se, mean + q * se)), p)
+}
+
+/// Holm's adjustment, by hand: sorted ascending, (m − i)·p, running
+/// maximum, capped at 1.
+fn holm_by_hand(ps: &[Option<f64>]) -> Vec<Option<f64>> {
+    let mut idx: Vec<usize> = (0..ps.len()).filter(|&i| ps[i].is_some()).collect();
+    idx.sort_by(|&a, &b| ps[a].unwrap().partial_cmp(&ps[b].unwrap()).unwrap());
+    let m = idx.len();
+    let mut out = vec![None; ps.len()];
+    let mut run = 0.0f64;
+    for (i, &k) in idx.iter().enumerate() {
+        run = run.max(((m - i) as f64 * ps[k].unwrap()).min(1.0));
+        out[k] = Some(run);
+    }
+    out
+}
+
+fn near(ours: &Value, want: f64, what: &str) {
+    let got = ours.as_f64().unwrap_or_else(|| panic!("{what}: {ours}"));
+    assert!(
+        (got - want).abs() <= 1e-12 * want.abs().max(1e-9),
+        "{what}: results.json {got}, recomputed {want}"
+    );
+}
+
+#[test]
+fn train_writes_paired_statistics_that_equal_a_recomputation_from_the_runs() {
+    let dir = temp("paired");
+    let mut args: Vec<&str> = vec!["train", "--task", "qa", "--seeds", "3", "--steps", "12"];
+    args.extend(["--batch-size", "8", "--eval-sentences=8", "--samples", "0"]);
+    for a in PAIRED_ACTS {
+        args.extend(["--act", a]);
+    }
+    let o = actforge()
+        .args(&args)
+        .args(["--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let v = results(&dir);
+    let runs = v["runs"].as_array().unwrap();
+    let summary = v["summary"].as_array().unwrap();
+    assert_eq!(runs.len(), 12);
+    assert_eq!(v["statistics"]["fitness_floor"], 0.0);
+    assert_eq!(v["statistics"]["alpha"], 0.05);
+
+    // Failures count: the exponential fails on every seed and is logged
+    // with the fitness floor; the others never fail.
+    for (a, s) in summary.iter().enumerate() {
+        assert_eq!(s["activation"], PAIRED_ACTS[a]);
+        assert_eq!(s["runs"], 3);
+        assert_eq!(s["runs_failed"], if a == 3 { 3 } else { 0 }, "{a}");
+    }
+    for r in runs.iter().filter(|r| r["activation"] == PAIRED_ACTS[3]) {
+        assert!(r["status"].as_str().unwrap().contains("non-finite"));
+        assert_eq!(r["metrics"]["fitness"], 0.0);
+    }
+    assert!(summary[0]["vs_baseline"].is_null());
+
+    for (key, higher) in METRIC_KEYS {
+        let mut ps = Vec::new();
+        let mut tests = Vec::new();
+        for a in 1..PAIRED_ACTS.len() {
+            let d: Vec<f64> = (1..=3u64)
+                .filter_map(|s| Some(run_value(runs, a, s, key)? - run_value(runs, 0, s, key)?))
+                .collect();
+            let t = paired_by_hand(&d);
+            ps.push(t.3);
+            tests.push(t);
+        }
+        let holm = holm_by_hand(&ps);
+        for (i, (n, mean, ci, p)) in tests.into_iter().enumerate() {
+            let a = i + 1;
+            let what = format!("{} {key}", PAIRED_ACTS[a]);
+            let got = &summary[a]["vs_baseline"][key];
+            assert_eq!(got["n"], n, "{what}");
+            match n {
+                0 => assert!(got["mean_diff"].is_null(), "{what}"),
+                _ => near(&got["mean_diff"], mean, &format!("{what} mean_diff")),
+            }
+            match ci {
+                Some((lo, hi)) => {
+                    near(&got["ci95"][0], lo, &format!("{what} ci low"));
+                    near(&got["ci95"][1], hi, &format!("{what} ci high"));
+                }
+                None => assert!(got["ci95"][0].is_null() && got["ci95"][1].is_null()),
+            }
+            match (p, holm[i]) {
+                (Some(p), Some(h)) => {
+                    near(&got["p"], p, &format!("{what} p"));
+                    near(&got["p_holm"], h, &format!("{what} p_holm"));
+                    let better = if h < 0.05 {
+                        serde_json::json!((mean > 0.0) == higher)
+                    } else {
+                        Value::Null
+                    };
+                    assert_eq!(got["better"], better, "{what}");
+                }
+                _ => {
+                    assert!(got["p"].is_null() && got["p_holm"].is_null(), "{what}");
+                    assert!(got["better"].is_null(), "{what}");
+                }
+            }
+        }
+    }
+    // The always-failing activation: fitness compared on every seed (its
+    // floor against the baseline), the other metrics on none.
+    let fail = &summary[3]["vs_baseline"];
+    assert_eq!(fail["fitness"]["n"], 3);
+    assert!(fail["fitness"]["mean_diff"].as_f64().unwrap() < 0.0);
+    assert_ne!(fail["fitness"]["better"], true);
+    assert_eq!(fail["acc"]["n"], 0);
+    // Welch's p stays, as the secondary column.
+    assert!(summary[1]["welch_p"]["fitness"].is_number());
+    // What the fitness is made of, measured.
+    let shares = &v["fitness_shares"];
+    let sum: f64 = ["bleu", "ppl", "acc"]
+        .iter()
+        .map(|k| shares[*k].as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-12, "{shares}");
+    // The resolution of each comparison.
+    assert!(v["resolution"][0].is_null());
+    assert!(v["resolution"][1]["fitness_mde"].as_f64().unwrap() > 0.0);
+    // The table: paired block, Holm, verdict words, failures, the
+    // baseline by what trains.
+    for want in [
+        "paired differences from gelu (candle, tanh)",
+        "Holm p",
+        "Welch p",
+        "resolution:",
+        "failed runs:",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    assert!(
+        ["better", "worse", "no difference"]
+            .iter()
+            .any(|w| text.contains(w)),
+        "{text}"
+    );
+}
+
 // ---- Issue 17: refused runs leave nothing, one process per directory,
 // ---- edited state on resume
 
@@ -584,7 +802,7 @@ fn a_second_train_is_refused_while_the_first_works_and_edits_are_refused_on_resu
 
 #[test]
 fn resumed_runs_must_prepare_the_data_they_started_with() {
-    use actforge::fitness::compare::{check_data, Experiment};
+    use actforge::experiment::{check_data, Experiment};
     let prep = Prepared::new(&qa_recipe(4)).unwrap();
     let mut exp = Experiment {
         recipe: prep.recipe.clone(),

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::data::{self, Corpus, Format, Tokenizer};
 use crate::error::{Error, Result};
+use crate::fitness::{Recipe, Task};
 
 /// Warnings listed in text output (`--json` lists all).
 const SHOWN_WARNINGS: usize = 20;
@@ -35,7 +36,7 @@ impl CorpusArg {
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
-    /// Pair count, skipped lines with reasons, length histograms, vocabulary.
+    /// Pair count, skipped lines with reasons, length histograms, vocabulary, the split.
     #[command(after_help = "\
 Loads the corpus as training would: malformed records (wrong column
 count, empty side, invalid UTF-8, a line over 4096 bytes, a broken Q&A
@@ -44,12 +45,21 @@ more than half malformed is an error (exit status 1) and nothing is
 loaded. Lengths and vocabulary count words: runs of letters and digits,
 lower-cased.
 
+The split is the one training makes (by default 2% validation, 2% test,
+seed 0): pairs joined into connected components by their normalised
+source and normalised target, whole components per part. Reported: the
+pairs per part, the components (and the largest), and the measured
+number of validation and test pairs whose source or target also occurs
+in training (0).
+
 JSON (--json), stable keys: {\"name\", \"kind\" (translation|qa), \"hash\"
 (16 hex digits, the content hash that keys the tokenizer cache),
 \"pairs\", \"skipped\", \"warnings\": [{\"line\", \"reason\"}, …],
 \"duplicates\", \"src_lengths\" and \"tgt_lengths\": {\"min\", \"max\",
 \"mean\", \"histogram\": [[length, pairs], …]}, \"vocab_src\",
-\"vocab_tgt\", \"vocab_size\"}
+\"vocab_tgt\", \"vocab_size\", \"split\": {\"seed\", \"pairs\": {\"train\",
+\"valid\", \"test\"}, \"components\", \"largest_component\", \"grouping\",
+\"shared_with_train\": {\"valid\"|\"test\": {\"source\", \"target\"}}}}
 
 Examples:
   actforge data stats builtin:translate
@@ -58,6 +68,15 @@ Examples:
     Stats {
         #[command(flatten)]
         corpus: CorpusArg,
+        /// Share of the pairs for validation [default: the recipe's, 0.02].
+        #[arg(long)]
+        valid_fraction: Option<f64>,
+        /// Share of the pairs for test [default: the recipe's, 0.02].
+        #[arg(long)]
+        test_fraction: Option<f64>,
+        /// Seed of the split [default: the recipe's, 0].
+        #[arg(long)]
+        split_seed: Option<u64>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -132,7 +151,21 @@ Examples:
 
 pub fn run(w: &mut dyn Write, cmd: DataCommand) -> Result<i32> {
     match cmd {
-        DataCommand::Stats { corpus, json } => stats(w, &corpus, json),
+        DataCommand::Stats {
+            corpus,
+            valid_fraction,
+            test_fraction,
+            split_seed,
+            json,
+        } => {
+            let r = Recipe::for_task(Task::Qa, false);
+            let cut = SplitArgs {
+                valid: valid_fraction.unwrap_or(r.valid_fraction),
+                test: test_fraction.unwrap_or(r.test_fraction),
+                seed: split_seed.unwrap_or(r.data_seed),
+            };
+            stats(w, &corpus, &cut, json)
+        }
         DataCommand::Thin {
             corpus,
             fraction,
@@ -150,12 +183,57 @@ pub fn run(w: &mut dyn Write, cmd: DataCommand) -> Result<i32> {
     }
 }
 
-fn stats(w: &mut dyn Write, arg: &CorpusArg, as_json: bool) -> Result<i32> {
-    let s = data::stats(&arg.open()?);
+/// The split `data stats` reports.
+struct SplitArgs {
+    valid: f64,
+    test: f64,
+    seed: u64,
+}
+
+fn stats(w: &mut dyn Write, arg: &CorpusArg, cut: &SplitArgs, as_json: bool) -> Result<i32> {
+    for (flag, v) in [
+        ("--valid-fraction", cut.valid),
+        ("--test-fraction", cut.test),
+    ] {
+        if !(0.0..0.5).contains(&v) {
+            return Err(Error::Usage(format!("{flag} must be in [0, 0.5), not {v}")));
+        }
+    }
+    let c = arg.open()?;
+    let s = data::stats(&c);
+    let split = data::split(&c, cut.valid, cut.test, cut.seed).describe();
     if as_json {
-        outln!(w, "{}", s.to_json());
+        let mut v = s.to_json();
+        v["split"] = split;
+        outln!(w, "{v}");
     } else {
         super::io::put(w, &s.describe(SHOWN_WARNINGS))?;
+        let n = |k: &str| split["pairs"][k].as_u64().unwrap_or(0);
+        let shared = &split["shared_with_train"];
+        outln!(
+            w,
+            "split       train {} / valid {} / test {} pairs (fractions {} / {}, seed {})",
+            n("train"),
+            n("valid"),
+            n("test"),
+            cut.valid,
+            cut.test,
+            cut.seed
+        );
+        outln!(
+            w,
+            "            {} components of pairs sharing a source or a target (largest {} pairs)",
+            split["components"],
+            split["largest_component"]
+        );
+        outln!(
+            w,
+            "            shared with training: valid {} sources, {} targets; test {} sources, {} targets",
+            shared["valid"]["source"],
+            shared["valid"]["target"],
+            shared["test"]["source"],
+            shared["test"]["target"]
+        );
     }
     Ok(0)
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::io::note;
-use crate::fitness::compare::Progress;
+use crate::experiment::Progress;
 use crate::fitness::{Outcome, StepInfo};
 
 /// Runs and steps of `actforge train` (and of a search's final retrain).

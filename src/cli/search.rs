@@ -63,7 +63,8 @@ times), hall_of_fame.json, pareto.json, and at the end fitness.png,
 pareto.png, hall_of_fame/hof-K.png (each entry and its derivative next to
 GELU), best_kernel/ (the exported kernel package of the best formula) and
 final.json (the best formulas retrained against GELU over --retrain-seeds
-seeds, with 95% intervals and Welch's p).
+seeds, with 95% intervals, the paired difference from GELU with its Holm p
+and verdict, and Welch's p).
 
 Reliability: after kill -9, `--resume DIR` continues from the last
 checkpoint, reusing every evaluation already logged, and reaches the same
@@ -259,6 +260,10 @@ pub struct SearchArgs {
     /// Share of the training data kept (stratified thinning).
     #[arg(long, default_value_t = 0.5, group = "settings")]
     pub thin: f64,
+    /// Fitness weights, e.g. bleu=0.5,ppl=0.3,acc=0.2 (the default); a key
+    /// left out weighs 0.
+    #[arg(long, value_name = "bleu=W,ppl=W,acc=W", group = "settings")]
+    pub weights: Option<crate::metrics::Weights>,
     /// Where candidates train: auto (a GPU when this build has the cuda
     /// feature and one answers, else the CPU), cpu or cuda.
     #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "cuda"], group = "settings")]
@@ -363,6 +368,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             },
             preset: a.preset.clone(),
             batch_size: a.batch_size,
+            weights: a.weights,
         },
         evaluator: match a.evaluator.as_str() {
             "synthetic" => EvaluatorKind::Synthetic {
@@ -545,18 +551,32 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
         None => outln!(out, "best: no candidate succeeded"),
     }
     if !s.retrain.is_empty() {
-        outln!(out, "final retrain against GELU:");
         outln!(
             out,
-            "  {:<10} {:>10} {:>23} {:>9} {:>4}  formula",
+            "final retrain against GELU (paired over the seeds, Holm over the formulas, α = 0.05; a failed run scores 0):"
+        );
+        outln!(
+            out,
+            "  {:<10} {:>10} {:>23} {:>10} {:>9} {:<13} {:>9} {:>4}  formula",
             "activation",
             "fitness",
             "95% CI",
+            "vs GELU",
+            "Holm p",
+            "verdict",
             "Welch p",
             "runs"
         );
         for r in &s.retrain {
             let p = r.welch_p.map_or("-".to_string(), |p| format!("{p:.3}"));
+            let (diff, holm, verdict) = match &r.vs_baseline {
+                Some(d) => (
+                    format!("{:+.6}", d.test.mean_diff),
+                    d.p_holm.map_or("-".to_string(), |p| format!("{p:.3}")),
+                    d.verdict.word(),
+                ),
+                None => ("-".into(), "-".into(), "(baseline)"),
+            };
             // One successful run has no interval.
             let ci = if r.ci95.0.is_finite() && r.ci95.1.is_finite() {
                 format!("[{:>10.6}, {:>10.6}]", r.ci95.0, r.ci95.1)
@@ -565,14 +585,30 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
             };
             outln!(
                 out,
-                "  {:<10} {:>10.6} {:>23} {:>9} {:>4}  {}",
+                "  {:<10} {:>10.6} {:>23} {:>10} {:>9} {:<13} {:>9} {:>4}  {}",
                 r.label,
                 r.mean,
                 ci,
+                diff,
+                holm,
+                verdict,
                 p,
                 r.n_ok,
                 r.formula
             );
+        }
+        let base = s.retrain[0].mean;
+        for r in &s.retrain[1..] {
+            if let Some(d) = &r.vs_baseline {
+                outln!(
+                    out,
+                    "  resolution {}: a true difference of ±{:.6} ({:.2}% of GELU's fitness) is detected with 80% power at α = 0.05 ({} seed pairs)",
+                    r.label,
+                    d.mde(),
+                    100.0 * d.mde() / base,
+                    d.test.n
+                );
+            }
         }
     }
     for w in &s.warnings {

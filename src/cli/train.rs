@@ -12,7 +12,7 @@ use clap::Args;
 use super::io::{note, put};
 use super::progress::TrainBars;
 use crate::error::{Error, Result};
-use crate::fitness::compare::{self, Experiment, Progress};
+use crate::experiment::{self as compare, Experiment, Progress};
 use crate::fitness::run::{Outcome, StepInfo};
 use crate::fitness::{Length, Prepared, Recipe, Task};
 use crate::store::files::{utc_stamp, write_json};
@@ -25,16 +25,28 @@ Every activation trains on the same split, from the same initial weights for
 a given seed and in the same batch order (common random numbers), so that
 differences come from the activation. Seeds are 1..=N.
 
-An activation is `gelu` (candle's built-in, tanh approximation), a formula
-(the fused op: one CPU pass or one CUDA kernel, forward and backward), or
-`composed:FORMULA` (the same formula as a chain of candle ops). Without
---act: gelu and the task's seed formula.
+An activation is `gelu` (candle's built-in, tanh approximation: tables call
+it `gelu (candle, tanh)`), a formula (the fused op: one CPU pass or one CUDA
+kernel, forward and backward), or `composed:FORMULA` (the same formula as a
+chain of candle ops). Without --act: gelu and the task's seed formula. The
+first activation is the baseline.
 
-Tables: per activation, the mean ± half-width of the 95% Student-t interval
-over seeds of BLEU and chrF (sacreBLEU scale, greedy generations of the
-validation sentences), perplexity and token accuracy (validation, teacher
-forced) and the weighted fitness; Welch's t-test p-value of each against the
-first activation; per-epoch rows for translate-t5; sample answers for qa.
+Tables: per activation, runs and failed runs, and the mean ± half-width of
+the 95% Student-t interval over seeds of BLEU and chrF (sacreBLEU scale,
+greedy generations of the validation sentences), perplexity and token
+accuracy (validation, teacher forced) and the weighted fitness, with the
+measured share of each term in the fitness. Then, for every activation
+after the baseline and every metric, the paired comparison with the
+baseline over the same seeds: the mean difference (activation − baseline)
+with its 95% Student-t interval, the two-sided paired t-test p, the
+Holm-adjusted p over the activations compared (one family per metric), and
+the verdict at α = 0.05: better, worse (in the metric's good direction;
+PPL: lower) or no difference; Welch's unpaired p as a secondary column; the
+smallest fitness difference the seeds can detect (80% power). A failed run
+(non-finite loss) scores the fitness floor, 0, in every fitness statistic;
+the other metrics count only the seeds where both runs succeeded (n).
+Per-epoch rows for translate-t5; sample answers for qa. Long names are
+never cut: rows are numbered and a legend gives them whole.
 
 Written to --out (default runs/train-TASK-TIMESTAMP; never overwritten):
 config.json, runs.jsonl (one line per finished run), results.json, results.csv,
@@ -49,9 +61,15 @@ against its settings hash, the data against what the run started with,
 and each checkpoint's parts against each other and its weights' checksum.
 
 results.json keys (stable): runs[] {activation, seed, status (\"ok\" or the
-reason), loss_first, loss_last, metrics {bleu, chrf, ppl, acc, fitness}} and
-summary[] {activation, bleu|chrf|ppl|acc|fitness: {mean, ci95: [lo, hi]},
-welch_p {metric: p} (null for the first activation)}.
+reason), loss_first, loss_last, metrics {bleu, chrf, ppl, acc, fitness} (a
+failed run: {fitness: 0}, the floor it scores)}; summary[] {activation,
+runs, runs_failed, bleu|chrf|ppl|acc|fitness: {n, mean, sd, ci95: [lo, hi]},
+welch_p {metric: p}, vs_baseline {metric: {mean_diff, ci95: [lo, hi], p,
+p_holm, n, better: true|false|null}}} (welch_p and vs_baseline are null for
+the first activation; better is null unless p_holm < 0.05); statistics {test,
+family, alpha, fitness_floor, …}; resolution[] {fitness_mde,
+fitness_mde_percent, sd_diff, n, alpha, power} (null for the first);
+fitness_shares {bleu, ppl, acc}.
 
 Examples:
   actforge train --task qa --act gelu --act 'gated_gate(safe_sin(relu_like(sigmoid_like(ARG0))), gelu_like(ARG0))' --seeds 2
@@ -242,7 +260,7 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
     if args.json {
         let v = serde_json::json!({
             "out": dir.display().to_string(),
-            "summary": results.summary,
+            "summary": results.summary_json(),
             "report": page.map(|p| p.display().to_string()),
         });
         outln!(out, "{v}");
@@ -284,7 +302,7 @@ impl Progress for Reporting<'_> {
 
 /// `DIR/report.html`, or a warning (the run's results stand).
 fn write_page(dir: &Path) -> Option<PathBuf> {
-    crate::fitness::page::write(dir)
+    crate::experiment::page::write(dir)
         .map_err(|e| note(format!("warning: report page: {e}")))
         .ok()
 }

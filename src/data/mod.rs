@@ -36,7 +36,7 @@ pub use batch::{encode_pairs, Batcher, DecoderBatch, Example, Seq2SeqBatch};
 pub use builtin::{builtin, BUILTIN_NAMES};
 pub use corpus::{open, Corpus, CorpusKind, Format, Pair, Warning};
 pub use load::{detect_format, load_bytes, MAX_LINE_BYTES};
-pub use split::{group_key, pairs_hash, write_tsv, Splits};
+pub use split::{group_key, pairs_hash, write_tsv, Overlap, Splits};
 pub use stats::{CorpusStats, LengthStats};
 pub use thin::{js_divergence, kept_count, Thinned};
 pub use tokenizer::{cache_dir, cache_name, Specials, Tokenizer, SPECIAL_TOKENS, TRAINER_VERSION};

@@ -42,8 +42,14 @@ impl Evaluation {
     /// `{"bleu","chrf","ppl","acc","fitness", …}` (stable keys; BLEU and
     /// chrF on sacreBLEU's 0–100 scale).
     pub fn metrics_json(&self) -> Value {
+        // No sentence generated: BLEU was not measured (null, not 0).
+        let bleu = if self.sentences == 0 {
+            f64::NAN
+        } else {
+            self.bleu.score
+        };
         json!({
-            "bleu": finite(self.bleu.score),
+            "bleu": finite(bleu),
             "chrf": finite(self.chrf),
             "ppl": finite(self.ppl),
             "acc": finite(self.acc),
@@ -82,13 +88,20 @@ pub fn evaluate(prep: &Prepared, model: &Model, samples: usize) -> Result<Evalua
     let refs = vec![refs];
     let bleu = metrics::corpus_bleu(&hyps, &refs);
     let chrf = metrics::corpus_chrf(&hyps, &refs);
+    // No generated sentence: BLEU and chrF are not measured, and BLEU is
+    // left out of the fitness (its weight goes to the other terms) rather
+    // than counted as 0. `Recipe::validate` refuses BLEU-only weights then.
+    let (bleu_score, chrf, weights) = match (n, prep.recipe.weights.without_bleu()) {
+        (0, Some(w)) => (f64::NAN, f64::NAN, w),
+        _ => (bleu.score, chrf, prep.recipe.weights),
+    };
     let scores = Scores {
-        bleu: bleu.score,
+        bleu: bleu_score,
         chrf,
         ppl,
         acc,
     };
-    let fitness = metrics::fitness(&scores, &prep.recipe.weights, prep.vocab());
+    let fitness = metrics::fitness(&scores, &weights, prep.vocab());
     let samples = (0..samples.min(n))
         .map(|i| Sample {
             source: prep.valid_pairs[i].src.clone(),

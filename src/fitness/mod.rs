@@ -4,16 +4,14 @@
 //!
 //! - [`Recipe`]: every setting that decides what a fitness number means;
 //! - [`Prepared`]: the data of a recipe, built once and shared by runs;
-//! - [`run`]: train one activation from one seed and evaluate it;
-//! - [`compare`]: several activations over several seeds, with statistics
-//!   (what `actforge train` prints and writes);
-//! - [`page`]: the report page of a train run directory.
+//! - [`run`]: train one activation from one seed and evaluate it.
+//!
+//! Comparisons of several activations over several seeds live one room
+//! up, in `crate::experiment`.
 
 pub mod checkpoint;
-pub mod compare;
 pub mod evaluate;
 pub mod optim;
-pub mod page;
 pub mod prepare;
 pub mod recipe;
 pub mod run;

@@ -223,6 +223,12 @@ impl Recipe {
         if self.max_src == 0 || self.max_tgt == 0 {
             return bad("--max-len must be at least 1".into());
         }
+        if self.eval_sentences == 0 && self.weights.without_bleu().is_none() {
+            return bad(format!(
+                "--weights {} counts only BLEU, but --eval-sentences 0 generates no sentence to score: give ppl or acc a weight, or generate sentences",
+                self.weights
+            ));
+        }
         let split = self.valid_fraction + self.test_fraction;
         if !(self.valid_fraction > 0.0 && self.test_fraction >= 0.0 && split < 0.5) {
             return bad(
@@ -290,6 +296,15 @@ mod tests {
         let mut r = Recipe::for_task(Task::Qa, false);
         r.length = Length::Steps(0);
         assert!(r.validate().is_err());
+        let mut r = Recipe::for_task(Task::Qa, false);
+        r.eval_sentences = 0;
+        r.validate().unwrap();
+        r.weights = "bleu=1".parse().unwrap();
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--eval-sentences 0"));
         let mut r = Recipe::for_task(Task::Qa, false);
         let h = r.hash();
         r.lr *= 2.0;

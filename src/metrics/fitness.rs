@@ -21,6 +21,14 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
+/// The fitness a failed run scores (a non-finite loss, no evaluation): the
+/// lowest value the fitness takes. A model that learned nothing scores
+/// about this too: its perplexity is the vocabulary's (term 0), its BLEU 0
+/// and its accuracy about 1/vocab. Comparisons over seeds count a failed
+/// run at this value, so an activation that diverges on some seeds never
+/// looks better than one that never does.
+pub const FITNESS_FLOOR: f64 = 0.0;
+
 /// Non-negative weights of the fitness terms; only their ratios matter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Weights {
@@ -36,6 +44,24 @@ impl Default for Weights {
             ppl: 0.3,
             acc: 0.2,
         }
+    }
+}
+
+impl Weights {
+    /// These weights with BLEU's set to 0: what the fitness of an
+    /// evaluation that generates no sentences uses, where BLEU is not
+    /// measured (rather than measured as 0). `None` when BLEU is the only
+    /// weighted term.
+    pub fn without_bleu(self) -> Option<Weights> {
+        let w = Weights { bleu: 0.0, ..self };
+        (w.ppl + w.acc > 0.0).then_some(w)
+    }
+
+    /// Each term's share of the weights (BLEU, perplexity, accuracy),
+    /// summing to 1.
+    pub fn shares(&self) -> [f64; 3] {
+        let total = self.bleu + self.ppl + self.acc;
+        [self.bleu / total, self.ppl / total, self.acc / total]
     }
 }
 
@@ -69,6 +95,27 @@ pub fn fitness(s: &Scores, w: &Weights, vocab: usize) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Each term's part of the fitness, `w·score / (w_bleu + w_ppl + w_acc)`
+/// for BLEU, perplexity and accuracy: they add up to the fitness (up to
+/// rounding) unless a weighted term is NaN, which makes the fitness 0. A
+/// term with weight 0 contributes 0. What the fitness is made of, as
+/// measured (see `experiment`'s fitness shares).
+pub fn contributions(s: &Scores, w: &Weights, vocab: usize) -> [f64; 3] {
+    let total = w.bleu + w.ppl + w.acc;
+    let part = |weight: f64, score: f64| {
+        if weight > 0.0 && total > 0.0 {
+            weight * score / total
+        } else {
+            0.0
+        }
+    };
+    [
+        part(w.bleu, (s.bleu / 100.0).clamp(0.0, 1.0)),
+        part(w.ppl, ppl_score(s.ppl, vocab)),
+        part(w.acc, s.acc.clamp(0.0, 1.0)),
+    ]
 }
 
 /// Perplexity mapped to [0, 1]: `clamp(1 − ln(ppl)/ln(vocab), 0, 1)`.
@@ -173,6 +220,30 @@ mod tests {
         assert_eq!(fitness(&scores(50.0, f64::INFINITY, 0.5), &w, 50), 0.35);
         let no_bleu: Weights = "ppl=1,acc=1".parse().unwrap();
         assert_eq!(fitness(&scores(f64::NAN, 1.0, 0.5), &no_bleu, 50), 0.75);
+    }
+
+    #[test]
+    fn without_bleu_renormalises_over_the_measured_terms() {
+        let w = Weights::default().without_bleu().unwrap();
+        assert_eq!((w.bleu, w.ppl, w.acc), (0.0, 0.3, 0.2));
+        // BLEU not measured (NaN) is ignored, not scored 0: (0.3·p + 0.2·a)/0.5.
+        let f = fitness(&scores(f64::NAN, 10.0, 0.5), &w, 1000);
+        assert!((f - (0.3 * (2.0 / 3.0) + 0.2 * 0.5) / 0.5).abs() < 1e-15);
+        let only_bleu: Weights = "bleu=1".parse().unwrap();
+        assert_eq!(only_bleu.without_bleu(), None);
+        assert_eq!(Weights::default().shares(), [0.5, 0.3, 0.2]);
+    }
+
+    #[test]
+    fn contributions_add_up_to_the_fitness() {
+        let s = scores(30.0, 10.0, 0.5);
+        for w in ["bleu=0.5,ppl=0.3,acc=0.2", "ppl=1", "bleu=2,acc=1"] {
+            let w: Weights = w.parse().unwrap();
+            let c = contributions(&s, &w, 1000);
+            assert!((c.iter().sum::<f64>() - fitness(&s, &w, 1000)).abs() < 1e-15);
+        }
+        let only_ppl: Weights = "ppl=1".parse().unwrap();
+        assert_eq!(contributions(&s, &only_ppl, 1000)[0], 0.0);
     }
 
     #[test]

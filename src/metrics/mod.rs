@@ -1,6 +1,8 @@
 //! Metrics: corpus BLEU and chrF equal to sacreBLEU 2.6.0's defaults,
 //! perplexity and token accuracy, the statistics that compare runs over seeds
-//! (mean, Student-t 95% interval, Welch's t-test) and the bounded weighted
+//! (mean, Student-t 95% interval, Welch's t-test, the paired t-test and its
+//! interval, Holm's adjustment, the minimum detectable effect of a paired
+//! design) and the bounded weighted
 //! fitness that the GP search maximises.
 //!
 //! This module is a leaf of the pipeline (see ARCHITECTURE.md): it works on
@@ -31,10 +33,10 @@ mod tokenize;
 
 pub use bleu::{bleu_signature, corpus_bleu, segment_bleu_stats, Bleu, BleuStats, MAX_ORDER};
 pub use chrf::{chrf_signature, corpus_chrf, CHAR_ORDER};
-pub use fitness::{fitness, ppl_score, Scores, Weights};
+pub use fitness::{contributions, fitness, ppl_score, Scores, Weights, FITNESS_FLOOR};
 pub use lm::{accuracy, perplexity};
 pub use pytext::{is_py_whitespace, py_rstrip, py_split};
-pub use stats::{summarize, welch_p, Summary};
+pub use stats::{holm, paired, paired_mde, summarize, welch_p, Paired, Summary};
 pub use tdist::{student_t_cdf, student_t_quantile, student_t_sf};
 pub use tokenize::tokenize_13a;
 

@@ -136,6 +136,8 @@ pub struct TrainSettings {
     pub preset: Option<String>,
     /// Sequences per batch (`None`: the recipe's default).
     pub batch_size: Option<usize>,
+    /// Weights of the fitness terms (`None`: the recipe's default).
+    pub weights: Option<crate::metrics::Weights>,
 }
 
 /// Highest `--max-height` (the parser nests at most 256 levels).
@@ -224,6 +226,7 @@ impl Default for Settings {
                 device: "cpu".into(),
                 preset: None,
                 batch_size: None,
+                weights: None,
             },
             evaluator: EvaluatorKind::Train,
             compile_check: false,
@@ -436,6 +439,12 @@ impl Settings {
             }
         };
         let t = &self.train;
+        // The weights only when set, so that the settings (and their hash) of
+        // runs made before `--weights` stay what they were.
+        let mut train = json!({"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device, "preset": t.preset});
+        if let Some(w) = t.weights {
+            train["weights"] = json!(w.to_string());
+        }
         json!({
             "primitives": self.primitives,
             "ephemeral": self.ephemeral,
@@ -459,7 +468,7 @@ impl Settings {
             "hof": self.hof,
             "seed": self.seed,
             "seeds": self.seeds,
-            "train": {"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device, "preset": t.preset},
+            "train": train,
             "evaluator": evaluator,
             "compile_check": self.compile_check,
             "arch": self.arch,
@@ -551,6 +560,8 @@ impl Settings {
                 device: t.str("device")?.to_string(),
                 preset: opt_str(t.opt("preset")),
                 batch_size: opt_usize(t.opt("batch_size"), "batch_size")?,
+                // Absent in runs made before the flag existed: the default.
+                weights: opt_str(t.opt("weights")).map(|w| w.parse()).transpose()?,
             },
             evaluator,
             compile_check: f.bool("compile_check")?,
@@ -598,6 +609,14 @@ mod tests {
         let back = Settings::from_json(&s.to_json(), "config.json").unwrap();
         assert_eq!(back, s);
         assert_eq!(back.hash(), s.hash());
+        // Fitness weights: recorded when set, absent (the default) in runs
+        // made before `--weights`, whose hash stays the same.
+        assert!(s.to_json()["train"].get("weights").is_none());
+        let mut w = s.clone();
+        w.train.weights = Some("ppl=1,acc=1".parse().unwrap());
+        let back = Settings::from_json(&w.to_json(), "config.json").unwrap();
+        assert_eq!(back, w);
+        assert_ne!(w.hash(), s.hash());
         let mut other = s.clone();
         other.pop += 1;
         assert_ne!(other.hash(), s.hash());

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::fitness::compare::parse_device;
+use crate::experiment::parse_device;
 
 use super::config::{EvaluatorKind, Settings};
 use super::engine::Search;

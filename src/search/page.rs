@@ -9,7 +9,7 @@
 //! `hall_of_fame.json`, `pareto.json`, `evaluations.jsonl`, `final.json`,
 //! `best_kernel/`), so old runs get a page too, and turns them into plain
 //! data for [`crate::report::html`]. The final retrain's folder is a train
-//! run and gets its own page ([`crate::fitness::page`]).
+//! run and gets its own page ([`crate::experiment::page`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use super::rundir::{
 };
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::fitness::page::{
+use crate::experiment::page::{
     self as train_page, array, command_line, count, dir_name, files_table, flatten, footer,
     mean_ci, num, read_json, text, versus_blocks, DIGITS, METRICS,
 };

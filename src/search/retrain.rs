@@ -1,20 +1,23 @@
 //! The final stage of a search: the hall of fame retrained on the full
 //! data next to GELU, over several seeds, with statistics (mean, 95%
-//! interval, Welch's p against GELU), as `actforge train` compares
-//! activations.
+//! interval, the paired difference from GELU with its Holm p and verdict,
+//! Welch's p), as `actforge train` compares activations. A failed run
+//! scores the fitness floor.
 //!
 //! [`Retrain`] is what the fitness side implements (the real one runs the
 //! `train` comparison; the synthetic evaluator has its own); this module
 //! turns its per-seed fitnesses into the table and `final.json`.
 //!
-//! Uses `metrics` (statistics) and `store::files`; nothing above `search`.
+//! Uses `experiment` (paired statistics) and `metrics`; nothing above
+//! `search`.
 
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
-use crate::metrics::{summarize, welch_p};
+use crate::experiment::{against_baseline, Difference, ALPHA, POWER};
+use crate::metrics::{summarize, welch_p, FITNESS_FLOOR};
 
 /// One activation of the final comparison.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,31 +57,56 @@ pub struct Row {
     pub label: String,
     pub formula: String,
     pub n_ok: usize,
+    pub runs_failed: usize,
+    /// Mean and interval of the fitness over every run, a failed one at
+    /// the fitness floor.
     pub mean: f64,
     pub ci95: (f64, f64),
     /// Welch's two-sided p against the first entrant (`None` for the first
     /// or when undefined).
     pub welch_p: Option<f64>,
+    /// The paired fitness difference from the first entrant, Holm over the
+    /// others (`None` for the first).
+    pub vs_baseline: Option<Difference>,
 }
 
-/// The table: mean and interval of each entrant's successful runs, and
-/// Welch's p against the first entrant (GELU).
+/// Each seed's fitness as the statistics count it (a failure at the
+/// floor).
+fn scored(r: &RetrainResult) -> Vec<Option<f64>> {
+    r.runs
+        .iter()
+        .map(|f| Some(f.unwrap_or(FITNESS_FLOOR)))
+        .collect()
+}
+
+/// The table: mean and interval of each entrant's fitness (failures at
+/// the floor), the paired difference from the first entrant (GELU) with
+/// Holm over the others, and Welch's p.
 pub fn table(results: &[RetrainResult]) -> Vec<Row> {
-    let ok = |r: &RetrainResult| -> Vec<f64> { r.runs.iter().flatten().copied().collect() };
-    let base = results.first().map(ok).unwrap_or_default();
+    let flat = |v: Vec<Option<f64>>| -> Vec<f64> { v.into_iter().flatten().collect() };
+    let base = results.first().map(scored).unwrap_or_default();
+    let others: Vec<Vec<Option<f64>>> = results.iter().skip(1).map(scored).collect();
+    let diffs = against_baseline(&base, &others, true);
     results
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let xs = ok(r);
+            let xs = flat(scored(r));
             let s = summarize(&xs);
+            let n_ok = r.runs.iter().flatten().count();
             Row {
                 label: r.label.clone(),
                 formula: r.formula.clone(),
-                n_ok: xs.len(),
+                n_ok,
+                runs_failed: r.runs.len() - n_ok,
                 mean: s.mean,
                 ci95: s.ci95,
-                welch_p: if i == 0 { None } else { welch_p(&xs, &base) },
+                welch_p: if i == 0 {
+                    None
+                } else {
+                    welch_p(&xs, &flat(base.clone()))
+                },
+                vs_baseline: i.checked_sub(1).map(|k| diffs[k]),
             }
         })
         .collect()
@@ -93,18 +121,44 @@ fn num(v: f64) -> Value {
 }
 
 /// The JSON of the comparison (`final.json`): `{"seeds", "summary":
-/// [{"activation", "formula", "runs_ok", "fitness": {"mean", "ci95"},
-/// "welch_p"}], "runs": [{"activation", "seed", "status", "fitness"}]}`.
+/// [{"activation", "formula", "runs_ok", "runs_failed", "fitness":
+/// {"mean", "ci95"}, "welch_p", "vs_baseline"}], "runs": [{"activation",
+/// "seed", "status", "fitness"}]}`; each row after GELU also has
+/// `resolution` {"fitness_mde", "fitness_mde_percent" (of GELU's mean
+/// fitness), "n", "alpha", "power"}. `vs_baseline` (null for GELU) holds
+/// the paired contract `{"<metric>": {"mean_diff", "ci95", "p", "p_holm",
+/// "n", "better"}}`: fitness from the runs here, the other metrics from
+/// the trainer's own comparison where it made one (`train`'s summary).
 pub fn to_json(results: &[RetrainResult], seeds: &[u64]) -> Value {
-    let summary: Vec<Value> = table(results)
+    let rows = table(results);
+    let base_mean = rows.first().map_or(f64::NAN, |r| r.mean);
+    let summary: Vec<Value> = rows
         .iter()
-        .map(|r| {
+        .zip(results)
+        .map(|(r, res)| {
+            let vs = r.vs_baseline.map(|d| {
+                let mut m = match res.metrics.get("vs_baseline") {
+                    Some(Value::Object(m)) => m.clone(),
+                    _ => Map::new(),
+                };
+                m.insert("fitness".into(), d.to_json());
+                Value::Object(m)
+            });
             json!({
                 "activation": r.label,
                 "formula": r.formula,
                 "runs_ok": r.n_ok,
+                "runs_failed": r.runs_failed,
                 "fitness": {"mean": num(r.mean), "ci95": [num(r.ci95.0), num(r.ci95.1)]},
                 "welch_p": r.welch_p.map_or(Value::Null, num),
+                "vs_baseline": vs,
+                "resolution": r.vs_baseline.map(|d| json!({
+                    "fitness_mde": num(d.mde()),
+                    "fitness_mde_percent": num(100.0 * d.mde() / base_mean),
+                    "n": d.test.n,
+                    "alpha": ALPHA,
+                    "power": POWER,
+                })),
             })
         })
         .collect();
@@ -143,10 +197,33 @@ mod tests {
         let rows = table(&[
             r("gelu", vec![Some(1.0), Some(1.1), Some(0.9)]),
             r("a", vec![Some(2.0), None, Some(2.2)]),
+            r("b", vec![Some(2.0), Some(2.15), Some(1.95)]),
         ]);
         assert_eq!(rows[0].welch_p, None);
-        assert_eq!(rows[1].n_ok, 2);
-        assert!((rows[1].mean - 2.1).abs() < 1e-12);
-        assert!(rows[1].welch_p.unwrap() < 0.05);
+        assert!(rows[0].vs_baseline.is_none());
+        assert_eq!((rows[1].n_ok, rows[1].runs_failed), (2, 1));
+        // The failed run counts at the floor (0): mean (2.0 + 0 + 2.2)/3,
+        // not 2.1 over the survivors.
+        assert!((rows[1].mean - 1.4).abs() < 1e-12);
+        let d = rows[1].vs_baseline.unwrap();
+        assert_eq!(d.test.n, 3);
+        assert!((d.test.mean_diff - 0.4).abs() < 1e-12);
+        // b is 1 above GELU on every seed, give or take 0.05.
+        let b = rows[2].vs_baseline.unwrap();
+        assert!(b.p_holm.unwrap() < 0.05 && b.verdict.better() == Some(true));
+        let v = to_json(
+            &[
+                r("gelu", vec![Some(1.0), Some(1.1), Some(0.9)]),
+                r("b", vec![Some(2.0), Some(2.15), Some(1.95)]),
+            ],
+            &[1, 2, 3],
+        );
+        let row = &v["summary"][1];
+        assert_eq!(row["vs_baseline"]["fitness"]["better"], true);
+        assert_eq!(row["vs_baseline"]["fitness"]["n"], 3);
+        assert_eq!(row["runs_failed"], 0);
+        assert!(v["summary"][0]["vs_baseline"].is_null());
+        let mde = row["resolution"]["fitness_mde"].as_f64().unwrap();
+        assert!(mde > 0.0 && mde < 1.0, "{mde}");
     }
 }

@@ -1,6 +1,6 @@
 //! The real evaluator: a candidate's fitness is the `train` recipe
 //! (`crate::fitness`) run on it, and the final comparison is the `train`
-//! comparison (`fitness::compare`) of the hall of fame against GELU.
+//! comparison (`experiment`) of the hall of fame against GELU.
 //!
 //! [`Training`] prepares the data once (corpus, split, tokenizer,
 //! thinning, encoded examples) and shares it between all worker threads;
@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::fitness::compare::{parse_device, run_experiment, versions, Experiment, Progress};
+use crate::experiment::{parse_device, run_experiment, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
@@ -38,7 +38,8 @@ pub const CPU_STEPS: u64 = 150;
 
 /// The recipe a search's training settings describe: the task's defaults
 /// for the device, with the search's steps ([`CPU_STEPS`] on the CPU by
-/// default), batch size, preset and thinning. `thin = 1` trains on all the training data.
+/// default), batch size, preset, thinning and fitness weights. `thin = 1`
+/// trains on all the training data.
 pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     let task: Task = t.task.parse()?;
     let mut r = Recipe::for_task(task, t.device != "cpu");
@@ -49,6 +50,9 @@ pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     }
     if let Some(b) = t.batch_size {
         r.batch_size = b;
+    }
+    if let Some(w) = t.weights {
+        r.weights = w;
     }
     if let Some(p) = &t.preset {
         r.preset = p.clone();
@@ -407,12 +411,18 @@ impl Retrain for Training {
                     })
                     .collect();
                 let mut metrics = Map::new();
-                if let Some(Value::Object(m)) = results.summary.get(a) {
+                if let Some(Value::Object(m)) = results.summary.get(a).map(|s| s.to_json()) {
                     metrics.extend(m.clone());
                 }
                 RetrainResult {
                     label: e.label.clone(),
-                    formula: e.formula.clone(),
+                    // Named by what trains: candle's tanh GELU, not the
+                    // prelude's exact `gelu(ARG0)`.
+                    formula: if e.label == "gelu" {
+                        GELU_LABEL.into()
+                    } else {
+                        e.formula.clone()
+                    },
                     runs,
                     metrics,
                 }

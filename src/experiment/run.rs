@@ -1,0 +1,132 @@
+//! Running an experiment: every (activation, seed) run in a run directory,
+//! skipping the finished ones and resuming the unfinished one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use serde_json::{json, Value};
+
+use super::files::write_outputs;
+use super::results::{fitness_shares, summarize_runs, Results};
+use super::spec::{check_data, parse_activation, parse_device, Experiment};
+use crate::error::Result;
+use crate::fitness::run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo};
+use crate::fitness::Prepared;
+use crate::metrics::FITNESS_FLOOR;
+use crate::op::Activation;
+use crate::store::files::{read_json_lines, JsonLog};
+use crate::store::safe::{real_dir, refuse_link};
+
+/// Hooks for progress display; every method has a quiet default.
+pub trait Progress: Sync {
+    fn run_started(
+        &self,
+        _index: usize,
+        _total: usize,
+        _activation: &str,
+        _seed: u64,
+        _steps: u64,
+    ) {
+    }
+    fn step(&self, _info: &StepInfo) {}
+    fn run_finished(&self, _outcome: &Outcome) {}
+}
+
+/// No progress display.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// The checkpoint folder of run (`a`, `seed`).
+fn run_dir(out: &Path, a: usize, seed: u64) -> PathBuf {
+    out.join("checkpoints").join(format!("act{a}-seed{seed}"))
+}
+
+/// Run (or resume) the experiment in `out`, which holds `config.json`.
+/// Finished runs found in `runs.jsonl` are not run again.
+pub fn run_experiment(
+    exp: &Experiment,
+    prep: &Prepared,
+    out: &Path,
+    progress: &dyn Progress,
+    stop: Option<&AtomicBool>,
+) -> Result<Results> {
+    let device = parse_device(&exp.device)?;
+    let acts: Vec<Activation> = exp
+        .activations
+        .iter()
+        .map(|s| parse_activation(s))
+        .collect::<Result<_>>()?;
+    check_data(exp, prep, &out.join("config.json"))?;
+    let log_path = out.join("runs.jsonl");
+    let mut done: Vec<Value> = read_json_lines(&log_path)?;
+    let mut log = JsonLog::open(&log_path)?;
+    real_dir(&out.join("checkpoints"))?;
+    let total = acts.len() * exp.seeds.len();
+    let mut index = 0;
+    let mut interrupted = false;
+    'outer: for &seed in &exp.seeds {
+        for (a, act) in acts.iter().enumerate() {
+            index += 1;
+            if find_run(&done, a, seed).is_some() {
+                continue;
+            }
+            // A checkpoint folder planted as a link would be read through.
+            refuse_link(&run_dir(out, a, seed))?;
+            let steps = crate::fitness::run::total_steps(prep);
+            progress.run_started(index, total, &exp.activations[a], seed, steps);
+            let on_step = |i: &StepInfo| progress.step(i);
+            let opts = RunOptions {
+                checkpoint: Some(CheckpointPlan {
+                    dir: run_dir(out, a, seed),
+                    every: exp.checkpoint_every,
+                }),
+                on_step: Some(&on_step),
+                stop,
+                samples: exp.samples,
+            };
+            let outcome = run(prep, act, seed, &device, &opts)?;
+            progress.run_finished(&outcome);
+            if matches!(outcome.status, Status::Interrupted { .. }) {
+                interrupted = true;
+                break 'outer;
+            }
+            let mut line = outcome.to_json();
+            line["activation"] = json!(exp.activations[a]);
+            line["activation_index"] = json!(a);
+            if outcome.eval.is_none() {
+                // Nothing was measured; the statistics count the failure at
+                // the fitness floor, and the line says so.
+                line["metrics"] = json!({ "fitness": FITNESS_FLOOR });
+            }
+            log.append(&line)?;
+            done.push(line);
+            let _ = std::fs::remove_dir_all(run_dir(out, a, seed));
+        }
+    }
+    let runs: Vec<Value> = exp
+        .seeds
+        .iter()
+        .flat_map(|&s| (0..acts.len()).map(move |a| (a, s)))
+        .filter_map(|(a, s)| find_run(&done, a, s).cloned())
+        .collect();
+    let summary = summarize_runs(exp, &runs);
+    let fitness_shares = fitness_shares(&runs, &prep.recipe.weights, prep.vocab());
+    let results = Results {
+        experiment: exp.clone(),
+        runs,
+        summary,
+        fitness_shares,
+        interrupted,
+    };
+    if !interrupted {
+        // Each finished run removed its checkpoints; drop the empty folder.
+        let _ = std::fs::remove_dir(out.join("checkpoints"));
+        write_outputs(&results, prep, out)?;
+    }
+    Ok(results)
+}
+
+fn find_run(done: &[Value], a: usize, seed: u64) -> Option<&Value> {
+    done.iter()
+        .find(|r| r["activation_index"] == json!(a) && r["seed"] == json!(seed))
+}
