@@ -47,19 +47,7 @@ pub struct CandleBench<'a> {
 /// a long training run, is the composed path at its best: a conservative
 /// baseline for the fused one.
 pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-        }
-        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
-        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
-        // SAFETY: mallopt only tunes glibc's allocator; valid parameters.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, i32::MAX);
-            mallopt(M_TRIM_THRESHOLD, i32::MAX);
-        }
-    }
+    crate::fitness::alloc::keep_freed_memory()
 }
 
 /// Rows for fused, composed and built-in GELU, each fwd, bwd and fwdbwd.

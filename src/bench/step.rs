@@ -24,6 +24,9 @@ pub struct StepBench<'a> {
     /// Timed rounds (each round times one step of every variant).
     pub iters: usize,
     pub warmup: usize,
+    /// The variants to time, by name (`gelu`, `fused`, `composed`); empty:
+    /// all three.
+    pub only: &'a [String],
 }
 
 /// One variant's figures, in milliseconds.
@@ -47,16 +50,27 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// The variants: built-in GELU, fused and composed `formula`.
-fn variants(formula: &str) -> Result<Vec<(&'static str, Activation)>> {
-    Ok(vec![
-        ("gelu", Activation::Gelu),
-        ("fused", Activation::parse(&format!("fused:{formula}"))?),
-        (
-            "composed",
-            Activation::parse(&format!("composed:{formula}"))?,
-        ),
-    ])
+/// The variant names, in the order they run.
+pub const VARIANTS: [&str; 3] = ["gelu", "fused", "composed"];
+
+/// The variants: built-in GELU, fused and composed `formula` (those named
+/// in `only`, or all).
+fn variants(formula: &str, only: &[String]) -> Result<Vec<(&'static str, Activation)>> {
+    if let Some(bad) = only.iter().find(|o| !VARIANTS.contains(&o.as_str())) {
+        return Err(crate::Error::Usage(format!(
+            "--variant `{bad}`: expected gelu, fused or composed"
+        )));
+    }
+    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let mut out = Vec::new();
+    for name in VARIANTS.into_iter().filter(|n| wanted(n)) {
+        let act = match name {
+            "gelu" => Activation::Gelu,
+            _ => Activation::parse(&format!("{name}:{formula}"))?,
+        };
+        out.push((name, act));
+    }
+    Ok(out)
 }
 
 /// (MLP layers, hidden width) of the model.
@@ -69,10 +83,11 @@ fn mlp_shape(cfg: &ModelConfig) -> (usize, usize) {
 
 /// Run the benchmark.
 pub fn run(spec: &StepBench) -> Result<Vec<VariantTime>> {
+    crate::fitness::alloc::keep_freed_memory();
     let prep = spec.prep;
     let batcher = crate::data::Batcher::new(&prep.train, prep.recipe.batch_size, 1);
     let mut states = Vec::new();
-    for (name, act) in variants(spec.formula)? {
+    for (name, act) in variants(spec.formula, spec.only)? {
         let (model, varmap) = Model::new(&prep.model, vec![act.clone()], 1, spec.device)?;
         let params = sorted_vars(&varmap);
         let opt = AdamW::new(params.clone(), AdamWConfig::default())?;

@@ -307,6 +307,10 @@ pub struct BenchStepArgs {
     /// Untimed rounds first.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000))]
     pub warmup: u64,
+    /// Time only this variant: gelu, fused or composed (repeatable;
+    /// default: all three).
+    #[arg(long = "variant", value_name = "VARIANT", value_parser = ["gelu", "fused", "composed"])]
+    pub variants: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -321,6 +325,7 @@ pub fn bench_step(out: &mut dyn Write, args: BenchStepArgs) -> Result<i32> {
         device: &device,
         iters: args.iters as usize,
         warmup: args.warmup as usize,
+        only: &args.variants,
     };
     let times = crate::bench::step::run(&spec)?;
     if args.json {

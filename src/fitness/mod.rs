@@ -8,6 +8,7 @@
 //! - [`compare`]: several activations over several seeds, with statistics
 //!   (what `actforge train` prints and writes).
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod compare;
 pub mod evaluate;

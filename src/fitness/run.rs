@@ -178,6 +178,7 @@ pub fn run(
     device: &Device,
     opts: &RunOptions,
 ) -> Result<Outcome> {
+    super::alloc::keep_freed_memory();
     let start = Instant::now();
     let recipe = &prep.recipe;
     let total = total_steps(prep);

@@ -9,7 +9,7 @@ pub mod lower;
 pub mod ops;
 pub mod print;
 
-pub use eval::{eval_f64, eval_per_node, EvalReport, Lane, RefEval, Tape, CHUNK};
+pub use eval::{eval_f64, eval_per_node, EvalReport, Lane, RefEval, Shift, Tape, CHUNK};
 pub use graph::{Expr, Graph, Id, Node};
 pub use lower::{Library, PRELUDE};
 pub use ops::{Op, OpInfo, OPS};

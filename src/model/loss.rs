@@ -5,13 +5,41 @@
 use candle_core::{DType, Result, Tensor, D};
 
 use super::ops::log_softmax;
+use crate::op;
 
 /// Mean cross-entropy over the masked-in tokens, per member: returns the
 /// differentiable loss `[P]` (f32) and the number of tokens it averages.
 /// Back-propagate `loss.sum_all()`: members share no parameters, so each
 /// gets the gradient of its own loss. A NaN or Inf loss is returned as is
 /// (numerical failure is a value). With no token masked in, the loss is 0.
+///
+/// f32 logits on the CPU take the fused op ([`op::xent`]: one pass per row
+/// forward, one backward); anything else the composed chain
+/// [`masked_cross_entropy_composed`].
 pub fn masked_cross_entropy(
+    logits: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+) -> Result<(Tensor, usize)> {
+    if !op::fusable(logits) {
+        return masked_cross_entropy_composed(logits, target, mask);
+    }
+    let (p, b, t, v) = logits.dims4()?;
+    let ids = target
+        .to_dtype(DType::U32)?
+        .flatten_all()?
+        .to_vec1::<u32>()?;
+    let weights = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let count = weights.iter().sum::<f32>() as usize;
+    let logits = logits.reshape((p, b * t, v))?;
+    let loss = op::xent::masked_cross_entropy(&logits, ids, weights, count)?;
+    Ok((loss, count))
+}
+
+/// [`masked_cross_entropy`] as a chain of candle ops (log-softmax, gather,
+/// mask, mean): the path on other devices and dtypes, and the fused op's
+/// oracle.
+pub fn masked_cross_entropy_composed(
     logits: &Tensor,
     target: &Tensor,
     mask: &Tensor,

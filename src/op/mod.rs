@@ -1,11 +1,19 @@
 //! Activations as candle ops: the fused custom op (CPU and CUDA) with a
 //! fused backward, the composed chain of candle ops (baseline and oracle),
-//! and [`Activation`], the one type models take.
+//! and [`Activation`], the one type models take. Beside them, the rest of a
+//! training step's small-op chains as fused CPU ops with fused backwards
+//! ([`norm`], [`softmax`], [`xent`], the in-place [`adamw`] update), each
+//! with its composed chain for other devices and dtypes.
 
+pub mod adamw;
 pub mod composed;
+mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod fused;
+pub mod norm;
+pub mod softmax;
+pub mod xent;
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +21,7 @@ use std::str::FromStr;
 use candle_core::Tensor;
 
 pub use composed::ComposedActivation;
+pub use cpu::fusable;
 pub use fused::{FusedActivation, FusedBackward};
 
 /// An MLP activation: candle's built-in GELU, a fused formula, or the same
@@ -31,6 +40,16 @@ impl Activation {
             Activation::Gelu => x.gelu(),
             Activation::Fused(f) => f.forward(x),
             Activation::Composed(c) => c.forward(x),
+        }
+    }
+
+    /// `f(x + b)` for `x [P, N, F]` and a bias `b [P, 1, F]`: the fused
+    /// activation folds the bias add into its pass on the CPU
+    /// ([`FusedActivation::forward_bias`]); the others add it first.
+    pub fn forward_bias(&self, x: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::Fused(f) => f.forward_bias(x, b),
+            _ => self.forward(&x.broadcast_add(b)?),
         }
     }
 
