@@ -317,7 +317,9 @@ struct FusedBias {
     inner: Arc<Inner>,
 }
 
-/// `(x, b, dy) → dy · f'(x + b)`.
+/// `(x, b, dy) → [dz, db]` flat: `dz = dy · f'(x + b)` (`P·N·F`
+/// elements) followed by the bias's gradient, dz summed over the rows of
+/// each member (`P·F`, in row order: no dependence on threads).
 struct FusedBiasBackward {
     inner: Arc<Inner>,
 }
@@ -376,8 +378,10 @@ impl CustomOp2 for FusedBias {
         let op = FusedBiasBackward {
             inner: self.inner.clone(),
         };
-        let dx = x.apply_op3_no_bwd(b, grad_res, &op)?;
-        let db = dx.sum_keepdim(1)?;
+        let (p, n, f) = x.dims3()?;
+        let packed = x.apply_op3_no_bwd(b, grad_res, &op)?;
+        let dx = packed.narrow(0, 0, p * n * f)?.reshape((p, n, f))?;
+        let db = packed.narrow(0, p * n * f, p * f)?.reshape((p, 1, f))?;
         Ok((Some(dx), Some(db)))
     }
 }
@@ -421,18 +425,46 @@ impl CustomOp3 for FusedBiasBackward {
         let out = match (x, b, g) {
             (CpuStorage::F32(x), CpuStorage::F32(b), CpuStorage::F32(g)) => {
                 let sh = shift(&b[a2..b2], l1)?;
-                CpuStorage::F32(map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]))
+                CpuStorage::F32(with_sums(
+                    map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]),
+                    &sh,
+                ))
             }
             (CpuStorage::BF16(x), CpuStorage::BF16(b), CpuStorage::BF16(g)) => {
                 let sh = shift(&b[a2..b2], l1)?;
-                CpuStorage::BF16(map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]))
+                CpuStorage::BF16(with_sums(
+                    map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]),
+                    &sh,
+                ))
             }
             (CpuStorage::F16(x), CpuStorage::F16(b), CpuStorage::F16(g)) => {
                 let sh = shift(&b[a2..b2], l1)?;
-                CpuStorage::F16(map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]))
+                CpuStorage::F16(with_sums(
+                    map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]),
+                    &sh,
+                ))
             }
             (x, _, g) => return Err(mismatch("fused bias backward", x.dtype(), g.dtype())),
         };
-        Ok((out, l1.shape().clone()))
+        let (p, n, f) = l1.shape().dims3()?;
+        Ok((out, Shape::from(p * n * f + p * f)))
     }
+}
+
+/// `dz` followed by its column sums per member (f32 sums in row order,
+/// rounded once).
+fn with_sums<T: Lane>(mut dz: Vec<T>, sh: &Shift<T>) -> Vec<T> {
+    let (f, per) = (sh.width, sh.per);
+    let members = dz.len() / per.max(1);
+    let mut sums = vec![0.0f32; members * f];
+    for (m, member) in dz.chunks(per.max(1)).enumerate() {
+        let acc = &mut sums[m * f..(m + 1) * f];
+        for row in member.chunks(f) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v.to_f32();
+            }
+        }
+    }
+    dz.extend(sums.into_iter().map(T::from_f32));
+    dz
 }

@@ -24,19 +24,29 @@ pub use composed::ComposedActivation;
 pub use cpu::fusable;
 pub use fused::{FusedActivation, FusedBackward};
 
-/// An MLP activation: candle's built-in GELU, a fused formula, or the same
-/// formula composed of candle ops.
+/// An MLP activation: GELU, a fused formula, or the same formula composed
+/// of candle ops.
 #[derive(Clone)]
 pub enum Activation {
-    /// candle's `gelu` (the tanh approximation).
+    /// GELU, the tanh approximation: candle's `gelu` op on CUDA; on the CPU
+    /// the fused op of `gelu_like(x)`, the same formula in one pass.
     Gelu,
     Fused(FusedActivation),
     Composed(ComposedActivation),
 }
 
+/// GELU on the CPU: the fused evaluator of `gelu_like(x)`, candle's GELU
+/// formula (the tanh approximation), one pass forward and one backward
+/// instead of candle's unary op and its chain of backward ops.
+fn cpu_gelu() -> &'static FusedActivation {
+    static GELU: std::sync::OnceLock<FusedActivation> = std::sync::OnceLock::new();
+    GELU.get_or_init(|| FusedActivation::new("gelu_like(x)").expect("gelu_like(x) is a formula"))
+}
+
 impl Activation {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
+            Activation::Gelu if x.device().is_cpu() => cpu_gelu().forward(x),
             Activation::Gelu => x.gelu(),
             Activation::Fused(f) => f.forward(x),
             Activation::Composed(c) => c.forward(x),
@@ -49,6 +59,7 @@ impl Activation {
     pub fn forward_bias(&self, x: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Activation::Fused(f) => f.forward_bias(x, b),
+            Activation::Gelu if x.device().is_cpu() => cpu_gelu().forward_bias(x, b),
             _ => self.forward(&x.broadcast_add(b)?),
         }
     }
