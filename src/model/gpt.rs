@@ -124,6 +124,15 @@ impl Gpt {
     /// hides padding keys and numbers each row's positions from its first
     /// real token, so padding does not change the logits of real tokens.
     pub fn forward(&self, ids: &Tensor, pad_mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let logits = self.forward_rows(ids, pad_mask)?;
+        Ok(logits.reshape((self.population(), b, t, self.cfg.vocab))?)
+    }
+
+    /// [`Gpt::forward`]'s logits as `[P, B·T, V]`, the matmul's own output
+    /// (what a loss takes: a reshape would add a node whose gradient
+    /// candle accumulates into a fresh zeroed copy of the logits).
+    pub fn forward_rows(&self, ids: &Tensor, pad_mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t) = check_ids("GPT forward", ids, self.cfg.vocab)?;
         self.check_len(t)?;
         let mut mask = ScoreMask {
@@ -141,9 +150,7 @@ impl Gpt {
         };
         let x = lookup_shared(&self.wte, ids)?.broadcast_add(&self.positions(&pos)?)?;
         let h = self.blocks_forward(x, (b, t), &mask, None)?;
-        Ok(self
-            .logits(&h)?
-            .reshape((self.population(), b, t, self.cfg.vocab))?)
+        self.logits(&h)
     }
 
     /// Continues every prompt (left-padded into one batch, KV-cached) until

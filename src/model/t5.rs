@@ -170,6 +170,19 @@ impl T5 {
         src_mask: Option<&Tensor>,
         dec_in: &Tensor,
     ) -> Result<Tensor> {
+        let (b, t) = dec_in.dims2()?;
+        let logits = self.forward_rows(src, src_mask, dec_in)?;
+        Ok(logits.reshape((self.population(), b, t, self.cfg.vocab))?)
+    }
+
+    /// [`T5::forward`]'s logits as `[P, B·T, V]` (see
+    /// [`Gpt::forward_rows`](super::Gpt::forward_rows)).
+    pub fn forward_rows(
+        &self,
+        src: &Tensor,
+        src_mask: Option<&Tensor>,
+        dec_in: &Tensor,
+    ) -> Result<Tensor> {
         let enc = self.encode(src, src_mask)?;
         let (b, t) = check_ids("T5 forward (decoder input)", dec_in, self.cfg.vocab)?;
         if b != enc.b {
@@ -197,8 +210,7 @@ impl T5 {
                 &self.acts,
             )?;
         }
-        let v = self.cfg.vocab;
-        Ok(self.logits(&x)?.reshape((self.population(), b, t, v))?)
+        self.logits(&x)
     }
 
     /// Translates every source (right-padded into one batch): the encoder
