@@ -18,6 +18,8 @@
 //! count. f32 on the CPU; the composed chains serve other devices and
 //! dtypes.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, D};
 
 use super::cpu::{block_rows, f32s, filled, for_blocks, fusable, msg, simd_fn, sum_by, Shared};
@@ -119,58 +121,95 @@ fn stats(kind: NormKind, x: &[f32], eps: f32) -> (f32, f32) {
     }
 }
 
-simd_fn! {
-    /// One row forward: `y = (x − shift) / den · g (+ b)`.
-    fn forward_row(kind: NormKind, eps: f32, x: &[f32], g: &[f32], b: &[f32], y: &mut [std::mem::MaybeUninit<f32>]) {
-        let (shift, den) = stats(kind, x, eps);
-        match kind {
-            NormKind::Layer => {
-                for (((o, &v), &gi), &bi) in y.iter_mut().zip(x).zip(g).zip(b) {
-                    o.write((v - shift) / den * gi + bi);
-                }
+/// One row forward: `y = (x − shift) / den · g (+ b)`.
+#[inline(always)]
+fn forward_row(
+    kind: NormKind,
+    eps: f32,
+    x: &[f32],
+    g: &[f32],
+    b: &[f32],
+    y: &mut [MaybeUninit<f32>],
+) {
+    let (shift, den) = stats(kind, x, eps);
+    match kind {
+        NormKind::Layer => {
+            for (((o, &v), &gi), &bi) in y.iter_mut().zip(x).zip(g).zip(b) {
+                o.write((v - shift) / den * gi + bi);
             }
-            NormKind::Rms => {
-                for ((o, &v), &gi) in y.iter_mut().zip(x).zip(g) {
-                    o.write(v / den * gi);
-                }
+        }
+        NormKind::Rms => {
+            for ((o, &v), &gi) in y.iter_mut().zip(x).zip(g) {
+                o.write(v / den * gi);
             }
         }
     }
 }
 
 simd_fn! {
-    /// One row backward: dx into `dx`; the row's `dy · x̂` and `dy` added
-    /// to the block's gain and bias sums.
-    fn backward_row(
+    /// A block of rows forward (one SIMD dispatch per block).
+    fn forward_block(kind: NormKind, eps: f32, x: &[f32], g: &[f32], b: &[f32], y: &mut [MaybeUninit<f32>]) {
+        let d = g.len();
+        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+            forward_row(kind, eps, xr, g, b, yr);
+        }
+    }
+}
+
+/// One row backward: dx into `dx`; the row's `dy · x̂` and `dy` added to
+/// the block's gain and bias sums.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_row(
+    kind: NormKind,
+    eps: f32,
+    x: &[f32],
+    g: &[f32],
+    dy: &[f32],
+    dx: &mut [MaybeUninit<f32>],
+    dg: &mut [f32],
+    db: &mut [f32],
+) {
+    let d = x.len() as f32;
+    let (shift, den) = stats(kind, x, eps);
+    let xhat = |i: usize| (x[i] - shift) / den;
+    // dx = (dy·g − mean(dy·g) − x̂ · mean(dy·g·x̂)) / den; RMS has no
+    // mean(dy·g) term.
+    let a = match kind {
+        NormKind::Layer => sum_by(dy, |i, v| v * g[i]) / d,
+        NormKind::Rms => 0.0,
+    };
+    let c = sum_by(dy, |i, v| v * g[i] * xhat(i)) / d;
+    for (i, o) in dx.iter_mut().enumerate() {
+        o.write((dy[i] * g[i] - a - xhat(i) * c) / den);
+    }
+    for i in 0..x.len() {
+        dg[i] += dy[i] * xhat(i);
+    }
+    if kind == NormKind::Layer {
+        for (s, &v) in db.iter_mut().zip(dy) {
+            *s += v;
+        }
+    }
+}
+
+simd_fn! {
+    /// A block of rows backward, summing the parameters' gradients over
+    /// its rows in order.
+    fn backward_block(
         kind: NormKind,
         eps: f32,
         x: &[f32],
         g: &[f32],
         dy: &[f32],
-        dx: &mut [std::mem::MaybeUninit<f32>],
+        dx: &mut [MaybeUninit<f32>],
         dg: &mut [f32],
         db: &mut [f32],
     ) {
-        let d = x.len() as f32;
-        let (shift, den) = stats(kind, x, eps);
-        let xhat = |i: usize| (x[i] - shift) / den;
-        // dx = (dy·g − mean(dy·g) − x̂ · mean(dy·g·x̂)) / den; RMS has no
-        // mean(dy·g) term.
-        let a = match kind {
-            NormKind::Layer => sum_by(dy, |i, v| v * g[i]) / d,
-            NormKind::Rms => 0.0,
-        };
-        let c = sum_by(dy, |i, v| v * g[i] * xhat(i)) / d;
-        for (i, o) in dx.iter_mut().enumerate() {
-            o.write((dy[i] * g[i] - a - xhat(i) * c) / den);
-        }
-        for i in 0..x.len() {
-            dg[i] += dy[i] * xhat(i);
-        }
-        if kind == NormKind::Layer {
-            for (s, &v) in db.iter_mut().zip(dy) {
-                *s += v;
-            }
+        let d = g.len();
+        let rows = x.chunks_exact(d).zip(dy.chunks_exact(d)).zip(dx.chunks_exact_mut(d));
+        for ((xr, gr), dr) in rows {
+            backward_row(kind, eps, xr, g, gr, dr, dg, db);
         }
     }
 }
@@ -194,6 +233,9 @@ impl Norm {
         bias: Option<(&CpuStorage, &Layout)>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (p, n, d) = l1.shape().dims3()?;
+        if p * n * d == 0 {
+            return Ok((CpuStorage::F32(Vec::new()), l1.shape().clone()));
+        }
         let x = f32s("fused norm", s1, l1)?;
         let g = f32s("fused norm", s2, l2)?;
         check_param("gain", l2, p, d)?;
@@ -215,10 +257,8 @@ impl Norm {
                 let base = m * n * d;
                 // SAFETY: each block index comes once; blocks are disjoint.
                 let yb = unsafe { out.slice(base + r0 * d..base + r1 * d) };
-                for (k, r) in (r0..r1).enumerate() {
-                    let xr = &x[base + r * d..base + (r + 1) * d];
-                    forward_row(self.kind, self.eps, xr, gm, bm, &mut yb[k * d..(k + 1) * d]);
-                }
+                let xb = &x[base + r0 * d..base + r1 * d];
+                forward_block(self.kind, self.eps, xb, gm, bm, yb);
             })
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -330,6 +370,9 @@ impl CustomOp3 for NormBackward {
             NormKind::Layer => 2,
             NormKind::Rms => 1,
         };
+        if d == 0 || p == 0 {
+            return Ok((CpuStorage::F32(Vec::new()), Shape::from((p, n + extra, d))));
+        }
         let rows = block_rows(d, BLOCK);
         let per = n.div_ceil(rows);
         // Per block: its sums of dy·x̂ and of dy.
@@ -350,11 +393,8 @@ impl CustomOp3 for NormBackward {
                     )
                 };
                 let (pg, pb) = part.split_at_mut(d);
-                for (k, r) in (r0..r1).enumerate() {
-                    let at = (m * n + r) * d..(m * n + r + 1) * d;
-                    let o = &mut dxb[k * d..(k + 1) * d];
-                    backward_row(kind, eps, &x[at.clone()], gm, &dy[at], o, pg, pb);
-                }
+                let at = (m * n + r0) * d..(m * n + r1) * d;
+                backward_block(kind, eps, &x[at.clone()], gm, &dy[at], dxb, pg, pb);
             });
             // The parameter rows, summed over the blocks in order.
             for m in 0..p {

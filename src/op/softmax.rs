@@ -48,6 +48,8 @@ pub struct ScoreMask {
 #[derive(Clone, Debug)]
 pub struct KeyMask {
     real: Arc<Vec<bool>>,
+    /// 0 on real keys, [`MASKED`] on padding: what the scores get added.
+    penalties: Arc<Vec<f32>>,
     rows: usize,
     len: usize,
 }
@@ -60,8 +62,11 @@ impl KeyMask {
             rows.iter().all(|r| r.len() == len),
             "key mask rows differ in length"
         );
+        let real = rows.concat();
+        let penalties = real.iter().map(|&r| if r { 0.0 } else { MASKED }).collect();
         KeyMask {
-            real: Arc::new(rows.concat()),
+            real: Arc::new(real),
+            penalties: Arc::new(penalties),
             rows: rows.len(),
             len,
         }
@@ -187,36 +192,56 @@ struct SoftmaxBackward {
     scale: f32,
 }
 
+/// The scores of one block of rows and where they sit.
+struct Rows<'a> {
+    /// Scores of rows `r0..` (`ss` each).
+    x: &'a [f32],
+    r0: usize,
+    /// Keys per row, queries per head, heads, batch rows.
+    ss: usize,
+    ts: usize,
+    hs: usize,
+    bs: usize,
+}
+
 simd_fn! {
-    /// One row: `w = softmax(((s · scale) + c) + k)` with the causal
-    /// penalty `c` on keys after `visible` and the padding penalty `k`
-    /// where `real` says so.
-    fn forward_row(s: &[f32], scale: f32, visible: usize, real: Option<&[bool]>, w: &mut [f32]) {
-        for (j, (o, &v)) in w.iter_mut().zip(s).enumerate() {
-            let c = if j >= visible { MASKED } else { 0.0 };
-            let k = match real {
-                Some(r) if !r[j] => MASKED,
-                _ => 0.0,
-            };
-            *o = ((v * scale) + c) + k;
-        }
-        let m = max_of(w);
-        for o in w.iter_mut() {
-            *o = fastmath::exp(*o - m);
-        }
-        let den = sum_by(w, |_, v| v);
-        for o in w.iter_mut() {
-            *o /= den;
+    /// A block of rows: `w = softmax(((s · scale) + c) + k)` with the causal
+    /// penalty `c` on keys after the query's last visible one and the
+    /// padding penalty `k` from the key mask. One SIMD dispatch per block.
+    fn forward_rows(rows: &Rows, scale: f32, causal: Option<usize>, pen: Option<&[f32]>, w: &mut [f32]) {
+        let Rows { x, r0, ss, ts, hs, bs } = *rows;
+        let zeros = [0.0f32; 0];
+        for (k, (row, out)) in x.chunks_exact(ss).zip(w.chunks_exact_mut(ss)).enumerate() {
+            let r = r0 + k;
+            let i = r % ts;
+            let visible = causal.map_or(ss, |off| off + i + 1);
+            let b = r / (ts * hs) % bs;
+            let kp = pen.map_or(&zeros[..], |p| &p[b * ss..(b + 1) * ss]);
+            for (j, (o, &v)) in out.iter_mut().zip(row).enumerate() {
+                let c = if j >= visible { MASKED } else { 0.0 };
+                let kj = if kp.is_empty() { 0.0 } else { kp[j] };
+                *o = ((v * scale) + c) + kj;
+            }
+            let m = max_of(out);
+            for o in out.iter_mut() {
+                *o = fastmath::exp(*o - m);
+            }
+            let den = sum_by(out, |_, v| v);
+            for o in out.iter_mut() {
+                *o /= den;
+            }
         }
     }
 }
 
 simd_fn! {
-    /// One row backward: `ds = scale · (w · (dw − Σ dw·w))`.
-    fn backward_row(w: &[f32], dw: &[f32], scale: f32, ds: &mut [std::mem::MaybeUninit<f32>]) {
-        let dot = sum_by(w, |j, v| v * dw[j]);
-        for ((o, &wj), &gj) in ds.iter_mut().zip(w).zip(dw) {
-            o.write(scale * (wj * (gj - dot)));
+    /// A block of rows backward: `ds = scale · (w · (dw − Σ dw·w))`.
+    fn backward_rows(w: &[f32], dw: &[f32], ss: usize, scale: f32, ds: &mut [std::mem::MaybeUninit<f32>]) {
+        for ((wr, gr), dr) in w.chunks_exact(ss).zip(dw.chunks_exact(ss)).zip(ds.chunks_exact_mut(ss)) {
+            let dot = sum_by(wr, |j, v| v * gr[j]);
+            for ((o, &wj), &gj) in dr.iter_mut().zip(wr).zip(gr) {
+                o.write(scale * (wj * (gj - dot)));
+            }
         }
     }
 }
@@ -237,32 +262,21 @@ impl CustomOp1 for MaskedSoftmax {
         let rows = block_rows(ss, BLOCK);
         let mut w = vec![0.0f32; n_rows * ss];
         let out = Shared::new(&mut w);
+        let pen = self.mask.keys.as_ref().map(|k| k.penalties.as_slice());
         for_blocks(n_rows.div_ceil(rows), |blk| {
             let r0 = blk * rows;
             let r1 = (r0 + rows).min(n_rows);
             // SAFETY: each block index comes once; blocks are disjoint.
             let wb = unsafe { out.slice(r0 * ss..r1 * ss) };
-            for (k, r) in (r0..r1).enumerate() {
-                let i = r % ts;
-                let b = r / (ts * hs) % bs;
-                let visible = match self.mask.causal {
-                    Some(off) => off + i + 1,
-                    None => ss,
-                };
-                let real = self
-                    .mask
-                    .keys
-                    .as_ref()
-                    .map(|m| &m.real[b * m.len..(b + 1) * m.len]);
-                let row = &x[r * ss..(r + 1) * ss];
-                forward_row(
-                    row,
-                    self.scale,
-                    visible,
-                    real,
-                    &mut wb[k * ss..(k + 1) * ss],
-                );
-            }
+            let block = Rows {
+                x: &x[r0 * ss..r1 * ss],
+                r0,
+                ss,
+                ts,
+                hs,
+                bs,
+            };
+            forward_rows(&block, self.scale, self.mask.causal, pen, wb);
         });
         Ok((CpuStorage::F32(w), l.shape().clone()))
     }
@@ -304,15 +318,8 @@ impl CustomOp2 for SoftmaxBackward {
                 let r1 = (r0 + rows).min(n_rows);
                 // SAFETY: each block index comes once; blocks are disjoint.
                 let db = unsafe { shared.slice(r0 * ss..r1 * ss) };
-                for (k, r) in (r0..r1).enumerate() {
-                    let at = r * ss..(r + 1) * ss;
-                    backward_row(
-                        &w[at.clone()],
-                        &dw[at],
-                        self.scale,
-                        &mut db[k * ss..(k + 1) * ss],
-                    );
-                }
+                let at = r0 * ss..r1 * ss;
+                backward_rows(&w[at.clone()], &dw[at], ss, self.scale, db);
             })
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
