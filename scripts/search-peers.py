@@ -27,6 +27,7 @@ without them the script says so and exits 2. No test or CI step runs it.
 """
 
 import argparse
+import functools
 import json
 import math
 import operator
@@ -79,17 +80,26 @@ def run_actforge(args):
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         sys.exit(f"actforge search failed:\n{res.stderr}")
+    # Trained: evaluations that were not screened out (a training that
+    # failed numerically was still trained). The wall time of the
+    # generations is the logbook's `seconds`.
     trained = evaluated = 0
     with open(os.path.join(out, "run", "evaluations.jsonl")) as f:
         for line in f:
             e = json.loads(line)
             evaluated += 1
-            trained += int(e.get("train_seconds") is not None and e.get("train_seconds", 0) > 0)
+            trained += int(e.get("screened") is None)
     gen_wall = 0.0
     with open(os.path.join(out, "run", "logbook.jsonl")) as f:
         for line in f:
-            gen_wall += json.loads(line).get("wall_seconds", 0.0)
-    return {"trained": trained, "evaluations": evaluated, "wall_s": wall, "generations_wall_s": gen_wall}
+            gen_wall += json.loads(line).get("seconds", 0.0)
+    offspring = args.pop * (args.gens + 1)
+    return {"trained": trained, "evaluations": evaluated, "offspring": offspring,
+            "wall_s": wall, "generations_wall_s": gen_wall}
+
+
+def erc(rng):
+    return round(rng.uniform(-2, 2), 3)
 
 
 def run_deap(args, export_dir):
@@ -105,7 +115,7 @@ def run_deap(args, export_dir):
     pset = gp.PrimitiveSet("MAIN", 1)
     for name, (arity, _) in peers.PRIMS.items():
         pset.addPrimitive(getattr(operator, "add"), arity, name=name)  # placeholders: only names and arities matter
-    pset.addEphemeralConstant("erc", lambda: round(random.uniform(-2, 2), 3))
+    pset.addEphemeralConstant("erc", functools.partial(erc, random))
     pset.renameArguments(ARG0="x")
     creator.create("FitnessMin", base.Fitness, weights=(-1.0,))
     creator.create("Individual", gp.PrimitiveTree, fitness=creator.FitnessMin)
@@ -120,7 +130,6 @@ def run_deap(args, export_dir):
     limit = gp.staticLimit(key=operator.attrgetter("height"), max_value=8)
     tb.decorate("mate", limit)
     tb.decorate("mutate", limit)
-    o = doc["optimizer"]
     counts = {"trained": 0, "train_s": 0.0}
 
     def evaluate(ind):
@@ -154,7 +163,6 @@ def run_deap(args, export_dir):
     algorithms.eaMuPlusLambda(pop, tb, mu=args.pop, lambda_=args.pop, cxpb=0.5, mutpb=0.3,
                               ngen=args.gens, verbose=False)
     wall = time.perf_counter() - t0
-    del o
     return {"trained": counts["trained"], "wall_s": wall, "train_s": counts["train_s"]}
 
 
@@ -182,7 +190,8 @@ def main():
     for k in ("actforge", "deap"):
         if k in result:
             r = result[k]
-            r["trained_per_hour"] = 3600 * r["trained"] / r["wall_s"]
+            wall = r.get("generations_wall_s") or r["wall_s"]
+            r["trained_per_hour"] = 3600 * r["trained"] / wall
     print(json.dumps(result, indent=1))
 
 
