@@ -60,23 +60,21 @@ impl AdamWScalars {
 simd_fn! {
     /// The update of every element, in the composed chain's order.
     fn update(k: AdamWScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        for i in 0..p.len() {
+        for (((pi, &g), mi), vi) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let gi = match k.scale {
-                Some(s) => g[i] * s + 0.0,
-                None => g[i],
+                Some(s) => g * s + 0.0,
+                None => g,
             };
-            let mi = (m[i] * k.beta1 + 0.0) + (gi * k.one_minus_beta1 + 0.0);
-            let vi = (v[i] * k.beta2 + 0.0) + ((gi * gi) * k.one_minus_beta2 + 0.0);
-            m[i] = mi;
-            v[i] = vi;
-            let m_hat = mi * k.inv_c1 + 0.0;
-            let v_hat = vi * k.inv_c2 + 0.0;
+            *mi = (*mi * k.beta1 + 0.0) + (gi * k.one_minus_beta1 + 0.0);
+            *vi = (*vi * k.beta2 + 0.0) + ((gi * gi) * k.one_minus_beta2 + 0.0);
+            let m_hat = *mi * k.inv_c1 + 0.0;
+            let v_hat = *vi * k.inv_c2 + 0.0;
             let u = m_hat / (v_hat.sqrt() * 1.0 + k.eps);
             let decayed = match k.decay {
-                Some(d) => p[i] * d + 0.0,
-                None => p[i],
+                Some(d) => *pi * d + 0.0,
+                None => *pi,
             };
-            p[i] = decayed - (u * k.lr + 0.0);
+            *pi = decayed - (u * k.lr + 0.0);
         }
     }
 }

@@ -116,14 +116,17 @@ macro_rules! simd_fn {
         $(#[$m])*
         $vis fn $name($($a: $t),*) $(-> $r)? {
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             fn portable($($a: $t),*) $(-> $r)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx512($($a: $t),*) $(-> $r)? {
                     portable($($a),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($a: $t),*) $(-> $r)? {
                     portable($($a),*)
                 }
@@ -153,8 +156,8 @@ pub(crate) fn sum_by(x: &[f32], f: impl Fn(usize, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let full = x.len() / LANES * LANES;
     for (c, chunk) in x[..full].chunks_exact(LANES).enumerate() {
-        for l in 0..LANES {
-            acc[l] += f(c * LANES + l, chunk[l]);
+        for (l, (a, &v)) in acc.iter_mut().zip(chunk).enumerate() {
+            *a += f(c * LANES + l, v);
         }
     }
     for (i, &v) in x.iter().enumerate().skip(full) {
@@ -170,8 +173,8 @@ pub(crate) fn max_of(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let full = x.len() / LANES * LANES;
     for chunk in x[..full].chunks_exact(LANES) {
-        for l in 0..LANES {
-            acc[l] = acc[l].max(chunk[l]);
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = a.max(v);
         }
     }
     for (i, &v) in x.iter().enumerate().skip(full) {
@@ -185,8 +188,9 @@ pub(crate) fn max_of(x: &[f32]) -> f32 {
 fn fold(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut w = LANES / 2;
     while w > 0 {
-        for l in 0..w {
-            acc[l] = f(acc[l], acc[l + w]);
+        let (lo, hi) = acc.split_at_mut(w);
+        for (a, &b) in lo.iter_mut().zip(&hi[..w]) {
+            *a = f(*a, b);
         }
         w /= 2;
     }

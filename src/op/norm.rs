@@ -183,8 +183,8 @@ fn backward_row(
     for (i, o) in dx.iter_mut().enumerate() {
         o.write((dy[i] * g[i] - a - xhat(i) * c) / den);
     }
-    for i in 0..x.len() {
-        dg[i] += dy[i] * xhat(i);
+    for (i, (s, &v)) in dg.iter_mut().zip(dy).enumerate() {
+        *s += v * xhat(i);
     }
     if kind == NormKind::Layer {
         for (s, &v) in db.iter_mut().zip(dy) {
