@@ -141,8 +141,8 @@ impl AdamW {
             // every step's graph to the next and memory would grow by a
             // whole forward pass per step.
             let g = g.detach();
-            let decay =
-                (s.decay && self.cfg.weight_decay > 0.0).then(|| 1.0 - lr * self.cfg.weight_decay);
+            let decay = (s.decay && self.cfg.weight_decay > 0.0)
+                .then_some(1.0 - lr * self.cfg.weight_decay);
             match &mut s.moments {
                 Moments::Host(m, v) => {
                     let k = AdamWScalars::new(scale, (b1, b2), (c1, c2), self.cfg.eps, decay, lr);

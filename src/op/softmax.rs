@@ -1,7 +1,7 @@
-//! The attention softmax with its masks: `softmax(scale · scores + causal
-//! + padding)` over the keys, as one fused CPU op with a fused backward,
-//! and the same as a chain of candle ops (other devices and dtypes; the
-//! oracle of the tests).
+//! The attention softmax with its masks, `softmax(scale · scores + causal
+//! mask + padding mask)` over the keys, as one fused CPU op with a fused
+//! backward, and the same as a chain of candle ops (other devices and
+//! dtypes; the oracle of the tests).
 //!
 //! The masks are described, not materialised: [`ScoreMask`] says which
 //! keys a query sees (causally, from an absolute offset, and by a padding

@@ -81,7 +81,7 @@ pub fn masked_cross_entropy(
 /// Is a row of weight 0 one that makes the composed loss NaN (`0 · x` with
 /// x NaN or infinite)?
 fn poisons(row: &[f32], target: usize) -> bool {
-    row.iter().any(|v| !(*v < f32::INFINITY)) || row[target] == f32::NEG_INFINITY
+    row.iter().any(|v| v.is_nan() || *v == f32::INFINITY) || row[target] == f32::NEG_INFINITY
 }
 
 simd_fn! {
