@@ -46,10 +46,9 @@ def need_torch():
     try:
         import torch  # noqa: F401
     except ImportError:
-        sys.exit(
-            "cpu-peers.py needs PyTorch: pip install torch "
-            "(a CPU wheel is enough); nothing was measured"
-        )
+        print("cpu-peers.py needs PyTorch: pip install torch "
+              "(a CPU wheel is enough); nothing was measured", file=sys.stderr)
+        sys.exit(2)
     return sys.modules["torch"]
 
 

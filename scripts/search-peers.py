@@ -46,7 +46,9 @@ def need(mod):
     try:
         return __import__(mod)
     except ImportError:
-        sys.exit(f"search-peers.py needs {mod}: pip install torch deap; nothing was measured")
+        print(f"search-peers.py needs {mod}: pip install torch deap; nothing was measured",
+              file=sys.stderr)
+        sys.exit(2)
 
 
 def cpu_peers():
