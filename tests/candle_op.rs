@@ -212,17 +212,44 @@ fn gradients_reach_the_parameters_below_the_activation() {
 
 #[test]
 fn builtin_gelu_and_gelu_like_formula_agree() {
-    // candle's gelu is the tanh approximation: the same function as gelu_like.
+    // candle's gelu is the tanh approximation: the same function as
+    // gelu_like, which `Activation::Gelu` runs fused on the CPU.
     let x = Tensor::new(values(257, 1).as_slice(), &Device::Cpu).unwrap();
-    let a: Vec<f32> = Activation::Gelu.forward(&x).unwrap().to_vec1().unwrap();
+    let candle: Vec<f32> = x.gelu().unwrap().to_vec1().unwrap();
     let b: Vec<f32> = Activation::parse("fused:gelu_like(x)")
         .unwrap()
         .forward(&x)
         .unwrap()
         .to_vec1()
         .unwrap();
-    for (p, q) in a.iter().zip(&b) {
-        assert!((p - q).abs() <= 1e-5 * q.abs() + 1e-5, "{p} vs {q}");
+    let a: Vec<f32> = Activation::Gelu.forward(&x).unwrap().to_vec1().unwrap();
+    for ((p, q), c) in a.iter().zip(&b).zip(&candle) {
+        assert!((c - q).abs() <= 1e-5 * q.abs() + 1e-5, "{c} vs {q}");
+        assert_eq!(p, q, "GELU on the CPU is the fused gelu_like");
+    }
+    // Its gradient is candle's GELU's too.
+    let v = Var::new(values(257, 2).as_slice(), &Device::Cpu).unwrap();
+    let g1 = Activation::Gelu
+        .forward(v.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g2 = v
+        .as_tensor()
+        .gelu()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let (g1, g2): (Vec<f32>, Vec<f32>) = (
+        g1.get(v.as_tensor()).unwrap().to_vec1().unwrap(),
+        g2.get(v.as_tensor()).unwrap().to_vec1().unwrap(),
+    );
+    for (p, q) in g1.iter().zip(&g2) {
+        assert!((p - q).abs() <= 1e-4 * q.abs() + 1e-4, "{p} vs {q}");
     }
 }
 

@@ -47,19 +47,7 @@ pub struct CandleBench<'a> {
 /// a long training run, is the composed path at its best: a conservative
 /// baseline for the fused one.
 pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-        }
-        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
-        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
-        // SAFETY: mallopt only tunes glibc's allocator; valid parameters.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, i32::MAX);
-            mallopt(M_TRIM_THRESHOLD, i32::MAX);
-        }
-    }
+    crate::fitness::alloc::keep_freed_memory()
 }
 
 /// Rows for fused, composed and built-in GELU, each fwd, bwd and fwdbwd.
@@ -98,7 +86,13 @@ pub fn run(spec: &CandleBench) -> crate::Result<Vec<Row>> {
         let (mut tf, mut tb, mut tt) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..=spec.iters {
             let t0 = Instant::now();
-            let y = act.forward(var.as_tensor()).map_err(cerr)?;
+            // The built-in row is candle's own GELU op (Activation::Gelu
+            // runs the fused gelu_like on the CPU).
+            let y = match variant {
+                Variant::Builtin => var.as_tensor().gelu(),
+                _ => act.forward(var.as_tensor()),
+            }
+            .map_err(cerr)?;
             dev.synchronize().map_err(cerr)?;
             let t1 = Instant::now();
             let grads = y.backward().map_err(cerr)?;

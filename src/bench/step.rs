@@ -24,6 +24,9 @@ pub struct StepBench<'a> {
     /// Timed rounds (each round times one step of every variant).
     pub iters: usize,
     pub warmup: usize,
+    /// The variants to time, by name (`gelu`, `fused`, `composed`); empty:
+    /// all three.
+    pub only: &'a [String],
 }
 
 /// One variant's figures, in milliseconds.
@@ -47,16 +50,27 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// The variants: built-in GELU, fused and composed `formula`.
-fn variants(formula: &str) -> Result<Vec<(&'static str, Activation)>> {
-    Ok(vec![
-        ("gelu", Activation::Gelu),
-        ("fused", Activation::parse(&format!("fused:{formula}"))?),
-        (
-            "composed",
-            Activation::parse(&format!("composed:{formula}"))?,
-        ),
-    ])
+/// The variant names, in the order they run.
+pub const VARIANTS: [&str; 3] = ["gelu", "fused", "composed"];
+
+/// The variants: built-in GELU, fused and composed `formula` (those named
+/// in `only`, or all).
+fn variants(formula: &str, only: &[String]) -> Result<Vec<(&'static str, Activation)>> {
+    if let Some(bad) = only.iter().find(|o| !VARIANTS.contains(&o.as_str())) {
+        return Err(crate::Error::Usage(format!(
+            "--variant `{bad}`: expected gelu, fused or composed"
+        )));
+    }
+    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let mut out = Vec::new();
+    for name in VARIANTS.into_iter().filter(|n| wanted(n)) {
+        let act = match name {
+            "gelu" => Activation::Gelu,
+            _ => Activation::parse(&format!("{name}:{formula}"))?,
+        };
+        out.push((name, act));
+    }
+    Ok(out)
 }
 
 /// (MLP layers, hidden width) of the model.
@@ -69,10 +83,11 @@ fn mlp_shape(cfg: &ModelConfig) -> (usize, usize) {
 
 /// Run the benchmark.
 pub fn run(spec: &StepBench) -> Result<Vec<VariantTime>> {
+    crate::fitness::alloc::keep_freed_memory();
     let prep = spec.prep;
     let batcher = crate::data::Batcher::new(&prep.train, prep.recipe.batch_size, 1);
     let mut states = Vec::new();
-    for (name, act) in variants(spec.formula)? {
+    for (name, act) in variants(spec.formula, spec.only)? {
         let (model, varmap) = Model::new(&prep.model, vec![act.clone()], 1, spec.device)?;
         let params = sorted_vars(&varmap);
         let opt = AdamW::new(params.clone(), AdamWConfig::default())?;
@@ -97,8 +112,8 @@ pub fn run(spec: &StepBench) -> Result<Vec<VariantTime>> {
             let (loss, _) = batch_loss(prep, model, &batcher, 0, i, spec.device)?;
             let grads = loss.backward()?;
             let vars: Vec<&candle_core::Var> = params.iter().map(|(_, v)| v).collect();
-            let (_, factor) = clip_factor(&grads, &vars, 1.0)?;
-            opt.step(&grads, 1e-4, factor)?;
+            let (_, factor) = clip_factor(&grads, &vars, CLIP)?;
+            opt.step(&grads, LR, factor)?;
             sync(spec.device)?;
             let step = t0.elapsed().as_secs_f64() * 1e3;
             let t1 = Instant::now();
@@ -159,6 +174,81 @@ pub fn to_json(spec: &StepBench, times: &[VariantTime]) -> Value {
         "activation_ms": map(&|t| median(&t.act_ms)),
         "activation_share": map(&|t| median(&t.act_ms) / median(&t.step_ms)),
     })
+}
+
+/// The optimizer settings every variant steps with.
+pub const LR: f64 = 1e-4;
+/// The gradient-norm clip of the benchmark's steps.
+pub const CLIP: f64 = 1.0;
+
+/// Writes what a peer implementation needs to time the same step
+/// (`scripts/cpu-peers.py`): `DIR/step.json` (the model's shape, the
+/// optimizer's settings, the parameters' names, shapes, offsets and
+/// whether they decay, every batch the benchmark steps through in order,
+/// and the loss of the first batch at the initial weights for GELU and
+/// the fused formula, to check the peer's model against) and
+/// `DIR/params.bin` (the initial weights of seed 1, f32 little-endian, in
+/// the listed order).
+pub fn export(spec: &StepBench, dir: &std::path::Path) -> Result<()> {
+    let prep = spec.prep;
+    let ModelConfig::Gpt(cfg) = &prep.model else {
+        return Err(crate::Error::Usage(
+            "bench-step --export: only the GPT tasks (qa, translate-gpt) can be exported".into(),
+        ));
+    };
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir.display().to_string(), e))?;
+    let batcher = crate::data::Batcher::new(&prep.train, prep.recipe.batch_size, 1);
+    let per_epoch = batcher.batches_per_epoch();
+    let batches: Vec<Value> = (0..spec.warmup + spec.iters)
+        .map(|round| {
+            let b = batcher.decoder_batch(0, round % per_epoch, prep.kind, &prep.specials);
+            json!({"rows": b.rows, "len": b.len, "input": b.input, "target": b.target,
+                   "loss_mask": b.loss_mask, "pad_mask": b.pad_mask})
+        })
+        .collect();
+    let mut losses = serde_json::Map::new();
+    let mut params = Vec::new();
+    let mut bytes = Vec::new();
+    for (name, act) in variants(spec.formula, &["gelu".into(), "fused".into()])? {
+        let (model, varmap) = Model::new(&prep.model, vec![act], 1, &Device::Cpu)?;
+        let (loss, _) = batch_loss(prep, &model, &batcher, 0, 0, &Device::Cpu)?;
+        losses.insert(name.into(), json!(loss.to_scalar::<f32>()?));
+        if !params.is_empty() {
+            continue;
+        }
+        for (pname, var) in sorted_vars(&varmap) {
+            let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            params.push(json!({
+                "name": pname,
+                "shape": &var.dims()[1..],
+                "offset": bytes.len() / 4,
+                "decay": crate::fitness::optim::decays(&pname, &var),
+            }));
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+    }
+    let opt = AdamWConfig::default();
+    let doc = json!({
+        "task": prep.recipe.task.name(),
+        "preset": prep.recipe.preset,
+        "formula": spec.formula,
+        "model": {"vocab": cfg.vocab, "n_layer": cfg.n_layer, "d_model": cfg.d_model,
+                  "n_head": cfg.n_head, "d_ff": cfg.d_ff, "max_len": cfg.max_len,
+                  "eps": cfg.eps, "tied": cfg.tied},
+        "optimizer": {"lr": LR, "beta1": opt.beta1, "beta2": opt.beta2, "eps": opt.eps,
+                      "weight_decay": opt.weight_decay, "clip": CLIP},
+        "warmup": spec.warmup,
+        "iters": spec.iters,
+        "params": params,
+        "loss0": losses,
+        "batches": batches,
+    });
+    let write = |name: &str, data: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, data).map_err(|e| crate::Error::io(path.display().to_string(), e))
+    };
+    write("params.bin", &bytes)?;
+    write("step.json", doc.to_string().as_bytes())
 }
 
 /// A text table of the same figures.

@@ -362,7 +362,12 @@ MLP layers; `share` is that over the step.
 
 JSON (--json): {\"step_ms\": {\"gelu\", \"fused\", \"composed\"}, \"step_ms_min\",
 \"step_ms_max\", \"activation_ms\", \"activation_share\" (same keys), \"task\",
-\"preset\", \"batch_size\", \"formula\", \"device\", \"threads\", \"iters\"}.
+\"preset\", \"batch_size\", \"formula\", \"device\", \"threads\", \"iters\"}
+(with --variant, only the variants named).
+
+--export DIR writes the same model (initial weights of seed 1), the
+optimizer settings (AdamW, lr 1e-4, clip 1) and the batches of every round
+in order, for scripts/cpu-peers.py, which times PyTorch eager on them.
 
 Examples:
   actforge bench-step --task qa --preset gpt-tiny
@@ -381,6 +386,15 @@ pub struct BenchStepArgs {
     /// Untimed rounds first.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000))]
     pub warmup: u64,
+    /// Time only this variant: gelu, fused or composed (repeatable;
+    /// default: all three).
+    #[arg(long = "variant", value_name = "VARIANT", value_parser = ["gelu", "fused", "composed"])]
+    pub variants: Vec<String>,
+    /// Also write the model, initial weights, optimizer settings and batches
+    /// to DIR (step.json, params.bin) for a peer implementation
+    /// (scripts/cpu-peers.py).
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<std::path::PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -395,7 +409,11 @@ pub fn bench_step(out: &mut dyn Write, args: BenchStepArgs) -> Result<i32> {
         device: &device,
         iters: args.iters as usize,
         warmup: args.warmup as usize,
+        only: &args.variants,
     };
+    if let Some(dir) = &args.export {
+        crate::bench::step::export(&spec, dir)?;
+    }
     let times = crate::bench::step::run(&spec)?;
     if args.json {
         outln!(out, "{}", crate::bench::step::to_json(&spec, &times));

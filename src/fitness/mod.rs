@@ -9,6 +9,7 @@
 //! Comparisons of several activations over several seeds live one room
 //! up, in `crate::experiment`.
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod evaluate;
 pub mod optim;

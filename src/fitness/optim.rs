@@ -3,11 +3,18 @@
 //!
 //! candle-nn's `AdamW` keeps its moments private, so a killed run could
 //! not resume to the same result; this one exposes them as named tensors.
+//!
+//! f32 parameters on the CPU are updated by one in-place pass each
+//! ([`crate::op::adamw`], moments in host vectors); others by the composed
+//! chain of candle ops below, which defines the arithmetic: both give the
+//! same bits (tested).
 
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
+
+use crate::op::adamw::{self, AdamWScalars};
 
 /// AdamW hyper-parameters (decoupled weight decay, as in Loshchilov &
 /// Hutter; PyTorch's `torch.optim.AdamW` semantics).
@@ -34,9 +41,26 @@ impl Default for AdamWConfig {
 struct Slot {
     name: String,
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    moments: Moments,
     decay: bool,
+}
+
+/// The first and second moment of a parameter.
+enum Moments {
+    /// Host vectors, updated in place with the parameter (f32 on the CPU).
+    Host(Vec<f32>, Vec<f32>),
+    /// Tensors on the parameter's device, replaced each step.
+    Tensors(Tensor, Tensor),
+}
+
+/// How [`AdamW`] updates its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// One in-place pass per parameter where it is f32 on the CPU, the
+    /// composed chain elsewhere.
+    Fused,
+    /// Always the composed chain of candle ops (the oracle of the tests).
+    Composed,
 }
 
 /// AdamW over a fixed, named set of parameters.
@@ -58,15 +82,29 @@ impl AdamW {
     /// Parameters are taken in the given order; the caller passes them
     /// sorted by name so that a checkpoint maps back unambiguously.
     pub fn new(params: Vec<(String, Var)>, cfg: AdamWConfig) -> candle_core::Result<AdamW> {
+        AdamW::with_update(params, cfg, Update::Fused)
+    }
+
+    /// [`AdamW::new`] with the update path chosen.
+    pub fn with_update(
+        params: Vec<(String, Var)>,
+        cfg: AdamWConfig,
+        update: Update,
+    ) -> candle_core::Result<AdamW> {
         let slots = params
             .into_iter()
             .map(|(name, var)| {
-                let zeros = var.as_tensor().zeros_like()?;
+                let moments = if update == Update::Fused && adamw::in_place(var.as_tensor()) {
+                    let n = var.elem_count();
+                    Moments::Host(vec![0.0; n], vec![0.0; n])
+                } else {
+                    let zeros = var.as_tensor().zeros_like()?;
+                    Moments::Tensors(zeros.clone(), zeros)
+                };
                 Ok(Slot {
                     decay: decays(&name, &var),
                     name,
-                    m: zeros.clone(),
-                    v: zeros,
+                    moments,
                     var,
                 })
             })
@@ -103,18 +141,27 @@ impl AdamW {
             // every step's graph to the next and memory would grow by a
             // whole forward pass per step.
             let g = g.detach();
-            let g = if scale == 1.0 { g } else { (g * scale)? };
-            s.m = ((&s.m * b1)? + (&g * (1.0 - b1))?)?.detach();
-            s.v = ((&s.v * b2)? + (g.sqr()? * (1.0 - b2))?)?.detach();
-            let m_hat = (&s.m / c1)?;
-            let v_hat = (&s.v / c2)?;
-            let update = (m_hat / (v_hat.sqrt()? + self.cfg.eps)?)?;
-            let decayed = if s.decay && self.cfg.weight_decay > 0.0 {
-                (s.var.as_tensor() * (1.0 - lr * self.cfg.weight_decay))?
-            } else {
-                s.var.as_tensor().clone()
-            };
-            s.var.set(&(decayed - (update * lr)?)?)?;
+            let decay = (s.decay && self.cfg.weight_decay > 0.0)
+                .then_some(1.0 - lr * self.cfg.weight_decay);
+            match &mut s.moments {
+                Moments::Host(m, v) => {
+                    let k = AdamWScalars::new(scale, (b1, b2), (c1, c2), self.cfg.eps, decay, lr);
+                    adamw::step(s.var.as_tensor(), &g, m, v, k)?;
+                }
+                Moments::Tensors(m, v) => {
+                    let g = if scale == 1.0 { g } else { (g * scale)? };
+                    *m = ((&*m * b1)? + (&g * (1.0 - b1))?)?.detach();
+                    *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?.detach();
+                    let m_hat = (&*m / c1)?;
+                    let v_hat = (&*v / c2)?;
+                    let update = (m_hat / (v_hat.sqrt()? + self.cfg.eps)?)?;
+                    let decayed = match decay {
+                        Some(d) => (s.var.as_tensor() * d)?,
+                        None => s.var.as_tensor().clone(),
+                    };
+                    s.var.set(&(decayed - (update * lr)?)?)?;
+                }
+            }
         }
         Ok(())
     }
@@ -124,13 +171,14 @@ impl AdamW {
     pub fn state(&self) -> candle_core::Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("adam_m.{}", s.name), s.m.clone());
-            out.insert(format!("adam_v.{}", s.name), s.v.clone());
+            let (m, v) = s.moments.tensors(&s.var)?;
+            out.insert(format!("adam_m.{}", s.name), m);
+            out.insert(format!("adam_v.{}", s.name), v);
         }
         let dev = self
             .slots
             .first()
-            .map(|s| s.m.device().clone())
+            .map(|s| s.var.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
         // u64 fits exactly in two u32 halves; safetensors has no u64 here.
         let halves = [(self.step >> 32) as u32, self.step as u32];
@@ -145,23 +193,24 @@ impl AdamW {
     /// its shape: a checkpoint from another model is an error.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
         for s in &mut self.slots {
-            for (key, dst) in [("adam_m", &mut s.m), ("adam_v", &mut s.v)] {
+            let mut loaded = Vec::with_capacity(2);
+            for key in ["adam_m", "adam_v"] {
                 let name = format!("{key}.{}", s.name);
                 let t = state
                     .get(&name)
                     .ok_or_else(|| format!("the checkpoint has no `{name}`"))?;
-                if t.dims() != dst.dims() {
+                if t.dims() != s.var.dims() {
                     return Err(format!(
                         "`{name}` has shape {:?} in the checkpoint, {:?} in the model",
                         t.dims(),
-                        dst.dims()
+                        s.var.dims()
                     ));
                 }
-                *dst = t
-                    .to_dtype(dst.dtype())
-                    .and_then(|t| t.to_device(dst.device()))
-                    .map_err(|e| e.to_string())?;
+                loaded.push(t);
             }
+            s.moments
+                .load(loaded[0], loaded[1], &s.var)
+                .map_err(|e| e.to_string())?;
         }
         let step = state
             .get("adam_step")
@@ -173,6 +222,35 @@ impl AdamW {
             return Err("`adam_step` must hold two u32 halves".into());
         }
         self.step = ((step[0] as u64) << 32) | step[1] as u64;
+        Ok(())
+    }
+}
+
+impl Moments {
+    /// Both moments as tensors of the parameter's shape, dtype and device.
+    fn tensors(&self, var: &Var) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok(match self {
+            Moments::Host(m, v) => {
+                let t = |x: &[f32]| Tensor::from_slice(x, var.shape(), var.device());
+                (t(m)?, t(v)?)
+            }
+            Moments::Tensors(m, v) => (m.clone(), v.clone()),
+        })
+    }
+
+    /// Replace both with saved tensors (already checked for shape).
+    fn load(&mut self, m: &Tensor, v: &Tensor, var: &Var) -> candle_core::Result<()> {
+        match self {
+            Moments::Host(hm, hv) => {
+                *hm = m.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                *hv = v.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+            }
+            Moments::Tensors(tm, tv) => {
+                let put = |t: &Tensor| t.to_dtype(var.dtype())?.to_device(var.device());
+                *tm = put(m)?;
+                *tv = put(v)?;
+            }
+        }
         Ok(())
     }
 }

@@ -178,6 +178,7 @@ pub fn run(
     device: &Device,
     opts: &RunOptions,
 ) -> Result<Outcome> {
+    super::alloc::keep_freed_memory();
     let start = Instant::now();
     let recipe = &prep.recipe;
     let total = total_steps(prep);
@@ -454,7 +455,7 @@ pub fn batch_loss(
             let shape = (b.rows, b.len);
             let ids = Tensor::from_vec(b.input, shape, device)?;
             let pad = Tensor::from_vec(b.pad_mask, shape, device)?;
-            let logits = m.forward(&ids, Some(&pad))?;
+            let logits = m.forward_rows(&ids, Some(&pad))?;
             let target = Tensor::from_vec(b.target, shape, device)?;
             let mask = Tensor::from_vec(b.loss_mask, shape, device)?;
             (logits, target, mask)
@@ -464,7 +465,7 @@ pub fn batch_loss(
             let src = Tensor::from_vec(b.src, (b.rows, b.src_len), device)?;
             let src_mask = Tensor::from_vec(b.src_mask, (b.rows, b.src_len), device)?;
             let dec_in = Tensor::from_vec(b.dec_in, (b.rows, b.tgt_len), device)?;
-            let logits = m.forward(&src, Some(&src_mask), &dec_in)?;
+            let logits = m.forward_rows(&src, Some(&src_mask), &dec_in)?;
             let target = Tensor::from_vec(b.target, (b.rows, b.tgt_len), device)?;
             let mask = Tensor::from_vec(b.tgt_mask, (b.rows, b.tgt_len), device)?;
             (logits, target, mask)

@@ -165,6 +165,17 @@ fn find_pairs(graph: &Graph, order: &[Id], reach: &[bool]) -> Vec<Option<(PairKi
     pair
 }
 
+/// A bias added to the input before the formula (an MLP's `f(x·W + b)`):
+/// the input is `[P, N, width]` with `per = N · width` elements per
+/// member, and element `e` gets `bias[(e / per) · width + e % width]`
+/// (`bias` is `[P, width]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Shift<'a, T> {
+    pub bias: &'a [T],
+    pub width: usize,
+    pub per: usize,
+}
+
 /// A compiled formula for chunked f32 evaluation.
 #[derive(Clone, Debug)]
 pub struct Tape {
@@ -515,6 +526,31 @@ impl Tape {
         }
     }
 
+    /// Widen `x + shift` into the x slot, `x` starting at element `start`
+    /// of the shifted tensor; the sum is rounded to `T` as a candle
+    /// `broadcast_add` in `T` would.
+    fn load_shifted<T: Lane>(&self, scratch: &mut [f32], x: &[T], shift: &Shift<T>, start: usize) {
+        let Some(slot) = self.x_slot else {
+            return;
+        };
+        let dst = &mut scratch[slot as usize * self.lanes..][..x.len()];
+        let (mut member, mut col) = (start / shift.per, start % shift.width);
+        let mut left = shift.per - start % shift.per;
+        for (d, v) in dst.iter_mut().zip(x) {
+            let b = shift.bias[member * shift.width + col];
+            *d = T::from_f32(v.to_f32() + b.to_f32()).to_f32();
+            col += 1;
+            if col == shift.width {
+                col = 0;
+            }
+            left -= 1;
+            if left == 0 {
+                member += 1;
+                left = shift.per;
+            }
+        }
+    }
+
     /// `out[i] = f(x[i])` for the first root. Panics if lengths differ.
     pub fn map<T: Lane>(&self, x: &[T], out: &mut [T]) -> EvalReport {
         let mut scratch = self.scratch();
@@ -534,12 +570,31 @@ impl Tape {
         x: &[T],
         out: &mut [MaybeUninit<T>],
     ) -> EvalReport {
+        self.map_shifted_into(scratch, x, None, out)
+    }
+
+    /// `out[i] = f(x[i] + shift)` (see [`Shift`]; `None`: no shift), into
+    /// memory that need not be initialised.
+    pub fn map_shifted_into<T: Lane>(
+        &self,
+        scratch: &mut [f32],
+        x: &[T],
+        shift: Option<(&Shift<T>, usize)>,
+        out: &mut [MaybeUninit<T>],
+    ) -> EvalReport {
         assert_eq!(x.len(), out.len(), "input and output lengths differ");
         let mut report = EvalReport::default();
         let y = self.outputs[0] as usize * self.lanes;
-        for (xc, oc) in x.chunks(self.lanes).zip(out.chunks_mut(self.lanes)) {
+        for (c, (xc, oc)) in x
+            .chunks(self.lanes)
+            .zip(out.chunks_mut(self.lanes))
+            .enumerate()
+        {
             let n = xc.len();
-            self.load_x(scratch, xc);
+            match shift {
+                Some((sh, start)) => self.load_shifted(scratch, xc, sh, start + c * self.lanes),
+                None => self.load_x(scratch, xc),
+            }
             self.run_chunk(scratch, n);
             for (o, &v) in oc.iter_mut().zip(&scratch[y..y + n]) {
                 o.write(T::from_f32(v));
@@ -574,13 +629,33 @@ impl Tape {
         dy: &[T],
         dx: &mut [MaybeUninit<T>],
     ) -> EvalReport {
+        self.map_mul_shifted_into(scratch, x, None, dy, dx)
+    }
+
+    /// `dx[i] = dy[i] * f(x[i] + shift)` (see [`Tape::map_shifted_into`]).
+    pub fn map_mul_shifted_into<T: Lane>(
+        &self,
+        scratch: &mut [f32],
+        x: &[T],
+        shift: Option<(&Shift<T>, usize)>,
+        dy: &[T],
+        dx: &mut [MaybeUninit<T>],
+    ) -> EvalReport {
         assert!(x.len() == dy.len() && x.len() == dx.len(), "lengths differ");
         let mut report = EvalReport::default();
         let w = self.lanes;
         let d = self.outputs[0] as usize * w;
-        for ((xc, gc), oc) in x.chunks(w).zip(dy.chunks(w)).zip(dx.chunks_mut(w)) {
+        for (c, ((xc, gc), oc)) in x
+            .chunks(w)
+            .zip(dy.chunks(w))
+            .zip(dx.chunks_mut(w))
+            .enumerate()
+        {
             let n = xc.len();
-            self.load_x(scratch, xc);
+            match shift {
+                Some((sh, start)) => self.load_shifted(scratch, xc, sh, start + c * w),
+                None => self.load_x(scratch, xc),
+            }
             self.run_chunk(scratch, n);
             for ((o, &v), g) in oc.iter_mut().zip(&scratch[d..d + n]).zip(gc) {
                 let r = g.to_f32() * v;
@@ -622,9 +697,11 @@ fn as_uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
     unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
+/// The SIMD builds of the CPU loops (the evaluator's chunk loop and the
+/// row kernels of `op`).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Simd {
+pub enum Simd {
     Base,
     Avx2,
     Avx512,
@@ -646,7 +723,7 @@ fn simd_supported() -> Simd {
 /// The build of the chunk loop to run: the widest supported, capped by
 /// `ACTFORGE_SIMD=avx2` or `=base` (for comparisons).
 #[cfg(target_arch = "x86_64")]
-fn simd_level() -> Simd {
+pub fn simd_level() -> Simd {
     use std::sync::OnceLock;
     static LEVEL: OnceLock<Simd> = OnceLock::new();
     *LEVEL.get_or_init(|| {

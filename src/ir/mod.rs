@@ -11,7 +11,7 @@ pub mod print;
 pub mod rule;
 pub mod seeds;
 
-pub use eval::{eval_f64, eval_per_node, EvalReport, Lane, RefEval, Tape, CHUNK};
+pub use eval::{eval_f64, eval_per_node, EvalReport, Lane, RefEval, Shift, Tape, CHUNK};
 pub use graph::{Expr, Graph, Id, Node};
 pub use lower::{Library, PRELUDE};
 pub use ops::{Op, OpInfo, OPS};

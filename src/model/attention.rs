@@ -1,6 +1,8 @@
 //! Multi-head attention over a population: projections `[P, D, H·Dh]`,
-//! scores `[P, B, H, T, S]` with additive terms (masks, position biases)
-//! broadcast onto them, and the differentiable softmax of [`super::ops`].
+//! scores `[P, B, H, T, S]` with an optional learned additive term (T5's
+//! position bias) broadcast onto them, and the masked softmax of
+//! [`crate::op::softmax`] (masks described by a [`ScoreMask`], never
+//! materialised on the CPU).
 //! The same block serves causal self-attention (with a [`KvCache`] while
 //! generating) and T5's cross-attention.
 
@@ -8,7 +10,7 @@ use candle_core::{Result, Tensor};
 
 use super::init::ParamBuilder;
 use super::linear::Linear;
-use super::ops::softmax;
+use crate::op::softmax::{masked_softmax, ScoreMask};
 
 /// Shape of one attention block.
 #[derive(Clone, Copy, Debug)]
@@ -100,21 +102,37 @@ impl Attention {
         ))
     }
 
-    /// softmax(scale·q·kᵀ + Σ terms) · v, merged and projected: `[P, B·T, D]`.
-    /// Each term broadcasts onto the scores `[P, B, H, T, S]`. The matmuls
-    /// run on `[P·B·H, ·, ·]` (candle's CPU matmul takes at most two batch
-    /// dimensions).
-    pub fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, terms: &[&Tensor]) -> Result<Tensor> {
+    /// softmax(scale·q·kᵀ + bias + masks) · v, merged and projected:
+    /// `[P, B·T, D]`. The bias broadcasts onto the scores `[P, B, H, T, S]`;
+    /// `mask` hides keys. The matmuls run on `[P·B·H, ·, ·]` (candle's CPU
+    /// matmul takes at most two batch dimensions).
+    pub fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: Option<&Tensor>,
+        mask: &ScoreMask,
+    ) -> Result<Tensor> {
         let (p, b, h, t, dh) = q.dims5()?;
         let s = k.dim(3)?;
         let n = p * b * h;
         let k = k.reshape((n, s, dh))?;
         let scores = q.reshape((n, t, dh))?.matmul(&k.transpose(1, 2)?)?;
-        let mut scores = (scores * self.scale)?.reshape((p, b, h, t, s))?;
-        for term in terms {
-            scores = scores.broadcast_add(term)?;
-        }
-        let weights = softmax(&scores)?.reshape((n, t, s))?;
+        let scores = scores.reshape((p, b, h, t, s))?;
+        let weights = match bias {
+            None => masked_softmax(&scores, self.scale, mask)?,
+            Some(bias) => {
+                // x·1 is x: T5's scale costs no pass.
+                let scaled = if self.scale == 1.0 {
+                    scores
+                } else {
+                    (scores * self.scale)?
+                };
+                masked_softmax(&scaled.broadcast_add(bias)?, 1.0, mask)?
+            }
+        };
+        let weights = weights.reshape((n, t, s))?;
         let ctx = weights.matmul(&v.reshape((n, s, dh))?)?;
         let merged = ctx
             .reshape((p, b, h, t, dh))?

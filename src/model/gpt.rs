@@ -21,7 +21,7 @@
 //! The residual projections are scaled down as GPT-2 does. Must not read
 //! files or know about data, training or the search.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
 use super::attention::{Attention, AttnInit, AttnShape, KvCache};
@@ -31,9 +31,10 @@ use super::generate::{Outputs, Picker, Sampling};
 use super::init::{Init, ParamBuilder};
 use super::input::{check_ids, check_mask, check_population, check_prompts, pad_batch};
 use super::linear::Linear;
-use super::mask::{causal, host_mask, key_padding, positions};
+use super::mask::{host_mask, positions};
 use super::mlp::Mlp;
 use super::norm::LayerNorm;
+use crate::op::softmax::{KeyMask, ScoreMask};
 use crate::op::Activation;
 use crate::{Error, Result};
 
@@ -123,23 +124,33 @@ impl Gpt {
     /// hides padding keys and numbers each row's positions from its first
     /// real token, so padding does not change the logits of real tokens.
     pub fn forward(&self, ids: &Tensor, pad_mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let logits = self.forward_rows(ids, pad_mask)?;
+        Ok(logits.reshape((self.population(), b, t, self.cfg.vocab))?)
+    }
+
+    /// [`Gpt::forward`]'s logits as `[P, B·T, V]`, the matmul's own output
+    /// (what a loss takes: a reshape would add a node whose gradient
+    /// candle accumulates into a fresh zeroed copy of the logits).
+    pub fn forward_rows(&self, ids: &Tensor, pad_mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t) = check_ids("GPT forward", ids, self.cfg.vocab)?;
         self.check_len(t)?;
-        let mut terms = vec![causal(t, t, 0, &self.device)?];
+        let mut mask = ScoreMask {
+            causal: Some(0),
+            keys: None,
+        };
         let pos: Vec<u32> = match pad_mask {
             Some(m) => {
                 check_mask("GPT forward", m, (b, t))?;
-                terms.push(key_padding(m)?);
-                positions(&host_mask(m)?)
+                let host = host_mask(m)?;
+                mask.keys = Some(KeyMask::new(&host));
+                positions(&host)
             }
             None => (0..b).flat_map(|_| 0..t as u32).collect(),
         };
         let x = lookup_shared(&self.wte, ids)?.broadcast_add(&self.positions(&pos)?)?;
-        let terms: Vec<&Tensor> = terms.iter().collect();
-        let h = self.blocks_forward(x, (b, t), &terms, None)?;
-        Ok(self
-            .logits(&h)?
-            .reshape((self.population(), b, t, self.cfg.vocab))?)
+        let h = self.blocks_forward(x, (b, t), &mask, None)?;
+        self.logits(&h)
     }
 
     /// Continues every prompt (left-padded into one batch, KV-cached) until
@@ -169,7 +180,7 @@ impl Gpt {
             return Ok(out.tokens);
         }
         let mut caches: Vec<KvCache> = self.blocks.iter().map(|_| KvCache::default()).collect();
-        let mut keys = self.key_mask(&mask)?;
+        let mut keys = KeyMask::new(&mask);
         let mut next_pos: Vec<u32> = prompts.iter().map(|r| r.len() as u32).collect();
         let mut logits = self.prefill(&ids, &mask, &keys, &mut caches)?;
         loop {
@@ -178,8 +189,7 @@ impl Gpt {
             if out.all_done() {
                 return Ok(out.tokens);
             }
-            let fresh = Tensor::zeros((b, 1, 1, 1), DType::F32, &self.device)?;
-            keys = Tensor::cat(&[&keys, &fresh], 3)?;
+            keys = keys.extended(1);
             logits = self.step(&picks, &next_pos, &keys, &mut caches)?;
             let last = self.cfg.max_len as u32 - 1;
             next_pos.iter_mut().for_each(|q| *q = (*q + 1).min(last));
@@ -192,15 +202,18 @@ impl Gpt {
         &self,
         ids: &[u32],
         mask: &[Vec<bool>],
-        keys: &Tensor,
+        keys: &KeyMask,
         caches: &mut [KvCache],
     ) -> Result<Tensor> {
         let (p, b, len) = (self.population(), mask.len(), mask[0].len());
         let ids = Tensor::from_slice(ids, (b, len), &self.device)?;
         let x =
             lookup_shared(&self.wte, &ids)?.broadcast_add(&self.positions(&positions(mask))?)?;
-        let causal = causal(len, len, 0, &self.device)?;
-        let h = self.blocks_forward(x, (b, len), &[&causal, keys], Some(caches))?;
+        let mask = ScoreMask {
+            causal: Some(0),
+            keys: Some(keys.clone()),
+        };
+        let h = self.blocks_forward(x, (b, len), &mask, Some(caches))?;
         let last = h
             .reshape((p, b, len, self.cfg.d_model))?
             .narrow(2, len - 1, 1)?
@@ -214,11 +227,15 @@ impl Gpt {
         &self,
         picks: &[Vec<u32>],
         pos: &[u32],
-        keys: &Tensor,
+        keys: &KeyMask,
         caches: &mut [KvCache],
     ) -> Result<Tensor> {
         let x = lookup_members(&self.wte, picks)?.broadcast_add(&self.positions(pos)?)?;
-        let h = self.blocks_forward(x, (pos.len(), 1), &[keys], Some(caches))?;
+        let mask = ScoreMask {
+            causal: None,
+            keys: Some(keys.clone()),
+        };
+        let h = self.blocks_forward(x, (pos.len(), 1), &mask, Some(caches))?;
         self.logits(&h)
     }
 
@@ -238,29 +255,18 @@ impl Gpt {
         Ok(lookup_shared(&self.wpe, &idx)?)
     }
 
-    /// Additive key mask `[B, 1, 1, S]` of a host padding mask.
-    fn key_mask(&self, mask: &[Vec<bool>]) -> Result<Tensor> {
-        let (b, s) = (mask.len(), mask[0].len());
-        let flat: Vec<f32> = mask
-            .iter()
-            .flatten()
-            .map(|&m| f32::from(u8::from(m)))
-            .collect();
-        Ok(key_padding(&Tensor::from_vec(flat, (b, s), &self.device)?)?)
-    }
-
     /// Hidden states `[P, B·T, D]` after every block (and the final norm
     /// comes in [`Gpt::logits`]); with caches, keys and values are appended.
     fn blocks_forward(
         &self,
         mut x: Tensor,
         (b, t): (usize, usize),
-        terms: &[&Tensor],
+        mask: &ScoreMask,
         mut caches: Option<&mut [KvCache]>,
     ) -> Result<Tensor> {
         for (i, blk) in self.blocks.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
-            x = blk.forward(&x, (b, t), terms, cache, &self.acts)?;
+            x = blk.forward(&x, (b, t), mask, cache, &self.acts)?;
         }
         Ok(x)
     }
@@ -306,7 +312,7 @@ impl Block {
         &self,
         x: &Tensor,
         (b, t): (usize, usize),
-        terms: &[&Tensor],
+        mask: &ScoreMask,
         cache: Option<&mut KvCache>,
         acts: &[Activation],
     ) -> candle_core::Result<Tensor> {
@@ -317,7 +323,7 @@ impl Block {
             Some(c) => c.append(k, v)?,
             None => (k, v),
         };
-        let x = (x + self.attn.attend(&q, &k, &v, terms)?)?;
+        let x = (x + self.attn.attend(&q, &k, &v, None, mask)?)?;
         let m = self.mlp.forward(&self.ln2.forward(&x)?, acts)?;
         x + m
     }

@@ -28,6 +28,16 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
+    /// `x · W` without the bias.
+    pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight)
+    }
+
+    /// The bias `[P, 1, out]`, if the map has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
     /// `x · W (+ b)` for `x` of shape `[P, N, in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = x.matmul(&self.weight)?;

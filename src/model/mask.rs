@@ -1,26 +1,9 @@
-//! Additive attention masks and per-row positions, from padding masks
-//! `[B, S]` (1 = real token, 0 = padding; any dtype).
+//! Padding masks `[B, S]` (1 = real token, 0 = padding; any dtype) on the
+//! host, and per-row positions. (Which keys attention may see is an
+//! [`op::softmax::ScoreMask`](crate::op::softmax::ScoreMask), built from
+//! these without a tensor per step.)
 
-use candle_core::{DType, Device, Result, Tensor};
-
-use super::ops::MASKED;
-
-/// `[T, S]`: query `i` (absolute position `offset + i`) may see keys
-/// `0..=offset + i`; later keys get [`MASKED`].
-pub fn causal(t: usize, s: usize, offset: usize, device: &Device) -> Result<Tensor> {
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| (0..s).map(move |j| if j > offset + i { MASKED } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(data, (t, s), device)
-}
-
-/// `[B, 1, 1, S]`: 0 on real keys, [`MASKED`] on padding.
-pub fn key_padding(mask: &Tensor) -> Result<Tensor> {
-    let (b, s) = mask.dims2()?;
-    let m = mask.to_dtype(DType::F32)?;
-    m.affine(-f64::from(MASKED), f64::from(MASKED))?
-        .reshape((b, 1, 1, s))
-}
+use candle_core::{DType, Result, Tensor};
 
 /// Host copy of a padding mask as booleans.
 pub fn host_mask(mask: &Tensor) -> Result<Vec<Vec<bool>>> {

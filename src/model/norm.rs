@@ -1,10 +1,13 @@
-//! Layer norm (GPT) and RMS norm (T5) over the last dimension, written
-//! from differentiable tensor ops (candle-nn 0.11's fast norms cut the
-//! gradient). Gains and biases are `[P, 1, D]`, inputs `[P, N, D]`.
+//! Layer norm (GPT) and RMS norm (T5) over the last dimension, through
+//! [`crate::op::norm`]: fused ops (one pass per row forward and backward)
+//! for f32 on the CPU, elsewhere chains of differentiable tensor ops
+//! (candle-nn 0.11's fast norms cut the gradient), which also define the
+//! values. Gains and biases are `[P, 1, D]`, inputs `[P, N, D]`.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 
 use super::init::{Init, ParamBuilder};
+use crate::op;
 
 /// `(x − mean) / sqrt(var + eps) · g + b`.
 pub struct LayerNorm {
@@ -24,10 +27,7 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.gain)?.broadcast_add(&self.bias)
+        op::norm::layer_norm(x, &self.gain, &self.bias, self.eps)
     }
 }
 
@@ -53,8 +53,6 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.gain)
+        op::norm::rms_norm(x, &self.gain, self.eps)
     }
 }

@@ -37,9 +37,10 @@ use super::generate::{Outputs, Picker, Sampling};
 use super::init::{Init, ParamBuilder};
 use super::input::{check_ids, check_mask, check_population, check_prompts, pad_batch};
 use super::linear::Linear;
-use super::mask::{causal, key_padding};
+use super::mask::host_mask;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
+use crate::op::softmax::{KeyMask, ScoreMask};
 use crate::op::Activation;
 use crate::Result;
 
@@ -65,8 +66,8 @@ struct Encoded {
     h: Tensor,
     b: usize,
     s: usize,
-    /// `[B, 1, 1, S]` additive mask of source padding.
-    pad: Option<Tensor>,
+    /// Which source keys are real (none: all).
+    pad: ScoreMask,
 }
 
 /// A population of T5-style encoder-decoders.
@@ -169,6 +170,19 @@ impl T5 {
         src_mask: Option<&Tensor>,
         dec_in: &Tensor,
     ) -> Result<Tensor> {
+        let (b, t) = dec_in.dims2()?;
+        let logits = self.forward_rows(src, src_mask, dec_in)?;
+        Ok(logits.reshape((self.population(), b, t, self.cfg.vocab))?)
+    }
+
+    /// [`T5::forward`]'s logits as `[P, B·T, V]` (see
+    /// [`Gpt::forward_rows`](super::Gpt::forward_rows)).
+    pub fn forward_rows(
+        &self,
+        src: &Tensor,
+        src_mask: Option<&Tensor>,
+        dec_in: &Tensor,
+    ) -> Result<Tensor> {
         let enc = self.encode(src, src_mask)?;
         let (b, t) = check_ids("T5 forward (decoder input)", dec_in, self.cfg.vocab)?;
         if b != enc.b {
@@ -179,22 +193,24 @@ impl T5 {
         }
         let x = lookup_shared(&self.shared, dec_in)?;
         let bias = self.position_bias(&self.dec_bias, t, t, 0, false)?;
-        let mask = causal(t, t, 0, &self.device)?;
+        let mask = ScoreMask {
+            causal: Some(0),
+            keys: None,
+        };
         let mut x = x;
         for blk in &self.dec {
             let (ck, cv) = blk.cross_attn.keys_values(&enc.h, b, enc.s)?;
             x = blk.forward(
                 &x,
                 (b, t),
-                &[&bias, &mask],
+                (&bias, &mask),
                 (&ck, &cv),
                 &enc,
                 None,
                 &self.acts,
             )?;
         }
-        let v = self.cfg.vocab;
-        Ok(self.logits(&x)?.reshape((self.population(), b, t, v))?)
+        self.logits(&x)
     }
 
     /// Translates every source (right-padded into one batch): the encoder
@@ -245,19 +261,18 @@ impl T5 {
     /// Encoder output for sources `[B, S]`.
     fn encode(&self, src: &Tensor, src_mask: Option<&Tensor>) -> Result<Encoded> {
         let (b, s) = check_ids("T5 forward (source)", src, self.cfg.vocab)?;
-        let pad = match src_mask {
+        let keys = match src_mask {
             Some(m) => {
                 check_mask("T5 forward (source)", m, (b, s))?;
-                Some(key_padding(m)?)
+                Some(KeyMask::new(&host_mask(m)?))
             }
             None => None,
         };
+        let pad = ScoreMask { causal: None, keys };
         let bias = self.position_bias(&self.enc_bias, s, s, 0, true)?;
-        let mut terms = vec![&bias];
-        terms.extend(pad.as_ref());
         let mut x = lookup_shared(&self.shared, src)?;
         for blk in &self.enc {
-            x = blk.forward(&x, (b, s), &terms, &self.acts)?;
+            x = blk.forward(&x, (b, s), (&bias, &pad), &self.acts)?;
         }
         Ok(Encoded {
             h: self.enc_norm.forward(&x)?,
@@ -282,7 +297,7 @@ impl T5 {
             x = blk.forward(
                 &x,
                 (enc.b, 1),
-                &[&bias],
+                (&bias, &ScoreMask::default()),
                 (ck, cv),
                 enc,
                 Some(cache),
@@ -381,13 +396,13 @@ impl EncBlock {
         &self,
         x: &Tensor,
         (b, s): (usize, usize),
-        terms: &[&Tensor],
+        (bias, mask): (&Tensor, &ScoreMask),
         acts: &[Activation],
     ) -> candle_core::Result<Tensor> {
         let h = self.ln_attn.forward(x)?;
         let q = self.attn.queries(&h, b, s)?;
         let (k, v) = self.attn.keys_values(&h, b, s)?;
-        let x = (x + self.attn.attend(&q, &k, &v, terms)?)?;
+        let x = (x + self.attn.attend(&q, &k, &v, Some(bias), mask)?)?;
         let m = self.ffn.forward(&self.ln_ffn.forward(&x)?, acts)?;
         x + m
     }
@@ -412,7 +427,7 @@ impl DecBlock {
         &self,
         x: &Tensor,
         (b, t): (usize, usize),
-        self_terms: &[&Tensor],
+        (bias, mask): (&Tensor, &ScoreMask),
         (ck, cv): (&Tensor, &Tensor),
         enc: &Encoded,
         cache: Option<&mut KvCache>,
@@ -425,10 +440,9 @@ impl DecBlock {
             Some(c) => c.append(k, v)?,
             None => (k, v),
         };
-        let x = (x + self.self_attn.attend(&q, &k, &v, self_terms)?)?;
+        let x = (x + self.self_attn.attend(&q, &k, &v, Some(bias), mask)?)?;
         let q = self.cross_attn.queries(&self.ln_cross.forward(&x)?, b, t)?;
-        let cross_terms: Vec<&Tensor> = enc.pad.iter().collect();
-        let x = (&x + self.cross_attn.attend(&q, ck, cv, &cross_terms)?)?;
+        let x = (&x + self.cross_attn.attend(&q, ck, cv, None, &enc.pad)?)?;
         let m = self.ffn.forward(&self.ln_ffn.forward(&x)?, acts)?;
         x + m
     }

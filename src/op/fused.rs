@@ -12,10 +12,10 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 
 use crate::diff::Function;
-use crate::ir::{Lane, Tape, CHUNK};
+use crate::ir::{Lane, Shift, Tape, CHUNK};
 
 /// Elements per parallel task (a few hundred KB of f32).
 const PAR_BLOCK: usize = 64 * CHUNK;
@@ -70,6 +70,23 @@ impl FusedActivation {
     /// `f(x)`, differentiable (the backward is the fused derivative).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         x.apply_op1(self.clone())
+    }
+
+    /// `f(x + b)` for `x [P, N, F]` and a bias `b [P, 1, F]` broadcast over
+    /// the rows (an MLP's `f(x·W + b)`), differentiable in both. On the CPU
+    /// the bias add is folded into the fused pass (forward and backward);
+    /// elsewhere it is candle's `broadcast_add` before the fused op. The
+    /// sum is rounded to the storage dtype first, as `broadcast_add` does,
+    /// so both give the same values.
+    pub fn forward_bias(&self, x: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        let (p, _, f) = x.dims3()?;
+        if x.device().is_cpu() && b.dims() == [p, 1, f] && x.elem_count() > 0 {
+            let op = FusedBias {
+                inner: self.inner.clone(),
+            };
+            return x.apply_op2(b, op);
+        }
+        self.forward(&x.broadcast_add(b)?)
     }
 
     /// `dy · f'(x)` directly (what autograd runs), for benchmarks and tests.
@@ -169,21 +186,22 @@ fn par_blocks<T: Send>(
     });
 }
 
-fn map_par<T: Lane>(tape: &Tape, x: &[T]) -> Vec<T> {
+fn map_par<T: Lane>(tape: &Tape, x: &[T], shift: Option<&Shift<T>>) -> Vec<T> {
     filled(x.len(), |y| {
         par_blocks(tape, y, |scratch, b, yc| {
             let xc = &x[b * PAR_BLOCK..][..yc.len()];
-            tape.map_into(scratch, xc, yc);
+            tape.map_shifted_into(scratch, xc, shift.map(|s| (s, b * PAR_BLOCK)), yc);
         })
     })
 }
 
-fn map_mul_par<T: Lane>(tape: &Tape, x: &[T], dy: &[T]) -> Vec<T> {
+fn map_mul_par<T: Lane>(tape: &Tape, x: &[T], shift: Option<&Shift<T>>, dy: &[T]) -> Vec<T> {
     assert_eq!(x.len(), dy.len(), "lengths differ");
     filled(x.len(), |dx| {
         par_blocks(tape, dx, |scratch, b, dc| {
             let r = b * PAR_BLOCK..b * PAR_BLOCK + dc.len();
-            tape.map_mul_into(scratch, &x[r.clone()], &dy[r], dc);
+            let sh = shift.map(|s| (s, r.start));
+            tape.map_mul_shifted_into(scratch, &x[r.clone()], sh, &dy[r], dc);
         })
     })
 }
@@ -202,9 +220,9 @@ impl CustomOp1 for FusedActivation {
         let (s, a, b) = contiguous_cpu(storage, layout, &mut keep)?;
         let tape = &self.inner.fwd;
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(map_par(tape, &v[a..b])),
-            CpuStorage::BF16(v) => CpuStorage::BF16(map_par(tape, &v[a..b])),
-            CpuStorage::F16(v) => CpuStorage::F16(map_par(tape, &v[a..b])),
+            CpuStorage::F32(v) => CpuStorage::F32(map_par(tape, &v[a..b], None)),
+            CpuStorage::BF16(v) => CpuStorage::BF16(map_par(tape, &v[a..b], None)),
+            CpuStorage::F16(v) => CpuStorage::F16(map_par(tape, &v[a..b], None)),
             other => return Err(unsupported(other.dtype())),
         };
         Ok((out, layout.shape().clone()))
@@ -260,13 +278,13 @@ impl CustomOp2 for FusedBackward {
         let tape = &self.inner.bwd;
         let out = match (x, g) {
             (CpuStorage::F32(x), CpuStorage::F32(g)) => {
-                CpuStorage::F32(map_mul_par(tape, &x[a1..b1], &g[a2..b2]))
+                CpuStorage::F32(map_mul_par(tape, &x[a1..b1], None, &g[a2..b2]))
             }
             (CpuStorage::BF16(x), CpuStorage::BF16(g)) => {
-                CpuStorage::BF16(map_mul_par(tape, &x[a1..b1], &g[a2..b2]))
+                CpuStorage::BF16(map_mul_par(tape, &x[a1..b1], None, &g[a2..b2]))
             }
             (CpuStorage::F16(x), CpuStorage::F16(g)) => {
-                CpuStorage::F16(map_mul_par(tape, &x[a1..b1], &g[a2..b2]))
+                CpuStorage::F16(map_mul_par(tape, &x[a1..b1], None, &g[a2..b2]))
             }
             (x, g) if x.dtype() != g.dtype() => {
                 return Err(msg(format!(
@@ -290,4 +308,163 @@ impl CustomOp2 for FusedBackward {
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
         super::cuda::backward(&self.inner, s1, l1, s2, l2)
     }
+}
+
+/// The fused activation of a biased input, `(x [P, N, F], b [P, 1, F]) →
+/// f(x + b)`; its backward is [`FusedBiasBackward`] for x and that
+/// gradient summed over the rows for b.
+struct FusedBias {
+    inner: Arc<Inner>,
+}
+
+/// `(x, b, dy) → [dz, db]` flat: `dz = dy · f'(x + b)` (`P·N·F`
+/// elements) followed by the bias's gradient, dz summed over the rows of
+/// each member (`P·F`, in row order: no dependence on threads).
+struct FusedBiasBackward {
+    inner: Arc<Inner>,
+}
+
+/// The shift of a biased input `[P, N, F]`.
+fn shift<'a, T>(bias: &'a [T], l: &Layout) -> candle_core::Result<Shift<'a, T>> {
+    let (_, n, f) = l.shape().dims3()?;
+    Ok(Shift {
+        bias,
+        width: f,
+        per: n * f,
+    })
+}
+
+impl CustomOp2 for FusedBias {
+    fn name(&self) -> &'static str {
+        "actforge-fused-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (mut k1, mut k2) = (None, None);
+        let (x, a1, b1) = contiguous_cpu(s1, l1, &mut k1)?;
+        let (b, a2, b2) = contiguous_cpu(s2, l2, &mut k2)?;
+        let tape = &self.inner.fwd;
+        let out = match (x, b) {
+            (CpuStorage::F32(x), CpuStorage::F32(b)) => {
+                let sh = shift(&b[a2..b2], l1)?;
+                CpuStorage::F32(map_par(tape, &x[a1..b1], Some(&sh)))
+            }
+            (CpuStorage::BF16(x), CpuStorage::BF16(b)) => {
+                let sh = shift(&b[a2..b2], l1)?;
+                CpuStorage::BF16(map_par(tape, &x[a1..b1], Some(&sh)))
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(b)) => {
+                let sh = shift(&b[a2..b2], l1)?;
+                CpuStorage::F16(map_par(tape, &x[a1..b1], Some(&sh)))
+            }
+            (x, b) => return Err(mismatch("fused bias activation", x.dtype(), b.dtype())),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let op = FusedBiasBackward {
+            inner: self.inner.clone(),
+        };
+        let (p, n, f) = x.dims3()?;
+        let packed = x.apply_op3_no_bwd(b, grad_res, &op)?;
+        let dx = packed.narrow(0, 0, p * n * f)?.reshape((p, n, f))?;
+        let db = packed.narrow(0, p * n * f, p * f)?.reshape((p, 1, f))?;
+        Ok((Some(dx), Some(db)))
+    }
+}
+
+/// Matching f32, bf16 or f16 storage was expected.
+fn mismatch(what: &str, a: DType, b: DType) -> candle_core::Error {
+    if a == b {
+        return unsupported(a);
+    }
+    msg(format!(
+        "{what}: the tensors are {a:?} and {b:?}; they must match"
+    ))
+}
+
+impl CustomOp3 for FusedBiasBackward {
+    fn name(&self) -> &'static str {
+        "actforge-fused-bias-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        if l1.shape() != l3.shape() {
+            return Err(msg(format!(
+                "fused backward: x is {:?} but the gradient is {:?}",
+                l1.shape(),
+                l3.shape()
+            )));
+        }
+        let (mut k1, mut k2, mut k3) = (None, None, None);
+        let (x, a1, b1) = contiguous_cpu(s1, l1, &mut k1)?;
+        let (b, a2, b2) = contiguous_cpu(s2, l2, &mut k2)?;
+        let (g, a3, b3) = contiguous_cpu(s3, l3, &mut k3)?;
+        let tape = &self.inner.bwd;
+        let out = match (x, b, g) {
+            (CpuStorage::F32(x), CpuStorage::F32(b), CpuStorage::F32(g)) => {
+                let sh = shift(&b[a2..b2], l1)?;
+                CpuStorage::F32(with_sums(
+                    map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]),
+                    &sh,
+                ))
+            }
+            (CpuStorage::BF16(x), CpuStorage::BF16(b), CpuStorage::BF16(g)) => {
+                let sh = shift(&b[a2..b2], l1)?;
+                CpuStorage::BF16(with_sums(
+                    map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]),
+                    &sh,
+                ))
+            }
+            (CpuStorage::F16(x), CpuStorage::F16(b), CpuStorage::F16(g)) => {
+                let sh = shift(&b[a2..b2], l1)?;
+                CpuStorage::F16(with_sums(
+                    map_mul_par(tape, &x[a1..b1], Some(&sh), &g[a3..b3]),
+                    &sh,
+                ))
+            }
+            (x, _, g) => return Err(mismatch("fused bias backward", x.dtype(), g.dtype())),
+        };
+        let (p, n, f) = l1.shape().dims3()?;
+        Ok((out, Shape::from(p * n * f + p * f)))
+    }
+}
+
+/// `dz` followed by its column sums per member (f32 sums in row order,
+/// rounded once).
+fn with_sums<T: Lane>(mut dz: Vec<T>, sh: &Shift<T>) -> Vec<T> {
+    let (f, per) = (sh.width, sh.per);
+    let members = dz.len() / per.max(1);
+    let mut sums = vec![0.0f32; members * f];
+    for (m, member) in dz.chunks(per.max(1)).enumerate() {
+        let acc = &mut sums[m * f..(m + 1) * f];
+        for row in member.chunks(f) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v.to_f32();
+            }
+        }
+    }
+    dz.extend(sums.into_iter().map(T::from_f32));
+    dz
 }
