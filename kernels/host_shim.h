@@ -55,4 +55,12 @@ static inline void act_shim_set(unsigned int grid, unsigned int block, unsigned 
     threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0;
 }
 
+// A two-dimensional grid (population kernels: blockIdx.y is the slice).
+static inline void act_shim_set_2d(unsigned int grid, unsigned int slices, unsigned int block,
+                                   unsigned int b, unsigned int slice, unsigned int t) {
+    act_shim_set(grid, block, b, t);
+    gridDim.y = slices;
+    blockIdx.y = slice;
+}
+
 #endif // ACT_HOST_SHIM_H

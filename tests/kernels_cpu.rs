@@ -18,7 +18,8 @@ use std::process::Command;
 
 use actforge::codegen::host::{shim_source, wrapper_name};
 use actforge::codegen::{
-    dispatch_kernel_name, kernel_name, Direction, Dtype, Layout, MathMode, Module, Selection,
+    dispatch_kernel_name, kernel_name, population_kernel_name, Direction, Dtype, Layout, MathMode,
+    Module, Selection, MAX_SLICES,
 };
 use actforge::diff::Function;
 use actforge::gp::{PrimitiveSet, Tree};
@@ -585,6 +586,176 @@ fn dispatch_kernels_run_on_the_cpu_and_match_the_reference() {
         )
     };
     assert!(ys.iter().all(|y| y.is_nan()));
+}
+
+/// The id array of a population launch, as the kernels take it (by value).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ActSlices {
+    id: [u32; MAX_SLICES],
+}
+
+type PopFwd<T> = unsafe extern "C" fn(u32, u32, u32, ActSlices, *const T, *mut T, u64);
+type PopBwd<T> = unsafe extern "C" fn(u32, u32, u32, ActSlices, *const T, *const T, *mut T, u64);
+
+/// Bitwise equality, any NaN equal to any NaN.
+fn same_bits<T: Elem>(a: T, b: T) -> bool {
+    a.bits() == b.bits() || (a.to_f32().is_nan() && b.to_f32().is_nan())
+}
+
+/// One population launch per (per-slice length, base offset, grid) over
+/// `ids.len()` slices: every slice equals the dispatch kernel of its own
+/// formula run alone on a copy of that slice, bit for bit, forward and
+/// backward; nothing outside the tensors is written. An id past the end
+/// of the module gives NaN on its slice only.
+fn population_matches_dispatch<T: Elem>(shim: &Shim, ids: &[u32]) -> usize {
+    let get = |name: String| wrapper_name(&name);
+    let pf: libloading::Symbol<PopFwd<T>> = unsafe {
+        shim.lib
+            .get(get(population_kernel_name(Direction::Fwd, T::DTYPE)).as_bytes())
+    }
+    .unwrap();
+    let pb: libloading::Symbol<PopBwd<T>> = unsafe {
+        shim.lib
+            .get(get(population_kernel_name(Direction::Bwd, T::DTYPE)).as_bytes())
+    }
+    .unwrap();
+    let df: libloading::Symbol<DispatchFwd<T>> = unsafe {
+        shim.lib
+            .get(get(dispatch_kernel_name(Direction::Fwd, T::DTYPE)).as_bytes())
+    }
+    .unwrap();
+    let db: libloading::Symbol<DispatchBwd<T>> = unsafe {
+        shim.lib
+            .get(get(dispatch_kernel_name(Direction::Bwd, T::DTYPE)).as_bytes())
+    }
+    .unwrap();
+    let mut s = ActSlices {
+        id: [u32::MAX; MAX_SLICES],
+    };
+    s.id[..ids.len()].copy_from_slice(ids);
+    let slices = ids.len();
+    let mut compared = 0;
+    for &n in &[1usize, 3, 8, 9, 33, 257] {
+        let total = n * slices;
+        let xs: Vec<T> = inputs(total).into_iter().map(T::from_f32).collect();
+        let gs: Vec<T> = (0..total)
+            .map(|i| T::from_f32(0.75 - (i % 5) as f32 * 0.5))
+            .collect();
+        for &off in &[0usize, 1, 4] {
+            for &(grid, block) in GEOMETRY {
+                let ctx = format!(
+                    "{} n={n} offset={off} grid={grid}x{slices}x{block}",
+                    T::DTYPE
+                );
+                let mut xb = Buf::<T>::new(total + 16);
+                let mut gb = Buf::<T>::new(total + 16);
+                let mut yb = Buf::<T>::new(total + 16);
+                let mut db_ = Buf::<T>::new(total + 16);
+                xb.data[xb.base + off..][..total].copy_from_slice(&xs);
+                gb.data[gb.base + off..][..total].copy_from_slice(&gs);
+                unsafe {
+                    pf(
+                        grid,
+                        slices as u32,
+                        block,
+                        s,
+                        xb.at(off),
+                        yb.at(off),
+                        n as u64,
+                    );
+                    pb(
+                        grid,
+                        slices as u32,
+                        block,
+                        s,
+                        xb.at(off),
+                        gb.at(off),
+                        db_.at(off),
+                        n as u64,
+                    );
+                }
+                assert!(yb.guards_intact(off, total), "{ctx}: forward wrote outside");
+                assert!(
+                    db_.guards_intact(off, total),
+                    "{ctx}: backward wrote outside"
+                );
+                for (j, &id) in ids.iter().enumerate() {
+                    let r = j * n..(j + 1) * n;
+                    let mut y1 = vec![T::canary(); n];
+                    let mut d1 = vec![T::canary(); n];
+                    unsafe {
+                        df(2, 64, id, xs[r.clone()].as_ptr(), y1.as_mut_ptr(), n as u64);
+                        db(
+                            2,
+                            64,
+                            id,
+                            xs[r.clone()].as_ptr(),
+                            gs[r.clone()].as_ptr(),
+                            d1.as_mut_ptr(),
+                            n as u64,
+                        );
+                    }
+                    let y = yb.slice(off + r.start, n);
+                    let d = db_.slice(off + r.start, n);
+                    for i in 0..n {
+                        assert!(
+                            same_bits(y[i], y1[i]) && same_bits(d[i], d1[i]),
+                            "{ctx}: slice {j} (formula {id}) element {i}: population ({:?}, {:?}), alone ({:?}, {:?})",
+                            y[i], d[i], y1[i], d1[i]
+                        );
+                        compared += 2;
+                    }
+                }
+            }
+        }
+    }
+    compared
+}
+
+/// The population kernels of a dispatch module: one launch runs a
+/// formula per slice (`blockIdx.y`), repeated formulas and an id past the
+/// module included, and equals the one-formula dispatch kernel on every
+/// slice (values and gradients, every dtype, odd per-slice lengths that
+/// misalign every other slice, offsets, grids). The dispatch kernel is
+/// checked against the reference above.
+#[test]
+fn population_kernels_equal_the_dispatch_kernel_slice_by_slice() {
+    let Some(cxx) = cxx_or_skip() else {
+        return;
+    };
+    let sources = [
+        QA,
+        T5,
+        "x * sigmoid_like(x)",
+        "tanh(x) + 0.1 * x",
+        "softsign(x)",
+    ];
+    let parsed = parse_all(&sources);
+    let m = Module::generation(Dtype::ALL.to_vec(), parsed.iter().map(|(_, f)| f));
+    assert_eq!(m.len(), sources.len());
+    let shim = build(&m, &cxx);
+    let past = m.len() as u32;
+    let ids = [2, 0, 2, 4, past, 1, 3];
+    let compared = population_matches_dispatch::<f32>(&shim, &ids)
+        + population_matches_dispatch::<bf16>(&shim, &ids)
+        + population_matches_dispatch::<f16>(&shim, &ids);
+    assert!(compared > 10_000, "only {compared} outputs compared");
+    // The slice with an id past the module is NaN, its neighbours are not.
+    let pf: libloading::Symbol<PopFwd<f32>> = unsafe {
+        shim.lib
+            .get(wrapper_name(&population_kernel_name(Direction::Fwd, Dtype::F32)).as_bytes())
+    }
+    .unwrap();
+    let mut s = ActSlices {
+        id: [0; MAX_SLICES],
+    };
+    s.id[..3].copy_from_slice(&[0, past, 1]);
+    let xs = inputs(3 * 10);
+    let mut ys = vec![0.0f32; xs.len()];
+    unsafe { pf(1, 3, 8, s, xs.as_ptr(), ys.as_mut_ptr(), 10) };
+    assert!(ys[10..20].iter().all(|y| y.is_nan()));
+    assert!(ys[..10].iter().chain(&ys[20..]).all(|y| !y.is_nan()));
 }
 
 #[test]

@@ -82,9 +82,9 @@ fn seed_formulas_compile_for_sm80_and_sm90_in_all_dtypes() {
     compile_everywhere(&m, "seeds.cu");
 }
 
-/// Dispatch modules (one kernel per direction and dtype, shared math): the
-/// seeds, every named primitive and 64 random formulas, all dtypes, sm_80
-/// and sm_90.
+/// Dispatch modules (per direction and dtype one kernel for a formula and
+/// one for a population, shared math): the seeds, every named primitive
+/// and 64 random formulas, all dtypes, sm_80 and sm_90.
 #[test]
 fn dispatch_modules_compile_for_sm80_and_sm90_in_all_dtypes() {
     if !nvrtc_or_skip("dispatch_modules") {
@@ -109,8 +109,10 @@ fn dispatch_modules_compile_for_sm80_and_sm90_in_all_dtypes() {
         m.add(f);
     }
     assert!(m.len() > 60, "only {} distinct formulas", m.len());
-    assert_eq!(m.kernels().len(), 6);
-    assert!(m.kernels().iter().all(|k| k.dispatch));
+    // Per direction and dtype: the one-formula dispatch kernel and the
+    // population kernel (one formula per slice).
+    assert_eq!(m.kernels().len(), 12);
+    assert!(m.kernels().iter().all(|k| k.dispatch != k.population));
     compile_everywhere(&m, "dispatch.cu");
 }
 

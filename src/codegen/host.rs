@@ -33,6 +33,9 @@ pub fn wrapper_name(kernel: &str) -> String {
 /// A C++ translation unit: the shim, the module's source, and for each
 /// kernel `extern "C" void shim_<kernel>(unsigned grid, unsigned block,
 /// <kernel arguments>)` (a dispatch kernel's start with the formula id).
+/// A population kernel's wrapper is `shim_<kernel>(unsigned grid,
+/// unsigned slices, unsigned block, act_slices s, <pointers>, n)`: a grid
+/// of `grid × slices` blocks (`blockIdx.y` the slice).
 pub fn shim_source(m: &Module) -> String {
     let mut s = String::from("// Host build of an actforge module (see kernels/host_shim.h).\n");
     s.push_str(HOST_SHIM);
@@ -41,6 +44,18 @@ pub fn shim_source(m: &Module) -> String {
     s.push_str("\n// ---- launch wrappers\n");
     for k in m.kernels() {
         let params = k.params();
+        if k.population {
+            let args = match k.dir {
+                Direction::Fwd => "s, x, y, n",
+                Direction::Bwd => "s, x, dy, dx, n",
+            };
+            s.push_str(&format!(
+                "extern \"C\" void {w}(unsigned int grid, unsigned int slices, unsigned int block, {params})\n{{\n    for (unsigned int j = 0; j < slices; ++j) {{\n        for (unsigned int b = 0; b < grid; ++b) {{\n            for (unsigned int t = 0; t < block; ++t) {{\n                act_shim_set_2d(grid, slices, block, b, j, t);\n                {name}({args});\n            }}\n        }}\n    }}\n}}\n",
+                w = wrapper_name(&k.name),
+                name = k.name,
+            ));
+            continue;
+        }
         let args = match (k.dispatch, k.dir) {
             (false, Direction::Fwd) => "x, y, n",
             (false, Direction::Bwd) => "x, dy, dx, n",

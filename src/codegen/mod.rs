@@ -18,7 +18,11 @@
 //! ```
 //!
 //! `<hash>` is the formula's 16-hex-digit canonical hash, so equivalent
-//! formulas get the same names and the same source. Nothing here calls
+//! formulas get the same names and the same source. A dispatch module
+//! (a GP generation's) adds `act_dispatch_<dir>_<dtype>(unsigned int id,
+//! …)` for one formula of the module and `act_population_<dir>_<dtype>`
+//! ([`population_kernel_name`]) for a population: slice `blockIdx.y` of
+//! `[slices, n]` applies formula `s.id[blockIdx.y]`. Nothing here calls
 //! NVRTC (that is [`crate::runtime`]'s job).
 
 pub mod composed;
@@ -158,6 +162,26 @@ pub fn dispatch_kernel_name(dir: Direction, dtype: Dtype) -> String {
     format!("act_dispatch_{}_{}", dir.name(), dtype.name())
 }
 
+/// `act_population_<dir>_<dtype>`: the kernel of a [`Layout::Dispatch`]
+/// module that runs a population, slice `blockIdx.y` with formula
+/// `s.id[blockIdx.y]` (see [`population_params`]).
+pub fn population_kernel_name(dir: Direction, dtype: Dtype) -> String {
+    format!("act_population_{}_{}", dir.name(), dtype.name())
+}
+
+/// The most slices one population launch takes: the length of the
+/// `act_slices` id array passed by value (1 KB of the 4 KB of kernel
+/// parameters). Larger populations take several launches.
+pub const MAX_SLICES: usize = 256;
+
+/// The definition of the population kernels' id array, in every dispatch
+/// module.
+fn slices_struct() -> String {
+    format!(
+        "#define ACT_MAX_SLICES {MAX_SLICES}\n// Formula (index in this module) of each slice of a population launch.\nstruct act_slices {{ unsigned int id[ACT_MAX_SLICES]; }};\n"
+    )
+}
+
 /// One kernel of a module.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KernelSpec {
@@ -170,6 +194,9 @@ pub struct KernelSpec {
     /// A [`Layout::Dispatch`] kernel: its first parameter is the formula's
     /// index in the module ([`Module::index_of`]).
     pub dispatch: bool,
+    /// A population kernel of a [`Layout::Dispatch`] module
+    /// ([`population_params`]): one formula index per slice (`blockIdx.y`).
+    pub population: bool,
 }
 
 /// Which kernels to emit for each formula.
@@ -335,6 +362,28 @@ impl Module {
         m
     }
 
+    /// A GP generation's dispatch module of `functions` in `dtypes`
+    /// (forward and backward, called math, the fused op's math mode): what
+    /// screening compiles and what a lockstep population loads, so that
+    /// for the same formulas in the same order both have one source, one
+    /// kernel-cache key and one compile.
+    pub fn generation<'a>(
+        dtypes: Vec<Dtype>,
+        functions: impl IntoIterator<Item = &'a Function>,
+    ) -> Module {
+        let mut m = Module::new(Selection {
+            dtypes,
+            directions: Direction::ALL.to_vec(),
+            inlining: Inlining::Call,
+            layout: Layout::Dispatch,
+            math: MathMode::default(),
+        });
+        for f in functions {
+            m.add(f);
+        }
+        m
+    }
+
     /// Add a formula; equivalent formulas (same canonical hash) are added
     /// once. Returns whether it was new.
     pub fn add(&mut self, f: &Function) -> bool {
@@ -381,15 +430,22 @@ impl Module {
     pub fn kernels(&self) -> Vec<KernelSpec> {
         let mut out = Vec::new();
         if self.selection.layout == Layout::Dispatch {
-            for &dir in &self.selection.directions {
-                for &dtype in &self.selection.dtypes {
-                    out.push(KernelSpec {
-                        name: dispatch_kernel_name(dir, dtype),
-                        hash: 0,
-                        dir,
-                        dtype,
-                        dispatch: true,
-                    });
+            for population in [false, true] {
+                for &dir in &self.selection.directions {
+                    for &dtype in &self.selection.dtypes {
+                        let name = match population {
+                            false => dispatch_kernel_name(dir, dtype),
+                            true => population_kernel_name(dir, dtype),
+                        };
+                        out.push(KernelSpec {
+                            name,
+                            hash: 0,
+                            dir,
+                            dtype,
+                            dispatch: !population,
+                            population,
+                        });
+                    }
                 }
             }
             return out;
@@ -403,6 +459,7 @@ impl Module {
                         dir,
                         dtype,
                         dispatch: false,
+                        population: false,
                     });
                 }
             }
@@ -460,6 +517,14 @@ impl Module {
                     s.push_str(&kernel_source(&KernelRef::Dispatch, dir, dtype));
                 }
             }
+            s.push_str("\n// ---- population: slice blockIdx.y of [slices, n] applies formula s.id[blockIdx.y]\n\n");
+            s.push_str(&slices_struct());
+            for &dir in &self.selection.directions {
+                for &dtype in &self.selection.dtypes {
+                    s.push('\n');
+                    s.push_str(&kernel_source(&KernelRef::Population, dir, dtype));
+                }
+            }
         }
         s
     }
@@ -481,11 +546,22 @@ pub fn kernel_params(dir: Direction, t: &str, dispatch: bool, restrict: bool) ->
     }
 }
 
+/// The parameter list of a population kernel: the slices' formula
+/// indices `s` (by value; `s.id[j]` for slice `j` = `blockIdx.y`), then
+/// the pointers to the whole `[slices, n]` tensors and `n`, the elements
+/// of one slice.
+pub fn population_params(dir: Direction, t: &str, restrict: bool) -> String {
+    format!("act_slices s, {}", kernel_params(dir, t, false, restrict))
+}
+
 impl KernelSpec {
     /// The parameter list, as in the generated source (without
     /// `__restrict__`).
     pub fn params(&self) -> String {
-        kernel_params(self.dir, self.dtype.c_type(), self.dispatch, false)
+        match self.population {
+            true => population_params(self.dir, self.dtype.c_type(), false),
+            false => kernel_params(self.dir, self.dtype.c_type(), self.dispatch, false),
+        }
     }
 }
 
@@ -494,6 +570,24 @@ enum KernelRef {
     Formula(u64),
     /// The module's formula `id`.
     Dispatch,
+    /// The module's formula `s.id[blockIdx.y]` on slice `blockIdx.y`.
+    Population,
+}
+
+/// The first lines of a population kernel: slice `blockIdx.y`'s formula,
+/// and the pointers moved to its `n` elements.
+fn population_prologue(dir: Direction) -> String {
+    let ptrs: &[&str] = match dir {
+        Direction::Fwd => &["x", "y"],
+        Direction::Bwd => &["x", "dy", "dx"],
+    };
+    let mut s = String::from(
+        "    // Slice blockIdx.y: its formula and its n elements.\n    const unsigned int id = s.id[blockIdx.y];\n",
+    );
+    for p in ptrs {
+        s.push_str(&format!("    {p} += (unsigned long long)blockIdx.y * n;\n"));
+    }
+    s
 }
 
 /// One kernel from the template.
@@ -503,26 +597,40 @@ fn kernel_source(k: &KernelRef, dir: Direction, dtype: Dtype) -> String {
         Direction::Bwd => ("// @@BACKWARD@@\n", ""),
     };
     let body = template_section(start, end);
-    // `{{F}}(v)` and `{{DF}}(v)` are calls: a dispatch kernel adds the id.
-    let (name, dispatch, f, df) = match *k {
+    // `{{F}}(v)` and `{{DF}}(v)` are calls: a dispatch or population
+    // kernel adds the id.
+    let (f, df) = match *k {
         KernelRef::Formula(hash) => {
             let h = hash_hex(hash);
-            let (f, df) = (format!("act_{h}_f("), format!("act_{h}_df("));
-            (kernel_name(hash, dir, dtype), false, f, df)
+            (format!("act_{h}_f("), format!("act_{h}_df("))
         }
-        KernelRef::Dispatch => (
-            dispatch_kernel_name(dir, dtype),
-            true,
+        KernelRef::Dispatch | KernelRef::Population => (
             "act_dispatch_f(id, ".to_string(),
             "act_dispatch_df(id, ".to_string(),
         ),
     };
+    let t = dtype.c_type();
+    let (name, params, prologue) = match *k {
+        KernelRef::Formula(hash) => (
+            kernel_name(hash, dir, dtype),
+            kernel_params(dir, t, false, true),
+            String::new(),
+        ),
+        KernelRef::Dispatch => (
+            dispatch_kernel_name(dir, dtype),
+            kernel_params(dir, t, true, true),
+            String::new(),
+        ),
+        KernelRef::Population => (
+            population_kernel_name(dir, dtype),
+            population_params(dir, t, true),
+            population_prologue(dir),
+        ),
+    };
     let vec = format!("act_{}_vec", dtype.name());
     body.replace("{{NAME}}", &name)
-        .replace(
-            "{{PARAMS}}",
-            &kernel_params(dir, dtype.c_type(), dispatch, true),
-        )
+        .replace("{{PARAMS}}", &params)
+        .replace("{{PROLOGUE}}", &prologue)
         .replace("{{T}}", dtype.c_type())
         .replace("{{VEC}}", &vec)
         .replace("{{VW}}", &dtype.vector_width().to_string())
@@ -588,7 +696,7 @@ mod tests {
     }
 
     #[test]
-    fn dispatch_modules_have_one_kernel_per_direction_and_dtype() {
+    fn dispatch_modules_have_one_kernel_per_direction_and_dtype_and_kind() {
         let mut m = Module::new(Selection {
             layout: Layout::Dispatch,
             ..Selection::default()
@@ -598,14 +706,32 @@ mod tests {
         }
         assert_eq!(m.len(), 3);
         let ks = m.kernels();
-        assert_eq!(ks.len(), 6);
-        assert!(ks
+        assert_eq!(ks.len(), 12);
+        let (pop, disp): (Vec<_>, Vec<_>) = ks.iter().partition(|k| k.population);
+        assert!(disp
             .iter()
             .all(|k| k.dispatch && k.name.starts_with("act_dispatch_")));
+        assert!(pop
+            .iter()
+            .all(|k| !k.dispatch && k.name.starts_with("act_population_")));
+        assert_eq!((pop.len(), disp.len()), (6, 6));
         let src = m.source();
         assert!(!src.contains("{{") && !src.contains("@@"));
-        assert_eq!(src.matches("extern \"C\" __global__").count(), 6);
+        assert_eq!(src.matches("extern \"C\" __global__").count(), 12);
         assert_eq!(src.matches("    case ").count(), 2 * 3);
+        // Each population kernel moves every pointer to its slice.
+        assert_eq!(
+            src.matches("const unsigned int id = s.id[blockIdx.y];")
+                .count(),
+            6
+        );
+        assert_eq!(
+            src.matches("    dx += (unsigned long long)blockIdx.y * n;")
+                .count(),
+            3
+        );
+        assert!(ks.iter().any(|k| k.name == "act_population_fwd_f16"
+            && k.params() == "act_slices s, const act_f16* x, act_f16* y, unsigned long long n"));
         assert!(src.contains("#define act_sin act_shared_sin"));
         let gelu = Function::new(&parse("gelu(x)").unwrap());
         assert_eq!(m.index_of(gelu.hash), Some(1));

@@ -160,3 +160,79 @@ extern "C" __global__ void act_dispatch_bwd_f32(unsigned int id, const float* __
         dx[i] = act_f32_st(act_f32_ld(dy[i]) * act_dispatch_df(id, act_f32_ld(x[i])));
     }
 }
+
+// ---- population: slice blockIdx.y of [slices, n] applies formula s.id[blockIdx.y]
+
+#define ACT_MAX_SLICES 256
+// Formula (index in this module) of each slice of a population launch.
+struct act_slices { unsigned int id[ACT_MAX_SLICES]; };
+
+// y[i] = f(x[i]). 16-byte vector loads/stores when both pointers are
+// 16-byte aligned (results rounded for storage in pairs), then a scalar
+// tail; a grid-stride loop covers any n.
+extern "C" __global__ void act_population_fwd_f32(act_slices s, const float* __restrict__ x, float* __restrict__ y, unsigned long long n)
+{
+    // Slice blockIdx.y: its formula and its n elements.
+    const unsigned int id = s.id[blockIdx.y];
+    x += (unsigned long long)blockIdx.y * n;
+    y += (unsigned long long)blockIdx.y * n;
+    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
+    const unsigned long long tid = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned long long done = 0;
+    if ((((unsigned long long)x | (unsigned long long)y) & 15ull) == 0ull) {
+        const unsigned long long nv = n / 4;
+        const act_f32_vec* xv = (const act_f32_vec*)x;
+        act_f32_vec* yv = (act_f32_vec*)y;
+        ACT_ASSERT_ALIGNED(xv);
+        ACT_ASSERT_ALIGNED(yv);
+        for (unsigned long long i = tid; i < nv; i += stride) {
+            const act_f32_vec a = xv[i];
+            float o[4];
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                o[k] = act_dispatch_f(id, act_f32_ld(a.v[k]));
+            }
+            yv[i] = act_f32_pack(o);
+        }
+        done = nv * 4;
+    }
+    for (unsigned long long i = done + tid; i < n; i += stride) {
+        y[i] = act_f32_st(act_dispatch_f(id, act_f32_ld(x[i])));
+    }
+}
+
+// dx[i] = dy[i] * f'(x[i]), recomputed from x alone.
+extern "C" __global__ void act_population_bwd_f32(act_slices s, const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx, unsigned long long n)
+{
+    // Slice blockIdx.y: its formula and its n elements.
+    const unsigned int id = s.id[blockIdx.y];
+    x += (unsigned long long)blockIdx.y * n;
+    dy += (unsigned long long)blockIdx.y * n;
+    dx += (unsigned long long)blockIdx.y * n;
+    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
+    const unsigned long long tid = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned long long done = 0;
+    if ((((unsigned long long)x | (unsigned long long)dy | (unsigned long long)dx) & 15ull) == 0ull) {
+        const unsigned long long nv = n / 4;
+        const act_f32_vec* xv = (const act_f32_vec*)x;
+        const act_f32_vec* gv = (const act_f32_vec*)dy;
+        act_f32_vec* dv = (act_f32_vec*)dx;
+        ACT_ASSERT_ALIGNED(xv);
+        ACT_ASSERT_ALIGNED(gv);
+        ACT_ASSERT_ALIGNED(dv);
+        for (unsigned long long i = tid; i < nv; i += stride) {
+            const act_f32_vec a = xv[i];
+            const act_f32_vec g = gv[i];
+            float o[4];
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                o[k] = act_f32_ld(g.v[k]) * act_dispatch_df(id, act_f32_ld(a.v[k]));
+            }
+            dv[i] = act_f32_pack(o);
+        }
+        done = nv * 4;
+    }
+    for (unsigned long long i = done + tid; i < n; i += stride) {
+        dx[i] = act_f32_st(act_f32_ld(dy[i]) * act_dispatch_df(id, act_f32_ld(x[i])));
+    }
+}
