@@ -24,6 +24,9 @@ use actforge::codegen::{
 use actforge::diff::Function;
 use actforge::gp::{PrimitiveSet, Tree};
 use actforge::ir::{eval_f64, parse, Expr, Library};
+use actforge::op::population::launches;
+use actforge::op::{FusedActivation, PopulationActivation};
+use actforge::runtime::device::{launch_config, population_config};
 use common::{close, f32_well_conditioned, near_switch, parse_all};
 use half::{bf16, f16};
 use rand::rngs::StdRng;
@@ -756,6 +759,151 @@ fn population_kernels_equal_the_dispatch_kernel_slice_by_slice() {
     unsafe { pf(1, 3, 8, s, xs.as_ptr(), ys.as_mut_ptr(), 10) };
     assert!(ys[10..20].iter().all(|y| y.is_nan()));
     assert!(ys[..10].iter().chain(&ys[20..]).all(|y| !y.is_nan()));
+}
+
+/// The population op's CUDA path (`actforge::op::population`), on the
+/// host shim: the module it compiles (`PopulationActivation::module`),
+/// launched as it launches (`launches` of at most MAX_SLICES slices, the
+/// grid of `population_config` for a 132-SM GPU), for every member's
+/// slice equals that member's single fused op's CUDA path (its own
+/// per-formula kernel, `FusedActivation`'s layout, with its grid) run on
+/// the slice alone, bit for bit: forward and backward, every dtype.
+fn population_op_matches_single_ops<T: Elem>(
+    pop_shim: &Shim,
+    one_shim: &Shim,
+    pop: &PopulationActivation,
+    members: &[FusedActivation],
+    per: usize,
+) -> usize {
+    const SMS: u32 = 132;
+    let pf: libloading::Symbol<PopFwd<T>> = unsafe {
+        pop_shim
+            .lib
+            .get(wrapper_name(&population_kernel_name(Direction::Fwd, T::DTYPE)).as_bytes())
+    }
+    .unwrap();
+    let pb: libloading::Symbol<PopBwd<T>> = unsafe {
+        pop_shim
+            .lib
+            .get(wrapper_name(&population_kernel_name(Direction::Bwd, T::DTYPE)).as_bytes())
+    }
+    .unwrap();
+    let p = members.len();
+    let xs: Vec<T> = inputs(p * per).into_iter().map(T::from_f32).collect();
+    let gs: Vec<T> = (0..p * per)
+        .map(|i| T::from_f32(1.25 - (i % 7) as f32 * 0.375))
+        .collect();
+    let mut ys = vec![T::canary(); p * per];
+    let mut dxs = vec![T::canary(); p * per];
+    let plan = launches(pop.ids(), MAX_SLICES);
+    assert_eq!(plan.len(), p.div_ceil(MAX_SLICES));
+    for (r, ids) in &plan {
+        let cfg = population_config(per, r.len(), T::DTYPE, SMS);
+        assert_eq!(cfg.grid_dim.1 as usize, r.len());
+        let s = ActSlices { id: *ids };
+        let at = r.start * per;
+        unsafe {
+            let (g, j, b) = (cfg.grid_dim.0, cfg.grid_dim.1, cfg.block_dim.0);
+            pf(
+                g,
+                j,
+                b,
+                s,
+                xs[at..].as_ptr(),
+                ys[at..].as_mut_ptr(),
+                per as u64,
+            );
+            let (x, dy) = (xs[at..].as_ptr(), gs[at..].as_ptr());
+            pb(g, j, b, s, x, dy, dxs[at..].as_mut_ptr(), per as u64);
+        }
+    }
+    let mut compared = 0;
+    for (j, m) in members.iter().enumerate() {
+        let hash = m.function().hash;
+        let f: libloading::Symbol<Fwd<T>> = unsafe {
+            one_shim
+                .lib
+                .get(wrapper_name(&kernel_name(hash, Direction::Fwd, T::DTYPE)).as_bytes())
+        }
+        .unwrap();
+        let b: libloading::Symbol<Bwd<T>> = unsafe {
+            one_shim
+                .lib
+                .get(wrapper_name(&kernel_name(hash, Direction::Bwd, T::DTYPE)).as_bytes())
+        }
+        .unwrap();
+        let cfg = launch_config(per, T::DTYPE, SMS);
+        let (g, bl) = (cfg.grid_dim.0, cfg.block_dim.0);
+        let r = j * per..(j + 1) * per;
+        let mut y1 = vec![T::canary(); per];
+        let mut d1 = vec![T::canary(); per];
+        unsafe {
+            f(g, bl, xs[r.clone()].as_ptr(), y1.as_mut_ptr(), per as u64);
+            let (x, dy) = (xs[r.clone()].as_ptr(), gs[r.clone()].as_ptr());
+            b(g, bl, x, dy, d1.as_mut_ptr(), per as u64);
+        }
+        for i in 0..per {
+            let (y, d) = (ys[r.start + i], dxs[r.start + i]);
+            assert!(
+                same_bits(y, y1[i]) && same_bits(d, d1[i]),
+                "{} member {j} ({}) element {i}: population ({y:?}, {d:?}), alone ({:?}, {:?})",
+                T::DTYPE,
+                m.formula(),
+                y1[i],
+                d1[i]
+            );
+            compared += 2;
+        }
+    }
+    compared
+}
+
+/// See [`population_op_matches_single_ops`]: 300 members (two launches,
+/// one of 256 slices) of five formulas, slices of odd lengths (every
+/// other slice misaligned for the vector path) and of a length that
+/// takes the grid-stride loop.
+#[test]
+fn the_population_ops_cuda_path_equals_single_ops_on_the_host_shim() {
+    let Some(cxx) = cxx_or_skip() else {
+        return;
+    };
+    let sources = [
+        QA,
+        T5,
+        "x * sigmoid_like(x)",
+        "tanh(x) + 0.1 * x",
+        "softsign(x)",
+    ];
+    let members: Vec<FusedActivation> = (0..300)
+        .map(|i| FusedActivation::new(sources[(i * 7 + i / 5) % 5]).unwrap())
+        .collect();
+    let pop = PopulationActivation::new(&members).unwrap();
+    let pop_shim = build(&pop.module(Dtype::ALL.to_vec()), &cxx);
+    let mut single = Module::new(Selection {
+        dtypes: Dtype::ALL.to_vec(),
+        ..Selection::default()
+    });
+    for m in &members {
+        single.add(m.function());
+    }
+    let one_shim = build(&single, &cxx);
+    let mut compared = 0;
+    for per in [37, 8] {
+        compared +=
+            population_op_matches_single_ops::<f32>(&pop_shim, &one_shim, &pop, &members, per)
+                + population_op_matches_single_ops::<bf16>(
+                    &pop_shim, &one_shim, &pop, &members, per,
+                )
+                + population_op_matches_single_ops::<f16>(
+                    &pop_shim, &one_shim, &pop, &members, per,
+                );
+    }
+    // A few members, slices longer than the grid covers in one pass.
+    let few = &members[..3];
+    let pop3 = PopulationActivation::new(few).unwrap();
+    let pop3_shim = build(&pop3.module(vec![Dtype::F32]), &cxx);
+    compared += population_op_matches_single_ops::<f32>(&pop3_shim, &one_shim, &pop3, few, 300_001);
+    assert!(compared > 100_000, "only {compared} outputs compared");
 }
 
 #[test]

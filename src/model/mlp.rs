@@ -5,7 +5,7 @@
 use candle_core::{Result, Tensor};
 
 use super::linear::Linear;
-use crate::op::Activation;
+use crate::op::{Activation, PopulationActivation};
 
 pub struct Mlp {
     pub w1: Linear,
@@ -22,7 +22,9 @@ impl Mlp {
 
 /// Applies `acts[p]` to slice `p` of the leading dimension, after adding
 /// slice `p` of the bias `[P, 1, F]` when there is one. One call when
-/// every member has the same activation (P = 1 included).
+/// every member has the same activation (P = 1 included), or when they
+/// differ but all fit one population op (fused formulas and GELU); a
+/// slice per member otherwise (composed activations).
 pub fn apply_activations(x: &Tensor, bias: Option<&Tensor>, acts: &[Activation]) -> Result<Tensor> {
     let apply = |a: &Activation, x: &Tensor, b: Option<Tensor>| match b {
         Some(b) => a.forward_bias(x, &b),
@@ -31,6 +33,12 @@ pub fn apply_activations(x: &Tensor, bias: Option<&Tensor>, acts: &[Activation])
     let first = acts[0].to_string();
     if acts[1..].iter().all(|a| a.to_string() == first) {
         return apply(&acts[0], x, bias.cloned());
+    }
+    if let Some(pop) = PopulationActivation::of(acts) {
+        return match bias {
+            Some(b) => pop.forward_bias(x, b),
+            None => pop.forward(x),
+        };
     }
     let parts = acts
         .iter()

@@ -18,7 +18,7 @@ use crate::diff::Function;
 use crate::ir::{Lane, Shift, Tape, CHUNK};
 
 /// Elements per parallel task (a few hundred KB of f32).
-const PAR_BLOCK: usize = 64 * CHUNK;
+pub(crate) const PAR_BLOCK: usize = 64 * CHUNK;
 
 pub(crate) struct Inner {
     pub(crate) formula: String,
@@ -117,7 +117,7 @@ pub(crate) fn unsupported(dtype: DType) -> candle_core::Error {
 
 /// A contiguous view of the storage: borrowed when the layout allows,
 /// otherwise a strided copy.
-fn contiguous_cpu<'a>(
+pub(crate) fn contiguous_cpu<'a>(
     s: &'a CpuStorage,
     l: &Layout,
     keep: &'a mut Option<CpuStorage>,
@@ -325,7 +325,7 @@ struct FusedBiasBackward {
 }
 
 /// The shift of a biased input `[P, N, F]`.
-fn shift<'a, T>(bias: &'a [T], l: &Layout) -> candle_core::Result<Shift<'a, T>> {
+pub(crate) fn shift<'a, T>(bias: &'a [T], l: &Layout) -> candle_core::Result<Shift<'a, T>> {
     let (_, n, f) = l.shape().dims3()?;
     Ok(Shift {
         bias,
@@ -387,7 +387,7 @@ impl CustomOp2 for FusedBias {
 }
 
 /// Matching f32, bf16 or f16 storage was expected.
-fn mismatch(what: &str, a: DType, b: DType) -> candle_core::Error {
+pub(crate) fn mismatch(what: &str, a: DType, b: DType) -> candle_core::Error {
     if a == b {
         return unsupported(a);
     }
@@ -453,7 +453,7 @@ impl CustomOp3 for FusedBiasBackward {
 
 /// `dz` followed by its column sums per member (f32 sums in row order,
 /// rounded once).
-fn with_sums<T: Lane>(mut dz: Vec<T>, sh: &Shift<T>) -> Vec<T> {
+pub(crate) fn with_sums<T: Lane>(mut dz: Vec<T>, sh: &Shift<T>) -> Vec<T> {
     let (f, per) = (sh.width, sh.per);
     let members = dz.len() / per.max(1);
     let mut sums = vec![0.0f32; members * f];

@@ -3,7 +3,9 @@
 //! and [`Activation`], the one type models take. Beside them, the rest of a
 //! training step's small-op chains as fused CPU ops with fused backwards
 //! ([`norm`], [`softmax`], [`xent`], the in-place [`adamw`] update), each
-//! with its composed chain for other devices and dtypes.
+//! with its composed chain for other devices and dtypes. A lockstep
+//! population applies its members' formulas in one op
+//! ([`PopulationActivation`]).
 
 pub mod adamw;
 pub mod composed;
@@ -12,6 +14,7 @@ mod cpu;
 pub mod cuda;
 pub mod fused;
 pub mod norm;
+pub mod population;
 pub mod softmax;
 pub mod xent;
 
@@ -23,6 +26,7 @@ use candle_core::Tensor;
 pub use composed::ComposedActivation;
 pub use cpu::fusable;
 pub use fused::{FusedActivation, FusedBackward};
+pub use population::PopulationActivation;
 
 /// An MLP activation: GELU, a fused formula, or the same formula composed
 /// of candle ops.

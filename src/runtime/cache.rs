@@ -221,6 +221,26 @@ impl KernelCache {
         Ok((img, Lookup::Compiled))
     }
 
+    /// The image a device of compute capability `arch` loads: CUBIN for
+    /// its SM, or, when this NVRTC does not know that SM, PTX for the
+    /// newest architecture below it that NVRTC knows (the driver
+    /// JIT-compiles it). The first error is kept when nothing fits.
+    pub fn get_for_device(&self, source: &str, name: &str, arch: u32) -> Result<Arc<Image>> {
+        match self.get_or_compile(source, name, &CompileOptions::cubin(arch)) {
+            Ok((img, _)) => Ok(img),
+            Err(first) => {
+                let best = nvrtc::supported_archs()?
+                    .into_iter()
+                    .filter(|&a| a <= arch)
+                    .max()
+                    .ok_or(first)?;
+                Ok(self
+                    .get_or_compile(source, name, &CompileOptions::ptx(best))?
+                    .0)
+            }
+        }
+    }
+
     pub fn path_of(&self, key: &Key) -> Option<PathBuf> {
         self.dir
             .as_ref()

@@ -17,7 +17,7 @@ use cudarc::nvrtc::Ptx;
 
 use super::cache::Image;
 use super::nvrtc::Output;
-use crate::codegen::Dtype;
+use crate::codegen::{Dtype, MAX_SLICES};
 use crate::error::{Error, Result};
 
 /// Threads per block for the elementwise kernels.
@@ -142,6 +142,100 @@ pub fn launch_config(n: usize, dtype: Dtype, sm_count: u32) -> LaunchConfig {
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     }
+}
+
+/// The formula of each slice of a population launch, passed by value
+/// (`struct act_slices` of every dispatch module; see
+/// `codegen::population_params`). Entries past the launch's slices are
+/// unused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slices {
+    pub id: [u32; MAX_SLICES],
+}
+
+// SAFETY: a plain `#[repr(C)]` array of u32, the layout of `struct
+// act_slices { unsigned int id[ACT_MAX_SLICES]; }` in the kernels.
+unsafe impl cudarc::driver::DeviceRepr for Slices {}
+
+/// Grid for a population of `slices` slices of `n` elements: `blockIdx.y`
+/// is the slice; along x enough blocks for one vector per thread, capped
+/// so that the whole grid stays near `BLOCKS_PER_SM` per SM (at least one
+/// block per slice; the grid-stride loop covers the rest).
+pub fn population_config(n: usize, slices: usize, dtype: Dtype, sm_count: u32) -> LaunchConfig {
+    let vectors = n.div_ceil(dtype.vector_width()).max(1) as u64;
+    let blocks = vectors.div_ceil(BLOCK as u64);
+    let cap = ((sm_count.max(1) * BLOCKS_PER_SM) as u64 / slices.max(1) as u64).max(1);
+    LaunchConfig {
+        grid_dim: (blocks.clamp(1, cap) as u32, slices.max(1) as u32, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `y[j] = f_{ids[j]}(x[j])` for the `cfg.grid_dim.1` slices of `n`
+/// elements each (`act_population_fwd_<dtype>`). `x` and `y` hold the
+/// launch's slices back to back.
+pub fn launch_population_forward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    ids: &Slices,
+    x: &CudaView<'_, T>,
+    y: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    let total = n * cfg.grid_dim.1 as usize;
+    if cfg.grid_dim.1 as usize > MAX_SLICES || x.len() < total || y.len() < total {
+        return Err(Error::Usage(format!(
+            "population forward launch of {} slices of {n} elements on buffers of {} and {}",
+            cfg.grid_dim.1,
+            x.len(),
+            y.len()
+        )));
+    }
+    let n64 = n as u64;
+    let mut b = stream.launch_builder(func);
+    b.arg(ids).arg(x).arg(y).arg(&n64);
+    // SAFETY: the kernel signature is (act_slices, const T*, T*, unsigned
+    // long long) by the ABI in `codegen` (`Slices` is act_slices), the grid
+    // has at most MAX_SLICES slices along y, and both buffers hold all of
+    // them.
+    unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching the population forward", e))?;
+    Ok(())
+}
+
+/// `dx[j] = dy[j] * f'_{ids[j]}(x[j])` for the launch's slices
+/// (`act_population_bwd_<dtype>`).
+#[allow(clippy::too_many_arguments)]
+pub fn launch_population_backward<T>(
+    stream: &Arc<CudaStream>,
+    func: &CudaFunction,
+    cfg: LaunchConfig,
+    ids: &Slices,
+    x: &CudaView<'_, T>,
+    dy: &CudaView<'_, T>,
+    dx: &mut CudaViewMut<'_, T>,
+    n: usize,
+) -> Result<()> {
+    let total = n * cfg.grid_dim.1 as usize;
+    if cfg.grid_dim.1 as usize > MAX_SLICES
+        || x.len() < total
+        || dy.len() < total
+        || dx.len() < total
+    {
+        return Err(Error::Usage(format!(
+            "population backward launch of {} slices of {n} elements on shorter buffers",
+            cfg.grid_dim.1
+        )));
+    }
+    let n64 = n as u64;
+    let mut b = stream.launch_builder(func);
+    b.arg(ids).arg(x).arg(dy).arg(dx).arg(&n64);
+    // SAFETY: (act_slices, const T*, const T*, T*, unsigned long long) by
+    // the ABI, at most MAX_SLICES slices, and all three buffers hold them.
+    unsafe { b.launch(cfg) }.map_err(|e| cuda_err("launching the population backward", e))?;
+    Ok(())
 }
 
 /// `y = f(x)` on `stream`. `x` and `y` hold at least `n` elements of the
