@@ -267,6 +267,25 @@ fn compile_errors_keep_the_source_and_the_log() {
     }
 }
 
+/// The image a GPU gets (`KernelCache::image_for`, what
+/// `runtime::device::compile_and_load` loads): a CUBIN for an SM NVRTC
+/// knows; for a newer one, PTX of the newest arch NVRTC knows.
+#[test]
+fn a_gpu_newer_than_nvrtc_gets_ptx_of_its_newest_arch() {
+    if !nvrtc_or_skip("a_gpu_newer_than_nvrtc_gets_ptx_of_its_newest_arch") {
+        return;
+    }
+    let src = module_of(&[function("x * sigmoid(x)")]).source();
+    let cache = KernelCache::new(None);
+    let img = cache.image_for(&src, "fused.cu", 90).unwrap();
+    assert_eq!((img.output, img.arch), (Output::Cubin, 90));
+    let newest = *nvrtc::supported_archs().unwrap().iter().max().unwrap();
+    let img = cache.image_for(&src, "fused.cu", 990).unwrap();
+    assert_eq!((img.output, img.arch), (Output::Ptx, newest));
+    // An SM below every arch NVRTC knows has no fallback: the error stays.
+    assert!(cache.image_for(&src, "fused.cu", 10).is_err());
+}
+
 fn stats_delta(a: CacheStats, b: CacheStats) -> (u64, u64, u64, u64) {
     (
         b.memory_hits - a.memory_hits,

@@ -1,7 +1,8 @@
 //! CUDA paths of the fused ops (feature `cuda`). The formula's kernels are
-//! compiled by NVRTC for the tensor's device (through the kernel cache),
-//! loaded into candle's CUDA context once per (context, dtype), and launched
-//! on candle's stream through [`crate::runtime::device`].
+//! compiled for the tensor's device and loaded into candle's CUDA context
+//! once per (context, dtype) by [`compile_and_load`] (the kernel cache and
+//! the arch fallback live there), and launched on candle's stream through
+//! [`crate::runtime::device`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,14 +10,13 @@ use std::sync::{Arc, Mutex};
 use candle_core::backend::{BackendDevice, BackendStorage};
 use candle_core::cuda_backend::{CudaDevice, CudaStorageSlice};
 use candle_core::{CudaStorage, Layout, Shape};
-use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaSlice, CudaView};
 
 use super::fused::{unsupported, Inner};
 use crate::codegen::{kernel_name, Direction, Dtype, Module, Selection};
-use crate::runtime::device::{launch_backward, launch_config, launch_forward, load_image, Kernels};
-use crate::runtime::nvrtc::{self, CompileOptions};
-use crate::runtime::KernelCache;
+use crate::runtime::device::{
+    compile_and_load, launch_backward, launch_config, launch_forward, Kernels,
+};
 
 fn msg(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
@@ -40,37 +40,12 @@ fn loaded(inner: &Inner, dev: &CudaDevice, dtype: Dtype) -> candle_core::Result<
     if let Some(l) = inner.cuda.loaded.lock().expect("kernel map").get(&key) {
         return Ok(l.clone());
     }
-    let (major, minor) = ctx.compute_capability().map_err(msg)?;
-    let arch = (major * 10 + minor) as u32;
-    let sm_count = ctx
-        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-        .map_err(msg)? as u32;
     let mut m = Module::new(Selection {
         dtypes: vec![dtype],
         ..Selection::default()
     });
     m.add(&inner.function);
-    let src = m.source();
-    let cache = KernelCache::global();
-    // CUBIN for this SM; PTX for the newest arch NVRTC knows when it does
-    // not know this one (the driver JIT-compiles it).
-    let image = match cache.get_or_compile(&src, "fused.cu", &CompileOptions::cubin(arch)) {
-        Ok((img, _)) => img,
-        Err(first) => {
-            let best = nvrtc::supported_archs()
-                .map_err(msg)?
-                .into_iter()
-                .filter(|&a| a <= arch)
-                .max()
-                .ok_or_else(|| msg(&first))?;
-            cache
-                .get_or_compile(&src, "fused.cu", &CompileOptions::ptx(best))
-                .map_err(msg)?
-                .0
-        }
-    };
-    let module = load_image(&ctx, &image).map_err(msg)?;
-    let kernels = Kernels::new(module, m.kernels().into_iter().map(|k| k.name)).map_err(msg)?;
+    let (kernels, sm_count) = compile_and_load(&ctx, &m, "fused.cu").map_err(msg)?;
     let l = Arc::new(Loaded { kernels, sm_count });
     inner
         .cuda

@@ -222,18 +222,15 @@ impl KernelCache {
     }
 
     /// The image a device of compute capability `arch` loads: CUBIN for
-    /// its SM, or, when this NVRTC does not know that SM, PTX for the
-    /// newest architecture below it that NVRTC knows (the driver
-    /// JIT-compiles it). The first error is kept when nothing fits.
-    pub fn get_for_device(&self, source: &str, name: &str, arch: u32) -> Result<Arc<Image>> {
+    /// its SM, or, when this NVRTC does not know that SM (a GPU newer than
+    /// the toolkit), PTX for the newest architecture below it that NVRTC
+    /// knows ([`fallback_arch`]; the driver JIT-compiles it). The first
+    /// error is kept when nothing fits. Through this cache.
+    pub fn image_for(&self, source: &str, name: &str, arch: u32) -> Result<Arc<Image>> {
         match self.get_or_compile(source, name, &CompileOptions::cubin(arch)) {
             Ok((img, _)) => Ok(img),
             Err(first) => {
-                let best = nvrtc::supported_archs()?
-                    .into_iter()
-                    .filter(|&a| a <= arch)
-                    .max()
-                    .ok_or(first)?;
+                let best = fallback_arch(arch, &nvrtc::supported_archs()?).ok_or(first)?;
                 Ok(self
                     .get_or_compile(source, name, &CompileOptions::ptx(best))?
                     .0)
@@ -285,6 +282,13 @@ impl KernelCache {
 fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed) ^ (Instant::now().elapsed().as_nanos() as u64)
+}
+
+/// The architecture to emit PTX for on a GPU of compute capability `arch`
+/// that NVRTC cannot target directly: the newest of `supported` not above
+/// it (`None` when every one is newer).
+pub fn fallback_arch(arch: u32, supported: &[u32]) -> Option<u32> {
+    supported.iter().copied().filter(|&a| a <= arch).max()
 }
 
 /// `$ACTFORGE_CACHE_DIR`, `$XDG_CACHE_HOME/actforge/kernels` or
@@ -383,5 +387,15 @@ mod tests {
         v.verbose_ptxas = true;
         assert_ne!(base, Key::new("src", &v, (13, 0)));
         assert_eq!(base, key());
+    }
+
+    #[test]
+    fn a_gpu_newer_than_nvrtc_gets_ptx_of_the_newest_arch_below_it() {
+        let known = [75, 80, 86, 89, 90, 100, 120];
+        assert_eq!(fallback_arch(121, &known), Some(120));
+        assert_eq!(fallback_arch(95, &known), Some(90));
+        assert_eq!(fallback_arch(90, &known), Some(90));
+        assert_eq!(fallback_arch(70, &known), None);
+        assert_eq!(fallback_arch(90, &[]), None);
     }
 }

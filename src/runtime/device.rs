@@ -15,9 +15,9 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
-use super::cache::Image;
+use super::cache::{Image, KernelCache};
 use super::nvrtc::Output;
-use crate::codegen::{Dtype, MAX_SLICES};
+use crate::codegen::{Dtype, Module, MAX_SLICES};
 use crate::error::{Error, Result};
 
 /// Threads per block for the elementwise kernels.
@@ -101,6 +101,32 @@ pub fn load_image(ctx: &Arc<CudaContext>, image: &Image) -> Result<Arc<CudaModul
     };
     ctx.load_module(ptx)
         .map_err(|e| cuda_err("loading the compiled module", e))
+}
+
+/// A generated module compiled for the GPU of `ctx` and loaded, with all
+/// of its kernels looked up by name: the one way a generated module
+/// reaches a GPU (the fused ops and the population op both come through
+/// here). The image comes through the process-wide kernel cache: a CUBIN
+/// for the context's SM, or PTX for the newest architecture NVRTC knows
+/// below it ([`KernelCache::image_for`]). `name` names the program in
+/// NVRTC's log. Returns the kernels and the device's SM count (for the
+/// launch grids).
+pub fn compile_and_load(
+    ctx: &Arc<CudaContext>,
+    module: &Module,
+    name: &str,
+) -> Result<(Kernels, u32)> {
+    let (major, minor) = ctx
+        .compute_capability()
+        .map_err(|e| cuda_err("compute capability", e))?;
+    let sm_count = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(|e| cuda_err("SM count", e))? as u32;
+    let arch = (major * 10 + minor) as u32;
+    let image = KernelCache::global().image_for(&module.source(), name, arch)?;
+    let loaded = load_image(ctx, &image)?;
+    let kernels = Kernels::new(loaded, module.kernels().into_iter().map(|k| k.name))?;
+    Ok((kernels, sm_count))
 }
 
 /// A loaded module with its functions looked up by name.

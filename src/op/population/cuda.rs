@@ -11,16 +11,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use candle_core::backend::{BackendDevice, BackendStorage};
 use candle_core::cuda_backend::{CudaDevice, CudaStorageSlice};
 use candle_core::{CudaStorage, Layout, Shape};
-use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
 
 use super::{launches, Members};
 use crate::codegen::{population_kernel_name, Direction, Dtype, MAX_SLICES};
 use crate::runtime::device::{
-    launch_population_backward, launch_population_forward, load_image, population_config, Kernels,
-    Slices,
+    compile_and_load, launch_population_backward, launch_population_forward, population_config,
+    Kernels, Slices,
 };
-use crate::runtime::KernelCache;
 
 fn msg(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
@@ -52,18 +50,9 @@ fn loaded(m: &Members, dev: &CudaDevice, dtype: Dtype) -> candle_core::Result<Ar
     if let Some(l) = registry().lock().expect("module map").get(&key) {
         return Ok(l.clone());
     }
-    let (major, minor) = ctx.compute_capability().map_err(msg)?;
-    let arch = (major * 10 + minor) as u32;
-    let sm_count = ctx
-        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-        .map_err(msg)? as u32;
     let module =
         crate::codegen::Module::generation(vec![dtype], m.formulas.iter().map(|f| &f.function));
-    let image = KernelCache::global()
-        .get_for_device(&module.source(), "generation.cu", arch)
-        .map_err(msg)?;
-    let names = [Direction::Fwd, Direction::Bwd].map(|d| population_kernel_name(d, dtype));
-    let kernels = Kernels::new(load_image(&ctx, &image).map_err(msg)?, names).map_err(msg)?;
+    let (kernels, sm_count) = compile_and_load(&ctx, &module, "generation.cu").map_err(msg)?;
     let l = Arc::new(Loaded { kernels, sm_count });
     let mut map = registry().lock().expect("module map");
     if map.len() >= KEEP_MODULES {
