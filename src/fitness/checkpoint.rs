@@ -49,6 +49,22 @@ pub struct Meta {
     pub weights: String,
     /// `store::checksum` of the weights file (16 hex digits).
     pub weights_checksum: String,
+    /// A lockstep population's members, in slice order (empty for a single
+    /// run, and absent from its file). `losses` then holds the mean loss
+    /// of the members still training at each step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberMeta>,
+}
+
+/// One member of a lockstep checkpoint: its own losses (one per step it
+/// trained), per-epoch rows, and its failure when it has failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberMeta {
+    pub activation: String,
+    pub losses: Vec<f32>,
+    pub epochs: Vec<serde_json::Value>,
+    /// `(reason, step)` of a member frozen at its failure.
+    pub failed: Option<(String, u64)>,
 }
 
 pub const FORMAT: &str = "actforge-checkpoint-2";
@@ -242,6 +258,7 @@ mod tests {
             train_seconds: 0.5,
             weights: String::new(),
             weights_checksum: String::new(),
+            members: Vec::new(),
         }
     }
 

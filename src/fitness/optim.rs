@@ -166,6 +166,85 @@ impl AdamW {
         Ok(())
     }
 
+    /// One update of a lockstep population (every parameter `[P, …]`):
+    /// member `p` is updated with its own clipping factor `scales[p]`, or
+    /// left alone, parameter and moments, when `scales[p]` is `None` (a
+    /// member frozen at its failure). Member `p`'s slice gets exactly the
+    /// arithmetic [`AdamW::step`] gives a single model with `scales[p]`.
+    pub fn step_members(
+        &mut self,
+        grads: &GradStore,
+        lr: f64,
+        scales: &[Option<f64>],
+    ) -> candle_core::Result<()> {
+        if scales.iter().all(|s| *s == Some(1.0)) {
+            return self.step(grads, lr, 1.0);
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let c1 = 1.0 - b1.powi(t);
+        let c2 = 1.0 - b2.powi(t);
+        let pop = scales.len();
+        for s in &mut self.slots {
+            let Some(g) = grads.get(s.var.as_tensor()) else {
+                continue;
+            };
+            let g = g.detach();
+            if s.var.dims().first() != Some(&pop) {
+                return Err(candle_core::Error::Msg(format!(
+                    "lockstep AdamW: parameter `{}` is {:?}, not [{pop}, …]",
+                    s.name,
+                    s.var.dims()
+                )));
+            }
+            let decay = (s.decay && self.cfg.weight_decay > 0.0)
+                .then_some(1.0 - lr * self.cfg.weight_decay);
+            match &mut s.moments {
+                Moments::Host(m, v) => {
+                    let per = m.len() / pop;
+                    for (p, scale) in scales.iter().enumerate() {
+                        let Some(scale) = *scale else { continue };
+                        let k =
+                            AdamWScalars::new(scale, (b1, b2), (c1, c2), self.cfg.eps, decay, lr);
+                        let r = p * per..(p + 1) * per;
+                        let param = s.var.as_tensor().narrow(0, p, 1)?;
+                        adamw::step(&param, &g.narrow(0, p, 1)?, &mut m[r.clone()], &mut v[r], k)?;
+                    }
+                }
+                Moments::Tensors(m, v) => {
+                    // One chain over the whole population (one kernel per
+                    // op on a GPU): the factors as a [P, 1, …] tensor, the
+                    // frozen members put back by a mask.
+                    let mut shape = vec![1usize; s.var.rank()];
+                    shape[0] = pop;
+                    let dev = s.var.device();
+                    let f: Vec<f32> = scales.iter().map(|s| s.unwrap_or(0.0) as f32).collect();
+                    let factor = Tensor::from_vec(f, shape.as_slice(), dev)?.to_dtype(g.dtype())?;
+                    let keep: Vec<u8> = scales.iter().map(|s| s.is_some() as u8).collect();
+                    let keep = Tensor::from_vec(keep, shape.as_slice(), dev)?
+                        .broadcast_as(s.var.shape())?;
+                    let g = g.broadcast_mul(&factor)?;
+                    let m_new = ((&*m * b1)? + (&g * (1.0 - b1))?)?.detach();
+                    let v_new = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?.detach();
+                    let m_hat = (&m_new / c1)?;
+                    let v_hat = (&v_new / c2)?;
+                    let update = (m_hat / (v_hat.sqrt()? + self.cfg.eps)?)?;
+                    let decayed = match decay {
+                        Some(d) => (s.var.as_tensor() * d)?,
+                        None => s.var.as_tensor().clone(),
+                    };
+                    let new = (decayed - (update * lr)?)?;
+                    let new = keep.where_cond(&new, s.var.as_tensor())?.detach();
+                    *m = keep.where_cond(&m_new, m)?.detach();
+                    *v = keep.where_cond(&v_new, v)?.detach();
+                    s.var.set(&new)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The moments and the step count as named tensors (`adam_m.NAME`,
     /// `adam_v.NAME`, `adam_step`), for a checkpoint.
     pub fn state(&self) -> candle_core::Result<HashMap<String, Tensor>> {
@@ -300,6 +379,47 @@ pub fn clip_factor(
     Ok((norm, factor))
 }
 
+/// [`clip_factor`] per member of a lockstep population (every gradient
+/// `[P, …]`): member `p`'s norm over its slices of the gradients, and its
+/// factor.
+pub fn clip_factors(
+    grads: &GradStore,
+    vars: &[&Var],
+    max_norm: f64,
+    population: usize,
+) -> candle_core::Result<Vec<(f64, f64)>> {
+    let mut total: Option<Tensor> = None;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            let s = g
+                .to_dtype(DType::F32)?
+                .sqr()?
+                .reshape((population, ()))?
+                .sum(1)?;
+            total = Some(match total {
+                None => s,
+                Some(t) => (t + s)?,
+            });
+        }
+    }
+    let sums = match total {
+        None => vec![0f32; population],
+        Some(t) => t.to_vec1::<f32>()?,
+    };
+    Ok(sums
+        .into_iter()
+        .map(|s| {
+            let norm = (s as f64).sqrt();
+            let factor = if max_norm > 0.0 && norm.is_finite() && norm > max_norm {
+                max_norm / norm
+            } else {
+                1.0
+            };
+            (norm, factor)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +544,77 @@ mod tests {
         assert_eq!(f, 1.0);
         let (_, f) = clip_factor(&grads, &[&w], 0.0)?;
         assert_eq!(f, 1.0);
+        Ok(())
+    }
+
+    /// A population update: member p as a single model with its own
+    /// factor, a frozen member (None) untouched, parameter and moments, and
+    /// the in-place and composed paths alike; the per-member norms are
+    /// each member's own.
+    #[test]
+    fn members_update_as_single_models_and_frozen_ones_stay() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let start = Tensor::new(
+            &[
+                [[1.0f32, -2.0], [3.0, 0.5]],
+                [[0.1, 0.2], [0.3, 0.4]],
+                [[-1.0, 2.0], [0.5, -0.5]],
+            ],
+            &dev,
+        )?;
+        let coef = Tensor::new(
+            &[
+                [[2.0f32, -1.0], [0.5, 4.0]],
+                [[1.0, 1.0], [1.0, 1.0]],
+                [[-3.0, 0.25], [1.5, 2.0]],
+            ],
+            &dev,
+        )?;
+        let scales = [Some(1.0), None, Some(0.5)];
+        let cfg = AdamWConfig {
+            weight_decay: 0.1,
+            ..Default::default()
+        };
+        let mut results = Vec::new();
+        for update in [Update::Fused, Update::Composed] {
+            let w = Var::from_tensor(&start)?;
+            let mut opt = AdamW::with_update(vec![("w".into(), w.clone())], cfg.clone(), update)?;
+            for _ in 0..3 {
+                let grads = (w.as_tensor() * &coef)?.sqr()?.sum_all()?.backward()?;
+                let norms = clip_factors(&grads, &[&w], 1e9, 3)?;
+                let g = grads.get(w.as_tensor()).unwrap();
+                for (p, (n, f)) in norms.iter().enumerate() {
+                    let want = g.get(p)?.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt() as f64;
+                    assert!((n - want).abs() <= 1e-6 * want, "{n} vs {want}");
+                    assert_eq!(*f, 1.0);
+                }
+                opt.step_members(&grads, 0.01, &scales)?;
+            }
+            let state = opt.state()?;
+            results.push((w.as_tensor().clone(), state["adam_m.w"].clone()));
+        }
+        // Each live member equals a single model trained with its factor.
+        for p in [0usize, 2] {
+            let w = Var::from_tensor(&start.get(p)?)?;
+            let mut opt = AdamW::new(vec![("w".into(), w.clone())], cfg.clone())?;
+            for _ in 0..3 {
+                let grads = (w.as_tensor() * coef.get(p)?)?
+                    .sqr()?
+                    .sum_all()?
+                    .backward()?;
+                opt.step(&grads, 0.01, scales[p].unwrap())?;
+            }
+            for (pop, _) in &results {
+                let got = pop.get(p)?.flatten_all()?.to_vec1::<f32>()?;
+                let want = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                assert_eq!(got, want, "member {p}");
+            }
+        }
+        for (pop, m) in &results {
+            let frozen = pop.get(1)?.flatten_all()?.to_vec1::<f32>()?;
+            assert_eq!(frozen, start.get(1)?.flatten_all()?.to_vec1::<f32>()?);
+            assert_eq!(m.get(1)?.flatten_all()?.to_vec1::<f32>()?, vec![0.0; 4]);
+        }
         Ok(())
     }
 

@@ -165,7 +165,7 @@ pub fn total_steps(prep: &Prepared) -> u64 {
     }
 }
 
-fn batches_per_epoch(prep: &Prepared) -> usize {
+pub(crate) fn batches_per_epoch(prep: &Prepared) -> usize {
     prep.train.len().div_ceil(prep.recipe.batch_size).max(1)
 }
 
@@ -241,6 +241,7 @@ pub fn run(
                     train_seconds: secs,
                     weights: String::new(),
                     weights_checksum: String::new(),
+                    members: Vec::new(),
                 },
                 &params,
                 opt,
@@ -336,7 +337,7 @@ pub fn run(
 
 /// The first line of an error message, without the `error: ` prefix (a
 /// backtrace captured by candle stays out of results files).
-fn first_line(msg: &str) -> String {
+pub(crate) fn first_line(msg: &str) -> String {
     msg.lines()
         .next()
         .unwrap_or("")
@@ -344,7 +345,7 @@ fn first_line(msg: &str) -> String {
         .to_string()
 }
 
-fn mean_tail(losses: &[f32], n: usize) -> f64 {
+pub(crate) fn mean_tail(losses: &[f32], n: usize) -> f64 {
     let tail = &losses[losses.len().saturating_sub(n.max(1))..];
     tail.iter().map(|&v| v as f64).sum::<f64>() / tail.len().max(1) as f64
 }
@@ -439,9 +440,25 @@ impl Trainer<'_> {
     }
 }
 
-/// The mean masked cross-entropy of batch `i` of `epoch` (a scalar), and
-/// its number of target tokens.
+/// The mean masked cross-entropy of batch `i` of `epoch` (a scalar, the
+/// sum over the members of [`batch_losses`]), and its number of target
+/// tokens.
 pub fn batch_loss(
+    prep: &Prepared,
+    model: &Model,
+    batcher: &crate::data::Batcher,
+    epoch: u64,
+    i: usize,
+    device: &Device,
+) -> Result<(Tensor, usize)> {
+    let (loss, tokens) = batch_losses(prep, model, batcher, epoch, i, device)?;
+    Ok((loss.sum_all()?, tokens))
+}
+
+/// Per member of the model's population: the mean masked cross-entropy
+/// of batch `i` of `epoch` (`[P]`), and the batch's number of target
+/// tokens.
+pub fn batch_losses(
     prep: &Prepared,
     model: &Model,
     batcher: &crate::data::Batcher,
@@ -471,6 +488,5 @@ pub fn batch_loss(
             (logits, target, mask)
         }
     };
-    let (loss, tokens) = masked_cross_entropy(&logits, &target, &mask)?;
-    Ok((loss.sum_all()?, tokens))
+    Ok(masked_cross_entropy(&logits, &target, &mask)?)
 }

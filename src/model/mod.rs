@@ -116,3 +116,39 @@ pub fn member_params(varmap: &VarMap, p: usize) -> Result<Vec<(String, Tensor)>>
         .map(|(k, v)| Ok((k, v.as_tensor().get(p)?)))
         .collect()
 }
+
+/// Member `p` of a population (its parameters in `varmap`, activation
+/// `act`) copied into a single model (P = 1) with the same parameter
+/// names: how a lockstep trainer evaluates each member with the one-model
+/// code. `seed` only initialises the copy before it is overwritten.
+pub fn member(
+    cfg: &ModelConfig,
+    varmap: &VarMap,
+    p: usize,
+    act: &Activation,
+    seed: u64,
+) -> Result<Model> {
+    let population = sorted_vars(varmap);
+    let device = population
+        .first()
+        .map(|(_, v)| v.device().clone())
+        .unwrap_or(Device::Cpu);
+    let (model, single) = Model::new(cfg, vec![act.clone()], seed, &device)?;
+    let single = sorted_vars(&single);
+    if single.len() != population.len() {
+        return Err(crate::Error::Usage(format!(
+            "a population of {} parameters and a single model of {} differ",
+            population.len(),
+            single.len()
+        )));
+    }
+    for ((name, one), (pname, all)) in single.iter().zip(&population) {
+        if name != pname {
+            return Err(crate::Error::Usage(format!(
+                "parameter `{name}` of the single model is `{pname}` in the population"
+            )));
+        }
+        one.set(&all.as_tensor().narrow(0, p, 1)?.contiguous()?)?;
+    }
+    Ok(model)
+}
