@@ -223,3 +223,46 @@ fn an_interrupted_population_resumes_to_the_uninterrupted_result() {
     .unwrap_err();
     assert!(e.to_string().contains("another run"), "{e}");
 }
+
+/// `bench-step --population 2 --json`: the population's keys, and the op
+/// counts (from candle's op calls, the same way for both): a lockstep
+/// step of 2 members takes fewer ops than 2 single-model steps.
+#[test]
+fn bench_step_times_a_population_and_counts_its_ops() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_actforge"))
+        .args([
+            "bench-step",
+            "--task",
+            "qa",
+            "--variant",
+            "fused",
+            "--population",
+            "2",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "4",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let single = v["ops_per_step"].as_u64().unwrap();
+    assert_eq!(v["ops_per_step_by_variant"]["fused"].as_u64(), Some(single));
+    let p = &v["population"];
+    assert_eq!(p["size"].as_u64(), Some(2));
+    let step = p["step_ms"].as_f64().unwrap();
+    assert!(step > 0.0);
+    assert_eq!(p["step_ms_per_candidate"].as_f64(), Some(step / 2.0));
+    let ops = p["ops_per_step"].as_u64().unwrap();
+    assert_eq!(p["ops_per_candidate_step"].as_f64(), Some(ops as f64 / 2.0));
+    // A forward, backward and update are hundreds of ops; the population
+    // runs each op once for both members.
+    assert!(single > 100, "{single}");
+    assert!(ops >= single && ops < 2 * single, "{ops} vs {single}");
+    assert_eq!(p["formulas"].as_array().unwrap().len(), 2);
+    assert_ne!(p["formulas"][0], p["formulas"][1]);
+}

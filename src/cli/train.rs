@@ -360,10 +360,29 @@ rounds after --warmup. `activation ms` is the activation alone, forward and
 backward, on the MLP's hidden tensor of the first batch, times the number of
 MLP layers; `share` is that over the step.
 
+--population P also times a lockstep step of a population of P members
+(fitness::lockstep: one model with every parameter [P, ...], member p with
+its own formula, per-member losses, clipping and AdamW) in the same rounds.
+Member 0 runs --formula, member p > 0 the same scaled by 1 + p/64: P
+different formulas of equal cost. Compare its per-candidate time with the
+fused variant's step (e.g. --variant fused --population 8).
+
+Ops per step are counted from candle's op calls: every op call (a kernel
+launch on a GPU; views such as reshape and narrow included) makes one new
+tensor, and candle numbers tensors from one counter, so the tensors created
+during one untimed step (forward, backward, clipping, optimizer) plus the
+in-place AdamW updates are the step's ops; the single model and the
+population are counted the same way.
+
 JSON (--json): {\"step_ms\": {\"gelu\", \"fused\", \"composed\"}, \"step_ms_min\",
-\"step_ms_max\", \"activation_ms\", \"activation_share\" (same keys), \"task\",
-\"preset\", \"batch_size\", \"formula\", \"device\", \"threads\", \"iters\"}
-(with --variant, only the variants named).
+\"step_ms_max\", \"activation_ms\", \"activation_share\",
+\"ops_per_step_by_variant\" (same keys), \"ops_per_step\" (the fused
+variant's, or the first timed one's), \"task\", \"preset\", \"batch_size\",
+\"formula\", \"device\", \"threads\", \"iters\"} (with --variant, only the
+variants named); with --population, \"population\": {\"size\", \"step_ms\",
+\"step_ms_per_candidate\", \"ops_per_step\", \"ops_per_candidate_step\",
+\"formulas\", and with the fused variant \"one_by_one_step_ms\",
+\"per_candidate_vs_one_by_one\", \"ops_ratio\"}.
 
 --export DIR writes the same model (initial weights of seed 1), the
 optimizer settings (AdamW, lr 1e-4, clip 1) and the batches of every round
@@ -371,7 +390,8 @@ in order, for scripts/cpu-peers.py, which times PyTorch eager on them.
 
 Examples:
   actforge bench-step --task qa --preset gpt-tiny
-  actforge bench-step --task translate-t5 --preset t5-tiny --json";
+  actforge bench-step --task translate-t5 --preset t5-tiny --json
+  actforge bench-step --task qa --variant fused --population 8 --json";
 
 #[derive(Args, Debug)]
 pub struct BenchStepArgs {
@@ -395,6 +415,10 @@ pub struct BenchStepArgs {
     /// (scripts/cpu-peers.py).
     #[arg(long, value_name = "DIR")]
     pub export: Option<std::path::PathBuf>,
+    /// Also time a lockstep step of a population of P members with P
+    /// different formulas (see above).
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub population: Option<u64>,
     #[arg(long)]
     pub json: bool,
 }
@@ -410,6 +434,7 @@ pub fn bench_step(out: &mut dyn Write, args: BenchStepArgs) -> Result<i32> {
         iters: args.iters as usize,
         warmup: args.warmup as usize,
         only: &args.variants,
+        population: args.population.unwrap_or(0) as usize,
     };
     if let Some(dir) = &args.export {
         crate::bench::step::export(&spec, dir)?;

@@ -186,23 +186,22 @@ pub fn lockstep(
         let step = steps;
         let lr = learning_rate(step, total, warmup, recipe.lr, recipe.min_lr_ratio);
         let (epoch, i) = (step / per_epoch, (step % per_epoch) as usize);
-        let (values, norms, grads) =
-            match train_step(prep, &model, &batcher, (epoch, i), device, &vars, pop) {
-                Ok(v) => v,
-                Err(e) => {
-                    // An error of the step itself (not a value): every
-                    // member still training fails at it, as its one-by-one
-                    // run would.
-                    let reason = format!("training failed: {}", first_line(&e.to_string()));
-                    for m in members.iter_mut().filter(|m| m.failed.is_none()) {
-                        m.failed = Some((reason.clone(), step));
-                    }
-                    break;
+        let grads = match train_step(prep, &model, &batcher, (epoch, i), device, &vars, pop) {
+            Ok(v) => v,
+            Err(e) => {
+                // An error of the step itself (not a value): every
+                // member still training fails at it, as its one-by-one
+                // run would.
+                let reason = format!("training failed: {}", first_line(&e.to_string()));
+                for m in members.iter_mut().filter(|m| m.failed.is_none()) {
+                    m.failed = Some((reason.clone(), step));
                 }
-            };
+                break;
+            }
+        };
         let mut scales = Vec::with_capacity(pop);
         for (p, m) in members.iter_mut().enumerate() {
-            let (v, (norm, factor)) = (values[p], norms[p]);
+            let (v, (norm, factor)) = (grads.values[p], grads.norms[p]);
             if m.failed.is_none() && !v.is_finite() {
                 m.failed = Some((format!("non-finite training loss ({v})"), step));
             } else if m.failed.is_none() && !norm.is_finite() {
@@ -217,8 +216,8 @@ pub fn lockstep(
         let mut sum = 0.0;
         for (p, m) in members.iter_mut().enumerate() {
             if scales[p].is_some() {
-                m.losses.push(values[p] as f32);
-                sum += values[p];
+                m.losses.push(grads.values[p] as f32);
+                sum += grads.values[p];
             }
         }
         let alive = scales.iter().filter(|s| s.is_some()).count();
@@ -308,7 +307,12 @@ pub fn lockstep(
 
 /// What one lockstep forward and backward produced.
 struct StepGrads {
+    /// Each member's loss.
+    values: Vec<f64>,
+    /// Each member's gradient norm and clipping factor.
+    norms: Vec<(f64, f64)>,
     grads: candle_core::backprop::GradStore,
+    /// Target tokens in the batch.
     count: usize,
 }
 
@@ -322,7 +326,7 @@ fn train_step(
     device: &Device,
     vars: &[&Var],
     pop: usize,
-) -> Result<(Vec<f64>, Vec<(f64, f64)>, StepGrads)> {
+) -> Result<StepGrads> {
     let (loss, count) = batch_losses(prep, model, batcher, epoch, i, device)?;
     let values: Vec<f64> = loss.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
     // The members share no parameter: the gradient of the sum is each
@@ -330,7 +334,12 @@ fn train_step(
     // hold NaN; they are never read).
     let grads = loss.sum_all()?.backward()?;
     let norms = clip_factors(&grads, vars, prep.recipe.clip, pop)?;
-    Ok((values, norms, StepGrads { grads, count }))
+    Ok(StepGrads {
+        values,
+        norms,
+        grads,
+        count,
+    })
 }
 
 /// A checkpoint of another run or population must not be resumed into
@@ -356,18 +365,21 @@ fn check_meta(
         Some(format!("seed {}", meta.seed))
     } else if meta.total_steps != total || meta.step > total {
         Some(format!("{} of {} steps", meta.step, meta.total_steps))
-    } else if let Some(m) = meta.members.iter().find(|m| {
-        let trained = m.failed.as_ref().map_or(meta.step, |f| f.1);
-        m.losses.len() as u64 != trained
-    }) {
-        Some(format!(
-            "member `{}` records {} losses at step {}: its parts disagree",
-            m.activation,
-            m.losses.len(),
-            meta.step
-        ))
     } else {
-        None
+        meta.members
+            .iter()
+            .find(|m| {
+                let trained = m.failed.as_ref().map_or(meta.step, |f| f.1);
+                m.losses.len() as u64 != trained
+            })
+            .map(|m| {
+                format!(
+                    "member `{}` records {} losses at step {}: its parts disagree",
+                    m.activation,
+                    m.losses.len(),
+                    meta.step
+                )
+            })
     };
     match mismatch {
         None => Ok(()),

@@ -68,6 +68,8 @@ pub struct AdamW {
     slots: Vec<Slot>,
     cfg: AdamWConfig,
     step: u64,
+    /// In-place update calls so far ([`AdamW::in_place_updates`]).
+    in_place: u64,
 }
 
 /// Whether a parameter gets weight decay: matrices do, norms and biases
@@ -113,12 +115,21 @@ impl AdamW {
             slots,
             cfg,
             step: 0,
+            in_place: 0,
         })
     }
 
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// In-place update ops run so far (one per parameter and step on the
+    /// fused path, one per member and parameter for a population whose
+    /// clipping factors differ): candle ops that create no tensor, which
+    /// `bench-step` adds to its op counts.
+    pub fn in_place_updates(&self) -> u64 {
+        self.in_place
     }
 
     /// One update with learning rate `lr`; `scale` multiplies every
@@ -147,6 +158,7 @@ impl AdamW {
                 Moments::Host(m, v) => {
                     let k = AdamWScalars::new(scale, (b1, b2), (c1, c2), self.cfg.eps, decay, lr);
                     adamw::step(s.var.as_tensor(), &g, m, v, k)?;
+                    self.in_place += 1;
                 }
                 Moments::Tensors(m, v) => {
                     let g = if scale == 1.0 { g } else { (g * scale)? };
@@ -202,15 +214,13 @@ impl AdamW {
                 .then_some(1.0 - lr * self.cfg.weight_decay);
             match &mut s.moments {
                 Moments::Host(m, v) => {
-                    let per = m.len() / pop;
-                    for (p, scale) in scales.iter().enumerate() {
-                        let Some(scale) = *scale else { continue };
-                        let k =
-                            AdamWScalars::new(scale, (b1, b2), (c1, c2), self.cfg.eps, decay, lr);
-                        let r = p * per..(p + 1) * per;
-                        let param = s.var.as_tensor().narrow(0, p, 1)?;
-                        adamw::step(&param, &g.narrow(0, p, 1)?, &mut m[r.clone()], &mut v[r], k)?;
-                    }
+                    let (eps, betas, cs) = (self.cfg.eps, (b1, b2), (c1, c2));
+                    let ks: Vec<Option<AdamWScalars>> = scales
+                        .iter()
+                        .map(|s| s.map(|s| AdamWScalars::new(s, betas, cs, eps, decay, lr)))
+                        .collect();
+                    adamw::step_members(s.var.as_tensor(), &g, m, v, &ks)?;
+                    self.in_place += 1;
                 }
                 Moments::Tensors(m, v) => {
                     // One chain over the whole population (one kernel per

@@ -82,7 +82,10 @@ simd_fn! {
 /// The in-place op: the parameter is the destination, the gradient the
 /// source, the moments ride along.
 struct Update<'a> {
-    k: AdamWScalars,
+    /// The scalars of each of the parameter's equal slices along its first
+    /// dimension (one for a single model; a population's members, `None`
+    /// for a member left alone).
+    ks: Vec<Option<AdamWScalars>>,
     moments: RefCell<(&'a mut [f32], &'a mut [f32])>,
 }
 
@@ -116,7 +119,26 @@ impl InplaceOp2 for Update<'_> {
                 "AdamW: the gradient or the moments do not match the parameter",
             ));
         }
-        update(self.k, p, &g, m, v);
+        let per = p.len() / self.ks.len().max(1);
+        if per * self.ks.len() != p.len() {
+            return Err(msg(format!(
+                "AdamW: {} elements do not split into {} members",
+                p.len(),
+                self.ks.len()
+            )));
+        }
+        for (i, k) in self.ks.iter().enumerate() {
+            if let Some(k) = *k {
+                let r = i * per..(i + 1) * per;
+                update(
+                    k,
+                    &mut p[r.clone()],
+                    &g[r.clone()],
+                    &mut m[r.clone()],
+                    &mut v[r],
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -142,8 +164,36 @@ pub fn step(
             param.dims()
         )));
     }
+    step_members(param, grad, m, v, &[Some(k)])
+}
+
+/// One AdamW step of a population's parameter `[P, …]` (in place) and its
+/// moments: member `p`'s slice with `ks[p]` (its own clipping factor),
+/// or left alone, moments too, when `ks[p]` is `None`. One op for all
+/// members; each slice gets exactly what [`step`] gives a single model.
+pub fn step_members(
+    param: &Tensor,
+    grad: &Tensor,
+    m: &mut [f32],
+    v: &mut [f32],
+    ks: &[Option<AdamWScalars>],
+) -> candle_core::Result<()> {
+    if grad.dims() != param.dims() {
+        return Err(msg(format!(
+            "AdamW: the gradient is {:?} but the parameter is {:?}",
+            grad.dims(),
+            param.dims()
+        )));
+    }
+    if param.dims().first() != Some(&ks.len()) && ks.len() != 1 {
+        return Err(msg(format!(
+            "AdamW: {} members for a parameter of shape {:?}",
+            ks.len(),
+            param.dims()
+        )));
+    }
     let op = Update {
-        k,
+        ks: ks.to_vec(),
         moments: RefCell::new((m, v)),
     };
     param.inplace_op2(grad, &op)
