@@ -8,8 +8,9 @@
 #   mkdir -p /tmp/g && tar -xJf .gpu-carry/pack.tar.xz -C /tmp/g && /tmp/g/gpu-check.sh /tmp/g
 #
 # Writes its logs and JSON to $OUT (or /tmp/gpu-check-out): env.txt,
-# gpu-tests.txt, cuda-tests.txt, memcheck.txt, bench.jsonl, compile.json,
-# peers.jsonl, peers.md (8 files, what the device tool brings back).
+# gpu-tests.txt, cuda-tests.txt, memcheck.txt, bench.jsonl, lockstep.jsonl,
+# compile.json, peers.jsonl, peers.md (9 files, what the device tool brings
+# back).
 # Without a GPU it fails cleanly; the peers step then says why it skipped.
 # PEERS_PYTHON picks the Python that has torch (default python3);
 # GPU_CHECK_PEERS_ARGS adds arguments to gpu-peers.py (a dry run on a CPU:
@@ -101,6 +102,22 @@ step "bench: 64M elements (256 MB in f32)"
 timeout "$(cap 60)" "$D/bin/actforge" bench 'gelu_like(x)' --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
 timeout "$(cap 60)" "$D/bin/actforge" bench "$QA" --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
 cat "$R/bench.jsonl"
+
+step "lockstep: a training step of one model and of populations of 8 and 32 (gpt-micro, CUDA)"
+# bench-step --population P times one model's step and a lockstep step of P
+# members with P different formulas (one population kernel per direction),
+# interleaved, and counts the ops (kernel launches) of each: compare
+# population.step_ms_per_candidate with one_by_one_step_ms, and
+# population.ops_ratio with the README's prediction. Needs a --features
+# cuda build (scripts/gpu-pack.sh --features cuda); otherwise it says so.
+: > "$R/lockstep.jsonl"
+for p in 8 32; do
+    timeout "$(cap 90)" "$D/bin/actforge" bench-step --task qa --preset gpt-micro --device cuda --variant fused \
+        --population "$p" --iters 10 --warmup 3 --json >> "$R/lockstep.jsonl" || status=1
+done
+cat "$R/lockstep.jsonl"
+# A short lockstep search comes here once `search --lockstep` exists
+# (issue 21, item 3).
 
 step "NVRTC compile times on this machine"
 timeout "$(cap 120)" "$D/bin/actforge" bench-compile --arch sm_90 --json | tee "$R/compile.json" || status=1
