@@ -266,3 +266,59 @@ fn bench_step_times_a_population_and_counts_its_ops() {
     assert_eq!(p["formulas"].as_array().unwrap().len(), 2);
     assert_ne!(p["formulas"][0], p["formulas"][1]);
 }
+
+/// A small translation corpus (TSV), as tests/train.rs makes it.
+fn small_tsv(dir: &std::path::Path, n: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let words = [
+        "red", "green", "blue", "house", "tree", "small", "big", "old", "new", "dog",
+    ];
+    let de = [
+        "rot", "grün", "blau", "Haus", "Baum", "klein", "groß", "alt", "neu", "Hund",
+    ];
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, b, c) = (i % 10, (i / 10) % 10, (i / 7) % 10);
+        text.push_str(&format!(
+            "the {} {} {}\tdas {} {} {}\n",
+            words[a], words[b], words[c], de[a], de[b], de[c]
+        ));
+    }
+    let p = dir.join("pairs.tsv");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The T5 model and per-epoch rows: each member's rows are its one-by-one
+/// run's.
+#[test]
+fn t5_members_and_their_epoch_rows_equal_their_one_by_one_runs() {
+    let dir = temp("t5");
+    let mut r = Recipe::for_task(Task::TranslateT5, false);
+    r.data = small_tsv(&dir, 200).display().to_string();
+    r.vocab = 300;
+    r.length = Length::Epochs(1);
+    r.per_epoch = true;
+    r.eval_sentences = 8;
+    r.eval_max_new = 8;
+    let prep = Prepared::new(&r).unwrap();
+    let dev = Device::Cpu;
+    let acts = [
+        Activation::parse("gelu").unwrap(),
+        Activation::parse("fused:x * sigmoid(x)").unwrap(),
+    ];
+    let lock = fitness::lockstep(&prep, &acts, 1, &dev, &RunOptions::default()).unwrap();
+    for (a, o) in acts.iter().zip(&lock) {
+        let single = fitness::run(&prep, a, 1, &dev, &RunOptions::default()).unwrap();
+        same_run(o, &single);
+        assert_eq!(o.epochs.len(), 1, "{a}");
+        assert_eq!(o.epochs.len(), single.epochs.len());
+        for (x, y) in o.epochs.iter().zip(&single.epochs) {
+            for k in ["train_loss", "valid_loss", "ppl", "acc", "chrf"] {
+                near(x[k].as_f64().unwrap(), y[k].as_f64().unwrap(), k);
+            }
+            assert_eq!(x["step"], y["step"]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
