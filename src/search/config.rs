@@ -660,4 +660,57 @@ mod tests {
         assert!(set.primitive_index("gated_gate", 2).is_some());
         assert_eq!(s.includes().len(), 4);
     }
+
+    /// The JSON of the settings (and so their hash, which checkpoints and
+    /// worker batches are checked against) is a file format: old run
+    /// directories must open and resume. The fixture was written by an
+    /// earlier build; the other values were pinned before the settings
+    /// became serde types.
+    #[test]
+    fn settings_json_and_hash_are_stable() {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../../tests/data/report/search/config.json"))
+                .unwrap();
+        let s = Settings::from_json(&fixture["settings"], "config.json").unwrap();
+        assert_eq!(s.to_json(), fixture["settings"]);
+        assert_eq!(s.to_json().to_string(), fixture["settings"].to_string());
+        assert_eq!(s.hash_hex(), fixture["settings_hash"].as_str().unwrap());
+        let mut full = Settings {
+            ephemeral: Some("uniform(-1,1,2)".into()),
+            include_known: true,
+            start_with: vec!["sin(ARG0)".into()],
+            selection: SelectionKind::DoubleTournament {
+                fitness_size: 4,
+                parsimony: 1.4,
+            },
+            evaluator: EvaluatorKind::Synthetic { sleep_ms: 5 },
+            max_size: Some(40),
+            compile_check: true,
+            arch: 80,
+            ..Settings::default()
+        };
+        full.train.steps = Some(100);
+        full.train.batch_size = Some(16);
+        full.train.preset = Some("gpt-micro".into());
+        full.train.device = "cuda".into();
+        full.train.task = "translate-t5".into();
+        let mut weighted = Settings::default();
+        weighted.train.weights = Some("ppl=1,acc=1".parse().unwrap());
+        for (s, text, hash) in [
+            (Settings::default(), PINNED_DEFAULT, PINNED_DEFAULT_HASH),
+            (full, PINNED_FULL, PINNED_FULL_HASH),
+            (weighted, PINNED_WEIGHTED, PINNED_WEIGHTED_HASH),
+        ] {
+            assert_eq!(s.to_json().to_string(), text);
+            assert_eq!(s.hash_hex(), hash);
+            assert_eq!(Settings::from_json(&s.to_json(), "config.json").unwrap(), s);
+        }
+    }
+
+    const PINNED_DEFAULT: &str = r#"{"primitives":"seed","ephemeral":null,"include_known":false,"start_with":[],"pop":12,"lambda":12,"gens":5,"algorithm":"mu-plus-lambda","selection":{"kind":"tournament","size":3},"elite":1,"cxpb":0.6,"mutpb":0.3,"mutations":["uniform","node-replacement","shrink","insert"],"max_height":17,"max_size":null,"init_min":1,"init_max":3,"objective":"score","fingerprint":true,"hof":10,"seed":0,"seeds":1,"train":{"task":"qa","steps":null,"batch_size":null,"thin":0.5,"device":"cpu","preset":null},"evaluator":{"kind":"train"},"compile_check":false,"arch":90,"retrain_top":3,"retrain_seeds":3,"export":true}"#;
+    const PINNED_DEFAULT_HASH: &str = "fe9640657bf60b2b";
+    const PINNED_FULL: &str = r#"{"primitives":"seed","ephemeral":"uniform(-1,1,2)","include_known":true,"start_with":["sin(ARG0)"],"pop":12,"lambda":12,"gens":5,"algorithm":"mu-plus-lambda","selection":{"kind":"double-tournament","fitness_size":4,"parsimony":1.4},"elite":1,"cxpb":0.6,"mutpb":0.3,"mutations":["uniform","node-replacement","shrink","insert"],"max_height":17,"max_size":40,"init_min":1,"init_max":3,"objective":"score","fingerprint":true,"hof":10,"seed":0,"seeds":1,"train":{"task":"translate-t5","steps":100,"batch_size":16,"thin":0.5,"device":"cuda","preset":"gpt-micro"},"evaluator":{"kind":"synthetic","sleep_ms":5},"compile_check":true,"arch":80,"retrain_top":3,"retrain_seeds":3,"export":true}"#;
+    const PINNED_FULL_HASH: &str = "82fc6d13de3e7aec";
+    const PINNED_WEIGHTED: &str = r#"{"primitives":"seed","ephemeral":null,"include_known":false,"start_with":[],"pop":12,"lambda":12,"gens":5,"algorithm":"mu-plus-lambda","selection":{"kind":"tournament","size":3},"elite":1,"cxpb":0.6,"mutpb":0.3,"mutations":["uniform","node-replacement","shrink","insert"],"max_height":17,"max_size":null,"init_min":1,"init_max":3,"objective":"score","fingerprint":true,"hof":10,"seed":0,"seeds":1,"train":{"task":"qa","steps":null,"batch_size":null,"thin":0.5,"device":"cpu","preset":null,"weights":"bleu=0,ppl=1,acc=1"},"evaluator":{"kind":"train"},"compile_check":false,"arch":90,"retrain_top":3,"retrain_seeds":3,"export":true}"#;
+    const PINNED_WEIGHTED_HASH: &str = "d066aa113e37fc85";
 }
