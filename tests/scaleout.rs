@@ -20,8 +20,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actforge::search::exec_process::{ProcessWorkers, WorkerSetup};
-use actforge::search::exec_ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
+use actforge::search::exec::process::{ProcessWorkers, WorkerSetup};
+use actforge::search::exec::ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
 use actforge::search::{Executor, Job, JobResult};
 use common::procs;
 use serde_json::Value;

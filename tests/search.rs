@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actforge::search::config::{EvaluatorKind, Settings};
-use actforge::search::executor::{Evaluate, InProcess, Job, JobResult};
+use actforge::search::exec::executor::{Evaluate, InProcess, Job, JobResult};
 use actforge::search::progress::Silent;
 use actforge::search::synthetic::Synthetic;
 use actforge::search::{Outcome, Search};

@@ -1,6 +1,6 @@
 //! `actforge eval-candidates`: flags → [`Candidates`], then a batch file
 //! into a results file ([`eval_file`]) or lines from stdin to stdout
-//! ([`serve`]). The logic lives in `crate::search::candidates`.
+//! ([`serve`]). The logic lives in `crate::search::exec::candidates`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,8 +11,8 @@ use clap::Args;
 
 use super::io::note;
 use crate::error::{Error, Result};
-use crate::search::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
-use crate::search::exec_process::{ProcessWorkers, WorkerSetup};
+use crate::search::exec::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
+use crate::search::exec::process::{ProcessWorkers, WorkerSetup};
 use crate::search::{Executor, Job, JobResult};
 
 pub const AFTER_HELP: &str = "\

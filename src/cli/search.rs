@@ -17,9 +17,9 @@ use crate::search::config::{
     TASKS,
 };
 use crate::search::evaluator::evaluators;
-use crate::search::outputs::Summary;
 use crate::search::progress::Bars;
-use crate::search::rundir::default_dir;
+use crate::search::run::dir::default_dir;
+use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};

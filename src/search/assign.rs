@@ -29,13 +29,13 @@ use crate::simplify::hash_hex;
 
 use super::compile::{batch_compile, nvrtc_compile};
 use super::engine::Search;
-use super::executor::{Executor, Job, JobResult};
-use super::logbook::{Counters, Timing};
+use super::exec::executor::{Executor, Job, JobResult};
 use super::progress::Observer;
-use super::record::Record;
-use super::rundir::COMPILE_LOGS;
+use super::run::dir::COMPILE_LOGS;
+use super::run::logbook::{Counters, Timing};
+use super::run::record::Record;
+use super::run::state::Individual;
 use super::screen::{screen, Reason};
-use super::state::Individual;
 
 /// Largest formula (as a tree) sent to evaluators in canonical prefix
 /// form; larger ones are sent as the tree's own text.

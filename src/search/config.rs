@@ -15,7 +15,7 @@ use crate::ir::seeds::SEEDS;
 use crate::simplify::hash_hex;
 
 use super::json::Fields;
-use super::objectives::{Objectives, Sense};
+use crate::gp::objectives::{Objectives, Sense};
 
 /// The known activations `--include` seeds a population with.
 pub const KNOWN: [(&str, &str); 4] = [

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use crate::gp::{syntactic_hash, Fingerprint, FunctionIndex};
 use crate::ir::Library;
 
-use super::record::Record;
+use super::run::record::Record;
 
 /// The fitness cache and the fingerprint index.
 #[derive(Default)]

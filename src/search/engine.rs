@@ -38,18 +38,18 @@ use crate::store::{Lock, NewDir};
 
 use super::config::{Algorithm, Settings, PRIMITIVES_COPY};
 use super::dedup::Dedup;
-use super::executor::Executor;
+use super::exec::executor::Executor;
 use super::json::bad;
-use super::logbook::{Counters, Row, Spread, Timing};
-use super::objectives::Objectives;
-use super::outputs::{self, Summary};
 use super::progress::Observer;
-use super::record::Record;
 use super::retrain::Retrain;
-use super::rundir::{self, CHECKPOINT, EVALUATIONS, MERGES};
+use super::run::dir::{self as rundir, CHECKPOINT, EVALUATIONS, MERGES};
+use super::run::logbook::{Counters, Row, Spread, Timing};
+use super::run::outputs::{self, Summary};
+use super::run::record::Record;
+use super::run::state::{pareto_objectives, DedupMemory, Individual, State, Status};
 use super::scheme;
-use super::select::sel_best;
-use super::state::{pareto_objectives, DedupMemory, Individual, State, Status};
+use crate::gp::objectives::Objectives;
+use crate::gp::select::sel_best;
 
 /// A search bound to its run directory.
 pub struct Search {

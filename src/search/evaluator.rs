@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::ir::Library;
 
 use super::config::{EvaluatorKind, Settings};
-use super::executor::Evaluate;
+use super::exec::executor::Evaluate;
 use super::retrain::{Entrant, Retrain, RetrainResult};
 use super::synthetic::Synthetic;
 use super::training::Training;

@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::gp::Canonical;
 use crate::ir::{Library, Tape};
 
-use super::executor::{Evaluate, Job, JobResult};
+use super::exec::executor::{Evaluate, Job, JobResult};
 use super::retrain::{Entrant, Retrain, RetrainResult};
 
 /// Points of the grid in a search evaluation.

@@ -27,7 +27,7 @@ use crate::op::{Activation, FusedActivation};
 use crate::store::files::write_json;
 
 use super::config::TrainSettings;
-use super::executor::{Evaluate, Job, JobResult};
+use super::exec::executor::{Evaluate, Job, JobResult};
 use super::retrain::{Entrant, Retrain, RetrainResult};
 
 /// Training steps per candidate on the CPU unless `--steps` says

@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use crate::simplify::hash_hex;
 
 use super::executor::{Job, JobResult};
-use super::json::{num, parse_hash};
+use crate::search::json::{num, parse_hash};
 
 /// One parsed batch line (before the run resolves it to a [`Job`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@
 //! scores it as a failure whose reason says it timed out.
 //!
 //! Imports from the crate only `error` and `simplify::hash_hex`, and its
-//! siblings `executor`, `batch` and `rundir`.
+//! siblings `executor` and `batch`, and `run::dir`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};

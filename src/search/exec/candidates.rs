@@ -18,7 +18,7 @@
 //!   other file, which stay untouched), in a folder that can be written,
 //!   and one process writes it at a time;
 //! * [`serve`]: lines in, lines out, one result as each finishes (the
-//!   worker processes of [`super::exec_process`]); the first line out is
+//!   worker processes of [`super::process`]); the first line out is
 //!   `{"ready": true, "recipe", "device", "pid"}` once the data is ready.
 //!
 //! A bad line (malformed or not UTF-8, an unknown key, a formula that does
@@ -45,12 +45,12 @@ use super::batch::{
     error_line, is_output_line, parse_batch_line, parse_output_line, result_line, BatchLine,
     OutputLine,
 };
-use super::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
 use super::executor::{evaluate_guarded, Evaluate, Job, JobResult};
-use super::record::Record;
-use super::rundir::{read_config, EVALUATIONS};
-use super::synthetic::Synthetic;
-use super::training::{recipe, Training};
+use crate::search::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
+use crate::search::run::dir::{read_config, EVALUATIONS};
+use crate::search::run::record::Record;
+use crate::search::synthetic::Synthetic;
+use crate::search::training::{recipe, Training};
 
 /// A run directory opened for evaluating candidates.
 pub struct Candidates {
@@ -273,7 +273,9 @@ pub struct FileSummary {
 type ResultKey = (u64, Vec<u64>, String);
 
 fn key_of(v: &Value) -> Option<ResultKey> {
-    let hash = v["hash"].as_str().and_then(super::json::parse_hash)?;
+    let hash = v["hash"]
+        .as_str()
+        .and_then(crate::search::json::parse_hash)?;
     let seeds = v["seeds"]
         .as_array()?
         .iter()

@@ -18,8 +18,8 @@ use serde_json::{json, Map, Value};
 use crate::error::Result;
 use crate::simplify::hash_hex;
 
-use super::json::{num, Fields};
-use super::screen::Reason;
+use crate::search::json::{num, Fields};
+use crate::search::screen::Reason;
 
 /// The search's knowledge of one canonical key.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,7 +70,7 @@ impl Record {
         let fitness = f.opt("fitness").and_then(Value::as_f64);
         let failure = f.opt("failure").and_then(Value::as_str).map(String::from);
         if fitness.is_none() && failure.is_none() {
-            return Err(super::json::bad(
+            return Err(crate::search::json::bad(
                 file,
                 "an evaluation has neither a fitness nor a failure".into(),
             ));

@@ -30,16 +30,16 @@ use crate::simplify::hash_hex;
 use crate::store::files::{write_atomic, write_csv, write_json};
 use crate::store::safe::{real_dir, write_dir_with, write_with};
 
-use super::archive::Entry;
-use super::engine::Search;
-use super::json::num;
-use super::logbook::{Counters, CSV_HEADER};
-use super::progress::Observer;
-use super::retrain::{self, Entrant, Retrain};
-use super::rundir::{
+use super::dir::{
     BEST_KERNEL, CHECKPOINT, CONFIG, EVALUATIONS, FINAL, FINAL_DIR, FITNESS_PNG, HALL_OF_FAME,
     HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG, REPORT,
 };
+use super::logbook::{Counters, CSV_HEADER};
+use crate::gp::archive::Entry;
+use crate::search::engine::Search;
+use crate::search::json::num;
+use crate::search::progress::Observer;
+use crate::search::retrain::{self, Entrant, Retrain};
 
 /// The best formula of a run.
 #[derive(Clone, Debug, PartialEq)]

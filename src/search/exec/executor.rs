@@ -15,8 +15,8 @@
 //! undone.
 //!
 //! [`InProcess::per_worker`] gives each thread its own evaluator (one per
-//! GPU). Worker processes ([`super::exec_process`]) and Ray
-//! ([`super::exec_ray`]) implement [`Executor`] too; [`super::launch`]
+//! GPU). Worker processes ([`super::process`]) and Ray
+//! ([`super::ray`]) implement [`Executor`] too; [`super::launch`]
 //! chooses one.
 //!
 //! Imports nothing from the crate but `error`.
