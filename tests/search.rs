@@ -170,7 +170,7 @@ struct Counting {
 
 impl Evaluate for Counting {
     fn evaluate(&self, job: &Job) -> JobResult {
-        *self.calls.lock().unwrap().entry(job.key).or_default() += 1;
+        *self.calls.lock().unwrap().entry(job.key()).or_default() += 1;
         self.inner.evaluate(job)
     }
 }
@@ -178,12 +178,12 @@ impl Evaluate for Counting {
 fn library_run(dir: &Path, settings: Settings, workers: usize) -> (Search, Arc<Counting>) {
     let mut s = Search::create(dir, settings, &["test".to_string()]).unwrap();
     let ev = Arc::new(Counting {
-        inner: Synthetic::new(s.library(), 0),
+        inner: Synthetic::new(0),
         calls: Mutex::new(HashMap::new()),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let mut exec = InProcess::new(ev.clone(), workers, stop.clone());
-    let retrain = Synthetic::new(s.library(), 0);
+    let retrain = Synthetic::new(0);
     match s.run(&mut exec, &retrain, &mut Silent, &stop).unwrap() {
         Outcome::Finished(_) => {}
         Outcome::Interrupted { .. } => panic!("not interrupted"),

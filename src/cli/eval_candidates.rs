@@ -183,8 +183,8 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
                 });
                 let mut r = match (ran, got) {
                     (Ok(()), Some(r)) => r,
-                    (Err(e), _) => JobResult::failed(job.key, e.to_string()),
-                    (Ok(()), None) => JobResult::failed(job.key, "the worker gave no result"),
+                    (Err(e), _) => JobResult::failed(job.key(), e.to_string()),
+                    (Ok(()), None) => JobResult::failed(job.key(), "the worker gave no result"),
                 };
                 r.worker = a.worker;
                 r

@@ -50,12 +50,27 @@ pub fn run_experiment(
     progress: &dyn Progress,
     stop: Option<&AtomicBool>,
 ) -> Result<Results> {
-    let device = parse_device(&exp.device)?;
     let acts: Vec<Activation> = exp
         .activations
         .iter()
         .map(|s| parse_activation(s))
         .collect::<Result<_>>()?;
+    run_built(exp, &acts, prep, out, progress, stop)
+}
+
+/// [`run_experiment`] with the activations already built (one per spec
+/// of `exp.activations`, in order): the search's final retrain hands over
+/// the candidates it built, and the specs are only recorded.
+pub fn run_built(
+    exp: &Experiment,
+    acts: &[Activation],
+    prep: &Prepared,
+    out: &Path,
+    progress: &dyn Progress,
+    stop: Option<&AtomicBool>,
+) -> Result<Results> {
+    assert_eq!(acts.len(), exp.activations.len(), "one activation per spec");
+    let device = parse_device(&exp.device)?;
     check_data(exp, prep, &out.join("config.json"))?;
     let log_path = out.join("runs.jsonl");
     let mut done: Vec<Value> = read_json_lines(&log_path)?;

@@ -36,8 +36,8 @@ pub fn evaluators(
 ) -> Result<Evaluators> {
     match settings.evaluator {
         EvaluatorKind::Synthetic { sleep_ms } => Ok(Evaluators {
-            evaluate: Arc::new(Synthetic::new(library.clone(), sleep_ms)),
-            retrain: Box::new(Synthetic::new(library, 0)),
+            evaluate: Arc::new(Synthetic::new(sleep_ms)),
+            retrain: Box::new(Synthetic::new(0)),
         }),
         EvaluatorKind::Train => {
             let t = Arc::new(Training::new(&settings.train, library, bars, quiet)?);

@@ -19,12 +19,16 @@ use crate::error::Result;
 use crate::experiment::{against_baseline, Difference, ALPHA, POWER};
 use crate::metrics::{summarize, welch_p, FITNESS_FLOOR};
 
+use super::candidate::Candidate;
+
 /// One activation of the final comparison.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entrant {
     /// `gelu`, `hof-1`, `hof-2`, …
     pub label: String,
-    pub formula: String,
+    /// The formula (for `gelu`, `gelu(ARG0)`: what a trainer without its
+    /// own GELU trains), built once; its text is the hall-of-fame tree's.
+    pub candidate: Candidate,
 }
 
 /// The per-seed results of one entrant.

@@ -18,14 +18,14 @@ use candle_core::Device;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::experiment::{parse_device, run_experiment, versions, Experiment, Progress, GELU_LABEL};
+use crate::experiment::{parse_device, run_built, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
 use crate::store::files::write_json;
 
+use super::candidate::Candidate;
 use super::config::TrainSettings;
 use super::exec::executor::{Evaluate, Job, JobResult};
 use super::retrain::{Entrant, Retrain, RetrainResult};
@@ -143,13 +143,12 @@ impl Training {
         &self.prep
     }
 
-    /// The fused activation of `formula`.
-    fn activation(&self, formula: &str) -> Result<Activation> {
-        let expr = self.library.parse(formula)?;
-        Ok(Activation::Fused(FusedActivation::from_function(
-            formula,
-            Function::new(&expr),
-        )))
+    /// The fused activation of a candidate (its function, as built).
+    fn activation(c: &Candidate) -> Activation {
+        Activation::Fused(FusedActivation::from_function(
+            &c.text,
+            (*c.function).clone(),
+        ))
     }
 
     /// The activation spec of a final-comparison entrant: GELU is the
@@ -157,15 +156,30 @@ impl Training {
     /// with); the others are fused, spelled with the standard prelude
     /// (a formula using the primitive set's own definitions is written out
     /// over intrinsics).
+    ///
+    /// The spec is what the folder's `config.json` records (so that
+    /// `actforge train --resume` can open it); what trains is the
+    /// entrant's candidate, as built ([`Training::entrant_activation`]).
     fn spec(&self, e: &Entrant) -> Result<String> {
+        let text = &e.candidate.text;
         if e.label == "gelu" {
             return Ok("gelu".into());
         }
-        if crate::ir::parse(&e.formula).is_ok() {
-            return Ok(format!("fused:{}", e.formula));
+        if crate::ir::parse(text).is_ok() {
+            return Ok(format!("fused:{text}"));
         }
-        let expr = self.library.parse(&e.formula)?;
+        let expr = self.library.parse(text)?;
         Ok(format!("fused:{}", to_prefix(&expr.graph, expr.root)))
+    }
+
+    /// What an entrant trains as: the framework's GELU for `gelu`, else its
+    /// candidate's fused activation.
+    fn entrant_activation(e: &Entrant) -> Activation {
+        if e.label == "gelu" {
+            Activation::Gelu
+        } else {
+            Training::activation(&e.candidate)
+        }
     }
 
     /// A training-steps bar for `job`, under the search's bars (removed
@@ -181,7 +195,7 @@ impl Training {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        let name: String = job.formula.chars().take(24).collect();
+        let name: String = job.formula().chars().take(24).collect();
         b.set_prefix(name);
         Some(StepsBar(b))
     }
@@ -278,14 +292,11 @@ impl Evaluate for Training {
     fn evaluate(&self, job: &Job) -> JobResult {
         let start = Instant::now();
         let failed = |reason: String| {
-            let mut r = JobResult::failed(job.key, reason);
+            let mut r = JobResult::failed(job.key(), reason);
             r.seconds = start.elapsed().as_secs_f64();
             r
         };
-        let act = match self.activation(&job.formula) {
-            Ok(a) => a,
-            Err(e) => return failed(format!("the formula does not build: {e}")),
-        };
+        let act = Training::activation(&job.candidate);
         let bar = self.steps_bar(job);
         let on_step = |i: &StepInfo| {
             if let Some(b) = &bar {
@@ -325,7 +336,7 @@ impl Evaluate for Training {
         let seconds = start.elapsed().as_secs_f64();
         match fitness {
             Some(fs) if !fs.is_empty() => JobResult {
-                key: job.key,
+                key: job.key(),
                 fitness: Some(fs.iter().sum::<f64>() / fs.len() as f64),
                 metrics,
                 failure: None,
@@ -336,7 +347,7 @@ impl Evaluate for Training {
             _ => JobResult {
                 metrics,
                 seconds,
-                ..JobResult::failed(job.key, "the run gave no evaluation")
+                ..JobResult::failed(job.key(), "the run gave no evaluation")
             },
         }
     }
@@ -394,7 +405,8 @@ impl Retrain for Training {
         config["versions"] = versions();
         write_json(&dir.join("config.json"), &config)?;
         let progress = RetrainLines(self);
-        let results = run_experiment(&exp, &prep, dir, &progress, None)?;
+        let acts: Vec<Activation> = entrants.iter().map(Training::entrant_activation).collect();
+        let results = run_built(&exp, &acts, &prep, dir, &progress, None)?;
         Ok(entrants
             .iter()
             .enumerate()
@@ -421,7 +433,7 @@ impl Retrain for Training {
                     formula: if e.label == "gelu" {
                         GELU_LABEL.into()
                     } else {
-                        e.formula.clone()
+                        e.candidate.text.clone()
                     },
                     runs,
                     metrics,

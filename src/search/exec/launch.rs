@@ -188,9 +188,7 @@ impl Launch {
                 None,
                 self.quiet,
             )?),
-            EvaluatorKind::Synthetic { sleep_ms } => {
-                Arc::new(Synthetic::new(search.library(), sleep_ms))
-            }
+            EvaluatorKind::Synthetic { sleep_ms } => Arc::new(Synthetic::new(sleep_ms)),
         })
     }
 }

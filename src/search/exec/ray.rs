@@ -263,7 +263,7 @@ impl Executor for RayExecutor {
             return Ok(());
         }
         self.start()?;
-        let mut waiting: HashSet<u64> = jobs.iter().map(|j| j.key).collect();
+        let mut waiting: HashSet<u64> = jobs.iter().map(|j| j.key()).collect();
         let mut text = String::new();
         for job in &jobs {
             text.push_str(&job_line(job, self.setup.recipe).to_string());

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use crate::diff::Function;
 use crate::error::Result;
 use crate::export::{export, ExportSpec};
-use crate::gp::Tree;
+use crate::gp::{PrimitiveSet, Tree};
 use crate::ir::Library;
 use crate::report::chart::{line_chart, scatter, Axes, Dot, Series};
 use crate::simplify::hash_hex;
@@ -35,11 +35,25 @@ use super::dir::{
     HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG, REPORT,
 };
 use super::logbook::{Counters, CSV_HEADER};
+use super::state::State;
 use crate::gp::archive::Entry;
-use crate::search::engine::Search;
+use crate::search::candidate::Candidate;
+use crate::search::config::Settings;
+use crate::search::dedup::Dedup;
 use crate::search::json::num;
 use crate::search::progress::Observer;
 use crate::search::retrain::{self, Entrant, Retrain};
+
+/// What the outputs read of a run: its directory, settings, primitive
+/// set, state and fitness cache (the engine lends them; nothing here
+/// changes them).
+pub struct RunView<'a> {
+    pub dir: &'a Path,
+    pub settings: &'a Settings,
+    pub set: &'a PrimitiveSet,
+    pub state: &'a State,
+    pub dedup: &'a Dedup,
+}
 
 /// The best formula of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,7 +126,7 @@ impl Summary {
 }
 
 /// One archived formula as JSON (hall of fame and Pareto front).
-fn member_json(s: &Search, rank: usize, e: &Entry<Tree>) -> Value {
+fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
     let r = s.dedup.get(e.key);
     json!({
         "rank": rank,
@@ -132,7 +146,7 @@ fn member_json(s: &Search, rank: usize, e: &Entry<Tree>) -> Value {
 }
 
 /// The hall of fame as written to `hall_of_fame.json`.
-pub fn hall_of_fame_json(s: &Search) -> Value {
+pub fn hall_of_fame_json(s: &RunView) -> Value {
     Value::Array(
         s.state
             .hof
@@ -144,7 +158,7 @@ pub fn hall_of_fame_json(s: &Search) -> Value {
     )
 }
 
-fn pareto_json(s: &Search) -> Value {
+fn pareto_json(s: &RunView) -> Value {
     Value::Array(
         s.state
             .pareto
@@ -157,7 +171,7 @@ fn pareto_json(s: &Search) -> Value {
 }
 
 /// The files rewritten after every generation.
-pub fn write_progress(s: &Search) -> Result<()> {
+pub fn write_progress(s: &RunView) -> Result<()> {
     let mut text = String::new();
     for row in &s.state.logbook {
         text.push_str(&row.to_json().to_string());
@@ -173,7 +187,7 @@ pub fn write_progress(s: &Search) -> Result<()> {
 /// The final stages: plots, the exported kernel, the retrain against
 /// GELU. A failed plot or export is a warning: the search's results
 /// stand.
-pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Result<Summary> {
+pub fn finish(s: &RunView, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Result<Summary> {
     write_progress(s)?;
     let mut warnings = Vec::new();
     let mut warn = |what: &str, r: Result<()>, warnings: &mut Vec<String>| {
@@ -210,7 +224,7 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
 /// The report page (`report.html`, and `final/report.html` once the
 /// final retrain wrote its folder), rebuilt from the run directory's
 /// files. A failure is a warning (returned and noted): the results stand.
-pub fn write_page(s: &Search, obs: &mut dyn Observer) -> Option<String> {
+pub fn write_page(s: &RunView, obs: &mut dyn Observer) -> Option<String> {
     let e = super::page::write(&s.dir).err()?;
     let w = format!("report page: {e}");
     obs.note(&format!("warning: {w}"));
@@ -241,7 +255,7 @@ pub fn existing_files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// The summary of a run's current state.
-pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::Row>) -> Summary {
+pub fn summary(s: &RunView, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::Row>) -> Summary {
     let best = s.state.hof.entries().first().map(|e| {
         let r = s.dedup.get(e.key);
         Best {
@@ -253,7 +267,7 @@ pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::
         }
     });
     Summary {
-        dir: s.dir.clone(),
+        dir: s.dir.to_path_buf(),
         generations: s.state.next_gen,
         totals: s.state.totals.clone(),
         distinct: s.dedup.len(),
@@ -267,7 +281,7 @@ pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::
     }
 }
 
-fn fitness_plot(s: &Search) -> Result<()> {
+fn fitness_plot(s: &RunView) -> Result<()> {
     let log = &s.state.logbook;
     let g = |r: &super::logbook::Row| r.gen as f64;
     let best = Series {
@@ -295,7 +309,7 @@ fn fitness_plot(s: &Search) -> Result<()> {
     })
 }
 
-fn pareto_plot(s: &Search) -> Result<()> {
+fn pareto_plot(s: &RunView) -> Result<()> {
     let front: std::collections::HashSet<u64> =
         s.state.pareto.entries().iter().map(|e| e.key).collect();
     let dots: Vec<Dot> = s
@@ -341,13 +355,13 @@ fn activation_series(label: &str, f: &Function) -> Vec<Series> {
     ]
 }
 
-fn function_of(s: &Search, tree: &Tree) -> Result<Function> {
+fn function_of(s: &RunView, tree: &Tree) -> Result<Function> {
     Ok(Function::new(
         &s.set.library().parse(&tree.to_formula(&s.set))?,
     ))
 }
 
-fn hof_plots(s: &Search) -> Result<()> {
+fn hof_plots(s: &RunView) -> Result<()> {
     let dir = s.dir.join(HOF_PLOTS);
     real_dir(&dir)?;
     for (i, e) in s.state.hof.entries().iter().enumerate() {
@@ -376,7 +390,7 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{head}…")
 }
 
-fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
+fn export_best(s: &RunView, warnings: &mut Vec<String>) -> Result<()> {
     let Some(best) = s.state.hof.entries().first() else {
         return Ok(());
     };
@@ -437,23 +451,25 @@ fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
 }
 
 /// The hall of fame's best retrained against GELU on the full data.
-fn final_retrain(s: &Search, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>> {
+fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>> {
+    let lib = s.set.library();
     let mut entrants = vec![Entrant {
         label: "gelu".into(),
-        formula: "gelu(ARG0)".into(),
+        candidate: Candidate::parse(0, "gelu(ARG0)", lib)?,
     }];
-    entrants.extend(
-        s.state
-            .hof
-            .entries()
-            .iter()
-            .take(s.settings.retrain_top)
-            .enumerate()
-            .map(|(i, e)| Entrant {
-                label: format!("hof-{}", i + 1),
-                formula: e.item.to_formula(&s.set),
-            }),
-    );
+    for (i, e) in s
+        .state
+        .hof
+        .entries()
+        .iter()
+        .take(s.settings.retrain_top)
+        .enumerate()
+    {
+        entrants.push(Entrant {
+            label: format!("hof-{}", i + 1),
+            candidate: Candidate::parse(e.key, &e.item.to_formula(s.set), lib)?,
+        });
+    }
     let seeds = s.settings.retrain_seed_list();
     let dir: &Path = &s.dir.join(FINAL_DIR);
     // The training evaluator runs the `train` comparison here on all the
