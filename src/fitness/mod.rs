@@ -18,6 +18,6 @@ pub mod recipe;
 pub mod run;
 
 pub use evaluate::{Evaluation, Sample};
-pub use prepare::{Prepared, Thinning};
+pub use prepare::{Holdout, Prepared, Thinning};
 pub use recipe::{Length, Recipe, Task};
 pub use run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo, Timing};

@@ -90,6 +90,7 @@ impl Entry {
             seconds: r.seconds,
             worker: r.worker,
             merged_from: None,
+            seeds: Vec::new(),
         }
     }
 }
@@ -287,7 +288,8 @@ fn execute(
                     hash_hex(result.key)
                 )));
             };
-            let r = e.record(g, result);
+            let mut r = e.record(g, result);
+            r.seeds = seeds.clone();
             ledger.log_evaluation(&r)?;
             obs.candidate_done(&r);
             done.insert(r.key, r);

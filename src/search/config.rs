@@ -15,6 +15,7 @@ use crate::ir::seeds::SEEDS;
 use crate::simplify::hash_hex;
 
 use super::json::Fields;
+use super::seeding::{final_seeds, Seeding};
 use crate::gp::objectives::{Objectives, Sense};
 
 /// The known activations `--include` seeds a population with.
@@ -192,6 +193,8 @@ pub struct Settings {
     pub retrain_seeds: usize,
     /// Export the best formula's kernel package at the end.
     pub export: bool,
+    /// How seeds are spent: the final verdict's steps ([`Seeding`]).
+    pub seeding: Seeding,
 }
 
 impl Default for Settings {
@@ -234,6 +237,7 @@ impl Default for Settings {
             retrain_top: 3,
             retrain_seeds: 3,
             export: true,
+            seeding: Seeding::LEGACY,
         }
     }
 }
@@ -298,6 +302,7 @@ impl Settings {
             Ephemeral::parse(e)?;
         }
         self.variation()?;
+        self.seeding.check()?;
         if self.algorithm == Algorithm::MuPlusLambda && self.cxpb + self.mutpb > 1.0 {
             return usage(format!(
                 "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: --cxpb + --mutpb must be at most 1, not {}",
@@ -373,11 +378,15 @@ impl Settings {
             .collect()
     }
 
-    /// The seeds of the final retrain.
+    /// The most training seeds a candidate of this search can get.
+    pub fn max_training_seeds(&self) -> usize {
+        self.seeds
+    }
+
+    /// The seeds of the final verdict: the `--retrain-seeds` seeds after
+    /// the search's training seeds, so that none was used in the search.
     pub fn retrain_seed_list(&self) -> Vec<u64> {
-        (0..self.retrain_seeds as u64)
-            .map(|i| self.seed.wrapping_add(i))
-            .collect()
+        final_seeds(self.seed, self.max_training_seeds(), self.retrain_seeds)
     }
 
     /// The formulas that seed the population, with their labels.
@@ -445,7 +454,7 @@ impl Settings {
         if let Some(w) = t.weights {
             train["weights"] = json!(w.to_string());
         }
-        json!({
+        let mut v = json!({
             "primitives": self.primitives,
             "ephemeral": self.ephemeral,
             "include_known": self.include_known,
@@ -475,7 +484,11 @@ impl Settings {
             "retrain_top": self.retrain_top,
             "retrain_seeds": self.retrain_seeds,
             "export": self.export,
-        })
+        });
+        if let Some(s) = self.seeding.to_json() {
+            v["seeding"] = s;
+        }
+        v
     }
 
     /// Read [`Settings::to_json`]; errors name `file` and the key.
@@ -569,6 +582,7 @@ impl Settings {
             retrain_top: f.usize("retrain_top")?,
             retrain_seeds: f.usize("retrain_seeds")?,
             export: f.bool("export")?,
+            seeding: Seeding::from_json(f.opt("seeding"), file)?,
         };
         // A forged file meets the flags' rules (and limits), named by file.
         s.check().map_err(|e| match e {

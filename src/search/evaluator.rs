@@ -12,7 +12,7 @@ use crate::ir::Library;
 
 use super::config::{EvaluatorKind, Settings};
 use super::exec::executor::Evaluate;
-use super::retrain::{Entrant, Retrain, RetrainResult};
+use super::retrain::{Entrant, Plan, Retrain, Retrained};
 use super::synthetic::Synthetic;
 use super::training::Training;
 
@@ -53,12 +53,7 @@ pub fn evaluators(
 struct ArcRetrain(Arc<Training>);
 
 impl Retrain for ArcRetrain {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        dir: &Path,
-    ) -> Result<Vec<RetrainResult>> {
-        self.0.retrain(entrants, seeds, dir)
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, dir: &Path) -> Result<Retrained> {
+        self.0.retrain(entrants, plan, dir)
     }
 }

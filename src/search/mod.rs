@@ -36,6 +36,7 @@ pub mod retrain;
 pub mod run;
 pub mod scheme;
 pub mod screen;
+pub mod seeding;
 pub mod synthetic;
 pub mod training;
 

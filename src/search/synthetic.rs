@@ -12,8 +12,8 @@
 //! sleep of `sleep_ms × (1 + key mod 3)` per job scrambles the completion
 //! order of parallel workers, as real training times do.
 //!
-//! The final retrain ([`Retrain`]) uses a finer grid (801 points) and the
-//! given seeds.
+//! The final retrain ([`Retrain`]) uses a finer grid (801 points), its
+//! "test split", and the given seeds; nothing trains, so it has no steps.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::ir::Tape;
 
 use super::exec::executor::{Evaluate, Job, JobResult};
-use super::retrain::{Entrant, Retrain, RetrainResult};
+use super::retrain::{Entrant, Plan, Retrain, RetrainResult, Retrained};
 
 /// Points of the grid in a search evaluation.
 pub const SEARCH_POINTS: usize = 161;
@@ -146,13 +146,9 @@ impl Evaluate for Synthetic {
 }
 
 impl Retrain for Synthetic {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        _dir: &Path,
-    ) -> Result<Vec<RetrainResult>> {
-        Ok(entrants
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, _dir: &Path) -> Result<Retrained> {
+        let seeds = &plan.seeds[..];
+        let results = entrants
             .iter()
             .map(|e| {
                 let c = &e.candidate;
@@ -174,7 +170,12 @@ impl Retrain for Synthetic {
                     metrics,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Retrained {
+            results,
+            split: "test".into(),
+            steps: None,
+        })
     }
 }
 

@@ -20,7 +20,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::experiment::{parse_device, run_built, versions, Experiment, Progress, GELU_LABEL};
-use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
+use crate::fitness::{
+    run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task,
+};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
 use crate::store::files::write_json;
@@ -28,7 +30,7 @@ use crate::store::files::write_json;
 use super::candidate::Candidate;
 use super::config::TrainSettings;
 use super::exec::executor::{Evaluate, Job, JobResult};
-use super::retrain::{Entrant, Retrain, RetrainResult};
+use super::retrain::{Entrant, Plan, Retrain, RetrainResult, Retrained};
 
 /// Training steps per candidate on the CPU unless `--steps` says
 /// otherwise: enough for the loss to separate activations on the built-in
@@ -86,14 +88,32 @@ pub fn share_cpu_between(workers: usize, device: &str) {
     }
 }
 
+/// The recipe of the final verdict: `search`'s recipe on the whole
+/// training split (no thinning), for `steps` or else the task recipe's
+/// full length on this device.
+pub fn final_recipe(search: &Recipe, steps: Option<u64>, gpu: bool) -> Recipe {
+    let mut r = search.clone();
+    r.thin = None;
+    r.length = match steps {
+        Some(s) => Length::Steps(s),
+        None => Recipe::for_task(search.task, gpu).length,
+    };
+    r
+}
+
 /// Trains candidates (and, at the end, the hall of fame against GELU).
+///
+/// The candidates' data ([`Training::prepared`]) is prepared with the
+/// test split withheld ([`Holdout::ValidWithoutTest`]): nothing a search
+/// selects with can read a test pair. The final verdict prepares its own
+/// data ([`final_recipe`], scored on [`Holdout::Test`]) when it starts.
 pub struct Training {
-    /// The search's recipe, data prepared (thinned).
+    /// The search's recipe, data prepared (thinned), no test split.
     prep: Arc<Prepared>,
     device: Device,
     device_name: String,
-    /// The full-data preparation for the final comparison, made on first
-    /// use.
+    /// The final verdict's preparation (whole training split, test split
+    /// scored), made when the final comparison starts.
     full: OnceLock<Result<Arc<Prepared>>>,
     /// The primitive set's library (formulas may use its definitions).
     library: Arc<Library>,
@@ -126,7 +146,7 @@ impl Training {
         quiet: bool,
     ) -> Result<Training> {
         let parsed = parse_device(device)?;
-        let prep = Prepared::new(recipe)?;
+        let prep = Prepared::scored_on(recipe, Holdout::ValidWithoutTest)?;
         Ok(Training {
             prep: Arc::new(prep),
             device: parsed,
@@ -138,7 +158,8 @@ impl Training {
         })
     }
 
-    /// The prepared data candidates train on.
+    /// The prepared data candidates train on (validation scored, the test
+    /// split withheld).
     pub fn prepared(&self) -> &Prepared {
         &self.prep
     }
@@ -211,20 +232,18 @@ impl Training {
         }
     }
 
-    /// The same recipe on all the training data (no thinning).
-    fn full_data(&self) -> Result<Arc<Prepared>> {
+    /// The final verdict's data: the whole training split, scored on the
+    /// test split, for `steps` (see [`final_recipe`]). Made once.
+    pub fn final_data(&self, steps: Option<u64>) -> Result<Arc<Prepared>> {
         let made = self.full.get_or_init(|| {
-            if self.prep.recipe.thin.is_none() {
-                return Ok(self.prep.clone());
-            }
-            let mut r = self.prep.recipe.clone();
-            r.thin = None;
-            Prepared::new(&r).map(Arc::new)
+            let gpu = !matches!(self.device, Device::Cpu);
+            let r = final_recipe(&self.prep.recipe, steps, gpu);
+            Prepared::scored_on(&r, Holdout::Test).map(Arc::new)
         });
         match made {
             Ok(p) => Ok(p.clone()),
             Err(e) => Err(Error::Usage(format!(
-                "preparing the full data for the final retrain: {e}"
+                "preparing the whole training split and the test split for the final verdict: {e}"
             ))),
         }
     }
@@ -375,13 +394,9 @@ impl Progress for RetrainLines<'_> {
 }
 
 impl Retrain for Training {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        dir: &Path,
-    ) -> Result<Vec<RetrainResult>> {
-        let prep = self.full_data()?;
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, dir: &Path) -> Result<Retrained> {
+        let seeds = &plan.seeds[..];
+        let prep = self.final_data(plan.steps)?;
         crate::store::safe::real_dir(dir)?;
         // `actforge train --resume` could open this folder too: one
         // process at a time.
@@ -407,7 +422,7 @@ impl Retrain for Training {
         let progress = RetrainLines(self);
         let acts: Vec<Activation> = entrants.iter().map(Training::entrant_activation).collect();
         let results = run_built(&exp, &acts, &prep, dir, &progress, None)?;
-        Ok(entrants
+        let results = entrants
             .iter()
             .enumerate()
             .map(|(a, e)| {
@@ -439,6 +454,11 @@ impl Retrain for Training {
                     metrics,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Retrained {
+            results,
+            split: prep.holdout.split_name().into(),
+            steps: Some(crate::fitness::run::total_steps(&prep)),
+        })
     }
 }

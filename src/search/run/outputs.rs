@@ -42,7 +42,7 @@ use crate::search::config::Settings;
 use crate::search::dedup::Dedup;
 use crate::search::json::num;
 use crate::search::progress::Observer;
-use crate::search::retrain::{self, Entrant, Retrain};
+use crate::search::retrain::{self, Entrant, Plan, Retrain};
 
 /// What the outputs read of a run: its directory, settings, primitive
 /// set, state and fitness cache (the engine lends them; nothing here
@@ -81,7 +81,21 @@ pub struct Summary {
     /// (what, where), for the table.
     pub files: Vec<(String, PathBuf)>,
     pub retrain: Vec<retrain::Row>,
+    /// Where the final verdict was measured (`None` without one).
+    pub held_out: Option<HeldOut>,
     pub warnings: Vec<String>,
+}
+
+/// The conditions of the final verdict, for the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldOut {
+    /// `test`.
+    pub split: String,
+    pub seeds: Vec<u64>,
+    pub steps: Option<u64>,
+    /// The largest minimum detectable effect of the formulas, % of GELU's
+    /// fitness.
+    pub mde_percent: Option<f64>,
 }
 
 impl Summary {
@@ -89,7 +103,8 @@ impl Summary {
     /// {"formula", "simplified", "hash", "fitness", "nodes"} | null,
     /// "hall_of_fame", "pareto", "seconds", "files": {what: path},
     /// "retrain": [{"activation", "formula", "runs_ok", "mean", "ci95",
-    /// "welch_p"}], "warnings"}`.
+    /// "welch_p", "verdict", "p_holm"}], "final": {"split", "seeds",
+    /// "steps", "mde_percent"} | null, "warnings"}`.
     pub fn to_json(&self) -> Value {
         let files: serde_json::Map<String, Value> = self
             .files
@@ -119,7 +134,15 @@ impl Summary {
                 "mean": num(r.mean),
                 "ci95": [num(r.ci95.0), num(r.ci95.1)],
                 "welch_p": r.welch_p.map_or(Value::Null, num),
+                "verdict": r.vs_baseline.map(|d| d.verdict.word()),
+                "p_holm": r.vs_baseline.and_then(|d| d.p_holm).map_or(Value::Null, num),
             })).collect::<Vec<_>>(),
+            "final": self.held_out.as_ref().map(|h| json!({
+                "split": h.split,
+                "seeds": h.seeds,
+                "steps": h.steps,
+                "mde_percent": h.mde_percent.map_or(Value::Null, num),
+            })),
             "warnings": self.warnings,
         })
     }
@@ -130,7 +153,7 @@ fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
     let r = s.dedup.get(e.key);
     json!({
         "rank": rank,
-        "formula": e.item.to_formula(&s.set),
+        "formula": e.item.to_formula(s.set),
         "simplified": r.and_then(|r| r.simplified.clone()),
         "canonical": r.map(|r| r.formula.clone()),
         "hash": hash_hex(e.key),
@@ -138,7 +161,7 @@ fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
         "objectives": e.fitness.iter().map(|&f| num(f)).collect::<Vec<_>>(),
         "nodes": r.map(|r| r.nodes),
         "size": e.item.len(),
-        "height": e.item.height(&s.set),
+        "height": e.item.height(s.set),
         "generation": r.map(|r| r.generation),
         "merged_from": r.and_then(|r| r.merged_from).map(hash_hex),
         "metrics": r.map(|r| Value::Object(r.metrics.clone())),
@@ -207,16 +230,18 @@ pub fn finish(s: &RunView, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Res
             &mut warnings,
         );
     }
-    let rows = if s.settings.retrain_top > 0 && !s.state.hof.is_empty() {
-        final_retrain(s, retrain)?
+    let (rows, held_out) = if s.settings.retrain_top > 0 && !s.state.hof.is_empty() {
+        let (rows, held) = final_retrain(s, retrain)?;
+        (rows, Some(held))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     if let Some(w) = write_page(s, obs) {
         warnings.push(w);
     }
-    let files = existing_files(&s.dir);
+    let files = existing_files(s.dir);
     let mut summary = summary(s, files, rows);
+    summary.held_out = held_out;
     summary.warnings = warnings;
     Ok(summary)
 }
@@ -225,7 +250,7 @@ pub fn finish(s: &RunView, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Res
 /// final retrain wrote its folder), rebuilt from the run directory's
 /// files. A failure is a warning (returned and noted): the results stand.
 pub fn write_page(s: &RunView, obs: &mut dyn Observer) -> Option<String> {
-    let e = super::page::write(&s.dir).err()?;
+    let e = super::page::write(s.dir).err()?;
     let w = format!("report page: {e}");
     obs.note(&format!("warning: {w}"));
     Some(w)
@@ -259,7 +284,7 @@ pub fn summary(s: &RunView, files: Vec<(String, PathBuf)>, retrain: Vec<retrain:
     let best = s.state.hof.entries().first().map(|e| {
         let r = s.dedup.get(e.key);
         Best {
-            formula: e.item.to_formula(&s.set),
+            formula: e.item.to_formula(s.set),
             simplified: r.and_then(|r| r.simplified.clone()),
             hash: e.key,
             fitness: r.and_then(|r| r.fitness).unwrap_or(f64::NAN),
@@ -277,6 +302,7 @@ pub fn summary(s: &RunView, files: Vec<(String, PathBuf)>, retrain: Vec<retrain:
         seconds: s.state.elapsed,
         files,
         retrain,
+        held_out: None,
         warnings: Vec::new(),
     }
 }
@@ -357,7 +383,7 @@ fn activation_series(label: &str, f: &Function) -> Vec<Series> {
 
 fn function_of(s: &RunView, tree: &Tree) -> Result<Function> {
     Ok(Function::new(
-        &s.set.library().parse(&tree.to_formula(&s.set))?,
+        &s.set.library().parse(&tree.to_formula(s.set))?,
     ))
 }
 
@@ -366,7 +392,7 @@ fn hof_plots(s: &RunView) -> Result<()> {
     real_dir(&dir)?;
     for (i, e) in s.state.hof.entries().iter().enumerate() {
         let f = function_of(s, &e.item)?;
-        let title = e.item.to_formula(&s.set);
+        let title = e.item.to_formula(s.set);
         let axes = Axes {
             title: shorten(&title, 90),
             x: "x".into(),
@@ -394,7 +420,7 @@ fn export_best(s: &RunView, warnings: &mut Vec<String>) -> Result<()> {
     let Some(best) = s.state.hof.entries().first() else {
         return Ok(());
     };
-    let formula = best.item.to_formula(&s.set);
+    let formula = best.item.to_formula(s.set);
     let f = function_of(s, &best.item)?;
     // Exported into a fresh folder, then put in place of the old one (a
     // link planted at `best_kernel` is replaced, never written through).
@@ -450,8 +476,46 @@ fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
     )
 }
 
-/// The hall of fame's best retrained against GELU on the full data.
-fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>> {
+/// Every training seed the search's evaluations record (a line's `seeds`,
+/// or for lines written before lines recorded them, its training runs'
+/// `seed`s), with the settings' own training seeds.
+fn search_seeds(s: &RunView) -> Result<std::collections::BTreeSet<u64>> {
+    let mut seeds: std::collections::BTreeSet<u64> =
+        s.settings.training_seeds().into_iter().collect();
+    let lines = crate::store::files::read_json_lines(&s.dir.join(EVALUATIONS))?;
+    for v in &lines {
+        let listed = v["seeds"].as_array().into_iter().flatten();
+        let runs = v["metrics"]["runs"].as_array().into_iter().flatten();
+        seeds.extend(
+            listed
+                .chain(runs.map(|r| &r["seed"]))
+                .filter_map(Value::as_u64),
+        );
+    }
+    Ok(seeds)
+}
+
+/// The final verdict's seeds, checked to be disjoint from every seed the
+/// search trained with.
+fn verdict_seeds(s: &RunView) -> Result<Vec<u64>> {
+    let seeds = s.settings.retrain_seed_list();
+    let used = search_seeds(s)?;
+    let shared: Vec<u64> = seeds.iter().filter(|x| used.contains(x)).copied().collect();
+    if !shared.is_empty() {
+        return Err(crate::error::Error::Input {
+            path: s.dir.join(EVALUATIONS).display().to_string(),
+            line: None,
+            message: format!(
+                "the final verdict's seeds {shared:?} were used in the search: a held-out verdict needs fresh seeds (the run directory was changed, or its settings were)"
+            ),
+        });
+    }
+    Ok(seeds)
+}
+
+/// The held-out verdict: the hall of fame's best against GELU, trained on
+/// the whole training split with fresh seeds, scored on the test split.
+fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<(Vec<retrain::Row>, HeldOut)> {
     let lib = s.set.library();
     let mut entrants = vec![Entrant {
         label: "gelu".into(),
@@ -470,11 +534,22 @@ fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>
             candidate: Candidate::parse(e.key, &e.item.to_formula(s.set), lib)?,
         });
     }
-    let seeds = s.settings.retrain_seed_list();
+    let plan = Plan {
+        seeds: verdict_seeds(s)?,
+        steps: s.settings.seeding.final_steps.map(|n| n as u64),
+    };
     let dir: &Path = &s.dir.join(FINAL_DIR);
-    // The training evaluator runs the `train` comparison here on all the
-    // data, writing its results.json and curves into `dir`.
-    let results = retrain.retrain(&entrants, &seeds, dir)?;
-    write_json(&s.dir.join(FINAL), &retrain::to_json(&results, &seeds))?;
-    Ok(retrain::table(&results))
+    // The training evaluator runs the `train` comparison here on the whole
+    // training split, scored on the test split, writing its results.json
+    // and curves into `dir`.
+    let done = retrain.retrain(&entrants, &plan, dir)?;
+    write_json(&s.dir.join(FINAL), &retrain::to_json(&done, &plan.seeds))?;
+    let rows = retrain::table(&done.results);
+    let held = HeldOut {
+        split: done.split.clone(),
+        seeds: plan.seeds.clone(),
+        steps: done.steps,
+        mde_percent: retrain::worst_mde_percent(&rows),
+    };
+    Ok((rows, held))
 }
