@@ -19,7 +19,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::experiment::{parse_device, run_built, versions, Experiment, Progress, GELU_LABEL};
+use crate::experiment::{parse_device, run_built_on, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{
     run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task,
 };
@@ -200,6 +200,19 @@ impl Training {
             Activation::Gelu
         } else {
             Training::activation(&e.candidate)
+        }
+    }
+
+    /// Runs of the final verdict at once: one per core on the CPU when each
+    /// run's math is on one thread (`RAYON_NUM_THREADS=1`, as
+    /// [`share_cpu_between`] sets for several workers), else one. Results
+    /// do not depend on it.
+    fn final_workers(&self) -> usize {
+        let single = std::env::var("RAYON_NUM_THREADS").is_ok_and(|v| v.trim() == "1");
+        if matches!(self.device, Device::Cpu) && single {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
         }
     }
 
@@ -421,7 +434,15 @@ impl Retrain for Training {
         write_json(&dir.join("config.json"), &config)?;
         let progress = RetrainLines(self);
         let acts: Vec<Activation> = entrants.iter().map(Training::entrant_activation).collect();
-        let results = run_built(&exp, &acts, &prep, dir, &progress, None)?;
+        let results = run_built_on(
+            &exp,
+            &acts,
+            &prep,
+            dir,
+            &progress,
+            None,
+            self.final_workers(),
+        )?;
         let results = entrants
             .iter()
             .enumerate()
