@@ -1100,3 +1100,45 @@ fn eval_timeout_needs_killable_workers_and_scores_hung_evaluations_as_timeouts()
     let log = std::fs::read_to_string(dir.join("workers/worker-0.log")).unwrap();
     assert!(log.contains("(try 1)") && log.contains("(try 2)"), "{log}");
 }
+
+/// The final verdict is held out: the test split, and seeds after the
+/// search's training seeds, none of them in evaluations.jsonl, whose lines
+/// (and the hall of fame's entries) record their seeds.
+#[test]
+fn the_final_verdict_uses_the_test_split_and_seeds_the_search_never_used() {
+    let dir = tmp("held-out");
+    run_search(
+        &dir,
+        &[
+            "--pop",
+            "6",
+            "--gens",
+            "1",
+            "--seed",
+            "7",
+            "--seeds",
+            "2",
+            "--retrain-seeds",
+            "4",
+        ],
+    );
+    let fin = json(&dir.join("final.json"));
+    assert_eq!(fin["split"], "test");
+    assert_eq!(fin["seeds"], serde_json::json!([9, 10, 11, 12]));
+    let mut searched = std::collections::BTreeSet::new();
+    for e in lines(&dir.join("evaluations.jsonl")) {
+        let seeds = e["seeds"].as_array().unwrap().clone();
+        if e["screened"].is_null() {
+            assert_eq!(seeds, vec![serde_json::json!(7), serde_json::json!(8)]);
+        }
+        searched.extend(seeds.iter().map(|s| s.as_u64().unwrap()));
+    }
+    assert!(!searched.is_empty());
+    for s in fin["seeds"].as_array().unwrap() {
+        assert!(!searched.contains(&s.as_u64().unwrap()), "seed {s}");
+    }
+    for e in json(&dir.join("hall_of_fame.json")).as_array().unwrap() {
+        assert_eq!(e["seeds"], serde_json::json!([7, 8]), "{e}");
+    }
+    assert!(fin["mde"].as_f64().unwrap() > 0.0);
+}

@@ -15,7 +15,7 @@ use crate::experiment::Difference;
 use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
-    TASKS,
+    RETRAIN_SEEDS, TASKS,
 };
 use crate::search::evaluator::evaluators;
 use crate::search::progress::Bars;
@@ -288,7 +288,7 @@ pub struct SearchArgs {
     pub retrain_top: usize,
     /// Seeds of the final verdict (fresh: the ones after the search's
     /// training seeds).
-    #[arg(long, default_value_t = 3, group = "settings")]
+    #[arg(long, default_value_t = RETRAIN_SEEDS, group = "settings")]
     pub retrain_seeds: usize,
     /// Training steps of the final verdict's runs (default: the task
     /// recipe's full length, 300 on the CPU, 2,000 on a GPU).

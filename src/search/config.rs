@@ -141,6 +141,13 @@ pub struct TrainSettings {
     pub weights: Option<crate::metrics::Weights>,
 }
 
+/// Seeds of the final verdict by default: enough that the paired
+/// difference of a formula whose seeds agree as well as GELU's neighbours
+/// do (a standard deviation of 1.0–1.6 % of GELU's fitness at 300 steps,
+/// measured: see the README's search section) is resolved to about 1 % at
+/// 80 % power and α = 0.05.
+pub const RETRAIN_SEEDS: usize = 20;
+
 /// Highest `--max-height` (the parser nests at most 256 levels).
 pub const MAX_HEIGHT: usize = 200;
 
@@ -235,7 +242,7 @@ impl Default for Settings {
             compile_check: false,
             arch: 90,
             retrain_top: 3,
-            retrain_seeds: 3,
+            retrain_seeds: RETRAIN_SEEDS,
             export: true,
             seeding: Seeding::LEGACY,
         }
@@ -675,6 +682,15 @@ mod tests {
         assert_eq!(s.includes().len(), 4);
     }
 
+    /// The defaults of runs made before the held-out verdict (3 final
+    /// seeds): the pinned texts are theirs.
+    fn before() -> Settings {
+        Settings {
+            retrain_seeds: 3,
+            ..Settings::default()
+        }
+    }
+
     /// The JSON of the settings (and so their hash, which checkpoints and
     /// worker batches are checked against) is a file format: old run
     /// directories must open and resume. The fixture was written by an
@@ -701,17 +717,17 @@ mod tests {
             max_size: Some(40),
             compile_check: true,
             arch: 80,
-            ..Settings::default()
+            ..before()
         };
         full.train.steps = Some(100);
         full.train.batch_size = Some(16);
         full.train.preset = Some("gpt-micro".into());
         full.train.device = "cuda".into();
         full.train.task = "translate-t5".into();
-        let mut weighted = Settings::default();
+        let mut weighted = before();
         weighted.train.weights = Some("ppl=1,acc=1".parse().unwrap());
         for (s, text, hash) in [
-            (Settings::default(), PINNED_DEFAULT, PINNED_DEFAULT_HASH),
+            (before(), PINNED_DEFAULT, PINNED_DEFAULT_HASH),
             (full, PINNED_FULL, PINNED_FULL_HASH),
             (weighted, PINNED_WEIGHTED, PINNED_WEIGHTED_HASH),
         ] {

@@ -4,7 +4,8 @@
 //!   [`super::logbook`]), `hall_of_fame.json` (best first: `rank`,
 //!   `formula` (the tree's text), `simplified` (infix), `canonical` (the
 //!   formula evaluated), `hash`, `fitness`, `objectives`, `nodes`, `size`,
-//!   `height`, `generation`, `metrics`) and `pareto.json` (every
+//!   `height`, `generation`, `metrics`, `seeds` (the training seeds of its
+//!   fitness)) and `pareto.json` (every
 //!   non-dominated (fitness, nodes) pair seen, same fields, best fitness
 //!   first);
 //! * at the end: `fitness.png` (best, mean and range over generations),
@@ -165,6 +166,7 @@ fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
         "generation": r.map(|r| r.generation),
         "merged_from": r.and_then(|r| r.merged_from).map(hash_hex),
         "metrics": r.map(|r| Value::Object(r.metrics.clone())),
+        "seeds": r.map(|r| r.seeds.clone()),
     })
 }
 
