@@ -120,8 +120,9 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 \"screened_compile\"}, \"distinct\",
 \"best\": {\"formula\", \"simplified\", \"hash\", \"fitness\", \"nodes\"},
 \"hall_of_fame\", \"pareto\", \"seconds\", \"files\": {what: path}, \"retrain\":
-[{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\"}],
-\"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
+[{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\",
+\"verdict\", \"p_holm\"}], \"final\": {\"split\", \"seeds\", \"steps\",
+\"mde_percent\"} | null, \"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.

@@ -481,10 +481,10 @@ fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
 /// Every training seed the search's evaluations record (a line's `seeds`,
 /// or for lines written before lines recorded them, its training runs'
 /// `seed`s), with the settings' own training seeds.
-fn search_seeds(s: &RunView) -> Result<std::collections::BTreeSet<u64>> {
+fn search_seeds(settings: &Settings, dir: &Path) -> Result<std::collections::BTreeSet<u64>> {
     let mut seeds: std::collections::BTreeSet<u64> =
-        s.settings.training_seeds().into_iter().collect();
-    let lines = crate::store::files::read_json_lines(&s.dir.join(EVALUATIONS))?;
+        settings.training_seeds().into_iter().collect();
+    let lines = crate::store::files::read_json_lines(&dir.join(EVALUATIONS))?;
     for v in &lines {
         let listed = v["seeds"].as_array().into_iter().flatten();
         let runs = v["metrics"]["runs"].as_array().into_iter().flatten();
@@ -499,13 +499,13 @@ fn search_seeds(s: &RunView) -> Result<std::collections::BTreeSet<u64>> {
 
 /// The final verdict's seeds, checked to be disjoint from every seed the
 /// search trained with.
-fn verdict_seeds(s: &RunView) -> Result<Vec<u64>> {
-    let seeds = s.settings.retrain_seed_list();
-    let used = search_seeds(s)?;
+fn verdict_seeds(settings: &Settings, dir: &Path) -> Result<Vec<u64>> {
+    let seeds = settings.retrain_seed_list();
+    let used = search_seeds(settings, dir)?;
     let shared: Vec<u64> = seeds.iter().filter(|x| used.contains(x)).copied().collect();
     if !shared.is_empty() {
         return Err(crate::error::Error::Input {
-            path: s.dir.join(EVALUATIONS).display().to_string(),
+            path: dir.join(EVALUATIONS).display().to_string(),
             line: None,
             message: format!(
                 "the final verdict's seeds {shared:?} were used in the search: a held-out verdict needs fresh seeds (the run directory was changed, or its settings were)"
@@ -537,7 +537,7 @@ fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<(Vec<retrain::Row
         });
     }
     let plan = Plan {
-        seeds: verdict_seeds(s)?,
+        seeds: verdict_seeds(s.settings, s.dir)?,
         steps: s.settings.seeding.final_steps.map(|n| n as u64),
     };
     let dir: &Path = &s.dir.join(FINAL_DIR);
@@ -554,4 +554,35 @@ fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<(Vec<retrain::Row
         mde_percent: retrain::worst_mde_percent(&rows),
     };
     Ok((rows, held))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict's seeds are checked against every seed the log records:
+    /// a line that trained with one of them (a changed run directory) is
+    /// refused, naming the file.
+    #[test]
+    fn verdict_seeds_must_be_fresh() {
+        let dir =
+            std::env::temp_dir().join(format!("actforge-verdict-seeds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = Settings {
+            retrain_seeds: 3,
+            ..Settings::default()
+        };
+        let log = dir.join(EVALUATIONS);
+        std::fs::write(&log, "{\"seeds\": [0]}\n").unwrap();
+        assert_eq!(verdict_seeds(&settings, &dir).unwrap(), vec![1, 2, 3]);
+        std::fs::write(
+            &log,
+            "{\"seeds\": [0]}\n{\"metrics\": {\"runs\": [{\"seed\": 2}]}}\n",
+        )
+        .unwrap();
+        let e = verdict_seeds(&settings, &dir).unwrap_err().to_string();
+        assert!(e.contains("evaluations.jsonl") && e.contains("[2]"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
