@@ -5,19 +5,19 @@
 
 use std::collections::HashSet;
 
+use actforge::gp::archive::{HallOfFame, ParetoFront};
 use actforge::gp::fingerprint::{probe_points, Fingerprint, FunctionIndex};
 use actforge::gp::mutate::{
     mut_ephemeral, mut_insert, mut_node_replacement, mut_shrink, mut_uniform,
 };
+use actforge::gp::nsga2::{crowding_distance, sel_nsga2, sort_nondominated};
+use actforge::gp::objectives::{Objectives, Sense};
+use actforge::gp::select::{sel_best, sel_random, DoubleTournament, Tournament};
 use actforge::gp::{
     cx_one_point, var_and, var_or, Canonical, Draw, Ephemeral, EphemeralMode, Gene, Limit, Method,
     Mutation, Origin, PrimitiveSet, Prng, Tree, Variation,
 };
 use actforge::ir::{eval_f64, Tape};
-use actforge::search::archive::{HallOfFame, ParetoFront};
-use actforge::search::nsga2::{crowding_distance, sel_nsga2, sort_nondominated};
-use actforge::search::objectives::{Objectives, Sense};
-use actforge::search::select::{sel_best, sel_random, DoubleTournament, Tournament};
 
 fn sets() -> Vec<PrimitiveSet> {
     let erc = Ephemeral::parse("uniform(-1,1,2)").unwrap();

@@ -20,8 +20,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actforge::search::exec_process::{ProcessWorkers, WorkerSetup};
-use actforge::search::exec_ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
+use actforge::ir::Library;
+use actforge::search::candidate::Candidate;
+use actforge::search::exec::process::{ProcessWorkers, WorkerSetup};
+use actforge::search::exec::ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
 use actforge::search::{Executor, Job, JobResult};
 use common::procs;
 use serde_json::Value;
@@ -434,12 +436,13 @@ fn a_killed_worker_process_loses_only_its_candidate() {
 }
 
 /// A stand-in for `actforge eval-candidates --batch - --out -` that dies
-/// on candidates whose formula contains `die` and scores others 1.5.
+/// on candidates whose formula contains `tanh` (the marked candidate of
+/// [`jobs`]) and scores others 1.5.
 const FAKE_WORKER: &str = r#"#!/bin/sh
 echo start >> "$(dirname "$0")/starts"
 echo '{"ready": true}'
 while IFS= read -r line; do
-  case "$line" in *die*) kill -9 $$ ;; esac
+  case "$line" in *tanh*) kill -9 $$ ;; esac
   hash=$(printf '%s' "$line" | sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/')
   printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash"
 done
@@ -454,15 +457,19 @@ fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn jobs() -> Vec<Job> {
-    ["sin(x)", "die(x)", "cos(x)"]
+    ["sin(x)", "tanh(x)", "cos(x)"]
         .iter()
         .enumerate()
-        .map(|(i, f)| Job {
-            key: 0x1000 + i as u64,
-            formula: f.to_string(),
-            seeds: vec![0],
-        })
+        .map(|(i, f)| job(0x1000 + i as u64, f))
         .collect()
+}
+
+/// A job for `formula` (seed 0) under `key`.
+fn job(key: u64, formula: &str) -> Job {
+    Job {
+        candidate: Candidate::parse(key, formula, Library::standard()).unwrap(),
+        seeds: vec![0],
+    }
 }
 
 fn run_all(exec: &mut dyn Executor) -> Vec<JobResult> {
@@ -624,11 +631,11 @@ fn the_ray_executor_reaches_the_hall_of_fame_of_one_thread() {
 }
 
 /// A stand-in for `actforge eval-candidates --run R --batch B --out O`
-/// that dies on a batch containing `die`.
+/// that dies on a batch containing `tanh` (the marked candidate of [`jobs`]).
 const FAKE_TASK: &str = r#"#!/bin/sh
 batch=$5; out=$7
-echo try >> "$(dirname "$0")/tries-$(grep -c die "$batch")"
-if grep -q die "$batch"; then kill -9 $$; fi
+echo try >> "$(dirname "$0")/tries-$(grep -c tanh "$batch")"
+if grep -q tanh "$batch"; then kill -9 $$; fi
 hash=$(sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/' "$batch")
 printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash" > "$out"
 "#;
@@ -1013,13 +1020,13 @@ fn batch_lines_that_disagree_or_cannot_be_read_are_refused_one_by_one() {
 }
 
 /// A stand-in for `actforge eval-candidates --batch - --out -` that hangs
-/// (stops itself) on candidates whose formula contains `hang` and scores
-/// others 1.5.
+/// (stops itself) on candidates whose formula contains `exp` (the marked
+/// candidate of the jobs below) and scores others 1.5.
 const HANGING_WORKER: &str = r#"#!/bin/sh
 echo start >> "$(dirname "$0")/starts"
 echo '{"ready": true}'
 while IFS= read -r line; do
-  case "$line" in *hang*) kill -STOP $$ ;; esac
+  case "$line" in *exp*) kill -STOP $$ ;; esac
   hash=$(printf '%s' "$line" | sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/')
   printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash"
 done
@@ -1035,14 +1042,10 @@ fn a_hung_worker_is_killed_retried_once_and_scored_as_timed_out() {
     setup.timeout = Some(Duration::from_secs(10));
     let mut exec = ProcessWorkers::new(setup, Arc::new(AtomicBool::new(false)));
     exec.start().unwrap();
-    let jobs: Vec<Job> = ["sin(x)", "hang(x)", "cos(x)"]
+    let jobs: Vec<Job> = ["sin(x)", "exp(x)", "cos(x)"]
         .iter()
         .enumerate()
-        .map(|(i, f)| Job {
-            key: 0x2000 + i as u64,
-            formula: f.to_string(),
-            seeds: vec![0],
-        })
+        .map(|(i, f)| job(0x2000 + i as u64, f))
         .collect();
     let mut got = Vec::new();
     exec.run(jobs, &mut |r| {
@@ -1227,11 +1230,11 @@ fn the_slurm_script_takes_shards_from_a_stepped_array_and_refuses_a_list() {
 }
 
 /// A stand-in for `actforge eval-candidates --run R --batch B --out O`
-/// that stops itself (SIGSTOP) on a batch containing `hang`.
+/// that stops itself (SIGSTOP) on a batch containing `exp`.
 const HANGING_TASK: &str = r#"#!/bin/sh
 batch=$5; out=$7
-echo try >> "$(dirname "$0")/tries-$(grep -c hang "$batch")"
-if grep -q hang "$batch"; then kill -STOP $$; fi
+echo try >> "$(dirname "$0")/tries-$(grep -c exp "$batch")"
+if grep -q exp "$batch"; then kill -STOP $$; fi
 hash=$(sed 's/.*"hash":"\([0-9a-f]*\)".*/\1/' "$batch")
 printf '{"hash":"%s","seeds":[0],"recipe":"0000000000000000","fitness":1.5,"failure":null,"metrics":{},"seconds":0,"worker":0}\n' "$hash" > "$out"
 "#;
@@ -1265,14 +1268,10 @@ fn a_ray_task_that_hangs_is_killed_retried_once_and_scored_as_timed_out() {
         Arc::new(AtomicBool::new(false)),
     );
     exec.start().unwrap();
-    let jobs: Vec<Job> = ["sin(x)", "hang(x)", "cos(x)"]
+    let jobs: Vec<Job> = ["sin(x)", "exp(x)", "cos(x)"]
         .iter()
         .enumerate()
-        .map(|(i, f)| Job {
-            key: 0x3000 + i as u64,
-            formula: f.to_string(),
-            seeds: vec![0],
-        })
+        .map(|(i, f)| job(0x3000 + i as u64, f))
         .collect();
     let mut got = Vec::new();
     exec.run(jobs, &mut |r| {

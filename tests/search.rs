@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actforge::search::config::{EvaluatorKind, Settings};
-use actforge::search::executor::{Evaluate, InProcess, Job, JobResult};
+use actforge::search::exec::executor::{Evaluate, InProcess, Job, JobResult};
 use actforge::search::progress::Silent;
 use actforge::search::synthetic::Synthetic;
 use actforge::search::{Outcome, Search};
@@ -170,7 +170,7 @@ struct Counting {
 
 impl Evaluate for Counting {
     fn evaluate(&self, job: &Job) -> JobResult {
-        *self.calls.lock().unwrap().entry(job.key).or_default() += 1;
+        *self.calls.lock().unwrap().entry(job.key()).or_default() += 1;
         self.inner.evaluate(job)
     }
 }
@@ -178,12 +178,12 @@ impl Evaluate for Counting {
 fn library_run(dir: &Path, settings: Settings, workers: usize) -> (Search, Arc<Counting>) {
     let mut s = Search::create(dir, settings, &["test".to_string()]).unwrap();
     let ev = Arc::new(Counting {
-        inner: Synthetic::new(s.library(), 0),
+        inner: Synthetic::new(0),
         calls: Mutex::new(HashMap::new()),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let mut exec = InProcess::new(ev.clone(), workers, stop.clone());
-    let retrain = Synthetic::new(s.library(), 0);
+    let retrain = Synthetic::new(0);
     match s.run(&mut exec, &retrain, &mut Silent, &stop).unwrap() {
         Outcome::Finished(_) => {}
         Outcome::Interrupted { .. } => panic!("not interrupted"),
@@ -790,7 +790,9 @@ fn exported_kernel_of_the_best_formula() {
     assert!(dir.join("best_kernel").join("README.md").exists());
     let fin = json(&dir.join("final.json"));
     assert_eq!(fin["summary"][0]["activation"], "gelu");
-    assert_eq!(fin["runs"].as_array().unwrap().len(), 2 * 3);
+    // GELU and hof-1 at each of the default final seeds.
+    let seeds = actforge::search::config::RETRAIN_SEEDS;
+    assert_eq!(fin["runs"].as_array().unwrap().len(), 2 * seeds);
 }
 
 #[test]
@@ -1099,4 +1101,46 @@ fn eval_timeout_needs_killable_workers_and_scores_hung_evaluations_as_timeouts()
     }
     let log = std::fs::read_to_string(dir.join("workers/worker-0.log")).unwrap();
     assert!(log.contains("(try 1)") && log.contains("(try 2)"), "{log}");
+}
+
+/// The final verdict is held out: the test split, and seeds after the
+/// search's training seeds, none of them in evaluations.jsonl, whose lines
+/// (and the hall of fame's entries) record their seeds.
+#[test]
+fn the_final_verdict_uses_the_test_split_and_seeds_the_search_never_used() {
+    let dir = tmp("held-out");
+    run_search(
+        &dir,
+        &[
+            "--pop",
+            "6",
+            "--gens",
+            "1",
+            "--seed",
+            "7",
+            "--seeds",
+            "2",
+            "--retrain-seeds",
+            "4",
+        ],
+    );
+    let fin = json(&dir.join("final.json"));
+    assert_eq!(fin["split"], "test");
+    assert_eq!(fin["seeds"], serde_json::json!([9, 10, 11, 12]));
+    let mut searched = std::collections::BTreeSet::new();
+    for e in lines(&dir.join("evaluations.jsonl")) {
+        let seeds = e["seeds"].as_array().unwrap().clone();
+        if e["screened"].is_null() {
+            assert_eq!(seeds, vec![serde_json::json!(7), serde_json::json!(8)]);
+        }
+        searched.extend(seeds.iter().map(|s| s.as_u64().unwrap()));
+    }
+    assert!(!searched.is_empty());
+    for s in fin["seeds"].as_array().unwrap() {
+        assert!(!searched.contains(&s.as_u64().unwrap()), "seed {s}");
+    }
+    for e in json(&dir.join("hall_of_fame.json")).as_array().unwrap() {
+        assert_eq!(e["seeds"], serde_json::json!([7, 8]), "{e}");
+    }
+    assert!(fin["mde"].as_f64().unwrap() > 0.0);
 }

@@ -95,6 +95,8 @@ fn a_trained_search_scores_candidates_and_retrains_the_best_against_gelu() {
             "1",
             "--retrain-seeds",
             "2",
+            "--final-steps",
+            "6",
             "--json",
         ],
     );
@@ -152,8 +154,85 @@ fn a_trained_search_scores_candidates_and_retrains_the_best_against_gelu() {
         results["data"]["thinning"].is_null(),
         "the retrain uses all the data"
     );
+    // The held-out verdict: the test split, --final-steps, and seeds the
+    // search never trained with (the two after its one training seed, 3).
+    assert_eq!(fin["split"], "test");
+    assert_eq!(results["data"]["split"], "test");
+    assert_eq!(fin["steps"], 6);
+    assert_eq!(fin["seeds"], serde_json::json!([4, 5]));
+    assert_eq!(summary["final"]["split"], "test");
+    let searched: Vec<u64> = evaluations(&dir)
+        .iter()
+        .flat_map(|e| {
+            let listed = e["seeds"].as_array().cloned().unwrap_or_default();
+            let runs = e["metrics"]["runs"].as_array().cloned().unwrap_or_default();
+            listed
+                .into_iter()
+                .chain(runs.into_iter().map(|r| r["seed"].clone()))
+                .filter_map(|v| v.as_u64())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(searched.contains(&3), "the lines record their seeds");
+    for s in fin["seeds"].as_array().unwrap() {
+        assert!(!searched.contains(&s.as_u64().unwrap()), "{s} was searched");
+    }
+    for r in fin["runs"].as_array().unwrap() {
+        assert!(fin["seeds"].as_array().unwrap().contains(&r["seed"]));
+    }
+    assert!(fin["mde"].as_f64().unwrap() > 0.0, "{}", fin["mde"]);
+    let text = String::from_utf8(
+        search(
+            &tmp("end-to-end-text"),
+            &[
+                "--workers",
+                "1",
+                "--retrain-top",
+                "1",
+                "--retrain-seeds",
+                "2",
+                "--final-steps",
+                "2",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("measured on the test split"), "{text}");
+    assert!(text.contains("verdict hof-1: "), "{text}");
+    assert!(text.contains("gelu (candle, tanh) (Holm p "), "{text}");
     assert!(dir.join("final").join("learning_curves.png").exists());
     assert!(!dir.join("final").join("checkpoints").exists());
+}
+
+/// The search's candidates cannot read the test split: their data holds
+/// none of it, and no pair they are scored on is a test pair; the final
+/// verdict's data scores the test split on the whole training split.
+#[test]
+fn the_search_holds_no_test_pair_and_the_verdict_scores_only_test_pairs() {
+    let mut settings = Settings::default();
+    settings.train.preset = Some("gpt-micro".into());
+    settings.train.steps = Some(4);
+    settings.train.thin = 0.2;
+    let lib = std::sync::Arc::new(actforge::ir::Library::standard().clone());
+    let t = actforge::search::training::Training::new(&settings.train, lib, None, true).unwrap();
+    let full = Prepared::new(&recipe(&settings.train).unwrap()).unwrap();
+    assert!(!full.splits.test.is_empty());
+    let searched = t.prepared();
+    assert!(
+        searched.splits.test.is_empty(),
+        "the test split is withheld"
+    );
+    let test: std::collections::HashSet<_> = full.splits.test.iter().collect();
+    assert!(searched.valid_pairs.iter().all(|p| !test.contains(p)));
+    assert_eq!(searched.valid_pairs, full.valid_pairs);
+    let fin = t.final_data(Some(7)).unwrap();
+    assert_eq!(fin.holdout, actforge::fitness::Holdout::Test);
+    assert!(!fin.valid_pairs.is_empty());
+    assert!(fin.valid_pairs.iter().all(|p| test.contains(p)));
+    assert!(fin.thinning.is_none(), "the whole training split");
+    assert_eq!(fin.train.len(), full.splits.train.len());
+    assert_eq!(actforge::fitness::run::total_steps(&fin), 7);
 }
 
 #[test]

@@ -825,3 +825,51 @@ fn resumed_runs_must_prepare_the_data_they_started_with() {
         "{e}"
     );
 }
+
+/// The final verdict runs its (activation, seed) runs on several threads:
+/// every run's metrics equal those of the runs one at a time, and the
+/// summary too.
+#[test]
+fn runs_on_several_threads_equal_runs_one_at_a_time() {
+    use actforge::experiment::{run_built_on, Experiment, Quiet};
+    let prep = Prepared::new(&qa_recipe(3)).unwrap();
+    let exp = Experiment {
+        recipe: prep.recipe.clone(),
+        activations: vec!["gelu".into(), "fused:silu(ARG0)".into()],
+        seeds: vec![5, 6],
+        device: "cpu".into(),
+        checkpoint_every: 0,
+        samples: 0,
+        command: vec![],
+        data: Some(prep.describe()),
+    };
+    let acts: Vec<Activation> = exp
+        .activations
+        .iter()
+        .map(|s| actforge::experiment::parse_activation(s).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    for workers in [1, 3] {
+        let dir = temp(&format!("threads-{workers}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = run_built_on(&exp, &acts, &prep, &dir, &Quiet, None, workers).unwrap();
+        assert!(!r.interrupted);
+        assert_eq!(r.runs.len(), 4);
+        let lines = std::fs::read_to_string(dir.join("runs.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 4, "each run logged once");
+        let per_run: Vec<(Value, Value, Value)> = r
+            .runs
+            .iter()
+            .map(|v| {
+                (
+                    v["activation_index"].clone(),
+                    v["seed"].clone(),
+                    v["metrics"].clone(),
+                )
+            })
+            .collect();
+        let summary: Vec<Value> = r.summary.iter().map(|s| s.to_json()).collect();
+        got.push((per_run, summary));
+    }
+    assert_eq!(got[0], got[1]);
+}

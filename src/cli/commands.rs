@@ -86,7 +86,7 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
         Command::Search(args) => super::search::run(out, &args),
         Command::EvalCandidates(args) => super::eval_candidates::run(out, &args),
         Command::Report { dir } => {
-            for page in crate::search::page::write_report(&dir)? {
+            for page in crate::search::run::page::write_report(&dir)? {
                 outln!(out, "{}", page.display());
             }
             Ok(0)

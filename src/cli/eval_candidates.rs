@@ -1,6 +1,6 @@
 //! `actforge eval-candidates`: flags → [`Candidates`], then a batch file
 //! into a results file ([`eval_file`]) or lines from stdin to stdout
-//! ([`serve`]). The logic lives in `crate::search::candidates`.
+//! ([`serve`]). The logic lives in `crate::search::exec::candidates`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,8 +11,8 @@ use clap::Args;
 
 use super::io::note;
 use crate::error::{Error, Result};
-use crate::search::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
-use crate::search::exec_process::{ProcessWorkers, WorkerSetup};
+use crate::search::exec::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
+use crate::search::exec::process::{ProcessWorkers, WorkerSetup};
 use crate::search::{Executor, Job, JobResult};
 
 pub const AFTER_HELP: &str = "\
@@ -183,8 +183,8 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
                 });
                 let mut r = match (ran, got) {
                     (Ok(()), Some(r)) => r,
-                    (Err(e), _) => JobResult::failed(job.key, e.to_string()),
-                    (Ok(()), None) => JobResult::failed(job.key, "the worker gave no result"),
+                    (Err(e), _) => JobResult::failed(job.key(), e.to_string()),
+                    (Ok(()), None) => JobResult::failed(job.key(), "the worker gave no result"),
                 };
                 r.worker = a.worker;
                 r

@@ -8,8 +8,8 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::limits::{EVAL_TIMEOUT_SECONDS, WORKERS};
-use crate::search::exec_ray::RayOptions;
-use crate::search::launch::{parse_devices, ExecutorKind, Launch};
+use crate::search::exec::launch::{parse_devices, ExecutorKind, Launch};
+use crate::search::exec::ray::RayOptions;
 
 /// Scale-out flags (allowed with --resume).
 #[derive(Args, Debug)]

@@ -11,16 +11,18 @@ use clap::{ArgGroup, Args};
 
 use super::io::note;
 use crate::error::{Error, Result};
+use crate::experiment::Difference;
 use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
-    TASKS,
+    RETRAIN_SEEDS, TASKS,
 };
 use crate::search::evaluator::evaluators;
-use crate::search::outputs::Summary;
 use crate::search::progress::Bars;
-use crate::search::rundir::default_dir;
+use crate::search::run::dir::default_dir;
+use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
+use crate::search::seeding::Seeding;
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};
 
@@ -62,9 +64,12 @@ syntactic/canonical/functional dedup hits and rates, screening counts,
 times), hall_of_fame.json, pareto.json, and at the end fitness.png,
 pareto.png, hall_of_fame/hof-K.png (each entry and its derivative next to
 GELU), best_kernel/ (the exported kernel package of the best formula) and
-final.json (the best formulas retrained against GELU over --retrain-seeds
-seeds, with 95% intervals, the paired difference from GELU with its Holm p
-and verdict, and Welch's p).
+final.json (the held-out verdict: the best formulas and GELU trained on
+the whole training split for the recipe's full length or --final-steps,
+over --retrain-seeds seeds that the search never used, scored on the test
+split that nothing else in the search reads; with 95% intervals, the
+paired difference from GELU with its Holm p and verdict, the minimum
+detectable effect, and Welch's p).
 
 Reliability: after kill -9, `--resume DIR` continues from the last
 checkpoint, reusing every evaluation already logged, and reaches the same
@@ -115,12 +120,13 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 \"screened_compile\"}, \"distinct\",
 \"best\": {\"formula\", \"simplified\", \"hash\", \"fitness\", \"nodes\"},
 \"hall_of_fame\", \"pareto\", \"seconds\", \"files\": {what: path}, \"retrain\":
-[{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\"}],
-\"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
+[{\"activation\", \"formula\", \"runs_ok\", \"mean\", \"ci95\", \"welch_p\",
+\"verdict\", \"p_holm\"}], \"final\": {\"split\", \"seeds\", \"steps\",
+\"mde_percent\"} | null, \"warnings\", \"status\": \"finished\"|\"already finished\"|\"interrupted\"}.";
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.
-const RESUME_CONFLICTS: [&str; 38] = [
+const RESUME_CONFLICTS: [&str; 39] = [
     "task",
     "primitives",
     "ephemeral",
@@ -156,6 +162,7 @@ const RESUME_CONFLICTS: [&str; 38] = [
     "arch",
     "retrain_top",
     "retrain_seeds",
+    "final_steps",
     "no_export",
     "synthetic_sleep_ms",
     "out",
@@ -280,9 +287,14 @@ pub struct SearchArgs {
     /// Hall-of-fame entries retrained against GELU at the end (0: none).
     #[arg(long, default_value_t = 3, group = "settings")]
     pub retrain_top: usize,
-    /// Seeds of the final retrain.
-    #[arg(long, default_value_t = 3, group = "settings")]
+    /// Seeds of the final verdict (fresh: the ones after the search's
+    /// training seeds).
+    #[arg(long, default_value_t = RETRAIN_SEEDS, group = "settings")]
     pub retrain_seeds: usize,
+    /// Training steps of the final verdict's runs (default: the task
+    /// recipe's full length, 300 on the CPU, 2,000 on a GPU).
+    #[arg(long, group = "settings")]
+    pub final_steps: Option<usize>,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]
     pub no_export: bool,
@@ -381,9 +393,24 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         retrain_top: a.retrain_top,
         retrain_seeds: a.retrain_seeds,
         export: !a.no_export,
+        seeding: Seeding {
+            final_steps: a.final_steps,
+        },
     };
     s.check()?;
     Ok(s)
+}
+
+/// One formula's verdict against the baseline: "hof-1: better than gelu
+/// (candle, tanh) (Holm p 0.012)", "worse than …", "no difference from …".
+pub fn verdict_line(label: &str, baseline: &str, d: &Difference) -> String {
+    let holm = d.p_holm.map_or("-".to_string(), |p| format!("{p:.3}"));
+    let what = match d.verdict.better() {
+        Some(true) => format!("better than {baseline}"),
+        Some(false) => format!("worse than {baseline}"),
+        None => format!("no difference from {baseline}"),
+    };
+    format!("{label}: {what} (Holm p {holm})")
 }
 
 /// Ctrl-C (and SIGTERM) raise `stop`; a second one exits at once.
@@ -608,6 +635,24 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
                     100.0 * d.mde() / base,
                     d.test.n
                 );
+            }
+        }
+        if let Some(h) = &s.held_out {
+            let seeds: Vec<String> = h.seeds.iter().map(u64::to_string).collect();
+            let steps = h.steps.map_or("no".to_string(), |n| n.to_string());
+            outln!(
+                out,
+                "  measured on the {} split, whole training split, {steps} steps, fresh seeds {}; minimum detectable effect {}",
+                h.split,
+                seeds.join(", "),
+                h.mde_percent
+                    .map_or("-".to_string(), |m| format!("{m:.2}% of GELU's fitness"))
+            );
+        }
+        let base_name = &s.retrain[0].formula;
+        for r in &s.retrain[1..] {
+            if let Some(d) = &r.vs_baseline {
+                outln!(out, "  verdict {}", verdict_line(&r.label, base_name, d));
             }
         }
     }

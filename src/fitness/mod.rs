@@ -22,6 +22,6 @@ pub mod run;
 
 pub use evaluate::{Evaluation, Sample};
 pub use lockstep::{lockstep, lockstep_functions};
-pub use prepare::{Prepared, Thinning};
+pub use prepare::{Holdout, Prepared, Thinning};
 pub use recipe::{Length, Recipe, Task};
 pub use run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo, Timing};

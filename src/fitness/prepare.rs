@@ -2,6 +2,12 @@
 //! split, the tokenizer, the (thinned) training examples, the validation
 //! examples and their reference texts, and the model shape. Every
 //! activation and seed trains on exactly this (common random numbers).
+//!
+//! A preparation scores on one held-out split ([`Holdout`]): `train` and a
+//! search's candidates on the validation split, a search's final verdict on
+//! the test split. A search's candidates get a preparation whose test split
+//! is withheld (dropped after the split is made), so nothing that selects
+//! formulas can read a test pair.
 
 use std::path::Path;
 
@@ -25,6 +31,30 @@ pub struct Thinning {
     pub uniform_js_unigram: f64,
 }
 
+/// The held-out split a preparation scores on (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holdout {
+    /// The validation split; the test split is kept in [`Prepared::splits`]
+    /// (`train` saves it with its run).
+    Valid,
+    /// The validation split, the test split withheld: `splits.test` is
+    /// empty (a search's candidates).
+    ValidWithoutTest,
+    /// The test split (a search's final verdict); `valid` and
+    /// `valid_pairs` hold test examples.
+    Test,
+}
+
+impl Holdout {
+    /// `valid` or `test`: the split scored.
+    pub fn split_name(self) -> &'static str {
+        match self {
+            Holdout::Valid | Holdout::ValidWithoutTest => "valid",
+            Holdout::Test => "test",
+        }
+    }
+}
+
 /// See the module docs.
 pub struct Prepared {
     pub recipe: Recipe,
@@ -34,8 +64,10 @@ pub struct Prepared {
     pub tokenizer: Tokenizer,
     pub specials: Specials,
     pub train: Vec<Example>,
-    /// Validation examples (at most `recipe.eval_examples`) and the pairs
-    /// they came from, index for index (references and questions).
+    /// The scored examples (at most `recipe.eval_examples`) and the pairs
+    /// they came from, index for index (references and questions): from
+    /// the validation split, or from the test split when `holdout` is
+    /// [`Holdout::Test`].
     pub valid: Vec<Example>,
     pub valid_pairs: Vec<Pair>,
     pub thinning: Option<Thinning>,
@@ -44,29 +76,46 @@ pub struct Prepared {
     pub train_hash: u64,
     pub valid_hash: u64,
     pub splits: data::Splits,
+    /// Which split `valid` comes from.
+    pub holdout: Holdout,
 }
 
 impl Prepared {
     /// Load, split, tokenize (the tokenizer is trained once per corpus and
-    /// vocabulary and cached on disk) and thin, as `recipe` says.
+    /// vocabulary and cached on disk) and thin, as `recipe` says; scored on
+    /// the validation split.
     pub fn new(recipe: &Recipe) -> Result<Prepared> {
+        Prepared::scored_on(recipe, Holdout::Valid)
+    }
+
+    /// As [`Prepared::new`], scored on `holdout`.
+    pub fn scored_on(recipe: &Recipe, holdout: Holdout) -> Result<Prepared> {
         recipe.validate()?;
         let corpus = data::open(&recipe.data, None)?;
         let kind = corpus.kind;
         check_task(recipe, kind, &corpus.name)?;
-        let splits = data::split(
+        let mut splits = data::split(
             &corpus,
             recipe.valid_fraction,
             recipe.test_fraction,
             recipe.data_seed,
         );
-        if splits.train.is_empty() || splits.valid.is_empty() {
+        let scored = match holdout {
+            Holdout::Test => &splits.test,
+            _ => &splits.valid,
+        };
+        if splits.train.is_empty() || scored.is_empty() {
             return Err(Error::Input {
                 path: corpus.name.clone(),
                 line: None,
                 message: format!(
-                    "{} pairs are too few to split into training and validation data",
-                    corpus.pairs.len()
+                    "{} pairs are too few to split into training and {} data",
+                    corpus.pairs.len(),
+                    if holdout == Holdout::Test {
+                        "test"
+                    } else {
+                        "validation"
+                    }
                 ),
             });
         }
@@ -92,12 +141,14 @@ impl Prepared {
             _ => (splits.train.clone(), None),
         };
         let train = data::encode_pairs(&tokenizer, &train_pairs, recipe.max_src, recipe.max_tgt);
-        let valid_pairs: Vec<Pair> = splits
-            .valid
+        let valid_pairs: Vec<Pair> = scored
             .iter()
             .take(recipe.eval_examples.max(recipe.eval_sentences))
             .cloned()
             .collect();
+        if holdout == Holdout::ValidWithoutTest {
+            splits.test = Vec::new();
+        }
         let valid = data::encode_pairs(&tokenizer, &valid_pairs, recipe.max_src, recipe.max_tgt);
         let model = model_config(recipe, &tokenizer, &specials)?;
         Ok(Prepared {
@@ -115,6 +166,7 @@ impl Prepared {
             thinning,
             model,
             splits,
+            holdout,
         })
     }
 
@@ -130,9 +182,10 @@ impl Prepared {
         write_dir_with(&dir.join("split"), |p| self.splits.save(p))
     }
 
-    /// What a results file records about the data.
+    /// What a results file records about the data (`"split": "test"` when
+    /// scored on the test split; absent, as before, for validation).
     pub fn describe(&self) -> Value {
-        json!({
+        let mut v = json!({
             "corpus": self.corpus_name,
             "corpus_hash": format!("{:016x}", self.corpus_hash),
             "kind": self.kind.as_str(),
@@ -147,7 +200,11 @@ impl Prepared {
                 "stratified": {"js_length": t.js_length, "js_unigram": t.js_unigram},
                 "uniform": {"js_length": t.uniform_js_length, "js_unigram": t.uniform_js_unigram},
             })),
-        })
+        });
+        if self.holdout == Holdout::Test {
+            v["split"] = json!("test");
+        }
+        v
     }
 }
 

@@ -4,7 +4,8 @@
 //!    cache (or queued this generation) takes that fitness (canonical
 //!    hit; its text is also checked against the texts seen, to count what
 //!    syntactic dedup would have caught);
-//! 2. a new key whose functional fingerprint matches an earlier formula's
+//! 2. a new key's [`Candidate`] is built (its canonical text parsed once);
+//!    a new key whose functional fingerprint matches an earlier formula's
 //!    takes that formula's fitness once it is known (functional hit,
 //!    logged to `merges.jsonl`);
 //! 3. the rest is screened ([`super::screen`]) and, on the GPU or with
@@ -14,34 +15,47 @@
 //!    is logged (flushed and synced) as it arrives. Results already in the
 //!    log from an interrupted run are taken instead of evaluating again.
 //!
-//! Records enter the cache in candidate order once the batch is done, so
-//! the outcome does not depend on the order results arrived in.
+//! Records enter the cache ([`Ledger`]) in candidate order once the batch
+//! is done, so the outcome does not depend on the order results arrived
+//! in. Reads the run through [`Run`]; the engine's own fields stay its own.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::gp::{Canonical, Tree};
+use crate::gp::objectives::Objectives;
+use crate::gp::{Canonical, PrimitiveSet, Tree};
 use crate::ir::{to_infix_limited, to_prefix_limited};
 use crate::simplify::hash_hex;
 
+use super::candidate::Candidate;
 use super::compile::{batch_compile, nvrtc_compile};
-use super::engine::Search;
-use super::executor::{Executor, Job, JobResult};
-use super::logbook::{Counters, Timing};
+use super::config::{Objective, Settings};
+use super::exec::executor::{Executor, Job, JobResult};
+use super::ledger::Ledger;
 use super::progress::Observer;
-use super::record::Record;
-use super::rundir::COMPILE_LOGS;
+use super::run::dir::COMPILE_LOGS;
+use super::run::logbook::{Counters, Timing};
+use super::run::record::Record;
+use super::run::state::Individual;
 use super::screen::{screen, Reason};
-use super::state::Individual;
 
 /// Largest formula (as a tree) sent to evaluators in canonical prefix
 /// form; larger ones are sent as the tree's own text.
 pub const JOB_PRINT_NODES: u64 = 20_000;
 /// Largest simplified formula written out in infix.
 pub const SHOWN_NODES: u64 = 2_000;
+
+/// What a generation's assignment reads of its run.
+pub(super) struct Run<'a> {
+    pub dir: &'a Path,
+    pub settings: &'a Settings,
+    pub set: &'a PrimitiveSet,
+    pub objectives: &'a Objectives,
+}
 
 /// One new canonical key of the generation.
 struct Entry {
@@ -53,7 +67,7 @@ struct Entry {
 }
 
 enum Kind {
-    Job(Box<Function>),
+    Job(Candidate),
     /// Screened out or unusable: the failure text.
     Failed(String),
     Merge {
@@ -76,6 +90,7 @@ impl Entry {
             seconds: r.seconds,
             worker: r.worker,
             merged_from: None,
+            seeds: Vec::new(),
         }
     }
 }
@@ -86,248 +101,257 @@ pub fn job_formula(c: &Canonical, text: &str) -> String {
     to_prefix_limited(&c.expr.graph, c.expr.root, JOB_PRINT_NODES).unwrap_or_else(|| text.into())
 }
 
+/// The fitness vector of a record under the run's objectives.
+pub(super) fn fitness_of(objective: Objective, objectives: &Objectives, r: &Record) -> Vec<f64> {
+    match (r.fitness, objective) {
+        (None, _) => objectives.worst(),
+        (Some(f), Objective::Score) => vec![f],
+        (Some(f), Objective::ScoreComplexity) => vec![f, r.nodes as f64],
+    }
+}
+
 /// What the generation's assignment produced.
 pub(super) type Assigned = (Vec<Individual>, Counters, Timing);
 
-impl Search {
-    /// Give `trees` their fitness (see the module docs); `None` when the
-    /// stop flag left jobs undone.
-    pub(super) fn assign(
-        &mut self,
-        trees: Vec<Tree>,
-        g: usize,
-        exec: &mut dyn Executor,
-        obs: &mut dyn Observer,
-        stop: &AtomicBool,
-    ) -> Result<Option<Assigned>> {
-        let mut counters = Counters {
-            offspring: trees.len(),
-            ..Counters::default()
-        };
-        let mut timing = Timing::default();
-        let t = Instant::now();
-        let (keys, mut entries) = self.classify(&trees, &mut counters)?;
-        timing.screen_seconds = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        self.compile_stage(&mut entries)?;
-        timing.compile_seconds = t.elapsed().as_secs_f64();
-        let Some(mut done) = self.execute(&entries, g, exec, obs, stop)? else {
-            return Ok(None);
-        };
-        for e in &entries {
-            self.settle(e, g, &mut done, &mut counters, &mut timing)?;
-        }
-        let individuals = trees
-            .into_iter()
-            .zip(keys)
-            .map(|(tree, key)| {
-                let r = self.dedup.get(key).expect("every key is settled");
-                Individual {
-                    fitness: self.fitness_of(r),
-                    tree,
-                    key,
-                }
-            })
-            .collect();
-        Ok(Some((individuals, counters, timing)))
+/// Give `trees` (generation `g`) their fitness (see the module docs);
+/// `None` when the stop flag left jobs undone.
+pub(super) fn assign(
+    run: &Run,
+    ledger: &mut Ledger,
+    trees: Vec<Tree>,
+    g: usize,
+    exec: &mut dyn Executor,
+    obs: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Option<Assigned>> {
+    let mut counters = Counters {
+        offspring: trees.len(),
+        ..Counters::default()
+    };
+    let mut timing = Timing::default();
+    let t = Instant::now();
+    let (keys, mut entries) = classify(run, ledger, &trees, &mut counters)?;
+    timing.screen_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    compile_stage(run, ledger, &mut entries)?;
+    timing.compile_seconds = t.elapsed().as_secs_f64();
+    let Some(mut done) = execute(run, ledger, &entries, g, exec, obs, stop)? else {
+        return Ok(None);
+    };
+    for e in &entries {
+        settle(ledger, e, g, &mut done, &mut counters, &mut timing)?;
     }
-
-    /// Keys of all trees, and the entries of the new keys (dedup layers
-    /// and screening applied).
-    fn classify(
-        &mut self,
-        trees: &[Tree],
-        counters: &mut Counters,
-    ) -> Result<(Vec<u64>, Vec<Entry>)> {
-        let lib = self.set.library_arc();
-        let mut keys = Vec::with_capacity(trees.len());
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut queued: HashMap<u64, usize> = HashMap::new();
-        for tree in trees {
-            let text = tree.to_formula(&self.set);
-            counters.syntactic += usize::from(self.dedup.see(&text));
-            let c = tree.canonical(&self.set).map_err(Error::from)?;
-            keys.push(c.hash);
-            if self.dedup.contains(c.hash) || queued.contains_key(&c.hash) {
-                counters.canonical += 1;
-                continue;
+    let individuals = trees
+        .into_iter()
+        .zip(keys)
+        .map(|(tree, key)| {
+            let r = ledger.dedup().get(key).expect("every key is settled");
+            Individual {
+                fitness: fitness_of(run.settings.objective, run.objectives, r),
+                tree,
+                key,
             }
-            let formula = job_formula(&c, &text);
-            let kind = match self.dedup.match_function(c.hash, &formula, &lib) {
+        })
+        .collect();
+    Ok(Some((individuals, counters, timing)))
+}
+
+/// Keys of all trees, and the entries of the new keys (dedup layers and
+/// screening applied). A new key's candidate is built here, once: its
+/// canonical text is parsed with the set's library, and that expression
+/// gives the fingerprint and the function that screening, the batch
+/// compile and the evaluators take.
+fn classify(
+    run: &Run,
+    ledger: &mut Ledger,
+    trees: &[Tree],
+    counters: &mut Counters,
+) -> Result<(Vec<u64>, Vec<Entry>)> {
+    let lib = run.set.library();
+    let mut keys = Vec::with_capacity(trees.len());
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut queued: HashMap<u64, usize> = HashMap::new();
+    for tree in trees {
+        let text = tree.to_formula(run.set);
+        let dedup = ledger.dedup_mut();
+        counters.syntactic += usize::from(dedup.see(&text));
+        let c = tree.canonical(run.set).map_err(Error::from)?;
+        keys.push(c.hash);
+        if dedup.contains(c.hash) || queued.contains_key(&c.hash) {
+            counters.canonical += 1;
+            continue;
+        }
+        let formula = job_formula(&c, &text);
+        let kind = match lib.parse(&formula) {
+            Err(d) => Kind::Failed(format!("formula does not parse: {}", d.message)),
+            Ok(expr) => match dedup.match_expr(c.hash, &expr, &formula) {
                 Some((from, distance)) => {
                     counters.functional += 1;
                     Kind::Merge { from, distance }
                 }
-                None => screened(&formula, &lib),
-            };
-            queued.insert(c.hash, entries.len());
-            entries.push(Entry {
-                key: c.hash,
-                simplified: to_infix_limited(&c.expr.graph, c.expr.root, SHOWN_NODES),
-                nodes: c.nodes(),
-                formula,
-                kind,
-            });
-        }
-        Ok((keys, entries))
-    }
-
-    /// Batch-compile the jobs' kernels when the run trains on a GPU or
-    /// asked for it; a failing formula becomes a screened failure and its
-    /// log is kept in `compile_failures/`.
-    fn compile_stage(&mut self, entries: &mut [Entry]) -> Result<()> {
-        if !(self.settings.compile_check || self.settings.train.device == "cuda") {
-            return Ok(());
-        }
-        let idx: Vec<usize> = (0..entries.len())
-            .filter(|&i| {
-                matches!(entries[i].kind, Kind::Job(_))
-                    && !self.recovered.contains_key(&entries[i].key)
-            })
-            .collect();
-        if idx.is_empty() {
-            return Ok(());
-        }
-        let functions: Vec<&Function> = idx
-            .iter()
-            .map(|&i| match &entries[i].kind {
-                Kind::Job(f) => &**f,
-                _ => unreachable!("filtered to jobs"),
-            })
-            .collect();
-        let arch = self.settings.arch;
-        let failures = batch_compile(&functions, &mut |fs: &[&Function]| nvrtc_compile(fs, arch))?;
-        for (i, failure) in idx.into_iter().zip(failures) {
-            let Some(log) = failure else { continue };
-            let dir = self.dir.join(COMPILE_LOGS);
-            let path = dir.join(format!("{}.log", hash_hex(entries[i].key)));
-            crate::store::safe::real_dir(&dir)?;
-            crate::store::files::write_atomic(&path, log.as_bytes())?;
-            let first = log.lines().next().unwrap_or("NVRTC failed").to_string();
-            entries[i].kind = Kind::Failed(format!(
-                "screened: {} ({first}; log in {COMPILE_LOGS}/{}.log)",
-                Reason::Compile,
-                hash_hex(entries[i].key)
-            ));
-        }
-        Ok(())
-    }
-
-    /// Run the jobs (those not already recovered from the log); returns
-    /// the records of every job, or `None` when some were left undone.
-    fn execute(
-        &mut self,
-        entries: &[Entry],
-        g: usize,
-        exec: &mut dyn Executor,
-        obs: &mut dyn Observer,
-        stop: &AtomicBool,
-    ) -> Result<Option<HashMap<u64, Record>>> {
-        let is_job = |e: &&Entry| matches!(e.kind, Kind::Job(_));
-        let total = entries.iter().filter(is_job).count();
-        obs.generation_started(g, self.settings.gens, total);
-        let mut done: HashMap<u64, Record> = HashMap::new();
-        let seeds = self.settings.training_seeds();
-        let mut jobs = Vec::new();
-        for e in entries.iter().filter(is_job) {
-            match self.recovered.get(&e.key) {
-                Some(r) => {
-                    obs.candidate_done(r);
-                    done.insert(e.key, r.clone());
-                }
-                None => jobs.push(Job {
-                    key: e.key,
-                    formula: e.formula.clone(),
-                    seeds: seeds.clone(),
-                }),
-            }
-        }
-        let by_key: HashMap<u64, &Entry> = entries.iter().map(|e| (e.key, e)).collect();
-        let (log, lines) = (&mut self.evaluations, &mut self.lines);
-        if !jobs.is_empty() && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            exec.run(jobs, &mut |result: JobResult| {
-                let Some(e) = by_key.get(&result.key) else {
-                    return Err(Error::Usage(format!(
-                        "the executor returned a result for {}, which was not asked for",
-                        hash_hex(result.key)
-                    )));
-                };
-                let r = e.record(g, result);
-                log.append(&r.to_json())?;
-                *lines += 1;
-                obs.candidate_done(&r);
-                done.insert(r.key, r);
-                Ok(())
-            })?;
-        }
-        Ok((done.len() == total).then_some(done))
-    }
-
-    /// Put one entry's record into the cache (in candidate order), log
-    /// screened failures and merges, and count it.
-    fn settle(
-        &mut self,
-        e: &Entry,
-        g: usize,
-        done: &mut HashMap<u64, Record>,
-        counters: &mut Counters,
-        timing: &mut Timing,
-    ) -> Result<()> {
-        let record = match &e.kind {
-            Kind::Job(_) => done.remove(&e.key).expect("every job is done"),
-            Kind::Failed(why) => match self.recovered.get(&e.key) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = e.record(g, JobResult::failed(e.key, why.clone()));
-                    self.evaluations.append(&r.to_json())?;
-                    self.lines += 1;
-                    r
-                }
+                None => screened(Candidate::new(c.hash, formula.clone(), &expr)),
             },
-            Kind::Merge { from, distance } => {
-                let source = self
-                    .dedup
-                    .get(*from)
-                    .expect("a merge's source is settled before it")
-                    .clone();
-                let r = Record::merged(
-                    e.key,
-                    e.formula.clone(),
-                    e.simplified.clone(),
-                    e.nodes,
-                    g,
-                    &source,
-                );
-                self.merges.append(&r.merge_json(&source, *distance))?;
-                self.merge_count += 1;
-                self.dedup.insert(r);
-                return Ok(());
-            }
         };
-        match record.screened() {
-            Some(reason) => counters.screen(reason),
-            None => {
-                counters.evaluations += 1;
-                counters.failures += usize::from(record.fitness.is_none());
-                timing.eval_seconds += record.seconds;
-            }
-        }
-        self.recovered.remove(&e.key);
-        self.dedup.insert(record);
-        Ok(())
+        queued.insert(c.hash, entries.len());
+        entries.push(Entry {
+            key: c.hash,
+            simplified: to_infix_limited(&c.expr.graph, c.expr.root, SHOWN_NODES),
+            nodes: c.nodes(),
+            formula,
+            kind,
+        });
     }
+    Ok((keys, entries))
 }
 
-/// Screen a new formula: a job, or a failure with the reason.
-fn screened(formula: &str, lib: &crate::ir::Library) -> Kind {
-    match lib.parse(formula) {
-        Err(d) => Kind::Failed(format!("formula does not parse: {}", d.message)),
-        Ok(e) => {
-            let f = Function::new(&e);
-            match screen(&f) {
-                Some(v) => Kind::Failed(v.failure()),
-                None => Kind::Job(Box::new(f)),
+/// Batch-compile the jobs' kernels when the run trains on a GPU or asked
+/// for it; a failing formula becomes a screened failure and its log is
+/// kept in `compile_failures/`.
+fn compile_stage(run: &Run, ledger: &Ledger, entries: &mut [Entry]) -> Result<()> {
+    let s = run.settings;
+    if !(s.compile_check || s.train.device == "cuda") {
+        return Ok(());
+    }
+    let idx: Vec<usize> = (0..entries.len())
+        .filter(|&i| {
+            matches!(entries[i].kind, Kind::Job(_)) && ledger.recovered(entries[i].key).is_none()
+        })
+        .collect();
+    if idx.is_empty() {
+        return Ok(());
+    }
+    let functions: Vec<&Function> = idx
+        .iter()
+        .map(|&i| match &entries[i].kind {
+            Kind::Job(c) => &*c.function,
+            _ => unreachable!("filtered to jobs"),
+        })
+        .collect();
+    let arch = s.arch;
+    let failures = batch_compile(&functions, &mut |fs: &[&Function]| nvrtc_compile(fs, arch))?;
+    for (i, failure) in idx.into_iter().zip(failures) {
+        let Some(log) = failure else { continue };
+        let dir = run.dir.join(COMPILE_LOGS);
+        let path = dir.join(format!("{}.log", hash_hex(entries[i].key)));
+        crate::store::safe::real_dir(&dir)?;
+        crate::store::files::write_atomic(&path, log.as_bytes())?;
+        let first = log.lines().next().unwrap_or("NVRTC failed").to_string();
+        entries[i].kind = Kind::Failed(format!(
+            "screened: {} ({first}; log in {COMPILE_LOGS}/{}.log)",
+            Reason::Compile,
+            hash_hex(entries[i].key)
+        ));
+    }
+    Ok(())
+}
+
+/// Run the jobs (those not already recovered from the log); returns the
+/// records of every job, or `None` when some were left undone.
+fn execute(
+    run: &Run,
+    ledger: &mut Ledger,
+    entries: &[Entry],
+    g: usize,
+    exec: &mut dyn Executor,
+    obs: &mut dyn Observer,
+    stop: &AtomicBool,
+) -> Result<Option<HashMap<u64, Record>>> {
+    let total = entries
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Job(_)))
+        .count();
+    obs.generation_started(g, run.settings.gens, total);
+    let mut done: HashMap<u64, Record> = HashMap::new();
+    let seeds = run.settings.training_seeds();
+    let mut jobs = Vec::new();
+    for e in entries {
+        let Kind::Job(candidate) = &e.kind else {
+            continue;
+        };
+        match ledger.recovered(e.key) {
+            Some(r) => {
+                obs.candidate_done(r);
+                done.insert(e.key, r.clone());
             }
+            None => jobs.push(Job {
+                candidate: candidate.clone(),
+                seeds: seeds.clone(),
+            }),
         }
+    }
+    let by_key: HashMap<u64, &Entry> = entries.iter().map(|e| (e.key, e)).collect();
+    if !jobs.is_empty() && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        exec.run(jobs, &mut |result: JobResult| {
+            let Some(e) = by_key.get(&result.key) else {
+                return Err(Error::Usage(format!(
+                    "the executor returned a result for {}, which was not asked for",
+                    hash_hex(result.key)
+                )));
+            };
+            let mut r = e.record(g, result);
+            r.seeds = seeds.clone();
+            ledger.log_evaluation(&r)?;
+            obs.candidate_done(&r);
+            done.insert(r.key, r);
+            Ok(())
+        })?;
+    }
+    Ok((done.len() == total).then_some(done))
+}
+
+/// Put one entry's record into the cache (in candidate order), log
+/// screened failures and merges, and count it.
+fn settle(
+    ledger: &mut Ledger,
+    e: &Entry,
+    g: usize,
+    done: &mut HashMap<u64, Record>,
+    counters: &mut Counters,
+    timing: &mut Timing,
+) -> Result<()> {
+    let record = match &e.kind {
+        Kind::Job(_) => done.remove(&e.key).expect("every job is done"),
+        Kind::Failed(why) => match ledger.recovered(e.key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = e.record(g, JobResult::failed(e.key, why.clone()));
+                ledger.log_evaluation(&r)?;
+                r
+            }
+        },
+        Kind::Merge { from, distance } => {
+            let source = ledger
+                .dedup()
+                .get(*from)
+                .expect("a merge's source is settled before it")
+                .clone();
+            let r = Record::merged(
+                e.key,
+                e.formula.clone(),
+                e.simplified.clone(),
+                e.nodes,
+                g,
+                &source,
+            );
+            return ledger.merge(r, &source, *distance);
+        }
+    };
+    match record.screened() {
+        Some(reason) => counters.screen(reason),
+        None => {
+            counters.evaluations += 1;
+            counters.failures += usize::from(record.fitness.is_none());
+            timing.eval_seconds += record.seconds;
+        }
+    }
+    ledger.settle(record);
+    Ok(())
+}
+
+/// Screen a new candidate: a job, or a failure with the reason.
+fn screened(candidate: Candidate) -> Kind {
+    match screen(&candidate.function) {
+        Some(v) => Kind::Failed(v.failure()),
+        None => Kind::Job(candidate),
     }
 }

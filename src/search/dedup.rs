@@ -18,9 +18,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::gp::{syntactic_hash, Fingerprint, FunctionIndex};
-use crate::ir::Library;
+use crate::ir::{Expr, Library};
 
-use super::record::Record;
+use super::run::record::Record;
 
 /// The fitness cache and the fingerprint index.
 #[derive(Default)]
@@ -31,12 +31,6 @@ pub struct Dedup {
     /// Representatives in insertion order: (key, formula fingerprinted).
     order: Vec<(u64, String)>,
     seen: HashSet<u64>,
-}
-
-/// The fingerprint of a formula's text (parsed with `lib`, not
-/// simplified, so the same text always gives the same outputs).
-pub fn fingerprint_of(formula: &str, lib: &Library) -> Option<Fingerprint> {
-    lib.parse(formula).ok().map(|e| Fingerprint::of(&e))
 }
 
 impl Dedup {
@@ -104,7 +98,15 @@ impl Dedup {
         if !self.fingerprint {
             return None;
         }
-        let fp = fingerprint_of(formula, lib)?;
+        self.match_expr(key, &lib.parse(formula).ok()?, formula)
+    }
+
+    /// [`Dedup::match_function`] of `formula` already parsed into `expr`.
+    pub fn match_expr(&mut self, key: u64, expr: &Expr, formula: &str) -> Option<(u64, f32)> {
+        if !self.fingerprint {
+            return None;
+        }
+        let fp = Fingerprint::of(expr);
         if let Some((&from, seen)) = self.functions.find(&fp) {
             return Some((from, fp.distance(seen)));
         }

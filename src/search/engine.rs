@@ -21,7 +21,6 @@
 //! at a time: a [`Search`] holds the directory's lock (`store::Lock`), and
 //! a new directory appears whole or not at all (`store::NewDir`).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,44 +29,37 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::gp::objectives::Objectives;
+use crate::gp::select::sel_best;
 use crate::gp::{var_and, var_or, PrimitiveSet, Tree, Variation};
 use crate::ir::Library;
-use crate::store::files::{read_json_lines, write_atomic, write_json, JsonLog};
+use crate::store::files::{write_atomic, write_json};
 use crate::store::safe::read_bounded;
 use crate::store::{Lock, NewDir};
 
+use super::assign::{self, Assigned};
 use super::config::{Algorithm, Settings, PRIMITIVES_COPY};
-use super::dedup::Dedup;
-use super::executor::Executor;
+use super::exec::executor::Executor;
 use super::json::bad;
-use super::logbook::{Counters, Row, Spread, Timing};
-use super::objectives::Objectives;
-use super::outputs::{self, Summary};
+use super::ledger::Ledger;
 use super::progress::Observer;
-use super::record::Record;
 use super::retrain::Retrain;
-use super::rundir::{self, CHECKPOINT, EVALUATIONS, MERGES};
+use super::run::dir::{self as rundir, CHECKPOINT, EVALUATIONS};
+use super::run::logbook::{Counters, Row, Spread, Timing};
+use super::run::outputs::{self, RunView, Summary};
+use super::run::state::{pareto_objectives, DedupMemory, Individual, State, Status};
 use super::scheme;
-use super::select::sel_best;
-use super::state::{pareto_objectives, DedupMemory, Individual, State, Status};
 
 /// A search bound to its run directory.
 pub struct Search {
-    pub(super) dir: PathBuf,
-    pub(super) settings: Settings,
-    pub(super) set: PrimitiveSet,
-    pub(super) variation: Variation,
-    pub(super) objectives: Objectives,
-    pub(super) state: State,
-    pub(super) dedup: Dedup,
-    /// Results logged past the checkpoint (by the generation that was
-    /// running when the search stopped), by key.
-    pub(super) recovered: HashMap<u64, Record>,
-    pub(super) evaluations: JsonLog,
-    pub(super) merges: JsonLog,
-    /// Lines in the logs now.
-    pub(super) lines: usize,
-    pub(super) merge_count: usize,
+    dir: PathBuf,
+    settings: Settings,
+    set: PrimitiveSet,
+    variation: Variation,
+    objectives: Objectives,
+    state: State,
+    /// The fitness cache and its logs.
+    ledger: Ledger,
     /// The last checkpoint written (rewritten as `interrupted` on Ctrl-C).
     last_checkpoint: Value,
     /// One process per run directory: held while this value lives.
@@ -140,11 +132,11 @@ impl Search {
         let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
         let mut search = Search::assemble(dir, settings, copy.as_deref(), lock)?;
         let status = search.load_checkpoint()?;
-        search.load_logs()?;
+        search.ledger.load(&search.state)?;
         if status == Status::Finished {
             let files = outputs::existing_files(dir);
             return Ok(Opened::Finished(Box::new(outputs::summary(
-                &search,
+                &search.view(),
                 files,
                 Vec::new(),
             ))));
@@ -165,16 +157,11 @@ impl Search {
         Ok(Search {
             dir: dir.to_path_buf(),
             variation: settings.variation()?,
-            dedup: Dedup::new(settings.fingerprint),
+            ledger: Ledger::open(dir, settings.fingerprint)?,
             set,
             objectives,
             state,
             settings,
-            recovered: HashMap::new(),
-            evaluations: JsonLog::open(&dir.join(EVALUATIONS))?,
-            merges: JsonLog::open(&dir.join(MERGES))?,
-            lines: 0,
-            merge_count: 0,
             last_checkpoint: Value::Null,
             _lock: lock,
         })
@@ -204,7 +191,36 @@ impl Search {
 
     /// Results found in the log past the checkpoint (reused, not rerun).
     pub fn recovered(&self) -> usize {
-        self.recovered.len()
+        self.ledger.recovered_count()
+    }
+
+    /// What the outputs read of the run.
+    fn view(&self) -> RunView<'_> {
+        RunView {
+            dir: &self.dir,
+            settings: &self.settings,
+            set: &self.set,
+            state: &self.state,
+            dedup: self.ledger.dedup(),
+        }
+    }
+
+    /// What a generation's assignment reads of the run.
+    fn assign(
+        &mut self,
+        trees: Vec<Tree>,
+        g: usize,
+        exec: &mut dyn Executor,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Option<Assigned>> {
+        let run = assign::Run {
+            dir: &self.dir,
+            settings: &self.settings,
+            set: &self.set,
+            objectives: &self.objectives,
+        };
+        assign::assign(&run, &mut self.ledger, trees, g, exec, obs, stop)
     }
 
     /// Read `checkpoint.json` (a missing one is a run that stopped before
@@ -241,102 +257,20 @@ impl Search {
             return Err(bad(&shown, "its generation is past the run's last".into()));
         }
         self.state = state;
-        self.dedup.restore_seen(memory.seen);
-        let lib = self.set.library_arc();
-        self.dedup.restore_functions(memory.functions, &lib);
+        let dedup = self.ledger.dedup_mut();
+        dedup.restore_seen(memory.seen);
+        dedup.restore_functions(memory.functions, self.set.library());
         self.last_checkpoint = v;
         Ok(status)
     }
 
-    /// Rebuild the cache from the logs: lines the checkpoint accounts for
-    /// are known; later evaluation lines are recovered results; later merge
-    /// lines are dropped (the replayed generation logs them again).
-    fn load_logs(&mut self) -> Result<()> {
-        let eval_path = self.dir.join(EVALUATIONS);
-        let shown = eval_path.display().to_string();
-        let lines = read_json_lines(&eval_path)?;
-        let known = self.state.evaluation_lines;
-        if lines.len() < known {
-            return Err(bad(
-                &shown,
-                format!(
-                    "has {} evaluations but the checkpoint accounts for {known}: the run directory was changed",
-                    lines.len()
-                ),
-            ));
-        }
-        for (i, v) in lines.iter().enumerate() {
-            let r = Record::from_json(v, &format!("{shown}:{}", i + 1))?;
-            if i < known {
-                self.dedup.insert(r);
-            } else {
-                self.recovered.insert(r.key, r);
-            }
-        }
-        self.lines = lines.len();
-        self.load_merges()?;
-        if let Some(i) = self
-            .state
-            .population
-            .iter()
-            .find(|i| !self.dedup.contains(i.key))
-        {
-            return Err(bad(
-                &self.dir.join(CHECKPOINT).display().to_string(),
-                format!(
-                    "its population holds {:016x}, which the logs do not record",
-                    i.key
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn load_merges(&mut self) -> Result<()> {
-        let path = self.dir.join(MERGES);
-        let shown = path.display().to_string();
-        let lines = read_json_lines(&path)?;
-        let known = self.state.merge_lines;
-        if lines.len() < known {
-            return Err(bad(
-                &shown,
-                format!(
-                    "has {} merges but the checkpoint accounts for {known}: the run directory was changed",
-                    lines.len()
-                ),
-            ));
-        }
-        for (i, v) in lines.iter().take(known).enumerate() {
-            let m = Record::parse_merge(v, &format!("{shown}:{}", i + 1))?;
-            let from = self.dedup.get(m.from).ok_or_else(|| {
-                bad(
-                    &format!("{shown}:{}", i + 1),
-                    format!("merges into {:016x}, which is not recorded", m.from),
-                )
-            })?;
-            let r = Record::merged(m.key, m.formula, m.simplified, m.nodes, m.generation, from);
-            self.dedup.insert(r);
-        }
-        if lines.len() > known {
-            let mut text = String::new();
-            for v in &lines[..known] {
-                text.push_str(&v.to_string());
-                text.push('\n');
-            }
-            write_atomic(&path, text.as_bytes())?;
-            self.merges = JsonLog::open(&path)?;
-        }
-        self.merge_count = known;
-        Ok(())
-    }
-
     /// Write the checkpoint (atomically) with `status`.
-    pub(super) fn checkpoint(&mut self, status: Status) -> Result<()> {
-        self.state.evaluation_lines = self.lines;
-        self.state.merge_lines = self.merge_count;
+    fn checkpoint(&mut self, status: Status) -> Result<()> {
+        (self.state.evaluation_lines, self.state.merge_lines) = self.ledger.lines();
+        let dedup = self.ledger.dedup();
         let memory = DedupMemory {
-            seen: self.dedup.seen(),
-            functions: self.dedup.functions().to_vec(),
+            seen: dedup.seen(),
+            functions: dedup.functions().to_vec(),
         };
         let v = self
             .state
@@ -367,11 +301,11 @@ impl Search {
         obs: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Outcome> {
-        if !self.recovered.is_empty() {
+        if self.recovered() > 0 {
             obs.note(&format!(
                 "resuming at generation {}: {} results logged after the last checkpoint are reused",
                 self.state.next_gen,
-                self.recovered.len()
+                self.recovered()
             ));
         }
         while self.state.next_gen <= self.settings.gens {
@@ -385,10 +319,10 @@ impl Search {
             obs.generation_done(&row);
             self.state.next_gen = g + 1;
             self.checkpoint(Status::Running)?;
-            outputs::write_progress(self)?;
-            outputs::write_page(self, obs);
+            outputs::write_progress(&self.view())?;
+            outputs::write_page(&self.view(), obs);
         }
-        let summary = outputs::finish(self, retrain, obs)?;
+        let summary = outputs::finish(&self.view(), retrain, obs)?;
         self.checkpoint(Status::Finished)?;
         obs.finish();
         Ok(Outcome::Finished(Box::new(summary)))
@@ -478,21 +412,12 @@ impl Search {
         self.state
             .hof
             .update(ind.key, ind.fitness.clone(), ind.tree.clone());
-        if let Some(r) = self.dedup.get(ind.key) {
+        if let Some(r) = self.ledger.dedup().get(ind.key) {
             if let Some(f) = r.fitness {
                 self.state
                     .pareto
                     .update(ind.key, vec![f, r.nodes as f64], ind.tree.clone());
             }
-        }
-    }
-
-    /// The fitness vector of a record under the run's objectives.
-    pub(super) fn fitness_of(&self, r: &Record) -> Vec<f64> {
-        match (r.fitness, self.settings.objective) {
-            (None, _) => self.objectives.worst(),
-            (Some(f), super::config::Objective::Score) => vec![f],
-            (Some(f), super::config::Objective::ScoreComplexity) => vec![f, r.nodes as f64],
         }
     }
 
@@ -510,7 +435,7 @@ impl Search {
             .map(|&b| pop[b].tree.to_formula(&self.set));
         let nodes = pop
             .iter()
-            .filter_map(|i| self.dedup.get(i.key).map(|r| r.nodes as f64));
+            .filter_map(|i| self.ledger.dedup().get(i.key).map(|r| r.nodes as f64));
         Row {
             gen: g,
             counters,

@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::ir::Library;
 
 use super::config::{EvaluatorKind, Settings};
-use super::executor::Evaluate;
-use super::retrain::{Entrant, Retrain, RetrainResult};
+use super::exec::executor::Evaluate;
+use super::retrain::{Entrant, Plan, Retrain, Retrained};
 use super::synthetic::Synthetic;
 use super::training::Training;
 
@@ -36,8 +36,8 @@ pub fn evaluators(
 ) -> Result<Evaluators> {
     match settings.evaluator {
         EvaluatorKind::Synthetic { sleep_ms } => Ok(Evaluators {
-            evaluate: Arc::new(Synthetic::new(library.clone(), sleep_ms)),
-            retrain: Box::new(Synthetic::new(library, 0)),
+            evaluate: Arc::new(Synthetic::new(sleep_ms)),
+            retrain: Box::new(Synthetic::new(0)),
         }),
         EvaluatorKind::Train => {
             let t = Arc::new(Training::new(&settings.train, library, bars, quiet)?);
@@ -53,12 +53,7 @@ pub fn evaluators(
 struct ArcRetrain(Arc<Training>);
 
 impl Retrain for ArcRetrain {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        dir: &Path,
-    ) -> Result<Vec<RetrainResult>> {
-        self.0.retrain(entrants, seeds, dir)
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, dir: &Path) -> Result<Retrained> {
+        self.0.retrain(entrants, plan, dir)
     }
 }

@@ -11,8 +11,8 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::logbook::Row;
-use super::record::Record;
+use super::run::logbook::Row;
+use super::run::record::Record;
 
 /// A line on standard error (a closed stderr is ignored).
 fn stderr_line(line: &str) {

@@ -1,8 +1,11 @@
-//! The final stage of a search: the hall of fame retrained on the full
-//! data next to GELU, over several seeds, with statistics (mean, 95%
-//! interval, the paired difference from GELU with its Holm p and verdict,
-//! Welch's p), as `actforge train` compares activations. A failed run
-//! scores the fitness floor.
+//! The final stage of a search, its held-out verdict: the hall of fame
+//! retrained next to GELU on the whole training split (not the thinned
+//! one), for the recipe's full length (or `--final-steps`), with seeds the
+//! search never trained with, scored on the test split that nothing else
+//! in the search reads; with statistics (mean, 95% interval, the paired
+//! difference from GELU with its Holm p and verdict, the minimum
+//! detectable effect, Welch's p), as `actforge train` compares
+//! activations. A failed run scores the fitness floor.
 //!
 //! [`Retrain`] is what the fitness side implements (the real one runs the
 //! `train` comparison; the synthetic evaluator has its own); this module
@@ -19,12 +22,16 @@ use crate::error::Result;
 use crate::experiment::{against_baseline, Difference, ALPHA, POWER};
 use crate::metrics::{summarize, welch_p, FITNESS_FLOOR};
 
+use super::candidate::Candidate;
+
 /// One activation of the final comparison.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entrant {
     /// `gelu`, `hof-1`, `hof-2`, …
     pub label: String,
-    pub formula: String,
+    /// The formula (for `gelu`, `gelu(ARG0)`: what a trainer without its
+    /// own GELU trains), built once; its text is the hall-of-fame tree's.
+    pub candidate: Candidate,
 }
 
 /// The per-seed results of one entrant.
@@ -39,16 +46,33 @@ pub struct RetrainResult {
     pub metrics: Map<String, Value>,
 }
 
-/// Retrains entrants on the full data, one run per seed. `dir` is a folder
-/// of the run directory (not yet created) that the trainer may create and
-/// fill with its own files (results, curves).
+/// What the final comparison is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// One run per seed and entrant; disjoint from the search's seeds.
+    pub seeds: Vec<u64>,
+    /// Training steps (`None`: the recipe's full length).
+    pub steps: Option<u64>,
+}
+
+/// What the final comparison did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retrained {
+    /// One per entrant, in order.
+    pub results: Vec<RetrainResult>,
+    /// The split scored: `test` (the synthetic evaluator's test split is
+    /// its finer retrain grid).
+    pub split: String,
+    /// Training steps per run (`None` where nothing trains).
+    pub steps: Option<u64>,
+}
+
+/// Retrains entrants on the whole training split and scores them on the
+/// test split, one run per seed of `plan`. `dir` is a folder of the run
+/// directory (not yet created) that the trainer may create and fill with
+/// its own files (results, curves).
 pub trait Retrain {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        dir: &Path,
-    ) -> Result<Vec<RetrainResult>>;
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, dir: &Path) -> Result<Retrained>;
 }
 
 /// One row of the final table.
@@ -120,7 +144,20 @@ fn num(v: f64) -> Value {
     }
 }
 
-/// The JSON of the comparison (`final.json`): `{"seeds", "summary":
+/// The largest minimum detectable effect over the rows, as % of the first
+/// row's (GELU's) mean fitness: every formula's comparison resolves at
+/// least this (`None` when no row has one).
+pub fn worst_mde_percent(rows: &[Row]) -> Option<f64> {
+    let base = rows.first()?.mean;
+    rows.iter()
+        .filter_map(|r| r.vs_baseline.map(|d| 100.0 * d.mde() / base))
+        .filter(|m| m.is_finite())
+        .reduce(f64::max)
+}
+
+/// The JSON of the comparison (`final.json`): `{"split", "seeds",
+/// "steps", "mde" (the largest `fitness_mde_percent` of the rows),
+/// "summary":
 /// [{"activation", "formula", "runs_ok", "runs_failed", "fitness":
 /// {"mean", "ci95"}, "welch_p", "vs_baseline"}], "runs": [{"activation",
 /// "seed", "status", "fitness"}]}`; each row after GELU also has
@@ -129,7 +166,8 @@ fn num(v: f64) -> Value {
 /// the paired contract `{"<metric>": {"mean_diff", "ci95", "p", "p_holm",
 /// "n", "better"}}`: fitness from the runs here, the other metrics from
 /// the trainer's own comparison where it made one (`train`'s summary).
-pub fn to_json(results: &[RetrainResult], seeds: &[u64]) -> Value {
+pub fn to_json(done: &Retrained, seeds: &[u64]) -> Value {
+    let results = &done.results[..];
     let rows = table(results);
     let base_mean = rows.first().map_or(f64::NAN, |r| r.mean);
     let summary: Vec<Value> = rows
@@ -179,7 +217,17 @@ pub fn to_json(results: &[RetrainResult], seeds: &[u64]) -> Value {
         .iter()
         .map(|r| (r.label.clone(), Value::Object(r.metrics.clone())))
         .collect();
-    json!({"seeds": seeds, "summary": summary, "runs": runs, "metrics": metrics})
+    json!({
+        "split": done.split,
+        "seeds": seeds,
+        "steps": done.steps,
+        "mde": worst_mde_percent(&rows).map_or(Value::Null, num),
+        "alpha": ALPHA,
+        "power": POWER,
+        "summary": summary,
+        "runs": runs,
+        "metrics": metrics,
+    })
 }
 
 #[cfg(test)]
@@ -211,13 +259,17 @@ mod tests {
         // b is 1 above GELU on every seed, give or take 0.05.
         let b = rows[2].vs_baseline.unwrap();
         assert!(b.p_holm.unwrap() < 0.05 && b.verdict.better() == Some(true));
-        let v = to_json(
-            &[
+        let done = Retrained {
+            results: vec![
                 r("gelu", vec![Some(1.0), Some(1.1), Some(0.9)]),
                 r("b", vec![Some(2.0), Some(2.15), Some(1.95)]),
             ],
-            &[1, 2, 3],
-        );
+            split: "test".into(),
+            steps: Some(40),
+        };
+        let v = to_json(&done, &[11, 12, 13]);
+        assert_eq!((&v["split"], &v["steps"]), (&json!("test"), &json!(40)));
+        assert_eq!(v["seeds"], json!([11, 12, 13]));
         let row = &v["summary"][1];
         assert_eq!(row["vs_baseline"]["fitness"]["better"], true);
         assert_eq!(row["vs_baseline"]["fitness"]["n"], 3);
@@ -225,5 +277,9 @@ mod tests {
         assert!(v["summary"][0]["vs_baseline"].is_null());
         let mde = row["resolution"]["fitness_mde"].as_f64().unwrap();
         assert!(mde > 0.0 && mde < 1.0, "{mde}");
+        // One formula: the run's MDE is its MDE, as % of GELU's mean (1.0).
+        let pct = row["resolution"]["fitness_mde_percent"].as_f64().unwrap();
+        assert!((v["mde"].as_f64().unwrap() - pct).abs() < 1e-9);
+        assert!((pct - 100.0 * mde).abs() < 1e-9);
     }
 }

@@ -20,10 +20,10 @@
 use crate::gp::{Draw, PrimitiveSet};
 
 use super::config::{Objective, SelectionKind, Settings};
-use super::nsga2::sel_nsga2;
-use super::objectives::Objectives;
-use super::select::{sel_best, DoubleTournament, Tournament};
-use super::state::Individual;
+use super::run::state::Individual;
+use crate::gp::nsga2::sel_nsga2;
+use crate::gp::objectives::Objectives;
+use crate::gp::select::{sel_best, DoubleTournament, Tournament};
 
 fn fits(pop: &[Individual]) -> Vec<&[f64]> {
     pop.iter().map(|i| i.fitness.as_slice()).collect()

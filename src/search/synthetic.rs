@@ -12,21 +12,20 @@
 //! sleep of `sleep_ms × (1 + key mod 3)` per job scrambles the completion
 //! order of parallel workers, as real training times do.
 //!
-//! The final retrain ([`Retrain`]) uses a finer grid (801 points) and the
-//! given seeds.
+//! The final retrain ([`Retrain`]) uses a finer grid (801 points), its
+//! "test split", and the given seeds; nothing trains, so it has no steps.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map};
 
+use crate::diff::Function;
 use crate::error::Result;
-use crate::gp::Canonical;
-use crate::ir::{Library, Tape};
+use crate::ir::Tape;
 
-use super::executor::{Evaluate, Job, JobResult};
-use super::retrain::{Entrant, Retrain, RetrainResult};
+use super::exec::executor::{Evaluate, Job, JobResult};
+use super::retrain::{Entrant, Plan, Retrain, RetrainResult, Retrained};
 
 /// Points of the grid in a search evaluation.
 pub const SEARCH_POINTS: usize = 161;
@@ -41,28 +40,23 @@ pub const NOISE: f64 = 0.001;
 
 /// The synthetic evaluator.
 pub struct Synthetic {
-    library: Arc<Library>,
     sleep_ms: u64,
 }
 
 impl Synthetic {
-    /// Formulas are read with `library` (the primitive set's).
-    pub fn new(library: Arc<Library>, sleep_ms: u64) -> Synthetic {
-        Synthetic { library, sleep_ms }
+    pub fn new(sleep_ms: u64) -> Synthetic {
+        Synthetic { sleep_ms }
     }
 
-    /// Per-seed fitnesses of `formula` on a grid of `points`, or why it
-    /// failed. Also returns the MSE and node count.
-    fn score(&self, formula: &str, key: u64, seeds: &[u64], points: usize) -> Scored {
-        let canonical = match Canonical::parse(formula, &self.library) {
-            Ok(c) => c,
-            Err(d) => return Scored::failed(format!("formula does not parse: {}", d.message)),
-        };
-        let mse = mse_to_gelu(&canonical, points);
+    /// Per-seed fitnesses of a candidate's function on a grid of `points`,
+    /// or why it failed. Also returns the MSE and node count. `key` draws
+    /// the per-seed noise.
+    fn score(f: &Function, key: u64, seeds: &[u64], points: usize) -> Scored {
+        let mse = mse_to_gelu(f, points);
         if !mse.is_finite() {
             return Scored::failed("non-finite output on [-4, 4]".into());
         }
-        let nodes = canonical.nodes();
+        let nodes = f.nodes_after;
         let base = 1.0 / (1.0 + MSE_WEIGHT * mse) - SIZE_PENALTY * nodes as f64;
         let runs = seeds
             .iter()
@@ -101,12 +95,12 @@ pub fn gelu(x: f64) -> f64 {
 }
 
 /// Mean squared difference from GELU on `points` points of [-4, 4].
-fn mse_to_gelu(c: &Canonical, points: usize) -> f64 {
+fn mse_to_gelu(f: &Function, points: usize) -> f64 {
     let xs: Vec<f32> = (0..points)
         .map(|i| (-4.0 + 8.0 * i as f64 / (points - 1) as f64) as f32)
         .collect();
     let mut ys = vec![0.0f32; points];
-    Tape::new(&c.expr.graph, &[c.expr.root]).map(&xs, &mut ys);
+    Tape::new(&f.graph, &[f.f]).map(&xs, &mut ys);
     let sum: f64 = xs
         .iter()
         .zip(&ys)
@@ -128,9 +122,10 @@ impl Evaluate for Synthetic {
     fn evaluate(&self, job: &Job) -> JobResult {
         let start = Instant::now();
         if self.sleep_ms > 0 {
-            std::thread::sleep(Duration::from_millis(self.sleep_ms * (1 + job.key % 3)));
+            std::thread::sleep(Duration::from_millis(self.sleep_ms * (1 + job.key() % 3)));
         }
-        let s = self.score(&job.formula, job.key, &job.seeds, SEARCH_POINTS);
+        let c = &job.candidate;
+        let s = Synthetic::score(&c.function, c.key, &job.seeds, SEARCH_POINTS);
         let mut metrics = Map::new();
         if s.failure.is_none() {
             metrics.insert("mse_to_gelu".into(), json!(s.mse));
@@ -140,7 +135,7 @@ impl Evaluate for Synthetic {
         let fitness =
             (!s.runs.is_empty()).then(|| s.runs.iter().sum::<f64>() / s.runs.len() as f64);
         JobResult {
-            key: job.key,
+            key: job.key(),
             fitness: if s.failure.is_some() { None } else { fitness },
             metrics,
             failure: s.failure,
@@ -151,17 +146,14 @@ impl Evaluate for Synthetic {
 }
 
 impl Retrain for Synthetic {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        _dir: &Path,
-    ) -> Result<Vec<RetrainResult>> {
-        Ok(entrants
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, _dir: &Path) -> Result<Retrained> {
+        let seeds = &plan.seeds[..];
+        let results = entrants
             .iter()
             .map(|e| {
-                let key = crate::gp::syntactic_hash(&e.formula);
-                let s = self.score(&e.formula, key, seeds, RETRAIN_POINTS);
+                let c = &e.candidate;
+                let key = crate::gp::syntactic_hash(&c.text);
+                let s = Synthetic::score(&c.function, key, seeds, RETRAIN_POINTS);
                 let mut metrics = Map::new();
                 metrics.insert("mse_to_gelu".into(), json!(s.mse));
                 if let Some(f) = &s.failure {
@@ -169,7 +161,7 @@ impl Retrain for Synthetic {
                 }
                 RetrainResult {
                     label: e.label.clone(),
-                    formula: e.formula.clone(),
+                    formula: e.candidate.text.clone(),
                     runs: if s.failure.is_some() {
                         vec![None; seeds.len()]
                     } else {
@@ -178,19 +170,24 @@ impl Retrain for Synthetic {
                     metrics,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Retrained {
+            results,
+            split: "test".into(),
+            steps: None,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::candidate::Candidate;
 
     fn eval(formula: &str) -> JobResult {
-        let s = Synthetic::new(Arc::new(Library::standard().clone()), 0);
+        let s = Synthetic::new(0);
         s.evaluate(&Job {
-            key: 7,
-            formula: formula.into(),
+            candidate: Candidate::parse(7, formula, crate::ir::Library::standard()).unwrap(),
             seeds: vec![0, 1],
         })
     }

@@ -18,17 +18,19 @@ use candle_core::Device;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
-use crate::diff::Function;
 use crate::error::{Error, Result};
-use crate::experiment::{parse_device, run_experiment, versions, Experiment, Progress, GELU_LABEL};
-use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
+use crate::experiment::{parse_device, run_built_on, versions, Experiment, Progress, GELU_LABEL};
+use crate::fitness::{
+    run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task,
+};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
 use crate::store::files::write_json;
 
+use super::candidate::Candidate;
 use super::config::TrainSettings;
-use super::executor::{Evaluate, Job, JobResult};
-use super::retrain::{Entrant, Retrain, RetrainResult};
+use super::exec::executor::{Evaluate, Job, JobResult};
+use super::retrain::{Entrant, Plan, Retrain, RetrainResult, Retrained};
 
 /// Training steps per candidate on the CPU unless `--steps` says
 /// otherwise: enough for the loss to separate activations on the built-in
@@ -86,14 +88,32 @@ pub fn share_cpu_between(workers: usize, device: &str) {
     }
 }
 
+/// The recipe of the final verdict: `search`'s recipe on the whole
+/// training split (no thinning), for `steps` or else the task recipe's
+/// full length on this device.
+pub fn final_recipe(search: &Recipe, steps: Option<u64>, gpu: bool) -> Recipe {
+    let mut r = search.clone();
+    r.thin = None;
+    r.length = match steps {
+        Some(s) => Length::Steps(s),
+        None => Recipe::for_task(search.task, gpu).length,
+    };
+    r
+}
+
 /// Trains candidates (and, at the end, the hall of fame against GELU).
+///
+/// The candidates' data ([`Training::prepared`]) is prepared with the
+/// test split withheld ([`Holdout::ValidWithoutTest`]): nothing a search
+/// selects with can read a test pair. The final verdict prepares its own
+/// data ([`final_recipe`], scored on [`Holdout::Test`]) when it starts.
 pub struct Training {
-    /// The search's recipe, data prepared (thinned).
+    /// The search's recipe, data prepared (thinned), no test split.
     prep: Arc<Prepared>,
     device: Device,
     device_name: String,
-    /// The full-data preparation for the final comparison, made on first
-    /// use.
+    /// The final verdict's preparation (whole training split, test split
+    /// scored), made when the final comparison starts.
     full: OnceLock<Result<Arc<Prepared>>>,
     /// The primitive set's library (formulas may use its definitions).
     library: Arc<Library>,
@@ -126,7 +146,7 @@ impl Training {
         quiet: bool,
     ) -> Result<Training> {
         let parsed = parse_device(device)?;
-        let prep = Prepared::new(recipe)?;
+        let prep = Prepared::scored_on(recipe, Holdout::ValidWithoutTest)?;
         Ok(Training {
             prep: Arc::new(prep),
             device: parsed,
@@ -138,18 +158,18 @@ impl Training {
         })
     }
 
-    /// The prepared data candidates train on.
+    /// The prepared data candidates train on (validation scored, the test
+    /// split withheld).
     pub fn prepared(&self) -> &Prepared {
         &self.prep
     }
 
-    /// The fused activation of `formula`.
-    fn activation(&self, formula: &str) -> Result<Activation> {
-        let expr = self.library.parse(formula)?;
-        Ok(Activation::Fused(FusedActivation::from_function(
-            formula,
-            Function::new(&expr),
-        )))
+    /// The fused activation of a candidate (its function, as built).
+    fn activation(c: &Candidate) -> Activation {
+        Activation::Fused(FusedActivation::from_function(
+            &c.text,
+            (*c.function).clone(),
+        ))
     }
 
     /// The activation spec of a final-comparison entrant: GELU is the
@@ -157,15 +177,43 @@ impl Training {
     /// with); the others are fused, spelled with the standard prelude
     /// (a formula using the primitive set's own definitions is written out
     /// over intrinsics).
+    ///
+    /// The spec is what the folder's `config.json` records (so that
+    /// `actforge train --resume` can open it); what trains is the
+    /// entrant's candidate, as built ([`Training::entrant_activation`]).
     fn spec(&self, e: &Entrant) -> Result<String> {
+        let text = &e.candidate.text;
         if e.label == "gelu" {
             return Ok("gelu".into());
         }
-        if crate::ir::parse(&e.formula).is_ok() {
-            return Ok(format!("fused:{}", e.formula));
+        if crate::ir::parse(text).is_ok() {
+            return Ok(format!("fused:{text}"));
         }
-        let expr = self.library.parse(&e.formula)?;
+        let expr = self.library.parse(text)?;
         Ok(format!("fused:{}", to_prefix(&expr.graph, expr.root)))
+    }
+
+    /// What an entrant trains as: the framework's GELU for `gelu`, else its
+    /// candidate's fused activation.
+    fn entrant_activation(e: &Entrant) -> Activation {
+        if e.label == "gelu" {
+            Activation::Gelu
+        } else {
+            Training::activation(&e.candidate)
+        }
+    }
+
+    /// Runs of the final verdict at once: one per core on the CPU when each
+    /// run's math is on one thread (`RAYON_NUM_THREADS=1`, as
+    /// [`share_cpu_between`] sets for several workers), else one. Results
+    /// do not depend on it.
+    fn final_workers(&self) -> usize {
+        let single = std::env::var("RAYON_NUM_THREADS").is_ok_and(|v| v.trim() == "1");
+        if matches!(self.device, Device::Cpu) && single {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        }
     }
 
     /// A training-steps bar for `job`, under the search's bars (removed
@@ -181,7 +229,7 @@ impl Training {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        let name: String = job.formula.chars().take(24).collect();
+        let name: String = job.formula().chars().take(24).collect();
         b.set_prefix(name);
         Some(StepsBar(b))
     }
@@ -197,20 +245,18 @@ impl Training {
         }
     }
 
-    /// The same recipe on all the training data (no thinning).
-    fn full_data(&self) -> Result<Arc<Prepared>> {
+    /// The final verdict's data: the whole training split, scored on the
+    /// test split, for `steps` (see [`final_recipe`]). Made once.
+    pub fn final_data(&self, steps: Option<u64>) -> Result<Arc<Prepared>> {
         let made = self.full.get_or_init(|| {
-            if self.prep.recipe.thin.is_none() {
-                return Ok(self.prep.clone());
-            }
-            let mut r = self.prep.recipe.clone();
-            r.thin = None;
-            Prepared::new(&r).map(Arc::new)
+            let gpu = !matches!(self.device, Device::Cpu);
+            let r = final_recipe(&self.prep.recipe, steps, gpu);
+            Prepared::scored_on(&r, Holdout::Test).map(Arc::new)
         });
         match made {
             Ok(p) => Ok(p.clone()),
             Err(e) => Err(Error::Usage(format!(
-                "preparing the full data for the final retrain: {e}"
+                "preparing the whole training split and the test split for the final verdict: {e}"
             ))),
         }
     }
@@ -278,14 +324,11 @@ impl Evaluate for Training {
     fn evaluate(&self, job: &Job) -> JobResult {
         let start = Instant::now();
         let failed = |reason: String| {
-            let mut r = JobResult::failed(job.key, reason);
+            let mut r = JobResult::failed(job.key(), reason);
             r.seconds = start.elapsed().as_secs_f64();
             r
         };
-        let act = match self.activation(&job.formula) {
-            Ok(a) => a,
-            Err(e) => return failed(format!("the formula does not build: {e}")),
-        };
+        let act = Training::activation(&job.candidate);
         let bar = self.steps_bar(job);
         let on_step = |i: &StepInfo| {
             if let Some(b) = &bar {
@@ -325,7 +368,7 @@ impl Evaluate for Training {
         let seconds = start.elapsed().as_secs_f64();
         match fitness {
             Some(fs) if !fs.is_empty() => JobResult {
-                key: job.key,
+                key: job.key(),
                 fitness: Some(fs.iter().sum::<f64>() / fs.len() as f64),
                 metrics,
                 failure: None,
@@ -336,7 +379,7 @@ impl Evaluate for Training {
             _ => JobResult {
                 metrics,
                 seconds,
-                ..JobResult::failed(job.key, "the run gave no evaluation")
+                ..JobResult::failed(job.key(), "the run gave no evaluation")
             },
         }
     }
@@ -364,13 +407,9 @@ impl Progress for RetrainLines<'_> {
 }
 
 impl Retrain for Training {
-    fn retrain(
-        &self,
-        entrants: &[Entrant],
-        seeds: &[u64],
-        dir: &Path,
-    ) -> Result<Vec<RetrainResult>> {
-        let prep = self.full_data()?;
+    fn retrain(&self, entrants: &[Entrant], plan: &Plan, dir: &Path) -> Result<Retrained> {
+        let seeds = &plan.seeds[..];
+        let prep = self.final_data(plan.steps)?;
         crate::store::safe::real_dir(dir)?;
         // `actforge train --resume` could open this folder too: one
         // process at a time.
@@ -394,8 +433,17 @@ impl Retrain for Training {
         config["versions"] = versions();
         write_json(&dir.join("config.json"), &config)?;
         let progress = RetrainLines(self);
-        let results = run_experiment(&exp, &prep, dir, &progress, None)?;
-        Ok(entrants
+        let acts: Vec<Activation> = entrants.iter().map(Training::entrant_activation).collect();
+        let results = run_built_on(
+            &exp,
+            &acts,
+            &prep,
+            dir,
+            &progress,
+            None,
+            self.final_workers(),
+        )?;
+        let results = entrants
             .iter()
             .enumerate()
             .map(|(a, e)| {
@@ -421,12 +469,17 @@ impl Retrain for Training {
                     formula: if e.label == "gelu" {
                         GELU_LABEL.into()
                     } else {
-                        e.formula.clone()
+                        e.candidate.text.clone()
                     },
                     runs,
                     metrics,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Retrained {
+            results,
+            split: prep.holdout.split_name().into(),
+            steps: Some(crate::fitness::run::total_steps(&prep)),
+        })
     }
 }

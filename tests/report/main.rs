@@ -20,9 +20,9 @@ use std::sync::{Arc, OnceLock};
 
 use actforge::search::config::EvaluatorKind;
 use actforge::search::evaluator::evaluators;
-use actforge::search::logbook::Row;
 use actforge::search::progress::Observer;
-use actforge::search::record::Record;
+use actforge::search::run::logbook::Row;
+use actforge::search::run::record::Record;
 use actforge::search::{InProcess, Outcome, Search, Settings};
 
 fn bin() -> Command {

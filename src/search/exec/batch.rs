@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use crate::simplify::hash_hex;
 
 use super::executor::{Job, JobResult};
-use super::json::{num, parse_hash};
+use crate::search::json::{num, parse_hash};
 
 /// One parsed batch line (before the run resolves it to a [`Job`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,8 +114,8 @@ fn seed_list(v: &Value) -> Result<Vec<u64>, String> {
 /// The batch line of `job` for a run whose recipe hash is `recipe`.
 pub fn job_line(job: &Job, recipe: u64) -> Value {
     json!({
-        "hash": hash_hex(job.key),
-        "formula": job.formula,
+        "hash": hash_hex(job.key()),
+        "formula": job.formula(),
         "seeds": job.seeds,
         "recipe": hash_hex(recipe),
     })
@@ -125,7 +125,7 @@ pub fn job_line(job: &Job, recipe: u64) -> Value {
 pub fn result_line(job: &Job, r: &JobResult, recipe: u64) -> Value {
     json!({
         "hash": hash_hex(r.key),
-        "formula": job.formula,
+        "formula": job.formula(),
         "seeds": job.seeds,
         "recipe": hash_hex(recipe),
         "fitness": r.fitness.map_or(Value::Null, num),
@@ -207,8 +207,12 @@ mod tests {
 
     fn job() -> Job {
         Job {
-            key: 0x0123_4567_89ab_cdef,
-            formula: "safe_mul(ARG0, sin(ARG0))".into(),
+            candidate: crate::search::candidate::Candidate::parse(
+                0x0123_4567_89ab_cdef,
+                "safe_mul(ARG0, sin(ARG0))",
+                crate::ir::Library::standard(),
+            )
+            .unwrap(),
             seeds: vec![3, 4],
         }
     }
@@ -218,7 +222,7 @@ mod tests {
         let text = job_line(&job(), 7).to_string();
         let b = parse_batch_line(&text, 5).unwrap();
         assert_eq!(b.line, 5);
-        assert_eq!(b.hash, Some(job().key));
+        assert_eq!(b.hash, Some(job().key()));
         assert_eq!(b.formula.as_deref(), Some("safe_mul(ARG0, sin(ARG0))"));
         assert_eq!(b.seeds, Some(vec![3, 4]));
         assert_eq!(b.recipe, Some(7));
@@ -229,7 +233,7 @@ mod tests {
         let mut metrics = Map::new();
         metrics.insert("ppl".into(), json!(0.1 + 0.2));
         let r = JobResult {
-            key: job().key,
+            key: job().key(),
             fitness: Some(1.0 / 3.0),
             metrics,
             failure: None,
@@ -241,7 +245,7 @@ mod tests {
         let text = line.to_string();
         assert_eq!(parse_output_line(&text).unwrap(), OutputLine::Result(r));
         // A search's evaluation line is not a result line.
-        let record = json!({"hash": hash_hex(job().key), "formula": "x", "simplified": "x",
+        let record = json!({"hash": hash_hex(job().key()), "formula": "x", "simplified": "x",
             "nodes": 1, "fitness": 0.5, "failure": null, "screened": null, "metrics": {},
             "generation": 0, "seconds": 0.1, "worker": 0});
         assert!(!is_output_line(&record));

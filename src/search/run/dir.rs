@@ -14,8 +14,8 @@ use crate::store::checksum_hex;
 use crate::store::files::write_json;
 use crate::store::safe::read_bounded;
 
-use super::config::{Settings, PRIMITIVES_COPY};
-use super::json::{bad, read, Fields};
+use crate::search::config::{Settings, PRIMITIVES_COPY};
+use crate::search::json::{bad, read, Fields};
 
 pub const CONFIG: &str = "config.json";
 pub const CHECKPOINT: &str = "checkpoint.json";

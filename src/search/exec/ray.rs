@@ -21,7 +21,7 @@
 //! engine records as an interruption.
 //!
 //! Imports from the crate only `error`, and its
-//! siblings `executor`, `batch` and `exec_process`.
+//! siblings `executor`, `batch` and `process`.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -40,11 +40,11 @@ use crate::store::files::write_atomic;
 use crate::store::safe::{open_append, real_dir};
 
 use super::batch::{job_line, parse_output_line, OutputLine};
-use super::exec_process::WORKER_LOGS;
 use super::executor::{Executor, Job, JobResult};
+use super::process::WORKER_LOGS;
 
 /// The driver script, as shipped in `scripts/`.
-pub const DRIVER: &str = include_str!("../../scripts/ray_driver.py");
+pub const DRIVER: &str = include_str!("../../../scripts/ray_driver.py");
 /// The `ray` release the driver is pinned to.
 pub const RAY_VERSION: &str = "2.60.0";
 /// Where the driver is written in the run directory.
@@ -263,7 +263,7 @@ impl Executor for RayExecutor {
             return Ok(());
         }
         self.start()?;
-        let mut waiting: HashSet<u64> = jobs.iter().map(|j| j.key).collect();
+        let mut waiting: HashSet<u64> = jobs.iter().map(|j| j.key()).collect();
         let mut text = String::new();
         for job in &jobs {
             text.push_str(&job_line(job, self.setup.recipe).to_string());

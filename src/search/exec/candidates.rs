@@ -18,7 +18,7 @@
 //!   other file, which stay untouched), in a folder that can be written,
 //!   and one process writes it at a time;
 //! * [`serve`]: lines in, lines out, one result as each finishes (the
-//!   worker processes of [`super::exec_process`]); the first line out is
+//!   worker processes of [`super::process`]); the first line out is
 //!   `{"ready": true, "recipe", "device", "pid"}` once the data is ready.
 //!
 //! A bad line (malformed or not UTF-8, an unknown key, a formula that does
@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::gp::Canonical;
 use crate::ir::Library;
+use crate::search::candidate::Candidate;
 use crate::simplify::hash_hex;
 use crate::store::files::{read_json_lines, write_atomic};
 use crate::store::safe::read_bounded;
@@ -45,12 +46,12 @@ use super::batch::{
     error_line, is_output_line, parse_batch_line, parse_output_line, result_line, BatchLine,
     OutputLine,
 };
-use super::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
 use super::executor::{evaluate_guarded, Evaluate, Job, JobResult};
-use super::record::Record;
-use super::rundir::{read_config, EVALUATIONS};
-use super::synthetic::Synthetic;
-use super::training::{recipe, Training};
+use crate::search::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
+use crate::search::run::dir::{read_config, EVALUATIONS};
+use crate::search::run::record::Record;
+use crate::search::synthetic::Synthetic;
+use crate::search::training::{recipe, Training};
 
 /// A run directory opened for evaluating candidates.
 pub struct Candidates {
@@ -92,9 +93,7 @@ impl Candidates {
                 None,
                 quiet,
             )?)),
-            EvaluatorKind::Synthetic { sleep_ms } => {
-                Some(Arc::new(Synthetic::new(library.clone(), sleep_ms)))
-            }
+            EvaluatorKind::Synthetic { sleep_ms } => Some(Arc::new(Synthetic::new(sleep_ms))),
         };
         Ok(Candidates {
             dir: dir.to_path_buf(),
@@ -141,9 +140,13 @@ impl Candidates {
             (None, Some(h)) => self.recorded_formula(h)?,
             (None, None) => return Err("the line has neither a `formula` nor a `hash`".into()),
         };
-        let canonical = Canonical::parse(&formula, &self.library)
-            .map_err(|d| format!("the formula does not parse: {}", d.message))?
-            .hash;
+        // The process boundary: the line's text is parsed here, once, into
+        // the candidate the evaluator takes.
+        let expr = self
+            .library
+            .parse(&formula)
+            .map_err(|d| format!("the formula does not parse: {}", d.message))?;
+        let canonical = Canonical::of(&expr).hash;
         // A hash is the cache key of its formula's result: a line whose
         // hash and formula disagree would file one formula's fitness under
         // another's key.
@@ -158,8 +161,7 @@ impl Candidates {
             _ => canonical,
         };
         Ok(Job {
-            key,
-            formula,
+            candidate: Candidate::new(key, formula, &expr),
             seeds: b
                 .seeds
                 .clone()
@@ -198,7 +200,7 @@ impl Candidates {
     pub fn evaluate(&self, job: &Job, worker: usize) -> JobResult {
         match &self.evaluator {
             Some(e) => evaluate_guarded(&**e, job, worker),
-            None => JobResult::failed(job.key, "this process evaluates through worker processes"),
+            None => JobResult::failed(job.key(), "this process evaluates through worker processes"),
         }
     }
 }
@@ -273,7 +275,9 @@ pub struct FileSummary {
 type ResultKey = (u64, Vec<u64>, String);
 
 fn key_of(v: &Value) -> Option<ResultKey> {
-    let hash = v["hash"].as_str().and_then(super::json::parse_hash)?;
+    let hash = v["hash"]
+        .as_str()
+        .and_then(crate::search::json::parse_hash)?;
     let seeds = v["seeds"]
         .as_array()?
         .iter()
@@ -433,12 +437,12 @@ pub fn eval_file(
                 continue;
             }
         };
-        let id = (job.key, job.seeds.clone(), recipe.clone());
+        let id = (job.key(), job.seeds.clone(), recipe.clone());
         if have.contains(&id) {
             summary.reused += 1;
             continue;
         }
-        note(&format!("evaluating {} (line {line})", hash_hex(job.key)));
+        note(&format!("evaluating {} (line {line})", hash_hex(job.key())));
         let r = evaluate(&job);
         note(&describe(&r));
         summary.evaluated += 1;
@@ -507,7 +511,7 @@ pub fn serve(
         let hash = parsed.as_ref().ok().and_then(|b| b.hash);
         match parsed.and_then(|b| c.resolve(&b)) {
             Ok(job) => {
-                note(&format!("evaluating {} (line {line})", hash_hex(job.key)));
+                note(&format!("evaluating {} (line {line})", hash_hex(job.key())));
                 let r = c.evaluate(&job, worker);
                 note(&describe(&r));
                 send(output, &result_line(&job, &r, c.recipe_hash()))?;

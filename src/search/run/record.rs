@@ -6,7 +6,9 @@
 //! `evaluations.jsonl` line: `{"hash", "formula", "simplified", "nodes",
 //! "fitness" (null on failure), "failure" (null or the reason),
 //! "screened" (null or constant|nonfinite|exploding|vanishing|compile),
-//! "metrics", "generation", "seconds", "worker"}`.
+//! "metrics", "generation", "seconds", "worker", "seeds" (the training
+//! seeds the fitness is the mean over; empty for a screened formula;
+//! absent in lines written before lines recorded them)}`.
 //!
 //! `merges.jsonl` line: `{"generation", "hash", "formula", "simplified",
 //! "nodes", "took_fitness_of" (the hash of the formula whose fitness it
@@ -18,8 +20,8 @@ use serde_json::{json, Map, Value};
 use crate::error::Result;
 use crate::simplify::hash_hex;
 
-use super::json::{num, Fields};
-use super::screen::Reason;
+use crate::search::json::{num, Fields};
+use crate::search::screen::Reason;
 
 /// The search's knowledge of one canonical key.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +41,8 @@ pub struct Record {
     pub worker: usize,
     /// For a functional merge: the key whose fitness this one took.
     pub merged_from: Option<u64>,
+    /// The training seeds of the fitness (empty: never trained).
+    pub seeds: Vec<u64>,
 }
 
 impl Record {
@@ -61,6 +65,7 @@ impl Record {
             "generation": self.generation,
             "seconds": num(self.seconds),
             "worker": self.worker,
+            "seeds": self.seeds,
         })
     }
 
@@ -70,7 +75,7 @@ impl Record {
         let fitness = f.opt("fitness").and_then(Value::as_f64);
         let failure = f.opt("failure").and_then(Value::as_str).map(String::from);
         if fitness.is_none() && failure.is_none() {
-            return Err(super::json::bad(
+            return Err(crate::search::json::bad(
                 file,
                 "an evaluation has neither a fitness nor a failure".into(),
             ));
@@ -94,6 +99,18 @@ impl Record {
             seconds: f.opt("seconds").and_then(Value::as_f64).unwrap_or(0.0),
             worker: f.opt("worker").and_then(Value::as_u64).unwrap_or(0) as usize,
             merged_from: None,
+            seeds: match f.opt("seeds") {
+                None => Vec::new(),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| a.iter().map(Value::as_u64).collect())
+                    .ok_or_else(|| {
+                        crate::search::json::bad(
+                            file,
+                            "`seeds` is not a list of non-negative integers".into(),
+                        )
+                    })?,
+            },
         })
     }
 
@@ -136,6 +153,7 @@ impl Record {
             seconds: 0.0,
             worker: 0,
             merged_from: Some(from.key),
+            seeds: from.seeds.clone(),
         }
     }
 
@@ -188,6 +206,7 @@ mod tests {
             seconds: 1.5,
             worker: 1,
             merged_from: None,
+            seeds: vec![3, 4],
         };
         assert_eq!(Record::from_json(&r.to_json(), "e").unwrap(), r);
         let failed = Record {

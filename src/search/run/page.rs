@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::rundir::{
+use super::dir::{
     BEST_KERNEL, CONFIG, CONFIG_FORMAT, EVALUATIONS, FINAL, FINAL_DIR, HALL_OF_FAME, LOGBOOK_JSONL,
     PARETO,
 };

@@ -4,7 +4,8 @@
 //!   [`super::logbook`]), `hall_of_fame.json` (best first: `rank`,
 //!   `formula` (the tree's text), `simplified` (infix), `canonical` (the
 //!   formula evaluated), `hash`, `fitness`, `objectives`, `nodes`, `size`,
-//!   `height`, `generation`, `metrics`) and `pareto.json` (every
+//!   `height`, `generation`, `metrics`, `seeds` (the training seeds of its
+//!   fitness)) and `pareto.json` (every
 //!   non-dominated (fitness, nodes) pair seen, same fields, best fitness
 //!   first);
 //! * at the end: `fitness.png` (best, mean and range over generations),
@@ -23,23 +24,37 @@ use serde_json::{json, Value};
 use crate::diff::Function;
 use crate::error::Result;
 use crate::export::{export, ExportSpec};
-use crate::gp::Tree;
+use crate::gp::{PrimitiveSet, Tree};
 use crate::ir::Library;
 use crate::report::chart::{line_chart, scatter, Axes, Dot, Series};
 use crate::simplify::hash_hex;
 use crate::store::files::{write_atomic, write_csv, write_json};
 use crate::store::safe::{real_dir, write_dir_with, write_with};
 
-use super::archive::Entry;
-use super::engine::Search;
-use super::json::num;
-use super::logbook::{Counters, CSV_HEADER};
-use super::progress::Observer;
-use super::retrain::{self, Entrant, Retrain};
-use super::rundir::{
+use super::dir::{
     BEST_KERNEL, CHECKPOINT, CONFIG, EVALUATIONS, FINAL, FINAL_DIR, FITNESS_PNG, HALL_OF_FAME,
     HOF_PLOTS, LOGBOOK_CSV, LOGBOOK_JSONL, MERGES, PARETO, PARETO_PNG, REPORT,
 };
+use super::logbook::{Counters, CSV_HEADER};
+use super::state::State;
+use crate::gp::archive::Entry;
+use crate::search::candidate::Candidate;
+use crate::search::config::Settings;
+use crate::search::dedup::Dedup;
+use crate::search::json::num;
+use crate::search::progress::Observer;
+use crate::search::retrain::{self, Entrant, Plan, Retrain};
+
+/// What the outputs read of a run: its directory, settings, primitive
+/// set, state and fitness cache (the engine lends them; nothing here
+/// changes them).
+pub struct RunView<'a> {
+    pub dir: &'a Path,
+    pub settings: &'a Settings,
+    pub set: &'a PrimitiveSet,
+    pub state: &'a State,
+    pub dedup: &'a Dedup,
+}
 
 /// The best formula of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +82,21 @@ pub struct Summary {
     /// (what, where), for the table.
     pub files: Vec<(String, PathBuf)>,
     pub retrain: Vec<retrain::Row>,
+    /// Where the final verdict was measured (`None` without one).
+    pub held_out: Option<HeldOut>,
     pub warnings: Vec<String>,
+}
+
+/// The conditions of the final verdict, for the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldOut {
+    /// `test`.
+    pub split: String,
+    pub seeds: Vec<u64>,
+    pub steps: Option<u64>,
+    /// The largest minimum detectable effect of the formulas, % of GELU's
+    /// fitness.
+    pub mde_percent: Option<f64>,
 }
 
 impl Summary {
@@ -75,7 +104,8 @@ impl Summary {
     /// {"formula", "simplified", "hash", "fitness", "nodes"} | null,
     /// "hall_of_fame", "pareto", "seconds", "files": {what: path},
     /// "retrain": [{"activation", "formula", "runs_ok", "mean", "ci95",
-    /// "welch_p"}], "warnings"}`.
+    /// "welch_p", "verdict", "p_holm"}], "final": {"split", "seeds",
+    /// "steps", "mde_percent"} | null, "warnings"}`.
     pub fn to_json(&self) -> Value {
         let files: serde_json::Map<String, Value> = self
             .files
@@ -105,18 +135,26 @@ impl Summary {
                 "mean": num(r.mean),
                 "ci95": [num(r.ci95.0), num(r.ci95.1)],
                 "welch_p": r.welch_p.map_or(Value::Null, num),
+                "verdict": r.vs_baseline.map(|d| d.verdict.word()),
+                "p_holm": r.vs_baseline.and_then(|d| d.p_holm).map_or(Value::Null, num),
             })).collect::<Vec<_>>(),
+            "final": self.held_out.as_ref().map(|h| json!({
+                "split": h.split,
+                "seeds": h.seeds,
+                "steps": h.steps,
+                "mde_percent": h.mde_percent.map_or(Value::Null, num),
+            })),
             "warnings": self.warnings,
         })
     }
 }
 
 /// One archived formula as JSON (hall of fame and Pareto front).
-fn member_json(s: &Search, rank: usize, e: &Entry<Tree>) -> Value {
+fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
     let r = s.dedup.get(e.key);
     json!({
         "rank": rank,
-        "formula": e.item.to_formula(&s.set),
+        "formula": e.item.to_formula(s.set),
         "simplified": r.and_then(|r| r.simplified.clone()),
         "canonical": r.map(|r| r.formula.clone()),
         "hash": hash_hex(e.key),
@@ -124,15 +162,16 @@ fn member_json(s: &Search, rank: usize, e: &Entry<Tree>) -> Value {
         "objectives": e.fitness.iter().map(|&f| num(f)).collect::<Vec<_>>(),
         "nodes": r.map(|r| r.nodes),
         "size": e.item.len(),
-        "height": e.item.height(&s.set),
+        "height": e.item.height(s.set),
         "generation": r.map(|r| r.generation),
         "merged_from": r.and_then(|r| r.merged_from).map(hash_hex),
         "metrics": r.map(|r| Value::Object(r.metrics.clone())),
+        "seeds": r.map(|r| r.seeds.clone()),
     })
 }
 
 /// The hall of fame as written to `hall_of_fame.json`.
-pub fn hall_of_fame_json(s: &Search) -> Value {
+pub fn hall_of_fame_json(s: &RunView) -> Value {
     Value::Array(
         s.state
             .hof
@@ -144,7 +183,7 @@ pub fn hall_of_fame_json(s: &Search) -> Value {
     )
 }
 
-fn pareto_json(s: &Search) -> Value {
+fn pareto_json(s: &RunView) -> Value {
     Value::Array(
         s.state
             .pareto
@@ -157,7 +196,7 @@ fn pareto_json(s: &Search) -> Value {
 }
 
 /// The files rewritten after every generation.
-pub fn write_progress(s: &Search) -> Result<()> {
+pub fn write_progress(s: &RunView) -> Result<()> {
     let mut text = String::new();
     for row in &s.state.logbook {
         text.push_str(&row.to_json().to_string());
@@ -173,7 +212,7 @@ pub fn write_progress(s: &Search) -> Result<()> {
 /// The final stages: plots, the exported kernel, the retrain against
 /// GELU. A failed plot or export is a warning: the search's results
 /// stand.
-pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Result<Summary> {
+pub fn finish(s: &RunView, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Result<Summary> {
     write_progress(s)?;
     let mut warnings = Vec::new();
     let mut warn = |what: &str, r: Result<()>, warnings: &mut Vec<String>| {
@@ -193,16 +232,18 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
             &mut warnings,
         );
     }
-    let rows = if s.settings.retrain_top > 0 && !s.state.hof.is_empty() {
-        final_retrain(s, retrain)?
+    let (rows, held_out) = if s.settings.retrain_top > 0 && !s.state.hof.is_empty() {
+        let (rows, held) = final_retrain(s, retrain)?;
+        (rows, Some(held))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     if let Some(w) = write_page(s, obs) {
         warnings.push(w);
     }
-    let files = existing_files(&s.dir);
+    let files = existing_files(s.dir);
     let mut summary = summary(s, files, rows);
+    summary.held_out = held_out;
     summary.warnings = warnings;
     Ok(summary)
 }
@@ -210,8 +251,8 @@ pub fn finish(s: &mut Search, retrain: &dyn Retrain, obs: &mut dyn Observer) -> 
 /// The report page (`report.html`, and `final/report.html` once the
 /// final retrain wrote its folder), rebuilt from the run directory's
 /// files. A failure is a warning (returned and noted): the results stand.
-pub fn write_page(s: &Search, obs: &mut dyn Observer) -> Option<String> {
-    let e = super::page::write(&s.dir).err()?;
+pub fn write_page(s: &RunView, obs: &mut dyn Observer) -> Option<String> {
+    let e = super::page::write(s.dir).err()?;
     let w = format!("report page: {e}");
     obs.note(&format!("warning: {w}"));
     Some(w)
@@ -241,11 +282,11 @@ pub fn existing_files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// The summary of a run's current state.
-pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::Row>) -> Summary {
+pub fn summary(s: &RunView, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::Row>) -> Summary {
     let best = s.state.hof.entries().first().map(|e| {
         let r = s.dedup.get(e.key);
         Best {
-            formula: e.item.to_formula(&s.set),
+            formula: e.item.to_formula(s.set),
             simplified: r.and_then(|r| r.simplified.clone()),
             hash: e.key,
             fitness: r.and_then(|r| r.fitness).unwrap_or(f64::NAN),
@@ -253,7 +294,7 @@ pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::
         }
     });
     Summary {
-        dir: s.dir.clone(),
+        dir: s.dir.to_path_buf(),
         generations: s.state.next_gen,
         totals: s.state.totals.clone(),
         distinct: s.dedup.len(),
@@ -263,11 +304,12 @@ pub fn summary(s: &Search, files: Vec<(String, PathBuf)>, retrain: Vec<retrain::
         seconds: s.state.elapsed,
         files,
         retrain,
+        held_out: None,
         warnings: Vec::new(),
     }
 }
 
-fn fitness_plot(s: &Search) -> Result<()> {
+fn fitness_plot(s: &RunView) -> Result<()> {
     let log = &s.state.logbook;
     let g = |r: &super::logbook::Row| r.gen as f64;
     let best = Series {
@@ -295,7 +337,7 @@ fn fitness_plot(s: &Search) -> Result<()> {
     })
 }
 
-fn pareto_plot(s: &Search) -> Result<()> {
+fn pareto_plot(s: &RunView) -> Result<()> {
     let front: std::collections::HashSet<u64> =
         s.state.pareto.entries().iter().map(|e| e.key).collect();
     let dots: Vec<Dot> = s
@@ -341,18 +383,18 @@ fn activation_series(label: &str, f: &Function) -> Vec<Series> {
     ]
 }
 
-fn function_of(s: &Search, tree: &Tree) -> Result<Function> {
+fn function_of(s: &RunView, tree: &Tree) -> Result<Function> {
     Ok(Function::new(
-        &s.set.library().parse(&tree.to_formula(&s.set))?,
+        &s.set.library().parse(&tree.to_formula(s.set))?,
     ))
 }
 
-fn hof_plots(s: &Search) -> Result<()> {
+fn hof_plots(s: &RunView) -> Result<()> {
     let dir = s.dir.join(HOF_PLOTS);
     real_dir(&dir)?;
     for (i, e) in s.state.hof.entries().iter().enumerate() {
         let f = function_of(s, &e.item)?;
-        let title = e.item.to_formula(&s.set);
+        let title = e.item.to_formula(s.set);
         let axes = Axes {
             title: shorten(&title, 90),
             x: "x".into(),
@@ -376,11 +418,11 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{head}…")
 }
 
-fn export_best(s: &Search, warnings: &mut Vec<String>) -> Result<()> {
+fn export_best(s: &RunView, warnings: &mut Vec<String>) -> Result<()> {
     let Some(best) = s.state.hof.entries().first() else {
         return Ok(());
     };
-    let formula = best.item.to_formula(&s.set);
+    let formula = best.item.to_formula(s.set);
     let f = function_of(s, &best.item)?;
     // Exported into a fresh folder, then put in place of the old one (a
     // link planted at `best_kernel` is replaced, never written through).
@@ -436,29 +478,111 @@ fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
     )
 }
 
-/// The hall of fame's best retrained against GELU on the full data.
-fn final_retrain(s: &Search, retrain: &dyn Retrain) -> Result<Vec<retrain::Row>> {
+/// Every training seed the search's evaluations record (a line's `seeds`,
+/// or for lines written before lines recorded them, its training runs'
+/// `seed`s), with the settings' own training seeds.
+fn search_seeds(settings: &Settings, dir: &Path) -> Result<std::collections::BTreeSet<u64>> {
+    let mut seeds: std::collections::BTreeSet<u64> =
+        settings.training_seeds().into_iter().collect();
+    let lines = crate::store::files::read_json_lines(&dir.join(EVALUATIONS))?;
+    for v in &lines {
+        let listed = v["seeds"].as_array().into_iter().flatten();
+        let runs = v["metrics"]["runs"].as_array().into_iter().flatten();
+        seeds.extend(
+            listed
+                .chain(runs.map(|r| &r["seed"]))
+                .filter_map(Value::as_u64),
+        );
+    }
+    Ok(seeds)
+}
+
+/// The final verdict's seeds, checked to be disjoint from every seed the
+/// search trained with.
+fn verdict_seeds(settings: &Settings, dir: &Path) -> Result<Vec<u64>> {
+    let seeds = settings.retrain_seed_list();
+    let used = search_seeds(settings, dir)?;
+    let shared: Vec<u64> = seeds.iter().filter(|x| used.contains(x)).copied().collect();
+    if !shared.is_empty() {
+        return Err(crate::error::Error::Input {
+            path: dir.join(EVALUATIONS).display().to_string(),
+            line: None,
+            message: format!(
+                "the final verdict's seeds {shared:?} were used in the search: a held-out verdict needs fresh seeds (the run directory was changed, or its settings were)"
+            ),
+        });
+    }
+    Ok(seeds)
+}
+
+/// The held-out verdict: the hall of fame's best against GELU, trained on
+/// the whole training split with fresh seeds, scored on the test split.
+fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<(Vec<retrain::Row>, HeldOut)> {
+    let lib = s.set.library();
     let mut entrants = vec![Entrant {
         label: "gelu".into(),
-        formula: "gelu(ARG0)".into(),
+        candidate: Candidate::parse(0, "gelu(ARG0)", lib)?,
     }];
-    entrants.extend(
-        s.state
-            .hof
-            .entries()
-            .iter()
-            .take(s.settings.retrain_top)
-            .enumerate()
-            .map(|(i, e)| Entrant {
-                label: format!("hof-{}", i + 1),
-                formula: e.item.to_formula(&s.set),
-            }),
-    );
-    let seeds = s.settings.retrain_seed_list();
+    for (i, e) in s
+        .state
+        .hof
+        .entries()
+        .iter()
+        .take(s.settings.retrain_top)
+        .enumerate()
+    {
+        entrants.push(Entrant {
+            label: format!("hof-{}", i + 1),
+            candidate: Candidate::parse(e.key, &e.item.to_formula(s.set), lib)?,
+        });
+    }
+    let plan = Plan {
+        seeds: verdict_seeds(s.settings, s.dir)?,
+        steps: s.settings.seeding.final_steps.map(|n| n as u64),
+    };
     let dir: &Path = &s.dir.join(FINAL_DIR);
-    // The training evaluator runs the `train` comparison here on all the
-    // data, writing its results.json and curves into `dir`.
-    let results = retrain.retrain(&entrants, &seeds, dir)?;
-    write_json(&s.dir.join(FINAL), &retrain::to_json(&results, &seeds))?;
-    Ok(retrain::table(&results))
+    // The training evaluator runs the `train` comparison here on the whole
+    // training split, scored on the test split, writing its results.json
+    // and curves into `dir`.
+    let done = retrain.retrain(&entrants, &plan, dir)?;
+    write_json(&s.dir.join(FINAL), &retrain::to_json(&done, &plan.seeds))?;
+    let rows = retrain::table(&done.results);
+    let held = HeldOut {
+        split: done.split.clone(),
+        seeds: plan.seeds.clone(),
+        steps: done.steps,
+        mde_percent: retrain::worst_mde_percent(&rows),
+    };
+    Ok((rows, held))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict's seeds are checked against every seed the log records:
+    /// a line that trained with one of them (a changed run directory) is
+    /// refused, naming the file.
+    #[test]
+    fn verdict_seeds_must_be_fresh() {
+        let dir =
+            std::env::temp_dir().join(format!("actforge-verdict-seeds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = Settings {
+            retrain_seeds: 3,
+            ..Settings::default()
+        };
+        let log = dir.join(EVALUATIONS);
+        std::fs::write(&log, "{\"seeds\": [0]}\n").unwrap();
+        assert_eq!(verdict_seeds(&settings, &dir).unwrap(), vec![1, 2, 3]);
+        std::fs::write(
+            &log,
+            "{\"seeds\": [0]}\n{\"metrics\": {\"runs\": [{\"seed\": 2}]}}\n",
+        )
+        .unwrap();
+        let e = verdict_seeds(&settings, &dir).unwrap_err().to_string();
+        assert!(e.contains("evaluations.jsonl") && e.contains("[2]"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

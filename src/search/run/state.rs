@@ -23,10 +23,10 @@ use crate::error::Result;
 use crate::gp::{PrimitiveSet, Prng, Tree};
 use crate::simplify::hash_hex;
 
-use super::archive::{HallOfFame, ParetoFront};
-use super::json::{bad, num, parse_hash, Fields};
 use super::logbook::{Counters, Row};
-use super::objectives::Objectives;
+use crate::gp::archive::{HallOfFame, ParetoFront};
+use crate::gp::objectives::Objectives;
+use crate::search::json::{bad, num, parse_hash, Fields};
 
 pub const CHECKPOINT_FORMAT: &str = "actforge-search-checkpoint";
 pub const CHECKPOINT_VERSION: u64 = 1;
@@ -270,6 +270,6 @@ impl State {
 
 /// Fitness maximised, node count minimised.
 pub fn pareto_objectives() -> Objectives {
-    use super::objectives::Sense;
+    use crate::gp::objectives::Sense;
     Objectives::new(vec![Sense::Maximize, Sense::Minimize])
 }

@@ -15,11 +15,11 @@
 //! undone.
 //!
 //! [`InProcess::per_worker`] gives each thread its own evaluator (one per
-//! GPU). Worker processes ([`super::exec_process`]) and Ray
-//! ([`super::exec_ray`]) implement [`Executor`] too; [`super::launch`]
+//! GPU). Worker processes ([`super::process`]) and Ray
+//! ([`super::ray`]) implement [`Executor`] too; [`super::launch`]
 //! chooses one.
 //!
-//! Imports nothing from the crate but `error`.
+//! Imports nothing from the crate but `error` and the [`Candidate`].
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,19 +30,28 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::error::Result;
+use crate::search::candidate::Candidate;
 
-/// One candidate to evaluate: all of its training seeds.
+/// One candidate to evaluate at some seeds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
-    /// The canonical hash of the simplified formula (the cache key).
-    pub key: u64,
-    /// The formula to train: the canonical prefix form of the simplified
-    /// formula (or, when that is too large to print, the tree's own text,
-    /// which simplifies to the same canonical form).
-    pub formula: String,
+    /// The candidate, built once (see [`Candidate`]).
+    pub candidate: Candidate,
     /// Training seeds (common random numbers: the same for every
     /// candidate of a run); the fitness is the mean over them.
     pub seeds: Vec<u64>,
+}
+
+impl Job {
+    /// The candidate's canonical key (the cache key).
+    pub fn key(&self) -> u64 {
+        self.candidate.key
+    }
+
+    /// The candidate's text (what crosses a process boundary).
+    pub fn formula(&self) -> &str {
+        &self.candidate.text
+    }
 }
 
 /// What an evaluation gave.
@@ -220,14 +229,14 @@ pub fn evaluate_guarded(evaluator: &dyn Evaluate, job: &Job, worker: usize) -> J
     for _attempt in 0..2 {
         match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate(job))) {
             Ok(mut r) => {
-                r.key = job.key;
+                r.key = job.key();
                 r.worker = worker;
                 return r.normalized();
             }
             Err(payload) => last = panic_message(payload.as_ref()),
         }
     }
-    let mut r = JobResult::failed(job.key, format!("worker died twice: {last}"));
+    let mut r = JobResult::failed(job.key(), format!("worker died twice: {last}"));
     r.seconds = start.elapsed().as_secs_f64();
     r.worker = worker;
     r
@@ -255,15 +264,15 @@ mod tests {
     impl Evaluate for Square {
         fn evaluate(&self, job: &Job) -> JobResult {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            if job.formula == "panic-once" && n.is_multiple_of(2) {
+            if job.formula() == PANIC_ONCE && n.is_multiple_of(2) {
                 panic!("boom");
             }
-            if job.formula == "panic" {
+            if job.formula() == PANIC {
                 panic!("always");
             }
             JobResult {
-                fitness: Some((job.key * job.key) as f64),
-                ..JobResult::failed(job.key, "")
+                fitness: Some((job.key() * job.key()) as f64),
+                ..JobResult::failed(job.key(), "")
             }
             .with_no_failure()
         }
@@ -276,10 +285,13 @@ mod tests {
         }
     }
 
+    /// Formulas that make [`Square`] panic once, and always.
+    const PANIC_ONCE: &str = "sin(x)";
+    const PANIC: &str = "cos(x)";
+
     fn job(key: u64, formula: &str) -> Job {
         Job {
-            key,
-            formula: formula.into(),
+            candidate: Candidate::parse(key, formula, crate::ir::Library::standard()).unwrap(),
             seeds: vec![0],
         }
     }
@@ -308,10 +320,10 @@ mod tests {
         let eval = Square {
             calls: AtomicUsize::new(0),
         };
-        let r = evaluate_guarded(&eval, &job(3, "panic-once"), 2);
+        let r = evaluate_guarded(&eval, &job(3, PANIC_ONCE), 2);
         assert_eq!(r.fitness, Some(9.0));
         assert_eq!(r.worker, 2);
-        let r = evaluate_guarded(&eval, &job(4, "panic"), 0);
+        let r = evaluate_guarded(&eval, &job(4, PANIC), 0);
         assert_eq!(r.fitness, None);
         assert!(r.failure.unwrap().contains("always"));
     }

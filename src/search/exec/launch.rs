@@ -26,13 +26,13 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::experiment::parse_device;
 
-use super::config::{EvaluatorKind, Settings};
-use super::engine::Search;
-use super::exec_process::{ProcessWorkers, WorkerSetup};
-use super::exec_ray::{RayExecutor, RayOptions, RaySetup};
 use super::executor::{Evaluate, Executor, InProcess};
-use super::synthetic::Synthetic;
-use super::training::{recipe, Training};
+use super::process::{ProcessWorkers, WorkerSetup};
+use super::ray::{RayExecutor, RayOptions, RaySetup};
+use crate::search::config::{EvaluatorKind, Settings};
+use crate::search::engine::Search;
+use crate::search::synthetic::Synthetic;
+use crate::search::training::{recipe, Training};
 
 /// Where candidates are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,9 +188,7 @@ impl Launch {
                 None,
                 self.quiet,
             )?),
-            EvaluatorKind::Synthetic { sleep_ms } => {
-                Arc::new(Synthetic::new(search.library(), sleep_ms))
-            }
+            EvaluatorKind::Synthetic { sleep_ms } => Arc::new(Synthetic::new(sleep_ms)),
         })
     }
 }

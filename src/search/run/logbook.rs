@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 
 use crate::error::Result;
 
-use super::json::{num, Fields};
-use super::screen::Reason;
+use crate::search::json::{num, Fields};
+use crate::search::screen::Reason;
 
 /// Per-generation (and whole-run) counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,7 +19,7 @@
 //! scores it as a failure whose reason says it timed out.
 //!
 //! Imports from the crate only `error` and `simplify::hash_hex`, and its
-//! siblings `executor`, `batch` and `rundir`.
+//! siblings `executor` and `batch`, and `run::dir`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -371,13 +371,13 @@ fn attempt(
         }
     };
     match parse_output_line(&line) {
-        Ok(OutputLine::Result(mut r)) if r.key == job.key => {
+        Ok(OutputLine::Result(mut r)) if r.key == job.key() => {
             r.worker = i;
             Ok(r.normalized())
         }
         Ok(OutputLine::Error { error, .. }) => {
             let mut r = JobResult::failed(
-                job.key,
+                job.key(),
                 format!("the worker refused the candidate: {error}"),
             );
             r.worker = i;
@@ -385,7 +385,7 @@ fn attempt(
         }
         Ok(OutputLine::Result(r)) => Err(died(
             slot,
-            &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key)),
+            &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key())),
         )),
         Err(e) => Err(died(slot, &format!("wrote an unreadable line ({e})"))),
     }
@@ -404,7 +404,7 @@ fn run_job(setup: &WorkerSetup, slot: &mut Option<Worker>, i: usize, job: &Job) 
                     i,
                     &format!(
                         "== worker {i}: lost candidate {} (try {}): {}",
-                        hash_hex(job.key),
+                        hash_hex(job.key()),
                         attempt_no + 1,
                         lost.why()
                     ),
@@ -423,7 +423,7 @@ fn run_job(setup: &WorkerSetup, slot: &mut Option<Worker>, i: usize, job: &Job) 
         _ => "worker died twice",
     };
     let last = losses.last().map_or("", Lost::why);
-    let mut r = JobResult::failed(job.key, format!("{what}: {last}"));
+    let mut r = JobResult::failed(job.key(), format!("{what}: {last}"));
     r.worker = i;
     r
 }
