@@ -130,7 +130,7 @@ fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
     let r = s.dedup.get(e.key);
     json!({
         "rank": rank,
-        "formula": e.item.to_formula(&s.set),
+        "formula": e.item.to_formula(s.set),
         "simplified": r.and_then(|r| r.simplified.clone()),
         "canonical": r.map(|r| r.formula.clone()),
         "hash": hash_hex(e.key),
@@ -138,7 +138,7 @@ fn member_json(s: &RunView, rank: usize, e: &Entry<Tree>) -> Value {
         "objectives": e.fitness.iter().map(|&f| num(f)).collect::<Vec<_>>(),
         "nodes": r.map(|r| r.nodes),
         "size": e.item.len(),
-        "height": e.item.height(&s.set),
+        "height": e.item.height(s.set),
         "generation": r.map(|r| r.generation),
         "merged_from": r.and_then(|r| r.merged_from).map(hash_hex),
         "metrics": r.map(|r| Value::Object(r.metrics.clone())),
@@ -215,7 +215,7 @@ pub fn finish(s: &RunView, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Res
     if let Some(w) = write_page(s, obs) {
         warnings.push(w);
     }
-    let files = existing_files(&s.dir);
+    let files = existing_files(s.dir);
     let mut summary = summary(s, files, rows);
     summary.warnings = warnings;
     Ok(summary)
@@ -225,7 +225,7 @@ pub fn finish(s: &RunView, retrain: &dyn Retrain, obs: &mut dyn Observer) -> Res
 /// final retrain wrote its folder), rebuilt from the run directory's
 /// files. A failure is a warning (returned and noted): the results stand.
 pub fn write_page(s: &RunView, obs: &mut dyn Observer) -> Option<String> {
-    let e = super::page::write(&s.dir).err()?;
+    let e = super::page::write(s.dir).err()?;
     let w = format!("report page: {e}");
     obs.note(&format!("warning: {w}"));
     Some(w)
@@ -259,7 +259,7 @@ pub fn summary(s: &RunView, files: Vec<(String, PathBuf)>, retrain: Vec<retrain:
     let best = s.state.hof.entries().first().map(|e| {
         let r = s.dedup.get(e.key);
         Best {
-            formula: e.item.to_formula(&s.set),
+            formula: e.item.to_formula(s.set),
             simplified: r.and_then(|r| r.simplified.clone()),
             hash: e.key,
             fitness: r.and_then(|r| r.fitness).unwrap_or(f64::NAN),
@@ -357,7 +357,7 @@ fn activation_series(label: &str, f: &Function) -> Vec<Series> {
 
 fn function_of(s: &RunView, tree: &Tree) -> Result<Function> {
     Ok(Function::new(
-        &s.set.library().parse(&tree.to_formula(&s.set))?,
+        &s.set.library().parse(&tree.to_formula(s.set))?,
     ))
 }
 
@@ -366,7 +366,7 @@ fn hof_plots(s: &RunView) -> Result<()> {
     real_dir(&dir)?;
     for (i, e) in s.state.hof.entries().iter().enumerate() {
         let f = function_of(s, &e.item)?;
-        let title = e.item.to_formula(&s.set);
+        let title = e.item.to_formula(s.set);
         let axes = Axes {
             title: shorten(&title, 90),
             x: "x".into(),
@@ -394,7 +394,7 @@ fn export_best(s: &RunView, warnings: &mut Vec<String>) -> Result<()> {
     let Some(best) = s.state.hof.entries().first() else {
         return Ok(());
     };
-    let formula = best.item.to_formula(&s.set);
+    let formula = best.item.to_formula(s.set);
     let f = function_of(s, &best.item)?;
     // Exported into a fresh folder, then put in place of the old one (a
     // link planted at `best_kernel` is replaced, never written through).
