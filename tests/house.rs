@@ -81,6 +81,25 @@ fn no_import_circles() {
     );
 }
 
+/// The terminal is the cli's trade: the library reports through observer
+/// callbacks and draws no bar itself.
+#[test]
+fn indicatif_is_only_in_cli() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    collect(&src, &mut files);
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(src.join("cli")))
+        .filter(|f| code_of(&std::fs::read_to_string(f).unwrap()).contains("indicatif"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "indicatif outside src/cli/: {outside:?}"
+    );
+}
+
 /// The oracle for the parser below, on a few shapes of `use`.
 #[test]
 fn use_paths_are_read_with_their_groups() {

@@ -7,11 +7,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use actforge::fitness::{run, Prepared, RunOptions};
 use actforge::op::Activation;
-use actforge::search::config::Settings;
-use actforge::search::training::recipe;
+use actforge::search::candidate::Candidate;
+use actforge::search::config::{Settings, TrainSettings};
+use actforge::search::progress::{JobObserver, TrainingObserver};
+use actforge::search::training::{recipe, Training};
+use actforge::search::{Evaluate, Job};
 use candle_core::Device;
 use serde_json::Value;
 
@@ -259,4 +263,84 @@ fn bad_training_settings_fail_before_the_run_directory_exists() {
         assert!(err.contains(needle), "{flags:?}: {err}");
         assert!(!dir.exists(), "{flags:?}");
     }
+}
+
+/// Writes down what the training evaluator reports.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl Recorder {
+    fn push(&self, event: String) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl TrainingObserver for Recorder {
+    fn job_started(&self, formula: &str, steps: u64) -> Box<dyn JobObserver> {
+        self.push(format!("job {formula} {steps}"));
+        Box::new(JobRecorder(self.clone()))
+    }
+    fn line(&self, text: &str) {
+        self.push(format!("line {text}"));
+    }
+}
+
+/// One job's handle: it says "end" when the job lets it go.
+struct JobRecorder(Recorder);
+
+impl JobObserver for JobRecorder {
+    fn seed_started(&self, seed: u64) {
+        self.0.push(format!("seed {seed}"));
+    }
+    fn step(&self, step: u64) {
+        self.0.push(format!("step {step}"));
+    }
+}
+
+impl Drop for JobRecorder {
+    fn drop(&mut self) {
+        self.0.push("end".into());
+    }
+}
+
+#[test]
+fn the_training_evaluator_reports_each_jobs_steps_to_its_observer() {
+    let t = TrainSettings {
+        task: "qa".into(),
+        steps: Some(3),
+        thin: 0.2,
+        device: "cpu".into(),
+        preset: Some("gpt-micro".into()),
+        batch_size: Some(8),
+        weights: None,
+    };
+    let library = Settings::default()
+        .primitive_set(None)
+        .unwrap()
+        .library_arc();
+    let seen = Recorder::default();
+    let observer: Arc<dyn TrainingObserver> = Arc::new(seen.clone());
+    let training = Training::new(&t, library.clone(), Some(observer)).unwrap();
+    let job = Job {
+        candidate: Candidate::parse(7, "gelu(ARG0)", &library).unwrap(),
+        seeds: vec![1, 2],
+    };
+    let r = training.evaluate(&job);
+    assert!(r.fitness.is_some(), "{r:?}");
+    let events = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            "job gelu(ARG0) 3",
+            "seed 1",
+            "step 1",
+            "step 2",
+            "step 3",
+            "seed 2",
+            "step 1",
+            "step 2",
+            "step 3",
+            "end"
+        ]
+    );
 }

@@ -136,7 +136,7 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
         }
     };
     if is_dash(&a.batch) {
-        let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet, true)?;
+        let c = Candidates::open(&a.run, a.device.as_deref(), true)?;
         let stdin = std::io::stdin();
         serve(&c, &mut stdin.lock(), out, a.worker, &mut progress)?;
         return Ok(0);
@@ -145,7 +145,7 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
     // prepared or anything trains: the batch, --out, the run.
     let batch = read_batch(&a.batch)?;
     let mut results = OutFile::open(&a.out, &a.batch)?;
-    let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet, timeout.is_none())?;
+    let c = Candidates::open(&a.run, a.device.as_deref(), timeout.is_none())?;
     let shown = a.batch.display().to_string();
     let s = match timeout {
         None => {

@@ -58,7 +58,7 @@ pub fn eval_timeout(seconds: Option<f64>) -> Result<Option<Duration>> {
 impl ScaleArgs {
     /// The launch these flags describe for a run on `device` with
     /// `workers` CPU workers.
-    pub fn launch(&self, device: &str, workers: usize, quiet: bool) -> Result<Launch> {
+    pub fn launch(&self, device: &str, workers: usize) -> Result<Launch> {
         let (kind, devices) = self.check()?;
         let program =
             std::env::current_exe().map_err(|e| Error::io("the actforge executable", e))?;
@@ -76,7 +76,6 @@ impl ScaleArgs {
                 cpus_per_task: self.ray_cpus,
                 local_cpus: self.ray_local_cpus,
             },
-            quiet,
             eval_timeout: eval_timeout(self.eval_timeout)?,
         })
     }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::{ArgGroup, Args};
 
 use super::io::note;
+use super::progress::SearchBars;
 use crate::error::{Error, Result};
 use crate::runtime::Arch;
 use crate::search::config::{
@@ -17,7 +18,6 @@ use crate::search::config::{
     TASKS,
 };
 use crate::search::evaluator::evaluators;
-use crate::search::progress::Bars;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
@@ -411,7 +411,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     }
     // Every flag is checked before a run directory is made or opened.
     args.scale.check()?;
-    let mut bars = Bars::new(args.quiet);
+    let mut bars = SearchBars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
             Opened::Finished(summary) => {
@@ -424,12 +424,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 return Ok(0);
             }
             Opened::Ready(s) => {
-                let ev = evaluators(
-                    s.settings(),
-                    s.library(),
-                    Some(bars.multi().clone()),
-                    args.quiet,
-                )?;
+                let ev = evaluators(s.settings(), s.library(), Some(bars.training()))?;
                 (*s, ev)
             }
         },
@@ -440,8 +435,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             let ev = evaluators(
                 &settings,
                 settings.primitive_set(None)?.library_arc(),
-                Some(bars.multi().clone()),
-                args.quiet,
+                Some(bars.training()),
             )?;
             let command: Vec<String> = std::env::args().collect();
             let search = match &args.out {
@@ -456,7 +450,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     share_cpu_between(workers, &device);
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let launch = args.scale.launch(&device, workers, args.quiet)?;
+    let launch = args.scale.launch(&device, workers)?;
     let mut exec = launch.executor(&search, ev.evaluate, stop.clone())?;
     match search.run(&mut *exec, &*ev.retrain, &mut bars, &stop)? {
         Outcome::Finished(summary) => {

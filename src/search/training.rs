@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use candle_core::Device;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
@@ -28,6 +27,7 @@ use crate::store::files::write_json;
 use super::candidate::Candidate;
 use super::config::TrainSettings;
 use super::exec::executor::{Evaluate, Job, JobResult};
+use super::progress::TrainingObserver;
 use super::retrain::{Entrant, Retrain, RetrainResult};
 
 /// Training steps per candidate on the CPU unless `--steps` says
@@ -97,23 +97,22 @@ pub struct Training {
     full: OnceLock<Result<Arc<Prepared>>>,
     /// The primitive set's library (formulas may use its definitions).
     library: Arc<Library>,
-    /// Where the training-steps bars go (a terminal), if anywhere.
-    bars: Option<MultiProgress>,
-    quiet: bool,
+    /// Who hears of each job's steps and the final retrain's runs (the
+    /// cli's bars), if anyone.
+    observer: Option<Arc<dyn TrainingObserver>>,
 }
 
 impl Training {
     /// Prepare the data of `t` (fails here, before any search starts, on a
     /// missing corpus, a bad preset or an unavailable device).
-    /// Formulas are read with `library`. `bars`: the search's progress
-    /// bars, to which each running evaluation adds its training-steps bar.
+    /// Formulas are read with `library`; `observer` hears of each
+    /// evaluation's steps and the final retrain's runs.
     pub fn new(
         t: &TrainSettings,
         library: Arc<Library>,
-        bars: Option<MultiProgress>,
-        quiet: bool,
+        observer: Option<Arc<dyn TrainingObserver>>,
     ) -> Result<Training> {
-        Training::from_recipe(&recipe(t)?, &t.device, library, bars, quiet)
+        Training::from_recipe(&recipe(t)?, &t.device, library, observer)
     }
 
     /// Train `recipe` on `device` (`cpu`, `cuda` or `cuda:N`): a worker
@@ -122,8 +121,7 @@ impl Training {
         recipe: &Recipe,
         device: &str,
         library: Arc<Library>,
-        bars: Option<MultiProgress>,
-        quiet: bool,
+        observer: Option<Arc<dyn TrainingObserver>>,
     ) -> Result<Training> {
         let parsed = parse_device(device)?;
         let prep = Prepared::new(recipe)?;
@@ -133,8 +131,7 @@ impl Training {
             device_name: device.to_string(),
             full: OnceLock::new(),
             library,
-            bars: bars.filter(|m| !m.is_hidden()),
-            quiet,
+            observer,
         })
     }
 
@@ -182,32 +179,10 @@ impl Training {
         }
     }
 
-    /// A training-steps bar for `job`, under the search's bars (removed
-    /// when dropped).
-    fn steps_bar(&self, job: &Job) -> Option<StepsBar> {
-        let multi = self.bars.as_ref()?;
-        let total = crate::fitness::run::total_steps(&self.prep);
-        let b = multi.add(ProgressBar::new(total));
-        b.set_style(
-            ProgressStyle::with_template(
-                "  {prefix:<24} {msg:>8} [{bar:20}] {pos}/{len} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        let name: String = job.formula().chars().take(24).collect();
-        b.set_prefix(name);
-        Some(StepsBar(b))
-    }
-
-    /// A line for the user: above the bars on a terminal, else on stderr.
+    /// A line for the user, if anyone listens.
     fn say(&self, line: &str) {
-        match &self.bars {
-            Some(m) => {
-                let _ = m.println(line);
-            }
-            None if !self.quiet => eprintln!("{line}"),
-            None => {}
+        if let Some(o) = &self.observer {
+            o.line(line);
         }
     }
 
@@ -227,23 +202,6 @@ impl Training {
                 "preparing the full data for the final retrain: {e}"
             ))),
         }
-    }
-}
-
-/// A progress bar that clears itself when the evaluation ends, however it
-/// ends.
-struct StepsBar(ProgressBar);
-
-impl std::ops::Deref for StepsBar {
-    type Target = ProgressBar;
-    fn deref(&self) -> &ProgressBar {
-        &self.0
-    }
-}
-
-impl Drop for StepsBar {
-    fn drop(&mut self) {
-        self.0.finish_and_clear();
     }
 }
 
@@ -297,10 +255,11 @@ impl Evaluate for Training {
             r
         };
         let act = Training::activation(&job.candidate);
-        let bar = self.steps_bar(job);
+        let steps = crate::fitness::run::total_steps(&self.prep);
+        let progress = (self.observer.as_ref()).map(|o| o.job_started(job.formula(), steps));
         let on_step = |i: &StepInfo| {
-            if let Some(b) = &bar {
-                b.set_position(i.step);
+            if let Some(p) = &progress {
+                p.step(i.step);
             }
         };
         let opts = RunOptions {
@@ -309,9 +268,8 @@ impl Evaluate for Training {
         };
         let mut outcomes = Vec::with_capacity(job.seeds.len());
         for &seed in &job.seeds {
-            if let Some(b) = &bar {
-                b.set_position(0);
-                b.set_message(format!("seed {seed}"));
+            if let Some(p) = &progress {
+                p.seed_started(seed);
             }
             let outcome = match run(&self.prep, &act, seed, &self.device, &opts) {
                 Ok(o) => o,

@@ -264,7 +264,7 @@ fn an_interrupted_search_has_the_page_of_its_last_generation() {
         ..Settings::default()
     };
     let mut search = Search::create(&dir, settings.clone(), &["test".into()]).unwrap();
-    let ev = evaluators(&settings, search.library(), None, true).unwrap();
+    let ev = evaluators(&settings, search.library(), None).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mut exec = InProcess::new(ev.evaluate, 1, stop.clone());
     let mut obs = StopAt {

@@ -73,12 +73,7 @@ impl Candidates {
     /// be prepared. With `in_process` false nothing is prepared: the
     /// evaluations run in worker processes, and this value only resolves
     /// batch lines.
-    pub fn open(
-        dir: &Path,
-        device: Option<&str>,
-        quiet: bool,
-        in_process: bool,
-    ) -> Result<Candidates> {
+    pub fn open(dir: &Path, device: Option<&str>, in_process: bool) -> Result<Candidates> {
         let settings = read_config(dir)?;
         let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
         let library = settings.primitive_set(copy.as_deref())?.library_arc();
@@ -91,7 +86,6 @@ impl Candidates {
                 &device,
                 library.clone(),
                 None,
-                quiet,
             )?)),
             EvaluatorKind::Synthetic { sleep_ms } => Some(Arc::new(Synthetic::new(sleep_ms))),
         };

@@ -87,7 +87,6 @@ pub struct Launch {
     /// The `actforge` binary that worker processes and Ray tasks run.
     pub program: PathBuf,
     pub ray: RayOptions,
-    pub quiet: bool,
     /// Longest evaluation of one candidate (`--eval-timeout`); process and
     /// Ray executors only.
     pub eval_timeout: Option<Duration>,
@@ -186,7 +185,6 @@ impl Launch {
                 device,
                 search.library(),
                 None,
-                self.quiet,
             )?),
             EvaluatorKind::Synthetic { sleep_ms } => Arc::new(Synthetic::new(sleep_ms)),
         })
