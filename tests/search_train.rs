@@ -5,8 +5,10 @@
 //! for bit, the hall of fame does not depend on the worker count, and bad
 //! training settings fail before a run directory exists.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use actforge::fitness::{run, Prepared, RunOptions};
@@ -17,46 +19,8 @@ use actforge::search::progress::{JobObserver, TrainingObserver};
 use actforge::search::training::{recipe, Training};
 use actforge::search::{Evaluate, Job};
 use candle_core::Device;
+use common::harness::{bin, json, lines, tmp, without_times, MICRO};
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_actforge"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir()
-        .join(format!("actforge-search-train-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
-    d
-}
-
-/// A micro search: 4 training steps of 8 sequences on a fifth of the Q&A
-/// data, population 4, one generation.
-const MICRO: &[&str] = &[
-    "search",
-    "--quiet",
-    "--task",
-    "qa",
-    "--preset",
-    "gpt-micro",
-    "--steps",
-    "4",
-    "--batch-size",
-    "8",
-    "--thin",
-    "0.2",
-    "--pop",
-    "4",
-    "--gens",
-    "1",
-    "--seed",
-    "3",
-    "--start-with",
-    "gelu(ARG0)",
-    "--no-export",
-];
 
 fn search(dir: &Path, extra: &[&str]) -> Output {
     let out = bin()
@@ -75,16 +39,8 @@ fn search(dir: &Path, extra: &[&str]) -> Output {
     out
 }
 
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn evaluations(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("evaluations.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    lines(&dir.join("evaluations.jsonl"))
 }
 
 #[test]
@@ -201,20 +157,6 @@ fn fitness_weights_reach_the_search_and_its_config() {
     let want = actforge::metrics::ppl_score(ppl, prep.vocab());
     let got = e["fitness"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
-}
-
-/// `v` without its `*_seconds` keys.
-fn without_times(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !k.ends_with("_seconds"))
-                .map(|(k, v)| (k, without_times(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(without_times).collect()),
-        v => v,
-    }
 }
 
 #[test]
