@@ -251,7 +251,7 @@ fn the_training_evaluator_reports_each_jobs_steps_to_its_observer() {
         task: "qa".into(),
         steps: Some(3),
         thin: 0.2,
-        device: "cpu".into(),
+        device: actforge::device::Device::Cpu,
         preset: Some("gpt-micro".into()),
         batch_size: Some(8),
         weights: None,

@@ -11,6 +11,7 @@ use clap::{ArgGroup, Args};
 
 use super::io::note;
 use super::progress::SearchBars;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::runtime::Arch;
 use crate::search::config::{
@@ -362,9 +363,9 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             steps: a.steps,
             thin: a.thin,
             device: if a.scale.devices.is_some() {
-                "cuda".into()
+                Device::Cuda(None)
             } else {
-                resolve_device(&a.device)
+                resolve_device(&a.device)?
             },
             preset: a.preset.clone(),
             batch_size: a.batch_size,
@@ -445,12 +446,12 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             (search, ev)
         }
     };
-    let device = search.settings().train.device.clone();
-    let workers = args.workers.unwrap_or_else(|| default_workers(&device));
-    share_cpu_between(workers, &device);
+    let device = search.settings().train.device;
+    let workers = args.workers.unwrap_or_else(|| default_workers(device));
+    share_cpu_between(workers, device);
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let launch = args.scale.launch(&device, workers)?;
+    let launch = args.scale.launch(device, workers)?;
     let mut exec = launch.executor(&search, ev.evaluate, stop.clone())?;
     match search.run(&mut *exec, &*ev.retrain, &mut bars, &stop)? {
         Outcome::Finished(summary) => {
@@ -489,8 +490,8 @@ fn create_in_default_dir(settings: Settings, command: &[String]) -> Result<Searc
 }
 
 /// One worker per core on the CPU; one on a GPU.
-fn default_workers(device: &str) -> usize {
-    if device == "cpu" {
+fn default_workers(device: Device) -> usize {
+    if device.is_cpu() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         1

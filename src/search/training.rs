@@ -14,11 +14,11 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use candle_core::Device;
 use serde_json::{json, Map, Value};
 
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::experiment::{parse_device, run_built, versions, Experiment, Progress, GELU_LABEL};
+use crate::experiment::{run_built, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{run, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task};
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
@@ -42,10 +42,10 @@ pub const CPU_STEPS: u64 = 150;
 /// trains on all the training data.
 pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     let task: Task = t.task.parse()?;
-    let mut r = Recipe::for_task(task, t.device != "cpu");
-    match (t.steps, t.device.as_str()) {
+    let mut r = Recipe::for_task(task, t.device.is_cuda());
+    match (t.steps, t.device) {
         (Some(steps), _) => r.length = Length::Steps(steps as u64),
-        (None, "cpu") => r.length = Length::Steps(CPU_STEPS),
+        (None, Device::Cpu) => r.length = Length::Steps(CPU_STEPS),
         (None, _) => {}
     }
     if let Some(b) = t.batch_size {
@@ -63,15 +63,15 @@ pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
 }
 
 /// `auto`: `cuda` when this build has the `cuda` feature and a GPU answers,
-/// else `cpu`; any other name is returned as it is.
-pub fn resolve_device(name: &str) -> String {
+/// else `cpu`; any other name is parsed ([`Device::parse`]).
+pub fn resolve_device(name: &str) -> Result<Device> {
     if name != "auto" {
-        return name.to_string();
+        return Device::parse(name);
     }
-    if cfg!(feature = "cuda") && Device::new_cuda(0).is_ok() {
-        "cuda".into()
+    if cfg!(feature = "cuda") && candle_core::Device::new_cuda(0).is_ok() {
+        Ok(Device::Cuda(None))
     } else {
-        "cpu".into()
+        Ok(Device::Cpu)
     }
 }
 
@@ -80,8 +80,8 @@ pub fn resolve_device(name: &str) -> String {
 /// backend reads per call): N single-threaded trainings on N cores beat N
 /// trainings fighting over every core. A value the user set is kept.
 /// Call before any worker starts.
-pub fn share_cpu_between(workers: usize, device: &str) {
-    if workers > 1 && device == "cpu" && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+pub fn share_cpu_between(workers: usize, device: Device) {
+    if workers > 1 && device.is_cpu() && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
 }
@@ -90,8 +90,9 @@ pub fn share_cpu_between(workers: usize, device: &str) {
 pub struct Training {
     /// The search's recipe, data prepared (thinned).
     prep: Arc<Prepared>,
+    /// Where it trains, opened (`device`, as the settings name it).
+    candle: candle_core::Device,
     device: Device,
-    device_name: String,
     /// The full-data preparation for the final comparison, made on first
     /// use.
     full: OnceLock<Result<Arc<Prepared>>>,
@@ -112,23 +113,23 @@ impl Training {
         library: Arc<Library>,
         observer: Option<Arc<dyn TrainingObserver>>,
     ) -> Result<Training> {
-        Training::from_recipe(&recipe(t)?, &t.device, library, observer)
+        Training::from_recipe(&recipe(t)?, t.device, library, observer)
     }
 
-    /// Train `recipe` on `device` (`cpu`, `cuda` or `cuda:N`): a worker
+    /// Train `recipe` on `device`: a worker
     /// of a run on a device of its own keeps the run's recipe.
     pub fn from_recipe(
         recipe: &Recipe,
-        device: &str,
+        device: Device,
         library: Arc<Library>,
         observer: Option<Arc<dyn TrainingObserver>>,
     ) -> Result<Training> {
-        let parsed = parse_device(device)?;
+        let candle = device.open()?;
         let prep = Prepared::new(recipe)?;
         Ok(Training {
             prep: Arc::new(prep),
-            device: parsed,
-            device_name: device.to_string(),
+            candle,
+            device,
             full: OnceLock::new(),
             library,
             observer,
@@ -271,7 +272,7 @@ impl Evaluate for Training {
             if let Some(p) = &progress {
                 p.seed_started(seed);
             }
-            let outcome = match run(&self.prep, &act, seed, &self.device, &opts) {
+            let outcome = match run(&self.prep, &act, seed, &self.candle, &opts) {
                 Ok(o) => o,
                 Err(e) => return failed(format!("training failed (seed {seed}): {e}")),
             };
@@ -351,7 +352,7 @@ impl Retrain for Training {
                 .map(|e| self.spec(e))
                 .collect::<Result<_>>()?,
             seeds: seeds.to_vec(),
-            device: self.device_name.clone(),
+            device: self.device.to_string(),
             checkpoint_every: 50,
             samples: 3,
             command: vec!["actforge search (final retrain)".into()],
