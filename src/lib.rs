@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Leaves, usable from anywhere above them: `error`, `limits` (the sizes
-//! served, one constant each), `data` (corpora,
+//! served, one constant each), `device` (where work runs: `cpu`, `cuda`,
+//! `cuda:N`), `data` (corpora,
 //! tokenizers, splits, batches), `metrics` (BLEU, chrF, statistics),
 //! `store` (run-directory files: atomic writes, JSONL logs, CSV, locks,
 //! symlink-safe writes, bare-name checks), `stack` (the recursion guard)
@@ -25,6 +26,7 @@ pub mod bench;
 pub mod cli;
 pub mod codegen;
 pub mod data;
+pub mod device;
 pub mod diff;
 pub mod error;
 pub mod experiment;

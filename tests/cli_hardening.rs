@@ -3,14 +3,14 @@
 //! that cannot be served, half-written exports, an invalid C header, lost
 //! digits, bench statistics, diagnostics cosmetics) with several variants.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_actforge"))
-}
+use common::harness::bin;
 
 /// CPU seconds a command of these tests may use: each takes milliseconds,
 /// so only a busy hang reaches it (SIGXCPU), whatever the machine's load.

@@ -25,73 +25,14 @@ use actforge::search::candidate::Candidate;
 use actforge::search::exec::process::{ProcessWorkers, WorkerSetup};
 use actforge::search::exec::ray::{RayExecutor, RayOptions, RaySetup, RAY_VERSION};
 use actforge::search::{Executor, Job, JobResult};
+use common::harness::{self, bin, json, lines, root, tmp, without_times};
 use common::procs;
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_actforge"))
-}
-
-fn root() -> PathBuf {
-    std::env::temp_dir().join(format!("actforge-scaleout-{}", std::process::id()))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = root().join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
-    d
-}
-
-/// A micro search: 4 training steps of 8 sequences on a fifth of the Q&A
-/// data, population 4, one generation (as in `tests/search_train.rs`).
-const MICRO: &[&str] = &[
-    "search",
-    "--quiet",
-    "--task",
-    "qa",
-    "--preset",
-    "gpt-micro",
-    "--steps",
-    "4",
-    "--batch-size",
-    "8",
-    "--thin",
-    "0.2",
-    "--pop",
-    "4",
-    "--gens",
-    "1",
-    "--seed",
-    "3",
-    "--start-with",
-    "gelu(ARG0)",
-    "--no-export",
-    "--retrain-top",
-    "0",
-];
-
-/// MICRO with `extra` appended; a flag of `extra` that MICRO also gives a
-/// value replaces MICRO's value.
+/// The shared micro search (`common::harness::micro`) without the final
+/// retrain, with `extra`.
 fn micro(extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = MICRO.iter().map(|s| s.to_string()).collect();
-    let mut rest = Vec::new();
-    let mut i = 0;
-    while i < extra.len() {
-        let pos = args.iter().position(|a| a == extra[i]);
-        match (pos, extra.get(i + 1)) {
-            (Some(p), Some(v)) if p + 1 < args.len() && !args[p + 1].starts_with("--") => {
-                args[p + 1] = v.to_string();
-                i += 2;
-            }
-            _ => {
-                rest.push(extra[i].to_string());
-                i += 1;
-            }
-        }
-    }
-    args.extend(rest);
-    args
+    harness::micro(&[&["--retrain-top", "0"], extra].concat())
 }
 
 fn search_output(dir: &Path, extra: &[&str]) -> Output {
@@ -112,32 +53,6 @@ fn search(dir: &Path, extra: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// `v` without its `*_seconds` keys and worker numbers.
-fn without_times(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !k.ends_with("_seconds") && k != "seconds" && k != "worker")
-                .map(|(k, v)| (k, without_times(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(without_times).collect()),
-        v => v,
-    }
 }
 
 /// (hash, fitness bits or the failure) of every evaluation, sorted.
@@ -528,7 +443,7 @@ fn a_worker_that_cannot_start_is_a_clear_error() {
 fn devices_need_a_cuda_build_and_say_so_before_the_run_directory_exists() {
     let dir = tmp("devices");
     let out = bin()
-        .args(MICRO)
+        .args(micro(&[]))
         .args(["--devices", "0,1", "--out"])
         .arg(&dir)
         .output()
@@ -539,7 +454,7 @@ fn devices_need_a_cuda_build_and_say_so_before_the_run_directory_exists() {
     assert!(err.contains("--features cuda"), "{err}");
     assert!(!dir.exists());
     let out = bin()
-        .args(MICRO)
+        .args(micro(&[]))
         .args(["--devices", "0,0"])
         .output()
         .unwrap();

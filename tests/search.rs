@@ -8,8 +8,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,22 +19,9 @@ use actforge::search::exec::executor::{Evaluate, InProcess, Job, JobResult};
 use actforge::search::progress::Silent;
 use actforge::search::synthetic::Synthetic;
 use actforge::search::{Outcome, Search};
+use common::harness::{bin, json, lines, tmp};
 use common::procs;
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_actforge"))
-}
-
-/// A fresh, empty path for one test's run directory.
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir()
-        .join(format!("actforge-search-tests-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
-    d
-}
 
 /// `actforge search` with the synthetic evaluator, quiet, no export.
 fn search_args(dir: &Path, extra: &[&str]) -> Vec<String> {
@@ -72,18 +59,6 @@ fn resume(dir: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Logbook rows without their wall-clock columns.

@@ -5,54 +5,22 @@
 //! for bit, the hall of fame does not depend on the worker count, and bad
 //! training settings fail before a run directory exists.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
 
 use actforge::fitness::{run, Prepared, RunOptions};
 use actforge::op::Activation;
-use actforge::search::config::Settings;
-use actforge::search::training::recipe;
+use actforge::search::candidate::Candidate;
+use actforge::search::config::{Settings, TrainSettings};
+use actforge::search::progress::{JobObserver, TrainingObserver};
+use actforge::search::training::{recipe, Training};
+use actforge::search::{Evaluate, Job};
 use candle_core::Device;
+use common::harness::{bin, json, lines, tmp, without_times, MICRO};
 use serde_json::Value;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_actforge"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir()
-        .join(format!("actforge-search-train-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
-    d
-}
-
-/// A micro search: 4 training steps of 8 sequences on a fifth of the Q&A
-/// data, population 4, one generation.
-const MICRO: &[&str] = &[
-    "search",
-    "--quiet",
-    "--task",
-    "qa",
-    "--preset",
-    "gpt-micro",
-    "--steps",
-    "4",
-    "--batch-size",
-    "8",
-    "--thin",
-    "0.2",
-    "--pop",
-    "4",
-    "--gens",
-    "1",
-    "--seed",
-    "3",
-    "--start-with",
-    "gelu(ARG0)",
-    "--no-export",
-];
 
 fn search(dir: &Path, extra: &[&str]) -> Output {
     let out = bin()
@@ -71,16 +39,8 @@ fn search(dir: &Path, extra: &[&str]) -> Output {
     out
 }
 
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn evaluations(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("evaluations.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    lines(&dir.join("evaluations.jsonl"))
 }
 
 #[test]
@@ -215,7 +175,7 @@ fn the_search_holds_no_test_pair_and_the_verdict_scores_only_test_pairs() {
     settings.train.steps = Some(4);
     settings.train.thin = 0.2;
     let lib = std::sync::Arc::new(actforge::ir::Library::standard().clone());
-    let t = actforge::search::training::Training::new(&settings.train, lib, None, true).unwrap();
+    let t = actforge::search::training::Training::new(&settings.train, lib, None).unwrap();
     let full = Prepared::new(&recipe(&settings.train).unwrap()).unwrap();
     assert!(!full.splits.test.is_empty());
     let searched = t.prepared();
@@ -278,20 +238,6 @@ fn fitness_weights_reach_the_search_and_its_config() {
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
 }
 
-/// `v` without its `*_seconds` keys.
-fn without_times(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !k.ends_with("_seconds"))
-                .map(|(k, v)| (k, without_times(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(without_times).collect()),
-        v => v,
-    }
-}
-
 #[test]
 fn the_hall_of_fame_does_not_depend_on_the_worker_count() {
     let one = tmp("workers-1");
@@ -338,4 +284,84 @@ fn bad_training_settings_fail_before_the_run_directory_exists() {
         assert!(err.contains(needle), "{flags:?}: {err}");
         assert!(!dir.exists(), "{flags:?}");
     }
+}
+
+/// Writes down what the training evaluator reports.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl Recorder {
+    fn push(&self, event: String) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl TrainingObserver for Recorder {
+    fn job_started(&self, formula: &str, steps: u64) -> Box<dyn JobObserver> {
+        self.push(format!("job {formula} {steps}"));
+        Box::new(JobRecorder(self.clone()))
+    }
+    fn line(&self, text: &str) {
+        self.push(format!("line {text}"));
+    }
+}
+
+/// One job's handle: it says "end" when the job lets it go.
+struct JobRecorder(Recorder);
+
+impl JobObserver for JobRecorder {
+    fn seed_started(&self, seed: u64) {
+        self.0.push(format!("seed {seed}"));
+    }
+    fn step(&self, step: u64) {
+        self.0.push(format!("step {step}"));
+    }
+}
+
+impl Drop for JobRecorder {
+    fn drop(&mut self) {
+        self.0.push("end".into());
+    }
+}
+
+#[test]
+fn the_training_evaluator_reports_each_jobs_steps_to_its_observer() {
+    let t = TrainSettings {
+        task: "qa".into(),
+        steps: Some(3),
+        thin: 0.2,
+        device: actforge::device::Device::Cpu,
+        preset: Some("gpt-micro".into()),
+        batch_size: Some(8),
+        weights: None,
+    };
+    let library = Settings::default()
+        .primitive_set(None)
+        .unwrap()
+        .library_arc();
+    let seen = Recorder::default();
+    let observer: Arc<dyn TrainingObserver> = Arc::new(seen.clone());
+    let training = Training::new(&t, library.clone(), Some(observer)).unwrap();
+    let job = Job {
+        candidate: Candidate::parse(7, "gelu(ARG0)", &library).unwrap(),
+        seeds: vec![1, 2],
+    };
+    let r = training.evaluate(&job);
+    assert!(r.fitness.is_some(), "{r:?}");
+    let events = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            "job gelu(ARG0) 3",
+            "seed 1",
+            "step 1",
+            "step 2",
+            "step 3",
+            "seed 2",
+            "step 1",
+            "step 2",
+            "step 3",
+            "end"
+        ]
+    );
 }

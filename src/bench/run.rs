@@ -7,24 +7,18 @@ use serde_json::{json, Value};
 
 use super::{rows_json, speedups, spread_warning, table, Row, Variant};
 use crate::codegen::Dtype;
+use crate::device::Device;
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::report::number::significant;
 use crate::simplify::hash_hex;
 
-/// Where to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    Cpu,
-    /// A GPU by ordinal.
-    Cuda(usize),
-}
-
 /// What to measure.
 pub struct BenchSpec<'a> {
     pub formula: &'a str,
     pub function: &'a Function,
-    pub target: Target,
+    /// Where to measure (`cuda` is GPU 0).
+    pub target: Device,
     pub elems: usize,
     pub dtype: Dtype,
     pub iters: usize,
@@ -55,8 +49,8 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport> {
         })
     };
     let mut notes = Vec::new();
-    let (rows, device) = match spec.target {
-        Target::Cuda(ordinal) => {
+    let (rows, device) = match spec.target.ordinal() {
+        Some(ordinal) => {
             let gpu = crate::runtime::device::Gpu::open(ordinal)?;
             let kspec = super::kernels::KernelBench {
                 function: spec.function,
@@ -75,7 +69,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport> {
             let name = format!("{} (sm_{}, {} SMs)", gpu.name, gpu.arch, gpu.sm_count);
             (rows, name)
         }
-        Target::Cpu => {
+        None => {
             super::check_host_memory(spec.elems, spec.dtype.size())?;
             let mut rows = vec![super::copy::run(spec.elems, spec.dtype.size(), spec.iters)];
             rows.extend(candle(&candle_core::Device::Cpu)?);
@@ -125,7 +119,7 @@ impl BenchReport {
             "speedup_vs_builtin": vb,
             "warnings": self.warnings,
         });
-        if matches!(spec.target, Target::Cuda(_)) {
+        if spec.target.is_cuda() {
             v["kernel_speedup_vs_composed_kernels"] = vk;
         }
         v
@@ -151,7 +145,7 @@ impl BenchReport {
             ("fused speedup vs composed", vs),
             ("fused speedup vs built-in gelu", vb),
         ];
-        if matches!(spec.target, Target::Cuda(_)) {
+        if spec.target.is_cuda() {
             lines.push(("fused kernels vs one kernel per op", vk));
         }
         for (name, v) in lines {

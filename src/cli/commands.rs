@@ -12,8 +12,9 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{Command, DefsArg};
-use crate::bench::run::{BenchSpec, Target};
+use crate::bench::run::BenchSpec;
 use crate::codegen::{Direction, Dtype, MathMode};
+use crate::device::Device;
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::export::{export, ExportSpec};
@@ -125,14 +126,15 @@ pub fn run(cmd: Command, out: &mut dyn Write) -> Result<i32> {
             plot,
             defs,
         } => {
-            let target = match device.as_str() {
-                "cuda" => Target::Cuda(
+            // `cuda` is the GPU `CUDA_DEVICE_ORDINAL` names (default 0).
+            let target = match Device::parse(&device)? {
+                Device::Cuda(None) => Device::Cuda(Some(
                     std::env::var("CUDA_DEVICE_ORDINAL")
                         .ok()
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0),
-                ),
-                _ => Target::Cpu,
+                )),
+                d => d,
             };
             let (elems, iters) = (elems as usize, iters as usize);
             crate::bench::check_sizes(elems, iters)?;

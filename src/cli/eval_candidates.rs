@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::io::note;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::search::exec::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
 use crate::search::exec::process::{ProcessWorkers, WorkerSetup};
@@ -129,6 +130,7 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
         }
         _ => {}
     }
+    let device = a.device.as_deref().map(Device::parse).transpose()?;
     let quiet = a.quiet;
     let mut progress = |line: &str| {
         if !quiet {
@@ -136,7 +138,7 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
         }
     };
     if is_dash(&a.batch) {
-        let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet, true)?;
+        let c = Candidates::open(&a.run, device, true)?;
         let stdin = std::io::stdin();
         serve(&c, &mut stdin.lock(), out, a.worker, &mut progress)?;
         return Ok(0);
@@ -145,7 +147,7 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
     // prepared or anything trains: the batch, --out, the run.
     let batch = read_batch(&a.batch)?;
     let mut results = OutFile::open(&a.out, &a.batch)?;
-    let c = Candidates::open(&a.run, a.device.as_deref(), a.quiet, timeout.is_none())?;
+    let c = Candidates::open(&a.run, device, timeout.is_none())?;
     let shown = a.batch.display().to_string();
     let s = match timeout {
         None => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::limits::{EVAL_TIMEOUT_SECONDS, WORKERS};
 use crate::search::exec::launch::{parse_devices, ExecutorKind, Launch};
@@ -58,7 +59,7 @@ pub fn eval_timeout(seconds: Option<f64>) -> Result<Option<Duration>> {
 impl ScaleArgs {
     /// The launch these flags describe for a run on `device` with
     /// `workers` CPU workers.
-    pub fn launch(&self, device: &str, workers: usize, quiet: bool) -> Result<Launch> {
+    pub fn launch(&self, device: Device, workers: usize) -> Result<Launch> {
         let (kind, devices) = self.check()?;
         let program =
             std::env::current_exe().map_err(|e| Error::io("the actforge executable", e))?;
@@ -72,11 +73,10 @@ impl ScaleArgs {
                 python: self.ray_python.clone(),
                 gpus_per_task: self
                     .ray_gpus
-                    .unwrap_or(if device == "cpu" { 0.0 } else { 1.0 }),
+                    .unwrap_or(if device.is_cpu() { 0.0 } else { 1.0 }),
                 cpus_per_task: self.ray_cpus,
                 local_cpus: self.ray_local_cpus,
             },
-            quiet,
             eval_timeout: eval_timeout(self.eval_timeout)?,
         })
     }

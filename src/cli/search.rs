@@ -10,6 +10,8 @@ use std::sync::Arc;
 use clap::{ArgGroup, Args};
 
 use super::io::note;
+use super::progress::SearchBars;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::Difference;
 use crate::runtime::Arch;
@@ -18,7 +20,6 @@ use crate::search::config::{
     RETRAIN_SEEDS, TASKS,
 };
 use crate::search::evaluator::evaluators;
-use crate::search::progress::Bars;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
@@ -374,9 +375,9 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             steps: a.steps,
             thin: a.thin,
             device: if a.scale.devices.is_some() {
-                "cuda".into()
+                Device::Cuda(None)
             } else {
-                resolve_device(&a.device)
+                resolve_device(&a.device)?
             },
             preset: a.preset.clone(),
             batch_size: a.batch_size,
@@ -438,7 +439,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     }
     // Every flag is checked before a run directory is made or opened.
     args.scale.check()?;
-    let mut bars = Bars::new(args.quiet);
+    let mut bars = SearchBars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
             Opened::Finished(summary) => {
@@ -451,12 +452,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 return Ok(0);
             }
             Opened::Ready(s) => {
-                let ev = evaluators(
-                    s.settings(),
-                    s.library(),
-                    Some(bars.multi().clone()),
-                    args.quiet,
-                )?;
+                let ev = evaluators(s.settings(), s.library(), Some(bars.training()))?;
                 (*s, ev)
             }
         },
@@ -467,8 +463,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             let ev = evaluators(
                 &settings,
                 settings.primitive_set(None)?.library_arc(),
-                Some(bars.multi().clone()),
-                args.quiet,
+                Some(bars.training()),
             )?;
             let command: Vec<String> = std::env::args().collect();
             let search = match &args.out {
@@ -478,12 +473,12 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             (search, ev)
         }
     };
-    let device = search.settings().train.device.clone();
-    let workers = args.workers.unwrap_or_else(|| default_workers(&device));
-    share_cpu_between(workers, &device);
+    let device = search.settings().train.device;
+    let workers = args.workers.unwrap_or_else(|| default_workers(device));
+    share_cpu_between(workers, device);
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let launch = args.scale.launch(&device, workers, args.quiet)?;
+    let launch = args.scale.launch(device, workers)?;
     let mut exec = launch.executor(&search, ev.evaluate, stop.clone())?;
     match search.run(&mut *exec, &*ev.retrain, &mut bars, &stop)? {
         Outcome::Finished(summary) => {
@@ -522,8 +517,8 @@ fn create_in_default_dir(settings: Settings, command: &[String]) -> Result<Searc
 }
 
 /// One worker per core on the CPU; one on a GPU.
-fn default_workers(device: &str) -> usize {
-    if device == "cpu" {
+fn default_workers(device: Device) -> usize {
+    if device.is_cpu() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         1

@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::io::{note, put};
 use super::progress::TrainBars;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::{self as compare, Experiment, Progress};
 use crate::fitness::run::{Outcome, StepInfo};
@@ -222,7 +223,7 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
             }
             let lock = Lock::dir(dir, "train")?;
             let exp = load_experiment(dir)?;
-            compare::parse_device(&exp.device)?;
+            Device::parse(&exp.device)?.open()?;
             let prep = Prepared::new(&exp.recipe)?;
             compare::check_data(&exp, &prep, &config)?;
             (exp, prep, dir.clone(), lock)
@@ -326,7 +327,7 @@ fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
     for a in &acts {
         compare::parse_activation(a)?;
     }
-    compare::parse_device(&args.recipe.device)?;
+    Device::parse(&args.recipe.device)?.open()?;
     Ok(Experiment {
         recipe,
         activations: acts,
@@ -425,7 +426,7 @@ pub struct BenchStepArgs {
 
 pub fn bench_step(out: &mut dyn Write, args: BenchStepArgs) -> Result<i32> {
     let recipe = args.recipe.recipe()?;
-    let device = compare::parse_device(&args.recipe.device)?;
+    let device = Device::parse(&args.recipe.device)?.open()?;
     let prep = Prepared::new(&recipe)?;
     let spec = crate::bench::step::StepBench {
         prep: &prep,

@@ -26,6 +26,7 @@ mod builtin;
 mod corpus;
 mod hash;
 mod load;
+mod open;
 mod rng;
 mod split;
 mod stats;
@@ -34,8 +35,9 @@ mod tokenizer;
 
 pub use batch::{encode_pairs, Batcher, DecoderBatch, Example, Seq2SeqBatch};
 pub use builtin::{builtin, BUILTIN_NAMES};
-pub use corpus::{open, Corpus, CorpusKind, Format, Pair, Warning};
+pub use corpus::{Corpus, CorpusKind, Format, Pair, Warning};
 pub use load::{detect_format, load_bytes, MAX_LINE_BYTES};
+pub use open::open;
 pub use split::{group_key, pairs_hash, write_tsv, Overlap, Splits};
 pub use stats::{CorpusStats, LengthStats};
 pub use thin::{js_divergence, kept_count, Thinned};

@@ -37,7 +37,6 @@ pub use paired::{against_baseline, difference, differences, Difference, Verdict,
 pub use results::{per_seed, scored_fitness, summarize_runs, ActivationSummary, Results, METRICS};
 pub use run::{run_built, run_built_on, run_experiment, Progress, Quiet};
 pub use spec::{
-    check_data, label, parse_activation, parse_device, versions, Experiment, GELU_LABEL,
-    RESULTS_FORMAT,
+    check_data, label, parse_activation, versions, Experiment, GELU_LABEL, RESULTS_FORMAT,
 };
 pub use tables::tables;

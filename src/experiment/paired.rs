@@ -16,7 +16,7 @@
 
 use serde_json::{json, Value};
 
-use crate::fitness::run::finite;
+use crate::fitness::evaluate::finite;
 use crate::metrics::{holm, paired, paired_mde, Paired};
 
 /// The level of every test and of the family-wise error rate.

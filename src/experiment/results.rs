@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::paired::{against_baseline, Difference, ALPHA, POWER};
 use super::spec::Experiment;
-use crate::fitness::run::finite;
+use crate::fitness::evaluate::finite;
 use crate::metrics::{contributions, summarize, welch_p, Scores, Summary, Weights, FITNESS_FLOOR};
 
 /// The metrics of the summary, in table order: (key, label, higher is

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use candle_core::Device;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -192,29 +191,6 @@ pub fn parse_activation(spec: &str) -> Result<Activation> {
     }
 }
 
-/// `cpu`, `cuda` (GPU 0) or `cuda:N`.
-pub fn parse_device(spec: &str) -> Result<Device> {
-    let ordinal = match spec {
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
-        s => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => n,
-            None => {
-                return Err(Error::Usage(format!(
-                    "device `{spec}`: expected cpu, cuda or cuda:N"
-                )))
-            }
-        },
-    };
-    Device::new_cuda(ordinal).map_err(|e| Error::Missing {
-        what: format!("CUDA device {ordinal}"),
-        detail: e.to_string(),
-        hint:
-            "build with `--features cuda` on a machine with an NVIDIA driver, or use --device cpu"
-                .into(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn activation_specs_default_to_fused_and_devices_parse() {
+    fn activation_specs_default_to_fused() {
         assert!(matches!(
             parse_activation("gelu").unwrap(),
             Activation::Gelu
@@ -298,7 +274,5 @@ mod tests {
             Activation::Composed(_)
         ));
         assert!(parse_activation("silu(").is_err());
-        assert!(matches!(parse_device("cpu").unwrap(), Device::Cpu));
-        assert!(parse_device("gpu").is_err());
     }
 }

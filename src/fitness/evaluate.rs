@@ -7,7 +7,6 @@ use candle_core::Tensor;
 use serde_json::{json, Value};
 
 use super::prepare::Prepared;
-use super::run::finite;
 use crate::data::{Batcher, CorpusKind};
 use crate::error::Result;
 use crate::metrics::{self, Bleu, Scores};
@@ -207,4 +206,13 @@ fn generate(prep: &Prepared, model: &Model, n: usize) -> Result<Vec<String>> {
         );
     }
     Ok(out)
+}
+
+/// `null` for a non-finite number (JSON has none).
+pub fn finite(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
 }

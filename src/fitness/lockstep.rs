@@ -32,12 +32,12 @@ use candle_core::{Device, Var};
 use serde_json::json;
 
 use super::checkpoint::{self, MemberMeta, Meta};
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, finite};
 use super::optim::{clip_factors, learning_rate, AdamW, AdamWConfig};
 use super::prepare::Prepared;
 use super::run::{
-    batch_losses, batches_per_epoch, finite, first_line, mean_tail, total_steps, Outcome,
-    RunOptions, Status, StepInfo, Timing,
+    batch_losses, batches_per_epoch, first_line, mean_tail, total_steps, Outcome, RunOptions,
+    Status, StepInfo, Timing,
 };
 use crate::diff::Function;
 use crate::error::{Error, Result};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::checkpoint::{self, Meta};
-use super::evaluate::{evaluate, Evaluation};
+use super::evaluate::{evaluate, finite, Evaluation};
 use super::optim::{clip_factor, learning_rate, AdamW, AdamWConfig};
 use super::prepare::Prepared;
 use super::recipe::Length;
@@ -144,15 +144,6 @@ impl Outcome {
             "timing": self.timing,
             "losses": self.losses.iter().map(|&l| finite(l as f64)).collect::<Vec<_>>(),
         })
-    }
-}
-
-/// `null` for a non-finite number (JSON has none).
-pub fn finite(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
     }
 }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::html::Svg;
-use super::plot::{ensure_font, format_of, written, DrawResult, Format};
-use crate::error::{Error, Result};
+use super::render::{ensure_font, to_file, to_svg, DrawResult, Picture};
+use crate::error::Result;
 
 /// One line, with an optional band around it (`(x, lo, hi)`), e.g. the
 /// mean over seeds and a 95% interval.
@@ -55,83 +55,61 @@ const PALETTE: [RGBColor; 8] = [
 /// Draw `series` to `out` (`.png` or `.svg`). Non-finite points are left
 /// out (the line breaks there).
 pub fn line_chart(series: &[Series], axes: &Axes, out: &Path) -> Result<()> {
-    let format = format_of(out)?;
     let text = ensure_font();
-    let size = (900, 560);
-    let res = match format {
-        Format::Svg => draw_lines(
-            SVGBackend::new(out, size).into_drawing_area(),
-            series,
-            axes,
-            text,
-        ),
-        Format::Png => draw_lines(
-            BitMapBackend::new(out, size).into_drawing_area(),
-            series,
-            axes,
-            text,
-        ),
-    };
-    written(out, res)
+    to_file(&Lines { series, axes, text }, (900, 560), out)
 }
 
 /// Draw a scatter plot to `out` (`.png` or `.svg`).
 pub fn scatter(dots: &[Dot], axes: &Axes, out: &Path) -> Result<()> {
-    let format = format_of(out)?;
     let text = ensure_font();
-    let size = (900, 560);
-    let res = match format {
-        Format::Svg => draw_dots(
-            SVGBackend::new(out, size).into_drawing_area(),
-            dots,
-            axes,
-            text,
-        ),
-        Format::Png => draw_dots(
-            BitMapBackend::new(out, size).into_drawing_area(),
-            dots,
-            axes,
-            text,
-        ),
-    };
-    written(out, res)
+    to_file(&Dots { dots, axes, text }, (900, 560), out)
 }
 
 /// [`line_chart`] as an SVG to inline in a page, `size` pixels; with
 /// `text` off (thumbnails) or without a font, no caption, labels or legend.
 pub fn line_svg(series: &[Series], axes: &Axes, size: (u32, u32), text: bool) -> Result<Svg> {
     let text = text && ensure_font();
-    let mut svg = String::new();
-    let res = draw_lines(
-        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
-        series,
-        axes,
-        text,
-    );
-    in_memory(&axes.title, res)?;
+    let svg = to_svg(&Lines { series, axes, text }, size, &axes.title)?;
     Ok(Svg::from_plotters(svg))
 }
 
 /// [`scatter`] as an SVG to inline in a page.
 pub fn scatter_svg(dots: &[Dot], axes: &Axes, size: (u32, u32)) -> Result<Svg> {
     let text = ensure_font();
-    let mut svg = String::new();
-    let res = draw_dots(
-        SVGBackend::with_string(&mut svg, size).into_drawing_area(),
-        dots,
-        axes,
-        text,
-    );
-    in_memory(&axes.title, res)?;
+    let svg = to_svg(&Dots { dots, axes, text }, size, &axes.title)?;
     Ok(Svg::from_plotters(svg))
 }
 
-/// A drawing error of an in-memory chart.
-fn in_memory(title: &str, res: DrawResult) -> Result<()> {
-    res.map_err(|e| Error::Io {
-        path: format!("<chart `{title}`>"),
-        source: std::io::Error::other(e),
-    })
+/// The lines of [`line_chart`] and [`line_svg`].
+struct Lines<'a> {
+    series: &'a [Series],
+    axes: &'a Axes,
+    text: bool,
+}
+
+impl Picture for Lines<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, plotters::coord::Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_lines(root, self.series, self.axes, self.text)
+    }
+}
+
+/// The dots of [`scatter`] and [`scatter_svg`].
+struct Dots<'a> {
+    dots: &'a [Dot],
+    axes: &'a Axes,
+    text: bool,
+}
+
+impl Picture for Dots<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, plotters::coord::Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_dots(root, self.dots, self.axes, self.text)
+    }
 }
 
 fn usable(axes: &Axes, y: f64) -> bool {

@@ -8,3 +8,4 @@ pub mod chart;
 pub mod html;
 pub mod number;
 pub mod plot;
+mod render;

@@ -5,12 +5,12 @@
 //! without labels and [`PlotOutcome::missing_font`] says so.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 
 use super::axis::{pow2_scale, Ticks};
+use super::render::{ensure_font, to_file, DrawResult, Picture};
 use crate::error::{Error, Result};
 
 /// Most sample points one plot takes (the image is 900 pixels wide).
@@ -64,56 +64,29 @@ pub fn plot(pts: &[(f64, f64, f64)], spec: &PlotSpec, out: &Path) -> Result<Plot
             .count(),
         ..Default::default()
     };
-    let format = format_of(out)?;
-    let size = (900, 560);
     // Text layout needs glyph metrics in both formats.
-    let font = ensure_font();
-    outcome.missing_font = !font;
-    let res = match format {
-        Format::Svg => draw(
-            SVGBackend::new(out, size).into_drawing_area(),
-            pts,
-            spec,
-            font,
-        ),
-        Format::Png => draw(
-            BitMapBackend::new(out, size).into_drawing_area(),
-            pts,
-            spec,
-            font,
-        ),
-    };
-    written(out, res)?;
+    let text = ensure_font();
+    outcome.missing_font = !text;
+    let curve = Curve { pts, spec, text };
+    to_file(&curve, (900, 560), out)?;
     Ok(outcome)
 }
 
-pub(crate) enum Format {
-    Svg,
-    Png,
+/// An activation and its derivative, as [`plot`] draws them.
+struct Curve<'a> {
+    pts: &'a [(f64, f64, f64)],
+    spec: &'a PlotSpec<'a>,
+    text: bool,
 }
 
-/// The image format named by `out`'s extension.
-pub(crate) fn format_of(out: &Path) -> Result<Format> {
-    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
-    match ext.to_ascii_lowercase().as_str() {
-        "svg" => Ok(Format::Svg),
-        "png" => Ok(Format::Png),
-        _ => Err(Error::Usage(format!(
-            "cannot tell the image format of `{}`: use a .svg or .png file name",
-            out.display()
-        ))),
+impl Picture for Curve<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, plotters::coord::Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self.pts, self.spec, self.text)
     }
 }
-
-/// A drawing's result as an I/O error on `out`.
-pub(crate) fn written(out: &Path, res: DrawResult) -> Result<()> {
-    res.map_err(|e| Error::Io {
-        path: out.display().to_string(),
-        source: std::io::Error::other(e),
-    })
-}
-
-pub(crate) type DrawResult = std::result::Result<(), String>;
 
 /// One axis in plotters' coordinates: the range divided by a power of two
 /// (exact, and differences stay finite), with our own bounded ticks, so
@@ -248,24 +221,25 @@ pub struct Bar {
 /// A horizontal bar chart (milliseconds, one bar per row), to `.png` or
 /// `.svg`.
 pub fn bar_chart(rows: &[Bar], title: &str, out: &Path) -> Result<()> {
-    let format = format_of(out)?;
     let size = (900, 120 + 28 * rows.len() as u32);
-    let font = ensure_font();
-    let res = match format {
-        Format::Svg => draw_bars(
-            SVGBackend::new(out, size).into_drawing_area(),
-            rows,
-            title,
-            font,
-        ),
-        Format::Png => draw_bars(
-            BitMapBackend::new(out, size).into_drawing_area(),
-            rows,
-            title,
-            font,
-        ),
-    };
-    written(out, res)
+    let text = ensure_font();
+    to_file(&Bars { rows, title, text }, size, out)
+}
+
+/// The rows of [`bar_chart`].
+struct Bars<'a> {
+    rows: &'a [Bar],
+    title: &'a str,
+    text: bool,
+}
+
+impl Picture for Bars<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, plotters::coord::Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_bars(root, self.rows, self.title, self.text)
+    }
 }
 
 fn draw_bars<DB: DrawingBackend>(
@@ -363,35 +337,6 @@ fn y_range(pts: &[(f64, f64, f64)]) -> (f64, f64) {
     // 8 % of the width on each side, computed without overflow.
     let pad = ((hi / 2.0 - lo / 2.0) * 0.16).max(1e-3);
     ((lo - pad).max(-f64::MAX), (hi + pad).min(f64::MAX))
-}
-
-/// Register a sans-serif TrueType font for plot text, once.
-pub(crate) fn ensure_font() -> bool {
-    static FONT: OnceLock<bool> = OnceLock::new();
-    *FONT.get_or_init(|| {
-        let mut candidates: Vec<String> = std::env::var("ACTFORGE_FONT").into_iter().collect();
-        candidates.extend(
-            [
-                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                "/usr/share/fonts/TTF/DejaVuSans.ttf",
-                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-                "/Library/Fonts/Arial.ttf",
-                "/System/Library/Fonts/Supplemental/Arial.ttf",
-                "C:\\Windows\\Fonts\\arial.ttf",
-            ]
-            .map(String::from),
-        );
-        for path in candidates {
-            if let Ok(bytes) = std::fs::read(&path) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return true;
-                }
-            }
-        }
-        false
-    })
 }
 
 #[cfg(test)]

@@ -209,7 +209,7 @@ fn classify(
 /// kept in `compile_failures/`.
 fn compile_stage(run: &Run, ledger: &Ledger, entries: &mut [Entry]) -> Result<()> {
     let s = run.settings;
-    if !(s.compile_check || s.train.device == "cuda") {
+    if !(s.compile_check || s.train.device.is_cuda()) {
         return Ok(());
     }
     let idx: Vec<usize> = (0..entries.len())

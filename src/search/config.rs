@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variation};
 use crate::ir::seeds::SEEDS;
@@ -131,8 +132,8 @@ pub struct TrainSettings {
     pub steps: Option<usize>,
     /// Share of the training data kept (stratified thinning).
     pub thin: f64,
-    /// `cpu` or `cuda`.
-    pub device: String,
+    /// `cpu` or `cuda` (written so in `config.json`).
+    pub device: Device,
     /// Model preset (`None`: the task's default).
     pub preset: Option<String>,
     /// Sequences per batch (`None`: the recipe's default).
@@ -233,7 +234,7 @@ impl Default for Settings {
                 task: "qa".into(),
                 steps: None,
                 thin: 0.5,
-                device: "cpu".into(),
+                device: Device::Cpu,
                 preset: None,
                 batch_size: None,
                 weights: None,
@@ -457,7 +458,7 @@ impl Settings {
         let t = &self.train;
         // The weights only when set, so that the settings (and their hash) of
         // runs made before `--weights` stay what they were.
-        let mut train = json!({"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device, "preset": t.preset});
+        let mut train = json!({"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device.to_string(), "preset": t.preset});
         if let Some(w) = t.weights {
             train["weights"] = json!(w.to_string());
         }
@@ -577,7 +578,7 @@ impl Settings {
                 task: t.str("task")?.to_string(),
                 steps: opt_usize(t.opt("steps"), "steps")?,
                 thin: t.f64("thin")?,
-                device: t.str("device")?.to_string(),
+                device: Device::parse(t.str("device")?)?,
                 preset: opt_str(t.opt("preset")),
                 batch_size: opt_usize(t.opt("batch_size"), "batch_size")?,
                 // Absent in runs made before the flag existed: the default.
@@ -722,7 +723,7 @@ mod tests {
         full.train.steps = Some(100);
         full.train.batch_size = Some(16);
         full.train.preset = Some("gpt-micro".into());
-        full.train.device = "cuda".into();
+        full.train.device = Device::Cuda(None);
         full.train.task = "translate-t5".into();
         let mut weighted = before();
         weighted.train.weights = Some("ppl=1,acc=1".parse().unwrap());
@@ -743,4 +744,25 @@ mod tests {
     const PINNED_FULL_HASH: &str = "82fc6d13de3e7aec";
     const PINNED_WEIGHTED: &str = r#"{"primitives":"seed","ephemeral":null,"include_known":false,"start_with":[],"pop":12,"lambda":12,"gens":5,"algorithm":"mu-plus-lambda","selection":{"kind":"tournament","size":3},"elite":1,"cxpb":0.6,"mutpb":0.3,"mutations":["uniform","node-replacement","shrink","insert"],"max_height":17,"max_size":null,"init_min":1,"init_max":3,"objective":"score","fingerprint":true,"hof":10,"seed":0,"seeds":1,"train":{"task":"qa","steps":null,"batch_size":null,"thin":0.5,"device":"cpu","preset":null,"weights":"bleu=0,ppl=1,acc=1"},"evaluator":{"kind":"train"},"compile_check":false,"arch":90,"retrain_top":3,"retrain_seeds":3,"export":true}"#;
     const PINNED_WEIGHTED_HASH: &str = "d066aa113e37fc85";
+    /// The device is read once, when the settings are: a config naming a
+    /// device that does not exist is refused there, and one that does is
+    /// written back as it was written.
+    #[test]
+    fn the_device_is_parsed_once_and_kept_as_written() {
+        let mut v = Settings::default().to_json();
+        for d in ["cpu", "cuda", "cuda:2"] {
+            v["train"]["device"] = json!(d);
+            let s = Settings::from_json(&v, "config.json").unwrap();
+            assert_eq!(s.train.device, Device::parse(d).unwrap());
+            assert_eq!(s.to_json()["train"]["device"], json!(d));
+        }
+        v["train"]["device"] = json!("gpu");
+        let e = Settings::from_json(&v, "config.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("device `gpu`: expected cpu, cuda or cuda:N"),
+            "{e}"
+        );
+    }
 }

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use std::path::Path;
 
-use indicatif::MultiProgress;
-
 use crate::error::Result;
 use crate::ir::Library;
 
 use super::config::{EvaluatorKind, Settings};
 use super::exec::executor::Evaluate;
+use super::progress::TrainingObserver;
 use super::retrain::{Entrant, Plan, Retrain, Retrained};
 use super::synthetic::Synthetic;
 use super::training::Training;
@@ -26,13 +25,11 @@ pub struct Evaluators {
 ///
 /// The training evaluator prepares its data here (corpus, tokenizer,
 /// thinning), so a missing corpus or device is reported before a run
-/// directory is made. Its training-steps bars join `bars`; `quiet`
-/// silences its lines on stderr.
+/// directory is made. `observer` hears of its training steps and lines.
 pub fn evaluators(
     settings: &Settings,
     library: Arc<Library>,
-    bars: Option<MultiProgress>,
-    quiet: bool,
+    observer: Option<Arc<dyn TrainingObserver>>,
 ) -> Result<Evaluators> {
     match settings.evaluator {
         EvaluatorKind::Synthetic { sleep_ms } => Ok(Evaluators {
@@ -40,7 +37,7 @@ pub fn evaluators(
             retrain: Box::new(Synthetic::new(0)),
         }),
         EvaluatorKind::Train => {
-            let t = Arc::new(Training::new(&settings.train, library, bars, quiet)?);
+            let t = Arc::new(Training::new(&settings.train, library, observer)?);
             Ok(Evaluators {
                 evaluate: t.clone(),
                 retrain: Box::new(ArcRetrain(t)),

@@ -14,12 +14,11 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use candle_core::Device;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::experiment::{parse_device, run_built_on, versions, Experiment, Progress, GELU_LABEL};
+use crate::experiment::{run_built_on, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{
     run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task,
 };
@@ -30,6 +29,7 @@ use crate::store::files::write_json;
 use super::candidate::Candidate;
 use super::config::TrainSettings;
 use super::exec::executor::{Evaluate, Job, JobResult};
+use super::progress::TrainingObserver;
 use super::retrain::{Entrant, Plan, Retrain, RetrainResult, Retrained};
 
 /// Training steps per candidate on the CPU unless `--steps` says
@@ -44,10 +44,10 @@ pub const CPU_STEPS: u64 = 150;
 /// trains on all the training data.
 pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
     let task: Task = t.task.parse()?;
-    let mut r = Recipe::for_task(task, t.device != "cpu");
-    match (t.steps, t.device.as_str()) {
+    let mut r = Recipe::for_task(task, t.device.is_cuda());
+    match (t.steps, t.device) {
         (Some(steps), _) => r.length = Length::Steps(steps as u64),
-        (None, "cpu") => r.length = Length::Steps(CPU_STEPS),
+        (None, Device::Cpu) => r.length = Length::Steps(CPU_STEPS),
         (None, _) => {}
     }
     if let Some(b) = t.batch_size {
@@ -65,15 +65,15 @@ pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
 }
 
 /// `auto`: `cuda` when this build has the `cuda` feature and a GPU answers,
-/// else `cpu`; any other name is returned as it is.
-pub fn resolve_device(name: &str) -> String {
+/// else `cpu`; any other name is parsed ([`Device::parse`]).
+pub fn resolve_device(name: &str) -> Result<Device> {
     if name != "auto" {
-        return name.to_string();
+        return Device::parse(name);
     }
-    if cfg!(feature = "cuda") && Device::new_cuda(0).is_ok() {
-        "cuda".into()
+    if cfg!(feature = "cuda") && candle_core::Device::new_cuda(0).is_ok() {
+        Ok(Device::Cuda(None))
     } else {
-        "cpu".into()
+        Ok(Device::Cpu)
     }
 }
 
@@ -82,8 +82,8 @@ pub fn resolve_device(name: &str) -> String {
 /// backend reads per call): N single-threaded trainings on N cores beat N
 /// trainings fighting over every core. A value the user set is kept.
 /// Call before any worker starts.
-pub fn share_cpu_between(workers: usize, device: &str) {
-    if workers > 1 && device == "cpu" && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+pub fn share_cpu_between(workers: usize, device: Device) {
+    if workers > 1 && device.is_cpu() && std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
 }
@@ -110,51 +110,49 @@ pub fn final_recipe(search: &Recipe, steps: Option<u64>, gpu: bool) -> Recipe {
 pub struct Training {
     /// The search's recipe, data prepared (thinned), no test split.
     prep: Arc<Prepared>,
+    /// Where it trains, opened (`device`, as the settings name it).
+    candle: candle_core::Device,
     device: Device,
-    device_name: String,
     /// The final verdict's preparation (whole training split, test split
     /// scored), made when the final comparison starts.
     full: OnceLock<Result<Arc<Prepared>>>,
     /// The primitive set's library (formulas may use its definitions).
     library: Arc<Library>,
-    /// Where the training-steps bars go (a terminal), if anywhere.
-    bars: Option<MultiProgress>,
-    quiet: bool,
+    /// Who hears of each job's steps and the final retrain's runs (the
+    /// cli's bars), if anyone.
+    observer: Option<Arc<dyn TrainingObserver>>,
 }
 
 impl Training {
     /// Prepare the data of `t` (fails here, before any search starts, on a
     /// missing corpus, a bad preset or an unavailable device).
-    /// Formulas are read with `library`. `bars`: the search's progress
-    /// bars, to which each running evaluation adds its training-steps bar.
+    /// Formulas are read with `library`; `observer` hears of each
+    /// evaluation's steps and the final retrain's runs.
     pub fn new(
         t: &TrainSettings,
         library: Arc<Library>,
-        bars: Option<MultiProgress>,
-        quiet: bool,
+        observer: Option<Arc<dyn TrainingObserver>>,
     ) -> Result<Training> {
-        Training::from_recipe(&recipe(t)?, &t.device, library, bars, quiet)
+        Training::from_recipe(&recipe(t)?, t.device, library, observer)
     }
 
-    /// Train `recipe` on `device` (`cpu`, `cuda` or `cuda:N`): a worker
+    /// Train `recipe` on `device`: a worker
     /// of a run on a device of its own keeps the run's recipe.
     pub fn from_recipe(
         recipe: &Recipe,
-        device: &str,
+        device: Device,
         library: Arc<Library>,
-        bars: Option<MultiProgress>,
-        quiet: bool,
+        observer: Option<Arc<dyn TrainingObserver>>,
     ) -> Result<Training> {
-        let parsed = parse_device(device)?;
+        let candle = device.open()?;
         let prep = Prepared::scored_on(recipe, Holdout::ValidWithoutTest)?;
         Ok(Training {
             prep: Arc::new(prep),
-            device: parsed,
-            device_name: device.to_string(),
+            candle,
+            device,
             full: OnceLock::new(),
             library,
-            bars: bars.filter(|m| !m.is_hidden()),
-            quiet,
+            observer,
         })
     }
 
@@ -216,32 +214,10 @@ impl Training {
         }
     }
 
-    /// A training-steps bar for `job`, under the search's bars (removed
-    /// when dropped).
-    fn steps_bar(&self, job: &Job) -> Option<StepsBar> {
-        let multi = self.bars.as_ref()?;
-        let total = crate::fitness::run::total_steps(&self.prep);
-        let b = multi.add(ProgressBar::new(total));
-        b.set_style(
-            ProgressStyle::with_template(
-                "  {prefix:<24} {msg:>8} [{bar:20}] {pos}/{len} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        let name: String = job.formula().chars().take(24).collect();
-        b.set_prefix(name);
-        Some(StepsBar(b))
-    }
-
-    /// A line for the user: above the bars on a terminal, else on stderr.
+    /// A line for the user, if anyone listens.
     fn say(&self, line: &str) {
-        match &self.bars {
-            Some(m) => {
-                let _ = m.println(line);
-            }
-            None if !self.quiet => eprintln!("{line}"),
-            None => {}
+        if let Some(o) = &self.observer {
+            o.line(line);
         }
     }
 
@@ -259,23 +235,6 @@ impl Training {
                 "preparing the whole training split and the test split for the final verdict: {e}"
             ))),
         }
-    }
-}
-
-/// A progress bar that clears itself when the evaluation ends, however it
-/// ends.
-struct StepsBar(ProgressBar);
-
-impl std::ops::Deref for StepsBar {
-    type Target = ProgressBar;
-    fn deref(&self) -> &ProgressBar {
-        &self.0
-    }
-}
-
-impl Drop for StepsBar {
-    fn drop(&mut self) {
-        self.0.finish_and_clear();
     }
 }
 
@@ -312,8 +271,8 @@ fn run_line(o: &Outcome) -> Value {
         "seed": o.seed,
         "status": o.status.label(),
         "steps": o.steps,
-        "loss_first": crate::fitness::run::finite(first),
-        "loss_last": crate::fitness::run::finite(last),
+        "loss_first": crate::fitness::evaluate::finite(first),
+        "loss_last": crate::fitness::evaluate::finite(last),
         "metrics": o.eval.as_ref().map(|e| e.metrics_json()),
         "train_seconds": o.timing.train,
         "eval_seconds": o.timing.eval,
@@ -329,10 +288,11 @@ impl Evaluate for Training {
             r
         };
         let act = Training::activation(&job.candidate);
-        let bar = self.steps_bar(job);
+        let steps = crate::fitness::run::total_steps(&self.prep);
+        let progress = (self.observer.as_ref()).map(|o| o.job_started(job.formula(), steps));
         let on_step = |i: &StepInfo| {
-            if let Some(b) = &bar {
-                b.set_position(i.step);
+            if let Some(p) = &progress {
+                p.step(i.step);
             }
         };
         let opts = RunOptions {
@@ -341,11 +301,10 @@ impl Evaluate for Training {
         };
         let mut outcomes = Vec::with_capacity(job.seeds.len());
         for &seed in &job.seeds {
-            if let Some(b) = &bar {
-                b.set_position(0);
-                b.set_message(format!("seed {seed}"));
+            if let Some(p) = &progress {
+                p.seed_started(seed);
             }
-            let outcome = match run(&self.prep, &act, seed, &self.device, &opts) {
+            let outcome = match run(&self.prep, &act, seed, &self.candle, &opts) {
                 Ok(o) => o,
                 Err(e) => return failed(format!("training failed (seed {seed}): {e}")),
             };
@@ -421,7 +380,7 @@ impl Retrain for Training {
                 .map(|e| self.spec(e))
                 .collect::<Result<_>>()?,
             seeds: seeds.to_vec(),
-            device: self.device_name.clone(),
+            device: self.device.to_string(),
             checkpoint_every: 50,
             samples: 3,
             command: vec!["actforge search (final retrain)".into()],

@@ -2,6 +2,7 @@
 //! tolerance of PRIMITIVES.md, switch-point detection and conditioning.
 #![allow(dead_code)]
 
+pub mod harness;
 pub mod procs;
 
 use actforge::diff::Function;

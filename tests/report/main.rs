@@ -12,9 +12,11 @@
 //! `ACTFORGE_REPORT_SCREENSHOTS=DIR` keeps its screenshots.
 
 mod browser;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -24,19 +26,7 @@ use actforge::search::progress::Observer;
 use actforge::search::run::logbook::Row;
 use actforge::search::run::record::Record;
 use actforge::search::{InProcess, Outcome, Search, Settings};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_actforge"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir()
-        .join(format!("actforge-report-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
-    d
-}
+use common::harness::{bin, tmp};
 
 fn ok(out: Output) -> String {
     assert!(
@@ -264,7 +254,7 @@ fn an_interrupted_search_has_the_page_of_its_last_generation() {
         ..Settings::default()
     };
     let mut search = Search::create(&dir, settings.clone(), &["test".into()]).unwrap();
-    let ev = evaluators(&settings, search.library(), None, true).unwrap();
+    let ev = evaluators(&settings, search.library(), None).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mut exec = InProcess::new(ev.evaluate, 1, stop.clone());
     let mut obs = StopAt {

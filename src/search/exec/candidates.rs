@@ -33,6 +33,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
 
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::gp::Canonical;
 use crate::ir::Library;
@@ -61,7 +62,7 @@ pub struct Candidates {
     library: Arc<Library>,
     /// `None` when the evaluations run in worker processes.
     evaluator: Option<Arc<dyn Evaluate>>,
-    device: String,
+    device: Device,
     /// Formulas the run has recorded, by hash (read on first use).
     recorded: OnceLock<Result<HashMap<u64, String>, String>>,
 }
@@ -73,25 +74,19 @@ impl Candidates {
     /// be prepared. With `in_process` false nothing is prepared: the
     /// evaluations run in worker processes, and this value only resolves
     /// batch lines.
-    pub fn open(
-        dir: &Path,
-        device: Option<&str>,
-        quiet: bool,
-        in_process: bool,
-    ) -> Result<Candidates> {
+    pub fn open(dir: &Path, device: Option<Device>, in_process: bool) -> Result<Candidates> {
         let settings = read_config(dir)?;
         let copy = (!settings.named_set()).then(|| dir.join(PRIMITIVES_COPY));
         let library = settings.primitive_set(copy.as_deref())?.library_arc();
         let recipe = recipe(&settings.train)?;
-        let device = device.unwrap_or(&settings.train.device).to_string();
+        let device = device.unwrap_or(settings.train.device);
         let evaluator: Option<Arc<dyn Evaluate>> = match settings.evaluator {
             _ if !in_process => None,
             EvaluatorKind::Train => Some(Arc::new(Training::from_recipe(
                 &recipe,
-                &device,
+                device,
                 library.clone(),
                 None,
-                quiet,
             )?)),
             EvaluatorKind::Synthetic { sleep_ms } => Some(Arc::new(Synthetic::new(sleep_ms))),
         };
@@ -111,8 +106,8 @@ impl Candidates {
         self.recipe
     }
 
-    pub fn device(&self) -> &str {
-        &self.device
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// The run directory.
@@ -487,7 +482,7 @@ pub fn serve(
     let ready = json!({
         "ready": true,
         "recipe": hash_hex(c.recipe_hash()),
-        "device": c.device(),
+        "device": c.device().to_string(),
         "pid": std::process::id(),
     });
     send(output, &ready)?;

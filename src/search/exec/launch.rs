@@ -23,8 +23,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::experiment::parse_device;
 
 use super::executor::{Evaluate, Executor, InProcess};
 use super::process::{ProcessWorkers, WorkerSetup};
@@ -87,7 +87,6 @@ pub struct Launch {
     /// The `actforge` binary that worker processes and Ray tasks run.
     pub program: PathBuf,
     pub ray: RayOptions,
-    pub quiet: bool,
     /// Longest evaluation of one candidate (`--eval-timeout`); process and
     /// Ray executors only.
     pub eval_timeout: Option<Duration>,
@@ -105,14 +104,14 @@ impl Launch {
         if self.devices.is_empty() {
             return Ok(());
         }
-        if settings.train.device != "cuda" {
+        if !settings.train.device.is_cuda() {
             return Err(Error::Usage(format!(
                 "--devices runs one worker per GPU, but this run trains on `{}` (start it with --device cuda)",
                 settings.train.device
             )));
         }
         for d in &self.devices {
-            parse_device(&format!("cuda:{d}"))?;
+            Device::Cuda(Some(*d)).open()?;
         }
         Ok(())
     }
@@ -130,7 +129,7 @@ impl Launch {
         let settings = search.settings();
         self.check(settings)?;
         let recipe_hash = recipe(&settings.train)?.hash();
-        let cuda = |d: &usize| format!("cuda:{d}");
+        let cuda = |d: &usize| Device::Cuda(Some(*d));
         match self.kind {
             ExecutorKind::Thread if self.devices.is_empty() => {
                 Ok(Box::new(InProcess::new(evaluate, self.workers, stop)))
@@ -139,7 +138,7 @@ impl Launch {
                 let evaluators = self
                     .devices
                     .iter()
-                    .map(|d| self.device_evaluator(search, &cuda(d)))
+                    .map(|d| self.device_evaluator(search, cuda(d)))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(Box::new(InProcess::per_worker(evaluators, stop)))
             }
@@ -147,7 +146,10 @@ impl Launch {
                 let devices = if self.devices.is_empty() {
                     vec![None; self.workers.max(1)]
                 } else {
-                    self.devices.iter().map(|d| Some(cuda(d))).collect()
+                    self.devices
+                        .iter()
+                        .map(|d| Some(cuda(d).to_string()))
+                        .collect()
                 };
                 let mut setup = WorkerSetup::new(
                     self.program.clone(),
@@ -178,7 +180,7 @@ impl Launch {
     }
 
     /// The run's evaluator on `device` (one per GPU thread).
-    fn device_evaluator(&self, search: &Search, device: &str) -> Result<Arc<dyn Evaluate>> {
+    fn device_evaluator(&self, search: &Search, device: Device) -> Result<Arc<dyn Evaluate>> {
         let s = search.settings();
         Ok(match s.evaluator {
             EvaluatorKind::Train => Arc::new(Training::from_recipe(
@@ -186,7 +188,6 @@ impl Launch {
                 device,
                 search.library(),
                 None,
-                self.quiet,
             )?),
             EvaluatorKind::Synthetic { sleep_ms } => Arc::new(Synthetic::new(sleep_ms)),
         })
