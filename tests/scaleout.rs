@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -363,11 +364,27 @@ while IFS= read -r line; do
 done
 "#;
 
+/// Write an executable script. It is written by a child `sh`, never through
+/// a file descriptor of this process: tests run on several threads, and a
+/// child another thread forks while this process holds the script open for
+/// writing inherits that descriptor until it execs, so running the script
+/// then fails with ETXTBSY ("Text file busy"; seen once in a full run).
 fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut sh = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(sh.wait().unwrap().success(), "writing {}", path.display());
+    assert!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o111 != 0,
+        "{} is not executable",
+        path.display()
+    );
     path
 }
 
