@@ -18,13 +18,15 @@ use crate::runtime::device::{
     compile_and_load, launch_backward, launch_config, launch_forward, Kernels,
 };
 
-fn msg(e: impl std::fmt::Display) -> candle_core::Error {
+pub(crate) fn msg(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
-struct Loaded {
-    kernels: Kernels,
-    sm_count: u32,
+/// A compiled module loaded into a context, with that device's SM count
+/// (for launch configs). Shared with the population op.
+pub(crate) struct Loaded {
+    pub(crate) kernels: Kernels,
+    pub(crate) sm_count: u32,
 }
 
 /// Kernels of one formula, loaded per CUDA context and dtype.
@@ -57,7 +59,7 @@ fn loaded(inner: &Inner, dev: &CudaDevice, dtype: Dtype) -> candle_core::Result<
 }
 
 /// A contiguous copy when the layout is not contiguous.
-fn contiguous(s: &CudaStorage, l: &Layout) -> candle_core::Result<Option<CudaStorage>> {
+pub(crate) fn contiguous(s: &CudaStorage, l: &Layout) -> candle_core::Result<Option<CudaStorage>> {
     if l.is_contiguous() {
         return Ok(None);
     }
@@ -66,7 +68,9 @@ fn contiguous(s: &CudaStorage, l: &Layout) -> candle_core::Result<Option<CudaSto
     Ok(Some(dst))
 }
 
-fn range(l: &Layout, copied: bool) -> (usize, usize) {
+/// The element range to read: all of a contiguous copy, else the
+/// layout's own offsets.
+pub(crate) fn range(l: &Layout, copied: bool) -> (usize, usize) {
     if copied {
         (0, l.shape().elem_count())
     } else {

@@ -15,19 +15,11 @@ use cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
 
 use super::{launches, Members};
 use crate::codegen::{population_kernel_name, Direction, Dtype, MAX_SLICES};
+use crate::op::cuda::{contiguous, msg, range, Loaded};
 use crate::runtime::device::{
     compile_and_load, launch_population_backward, launch_population_forward, population_config,
-    Kernels, Slices,
+    Slices,
 };
-
-fn msg(e: impl std::fmt::Display) -> candle_core::Error {
-    candle_core::Error::Msg(e.to_string())
-}
-
-struct Loaded {
-    kernels: Kernels,
-    sm_count: u32,
-}
 
 /// (context, dtype, the formulas' hashes in module order).
 type Key = (usize, Dtype, Vec<u64>);
@@ -60,24 +52,6 @@ fn loaded(m: &Members, dev: &CudaDevice, dtype: Dtype) -> candle_core::Result<Ar
     }
     map.insert(key, l.clone());
     Ok(l)
-}
-
-/// A contiguous copy when the layout is not contiguous.
-fn contiguous(s: &CudaStorage, l: &Layout) -> candle_core::Result<Option<CudaStorage>> {
-    if l.is_contiguous() {
-        return Ok(None);
-    }
-    let mut dst = s.device().zeros_impl(l.shape(), s.dtype())?;
-    s.copy_strided_src(&mut dst, 0, l)?;
-    Ok(Some(dst))
-}
-
-fn range(l: &Layout, copied: bool) -> (usize, usize) {
-    if copied {
-        (0, l.shape().elem_count())
-    } else {
-        l.contiguous_offsets().expect("checked contiguous")
-    }
 }
 
 fn slices_of(ids: &[u32; MAX_SLICES]) -> Slices {
