@@ -32,6 +32,7 @@ pub mod exec;
 pub mod json;
 pub mod ledger;
 pub mod progress;
+pub mod racing;
 pub mod retrain;
 pub mod run;
 pub mod scheme;
