@@ -395,6 +395,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         export: !a.no_export,
         seeding: Seeding {
             final_steps: a.final_steps,
+            racing: None,
         },
     };
     s.check()?;
