@@ -40,6 +40,7 @@ pub mod screen;
 pub mod seeding;
 pub mod synthetic;
 pub mod training;
+pub mod trials;
 
 pub use config::Settings;
 pub use engine::{Opened, Outcome, Search};
