@@ -157,7 +157,7 @@ impl Search {
         Ok(Search {
             dir: dir.to_path_buf(),
             variation: settings.variation()?,
-            ledger: Ledger::open(dir, settings.fingerprint)?,
+            ledger: Ledger::open(dir, settings.fingerprint, settings.seeding.racing.is_some())?,
             set,
             objectives,
             state,
