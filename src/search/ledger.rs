@@ -97,6 +97,15 @@ impl Ledger {
         self.trials.as_ref().and_then(|t| t.get(&key))
     }
 
+    /// With racing: every key with settled single-seed results, in key
+    /// order (a deterministic order for the race's sums).
+    pub fn raced(&self) -> Vec<(u64, &Trials)> {
+        let mut all: Vec<(u64, &Trials)> =
+            self.trials.iter().flatten().map(|(&k, t)| (k, t)).collect();
+        all.sort_unstable_by_key(|&(k, _)| k);
+        all
+    }
+
     /// With racing: settle one candidate-seed result (already logged, or
     /// recovered): it joins its key's trials and the cache takes their
     /// new summary. Refused (as a damaged run) when the seed is settled

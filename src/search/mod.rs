@@ -35,6 +35,7 @@ pub mod progress;
 pub mod racing;
 pub mod retrain;
 pub mod run;
+pub mod rung;
 pub mod scheme;
 pub mod screen;
 pub mod seeding;

@@ -103,6 +103,12 @@ impl Trials {
         self.by_seed.is_empty()
     }
 
+    /// The fitness at `seed`: `None` when not recorded, `Some(None)` when
+    /// that seed failed.
+    pub fn at(&self, seed: u64) -> Option<Option<f64>> {
+        self.by_seed.get(&seed).map(|r| r.fitness)
+    }
+
     /// (seed, fitness) in seed order (`None`: that seed failed).
     pub fn values(&self) -> Vec<(u64, Option<f64>)> {
         self.by_seed.iter().map(|(&s, r)| (s, r.fitness)).collect()
