@@ -22,7 +22,7 @@ use crate::search::progress::Bars;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
-use crate::search::seeding::Seeding;
+use crate::search::seeding::{Racing, Seeding};
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};
 
@@ -126,7 +126,7 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.
-const RESUME_CONFLICTS: [&str; 39] = [
+const RESUME_CONFLICTS: [&str; 40] = [
     "task",
     "primitives",
     "ephemeral",
@@ -163,6 +163,7 @@ const RESUME_CONFLICTS: [&str; 39] = [
     "retrain_top",
     "retrain_seeds",
     "final_steps",
+    "max_seeds",
     "no_export",
     "synthetic_sleep_ms",
     "out",
@@ -295,6 +296,12 @@ pub struct SearchArgs {
     /// recipe's full length, 300 on the CPU, 2,000 on a GPU).
     #[arg(long, group = "settings")]
     pub final_steps: Option<usize>,
+    /// Race seeds onto contenders: a new candidate trains at one seed and
+    /// earns more, up to this many, while its paired difference from GELU
+    /// is within reach of the best (see the README's "Racing"). Selection
+    /// then reads the mean paired difference from GELU. Replaces --seeds.
+    #[arg(long, value_name = "N", group = "settings", conflicts_with = "seeds")]
+    pub max_seeds: Option<usize>,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]
     pub no_export: bool,
@@ -395,7 +402,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         export: !a.no_export,
         seeding: Seeding {
             final_steps: a.final_steps,
-            racing: None,
+            racing: a.max_seeds.map(|max_seeds| Racing { max_seeds }),
         },
     };
     s.check()?;

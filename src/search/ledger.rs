@@ -86,6 +86,11 @@ impl Ledger {
         self.recovered.len() + self.recovered_seeds.len()
     }
 
+    /// Whether the run races (trained candidates are logged a seed a line).
+    pub fn racing(&self) -> bool {
+        self.trials.is_some()
+    }
+
     /// With racing: the result of `key` at `seed` logged past the
     /// checkpoint, if any.
     pub fn recovered_seed(&self, key: u64, seed: u64) -> Option<&Record> {

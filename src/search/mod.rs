@@ -34,6 +34,7 @@ pub mod ledger;
 pub mod progress;
 pub mod racing;
 pub mod retrain;
+pub mod rounds;
 pub mod run;
 pub mod rung;
 pub mod scheme;

@@ -14,7 +14,8 @@
 //! * `metrics`: per key of the lowest seed's metrics, a number present as
 //!   a number at every seed is their mean (in seed order), an array is the
 //!   arrays joined in seed order (e.g. the training evaluator's `runs`), and
-//!   anything else is the lowest seed's; `per_seed` lists the per-seed
+//!   anything else is the lowest seed's (a value equal at every seed is
+//!   kept as it is); `per_seed` lists the per-seed
 //!   fitnesses (null for a failed seed);
 //! * `generation`, `formula`, `simplified`, `nodes`: the lowest seed's;
 //!   `seconds`: the sum; `worker`: the lowest seed's.
@@ -149,6 +150,7 @@ fn merged_metrics(lines: &[&Record]) -> Map<String, Value> {
     for (k, v) in &lines[0].metrics {
         let all = lines.iter().map(|r| r.metrics.get(k));
         let merged = match v {
+            _ if lines.iter().all(|r| r.metrics.get(k) == Some(v)) => v.clone(),
             Value::Number(_) => {
                 let xs: Option<Vec<f64>> = all.map(|x| x.and_then(Value::as_f64)).collect();
                 match xs {
@@ -177,6 +179,7 @@ mod tests {
         metrics.insert("ppl".into(), json!(10.0 + seed as f64));
         metrics.insert("runs".into(), json!([{"seed": seed}]));
         metrics.insert("note".into(), json!(format!("seed {seed}")));
+        metrics.insert("nodes".into(), json!(3));
         if seed == 2 {
             metrics.insert("bleu".into(), Value::Null);
         } else {
@@ -227,6 +230,8 @@ mod tests {
             json!([{"seed": 0}, {"seed": 1}, {"seed": 2}, {"seed": 3}])
         );
         assert_eq!(sa.metrics["note"], json!("seed 0"));
+        // Equal at every seed: kept as it is (an integer stays one).
+        assert_eq!(sa.metrics["nodes"].to_string(), "3");
         // Not a number at every seed: the lowest seed's value.
         assert_eq!(sa.metrics["bleu"], json!(1.0));
         assert_eq!(sa.metrics["per_seed"], json!([0.1, 0.2, 0.3, 0.7]));
