@@ -1264,3 +1264,57 @@ fn racing_resumes_after_sigkill_as_an_uninterrupted_run() {
     // Nothing trained twice (raced_evaluations panics on a repeat).
     assert_eq!(raced_evaluations(&whole), raced_evaluations(&killed));
 }
+
+#[test]
+fn raced_lines_are_the_same_from_worker_processes_and_eval_candidates() {
+    let (threads, procs_dir) = (tmp("race-threads"), tmp("race-procs"));
+    run_search(&threads, &[RACED, &["--workers", "1"]].concat());
+    run_search(
+        &procs_dir,
+        &[RACED, &["--workers", "2", "--executor", "process"]].concat(),
+    );
+    assert_eq!(raced_evaluations(&threads), raced_evaluations(&procs_dir));
+    assert_eq!(
+        json(&threads.join("hall_of_fame.json")),
+        json(&procs_dir.join("hall_of_fame.json"))
+    );
+    // A candidate-seed of the race, evaluated again by eval-candidates
+    // from its hash and seed: the logged fitness, bit for bit.
+    let raced: Vec<Value> = lines(&threads.join("evaluations.jsonl"))
+        .into_iter()
+        .filter(|e| e["fitness"].is_number() && e["seeds"][0].as_u64() > Some(7))
+        .take(3)
+        .collect();
+    assert!(!raced.is_empty(), "the race trained past the first seed");
+    let batch = threads.join("batch.jsonl");
+    let text: String = raced
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\n",
+                serde_json::json!({"hash": e["hash"], "seeds": e["seeds"]})
+            )
+        })
+        .collect();
+    std::fs::write(&batch, text).unwrap();
+    let out = threads.join("results.jsonl");
+    let o = bin()
+        .args(["eval-candidates", "--quiet", "--json", "--run"])
+        .arg(&threads)
+        .arg("--batch")
+        .arg(&batch)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let results = lines(&out);
+    assert_eq!(results.len(), raced.len());
+    for (r, e) in results.iter().zip(&raced) {
+        assert_eq!((&r["hash"], &r["seeds"]), (&e["hash"], &e["seeds"]));
+        assert_eq!(
+            r["fitness"].as_f64().unwrap().to_bits(),
+            e["fitness"].as_f64().unwrap().to_bits()
+        );
+    }
+}
