@@ -46,6 +46,15 @@ candidates go to --workers threads at once; results are applied in
 candidate order, so the same --seed gives the same hall of fame with any
 number of workers.
 
+Racing (--max-seeds N): selection reads each candidate's mean paired
+difference from GELU at the same seeds (GELU trained once per seed and
+cached). A new candidate trains at one seed; after each generation's first
+pass, rung by rung (1, 2, 4, ... seeds up to N), a candidate within reach
+of the best (its mean + 2 sigma/sqrt(n) at least the best mean - 2
+sigma/sqrt(n), sigma pooled over the run) earns the next rung and a
+clearly worse one stops. Each candidate-seed is one line of
+evaluations.jsonl.
+
 Algorithms: mu-plus-lambda (default; survivors from parents and offspring:
 the --elite best, then tournaments, or NSGA-II with --objective
 score,complexity) and simple (tournament parents, offspring replace the
