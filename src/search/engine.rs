@@ -341,14 +341,7 @@ impl Search {
         let mut old = std::mem::take(&mut self.state.population);
         let trees = self.breed(g, &old)?;
         let mut raced = Counters::default();
-        let rounds = Rounds {
-            settings: &self.settings,
-            set: &self.set,
-            generation: g,
-        };
-        if self.settings.seeding.racing.is_some()
-            && !rounds.baseline_first(&mut self.ledger, exec, obs, stop, &mut raced)?
-        {
+        if self.racing() && !self.race_baseline(g, exec, obs, stop, &mut raced)? {
             self.state.population = old;
             return Ok(None);
         }
@@ -358,36 +351,18 @@ impl Search {
             return Ok(None);
         };
         if self.racing() {
-            let eligible = new
-                .iter()
-                .chain(&old)
-                .map(|i| i.key)
-                .chain(self.state.hof.entries().iter().map(|e| e.key))
-                .collect();
-            let rounds = Rounds {
-                settings: &self.settings,
-                set: &self.set,
-                generation: g,
-            };
-            if !rounds.rungs(&mut self.ledger, &eligible, exec, obs, stop, &mut raced)? {
+            let Some(rungs) = self.race_rungs(g, &mut new, &mut old, exec, obs, stop)? else {
                 self.state.population = old;
                 return Ok(None);
-            }
-            for ind in new.iter_mut().chain(old.iter_mut()) {
-                ind.fitness = self.raced_fitness(ind.key)?;
-            }
-            counters.evaluations += raced.evaluations;
-            counters.failures += raced.failures;
+            };
+            counters.evaluations += raced.evaluations + rungs.evaluations;
+            counters.failures += raced.failures + rungs.failures;
         }
         for ind in &new {
             self.offer(ind);
         }
         if self.racing() {
-            let keys: Vec<u64> = self.state.hof.entries().iter().map(|e| e.key).collect();
-            for key in keys {
-                let f = self.raced_fitness(key)?;
-                self.state.hof.rerate(key, f);
-            }
+            self.rerate_hall_of_fame()?;
         }
         self.state.population = self.survivors(g, old, new);
         timing.seconds = start.elapsed().as_secs_f64();
@@ -453,6 +428,69 @@ impl Search {
     /// Whether the run races seeds onto contenders.
     fn racing(&self) -> bool {
         self.settings.seeding.racing.is_some()
+    }
+
+    /// With racing: train the baseline at the first seed unless cached;
+    /// `false` when stopped.
+    fn race_baseline(
+        &mut self,
+        g: usize,
+        exec: &mut dyn Executor,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+        raced: &mut Counters,
+    ) -> Result<bool> {
+        let rounds = Rounds {
+            settings: &self.settings,
+            set: &self.set,
+            generation: g,
+        };
+        rounds.baseline_first(&mut self.ledger, exec, obs, stop, raced)
+    }
+
+    /// With racing: the rungs after generation `g`'s first pass (the new
+    /// individuals, the old population and the hall of fame may earn
+    /// seeds), then every individual's fitness is its paired difference.
+    /// The rungs' counts; `None` when stopped.
+    fn race_rungs(
+        &mut self,
+        g: usize,
+        new: &mut [Individual],
+        old: &mut [Individual],
+        exec: &mut dyn Executor,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Option<Counters>> {
+        let mut raced = Counters::default();
+        let eligible = new
+            .iter()
+            .chain(old.iter())
+            .map(|i| i.key)
+            .chain(self.state.hof.entries().iter().map(|e| e.key))
+            .collect();
+        let rounds = Rounds {
+            settings: &self.settings,
+            set: &self.set,
+            generation: g,
+        };
+        if !rounds.rungs(&mut self.ledger, &eligible, exec, obs, stop, &mut raced)? {
+            return Ok(None);
+        }
+        for ind in new.iter_mut().chain(old.iter_mut()) {
+            ind.fitness = self.raced_fitness(ind.key)?;
+        }
+        Ok(Some(raced))
+    }
+
+    /// With racing: the hall of fame's entries at their current paired
+    /// differences.
+    fn rerate_hall_of_fame(&mut self) -> Result<()> {
+        let keys: Vec<u64> = self.state.hof.entries().iter().map(|e| e.key).collect();
+        for key in keys {
+            let f = self.raced_fitness(key)?;
+            self.state.hof.rerate(key, f);
+        }
+        Ok(())
     }
 
     /// A raced run's fitness vector of `key` (its mean paired difference

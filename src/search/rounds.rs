@@ -189,6 +189,8 @@ impl Rounds<'_> {
         }
         let g = self.generation;
         for (seed, batch) in by_seed {
+            // Each batch gets its own progress bar within the generation.
+            obs.generation_started(g, self.settings.gens, batch.len());
             let mut done: BTreeMap<u64, Record> = BTreeMap::new();
             let mut run = Vec::new();
             for j in &batch {
