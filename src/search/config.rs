@@ -705,7 +705,7 @@ mod tests {
         assert_eq!(raced.max_training_seeds(), 4);
         assert_eq!(raced.retrain_seed_list(), vec![14, 15]);
         let e = Settings { seeds: 2, ..raced }.check().unwrap_err();
-        assert!(e.to_string().contains("--no-racing"), "{e}");
+        assert!(e.to_string().contains("without --max-seeds"), "{e}");
     }
 
     /// The defaults of runs made before the held-out verdict (3 final

@@ -60,7 +60,7 @@ pub fn baseline_missing(base: Option<&Trials>, first: u64, n: usize) -> Result<V
             Some(Some(_)) => {}
             Some(None) => {
                 return Err(Error::Usage(format!(
-                    "the baseline (GELU) failed to train at seed {seed}, so no candidate can be compared with it there: see its line in evaluations.jsonl, or search with --no-racing"
+                    "the baseline (GELU) failed to train at seed {seed}, so no candidate can be compared with it there: see its line in evaluations.jsonl, or search without --max-seeds (fixed seeds)"
                 )))
             }
         }

@@ -97,7 +97,7 @@ impl Seeding {
             crate::limits::SEEDS.check_usize("--max-seeds", r.max_seeds)?;
             if seeds != 1 {
                 return Err(crate::error::Error::Usage(format!(
-                    "--seeds {seeds} trains every candidate with {seeds} fixed seeds, but racing gives a new candidate one seed and more up to --max-seeds: pass --no-racing with --seeds, or --max-seeds {seeds} instead"
+                    "--seeds {seeds} trains every candidate with {seeds} fixed seeds, but racing gives a new candidate one seed and more up to --max-seeds: give --seeds without --max-seeds, or --max-seeds {seeds} alone"
                 )));
             }
         }
@@ -175,7 +175,7 @@ mod tests {
         s.check(1).unwrap();
         let e = s.check(3).unwrap_err().to_string();
         assert!(
-            e.contains("--no-racing") && e.contains("--max-seeds 3"),
+            e.contains("without --max-seeds") && e.contains("--max-seeds 3 alone"),
             "{e}"
         );
         let zero = Seeding {
