@@ -1230,6 +1230,9 @@ fn racing_logs_one_seed_a_line_and_gives_the_same_run_with_1_and_3_workers() {
     // The final verdict's seeds follow every seed a candidate could earn.
     let fin = json(&a.join("final.json"));
     assert_eq!(fin["seeds"], serde_json::json!([11, 12, 13]), "{fin}");
+    // config.json lists every seed a candidate could earn.
+    let config = json(&a.join("config.json"));
+    assert_eq!(config["training_seeds"], serde_json::json!([7, 8, 9, 10]));
 }
 
 #[test]

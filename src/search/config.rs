@@ -385,6 +385,14 @@ impl Settings {
             .collect()
     }
 
+    /// Every training seed a candidate of this search can get: `seed`, …,
+    /// `seed + max_training_seeds − 1` (the fixed seeds without racing).
+    pub fn seed_pool(&self) -> Vec<u64> {
+        (0..self.max_training_seeds() as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+
     /// The most training seeds a candidate of this search can get.
     pub fn max_training_seeds(&self) -> usize {
         self.seeding.max_training_seeds(self.seeds)
@@ -703,6 +711,9 @@ mod tests {
         };
         raced.check().unwrap();
         assert_eq!(raced.max_training_seeds(), 4);
+        assert_eq!(raced.seed_pool(), vec![10, 11, 12, 13]);
+        assert_eq!(raced.training_seeds(), vec![10]);
+        assert_eq!(fixed.seed_pool(), fixed.training_seeds());
         assert_eq!(raced.retrain_seed_list(), vec![14, 15]);
         let e = Settings { seeds: 2, ..raced }.check().unwrap_err();
         assert!(e.to_string().contains("without --max-seeds"), "{e}");
