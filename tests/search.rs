@@ -1230,6 +1230,29 @@ fn racing_logs_one_seed_a_line_and_gives_the_same_run_with_1_and_3_workers() {
     // The final verdict's seeds follow every seed a candidate could earn.
     let fin = json(&a.join("final.json"));
     assert_eq!(fin["seeds"], serde_json::json!([11, 12, 13]), "{fin}");
+    // Selection reads the mean paired difference from GELU at the same
+    // seeds: recomputed here from the logged per-seed fitnesses.
+    let gelu = "5c6e65c073e2e118"; // canonical hash of gelu(ARG0)
+    let fitness_at = |hash: &str, seed: u64| -> f64 {
+        lines(&a.join("evaluations.jsonl"))
+            .into_iter()
+            .find(|r| r["hash"] == hash && r["seeds"] == serde_json::json!([seed]))
+            .unwrap()["fitness"]
+            .as_f64()
+            .unwrap()
+    };
+    for file in ["hall_of_fame.json", "pareto.json"] {
+        for e in json(&a.join(file)).as_array().unwrap() {
+            let h = e["hash"].as_str().unwrap();
+            let seeds: Vec<u64> = serde_json::from_value(e["seeds"].clone()).unwrap();
+            let sum: f64 = seeds
+                .iter()
+                .map(|&s| fitness_at(h, s) - fitness_at(gelu, s))
+                .sum();
+            let paired = sum / seeds.len() as f64;
+            assert_eq!(e["objectives"][0].as_f64(), Some(paired), "{file}: {e}");
+        }
+    }
     // config.json lists every seed a candidate could earn.
     let config = json(&a.join("config.json"));
     assert_eq!(config["training_seeds"], serde_json::json!([7, 8, 9, 10]));

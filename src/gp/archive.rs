@@ -145,6 +145,18 @@ impl<T> ParetoFront<T> {
         self.entries.insert(at, Entry { key, fitness, item });
         true
     }
+
+    /// Give the entry of `key`, if present, its new `fitness` (racing
+    /// refines a fitness with more seeds): it is offered again, so it stays
+    /// only if no other entry dominates it, and entries it now dominates
+    /// leave. Returns whether the key is still an entry.
+    pub fn rerate(&mut self, key: u64, fitness: Vec<f64>) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.key == key) else {
+            return false;
+        };
+        let e = self.entries.remove(i);
+        self.update(key, fitness, e.item)
+    }
 }
 
 #[cfg(test)]
@@ -169,5 +181,24 @@ mod tests {
         assert_eq!(keys(&hof), vec![1, 2]);
         assert!(!hof.rerate(9, vec![1.0]), "not an entry");
         assert_eq!(hof.len(), 2);
+    }
+
+    #[test]
+    fn a_rerated_point_of_the_front_can_leave_it_or_push_others_out() {
+        use crate::gp::objectives::Sense;
+        let o = Objectives::new(vec![Sense::Maximize, Sense::Minimize]);
+        let mut front = ParetoFront::new(o);
+        for (k, f, n) in [(1, 0.9, 9.0), (2, 0.5, 3.0), (3, 0.7, 5.0)] {
+            assert!(front.update(k, vec![f, n], k));
+        }
+        let keys = |p: &ParetoFront<u64>| p.entries().iter().map(|e| e.key).collect::<Vec<_>>();
+        assert_eq!(keys(&front), vec![1, 3, 2]);
+        // 3 falls below 2 at a larger size: dominated, it leaves.
+        assert!(!front.rerate(3, vec![0.4, 5.0]));
+        assert_eq!(keys(&front), vec![1, 2]);
+        // 2 rises above 1 at a smaller size: 1 is dominated and leaves.
+        assert!(front.rerate(2, vec![0.95, 3.0]));
+        assert_eq!(keys(&front), vec![2]);
+        assert!(!front.rerate(7, vec![1.0, 1.0]), "not an entry");
     }
 }

@@ -482,13 +482,19 @@ impl Search {
         Ok(Some(raced))
     }
 
-    /// With racing: the hall of fame's entries at their current paired
-    /// differences.
+    /// With racing: the hall of fame's and the Pareto front's entries at
+    /// their current paired differences.
     fn rerate_hall_of_fame(&mut self) -> Result<()> {
         let keys: Vec<u64> = self.state.hof.entries().iter().map(|e| e.key).collect();
         for key in keys {
             let f = self.raced_fitness(key)?;
             self.state.hof.rerate(key, f);
+        }
+        let keys: Vec<u64> = self.state.pareto.entries().iter().map(|e| e.key).collect();
+        for key in keys {
+            let f = self.raced_fitness(key)?;
+            let nodes = self.ledger.dedup().get(key).map_or(0, |r| r.nodes) as f64;
+            self.state.pareto.rerate(key, vec![f[0], nodes]);
         }
         Ok(())
     }
