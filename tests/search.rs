@@ -1119,3 +1119,203 @@ fn the_final_verdict_uses_the_test_split_and_seeds_the_search_never_used() {
     }
     assert!(fin["mde"].as_f64().unwrap() > 0.0);
 }
+
+/// Raced evaluations by (hash, seeds), without time and worker; panics if
+/// a candidate-seed was logged twice.
+fn raced_evaluations(dir: &Path) -> HashMap<(String, String), Value> {
+    let mut m = HashMap::new();
+    for mut r in lines(&dir.join("evaluations.jsonl")) {
+        let o = r.as_object_mut().unwrap();
+        o.remove("seconds");
+        o.remove("worker");
+        let k = (
+            o["hash"].as_str().unwrap().to_string(),
+            o["seeds"].to_string(),
+        );
+        assert!(m.insert(k.clone(), r).is_none(), "{k:?} evaluated twice");
+    }
+    m
+}
+
+const RACED: &[&str] = &[
+    "--pop",
+    "10",
+    "--gens",
+    "4",
+    "--hof",
+    "4",
+    "--seed",
+    "7",
+    "--include",
+    "--max-seeds",
+    "4",
+    "--retrain-seeds",
+    "3",
+];
+
+#[test]
+fn racing_logs_one_seed_a_line_and_gives_the_same_run_with_1_and_3_workers() {
+    let (a, b) = (tmp("race-1"), tmp("race-3"));
+    let sleepy: Vec<&str> = RACED
+        .iter()
+        .copied()
+        .chain(["--synthetic-sleep-ms", "2"])
+        .collect();
+    run_search(&a, &[&sleepy[..], &["--workers", "1"]].concat());
+    run_search(&b, &[&sleepy[..], &["--workers", "3"]].concat());
+    let hof = json(&a.join("hall_of_fame.json"));
+    assert_eq!(hof, json(&b.join("hall_of_fame.json")));
+    assert_eq!(logbook(&a), logbook(&b));
+    assert_eq!(raced_evaluations(&a), raced_evaluations(&b));
+    assert_eq!(json(&a.join("pareto.json")), json(&b.join("pareto.json")));
+    // Every trained line is one candidate at one seed, from seed 7 on; a
+    // screened one has none.
+    let mut per_key: HashMap<String, Vec<u64>> = HashMap::new();
+    for r in lines(&a.join("evaluations.jsonl")) {
+        let seeds: Vec<u64> = serde_json::from_value(r["seeds"].clone()).unwrap();
+        assert!(seeds.len() <= 1, "{r}");
+        if r["screened"].is_null() {
+            assert_eq!(seeds.len(), 1, "{r}");
+            assert!((7..11).contains(&seeds[0]), "{r}");
+            per_key
+                .entry(r["hash"].as_str().unwrap().into())
+                .or_default()
+                .push(seeds[0]);
+        }
+    }
+    // Each candidate's seeds are the first n of 7, 8, 9, 10; the race sent
+    // some to 4 seeds and stopped others earlier; the baseline has all 4.
+    let counts: Vec<usize> = per_key
+        .values_mut()
+        .map(|s| {
+            s.sort_unstable();
+            assert_eq!(*s, (7..7 + s.len() as u64).collect::<Vec<_>>());
+            s.len()
+        })
+        .collect();
+    assert!(counts.contains(&4) && counts.contains(&1), "{counts:?}");
+    // The hall of fame shows each entry's seeds; the best has all four.
+    let seeds: Vec<usize> = hof
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seeds"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(seeds[0], 4, "{hof}");
+    // The final verdict's seeds follow every seed a candidate could earn.
+    let fin = json(&a.join("final.json"));
+    assert_eq!(fin["seeds"], serde_json::json!([11, 12, 13]), "{fin}");
+    // Selection reads the mean paired difference from GELU at the same
+    // seeds: recomputed here from the logged per-seed fitnesses.
+    let gelu = "5c6e65c073e2e118"; // canonical hash of gelu(ARG0)
+    let fitness_at = |hash: &str, seed: u64| -> f64 {
+        lines(&a.join("evaluations.jsonl"))
+            .into_iter()
+            .find(|r| r["hash"] == hash && r["seeds"] == serde_json::json!([seed]))
+            .unwrap()["fitness"]
+            .as_f64()
+            .unwrap()
+    };
+    for file in ["hall_of_fame.json", "pareto.json"] {
+        for e in json(&a.join(file)).as_array().unwrap() {
+            let h = e["hash"].as_str().unwrap();
+            let seeds: Vec<u64> = serde_json::from_value(e["seeds"].clone()).unwrap();
+            let sum: f64 = seeds
+                .iter()
+                .map(|&s| fitness_at(h, s) - fitness_at(gelu, s))
+                .sum();
+            let paired = sum / seeds.len() as f64;
+            assert_eq!(e["objectives"][0].as_f64(), Some(paired), "{file}: {e}");
+        }
+    }
+    // config.json lists every seed a candidate could earn.
+    let config = json(&a.join("config.json"));
+    assert_eq!(config["training_seeds"], serde_json::json!([7, 8, 9, 10]));
+}
+
+#[test]
+fn racing_resumes_after_sigkill_as_an_uninterrupted_run() {
+    let (whole, killed) = (tmp("race-whole"), tmp("race-killed"));
+    run_search(&whole, RACED);
+    let g = generation_with_two_evaluations(&whole, 2);
+    let one_worker: Vec<&str> = RACED.iter().copied().chain(["--workers", "1"]).collect();
+    let (mut child, frozen) = spawn_frozen_at(&killed, &one_worker, mid_generation(g));
+    child.kill().unwrap(); // SIGKILL
+    drop(frozen);
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
+    let cp = json(&killed.join("checkpoint.json"));
+    assert!(before.lines().count() as u64 > cp["evaluation_lines"].as_u64().unwrap());
+    let out = resume(&killed, &["--workers", "3"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let after = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
+    let complete: String = before
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert!(
+        after.starts_with(&complete),
+        "every finished evaluation is kept"
+    );
+    assert_eq!(
+        json(&whole.join("hall_of_fame.json")),
+        json(&killed.join("hall_of_fame.json"))
+    );
+    assert_eq!(logbook(&whole), logbook(&killed));
+    // Nothing trained twice (raced_evaluations panics on a repeat).
+    assert_eq!(raced_evaluations(&whole), raced_evaluations(&killed));
+}
+
+#[test]
+fn raced_lines_are_the_same_from_worker_processes_and_eval_candidates() {
+    let (threads, procs_dir) = (tmp("race-threads"), tmp("race-procs"));
+    run_search(&threads, &[RACED, &["--workers", "1"]].concat());
+    run_search(
+        &procs_dir,
+        &[RACED, &["--workers", "2", "--executor", "process"]].concat(),
+    );
+    assert_eq!(raced_evaluations(&threads), raced_evaluations(&procs_dir));
+    assert_eq!(
+        json(&threads.join("hall_of_fame.json")),
+        json(&procs_dir.join("hall_of_fame.json"))
+    );
+    // A candidate-seed of the race, evaluated again by eval-candidates
+    // from its hash and seed: the logged fitness, bit for bit.
+    let raced: Vec<Value> = lines(&threads.join("evaluations.jsonl"))
+        .into_iter()
+        .filter(|e| e["fitness"].is_number() && e["seeds"][0].as_u64() > Some(7))
+        .take(3)
+        .collect();
+    assert!(!raced.is_empty(), "the race trained past the first seed");
+    let batch = threads.join("batch.jsonl");
+    let text: String = raced
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\n",
+                serde_json::json!({"hash": e["hash"], "seeds": e["seeds"]})
+            )
+        })
+        .collect();
+    std::fs::write(&batch, text).unwrap();
+    let out = threads.join("results.jsonl");
+    let o = bin()
+        .args(["eval-candidates", "--quiet", "--json", "--run"])
+        .arg(&threads)
+        .arg("--batch")
+        .arg(&batch)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let results = lines(&out);
+    assert_eq!(results.len(), raced.len());
+    for (r, e) in results.iter().zip(&raced) {
+        assert_eq!((&r["hash"], &r["seeds"]), (&e["hash"], &e["seeds"]));
+        assert_eq!(
+            r["fitness"].as_f64().unwrap().to_bits(),
+            e["fitness"].as_f64().unwrap().to_bits()
+        );
+    }
+}

@@ -23,7 +23,7 @@ use crate::search::evaluator::evaluators;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
-use crate::search::seeding::Seeding;
+use crate::search::seeding::{Racing, Seeding};
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};
 
@@ -46,6 +46,15 @@ be linear), and (on the GPU or with
 candidates go to --workers threads at once; results are applied in
 candidate order, so the same --seed gives the same hall of fame with any
 number of workers.
+
+Racing (--max-seeds N): selection reads each candidate's mean paired
+difference from GELU at the same seeds (GELU trained once per seed and
+cached). A new candidate trains at one seed; after each generation's first
+pass, rung by rung (1, 2, 4, ... seeds up to N), a candidate within reach
+of the best (its mean + 2 sigma/sqrt(n) at least the best mean - 2
+sigma/sqrt(n), sigma pooled over the run) earns the next rung and a
+clearly worse one stops. Each candidate-seed is one line of
+evaluations.jsonl.
 
 Algorithms: mu-plus-lambda (default; survivors from parents and offspring:
 the --elite best, then tournaments, or NSGA-II with --objective
@@ -127,7 +136,7 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.
-const RESUME_CONFLICTS: [&str; 39] = [
+const RESUME_CONFLICTS: [&str; 40] = [
     "task",
     "primitives",
     "ephemeral",
@@ -164,6 +173,7 @@ const RESUME_CONFLICTS: [&str; 39] = [
     "retrain_top",
     "retrain_seeds",
     "final_steps",
+    "max_seeds",
     "no_export",
     "synthetic_sleep_ms",
     "out",
@@ -296,6 +306,12 @@ pub struct SearchArgs {
     /// recipe's full length, 300 on the CPU, 2,000 on a GPU).
     #[arg(long, group = "settings")]
     pub final_steps: Option<usize>,
+    /// Race seeds onto contenders: a new candidate trains at one seed and
+    /// earns more, up to this many, while its paired difference from GELU
+    /// is within reach of the best (see the README's "Racing"). Selection
+    /// then reads the mean paired difference from GELU. Replaces --seeds.
+    #[arg(long, value_name = "N", group = "settings", conflicts_with = "seeds")]
+    pub max_seeds: Option<usize>,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]
     pub no_export: bool,
@@ -396,6 +412,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         export: !a.no_export,
         seeding: Seeding {
             final_steps: a.final_steps,
+            racing: a.max_seeds.map(|max_seeds| Racing { max_seeds }),
         },
     };
     s.check()?;

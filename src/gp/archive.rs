@@ -81,6 +81,18 @@ impl<T> HallOfFame<T> {
         self.entries.truncate(self.capacity);
         true
     }
+
+    /// Give the entry of `key`, if present, its new `fitness` (higher or
+    /// lower: racing refines a fitness with more seeds) and move it to its
+    /// place; an entry that became a failure leaves. Returns whether the
+    /// key is still an entry.
+    pub fn rerate(&mut self, key: u64, fitness: Vec<f64>) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.key == key) else {
+            return false;
+        };
+        let e = self.entries.remove(i);
+        self.update(key, fitness, e.item)
+    }
 }
 
 /// Every non-dominated individual seen so far, one per key, ordered by
@@ -132,5 +144,61 @@ impl<T> ParetoFront<T> {
             .unwrap_or(self.entries.len());
         self.entries.insert(at, Entry { key, fitness, item });
         true
+    }
+
+    /// Give the entry of `key`, if present, its new `fitness` (racing
+    /// refines a fitness with more seeds): it is offered again, so it stays
+    /// only if no other entry dominates it, and entries it now dominates
+    /// leave. Returns whether the key is still an entry.
+    pub fn rerate(&mut self, key: u64, fitness: Vec<f64>) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.key == key) else {
+            return false;
+        };
+        let e = self.entries.remove(i);
+        self.update(key, fitness, e.item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rerated_entry_moves_up_or_down_or_leaves() {
+        let mut hof = HallOfFame::new(3, Objectives::maximize());
+        for (k, f) in [(1, 0.5), (2, 0.7), (3, 0.6)] {
+            assert!(hof.update(k, vec![f], k));
+        }
+        let keys = |h: &HallOfFame<u64>| h.entries().iter().map(|e| e.key).collect::<Vec<_>>();
+        assert_eq!(keys(&hof), vec![2, 3, 1]);
+        // Lower than before: `update` would refuse it, `rerate` moves it.
+        assert!(hof.rerate(2, vec![0.55]));
+        assert_eq!(keys(&hof), vec![3, 2, 1]);
+        assert_eq!(hof.entries()[1].fitness, vec![0.55]);
+        assert!(hof.rerate(1, vec![0.9]));
+        assert_eq!(keys(&hof), vec![1, 3, 2]);
+        assert!(!hof.rerate(3, vec![f64::NEG_INFINITY]));
+        assert_eq!(keys(&hof), vec![1, 2]);
+        assert!(!hof.rerate(9, vec![1.0]), "not an entry");
+        assert_eq!(hof.len(), 2);
+    }
+
+    #[test]
+    fn a_rerated_point_of_the_front_can_leave_it_or_push_others_out() {
+        use crate::gp::objectives::Sense;
+        let o = Objectives::new(vec![Sense::Maximize, Sense::Minimize]);
+        let mut front = ParetoFront::new(o);
+        for (k, f, n) in [(1, 0.9, 9.0), (2, 0.5, 3.0), (3, 0.7, 5.0)] {
+            assert!(front.update(k, vec![f, n], k));
+        }
+        let keys = |p: &ParetoFront<u64>| p.entries().iter().map(|e| e.key).collect::<Vec<_>>();
+        assert_eq!(keys(&front), vec![1, 3, 2]);
+        // 3 falls below 2 at a larger size: dominated, it leaves.
+        assert!(!front.rerate(3, vec![0.4, 5.0]));
+        assert_eq!(keys(&front), vec![1, 2]);
+        // 2 rises above 1 at a smaller size: 1 is dominated and leaves.
+        assert!(front.rerate(2, vec![0.95, 3.0]));
+        assert_eq!(keys(&front), vec![2]);
+        assert!(!front.rerate(7, vec![1.0, 1.0]), "not an entry");
     }
 }

@@ -262,13 +262,23 @@ fn execute(
         .count();
     obs.generation_started(g, run.settings.gens, total);
     let mut done: HashMap<u64, Record> = HashMap::new();
-    let seeds = run.settings.training_seeds();
+    // With racing a new candidate first trains at the run's first seed,
+    // and a result is recovered by (key, seed).
+    let racing = run.settings.seeding.racing.is_some();
+    let seeds = match racing {
+        true => vec![run.settings.seed],
+        false => run.settings.training_seeds(),
+    };
     let mut jobs = Vec::new();
     for e in entries {
         let Kind::Job(candidate) = &e.kind else {
             continue;
         };
-        match ledger.recovered(e.key) {
+        let recovered = match racing {
+            true => ledger.recovered_seed(e.key, seeds[0]),
+            false => ledger.recovered(e.key),
+        };
+        match recovered {
             Some(r) => {
                 obs.candidate_done(r);
                 done.insert(e.key, r.clone());
@@ -310,6 +320,14 @@ fn settle(
     timing: &mut Timing,
 ) -> Result<()> {
     let record = match &e.kind {
+        Kind::Job(_) if ledger.racing() => {
+            // Racing: one candidate-seed joins the key's trials.
+            let r = done.remove(&e.key).expect("every job is done");
+            counters.evaluations += 1;
+            counters.failures += usize::from(r.fitness.is_none());
+            timing.eval_seconds += r.seconds;
+            return ledger.settle_seed(r);
+        }
         Kind::Job(_) => done.remove(&e.key).expect("every job is done"),
         Kind::Failed(why) => match ledger.recovered(e.key) {
             Some(r) => r.clone(),

@@ -310,7 +310,7 @@ impl Settings {
             Ephemeral::parse(e)?;
         }
         self.variation()?;
-        self.seeding.check()?;
+        self.seeding.check(self.seeds)?;
         if self.algorithm == Algorithm::MuPlusLambda && self.cxpb + self.mutpb > 1.0 {
             return usage(format!(
                 "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: --cxpb + --mutpb must be at most 1, not {}",
@@ -386,9 +386,17 @@ impl Settings {
             .collect()
     }
 
+    /// Every training seed a candidate of this search can get: `seed`, …,
+    /// `seed + max_training_seeds − 1` (the fixed seeds without racing).
+    pub fn seed_pool(&self) -> Vec<u64> {
+        (0..self.max_training_seeds() as u64)
+            .map(|i| self.seed.wrapping_add(i))
+            .collect()
+    }
+
     /// The most training seeds a candidate of this search can get.
     pub fn max_training_seeds(&self) -> usize {
-        self.seeds
+        self.seeding.max_training_seeds(self.seeds)
     }
 
     /// The seeds of the final verdict: the `--retrain-seeds` seeds after
@@ -683,11 +691,41 @@ mod tests {
         assert_eq!(s.includes().len(), 4);
     }
 
+    /// With racing, a candidate can train at up to `--max-seeds` seeds
+    /// (`seed`, …, `seed + max_seeds − 1`): the final verdict's seeds come
+    /// after all of them.
+    #[test]
+    fn final_seeds_follow_the_most_seeds_a_candidate_can_earn() {
+        use crate::search::seeding::Racing;
+        let fixed = Settings {
+            seed: 10,
+            retrain_seeds: 2,
+            ..before()
+        };
+        assert_eq!(fixed.retrain_seed_list(), vec![11, 12]);
+        let raced = Settings {
+            seeding: Seeding {
+                final_steps: None,
+                racing: Some(Racing { max_seeds: 4 }),
+            },
+            ..fixed.clone()
+        };
+        raced.check().unwrap();
+        assert_eq!(raced.max_training_seeds(), 4);
+        assert_eq!(raced.seed_pool(), vec![10, 11, 12, 13]);
+        assert_eq!(raced.training_seeds(), vec![10]);
+        assert_eq!(fixed.seed_pool(), fixed.training_seeds());
+        assert_eq!(raced.retrain_seed_list(), vec![14, 15]);
+        let e = Settings { seeds: 2, ..raced }.check().unwrap_err();
+        assert!(e.to_string().contains("without --max-seeds"), "{e}");
+    }
+
     /// The defaults of runs made before the held-out verdict (3 final
     /// seeds): the pinned texts are theirs.
     fn before() -> Settings {
         Settings {
             retrain_seeds: 3,
+            seeding: Seeding::LEGACY,
             ..Settings::default()
         }
     }

@@ -44,6 +44,7 @@ use super::json::bad;
 use super::ledger::Ledger;
 use super::progress::Observer;
 use super::retrain::Retrain;
+use super::rounds::{baseline_key, raced_fitness, Rounds};
 use super::run::dir::{self as rundir, CHECKPOINT, EVALUATIONS};
 use super::run::logbook::{Counters, Row, Spread, Timing};
 use super::run::outputs::{self, RunView, Summary};
@@ -157,7 +158,7 @@ impl Search {
         Ok(Search {
             dir: dir.to_path_buf(),
             variation: settings.variation()?,
-            ledger: Ledger::open(dir, settings.fingerprint)?,
+            ledger: Ledger::open(dir, settings.fingerprint, settings.seeding.racing.is_some())?,
             set,
             objectives,
             state,
@@ -337,14 +338,31 @@ impl Search {
         stop: &AtomicBool,
     ) -> Result<Option<Row>> {
         let start = Instant::now();
-        let old = std::mem::take(&mut self.state.population);
+        let mut old = std::mem::take(&mut self.state.population);
         let trees = self.breed(g, &old)?;
-        let Some((new, counters, mut timing)) = self.assign(trees, g, exec, obs, stop)? else {
+        let mut raced = Counters::default();
+        if self.racing() && !self.race_baseline(g, exec, obs, stop, &mut raced)? {
+            self.state.population = old;
+            return Ok(None);
+        }
+        let Some((mut new, mut counters, mut timing)) = self.assign(trees, g, exec, obs, stop)?
+        else {
             self.state.population = old;
             return Ok(None);
         };
+        if self.racing() {
+            let Some(rungs) = self.race_rungs(g, &mut new, &mut old, exec, obs, stop)? else {
+                self.state.population = old;
+                return Ok(None);
+            };
+            counters.evaluations += raced.evaluations + rungs.evaluations;
+            counters.failures += raced.failures + rungs.failures;
+        }
         for ind in &new {
             self.offer(ind);
+        }
+        if self.racing() {
+            self.rerate_hall_of_fame()?;
         }
         self.state.population = self.survivors(g, old, new);
         timing.seconds = start.elapsed().as_secs_f64();
@@ -407,13 +425,105 @@ impl Search {
         }
     }
 
-    /// Offer a new individual to the hall of fame and the Pareto archive.
+    /// Whether the run races seeds onto contenders.
+    fn racing(&self) -> bool {
+        self.settings.seeding.racing.is_some()
+    }
+
+    /// With racing: train the baseline at the first seed unless cached;
+    /// `false` when stopped.
+    fn race_baseline(
+        &mut self,
+        g: usize,
+        exec: &mut dyn Executor,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+        raced: &mut Counters,
+    ) -> Result<bool> {
+        let rounds = Rounds {
+            settings: &self.settings,
+            set: &self.set,
+            generation: g,
+        };
+        rounds.baseline_first(&mut self.ledger, exec, obs, stop, raced)
+    }
+
+    /// With racing: the rungs after generation `g`'s first pass (the new
+    /// individuals, the old population and the hall of fame may earn
+    /// seeds), then every individual's fitness is its paired difference.
+    /// The rungs' counts; `None` when stopped.
+    fn race_rungs(
+        &mut self,
+        g: usize,
+        new: &mut [Individual],
+        old: &mut [Individual],
+        exec: &mut dyn Executor,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Option<Counters>> {
+        let mut raced = Counters::default();
+        let eligible = new
+            .iter()
+            .chain(old.iter())
+            .map(|i| i.key)
+            .chain(self.state.hof.entries().iter().map(|e| e.key))
+            .collect();
+        let rounds = Rounds {
+            settings: &self.settings,
+            set: &self.set,
+            generation: g,
+        };
+        if !rounds.rungs(&mut self.ledger, &eligible, exec, obs, stop, &mut raced)? {
+            return Ok(None);
+        }
+        for ind in new.iter_mut().chain(old.iter_mut()) {
+            ind.fitness = self.raced_fitness(ind.key)?;
+        }
+        Ok(Some(raced))
+    }
+
+    /// With racing: the hall of fame's and the Pareto front's entries at
+    /// their current paired differences.
+    fn rerate_hall_of_fame(&mut self) -> Result<()> {
+        let keys: Vec<u64> = self.state.hof.entries().iter().map(|e| e.key).collect();
+        for key in keys {
+            let f = self.raced_fitness(key)?;
+            self.state.hof.rerate(key, f);
+        }
+        let keys: Vec<u64> = self.state.pareto.entries().iter().map(|e| e.key).collect();
+        for key in keys {
+            let f = self.raced_fitness(key)?;
+            let nodes = self.ledger.dedup().get(key).map_or(0, |r| r.nodes) as f64;
+            self.state.pareto.rerate(key, vec![f[0], nodes]);
+        }
+        Ok(())
+    }
+
+    /// A raced run's fitness vector of `key` (its mean paired difference
+    /// from the baseline).
+    fn raced_fitness(&self, key: u64) -> Result<Vec<f64>> {
+        let base = baseline_key(&self.set)?;
+        Ok(raced_fitness(
+            &self.ledger,
+            base,
+            self.settings.objective,
+            &self.objectives,
+            key,
+        ))
+    }
+
+    /// Offer a new individual to the hall of fame and the Pareto archive
+    /// (with racing, at its paired difference from the baseline).
     fn offer(&mut self, ind: &Individual) {
         self.state
             .hof
             .update(ind.key, ind.fitness.clone(), ind.tree.clone());
         if let Some(r) = self.ledger.dedup().get(ind.key) {
-            if let Some(f) = r.fitness {
+            let score = match self.racing() {
+                true => Some(ind.fitness[0]).filter(|_| !self.objectives.is_failure(&ind.fitness)),
+                false => r.fitness,
+            };
+            if let Some(f) = score {
                 self.state
                     .pareto
                     .update(ind.key, vec![f, r.nodes as f64], ind.tree.clone());

@@ -32,13 +32,17 @@ pub mod exec;
 pub mod json;
 pub mod ledger;
 pub mod progress;
+pub mod racing;
 pub mod retrain;
+pub mod rounds;
 pub mod run;
+pub mod rung;
 pub mod scheme;
 pub mod screen;
 pub mod seeding;
 pub mod synthetic;
 pub mod training;
+pub mod trials;
 
 pub use config::Settings;
 pub use engine::{Opened, Outcome, Search};

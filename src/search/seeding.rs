@@ -1,8 +1,11 @@
 //! How a search spends training seeds: on its candidates during the
-//! search, and on the held-out verdict at the end (`--final-steps`,
-//! `--retrain-seeds`). One typed value, one field of the settings
-//! (`"seeding"` in `config.json`), absent from the JSON while it has the
-//! values runs had before it existed, so their settings hash is unchanged.
+//! search (fixed `--seeds`, or racing up to `--max-seeds`, see
+//! [`super::racing`]), and on the held-out verdict at the end
+//! (`--final-steps`, `--retrain-seeds`). One typed value, one field of the
+//! settings (`"seeding"` in `config.json`), absent from the JSON while it
+//! has the values runs had before it existed, so their settings hash is
+//! unchanged; each key inside it is likewise written only when it differs
+//! from the legacy value (`"racing"` only with racing on).
 //!
 //! The final verdict's seeds are disjoint from every training seed of the
 //! search by construction ([`final_seeds`]) and checked against the
@@ -20,16 +23,43 @@ pub struct Seeding {
     /// Training steps of the final verdict's runs (`None`: the task
     /// recipe's full length, 300 on the CPU and 2,000 on a GPU).
     pub final_steps: Option<usize>,
+    /// Racing seeds onto contenders (`None`: every candidate trains with
+    /// the fixed `--seeds`, as runs did before racing existed).
+    pub racing: Option<Racing>,
+}
+
+/// The racing settings (see [`super::racing`] for the rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Racing {
+    /// The most seeds a candidate can earn (`--max-seeds`).
+    pub max_seeds: usize,
 }
 
 impl Seeding {
     /// The values of runs made before this setting existed.
-    pub const LEGACY: Seeding = Seeding { final_steps: None };
+    pub const LEGACY: Seeding = Seeding {
+        final_steps: None,
+        racing: None,
+    };
 
     /// `None` for [`Seeding::LEGACY`] (the key is left out of the
-    /// settings), else the object.
+    /// settings), else the object: `"final_steps"` always (as before
+    /// racing existed), `"racing": {"max_seeds"}` only with racing on.
     pub fn to_json(&self) -> Option<Value> {
-        (*self != Seeding::LEGACY).then(|| json!({"final_steps": self.final_steps}))
+        if *self == Seeding::LEGACY {
+            return None;
+        }
+        let mut v = json!({"final_steps": self.final_steps});
+        if let Some(r) = self.racing {
+            v["racing"] = json!({"max_seeds": r.max_seeds});
+        }
+        Some(v)
+    }
+
+    /// The most training seeds a candidate can get: `--max-seeds` with
+    /// racing, else `fixed` (the run's `--seeds`).
+    pub fn max_training_seeds(&self, fixed: usize) -> usize {
+        self.racing.map_or(fixed, |r| r.max_seeds)
     }
 
     /// Read [`Seeding::to_json`]; an absent key is [`Seeding::LEGACY`].
@@ -42,11 +72,35 @@ impl Seeding {
             None => None,
             Some(_) => Some(f.usize("final_steps")?),
         };
-        Ok(Seeding { final_steps })
+        let racing = match f.opt("racing") {
+            None => None,
+            Some(_) => Some(Racing {
+                max_seeds: f.object("racing")?.usize("max_seeds")?,
+            }),
+        };
+        Ok(Seeding {
+            final_steps,
+            racing,
+        })
     }
 
-    /// Check the values against their limits (`--final-steps`).
-    pub fn check(&self) -> Result<()> {
+    /// Check the values against their limits (`--final-steps`,
+    /// `--max-seeds`); `seeds` is the run's `--seeds`, which racing
+    /// replaces (a raced candidate starts at one seed).
+    pub fn check(&self, seeds: usize) -> Result<()> {
+        if let Some(r) = self.racing {
+            if r.max_seeds == 0 {
+                return Err(crate::error::Error::Usage(
+                    "--max-seeds must be at least 1".into(),
+                ));
+            }
+            crate::limits::SEEDS.check_usize("--max-seeds", r.max_seeds)?;
+            if seeds != 1 {
+                return Err(crate::error::Error::Usage(format!(
+                    "--seeds {seeds} trains every candidate with {seeds} fixed seeds, but racing gives a new candidate one seed and more up to --max-seeds: give --seeds without --max-seeds, or --max-seeds {seeds} alone"
+                )));
+            }
+        }
         if let Some(s) = self.final_steps {
             if s == 0 {
                 return Err(crate::error::Error::Usage(
@@ -90,13 +144,59 @@ mod tests {
         );
         let s = Seeding {
             final_steps: Some(40),
+            racing: None,
         };
         let v = s.to_json().unwrap();
+        // A run made before racing existed writes what it wrote then.
+        assert_eq!(v.to_string(), r#"{"final_steps":40}"#);
         assert_eq!(Seeding::from_json(Some(&v), "config.json").unwrap(), s);
         assert!(Seeding {
-            final_steps: Some(0)
+            final_steps: Some(0),
+            racing: None,
         }
-        .check()
+        .check(1)
         .is_err());
+    }
+
+    #[test]
+    fn racing_round_trips_and_is_checked() {
+        let s = Seeding {
+            final_steps: None,
+            racing: Some(Racing { max_seeds: 4 }),
+        };
+        let v = s.to_json().unwrap();
+        assert_eq!(
+            v.to_string(),
+            r#"{"final_steps":null,"racing":{"max_seeds":4}}"#
+        );
+        assert_eq!(Seeding::from_json(Some(&v), "config.json").unwrap(), s);
+        assert_eq!(s.max_training_seeds(1), 4);
+        assert_eq!(Seeding::LEGACY.max_training_seeds(3), 3);
+        s.check(1).unwrap();
+        let e = s.check(3).unwrap_err().to_string();
+        assert!(
+            e.contains("without --max-seeds") && e.contains("--max-seeds 3 alone"),
+            "{e}"
+        );
+        let zero = Seeding {
+            racing: Some(Racing { max_seeds: 0 }),
+            ..s
+        };
+        assert!(zero
+            .check(1)
+            .unwrap_err()
+            .to_string()
+            .contains("--max-seeds"));
+        let huge = Seeding {
+            racing: Some(Racing { max_seeds: 100_000 }),
+            ..s
+        };
+        assert!(huge
+            .check(1)
+            .unwrap_err()
+            .to_string()
+            .contains("--max-seeds"));
+        let bad = serde_json::json!({"final_steps": null, "racing": {"max_seeds": "four"}});
+        assert!(Seeding::from_json(Some(&bad), "config.json").is_err());
     }
 }

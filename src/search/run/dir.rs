@@ -108,7 +108,7 @@ pub fn config_json(
         "settings": settings.to_json(),
         "settings_hash": settings.hash_hex(),
         "primitives_checksum": primitives.map(checksum_hex),
-        "training_seeds": settings.training_seeds(),
+        "training_seeds": settings.seed_pool(),
         "retrain_seeds": settings.retrain_seed_list(),
         "versions": {
             "actforge": env!("CARGO_PKG_VERSION"),

@@ -480,10 +480,9 @@ fn sass_figures(f: Function, arch: u32, out: &Path) -> Result<()> {
 
 /// Every training seed the search's evaluations record (a line's `seeds`,
 /// or for lines written before lines recorded them, its training runs'
-/// `seed`s), with the settings' own training seeds.
+/// `seed`s), with every seed the settings let a candidate train with.
 fn search_seeds(settings: &Settings, dir: &Path) -> Result<std::collections::BTreeSet<u64>> {
-    let mut seeds: std::collections::BTreeSet<u64> =
-        settings.training_seeds().into_iter().collect();
+    let mut seeds: std::collections::BTreeSet<u64> = settings.seed_pool().into_iter().collect();
     let lines = crate::store::files::read_json_lines(&dir.join(EVALUATIONS))?;
     for v in &lines {
         let listed = v["seeds"].as_array().into_iter().flatten();
