@@ -116,13 +116,17 @@ fn eval_candidates_gives_the_search_fitness_bit_for_bit_and_reruns_are_idempoten
     let dir = tmp("bit-exact");
     std::fs::create_dir_all(&dir).unwrap();
     let batch = dir.join("batch.jsonl");
-    // By formula and hash, and by hash alone (the run's recorded formula).
+    // By formula, hash and seed (the run races seeds: a candidate has a
+    // line per seed), and by hash alone (the run's recorded formula at its
+    // first training seed, which the first line, GELU's, trained with).
     let mut text = String::new();
     for (i, e) in trained.iter().enumerate() {
         let line = if i == 0 {
+            let first = json(&run.join("config.json"))["settings"]["seed"].clone();
+            assert_eq!(e["seeds"], serde_json::json!([first]));
             serde_json::json!({"hash": e["hash"]})
         } else {
-            serde_json::json!({"hash": e["hash"], "formula": e["formula"]})
+            serde_json::json!({"hash": e["hash"], "formula": e["formula"], "seeds": e["seeds"]})
         };
         text.push_str(&format!("{line}\n"));
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use actforge::search::config::{EvaluatorKind, Settings};
 use actforge::search::exec::executor::{Evaluate, InProcess, Job, JobResult};
 use actforge::search::progress::Silent;
+use actforge::search::seeding::Seeding;
 use actforge::search::synthetic::Synthetic;
 use actforge::search::{Outcome, Search};
 use common::harness::{bin, json, lines, tmp};
@@ -79,15 +80,29 @@ fn logbook(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Evaluations by hash, without time and worker.
-fn evaluations(dir: &Path) -> HashMap<String, Value> {
+/// Evaluations by hash and seeds, without time and worker; a (hash, seeds)
+/// logged twice (trained twice) panics. Without racing a candidate has one
+/// line, with it (the default) one line per seed.
+fn evaluations(dir: &Path) -> HashMap<(String, String), Value> {
     let mut m = HashMap::new();
     for mut r in lines(&dir.join("evaluations.jsonl")) {
         let o = r.as_object_mut().unwrap();
         o.remove("seconds");
         o.remove("worker");
-        let h = o["hash"].as_str().unwrap().to_string();
-        assert!(m.insert(h.clone(), r).is_none(), "{h} evaluated twice");
+        let k = (
+            o["hash"].as_str().unwrap().to_string(),
+            o["seeds"].to_string(),
+        );
+        assert!(m.insert(k.clone(), r).is_none(), "{k:?} evaluated twice");
+    }
+    m
+}
+
+/// Evaluations by hash, for a run without racing (one line per key).
+fn by_hash(dir: &Path) -> HashMap<String, Value> {
+    let mut m = HashMap::new();
+    for ((h, _), v) in evaluations(dir) {
+        assert!(m.insert(h.clone(), v).is_none(), "{h} evaluated twice");
     }
     m
 }
@@ -133,8 +148,56 @@ fn same_seed_same_hall_of_fame_with_1_and_3_workers() {
     assert!(cmd.windows(2).any(|w| w == ["--workers", "1"]), "{cmd:?}");
     assert_eq!(config["settings"]["seed"], 7);
     assert_eq!(config["settings"]["pop"], 10);
-    assert_eq!(config["training_seeds"], serde_json::json!([7]));
+    // Every seed a candidate can earn: racing, up to --max-seeds 4.
+    assert_eq!(config["training_seeds"], serde_json::json!([7, 8, 9, 10]));
     assert!(config["versions"]["actforge"].is_string());
+}
+
+/// Without racing (--no-racing) every candidate trains once with the same
+/// fixed --seeds, one line per candidate, the same with 1 and 3 workers,
+/// and the hall of fame is ranked by the raw fitness; --seeds alone (racing
+/// on) is a usage error that names --no-racing.
+#[test]
+fn fixed_seeds_without_racing_log_one_line_per_candidate_with_any_worker_count() {
+    let (a, b) = (tmp("fixed-1"), tmp("fixed-3"));
+    let fixed: Vec<&str> = SMALL
+        .iter()
+        .copied()
+        .chain(["--include", "--no-racing", "--seeds", "2"])
+        .collect();
+    run_search(&a, &[&fixed[..], &["--workers", "1"]].concat());
+    run_search(&b, &[&fixed[..], &["--workers", "3"]].concat());
+    let evals = by_hash(&a); // one line per key
+    assert!(evals.len() > 4);
+    for v in evals.values().filter(|v| v["screened"].is_null()) {
+        assert_eq!(v["seeds"], serde_json::json!([7, 8]), "{v}");
+    }
+    assert_eq!(evaluations(&a), evaluations(&b));
+    let hof = json(&a.join("hall_of_fame.json"));
+    assert_eq!(hof, json(&b.join("hall_of_fame.json")));
+    let fitness: Vec<f64> = hof
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["objectives"][0], e["fitness"], "raw fitness: {e}");
+            e["fitness"].as_f64().unwrap()
+        })
+        .collect();
+    assert!(fitness.windows(2).all(|w| w[0] >= w[1]), "{fitness:?}");
+    let config = json(&a.join("config.json"));
+    assert_eq!(config["training_seeds"], serde_json::json!([7, 8]));
+    assert!(config["settings"]["seeding"]["racing"].is_null());
+    let out = bin()
+        .args(search_args(&tmp("fixed-racing"), &["--seeds", "2"]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("--no-racing"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 /// Counts evaluations per key around the synthetic evaluator.
@@ -177,6 +240,9 @@ fn synthetic(start_with: &[&str], pop: usize, gens: usize) -> Settings {
         retrain_top: 0,
         hof: 5,
         seed: 3,
+        // Dedup and screening are checked on fixed seeds (one call per
+        // key); the racing tests below check (key, seed) pairs.
+        seeding: Seeding::LEGACY,
         ..Settings::default()
     }
 }
@@ -197,7 +263,7 @@ fn an_equivalent_candidate_is_evaluated_once_and_clones_keep_their_fitness() {
         calls.values().all(|&n| n == 1),
         "a key evaluated twice: {calls:?}"
     );
-    let evals = evaluations(&dir);
+    let evals = by_hash(&dir);
     let evaluated: HashSet<&String> = evals
         .iter()
         .filter(|(_, v)| v["screened"].is_null())
@@ -872,6 +938,7 @@ fn sizes_past_their_limits_are_usage_errors_before_a_run_directory_exists() {
     for (flag, value, limit) in [
         ("--pop", huge.as_str(), "limit of 100000"),
         ("--seeds", huge.as_str(), "limit of 1000"),
+        ("--max-seeds", huge.as_str(), "limit of 1000"),
         ("--gens", huge.as_str(), "limit of 100000"),
         ("--batch-size", "100000", "limit of 1024"),
         ("--steps", huge.as_str(), "limit of 1000000"),
@@ -880,8 +947,14 @@ fn sizes_past_their_limits_are_usage_errors_before_a_run_directory_exists() {
         ("--workers", "100000", "limit of 1024"),
     ] {
         let dir = tmp("limits");
+        // --seeds (fixed seeds per candidate) comes with --no-racing.
+        let racing: &[&str] = if flag == "--seeds" {
+            &["--no-racing"]
+        } else {
+            &[]
+        };
         let out = bin()
-            .args(search_args(&dir, &[flag, value]))
+            .args(search_args(&dir, &[&[flag, value], racing].concat()))
             .output()
             .unwrap();
         let err = stderr_of(&out);
@@ -1093,6 +1166,7 @@ fn the_final_verdict_uses_the_test_split_and_seeds_the_search_never_used() {
             "1",
             "--seed",
             "7",
+            "--no-racing",
             "--seeds",
             "2",
             "--retrain-seeds",
@@ -1122,21 +1196,6 @@ fn the_final_verdict_uses_the_test_split_and_seeds_the_search_never_used() {
 
 /// Raced evaluations by (hash, seeds), without time and worker; panics if
 /// a candidate-seed was logged twice.
-fn raced_evaluations(dir: &Path) -> HashMap<(String, String), Value> {
-    let mut m = HashMap::new();
-    for mut r in lines(&dir.join("evaluations.jsonl")) {
-        let o = r.as_object_mut().unwrap();
-        o.remove("seconds");
-        o.remove("worker");
-        let k = (
-            o["hash"].as_str().unwrap().to_string(),
-            o["seeds"].to_string(),
-        );
-        assert!(m.insert(k.clone(), r).is_none(), "{k:?} evaluated twice");
-    }
-    m
-}
-
 const RACED: &[&str] = &[
     "--pop",
     "10",
@@ -1166,7 +1225,7 @@ fn racing_logs_one_seed_a_line_and_gives_the_same_run_with_1_and_3_workers() {
     let hof = json(&a.join("hall_of_fame.json"));
     assert_eq!(hof, json(&b.join("hall_of_fame.json")));
     assert_eq!(logbook(&a), logbook(&b));
-    assert_eq!(raced_evaluations(&a), raced_evaluations(&b));
+    assert_eq!(evaluations(&a), evaluations(&b));
     assert_eq!(json(&a.join("pareto.json")), json(&b.join("pareto.json")));
     // Every trained line is one candidate at one seed, from seed 7 on; a
     // screened one has none.
@@ -1262,8 +1321,8 @@ fn racing_resumes_after_sigkill_as_an_uninterrupted_run() {
         json(&killed.join("hall_of_fame.json"))
     );
     assert_eq!(logbook(&whole), logbook(&killed));
-    // Nothing trained twice (raced_evaluations panics on a repeat).
-    assert_eq!(raced_evaluations(&whole), raced_evaluations(&killed));
+    // Nothing trained twice (evaluations panics on a repeat).
+    assert_eq!(evaluations(&whole), evaluations(&killed));
 }
 
 #[test]
@@ -1274,7 +1333,7 @@ fn raced_lines_are_the_same_from_worker_processes_and_eval_candidates() {
         &procs_dir,
         &[RACED, &["--workers", "2", "--executor", "process"]].concat(),
     );
-    assert_eq!(raced_evaluations(&threads), raced_evaluations(&procs_dir));
+    assert_eq!(evaluations(&threads), evaluations(&procs_dir));
     assert_eq!(
         json(&threads.join("hall_of_fame.json")),
         json(&procs_dir.join("hall_of_fame.json"))

@@ -23,7 +23,7 @@ use crate::search::evaluator::evaluators;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
-use crate::search::seeding::{Racing, Seeding};
+use crate::search::seeding::{Racing, Seeding, MAX_SEEDS};
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};
 
@@ -34,7 +34,8 @@ pub const AFTER_HELP: &str = "\
 Evolves activation functions by genetic programming. Each candidate's
 fitness is the `train` recipe on the thinned data (--steps steps, then
 evaluated; the mean over --seeds seeds, every candidate from the same
-initial weights and batch order). Before any training, each offspring is
+initial weights and batch order; racing, on by default, spends more seeds
+on contenders, see below). Before any training, each offspring is
 simplified and keyed by its canonical hash (an equivalent formula is never
 trained twice; an unchanged copy keeps its fitness), then matched by its
 functional fingerprint (1,217 probe points; --no-fingerprint turns this
@@ -47,14 +48,16 @@ candidates go to --workers threads at once; results are applied in
 candidate order, so the same --seed gives the same hall of fame with any
 number of workers.
 
-Racing (--max-seeds N): selection reads each candidate's mean paired
+Racing (the default; --max-seeds N, default 4): selection reads each candidate's mean paired
 difference from GELU at the same seeds (GELU trained once per seed and
 cached). A new candidate trains at one seed; after each generation's first
 pass, rung by rung (1, 2, 4, ... seeds up to N), a candidate within reach
 of the best (its mean + 2 sigma/sqrt(n) at least the best mean - 2
 sigma/sqrt(n), sigma pooled over the run) earns the next rung and a
 clearly worse one stops. Each candidate-seed is one line of
-evaluations.jsonl.
+evaluations.jsonl. --no-racing trains every candidate with the same fixed
+--seeds (default 1) and selects on the raw fitness, as searches did before
+racing existed.
 
 Algorithms: mu-plus-lambda (default; survivors from parents and offspring:
 the --elite best, then tournaments, or NSGA-II with --objective
@@ -136,7 +139,7 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.
-const RESUME_CONFLICTS: [&str; 40] = [
+const RESUME_CONFLICTS: [&str; 41] = [
     "task",
     "primitives",
     "ephemeral",
@@ -174,6 +177,7 @@ const RESUME_CONFLICTS: [&str; 40] = [
     "retrain_seeds",
     "final_steps",
     "max_seeds",
+    "no_racing",
     "no_export",
     "synthetic_sleep_ms",
     "out",
@@ -265,8 +269,9 @@ pub struct SearchArgs {
     /// Seed of the search (initial population, selection, variation).
     #[arg(long, default_value_t = 0, group = "settings")]
     pub seed: u64,
-    /// Training seeds per candidate; the fitness is their mean.
-    #[arg(long, default_value_t = 1, group = "settings")]
+    /// With --no-racing: training seeds per candidate; the fitness is their
+    /// mean.
+    #[arg(long, default_value_t = 1, group = "settings", requires = "no_racing")]
     pub seeds: usize,
     /// Training steps per candidate (default: 150 on the CPU, the recipe's
     /// 2000 on a GPU).
@@ -306,12 +311,16 @@ pub struct SearchArgs {
     /// recipe's full length, 300 on the CPU, 2,000 on a GPU).
     #[arg(long, group = "settings")]
     pub final_steps: Option<usize>,
-    /// Race seeds onto contenders: a new candidate trains at one seed and
-    /// earns more, up to this many, while its paired difference from GELU
-    /// is within reach of the best (see the README's "Racing"). Selection
-    /// then reads the mean paired difference from GELU. Replaces --seeds.
-    #[arg(long, value_name = "N", group = "settings", conflicts_with = "seeds")]
-    pub max_seeds: Option<usize>,
+    /// Racing (on by default): a new candidate trains at one seed and earns
+    /// more, up to this many, while its paired difference from GELU is
+    /// within reach of the best (see the README's "Racing"). Selection
+    /// reads the mean paired difference from GELU.
+    #[arg(long, value_name = "N", default_value_t = MAX_SEEDS, group = "settings")]
+    pub max_seeds: usize,
+    /// Train every candidate with the same fixed --seeds and select on the
+    /// raw fitness (searches before racing existed).
+    #[arg(long, group = "settings", conflicts_with = "max_seeds")]
+    pub no_racing: bool,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]
     pub no_export: bool,
@@ -412,7 +421,9 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         export: !a.no_export,
         seeding: Seeding {
             final_steps: a.final_steps,
-            racing: a.max_seeds.map(|max_seeds| Racing { max_seeds }),
+            racing: (!a.no_racing).then_some(Racing {
+                max_seeds: a.max_seeds,
+            }),
         },
     };
     s.check()?;

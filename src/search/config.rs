@@ -245,7 +245,7 @@ impl Default for Settings {
             retrain_top: 3,
             retrain_seeds: RETRAIN_SEEDS,
             export: true,
-            seeding: Seeding::LEGACY,
+            seeding: Seeding::DEFAULT,
         }
     }
 }

@@ -35,7 +35,20 @@ pub struct Racing {
     pub max_seeds: usize,
 }
 
+/// The most seeds a raced candidate can earn by default (`--max-seeds`):
+/// see the README's "Racing" for the measurement that chose it.
+pub const MAX_SEEDS: usize = 4;
+
 impl Seeding {
+    /// A new search's values: racing up to [`MAX_SEEDS`] seeds, the final
+    /// verdict at the recipe's full length.
+    pub const DEFAULT: Seeding = Seeding {
+        final_steps: None,
+        racing: Some(Racing {
+            max_seeds: MAX_SEEDS,
+        }),
+    };
+
     /// The values of runs made before this setting existed.
     pub const LEGACY: Seeding = Seeding {
         final_steps: None,

@@ -558,6 +558,7 @@ fn final_retrain(s: &RunView, retrain: &dyn Retrain) -> Result<(Vec<retrain::Row
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::seeding::Seeding;
 
     /// The verdict's seeds are checked against every seed the log records:
     /// a line that trained with one of them (a changed run directory) is
@@ -570,11 +571,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let settings = Settings {
             retrain_seeds: 3,
+            seeding: Seeding::LEGACY,
             ..Settings::default()
         };
         let log = dir.join(EVALUATIONS);
         std::fs::write(&log, "{\"seeds\": [0]}\n").unwrap();
         assert_eq!(verdict_seeds(&settings, &dir).unwrap(), vec![1, 2, 3]);
+        // Racing (the default): after every seed a candidate can earn.
+        let raced = Settings {
+            retrain_seeds: 3,
+            ..Settings::default()
+        };
+        assert_eq!(verdict_seeds(&raced, &dir).unwrap(), vec![4, 5, 6]);
         std::fs::write(
             &log,
             "{\"seeds\": [0]}\n{\"metrics\": {\"runs\": [{\"seed\": 2}]}}\n",
