@@ -3,7 +3,8 @@
 identical settings, in trained candidates per hour.
 
   actforge  `actforge search --pop P --lambda P --gens G --steps S
-            --workers 1 --retrain-top 0 --no-export --json` (μ + λ, dedup by
+            --workers 1 --retrain-top 0 --no-export --no-racing --json`
+            (one seed per candidate, as DEAP trains; μ + λ, dedup by
             meaning, screening); candidates per hour = trained candidates
             over the wall time of the generations (what the README's search
             table reports), and the same with every offspring counted.
@@ -75,7 +76,7 @@ def run_actforge(args):
     cmd = [args.actforge, "search", "--task", "qa", "--pop", str(args.pop), "--lambda", str(args.pop),
            "--gens", str(args.gens), "--steps", str(args.steps), "--workers", "1",
            "--retrain-top", "0", "--no-export", "--seed", "0", "--json", "--quiet",
-           "--out", os.path.join(out, "run")]
+           "--no-racing", "--out", os.path.join(out, "run")]
     env = dict(os.environ, RAYON_NUM_THREADS="1")
     t0 = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
