@@ -111,9 +111,42 @@ pub struct SearchBars {
     cands: Option<ProgressBar>,
     terminal: bool,
     quiet: bool,
+    /// Racing: the population's values are paired differences from GELU.
+    paired: bool,
 }
 
 impl SearchBars {
+    /// Say that the search races seeds: its best is a mean paired
+    /// difference from GELU and its evaluations are candidate-seeds.
+    pub fn set_paired(&mut self, paired: bool) {
+        self.paired = paired;
+    }
+
+    /// A batch of generation `gen`: a generation's candidates, or a racing
+    /// batch at one seed (`what`).
+    fn batch_started(&mut self, gen: usize, last: usize, what: &str, candidates: usize) {
+        if !self.terminal {
+            return;
+        }
+        let gens = self.gens.get_or_insert_with(|| {
+            let b = self.multi.add(ProgressBar::new(last as u64 + 1));
+            b.set_style(SearchBars::style(
+                "generations [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta}",
+            ));
+            b
+        });
+        gens.set_position(gen as u64);
+        if let Some(c) = self.cands.take() {
+            c.finish_and_clear();
+        }
+        let c = self.multi.add(ProgressBar::new(candidates as u64));
+        c.set_style(SearchBars::style(
+            "gen {msg} [{bar:30}] {pos}/{len} ETA {eta}",
+        ));
+        c.set_message(format!("{gen:>3} {what}"));
+        self.cands = Some(c);
+    }
+
     pub fn new(quiet: bool) -> SearchBars {
         let terminal = !quiet && std::io::stderr().is_terminal();
         let target = if terminal {
@@ -127,6 +160,7 @@ impl SearchBars {
             cands: None,
             terminal,
             quiet,
+            paired: false,
         }
     }
 
@@ -160,28 +194,12 @@ impl SearchBars {
 
 impl Observer for SearchBars {
     fn generation_started(&mut self, gen: usize, last: usize, candidates: usize) {
-        if !self.terminal {
-            return;
-        }
-        let gens = self.gens.get_or_insert_with(|| {
-            let b = self.multi.add(ProgressBar::new(last as u64 + 1));
-            b.set_style(SearchBars::style(
-                "generations [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta}",
-            ));
-            b
-        });
-        gens.set_position(gen as u64);
-        if let Some(c) = self.cands.take() {
-            c.finish_and_clear();
-        }
-        let c = self.multi.add(ProgressBar::new(candidates as u64));
-        c.set_style(SearchBars::style(
-            "gen {msg:>3} candidates [{bar:30}] {pos}/{len} ETA {eta}",
-        ));
-        c.set_message(gen.to_string());
-        self.cands = Some(c);
+        self.batch_started(gen, last, "candidates", candidates);
     }
 
+    fn seed_batch_started(&mut self, gen: usize, last: usize, seed: u64, jobs: usize) {
+        self.batch_started(gen, last, &format!("seed {seed}"), jobs);
+    }
     fn candidate_done(&mut self, _: &Record) {
         if let Some(c) = &self.cands {
             c.inc(1);
@@ -193,12 +211,18 @@ impl Observer for SearchBars {
             g.set_position(row.gen as u64 + 1);
         }
         let c = &row.counters;
-        let best = match (row.fitness.max.is_finite(), &row.best) {
-            (true, Some(b)) => format!("best {:.5} {b}", row.fitness.max),
+        let best = match (row.fitness.max.is_finite(), &row.best, self.paired) {
+            (true, Some(b), false) => format!("best {:.5} {b}", row.fitness.max),
+            (true, Some(b), true) => format!("best {:+.5} vs GELU {b}", row.fitness.max),
             _ => "no valid candidate yet".to_string(),
         };
+        let evaluated = if self.paired {
+            "candidate-seeds trained"
+        } else {
+            "evaluated"
+        };
         self.say(&format!(
-            "gen {}: {} evaluated, {} screened, dedup {:.0}% (syntactic {:.0}%), {best}",
+            "gen {}: {} {evaluated}, {} screened, dedup {:.0}% (syntactic {:.0}%), {best}",
             row.gen,
             c.evaluations,
             c.screened_total(),

@@ -501,6 +501,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
             (search, ev)
         }
     };
+    bars.set_paired(search.settings().seeding.racing.is_some());
     let device = search.settings().train.device;
     let workers = args.workers.unwrap_or_else(|| default_workers(device));
     share_cpu_between(workers, device);
@@ -568,7 +569,7 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
     let t = &s.totals;
     outln!(
         out,
-        "search {status}: generations 0..{}, {} evaluations ({} failed), {} screened, {} distinct formulas, {:.1} s",
+        "search {status}: generations 0..{}, {} trained candidate-seeds ({} failed), {} screened, {} distinct formulas, {:.1} s",
         s.generations.saturating_sub(1),
         t.evaluations,
         t.failures,
@@ -592,7 +593,17 @@ fn print(out: &mut dyn Write, s: &Summary, json: bool, status: &str) -> Result<(
     outln!(out, "screened: {}", screened.join(", "));
     match &s.best {
         Some(b) => {
-            outln!(out, "best: fitness {:.6}, {} nodes", b.fitness, b.nodes);
+            let paired = b.vs_gelu.map_or(String::new(), |d| {
+                format!(" ({d:+.6} vs GELU at the same seeds)")
+            });
+            let seeds = if b.seeds == 1 { "seed" } else { "seeds" };
+            outln!(
+                out,
+                "best: fitness {:.6}{paired}, mean of {} {seeds}, {} nodes",
+                b.fitness,
+                b.seeds,
+                b.nodes
+            );
             outln!(out, "  formula     {}", b.formula);
             if let Some(simple) = &b.simplified {
                 outln!(out, "  simplified  {simple}");

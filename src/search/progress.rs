@@ -12,6 +12,13 @@ pub trait Observer {
     /// Generation `gen` (of `last`) starts with `candidates` formulas to
     /// evaluate.
     fn generation_started(&mut self, gen: usize, last: usize, candidates: usize);
+    /// A racing batch of generation `gen` starts: `jobs` candidate-seeds at
+    /// training seed `seed` (the baseline's and the rungs'). By default a
+    /// batch is drawn like a generation's start.
+    fn seed_batch_started(&mut self, gen: usize, last: usize, seed: u64, jobs: usize) {
+        let _ = seed;
+        self.generation_started(gen, last, jobs);
+    }
     /// One evaluation (or recovered result) is in.
     fn candidate_done(&mut self, record: &Record);
     fn generation_done(&mut self, row: &Row);

@@ -190,7 +190,7 @@ impl Rounds<'_> {
         let g = self.generation;
         for (seed, batch) in by_seed {
             // Each batch gets its own progress bar within the generation.
-            obs.generation_started(g, self.settings.gens, batch.len());
+            obs.seed_batch_started(g, self.settings.gens, seed, batch.len());
             let mut done: BTreeMap<u64, Record> = BTreeMap::new();
             let mut run = Vec::new();
             for j in &batch {

@@ -64,6 +64,11 @@ pub struct Best {
     pub hash: u64,
     pub fitness: f64,
     pub nodes: usize,
+    /// The training seeds its fitness is the mean over.
+    pub seeds: usize,
+    /// With racing: its mean paired difference from GELU at those seeds
+    /// (what selection read).
+    pub vs_gelu: Option<f64>,
 }
 
 /// What a finished search reports.
@@ -101,7 +106,9 @@ pub struct HeldOut {
 
 impl Summary {
     /// `{"dir", "generations", "totals": {counters}, "distinct", "best":
-    /// {"formula", "simplified", "hash", "fitness", "nodes"} | null,
+    /// {"formula", "simplified", "hash", "fitness", "nodes", "seeds",
+    /// "vs_gelu" (racing: the mean paired difference from GELU, else
+    /// null)} | null,
     /// "hall_of_fame", "pareto", "seconds", "files": {what: path},
     /// "retrain": [{"activation", "formula", "runs_ok", "mean", "ci95",
     /// "welch_p", "verdict", "p_holm"}], "final": {"split", "seeds",
@@ -123,6 +130,8 @@ impl Summary {
                 "hash": hash_hex(b.hash),
                 "fitness": num(b.fitness),
                 "nodes": b.nodes,
+                "seeds": b.seeds,
+                "vs_gelu": b.vs_gelu.map(num),
             })),
             "hall_of_fame": self.hall_of_fame,
             "pareto": self.pareto,
@@ -291,6 +300,8 @@ pub fn summary(s: &RunView, files: Vec<(String, PathBuf)>, retrain: Vec<retrain:
             hash: e.key,
             fitness: r.and_then(|r| r.fitness).unwrap_or(f64::NAN),
             nodes: r.map_or(0, |r| r.nodes),
+            seeds: r.map_or(0, |r| r.seeds.len()),
+            vs_gelu: s.settings.seeding.racing.and(e.fitness.first().copied()),
         }
     });
     Summary {
