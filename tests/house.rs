@@ -15,11 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Circles that another branch removes; each names where and why. Empty
 /// when the house has none.
-const KNOWN: &[&str] = &[
-    // The `lockstep` branch (issue 21) moves the CUDA module loading out
-    // of op/cuda.rs into runtime, which ends this one.
-    "op/cuda <-> op/fused",
-];
+const KNOWN: &[&str] = &[];
 
 type Module = Vec<String>;
 

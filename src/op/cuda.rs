@@ -12,8 +12,9 @@ use candle_core::cuda_backend::{CudaDevice, CudaStorageSlice};
 use candle_core::{CudaStorage, Layout, Shape};
 use cudarc::driver::{CudaSlice, CudaView};
 
-use super::fused::{unsupported, Inner};
+use super::dtype::unsupported;
 use crate::codegen::{kernel_name, Direction, Dtype, Module, Selection};
+use crate::diff::Function;
 use crate::runtime::device::{
     compile_and_load, launch_backward, launch_config, launch_forward, Kernels,
 };
@@ -35,22 +36,29 @@ pub struct CudaKernels {
     loaded: Mutex<HashMap<(usize, Dtype), Arc<Loaded>>>,
 }
 
-fn loaded(inner: &Inner, dev: &CudaDevice, dtype: Dtype) -> candle_core::Result<Arc<Loaded>> {
+fn loaded(
+    function: &Function,
+    kernels: &CudaKernels,
+    dev: &CudaDevice,
+    dtype: Dtype,
+) -> candle_core::Result<Arc<Loaded>> {
     let stream = dev.cuda_stream();
     let ctx = stream.context().clone();
     let key = (ctx.cu_ctx() as usize, dtype);
-    if let Some(l) = inner.cuda.loaded.lock().expect("kernel map").get(&key) {
+    if let Some(l) = kernels.loaded.lock().expect("kernel map").get(&key) {
         return Ok(l.clone());
     }
     let mut m = Module::new(Selection {
         dtypes: vec![dtype],
         ..Selection::default()
     });
-    m.add(&inner.function);
-    let (kernels, sm_count) = compile_and_load(&ctx, &m, "fused.cu").map_err(msg)?;
-    let l = Arc::new(Loaded { kernels, sm_count });
-    inner
-        .cuda
+    m.add(function);
+    let (module, sm_count) = compile_and_load(&ctx, &m, "fused.cu").map_err(msg)?;
+    let l = Arc::new(Loaded {
+        kernels: module,
+        sm_count,
+    });
+    kernels
         .loaded
         .lock()
         .expect("kernel map")
@@ -81,14 +89,15 @@ pub(crate) fn range(l: &Layout, copied: bool) -> (usize, usize) {
 /// The forward kernel of `dtype` (compiled and loaded on first use) over
 /// `x`, into a fresh buffer.
 fn fwd_typed<T: cudarc::driver::DeviceRepr>(
-    inner: &Inner,
+    function: &Function,
+    kernels: &CudaKernels,
     dev: &CudaDevice,
     dtype: Dtype,
     x: CudaView<'_, T>,
     n: usize,
 ) -> candle_core::Result<CudaSlice<T>> {
-    let l = loaded(inner, dev, dtype)?;
-    let name = kernel_name(inner.function.hash, Direction::Fwd, dtype);
+    let l = loaded(function, kernels, dev, dtype)?;
+    let name = kernel_name(function.hash, Direction::Fwd, dtype);
     // SAFETY: uninitialised device memory is never read: the forward kernel
     // writes all `n` elements before the tensor is handed out (n = 0: one
     // element, never read).
@@ -109,7 +118,8 @@ fn fwd_typed<T: cudarc::driver::DeviceRepr>(
 }
 
 pub(crate) fn forward(
-    inner: &Inner,
+    function: &Function,
+    kernels: &CudaKernels,
     storage: &CudaStorage,
     layout: &Layout,
 ) -> candle_core::Result<(CudaStorage, Shape)> {
@@ -119,15 +129,30 @@ pub(crate) fn forward(
     let (a, b) = range(layout, copy.is_some());
     let n = b - a;
     let slice = match &s.slice {
-        CudaStorageSlice::F32(v) => {
-            CudaStorageSlice::F32(fwd_typed(inner, &dev, Dtype::F32, v.slice(a..b), n)?)
-        }
-        CudaStorageSlice::BF16(v) => {
-            CudaStorageSlice::BF16(fwd_typed(inner, &dev, Dtype::Bf16, v.slice(a..b), n)?)
-        }
-        CudaStorageSlice::F16(v) => {
-            CudaStorageSlice::F16(fwd_typed(inner, &dev, Dtype::F16, v.slice(a..b), n)?)
-        }
+        CudaStorageSlice::F32(v) => CudaStorageSlice::F32(fwd_typed(
+            function,
+            kernels,
+            &dev,
+            Dtype::F32,
+            v.slice(a..b),
+            n,
+        )?),
+        CudaStorageSlice::BF16(v) => CudaStorageSlice::BF16(fwd_typed(
+            function,
+            kernels,
+            &dev,
+            Dtype::Bf16,
+            v.slice(a..b),
+            n,
+        )?),
+        CudaStorageSlice::F16(v) => CudaStorageSlice::F16(fwd_typed(
+            function,
+            kernels,
+            &dev,
+            Dtype::F16,
+            v.slice(a..b),
+            n,
+        )?),
         _ => return Err(unsupported(s.dtype())),
     };
     let out = CudaStorage { slice, device: dev };
@@ -146,15 +171,16 @@ fn trim(s: CudaStorage, n: usize) -> candle_core::Result<CudaStorage> {
 
 /// The backward kernel of `dtype` over (`x`, `g`), into a fresh buffer.
 fn bwd_typed<T: cudarc::driver::DeviceRepr>(
-    inner: &Inner,
+    function: &Function,
+    kernels: &CudaKernels,
     dev: &CudaDevice,
     dtype: Dtype,
     x: CudaView<'_, T>,
     g: CudaView<'_, T>,
     n: usize,
 ) -> candle_core::Result<CudaSlice<T>> {
-    let l = loaded(inner, dev, dtype)?;
-    let name = kernel_name(inner.function.hash, Direction::Bwd, dtype);
+    let l = loaded(function, kernels, dev, dtype)?;
+    let name = kernel_name(function.hash, Direction::Bwd, dtype);
     // SAFETY: as in the forward: the backward kernel writes all `n`
     // elements before they can be read.
     let mut dx = unsafe { dev.alloc::<T>(n.max(1)) }?;
@@ -175,7 +201,8 @@ fn bwd_typed<T: cudarc::driver::DeviceRepr>(
 }
 
 pub(crate) fn backward(
-    inner: &Inner,
+    function: &Function,
+    kernels: &CudaKernels,
     s1: &CudaStorage,
     l1: &Layout,
     s2: &CudaStorage,
@@ -197,15 +224,15 @@ pub(crate) fn backward(
     let slice = match (&x.slice, &g.slice) {
         (CudaStorageSlice::F32(x), CudaStorageSlice::F32(g)) => {
             let (x, g) = (x.slice(a1..b1), g.slice(a2..b2));
-            CudaStorageSlice::F32(bwd_typed(inner, &dev, Dtype::F32, x, g, n)?)
+            CudaStorageSlice::F32(bwd_typed(function, kernels, &dev, Dtype::F32, x, g, n)?)
         }
         (CudaStorageSlice::BF16(x), CudaStorageSlice::BF16(g)) => {
             let (x, g) = (x.slice(a1..b1), g.slice(a2..b2));
-            CudaStorageSlice::BF16(bwd_typed(inner, &dev, Dtype::Bf16, x, g, n)?)
+            CudaStorageSlice::BF16(bwd_typed(function, kernels, &dev, Dtype::Bf16, x, g, n)?)
         }
         (CudaStorageSlice::F16(x), CudaStorageSlice::F16(g)) => {
             let (x, g) = (x.slice(a1..b1), g.slice(a2..b2));
-            CudaStorageSlice::F16(bwd_typed(inner, &dev, Dtype::F16, x, g, n)?)
+            CudaStorageSlice::F16(bwd_typed(function, kernels, &dev, Dtype::F16, x, g, n)?)
         }
         _ => {
             return Err(msg(format!(

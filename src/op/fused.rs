@@ -14,6 +14,7 @@ use std::sync::Arc;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 
+use super::dtype::unsupported;
 use crate::diff::Function;
 use crate::ir::{Lane, Shift, Tape, CHUNK};
 
@@ -107,12 +108,6 @@ pub struct FusedBackward {
 
 fn msg(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
-}
-
-pub(crate) fn unsupported(dtype: DType) -> candle_core::Error {
-    msg(format!(
-        "actforge fused activations support f32, bf16 and f16 tensors, not {dtype:?}"
-    ))
 }
 
 /// A contiguous view of the storage: borrowed when the layout allows,
@@ -234,7 +229,7 @@ impl CustomOp1 for FusedActivation {
         storage: &candle_core::CudaStorage,
         layout: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::forward(&self.inner, storage, layout)
+        super::cuda::forward(&self.inner.function, &self.inner.cuda, storage, layout)
     }
 
     fn bwd(
@@ -306,7 +301,7 @@ impl CustomOp2 for FusedBackward {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        super::cuda::backward(&self.inner, s1, l1, s2, l2)
+        super::cuda::backward(&self.inner.function, &self.inner.cuda, s1, l1, s2, l2)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod composed;
 mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod dtype;
 pub mod fused;
 pub mod norm;
 pub mod population;

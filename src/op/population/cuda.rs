@@ -167,7 +167,7 @@ pub(crate) fn forward(
         CudaStorageSlice::F16(v) => {
             CudaStorageSlice::F16(fwd_typed(m, &dev, Dtype::F16, v.slice(a..b), per)?)
         }
-        _ => return Err(crate::op::fused::unsupported(s.dtype())),
+        _ => return Err(crate::op::dtype::unsupported(s.dtype())),
     };
     let out = trim(CudaStorage { slice, device: dev }, b - a)?;
     Ok((out, layout.shape().clone()))

@@ -29,7 +29,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::cpu::{filled, Shared};
-use super::fused::{contiguous_cpu, mismatch, shift, unsupported, with_sums, Inner, PAR_BLOCK};
+use super::dtype::unsupported;
+use super::fused::{contiguous_cpu, mismatch, shift, with_sums, Inner, PAR_BLOCK};
 use super::{Activation, FusedActivation};
 use crate::codegen::{Dtype, Module, MAX_SLICES};
 use crate::diff::Function;
