@@ -17,7 +17,7 @@ use crate::experiment::Difference;
 use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
-    RETRAIN_SEEDS, TASKS,
+    RETRAIN_SEEDS, RETRAIN_TOP, TASKS,
 };
 use crate::search::evaluator::evaluators;
 use crate::search::run::dir::default_dir;
@@ -301,7 +301,7 @@ pub struct SearchArgs {
     #[arg(long, default_value = "sm_90", group = "settings")]
     pub arch: Arch,
     /// Hall-of-fame entries retrained against GELU at the end (0: none).
-    #[arg(long, default_value_t = 3, group = "settings")]
+    #[arg(long, default_value_t = RETRAIN_TOP, group = "settings")]
     pub retrain_top: usize,
     /// Seeds of the final verdict (fresh: the ones after the search's
     /// training seeds).
