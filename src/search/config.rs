@@ -145,7 +145,7 @@ pub struct TrainSettings {
 /// Formulas of the final verdict by default (the hall of fame's best),
 /// and its seeds: at 2 × 28 runs (and GELU's 28) the verdict costs what 3 ×
 /// 20 did, and the default search's paired differences resolve 1 % of
-/// GELU's fitness at 80 % power and α = 0.05 (0.39 % and 0.85 % measured
+/// GELU's fitness at 80 % power and α = 0.05 (0.42 % and 0.85 % measured
 /// for its two formulas, where 20 seeds gave 0.46 % and 1.01 %; see the
 /// README's search section).
 pub const RETRAIN_TOP: usize = 2;
