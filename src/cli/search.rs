@@ -24,6 +24,7 @@ use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
 use crate::search::seeding::{Racing, Seeding};
+use crate::search::lockstep::Lockstep;
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};
 
@@ -136,7 +137,7 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.
-const RESUME_CONFLICTS: [&str; 40] = [
+const RESUME_CONFLICTS: [&str; 43] = [
     "task",
     "primitives",
     "ephemeral",
@@ -174,6 +175,9 @@ const RESUME_CONFLICTS: [&str; 40] = [
     "retrain_seeds",
     "final_steps",
     "max_seeds",
+    "lockstep",
+    "no_lockstep",
+    "lockstep_size",
     "no_export",
     "synthetic_sleep_ms",
     "out",
@@ -312,6 +316,20 @@ pub struct SearchArgs {
     /// then reads the mean paired difference from GELU. Replaces --seeds.
     #[arg(long, value_name = "N", group = "settings", conflicts_with = "seeds")]
     pub max_seeds: Option<usize>,
+    /// Train a batch's candidate-seeds as lockstep populations, one model
+    /// with a population dimension each (default on a GPU; off on the
+    /// CPU, where measured one by one with one thread a worker is faster:
+    /// see the README's "Lockstep in the search"). Part of the run's
+    /// settings: a member's fitness is its one-by-one value within 1e-4.
+    #[arg(long, group = "settings", conflicts_with = "no_lockstep")]
+    pub lockstep: bool,
+    /// Train every candidate-seed as a model of its own.
+    #[arg(long, group = "settings")]
+    pub no_lockstep: bool,
+    /// Most members of a lockstep population (implies --lockstep; default:
+    /// a whole batch up to 64, the bound for GPU memory).
+    #[arg(long, value_name = "K", group = "settings", conflicts_with = "no_lockstep")]
+    pub lockstep_size: Option<usize>,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]
     pub no_export: bool,
@@ -414,6 +432,16 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
             final_steps: a.final_steps,
             racing: a.max_seeds.map(|max_seeds| Racing { max_seeds }),
         },
+        lockstep: Lockstep::LEGACY,
+    };
+    let lockstep = match (a.lockstep, a.no_lockstep) {
+        (true, _) => Some(true),
+        (false, true) => Some(false),
+        (false, false) => None,
+    };
+    let s = Settings {
+        lockstep: Lockstep::from_flags(lockstep, a.lockstep_size, s.train.device)?,
+        ..s
     };
     s.check()?;
     Ok(s)

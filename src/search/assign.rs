@@ -269,6 +269,9 @@ fn execute(
         true => vec![run.settings.seed],
         false => run.settings.training_seeds(),
     };
+    // Every job of the generation, recovered or not: the lockstep groups
+    // are cut from all of them, so that a resumed generation trains what
+    // is left in the populations the uninterrupted run used.
     let mut jobs = Vec::new();
     for e in entries {
         let Kind::Job(candidate) = &e.kind else {
@@ -278,20 +281,22 @@ fn execute(
             true => ledger.recovered_seed(e.key, seeds[0]),
             false => ledger.recovered(e.key),
         };
-        match recovered {
-            Some(r) => {
-                obs.candidate_done(r);
-                done.insert(e.key, r.clone());
-            }
-            None => jobs.push(Job {
-                candidate: candidate.clone(),
-                seeds: seeds.clone(),
-            }),
+        if let Some(r) = recovered {
+            obs.candidate_done(r);
+            done.insert(e.key, r.clone());
         }
+        jobs.push(Job {
+            candidate: candidate.clone(),
+            seeds: seeds.clone(),
+        });
     }
+    let groups = run
+        .settings
+        .lockstep
+        .groups(jobs, |j| done.contains_key(&j.key()));
     let by_key: HashMap<u64, &Entry> = entries.iter().map(|e| (e.key, e)).collect();
-    if !jobs.is_empty() && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        exec.run(jobs, &mut |result: JobResult| {
+    if !groups.is_empty() && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        exec.run_groups(groups, &mut |result: JobResult| {
             let Some(e) = by_key.get(&result.key) else {
                 return Err(Error::Usage(format!(
                     "the executor returned a result for {}, which was not asked for",
