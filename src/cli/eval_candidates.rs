@@ -206,8 +206,8 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
             workers.start()?;
             let mut evaluate = |group: &[Job]| {
                 let mut got: Vec<JobResult> = Vec::new();
-                let ran = workers.run_groups(vec![group.to_vec()], &mut |r| {
-                    got.push(r);
+                let ran = workers.run_groups(vec![group.to_vec()], &mut |rs| {
+                    got.extend(rs);
                     Ok(())
                 });
                 group

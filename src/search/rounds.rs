@@ -212,17 +212,23 @@ impl Rounds<'_> {
             let by_key: HashMap<u64, &SeedJob> =
                 batch.iter().map(|j| (j.candidate.key, j)).collect();
             if !groups.is_empty() && !stop.load(Ordering::SeqCst) {
-                exec.run_groups(groups, &mut |result: JobResult| {
-                    let Some(j) = by_key.get(&result.key) else {
-                        return Err(Error::Usage(format!(
-                            "the executor returned a result for {}, which was not asked for",
-                            hash_hex(result.key)
-                        )));
-                    };
-                    let r = j.record(g, result);
-                    ledger.log_evaluation(&r)?;
-                    obs.candidate_done(&r);
-                    done.insert(r.key, r);
+                exec.run_groups(groups, &mut |results: Vec<JobResult>| {
+                    let mut records = Vec::with_capacity(results.len());
+                    for result in results {
+                        let Some(j) = by_key.get(&result.key) else {
+                            return Err(Error::Usage(format!(
+                                "the executor returned a result for {}, which was not asked for",
+                                hash_hex(result.key)
+                            )));
+                        };
+                        records.push(j.record(g, result));
+                    }
+                    // A group's lines in one write (see `log_evaluations`).
+                    ledger.log_evaluations(&records)?;
+                    for r in records {
+                        obs.candidate_done(&r);
+                        done.insert(r.key, r);
+                    }
                     Ok(())
                 })?;
             }

@@ -155,16 +155,20 @@ pub trait Executor {
     /// and is returned. When the executor's stop flag is raised, jobs not
     /// yet started are left undone and `run` returns `Ok`.
     fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
-        self.run_groups(jobs.into_iter().map(|j| vec![j]).collect(), done)
+        let groups = jobs.into_iter().map(|j| vec![j]).collect();
+        self.run_groups(groups, &mut |results: Vec<JobResult>| {
+            results.into_iter().try_for_each(&mut *done)
+        })
     }
 
     /// Evaluate `groups` as [`Executor::run`] does `jobs`, each group on
     /// one worker with [`Evaluate::evaluate_group`] (a lockstep
-    /// population): `done` hears of its members when the group ends.
+    /// population): `done` gets a group's results together (one per job,
+    /// in any order) when the group ends.
     fn run_groups(
         &mut self,
         groups: Vec<Vec<Job>>,
-        done: &mut dyn FnMut(JobResult) -> Result<()>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
     ) -> Result<()>;
 }
 
@@ -207,7 +211,7 @@ impl Executor for InProcess {
     fn run_groups(
         &mut self,
         groups: Vec<Vec<Job>>,
-        done: &mut dyn FnMut(JobResult) -> Result<()>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
     ) -> Result<()> {
         let evaluators: Vec<&dyn Evaluate> = (0..self.workers)
             .map(|w| &*self.evaluators[w % self.evaluators.len()])
@@ -225,8 +229,8 @@ impl Executor for InProcess {
 /// Runs `groups` of jobs from one queue on one thread per entry of
 /// `workers` (fewer when there are fewer groups): thread `i` calls
 /// `work(&mut workers[i], i, group)` for each group it takes, which gives
-/// one result per job of the group. `done` sees every result in this
-/// thread, in completion order; its first error stops the pool (groups
+/// one result per job of the group. `done` sees every group's results in
+/// this thread, in completion order; its first error stops the pool (groups
 /// already running finish) and is returned. A raised `stop` leaves the
 /// groups not yet started undone. The one worker loop of every executor
 /// that keeps its workers in this process.
@@ -234,7 +238,7 @@ pub fn run_pool<W: Send>(
     mut workers: Vec<W>,
     groups: Vec<Vec<Job>>,
     stop: &AtomicBool,
-    done: &mut dyn FnMut(JobResult) -> Result<()>,
+    done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
     work: impl Fn(&mut W, usize, &[Job]) -> Vec<JobResult> + Sync,
 ) -> Result<()> {
     workers.truncate(groups.len());
@@ -260,7 +264,7 @@ pub fn run_pool<W: Send>(
         }
         drop(tx);
         let mut first_error = None;
-        for result in rx.into_iter().flatten() {
+        for result in rx {
             if first_error.is_some() {
                 continue;
             }

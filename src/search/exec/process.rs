@@ -547,7 +547,7 @@ impl Executor for ProcessWorkers {
     fn run_groups(
         &mut self,
         groups: Vec<Vec<Job>>,
-        done: &mut dyn FnMut(JobResult) -> Result<()>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
     ) -> Result<()> {
         let setup = &self.setup;
         let slots: Vec<&mut Option<Worker>> = self.slots.iter_mut().collect();

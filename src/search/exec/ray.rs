@@ -264,7 +264,7 @@ impl Executor for RayExecutor {
     fn run_groups(
         &mut self,
         groups: Vec<Vec<Job>>,
-        done: &mut dyn FnMut(JobResult) -> Result<()>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
     ) -> Result<()> {
         let jobs: Vec<Job> = groups.into_iter().flatten().collect();
         if jobs.is_empty() || self.stop.load(Ordering::SeqCst) {
@@ -335,7 +335,7 @@ impl Executor for RayExecutor {
             // A result for a key not (or no longer) waited for cannot be
             // applied twice: the first one counts.
             if waiting.remove(&r.key) {
-                done(r)?;
+                done(vec![r])?;
             }
         }
         Ok(())
