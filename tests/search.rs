@@ -1362,8 +1362,18 @@ fn generation_with(whole: &Path, first: u64, n: usize) -> u64 {
 fn lockstep_groups_depend_on_the_batch_not_the_workers_and_keep_the_hall_of_fame() {
     let (a, b, solo) = (tmp("lock-1"), tmp("lock-3"), tmp("lock-solo"));
     let sleepy = ["--synthetic-sleep-ms", "2"];
-    run_search(&a, &strs(&raced_lockstep(&[&sleepy[..], &["--workers", "1"]].concat())));
-    run_search(&b, &strs(&raced_lockstep(&[&sleepy[..], &["--workers", "3"]].concat())));
+    run_search(
+        &a,
+        &strs(&raced_lockstep(
+            &[&sleepy[..], &["--workers", "1"]].concat(),
+        )),
+    );
+    run_search(
+        &b,
+        &strs(&raced_lockstep(
+            &[&sleepy[..], &["--workers", "3"]].concat(),
+        )),
+    );
     run_search(&solo, &[RACED, &sleepy[..], &["--workers", "2"]].concat());
     assert_eq!(raced_evaluations(&a), raced_evaluations(&b));
     let hof = json(&a.join("hall_of_fame.json"));
@@ -1375,9 +1385,15 @@ fn lockstep_groups_depend_on_the_batch_not_the_workers_and_keep_the_hall_of_fame
         .iter()
         .filter_map(|r| r["metrics"]["population"].as_u64())
         .collect();
-    assert!(sizes.contains(&3) && sizes.iter().all(|&p| (2..=3).contains(&p)), "{sizes:?}");
+    assert!(
+        sizes.contains(&3) && sizes.iter().all(|&p| (2..=3).contains(&p)),
+        "{sizes:?}"
+    );
     let config = json(&a.join("config.json"));
-    assert_eq!(config["settings"]["lockstep"], serde_json::json!({"size": 3}));
+    assert_eq!(
+        config["settings"]["lockstep"],
+        serde_json::json!({"size": 3})
+    );
     assert!(json(&solo.join("config.json"))["settings"]
         .get("lockstep")
         .is_none());
@@ -1401,7 +1417,10 @@ fn lockstep_groups_depend_on_the_batch_not_the_workers_and_keep_the_hall_of_fame
             .map(|e| (e["hash"].clone(), e["seeds"].clone()))
             .collect()
     };
-    assert_eq!(entries(&hof), entries(&json(&solo.join("hall_of_fame.json"))));
+    assert_eq!(
+        entries(&hof),
+        entries(&json(&solo.join("hall_of_fame.json")))
+    );
 }
 
 #[test]
@@ -1448,7 +1467,12 @@ fn lockstep_lines_are_the_same_from_worker_processes_and_eval_candidates() {
     run_search(&threads, &strs(&raced_lockstep(&["--workers", "1"])));
     run_search(
         &procs_dir,
-        &strs(&raced_lockstep(&["--workers", "2", "--executor", "process"])),
+        &strs(&raced_lockstep(&[
+            "--workers",
+            "2",
+            "--executor",
+            "process",
+        ])),
     );
     assert_eq!(raced_evaluations(&threads), raced_evaluations(&procs_dir));
     assert_eq!(
@@ -1467,7 +1491,12 @@ fn lockstep_lines_are_the_same_from_worker_processes_and_eval_candidates() {
     let batch = threads.join("batch.jsonl");
     let text: String = group
         .iter()
-        .map(|e| format!("{}\n", serde_json::json!({"hash": e["hash"], "seeds": e["seeds"]})))
+        .map(|e| {
+            format!(
+                "{}\n",
+                serde_json::json!({"hash": e["hash"], "seeds": e["seeds"]})
+            )
+        })
         .collect();
     std::fs::write(&batch, text).unwrap();
     for (out, extra) in [

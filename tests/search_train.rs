@@ -408,9 +408,16 @@ fn a_lockstep_group_gives_each_member_its_one_by_one_result_and_a_diverging_one_
         assert_eq!(g.metrics["population"], 3, "{g:?}");
         match (g.fitness, one.fitness) {
             (Some(a), Some(b)) => {
-                assert!(near(a, b), "{}: lockstep {a} vs one by one {b}", job.formula());
+                assert!(
+                    near(a, b),
+                    "{}: lockstep {a} vs one by one {b}",
+                    job.formula()
+                );
                 for k in ["ppl", "acc", "bleu", "valid_loss"] {
-                    let (x, y) = (g.metrics[k].as_f64().unwrap(), one.metrics[k].as_f64().unwrap());
+                    let (x, y) = (
+                        g.metrics[k].as_f64().unwrap(),
+                        one.metrics[k].as_f64().unwrap(),
+                    );
                     assert!(near(x, y), "{}: {k} {x} vs {y}", job.formula());
                 }
                 assert_eq!(g.metrics["runs"].as_array().unwrap().len(), 2);
@@ -419,7 +426,10 @@ fn a_lockstep_group_gives_each_member_its_one_by_one_result_and_a_diverging_one_
                 // Failed alone, at its first seed and step, as one by one.
                 assert_eq!(job.formula(), texts[1]);
                 let why = g.failure.as_deref().unwrap();
-                assert!(why.contains("non-finite") && why.contains("seed 1, step 0"), "{why}");
+                assert!(
+                    why.contains("non-finite") && why.contains("seed 1, step 0"),
+                    "{why}"
+                );
                 assert_eq!(g.failure, one.failure);
             }
             (a, b) => panic!("{}: lockstep {a:?} vs one by one {b:?}", job.formula()),
@@ -436,12 +446,19 @@ fn a_lockstep_group_gives_each_member_its_one_by_one_result_and_a_diverging_one_
 #[test]
 fn search_lockstep_gives_the_one_by_one_hall_of_fame() {
     let (solo, lock, procs) = (tmp("ls-solo"), tmp("ls-lock"), tmp("ls-procs"));
-    let raced = ["--max-seeds", "2", "--retrain-top", "0", "--pop", "6"];
+    let raced = ["--max-seeds", "2", "--retrain-top", "0"];
     search(&solo, &[&raced[..], &["--workers", "2"]].concat());
-    search(&lock, &[&raced[..], &["--lockstep", "--workers", "1"]].concat());
+    search(
+        &lock,
+        &[&raced[..], &["--lockstep", "--workers", "1"]].concat(),
+    );
     search(
         &procs,
-        &[&raced[..], &["--lockstep", "--workers", "2", "--executor", "process"]].concat(),
+        &[
+            &raced[..],
+            &["--lockstep", "--workers", "2", "--executor", "process"],
+        ]
+        .concat(),
     );
     let by_seed = |d: &Path| -> std::collections::BTreeMap<(String, String), Value> {
         let mut m = std::collections::BTreeMap::new();
@@ -461,7 +478,10 @@ fn search_lockstep_gives_the_one_by_one_hall_of_fame() {
     };
     let (one, many, via_procs) = (by_seed(&solo), by_seed(&lock), by_seed(&procs));
     assert_eq!(many, via_procs);
-    assert_eq!(one.keys().collect::<Vec<_>>(), many.keys().collect::<Vec<_>>());
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        many.keys().collect::<Vec<_>>()
+    );
     let mut populations = 0;
     for (k, e) in &many {
         populations += usize::from(e["metrics"]["population"].as_u64().unwrap_or(1) > 1);
@@ -470,7 +490,10 @@ fn search_lockstep_gives_the_one_by_one_hall_of_fame() {
             (a, b) => assert_eq!(a, b, "{k:?}"),
         }
     }
-    assert!(populations >= 2, "some candidate-seeds trained as populations");
+    assert!(
+        populations >= 2,
+        "some candidate-seeds trained as populations"
+    );
     let hof = |d: &Path| -> Vec<(Value, Value)> {
         json(&d.join("hall_of_fame.json"))
             .as_array()

@@ -20,11 +20,11 @@ use crate::search::config::{
     RETRAIN_SEEDS, TASKS,
 };
 use crate::search::evaluator::evaluators;
+use crate::search::lockstep::Lockstep;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
 use crate::search::seeding::{Racing, Seeding};
-use crate::search::lockstep::Lockstep;
 use crate::search::training::{resolve_device, share_cpu_between};
 use crate::search::{Opened, Outcome, Search};
 
@@ -328,7 +328,12 @@ pub struct SearchArgs {
     pub no_lockstep: bool,
     /// Most members of a lockstep population (implies --lockstep; default:
     /// a whole batch up to 64, the bound for GPU memory).
-    #[arg(long, value_name = "K", group = "settings", conflicts_with = "no_lockstep")]
+    #[arg(
+        long,
+        value_name = "K",
+        group = "settings",
+        conflicts_with = "no_lockstep"
+    )]
     pub lockstep_size: Option<usize>,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]

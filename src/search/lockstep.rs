@@ -68,19 +68,18 @@ impl Lockstep {
     pub fn from_flags(on: Option<bool>, size: Option<usize>, device: Device) -> Result<Lockstep> {
         let default = Lockstep::default_for(device);
         let on = on.unwrap_or(size.is_some() || default != Lockstep::Off);
-        let l = match (on, size) {
-            (false, Some(_)) => {
-                return Err(Error::Usage(
+        let l =
+            match (on, size) {
+                (false, Some(_)) => return Err(Error::Usage(
                     "--lockstep-size sets the population of --lockstep: drop it or --no-lockstep"
                         .into(),
-                ))
-            }
-            (false, None) => Lockstep::Off,
-            (true, Some(size)) => Lockstep::On { size },
-            (true, None) => Lockstep::On {
-                size: GPU_POPULATION,
-            },
-        };
+                )),
+                (false, None) => Lockstep::Off,
+                (true, Some(size)) => Lockstep::On { size },
+                (true, None) => Lockstep::On {
+                    size: GPU_POPULATION,
+                },
+            };
         l.check()?;
         Ok(l)
     }

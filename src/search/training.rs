@@ -20,7 +20,8 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::{run_built_on, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{
-    lockstep_functions, run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task,
+    lockstep_functions, run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status,
+    StepInfo, Task,
 };
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
@@ -279,14 +280,14 @@ fn run_line(o: &Outcome) -> Value {
     })
 }
 
+/// A job's outcomes, one per seed in order, or why it failed at the
+/// first seed that did (with that seed's outcome when it has one).
+type Seeds = std::result::Result<Vec<Outcome>, (String, Option<Box<Outcome>>)>;
+
 /// A job's result from its outcomes, one per seed in order (`Err`: the
 /// first seed that failed, with its outcome when it has one). `start`:
 /// when its evaluation began.
-fn job_result(
-    job: &Job,
-    outcomes: std::result::Result<Vec<Outcome>, (String, Option<Outcome>)>,
-    start: Instant,
-) -> JobResult {
+fn job_result(job: &Job, outcomes: Seeds, start: Instant) -> JobResult {
     let seconds = start.elapsed().as_secs_f64();
     let outcomes = match outcomes {
         Ok(o) => o,
@@ -362,7 +363,7 @@ impl Evaluate for Training {
                 }
             };
             if let Some(why) = seed_failure(&outcome, seed) {
-                return job_result(job, Err((why, Some(outcome))), start);
+                return job_result(job, Err((why, Some(Box::new(outcome)))), start);
             }
             outcomes.push(outcome);
         }
@@ -390,8 +391,7 @@ impl Evaluate for Training {
             ..RunOptions::default()
         };
         // Each member's outcomes so far, or its failure.
-        type Member = std::result::Result<Vec<Outcome>, (String, Option<Outcome>)>;
-        let mut members: Vec<Member> = jobs.iter().map(|_| Ok(Vec::new())).collect();
+        let mut members: Vec<Seeds> = jobs.iter().map(|_| Ok(Vec::new())).collect();
         let seeds = jobs.first().map_or(&[][..], |j| &j.seeds[..]);
         for &seed in seeds {
             let alive: Vec<usize> = (0..jobs.len())
@@ -405,13 +405,18 @@ impl Evaluate for Training {
             }
             let group: Vec<(String, Arc<crate::diff::Function>)> = alive
                 .iter()
-                .map(|&i| (jobs[i].candidate.text.clone(), jobs[i].candidate.function.clone()))
+                .map(|&i| {
+                    (
+                        jobs[i].candidate.text.clone(),
+                        jobs[i].candidate.function.clone(),
+                    )
+                })
                 .collect();
             match lockstep_functions(&self.prep, &group, seed, &self.candle, &opts) {
                 Ok(outcomes) => {
                     for (&i, outcome) in alive.iter().zip(outcomes) {
                         match seed_failure(&outcome, seed) {
-                            Some(why) => members[i] = Err((why, Some(outcome))),
+                            Some(why) => members[i] = Err((why, Some(Box::new(outcome)))),
                             None => {
                                 if let Ok(list) = &mut members[i] {
                                     list.push(outcome);

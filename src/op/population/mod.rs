@@ -668,7 +668,11 @@ mod tests {
     fn a_population_of_a_registered_generation_loads_its_module() {
         // Formulas no other test of this file uses (the registry is
         // process-wide).
-        let texts = ["x - 0.25 * tanh(x)", "x * 0.5 + sin(x)", "softsign(x) + x * x"];
+        let texts = [
+            "x - 0.25 * tanh(x)",
+            "x * 0.5 + sin(x)",
+            "softsign(x) + x * x",
+        ];
         let gen: Vec<FusedActivation> = texts
             .iter()
             .map(|t| FusedActivation::new(t).unwrap())
@@ -687,7 +691,10 @@ mod tests {
         assert_ne!(own.module(vec![Dtype::F32]).source(), want.source());
         let x = tensor(values(2 * 300, 0.5), &[2, 300], DType::F32);
         let dy = tensor(values(2 * 300, 1.5), &[2, 300], DType::F32);
-        assert_eq!(bits(&pop.forward(&x).unwrap()), bits(&own.forward(&x).unwrap()));
+        assert_eq!(
+            bits(&pop.forward(&x).unwrap()),
+            bits(&own.forward(&x).unwrap())
+        );
         assert_eq!(
             bits(&pop.backward(&x, &dy).unwrap()),
             bits(&own.backward(&x, &dy).unwrap())

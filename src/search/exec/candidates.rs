@@ -44,8 +44,8 @@ use crate::store::safe::read_bounded;
 use crate::store::Lock;
 
 use super::batch::{
-    error_line, is_output_line, parse_batch_line, parse_group_line, parse_output_line,
-    result_line, BatchLine, OutputLine,
+    error_line, is_output_line, parse_batch_line, parse_group_line, parse_output_line, result_line,
+    BatchLine, OutputLine,
 };
 use super::executor::{evaluate_group_guarded, evaluate_guarded, groups, Evaluate, Job, JobResult};
 use crate::search::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
@@ -469,7 +469,9 @@ pub fn eval_file(
     // One by one: in batch order, each with its line number; else
     // populations of the same seeds.
     let groups: Vec<(Option<usize>, Vec<Job>)> = if lockstep <= 1 {
-        todo.into_iter().map(|(line, job)| (Some(line), vec![job])).collect()
+        todo.into_iter()
+            .map(|(line, job)| (Some(line), vec![job]))
+            .collect()
     } else {
         let jobs = todo.into_iter().map(|(_, j)| j).collect();
         groups(jobs, lockstep)
@@ -600,7 +602,11 @@ fn serve_group(
             parsed.and_then(|b| c.resolve(&b)).map_err(|e| (hash, e))
         })
         .collect();
-    let jobs: Vec<Job> = resolved.iter().filter_map(|r| r.as_ref().ok()).cloned().collect();
+    let jobs: Vec<Job> = resolved
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
     note(&format!(
         "evaluating {} candidates as one population (line {line})",
         jobs.len()

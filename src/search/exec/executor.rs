@@ -449,12 +449,23 @@ mod tests {
             ..job(key, "x")
         };
         let keys = |gs: &[Vec<Job>]| -> Vec<Vec<u64>> {
-            gs.iter().map(|g| g.iter().map(Job::key).collect()).collect()
+            gs.iter()
+                .map(|g| g.iter().map(Job::key).collect())
+                .collect()
         };
         let jobs: Vec<Job> = (0..7).map(|k| seeded(k, vec![0])).collect();
-        assert_eq!(keys(&groups(jobs.clone(), 1)), (0..7).map(|k| vec![k]).collect::<Vec<_>>());
-        assert_eq!(keys(&groups(jobs.clone(), 4)), vec![vec![0, 1, 2, 3], vec![4, 5, 6]]);
-        assert_eq!(keys(&groups(jobs.clone(), 3)), vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
+        assert_eq!(
+            keys(&groups(jobs.clone(), 1)),
+            (0..7).map(|k| vec![k]).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            keys(&groups(jobs.clone(), 4)),
+            vec![vec![0, 1, 2, 3], vec![4, 5, 6]]
+        );
+        assert_eq!(
+            keys(&groups(jobs.clone(), 3)),
+            vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]
+        );
         assert_eq!(keys(&groups(jobs, 64)), vec![(0..7).collect::<Vec<_>>()]);
         let mixed = vec![
             seeded(1, vec![0]),
