@@ -66,9 +66,10 @@ prepared (the protocol of the process workers).
 --lockstep: the batch's candidates (those not already in --out) train as
 lockstep populations, one per set of seeds, of up to --lockstep-size
 members (default: the run's --lockstep-size when it has one, else the
-whole batch): each member's result is its one-by-one value within 1e-4
-relative (the same bits as the search's lockstep evaluation of that
-member) and still one result line; a member that diverges fails alone.
+whole batch): each member's result is its one-by-one value up to the
+drift of rounding over training (1e-4 relative over a few steps, up to a
+few 1e-3 over 150, see the README's "Lockstep in the search") and still
+one result line; a member that diverges fails alone.
 --out is written after each population.
 
 --shard I/N: evaluate only the candidate lines whose index (from 0) is I

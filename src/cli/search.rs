@@ -320,7 +320,8 @@ pub struct SearchArgs {
     /// with a population dimension each (default on a GPU; off on the
     /// CPU, where measured one by one with one thread a worker is faster:
     /// see the README's "Lockstep in the search"). Part of the run's
-    /// settings: a member's fitness is its one-by-one value within 1e-4.
+    /// settings: a member's fitness is its one-by-one value up to the
+    /// drift of rounding over training (see the README).
     #[arg(long, group = "settings", conflicts_with = "no_lockstep")]
     pub lockstep: bool,
     /// Train every candidate-seed as a model of its own.

@@ -373,9 +373,10 @@ impl Evaluate for Training {
     /// The group trains in lockstep ([`crate::fitness::lockstep_functions`]):
     /// per seed, the members still alive as one population; a member that
     /// fails at a seed fails alone (and trains no further seed, as one by
-    /// one). Each member's result is its one-by-one result within 1e-4
-    /// relative and carries `"population"` (the size it trained in at its
-    /// first seed) in its metrics.
+    /// one). Each member's result is its one-by-one result up to rounding's
+    /// drift over training (within 1e-4 relative over a few steps; see the
+    /// README's "Lockstep in the search") and carries `"population"` (the
+    /// group's size) in its metrics.
     fn evaluate_group(&self, jobs: &[Job]) -> Vec<JobResult> {
         let start = Instant::now();
         let steps = crate::fitness::run::total_steps(&self.prep);
