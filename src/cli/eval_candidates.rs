@@ -67,9 +67,9 @@ prepared (the protocol of the process workers).
 lockstep populations, one per set of seeds, of up to --lockstep-size
 members (default: the run's --lockstep-size when it has one, else the
 whole batch): each member's result is its one-by-one value up to the
-drift of rounding over training (1e-4 relative over a few steps, up to a
-few 1e-3 over 150, see the README's "Lockstep in the search") and still
-one result line; a member that diverges fails alone.
+drift of rounding over training (1e-4 relative over a few steps; over
+150 a median of 8e-4 and up to 2 %: see the README's \"Lockstep in the
+search\") and still one result line; a member that diverges fails alone.
 --out is written after each population.
 
 --shard I/N: evaluate only the candidate lines whose index (from 0) is I
