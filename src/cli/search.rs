@@ -14,6 +14,7 @@ use super::progress::SearchBars;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::Difference;
+use crate::fitness::Task;
 use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
@@ -328,7 +329,8 @@ pub struct SearchArgs {
     #[arg(long, group = "settings")]
     pub no_lockstep: bool,
     /// Most members of a lockstep population (implies --lockstep; default:
-    /// a whole batch up to 64, the bound for GPU memory).
+    /// a whole batch up to what 24 GB of GPU memory holds by an estimate
+    /// per preset: 60 members of gpt-micro, 24 of gpt-tiny, 9 of t5-small).
     #[arg(
         long,
         value_name = "K",
@@ -445,8 +447,18 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         (false, true) => Some(false),
         (false, false) => None,
     };
+    let gpu = !s.train.device.is_cpu();
+    let preset = match &s.train.preset {
+        Some(p) => p.clone(),
+        None => s
+            .train
+            .task
+            .parse::<Task>()?
+            .default_preset(gpu)
+            .to_string(),
+    };
     let s = Settings {
-        lockstep: Lockstep::from_flags(lockstep, a.lockstep_size, s.train.device)?,
+        lockstep: Lockstep::from_flags(lockstep, a.lockstep_size, s.train.device, &preset)?,
         ..s
     };
     s.check()?;

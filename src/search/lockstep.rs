@@ -32,15 +32,33 @@ pub enum Lockstep {
     On { size: usize },
 }
 
-/// The largest population on a GPU by default (`--lockstep` with no
-/// `--lockstep-size`): all of a batch up to this many. The bound is
-/// memory: a member of a population costs what one model costs (its
-/// parameters, their gradients and two AdamW moments, 16 bytes a
-/// parameter, plus its activations), about 0.1 GB for the GPU recipes'
-/// presets at their batch sizes (see the README's search section), so 64
-/// members stay within 8 GB, which any training GPU has; a search's
-/// batch (λ new candidates, then a rung's few) is rarely larger.
+/// The most members of a population (`--lockstep` with no
+/// `--lockstep-size`): all of a batch up to this many, or fewer where
+/// memory says so ([`gpu_population`]).
 pub const GPU_POPULATION: usize = 64;
+
+/// GPU memory a search's populations may take by default (bytes): what
+/// a 40 GB GPU leaves with room for the CUDA context and the allocator.
+pub const GPU_BUDGET: f64 = 24e9;
+
+/// The default population size for model `preset` with the GPU recipe
+/// (batch 64, vocabulary 4000): [`GPU_BUDGET`] over one member's memory,
+/// at most [`GPU_POPULATION`]. A member costs what one model costs: 16
+/// bytes a parameter (the parameter, its gradient, two AdamW moments) and
+/// its activations, mostly the logits `[B·T, V]` in f32 with their softmax
+/// and gradient (3 × 4 bytes × 64 × T × 4000) and the MLP's `[B·T, F]` per
+/// layer. Estimated from the shapes at full length T, not measured on a
+/// GPU: gpt-micro and t5-tiny about 0.4 GB (60 members), gpt-tiny about
+/// 1 GB (24), t5-small about 2.6 GB (9: 60 M parameters); another preset 8.
+pub fn gpu_population(preset: &str) -> usize {
+    let member_gb: f64 = match preset {
+        "gpt-micro" | "t5-tiny" => 0.4,
+        "gpt-tiny" => 1.0,
+        "t5-small" => 2.6,
+        _ => return 8,
+    };
+    ((GPU_BUDGET / (member_gb * 1e9)) as usize).clamp(1, GPU_POPULATION)
+}
 
 /// The CPU's default population size: measured (see the README's "Lockstep
 /// in the search"): with two cores, two workers each training one
@@ -54,23 +72,29 @@ impl Lockstep {
     /// The value of runs made before lockstep existed.
     pub const LEGACY: Lockstep = Lockstep::Off;
 
-    /// The default on `device`: on a GPU populations of a whole batch
-    /// (up to [`GPU_POPULATION`]); on the CPU [`CPU_DEFAULT`].
-    pub fn default_for(device: Device) -> Lockstep {
+    /// The default on `device` for model `preset`: on a GPU populations
+    /// of a whole batch up to [`gpu_population`]; on the CPU
+    /// [`CPU_DEFAULT`].
+    pub fn default_for(device: Device, preset: &str) -> Lockstep {
         if device.is_cpu() {
             CPU_DEFAULT
         } else {
             Lockstep::On {
-                size: GPU_POPULATION,
+                size: gpu_population(preset),
             }
         }
     }
 
     /// What the flags ask for: `--lockstep` / `--no-lockstep` (neither:
     /// the device's default) and `--lockstep-size K` (default: the whole
-    /// batch up to [`GPU_POPULATION`] on a GPU, or on the CPU).
-    pub fn from_flags(on: Option<bool>, size: Option<usize>, device: Device) -> Result<Lockstep> {
-        let default = Lockstep::default_for(device);
+    /// batch up to [`gpu_population`] of `preset`, on a GPU or the CPU).
+    pub fn from_flags(
+        on: Option<bool>,
+        size: Option<usize>,
+        device: Device,
+        preset: &str,
+    ) -> Result<Lockstep> {
+        let default = Lockstep::default_for(device, preset);
         let on = on.unwrap_or(size.is_some() || default != Lockstep::Off);
         let l =
             match (on, size) {
@@ -81,7 +105,7 @@ impl Lockstep {
                 (false, None) => Lockstep::Off,
                 (true, Some(size)) => Lockstep::On { size },
                 (true, None) => Lockstep::On {
-                    size: GPU_POPULATION,
+                    size: gpu_population(preset),
                 },
             };
         l.check()?;
@@ -167,29 +191,32 @@ mod tests {
     fn flags_resolve_against_the_device() {
         let cpu = Device::Cpu;
         let gpu = Device::Cuda(None);
-        assert_eq!(Lockstep::from_flags(None, None, cpu).unwrap(), CPU_DEFAULT);
+        let m = "gpt-micro";
+        let on = |size| Lockstep::On { size };
         assert_eq!(
-            Lockstep::from_flags(None, None, gpu).unwrap(),
-            Lockstep::On {
-                size: GPU_POPULATION
-            }
+            Lockstep::from_flags(None, None, cpu, m).unwrap(),
+            CPU_DEFAULT
         );
+        assert_eq!(Lockstep::from_flags(None, None, gpu, m).unwrap(), on(60));
         assert_eq!(
-            Lockstep::from_flags(Some(false), None, gpu).unwrap(),
+            Lockstep::from_flags(None, None, gpu, "t5-small").unwrap(),
+            on(9)
+        );
+        assert_eq!(gpu_population("gpt-tiny"), 24);
+        assert_eq!(gpu_population("some-hf-config"), 8);
+        assert_eq!(
+            Lockstep::from_flags(Some(false), None, gpu, m).unwrap(),
             Lockstep::Off
         );
         assert_eq!(
-            Lockstep::from_flags(Some(true), None, cpu).unwrap(),
-            Lockstep::On {
-                size: GPU_POPULATION
-            }
+            Lockstep::from_flags(Some(true), None, cpu, m).unwrap(),
+            on(60)
         );
-        assert_eq!(
-            Lockstep::from_flags(None, Some(4), cpu).unwrap(),
-            Lockstep::On { size: 4 }
-        );
+        assert_eq!(Lockstep::from_flags(None, Some(4), cpu, m).unwrap(), on(4));
         for (on, size) in [(Some(false), Some(4)), (None, Some(0)), (None, Some(5000))] {
-            let e = Lockstep::from_flags(on, size, cpu).unwrap_err().to_string();
+            let e = Lockstep::from_flags(on, size, cpu, m)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("--lockstep-size"), "{e}");
         }
         assert_eq!(Lockstep::Off.size(), 1);
