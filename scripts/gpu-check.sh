@@ -103,7 +103,7 @@ timeout "$(cap 60)" "$D/bin/actforge" bench 'gelu_like(x)' --device cuda --elems
 timeout "$(cap 60)" "$D/bin/actforge" bench "$QA" --device cuda --elems 67108864 --iters 10 --json >> "$R/bench.jsonl" || status=1
 cat "$R/bench.jsonl"
 
-step "lockstep: a training step of one model and of populations of 8 and 32 (gpt-micro, CUDA)"
+step "lockstep: a training step of one model and of populations of 8 and 32, and a short search with and without --lockstep (gpt-micro, CUDA)"
 # bench-step --population P times one model's step and a lockstep step of P
 # members with P different formulas (one population kernel per direction),
 # interleaved, and counts the ops (kernel launches) of each: compare
@@ -115,9 +115,22 @@ for p in 8 32; do
     timeout "$(cap 90)" "$D/bin/actforge" bench-step --task qa --preset gpt-micro --device cuda --variant fused \
         --population "$p" --iters 10 --warmup 3 --json >> "$R/lockstep.jsonl" || status=1
 done
+# A short search one by one and with --lockstep (populations of a whole
+# batch, the GPU's default), same seed: one line each into lockstep.jsonl,
+# {"search", "seconds", "trained"} (candidate-seeds trained); compare
+# trained/seconds, and the two runs' hall_of_fame.json (printed).
+for mode in no-lockstep lockstep; do
+    d="$PEERS_WORK/search-$mode"
+    t0=$(date +%s.%N)
+    timeout "$(cap 150)" "$D/bin/actforge" search --task qa --device cuda --preset gpt-micro --steps 100 \
+        --pop 8 --gens 1 --seed 3 --max-seeds 2 --retrain-top 0 --no-export --quiet "--$mode" --out "$d" \
+        > /dev/null || status=1
+    t1=$(date +%s.%N)
+    n=$(grep -c '"seeds":\[[0-9]' "$d/evaluations.jsonl" 2>/dev/null || echo 0)
+    echo "{\"search\": \"--$mode\", \"seconds\": $(awk "BEGIN {print $t1 - $t0}"), \"trained\": $n}" >> "$R/lockstep.jsonl"
+    grep -o '"formula": *"[^"]*"' "$d/hall_of_fame.json" 2>/dev/null | head -4
+done
 cat "$R/lockstep.jsonl"
-# A short lockstep search comes here once `search --lockstep` exists
-# (issue 21, item 3).
 
 step "NVRTC compile times on this machine"
 timeout "$(cap 120)" "$D/bin/actforge" bench-compile --arch sm_90 --json | tee "$R/compile.json" || status=1

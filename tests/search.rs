@@ -1378,3 +1378,226 @@ fn raced_lines_are_the_same_from_worker_processes_and_eval_candidates() {
         );
     }
 }
+
+/// [`RACED`] with lockstep populations of up to `size`.
+fn raced_lockstep_of(size: &str, extra: &[&str]) -> Vec<String> {
+    RACED
+        .iter()
+        .chain(&["--lockstep", "--lockstep-size", size])
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// [`RACED`] with lockstep populations of up to 3.
+fn raced_lockstep(extra: &[&str]) -> Vec<String> {
+    raced_lockstep_of("3", extra)
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The first generation from `first` on in which the uninterrupted run
+/// `whole` logged at least `n` lines.
+fn generation_with(whole: &Path, first: u64, n: usize) -> u64 {
+    let mut per_generation: HashMap<u64, usize> = HashMap::new();
+    for r in lines(&whole.join("evaluations.jsonl")) {
+        *per_generation
+            .entry(r["generation"].as_u64().unwrap())
+            .or_default() += 1;
+    }
+    (first..)
+        .take(100)
+        .find(|g| per_generation.get(g).is_some_and(|&k| k >= n))
+        .expect("a generation with enough evaluations")
+}
+
+/// The synthetic evaluator emulates a population (each member's fitness
+/// moves in its last bits with its companions, see `synthetic.rs`), so
+/// these runs show the groups themselves: cut from each batch by
+/// `--lockstep-size` alone, never by the worker count.
+#[test]
+fn lockstep_groups_depend_on_the_batch_not_the_workers_and_keep_the_hall_of_fame() {
+    let (a, b, solo) = (tmp("lock-1"), tmp("lock-3"), tmp("lock-solo"));
+    let sleepy = ["--synthetic-sleep-ms", "2"];
+    run_search(
+        &a,
+        &strs(&raced_lockstep(
+            &[&sleepy[..], &["--workers", "1"]].concat(),
+        )),
+    );
+    run_search(
+        &b,
+        &strs(&raced_lockstep(
+            &[&sleepy[..], &["--workers", "3"]].concat(),
+        )),
+    );
+    run_search(&solo, &[RACED, &sleepy[..], &["--workers", "2"]].concat());
+    assert_eq!(evaluations(&a), evaluations(&b));
+    let hof = json(&a.join("hall_of_fame.json"));
+    assert_eq!(hof, json(&b.join("hall_of_fame.json")));
+    assert_eq!(logbook(&a), logbook(&b));
+    // Populations of 2 and 3 trained, never more than 3; a lone job of a
+    // batch trains one by one.
+    let sizes: HashSet<u64> = lines(&a.join("evaluations.jsonl"))
+        .iter()
+        .filter_map(|r| r["metrics"]["population"].as_u64())
+        .collect();
+    assert!(
+        sizes.contains(&3) && sizes.iter().all(|&p| (2..=3).contains(&p)),
+        "{sizes:?}"
+    );
+    let config = json(&a.join("config.json"));
+    assert_eq!(
+        config["settings"]["lockstep"],
+        serde_json::json!({"size": 3})
+    );
+    assert!(json(&solo.join("config.json"))["settings"]
+        .get("lockstep")
+        .is_none());
+    // The same candidate-seeds as one by one, each fitness within the
+    // emulated populations' 1e-9, and the same hall of fame.
+    let (lock, one) = (evaluations(&a), evaluations(&solo));
+    assert_eq!(
+        lock.keys().collect::<HashSet<_>>(),
+        one.keys().collect::<HashSet<_>>()
+    );
+    for (k, r) in &lock {
+        match (r["fitness"].as_f64(), one[k]["fitness"].as_f64()) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-9, "{k:?}: {x} vs {y}"),
+            (x, y) => assert_eq!(x, y, "{k:?}"),
+        }
+    }
+    let entries = |h: &Value| -> Vec<(Value, Value)> {
+        h.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["hash"].clone(), e["seeds"].clone()))
+            .collect()
+    };
+    assert_eq!(
+        entries(&hof),
+        entries(&json(&solo.join("hall_of_fame.json")))
+    );
+}
+
+#[test]
+fn lockstep_resumes_after_sigkill_as_an_uninterrupted_run() {
+    let (whole, killed) = (tmp("lock-whole"), tmp("lock-killed"));
+    let args = raced_lockstep_of("2", &[]);
+    run_search(&whole, &strs(&args));
+    // Groups of at most 2: a generation of 4 lines (after the first) has
+    // two groups or more, so one is logged while another trains.
+    let g = generation_with(&whole, 1, 4);
+    let one_worker = raced_lockstep_of("2", &["--workers", "1"]);
+    let (mut child, frozen) = spawn_frozen_at(&killed, &strs(&one_worker), mid_generation(g));
+    child.kill().unwrap(); // SIGKILL
+    drop(frozen);
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
+    let cp = json(&killed.join("checkpoint.json"));
+    assert!(before.lines().count() as u64 > cp["evaluation_lines"].as_u64().unwrap());
+    let out = resume(&killed, &["--workers", "3"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let after = std::fs::read_to_string(killed.join("evaluations.jsonl")).unwrap();
+    let complete: String = before
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert!(after.starts_with(&complete), "every logged member is kept");
+    // Nothing trained twice, and what was left trained in the groups of
+    // the uninterrupted run: the same bits.
+    assert_eq!(evaluations(&whole), evaluations(&killed));
+    assert_eq!(
+        json(&whole.join("hall_of_fame.json")),
+        json(&killed.join("hall_of_fame.json"))
+    );
+    assert_eq!(logbook(&whole), logbook(&killed));
+    // --resume keeps the run's lockstep setting; changing it is refused.
+    let e = resume(&killed, &["--no-lockstep"]);
+    assert_eq!(e.status.code(), Some(2), "{}", stderr_of(&e));
+    assert!(stderr_of(&e).contains("--no-lockstep"), "{}", stderr_of(&e));
+}
+
+#[test]
+fn lockstep_lines_are_the_same_from_worker_processes_and_eval_candidates() {
+    let (threads, procs_dir) = (tmp("lock-threads"), tmp("lock-procs"));
+    run_search(&threads, &strs(&raced_lockstep(&["--workers", "1"])));
+    run_search(
+        &procs_dir,
+        &strs(&raced_lockstep(&[
+            "--workers",
+            "2",
+            "--executor",
+            "process",
+        ])),
+    );
+    assert_eq!(evaluations(&threads), evaluations(&procs_dir));
+    assert_eq!(
+        json(&threads.join("hall_of_fame.json")),
+        json(&procs_dir.join("hall_of_fame.json"))
+    );
+    // One population of the search (with one worker its members are
+    // logged one after the other), evaluated again by eval-candidates
+    // --lockstep as a batch of its members: the same lines, bit for bit.
+    let logged = lines(&threads.join("evaluations.jsonl"));
+    let start = logged
+        .iter()
+        .position(|e| e["metrics"]["population"] == 3)
+        .expect("a population of 3");
+    let group = &logged[start..start + 3];
+    let batch = threads.join("batch.jsonl");
+    let text: String = group
+        .iter()
+        .map(|e| {
+            format!(
+                "{}\n",
+                serde_json::json!({"hash": e["hash"], "seeds": e["seeds"]})
+            )
+        })
+        .collect();
+    std::fs::write(&batch, text).unwrap();
+    for (out, extra) in [
+        ("results.jsonl", &[][..]),
+        ("results-timeout.jsonl", &["--eval-timeout", "600"][..]),
+    ] {
+        let out = threads.join(out);
+        let o = bin()
+            .args(["eval-candidates", "--quiet", "--lockstep", "--run"])
+            .arg(&threads)
+            .arg("--batch")
+            .arg(&batch)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let results = lines(&out);
+        assert_eq!(results.len(), 3);
+        for (r, e) in results.iter().zip(group) {
+            assert_eq!((&r["hash"], &r["seeds"]), (&e["hash"], &e["seeds"]));
+            assert_eq!(r["metrics"], e["metrics"]);
+            assert_eq!(
+                r["fitness"].as_f64().unwrap().to_bits(),
+                e["fitness"].as_f64().unwrap().to_bits()
+            );
+        }
+    }
+    // Without --lockstep each is its one-by-one value (no population).
+    let out = threads.join("results-solo.jsonl");
+    let o = bin()
+        .args(["eval-candidates", "--quiet", "--run"])
+        .arg(&threads)
+        .arg("--batch")
+        .arg(&batch)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    for r in lines(&out) {
+        assert!(r["metrics"].get("population").is_none(), "{r}");
+    }
+}

@@ -381,3 +381,142 @@ fn the_training_evaluator_reports_each_jobs_steps_to_its_observer() {
         ]
     );
 }
+
+/// Lockstep members are held to their one-by-one values within this
+/// (relative; `fitness::lockstep`'s guarantee, `tests/lockstep.rs`).
+const LOCKSTEP_REL: f64 = 1e-4;
+
+fn near(a: f64, b: f64) -> bool {
+    (a - b).abs() <= LOCKSTEP_REL * a.abs().max(b.abs()).max(1e-6)
+}
+
+#[test]
+fn a_lockstep_group_gives_each_member_its_one_by_one_result_and_a_diverging_one_fails_alone() {
+    let t = TrainSettings {
+        task: "qa".into(),
+        steps: Some(4),
+        thin: 0.2,
+        device: actforge::device::Device::Cpu,
+        preset: Some("gpt-micro".into()),
+        batch_size: Some(8),
+        weights: None,
+    };
+    let library = Settings::default()
+        .primitive_set(None)
+        .unwrap()
+        .library_arc();
+    let training = Training::new(&t, library.clone(), None).unwrap();
+    // The middle one overflows at its first step.
+    let texts = ["gelu(ARG0)", "exp(ARG0 * 1000)", "sin(ARG0)"];
+    let jobs: Vec<Job> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Job {
+            candidate: Candidate::parse(i as u64 + 1, t, &library).unwrap(),
+            seeds: vec![1, 2],
+        })
+        .collect();
+    let group = training.evaluate_group(&jobs);
+    assert_eq!(group.len(), 3);
+    for (job, g) in jobs.iter().zip(&group) {
+        let one = training.evaluate(job);
+        assert_eq!(g.key, job.key());
+        assert_eq!(g.metrics["population"], 3, "{g:?}");
+        match (g.fitness, one.fitness) {
+            (Some(a), Some(b)) => {
+                assert!(
+                    near(a, b),
+                    "{}: lockstep {a} vs one by one {b}",
+                    job.formula()
+                );
+                for k in ["ppl", "acc", "bleu", "valid_loss"] {
+                    let (x, y) = (
+                        g.metrics[k].as_f64().unwrap(),
+                        one.metrics[k].as_f64().unwrap(),
+                    );
+                    assert!(near(x, y), "{}: {k} {x} vs {y}", job.formula());
+                }
+                assert_eq!(g.metrics["runs"].as_array().unwrap().len(), 2);
+            }
+            (None, None) => {
+                // Failed alone, at its first seed and step, as one by one.
+                assert_eq!(job.formula(), texts[1]);
+                let why = g.failure.as_deref().unwrap();
+                assert!(
+                    why.contains("non-finite") && why.contains("seed 1, step 0"),
+                    "{why}"
+                );
+                assert_eq!(g.failure, one.failure);
+            }
+            (a, b) => panic!("{}: lockstep {a:?} vs one by one {b:?}", job.formula()),
+        }
+    }
+    assert!(group[0].fitness.is_some() && group[2].fitness.is_some());
+    assert!(group[1].fitness.is_none());
+}
+
+/// `search --lockstep` (racing on) against the one-by-one search of the
+/// same seed: the same candidate-seeds trained, each fitness within the
+/// lockstep tolerance, the same hall of fame; and the same lines bit for
+/// bit from worker processes as from one thread.
+#[test]
+fn search_lockstep_gives_the_one_by_one_hall_of_fame() {
+    let (solo, lock, procs) = (tmp("ls-solo"), tmp("ls-lock"), tmp("ls-procs"));
+    let raced = ["--max-seeds", "2", "--retrain-top", "0"];
+    search(&solo, &[&raced[..], &["--workers", "2"]].concat());
+    search(
+        &lock,
+        &[&raced[..], &["--lockstep", "--workers", "1"]].concat(),
+    );
+    search(
+        &procs,
+        &[
+            &raced[..],
+            &["--lockstep", "--workers", "2", "--executor", "process"],
+        ]
+        .concat(),
+    );
+    let by_seed = |d: &Path| -> std::collections::BTreeMap<(String, String), Value> {
+        let mut m = std::collections::BTreeMap::new();
+        for mut e in evaluations(d) {
+            let o = e.as_object_mut().unwrap();
+            o.remove("seconds");
+            o.remove("worker");
+            for r in o["metrics"]["runs"].as_array_mut().into_iter().flatten() {
+                let r = r.as_object_mut().unwrap();
+                r.remove("train_seconds");
+                r.remove("eval_seconds");
+            }
+            let k = (o["hash"].to_string(), o["seeds"].to_string());
+            assert!(m.insert(k.clone(), e).is_none(), "{k:?} evaluated twice");
+        }
+        m
+    };
+    let (one, many, via_procs) = (by_seed(&solo), by_seed(&lock), by_seed(&procs));
+    assert_eq!(many, via_procs);
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        many.keys().collect::<Vec<_>>()
+    );
+    let mut populations = 0;
+    for (k, e) in &many {
+        populations += usize::from(e["metrics"]["population"].as_u64().unwrap_or(1) > 1);
+        match (e["fitness"].as_f64(), one[k]["fitness"].as_f64()) {
+            (Some(a), Some(b)) => assert!(near(a, b), "{k:?}: {a} vs {b}"),
+            (a, b) => assert_eq!(a, b, "{k:?}"),
+        }
+    }
+    assert!(
+        populations >= 2,
+        "some candidate-seeds trained as populations"
+    );
+    let hof = |d: &Path| -> Vec<(Value, Value)> {
+        json(&d.join("hall_of_fame.json"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["formula"].clone(), e["seeds"].clone()))
+            .collect()
+    };
+    assert_eq!(hof(&solo), hof(&lock));
+}

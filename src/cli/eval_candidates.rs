@@ -14,6 +14,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::search::exec::candidates::{eval_file, read_batch, serve, Candidates, OutFile, Shard};
 use crate::search::exec::process::{ProcessWorkers, WorkerSetup};
+use crate::search::lockstep::Lockstep;
 use crate::search::{Executor, Job, JobResult};
 
 pub const AFTER_HELP: &str = "\
@@ -62,6 +63,15 @@ per batch line to stdout as each finishes, after a first line
 {\"ready\": true, \"recipe\", \"device\", \"pid\"} written once the data is
 prepared (the protocol of the process workers).
 
+--lockstep: the batch's candidates (those not already in --out) train as
+lockstep populations, one per set of seeds, of up to --lockstep-size
+members (default: the run's --lockstep-size when it has one, else the
+whole batch): each member's result is its one-by-one value up to the
+drift of rounding over training (1e-4 relative over a few steps; over
+150 a median of 8e-4 and up to 2 %: see the README's \"Lockstep in the
+search\") and still one result line; a member that diverges fails alone.
+--out is written after each population.
+
 --shard I/N: evaluate only the candidate lines whose index (from 0) is I
 modulo N (one Slurm array task each; merge the outputs by hash).
 
@@ -100,6 +110,14 @@ pub struct EvalCandidatesArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Train the batch's candidates as lockstep populations (one per set
+    /// of seeds), not one by one.
+    #[arg(long)]
+    pub lockstep: bool,
+    /// Members per population with --lockstep (default: the run's
+    /// --lockstep-size, else the whole batch).
+    #[arg(long, value_name = "K", requires = "lockstep")]
+    pub lockstep_size: Option<usize>,
     /// Kill an evaluation that runs longer (it runs in a worker process of
     /// its own): retried once, then a failure that says it timed out.
     #[arg(long, value_name = "SECONDS")]
@@ -149,15 +167,25 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
     let mut results = OutFile::open(&a.out, &a.batch)?;
     let c = Candidates::open(&a.run, device, timeout.is_none())?;
     let shown = a.batch.display().to_string();
+    let lockstep = match (a.lockstep, a.lockstep_size) {
+        (false, _) => 1,
+        (true, Some(k)) => {
+            Lockstep::On { size: k }.check()?;
+            k
+        }
+        (true, None) if c.lockstep_size() > 1 => c.lockstep_size(),
+        (true, None) => crate::search::lockstep::MAX_SIZE,
+    };
     let s = match timeout {
         None => {
-            let mut evaluate = |job: &Job| c.evaluate(job, a.worker);
+            let mut evaluate = |group: &[Job]| c.evaluate_group(group, a.worker);
             eval_file(
                 &c,
                 &batch,
                 &shown,
                 &mut results,
                 shard,
+                lockstep,
                 &mut evaluate,
                 &mut progress,
             )?
@@ -177,19 +205,27 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
             setup.timeout = Some(t);
             let mut workers = ProcessWorkers::new(setup, Arc::new(AtomicBool::new(false)));
             workers.start()?;
-            let mut evaluate = |job: &Job| {
-                let mut got = None;
-                let ran = workers.run(vec![job.clone()], &mut |r| {
-                    got = Some(r);
+            let mut evaluate = |group: &[Job]| {
+                let mut got: Vec<JobResult> = Vec::new();
+                let ran = workers.run_groups(vec![group.to_vec()], &mut |rs| {
+                    got.extend(rs);
                     Ok(())
                 });
-                let mut r = match (ran, got) {
-                    (Ok(()), Some(r)) => r,
-                    (Err(e), _) => JobResult::failed(job.key(), e.to_string()),
-                    (Ok(()), None) => JobResult::failed(job.key(), "the worker gave no result"),
-                };
-                r.worker = a.worker;
-                r
+                group
+                    .iter()
+                    .map(|job| {
+                        let mine = got.iter().find(|r| r.key == job.key()).cloned();
+                        let mut r = match (&ran, mine) {
+                            (Ok(()), Some(r)) => r,
+                            (Err(e), _) => JobResult::failed(job.key(), e.to_string()),
+                            (Ok(()), None) => {
+                                JobResult::failed(job.key(), "the worker gave no result")
+                            }
+                        };
+                        r.worker = a.worker;
+                        r
+                    })
+                    .collect()
             };
             eval_file(
                 &c,
@@ -197,6 +233,7 @@ pub fn run(out: &mut dyn Write, a: &EvalCandidatesArgs) -> Result<i32> {
                 &shown,
                 &mut results,
                 shard,
+                lockstep,
                 &mut evaluate,
                 &mut progress,
             )?

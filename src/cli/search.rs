@@ -14,12 +14,14 @@ use super::progress::SearchBars;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::Difference;
+use crate::fitness::Task;
 use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
     RETRAIN_SEEDS, RETRAIN_TOP, TASKS,
 };
 use crate::search::evaluator::evaluators;
+use crate::search::lockstep::Lockstep;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
@@ -139,7 +141,7 @@ JSON (--json, printed at the end): {\"dir\", \"generations\", \"totals\":
 
 /// The flags that set a run's settings: `--resume` takes them from the
 /// run's `config.json`, so none may be given with it.
-const RESUME_CONFLICTS: [&str; 41] = [
+const RESUME_CONFLICTS: [&str; 44] = [
     "task",
     "primitives",
     "ephemeral",
@@ -178,6 +180,9 @@ const RESUME_CONFLICTS: [&str; 41] = [
     "final_steps",
     "max_seeds",
     "no_racing",
+    "lockstep",
+    "no_lockstep",
+    "lockstep_size",
     "no_export",
     "synthetic_sleep_ms",
     "out",
@@ -321,6 +326,27 @@ pub struct SearchArgs {
     /// raw fitness (searches before racing existed).
     #[arg(long, group = "settings", conflicts_with = "max_seeds")]
     pub no_racing: bool,
+    /// Train a batch's candidate-seeds as lockstep populations, one model
+    /// with a population dimension each (default on a GPU; off on the
+    /// CPU, where measured one by one with one thread a worker is faster:
+    /// see the README's "Lockstep in the search"). Part of the run's
+    /// settings: a member's fitness is its one-by-one value up to the
+    /// drift of rounding over training (see the README).
+    #[arg(long, group = "settings", conflicts_with = "no_lockstep")]
+    pub lockstep: bool,
+    /// Train every candidate-seed as a model of its own.
+    #[arg(long, group = "settings")]
+    pub no_lockstep: bool,
+    /// Most members of a lockstep population (implies --lockstep; default:
+    /// a whole batch up to what 24 GB of GPU memory holds by an estimate
+    /// per preset: 60 members of gpt-micro, 24 of gpt-tiny, 9 of t5-small).
+    #[arg(
+        long,
+        value_name = "K",
+        group = "settings",
+        conflicts_with = "no_lockstep"
+    )]
+    pub lockstep_size: Option<usize>,
     /// Do not export the best formula's kernel package.
     #[arg(long, group = "settings")]
     pub no_export: bool,
@@ -425,6 +451,26 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
                 max_seeds: a.max_seeds,
             }),
         },
+        lockstep: Lockstep::LEGACY,
+    };
+    let lockstep = match (a.lockstep, a.no_lockstep) {
+        (true, _) => Some(true),
+        (false, true) => Some(false),
+        (false, false) => None,
+    };
+    let gpu = !s.train.device.is_cpu();
+    let preset = match &s.train.preset {
+        Some(p) => p.clone(),
+        None => s
+            .train
+            .task
+            .parse::<Task>()?
+            .default_preset(gpu)
+            .to_string(),
+    };
+    let s = Settings {
+        lockstep: Lockstep::from_flags(lockstep, a.lockstep_size, s.train.device, &preset)?,
+        ..s
     };
     s.check()?;
     Ok(s)

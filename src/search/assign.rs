@@ -29,6 +29,8 @@ use crate::error::{Error, Result};
 use crate::gp::objectives::Objectives;
 use crate::gp::{Canonical, PrimitiveSet, Tree};
 use crate::ir::{to_infix_limited, to_prefix_limited};
+use crate::op::population::register_generation;
+use crate::op::FusedActivation;
 use crate::simplify::hash_hex;
 
 use super::candidate::Candidate;
@@ -229,6 +231,19 @@ fn compile_stage(run: &Run, ledger: &Ledger, entries: &mut [Entry]) -> Result<()
         .collect();
     let arch = s.arch;
     let failures = batch_compile(&functions, &mut |fs: &[&Function]| nvrtc_compile(fs, arch))?;
+    if failures.iter().all(Option::is_none) {
+        // The generation's module compiled whole: lockstep populations of
+        // its candidates load it (`op::population`), one compile a
+        // generation.
+        let formulas = idx
+            .iter()
+            .map(|&i| match &entries[i].kind {
+                Kind::Job(c) => FusedActivation::from_function(&c.text, (*c.function).clone()),
+                _ => unreachable!("filtered to jobs"),
+            })
+            .collect();
+        register_generation(formulas);
+    }
     for (i, failure) in idx.into_iter().zip(failures) {
         let Some(log) = failure else { continue };
         let dir = run.dir.join(COMPILE_LOGS);
@@ -269,6 +284,9 @@ fn execute(
         true => vec![run.settings.seed],
         false => run.settings.training_seeds(),
     };
+    // Every job of the generation, recovered or not: the lockstep groups
+    // are cut from all of them, so that a resumed generation trains what
+    // is left in the populations the uninterrupted run used.
     let mut jobs = Vec::new();
     for e in entries {
         let Kind::Job(candidate) = &e.kind else {
@@ -278,31 +296,40 @@ fn execute(
             true => ledger.recovered_seed(e.key, seeds[0]),
             false => ledger.recovered(e.key),
         };
-        match recovered {
-            Some(r) => {
-                obs.candidate_done(r);
-                done.insert(e.key, r.clone());
-            }
-            None => jobs.push(Job {
-                candidate: candidate.clone(),
-                seeds: seeds.clone(),
-            }),
+        if let Some(r) = recovered {
+            obs.candidate_done(r);
+            done.insert(e.key, r.clone());
         }
+        jobs.push(Job {
+            candidate: candidate.clone(),
+            seeds: seeds.clone(),
+        });
     }
+    let groups = run
+        .settings
+        .lockstep
+        .groups(jobs, |j| done.contains_key(&j.key()));
     let by_key: HashMap<u64, &Entry> = entries.iter().map(|e| (e.key, e)).collect();
-    if !jobs.is_empty() && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        exec.run(jobs, &mut |result: JobResult| {
-            let Some(e) = by_key.get(&result.key) else {
-                return Err(Error::Usage(format!(
-                    "the executor returned a result for {}, which was not asked for",
-                    hash_hex(result.key)
-                )));
-            };
-            let mut r = e.record(g, result);
-            r.seeds = seeds.clone();
-            ledger.log_evaluation(&r)?;
-            obs.candidate_done(&r);
-            done.insert(r.key, r);
+    if !groups.is_empty() && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        exec.run_groups(groups, &mut |results: Vec<JobResult>| {
+            let mut records = Vec::with_capacity(results.len());
+            for result in results {
+                let Some(e) = by_key.get(&result.key) else {
+                    return Err(Error::Usage(format!(
+                        "the executor returned a result for {}, which was not asked for",
+                        hash_hex(result.key)
+                    )));
+                };
+                let mut r = e.record(g, result);
+                r.seeds = seeds.clone();
+                records.push(r);
+            }
+            // A group's lines in one write (see `log_evaluations`).
+            ledger.log_evaluations(&records)?;
+            for r in records {
+                obs.candidate_done(&r);
+                done.insert(r.key, r);
+            }
             Ok(())
         })?;
     }

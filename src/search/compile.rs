@@ -10,7 +10,7 @@
 //! modules go through the process-wide kernel cache (memory and disk), so
 //! a resumed search does not pay for them twice.
 
-use crate::codegen::{Direction, Dtype, Inlining, Layout, MathMode, Module, Selection};
+use crate::codegen::{Dtype, Module};
 use crate::diff::Function;
 use crate::error::{Error, Result};
 use crate::runtime::cache::KernelCache;
@@ -56,20 +56,12 @@ where
     }
 }
 
-/// The dispatch module of `functions` (f32, forward and backward).
+/// The dispatch module of `functions` (f32, forward and backward): the
+/// module a lockstep population of these formulas loads on CUDA
+/// ([`Module::generation`], registered by the engine's compile stage), so
+/// that what screening compiles is what trains.
 pub fn generation_module(functions: &[&Function]) -> Module {
-    let mut m = Module::new(Selection {
-        dtypes: vec![Dtype::F32],
-        directions: Direction::ALL.to_vec(),
-        inlining: Inlining::Call,
-        layout: Layout::Dispatch,
-        // The fused op's mode, so that what screening compiles is what trains.
-        math: MathMode::default(),
-    });
-    for f in functions {
-        m.add(f);
-    }
-    m
+    Module::generation(vec![Dtype::F32], functions.iter().copied())
 }
 
 /// Compile `functions` as one dispatch module for `sm_<arch>` through the
@@ -130,6 +122,17 @@ mod tests {
         assert!(out.iter().all(Option::is_none));
         assert_eq!(calls_ok, 1, "one program when nothing fails");
         assert!(calls < 12, "{calls}");
+    }
+
+    /// What screening compiles is the module a lockstep population of the
+    /// generation loads (`op::population::register_generation`): one
+    /// source, so one kernel-cache key and one compile.
+    #[test]
+    fn screening_compiles_the_population_module_of_the_generation() {
+        let fs = funcs(&["x", "sin(x)", "tanh(x) * x"]);
+        let refs: Vec<&Function> = fs.iter().collect();
+        let population = Module::generation(vec![Dtype::F32], refs.iter().copied());
+        assert_eq!(generation_module(&refs).source(), population.source());
     }
 
     #[test]

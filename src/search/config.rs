@@ -16,6 +16,7 @@ use crate::ir::seeds::SEEDS;
 use crate::simplify::hash_hex;
 
 use super::json::Fields;
+use super::lockstep::Lockstep;
 use super::seeding::{final_seeds, Seeding};
 use crate::gp::objectives::{Objectives, Sense};
 
@@ -205,6 +206,8 @@ pub struct Settings {
     pub export: bool,
     /// How seeds are spent: the final verdict's steps ([`Seeding`]).
     pub seeding: Seeding,
+    /// Candidate-seeds trained as lockstep populations ([`Lockstep`]).
+    pub lockstep: Lockstep,
 }
 
 impl Default for Settings {
@@ -248,6 +251,7 @@ impl Default for Settings {
             retrain_seeds: RETRAIN_SEEDS,
             export: true,
             seeding: Seeding::DEFAULT,
+            lockstep: Lockstep::LEGACY,
         }
     }
 }
@@ -313,6 +317,7 @@ impl Settings {
         }
         self.variation()?;
         self.seeding.check(self.seeds)?;
+        self.lockstep.check()?;
         if self.algorithm == Algorithm::MuPlusLambda && self.cxpb + self.mutpb > 1.0 {
             return usage(format!(
                 "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: --cxpb + --mutpb must be at most 1, not {}",
@@ -506,6 +511,9 @@ impl Settings {
         if let Some(s) = self.seeding.to_json() {
             v["seeding"] = s;
         }
+        if let Some(l) = self.lockstep.to_json() {
+            v["lockstep"] = l;
+        }
         v
     }
 
@@ -601,6 +609,7 @@ impl Settings {
             retrain_seeds: f.usize("retrain_seeds")?,
             export: f.bool("export")?,
             seeding: Seeding::from_json(f.opt("seeding"), file)?,
+            lockstep: Lockstep::from_json(f.opt("lockstep"), file)?,
         };
         // A forged file meets the flags' rules (and limits), named by file.
         s.check().map_err(|e| match e {

@@ -151,6 +151,17 @@ impl Ledger {
         Ok(())
     }
 
+    /// Append the records of one group (a lockstep population) to
+    /// `evaluations.jsonl` in one write: after a crash all of them are
+    /// logged or none, so a resumed run trains a population whole or not
+    /// at all (a member's bits depend on its companions).
+    pub fn log_evaluations(&mut self, rs: &[Record]) -> Result<()> {
+        let values: Vec<_> = rs.iter().map(Record::to_json).collect();
+        self.evaluations.append_all(&values)?;
+        self.lines += rs.len();
+        Ok(())
+    }
+
     /// Log the merge of `r` into `source` and put `r` in the cache.
     pub fn merge(&mut self, r: Record, source: &Record, distance: f32) -> Result<()> {
         self.merges.append(&r.merge_json(source, distance))?;

@@ -31,6 +31,7 @@ pub mod evaluator;
 pub mod exec;
 pub mod json;
 pub mod ledger;
+pub mod lockstep;
 pub mod progress;
 pub mod racing;
 pub mod retrain;

@@ -192,33 +192,43 @@ impl Rounds<'_> {
             // Each batch gets its own progress bar within the generation.
             obs.seed_batch_started(g, self.settings.gens, seed, batch.len());
             let mut done: BTreeMap<u64, Record> = BTreeMap::new();
-            let mut run = Vec::new();
+            // Every job of the batch, recovered or not: the lockstep
+            // groups are cut from all of them (see `Lockstep::groups`).
+            let mut all = Vec::new();
             for j in &batch {
-                match ledger.recovered_seed(j.candidate.key, seed) {
-                    Some(r) => {
-                        obs.candidate_done(r);
-                        done.insert(j.candidate.key, r.clone());
-                    }
-                    None => run.push(Job {
-                        candidate: j.candidate.clone(),
-                        seeds: vec![seed],
-                    }),
+                if let Some(r) = ledger.recovered_seed(j.candidate.key, seed) {
+                    obs.candidate_done(r);
+                    done.insert(j.candidate.key, r.clone());
                 }
+                all.push(Job {
+                    candidate: j.candidate.clone(),
+                    seeds: vec![seed],
+                });
             }
+            let groups = self
+                .settings
+                .lockstep
+                .groups(all, |j| done.contains_key(&j.key()));
             let by_key: HashMap<u64, &SeedJob> =
                 batch.iter().map(|j| (j.candidate.key, j)).collect();
-            if !run.is_empty() && !stop.load(Ordering::SeqCst) {
-                exec.run(run, &mut |result: JobResult| {
-                    let Some(j) = by_key.get(&result.key) else {
-                        return Err(Error::Usage(format!(
-                            "the executor returned a result for {}, which was not asked for",
-                            hash_hex(result.key)
-                        )));
-                    };
-                    let r = j.record(g, result);
-                    ledger.log_evaluation(&r)?;
-                    obs.candidate_done(&r);
-                    done.insert(r.key, r);
+            if !groups.is_empty() && !stop.load(Ordering::SeqCst) {
+                exec.run_groups(groups, &mut |results: Vec<JobResult>| {
+                    let mut records = Vec::with_capacity(results.len());
+                    for result in results {
+                        let Some(j) = by_key.get(&result.key) else {
+                            return Err(Error::Usage(format!(
+                                "the executor returned a result for {}, which was not asked for",
+                                hash_hex(result.key)
+                            )));
+                        };
+                        records.push(j.record(g, result));
+                    }
+                    // A group's lines in one write (see `log_evaluations`).
+                    ledger.log_evaluations(&records)?;
+                    for r in records {
+                        obs.candidate_done(&r);
+                        done.insert(r.key, r);
+                    }
                     Ok(())
                 })?;
             }

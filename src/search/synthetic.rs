@@ -12,6 +12,15 @@
 //! sleep of `sleep_ms × (1 + key mod 3)` per job scrambles the completion
 //! order of parallel workers, as real training times do.
 //!
+//! A group of jobs (a lockstep population, [`Evaluate::evaluate_group`])
+//! is emulated, so that tests can check the grouping without training:
+//! one sleep for the group (that of its first job), and each member's
+//! fitness is its one-by-one fitness plus `1e-9 · v`, `v ∈ [-1, 1)` a
+//! deterministic function of the keys of the whole group and the seeds,
+//! as a real population's members differ from their one-by-one runs in
+//! the last bits, depending on their companions; its metrics gain
+//! `"population"` (the group's size).
+//!
 //! The final retrain ([`Retrain`]) uses a finer grid (801 points), its
 //! "test split", and the given seeds; nothing trains, so it has no steps.
 
@@ -111,14 +120,45 @@ fn mse_to_gelu(f: &Function, points: usize) -> f64 {
 
 /// A deterministic value in [-1, 1) from (key, seed).
 fn noise(key: u64, seed: u64) -> f64 {
+    (noise_bits(key, seed) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// 64 well-mixed bits of (key, seed) (splitmix64's finalizer).
+fn noise_bits(key: u64, seed: u64) -> u64 {
     let mut z = key ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    z ^ (z >> 31)
 }
 
+/// How far an emulated population member is from its one-by-one fitness
+/// at most (see the module docs).
+pub const GROUP_NOISE: f64 = 1e-9;
+
 impl Evaluate for Synthetic {
+    fn evaluate_group(&self, jobs: &[Job]) -> Vec<JobResult> {
+        let start = Instant::now();
+        if let (Some(first), true) = (jobs.first(), self.sleep_ms > 0) {
+            std::thread::sleep(Duration::from_millis(self.sleep_ms * (1 + first.key() % 3)));
+        }
+        let companions = jobs
+            .iter()
+            .fold(0u64, |h, j| noise_bits(h ^ j.key(), jobs.len() as u64));
+        let quiet = Synthetic::new(0);
+        jobs.iter()
+            .map(|job| {
+                let mut r = quiet.evaluate(job);
+                if let Some(f) = &mut r.fitness {
+                    let seed = job.seeds.iter().fold(0, |h, &s| noise_bits(h, s));
+                    *f += GROUP_NOISE * noise(companions ^ job.key(), seed);
+                }
+                r.metrics.insert("population".into(), json!(jobs.len()));
+                r.seconds = start.elapsed().as_secs_f64();
+                r
+            })
+            .collect()
+    }
+
     fn evaluate(&self, job: &Job) -> JobResult {
         let start = Instant::now();
         if self.sleep_ms > 0 {

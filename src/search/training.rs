@@ -20,7 +20,8 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::{run_built_on, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{
-    run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status, StepInfo, Task,
+    lockstep_functions, run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status,
+    StepInfo, Task,
 };
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
@@ -279,14 +280,64 @@ fn run_line(o: &Outcome) -> Value {
     })
 }
 
+/// A job's outcomes, one per seed in order, or why it failed at the
+/// first seed that did (with that seed's outcome when it has one).
+type Seeds = std::result::Result<Vec<Outcome>, (String, Option<Box<Outcome>>)>;
+
+/// A job's result from its outcomes, one per seed in order (`Err`: the
+/// first seed that failed, with its outcome when it has one). `start`:
+/// when its evaluation began.
+fn job_result(job: &Job, outcomes: Seeds, start: Instant) -> JobResult {
+    let seconds = start.elapsed().as_secs_f64();
+    let outcomes = match outcomes {
+        Ok(o) => o,
+        Err((reason, outcome)) => {
+            let mut r = JobResult::failed(job.key(), reason);
+            r.seconds = seconds;
+            if let Some(o) = outcome {
+                r.metrics.insert("runs".into(), json!([run_line(&o)]));
+            }
+            return r;
+        }
+    };
+    let fitness: Option<Vec<f64>> = outcomes.iter().map(Outcome::fitness).collect();
+    let mut metrics = Map::new();
+    for key in ["fitness", "ppl", "acc", "bleu", "chrf", "valid_loss"] {
+        metrics.insert(key.into(), mean_metric(&outcomes, key));
+    }
+    metrics.insert(
+        "runs".into(),
+        Value::Array(outcomes.iter().map(run_line).collect()),
+    );
+    match fitness {
+        Some(fs) if !fs.is_empty() => JobResult {
+            key: job.key(),
+            fitness: Some(fs.iter().sum::<f64>() / fs.len() as f64),
+            metrics,
+            failure: None,
+            seconds,
+            worker: 0,
+        }
+        .normalized(),
+        _ => JobResult {
+            metrics,
+            seconds,
+            ..JobResult::failed(job.key(), "the run gave no evaluation")
+        },
+    }
+}
+
+/// Why `outcome` of `seed` failed, if it did.
+fn seed_failure(outcome: &Outcome, seed: u64) -> Option<String> {
+    match &outcome.status {
+        Status::Failed { reason, step } => Some(format!("{reason} (seed {seed}, step {step})")),
+        _ => None,
+    }
+}
+
 impl Evaluate for Training {
     fn evaluate(&self, job: &Job) -> JobResult {
         let start = Instant::now();
-        let failed = |reason: String| {
-            let mut r = JobResult::failed(job.key(), reason);
-            r.seconds = start.elapsed().as_secs_f64();
-            r
-        };
         let act = Training::activation(&job.candidate);
         let steps = crate::fitness::run::total_steps(&self.prep);
         let progress = (self.observer.as_ref()).map(|o| o.job_started(job.formula(), steps));
@@ -306,41 +357,92 @@ impl Evaluate for Training {
             }
             let outcome = match run(&self.prep, &act, seed, &self.candle, &opts) {
                 Ok(o) => o,
-                Err(e) => return failed(format!("training failed (seed {seed}): {e}")),
+                Err(e) => {
+                    let why = format!("training failed (seed {seed}): {e}");
+                    return job_result(job, Err((why, None)), start);
+                }
             };
-            if let Status::Failed { reason, step } = &outcome.status {
-                let mut r = failed(format!("{reason} (seed {seed}, step {step})"));
-                r.metrics.insert("runs".into(), json!([run_line(&outcome)]));
-                return r;
+            if let Some(why) = seed_failure(&outcome, seed) {
+                return job_result(job, Err((why, Some(Box::new(outcome)))), start);
             }
             outcomes.push(outcome);
         }
-        let fitness: Option<Vec<f64>> = outcomes.iter().map(Outcome::fitness).collect();
-        let mut metrics = Map::new();
-        for key in ["fitness", "ppl", "acc", "bleu", "chrf", "valid_loss"] {
-            metrics.insert(key.into(), mean_metric(&outcomes, key));
-        }
-        metrics.insert(
-            "runs".into(),
-            Value::Array(outcomes.iter().map(run_line).collect()),
-        );
-        let seconds = start.elapsed().as_secs_f64();
-        match fitness {
-            Some(fs) if !fs.is_empty() => JobResult {
-                key: job.key(),
-                fitness: Some(fs.iter().sum::<f64>() / fs.len() as f64),
-                metrics,
-                failure: None,
-                seconds,
-                worker: 0,
+        job_result(job, Ok(outcomes), start)
+    }
+
+    /// The group trains in lockstep ([`crate::fitness::lockstep_functions`]):
+    /// per seed, the members still alive as one population; a member that
+    /// fails at a seed fails alone (and trains no further seed, as one by
+    /// one). Each member's result is its one-by-one result up to rounding's
+    /// drift over training (within 1e-4 relative over a few steps; see the
+    /// README's "Lockstep in the search") and carries `"population"` (the
+    /// group's size) in its metrics.
+    fn evaluate_group(&self, jobs: &[Job]) -> Vec<JobResult> {
+        let start = Instant::now();
+        let steps = crate::fitness::run::total_steps(&self.prep);
+        let label = format!("{} candidates in lockstep", jobs.len());
+        let progress = (self.observer.as_ref()).map(|o| o.job_started(&label, steps));
+        let on_step = |i: &StepInfo| {
+            if let Some(p) = &progress {
+                p.step(i.step);
             }
-            .normalized(),
-            _ => JobResult {
-                metrics,
-                seconds,
-                ..JobResult::failed(job.key(), "the run gave no evaluation")
-            },
+        };
+        let opts = RunOptions {
+            on_step: Some(&on_step),
+            ..RunOptions::default()
+        };
+        // Each member's outcomes so far, or its failure.
+        let mut members: Vec<Seeds> = jobs.iter().map(|_| Ok(Vec::new())).collect();
+        let seeds = jobs.first().map_or(&[][..], |j| &j.seeds[..]);
+        for &seed in seeds {
+            let alive: Vec<usize> = (0..jobs.len())
+                .filter(|&i| members[i].is_ok() && jobs[i].seeds.contains(&seed))
+                .collect();
+            if alive.is_empty() {
+                break;
+            }
+            if let Some(p) = &progress {
+                p.seed_started(seed);
+            }
+            let group: Vec<(String, Arc<crate::diff::Function>)> = alive
+                .iter()
+                .map(|&i| {
+                    (
+                        jobs[i].candidate.text.clone(),
+                        jobs[i].candidate.function.clone(),
+                    )
+                })
+                .collect();
+            match lockstep_functions(&self.prep, &group, seed, &self.candle, &opts) {
+                Ok(outcomes) => {
+                    for (&i, outcome) in alive.iter().zip(outcomes) {
+                        match seed_failure(&outcome, seed) {
+                            Some(why) => members[i] = Err((why, Some(Box::new(outcome)))),
+                            None => {
+                                if let Ok(list) = &mut members[i] {
+                                    list.push(outcome);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    for &i in &alive {
+                        members[i] = Err((format!("training failed (seed {seed}): {e}"), None));
+                    }
+                }
+            }
         }
+        let size = jobs.len();
+        members
+            .into_iter()
+            .zip(jobs)
+            .map(|(m, job)| {
+                let mut r = job_result(job, m, start);
+                r.metrics.insert("population".into(), json!(size));
+                r
+            })
+            .collect()
     }
 }
 

@@ -95,6 +95,21 @@ impl JsonLog {
             .map_err(io_err(&self.path))
     }
 
+    /// Append `values`, one line each, in one write: a process killed
+    /// while appending them leaves all of them or none (at most a torn
+    /// last line, which the next open drops).
+    pub fn append_all(&mut self, values: &[serde_json::Value]) -> Result<()> {
+        let mut text = String::new();
+        for v in values {
+            text.push_str(&serde_json::to_string(v).expect("JSON values serialize"));
+            text.push('\n');
+        }
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(io_err(&self.path))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -14,6 +14,12 @@
 //! (`act_population_<dir>_<dtype>`): one launch per direction for up to
 //! [`MAX_SLICES`] slices ([`launches`]).
 //!
+//! A search registers each generation's formulas in screening's order
+//! ([`register_generation`]): a population whose formulas are all in a
+//! registered generation takes that generation's list as its module
+//! (ids index into it), so on CUDA it loads the very module screening
+//! compiled (same source, one kernel-cache key, one compile a generation).
+//!
 //! Not every activation fits: composed ones keep a chain of candle ops per
 //! member ([`PopulationActivation::of`] says `None`); GELU joins as the
 //! fused `gelu_like(x)` (candle's formula, as on the CPU for one model).
@@ -23,7 +29,7 @@ mod cuda;
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
@@ -49,6 +55,45 @@ pub(crate) struct Members {
     ids: Vec<u32>,
 }
 
+/// Generations registered by a search, newest last (at most
+/// [`KEEP_GENERATIONS`]): each its formulas in screening's order.
+fn generations() -> &'static Mutex<Vec<Arc<Vec<FusedActivation>>>> {
+    static GENERATIONS: OnceLock<Mutex<Vec<Arc<Vec<FusedActivation>>>>> = OnceLock::new();
+    GENERATIONS.get_or_init(Default::default)
+}
+
+/// Generations kept: the current one and a few before (a rung trains
+/// candidates of earlier generations).
+pub const KEEP_GENERATIONS: usize = 4;
+
+/// Register a generation's formulas in the order screening compiled them
+/// (its dispatch module, `search::compile::generation_module`): a
+/// population whose formulas are all among them uses this list as its
+/// module (see the module docs). Results do not depend on it: slice `p`
+/// always applies member `p`'s formula.
+pub fn register_generation(formulas: Vec<FusedActivation>) {
+    let mut g = generations().lock().expect("generations");
+    if g.len() >= KEEP_GENERATIONS {
+        g.remove(0);
+    }
+    g.push(Arc::new(formulas));
+}
+
+/// The newest registered generation that holds every formula of
+/// `members`, if any.
+fn registered_for(members: &[FusedActivation]) -> Option<Arc<Vec<FusedActivation>>> {
+    let g = generations().lock().expect("generations");
+    g.iter()
+        .rev()
+        .find(|gen| {
+            members.iter().all(|m| {
+                gen.iter()
+                    .any(|f| f.inner.function.hash == m.inner.function.hash)
+            })
+        })
+        .cloned()
+}
+
 fn msg(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
@@ -57,12 +102,32 @@ impl PopulationActivation {
     /// Member `p` applies `members[p]`; equivalent formulas (same
     /// canonical hash) share one entry of the module. At least one member.
     pub fn new(members: &[FusedActivation]) -> crate::Result<PopulationActivation> {
+        PopulationActivation::in_module(members, &[])
+    }
+
+    /// Member `p` applies `members[p]`, with `module`'s formulas first in
+    /// the module, in their order (equivalent ones once), then the
+    /// members' that are not among them: for members drawn from a
+    /// generation in screening's order, the module is screening's. At
+    /// least one member.
+    pub fn in_module(
+        members: &[FusedActivation],
+        module: &[FusedActivation],
+    ) -> crate::Result<PopulationActivation> {
         if members.is_empty() {
             return Err(crate::Error::Usage(
                 "a population activation needs at least one member".into(),
             ));
         }
         let mut formulas: Vec<Arc<Inner>> = Vec::new();
+        for m in module {
+            if !formulas
+                .iter()
+                .any(|f| f.function.hash == m.inner.function.hash)
+            {
+                formulas.push(m.inner.clone());
+            }
+        }
         let mut ids = Vec::with_capacity(members.len());
         for m in members {
             let hash = m.inner.function.hash;
@@ -82,6 +147,8 @@ impl PopulationActivation {
 
     /// The population of `acts` when every member can join one (fused
     /// formulas and GELU, as `gelu_like(x)`); `None` when one is composed.
+    /// Its module is the newest registered generation that holds all its
+    /// formulas ([`register_generation`]), else its own formulas.
     pub fn of(acts: &[Activation]) -> Option<PopulationActivation> {
         let members = acts
             .iter()
@@ -91,7 +158,10 @@ impl PopulationActivation {
                 Activation::Composed(_) => None,
             })
             .collect::<Option<Vec<_>>>()?;
-        PopulationActivation::new(&members).ok()
+        match registered_for(&members) {
+            Some(gen) => PopulationActivation::in_module(&members, &gen).ok(),
+            None => PopulationActivation::new(&members).ok(),
+        }
     }
 
     /// P, the number of members (slices).
@@ -589,6 +659,51 @@ mod tests {
         let big = (PAR_BLOCK + 1000).div_ceil(97);
         equals_single_ops(DType::F32, &[1, 3, 0], (big, 97), true);
         equals_single_ops(DType::BF16, &[3, 1], (big, 97), false);
+    }
+
+    /// A population drawn from a registered generation takes the
+    /// generation's module (the formulas in screening's order, so the same
+    /// CUDA source and kernel-cache key as screening's compile), and its
+    /// values are the same bits as with a module of its own.
+    #[test]
+    fn a_population_of_a_registered_generation_loads_its_module() {
+        // Formulas no other test of this file uses (the registry is
+        // process-wide).
+        let texts = [
+            "x - 0.25 * tanh(x)",
+            "x * 0.5 + sin(x)",
+            "softsign(x) + x * x",
+        ];
+        let gen: Vec<FusedActivation> = texts
+            .iter()
+            .map(|t| FusedActivation::new(t).unwrap())
+            .collect();
+        let acts = [
+            Activation::Fused(gen[2].clone()),
+            Activation::Fused(gen[0].clone()),
+        ];
+        let own = PopulationActivation::of(&acts).unwrap();
+        assert_eq!(own.ids(), [0, 1]);
+        register_generation(gen.clone());
+        let pop = PopulationActivation::of(&acts).unwrap();
+        assert_eq!(pop.ids(), [2, 0]);
+        let want = Module::generation(vec![Dtype::F32], gen.iter().map(|f| f.function()));
+        assert_eq!(pop.module(vec![Dtype::F32]).source(), want.source());
+        assert_ne!(own.module(vec![Dtype::F32]).source(), want.source());
+        let x = tensor(values(2 * 300, 0.5), &[2, 300], DType::F32);
+        let dy = tensor(values(2 * 300, 1.5), &[2, 300], DType::F32);
+        assert_eq!(
+            bits(&pop.forward(&x).unwrap()),
+            bits(&own.forward(&x).unwrap())
+        );
+        assert_eq!(
+            bits(&pop.backward(&x, &dy).unwrap()),
+            bits(&own.backward(&x, &dy).unwrap())
+        );
+        // A member outside every registered generation: its own module.
+        let outside = FusedActivation::new("x * 0.75 + cos(x) * 0.125").unwrap();
+        let mixed = PopulationActivation::of(&[acts[0].clone(), Activation::Fused(outside)]);
+        assert_eq!(mixed.unwrap().ids(), [0, 1]);
     }
 
     #[test]

@@ -121,6 +121,28 @@ pub fn job_line(job: &Job, recipe: u64) -> Value {
     })
 }
 
+/// The line of a group of jobs that train together (one lockstep
+/// population): `{"group": [batch line, …]}`, answered by one output line
+/// per member, in order.
+pub fn group_line(jobs: &[Job], recipe: u64) -> Value {
+    json!({ "group": jobs.iter().map(|j| job_line(j, recipe)).collect::<Vec<_>>() })
+}
+
+/// The members of a group line (each a batch line's JSON), or `None`
+/// when `text` is not a group line.
+pub fn parse_group_line(text: &str) -> Option<Result<Vec<Value>, String>> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let map = v.as_object()?;
+    let group = map.get("group")?;
+    if map.len() != 1 {
+        return Some(Err("a group line has the one key `group`".into()));
+    }
+    match group.as_array() {
+        Some(list) if !list.is_empty() => Some(Ok(list.clone())),
+        _ => Some(Err("`group` must be a non-empty list of batch lines".into())),
+    }
+}
+
 /// The result line of `r`, an evaluation of `job`.
 pub fn result_line(job: &Job, r: &JobResult, recipe: u64) -> Value {
     json!({

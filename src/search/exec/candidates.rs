@@ -44,10 +44,10 @@ use crate::store::safe::read_bounded;
 use crate::store::Lock;
 
 use super::batch::{
-    error_line, is_output_line, parse_batch_line, parse_output_line, result_line, BatchLine,
-    OutputLine,
+    error_line, is_output_line, parse_batch_line, parse_group_line, parse_output_line, result_line,
+    BatchLine, OutputLine,
 };
-use super::executor::{evaluate_guarded, Evaluate, Job, JobResult};
+use super::executor::{evaluate_group_guarded, evaluate_guarded, groups, Evaluate, Job, JobResult};
 use crate::search::config::{EvaluatorKind, Settings, PRIMITIVES_COPY};
 use crate::search::run::dir::{read_config, EVALUATIONS};
 use crate::search::run::record::Record;
@@ -197,6 +197,27 @@ impl Candidates {
             Some(e) => evaluate_guarded(&**e, job, worker),
             None => JobResult::failed(job.key(), "this process evaluates through worker processes"),
         }
+    }
+
+    /// Evaluate `group` (jobs with the same seeds) as one group, a
+    /// lockstep population with the training evaluator, as worker
+    /// `worker`: one result per job, in order (see
+    /// [`evaluate_group_guarded`]).
+    pub fn evaluate_group(&self, group: &[Job], worker: usize) -> Vec<JobResult> {
+        match &self.evaluator {
+            Some(e) => evaluate_group_guarded(&**e, group, worker),
+            None => group
+                .iter()
+                .map(|j| {
+                    JobResult::failed(j.key(), "this process evaluates through worker processes")
+                })
+                .collect(),
+        }
+    }
+
+    /// The run's population size (`1` when it trains one by one).
+    pub fn lockstep_size(&self) -> usize {
+        self.settings.lockstep.size()
     }
 }
 
@@ -401,22 +422,28 @@ pub fn read_batch(batch: &Path) -> Result<Vec<u8>> {
 }
 
 /// Evaluate the batch `batch` (its bytes; `shown` names it) or the
-/// `shard` of it into `out`; see the module docs. `evaluate` runs one job
-/// (in this process, or in a worker process that a timeout can kill).
-/// `note` receives one line per candidate and per refused line.
+/// `shard` of it into `out`; see the module docs. `evaluate` runs one
+/// group of jobs (in this process, or in a worker process that a timeout
+/// can kill): with `lockstep` 1 each job alone, else the jobs not yet in
+/// `out` in groups of the same seeds, up to `lockstep` a group (one
+/// lockstep population each; `out` is written after each group). `note`
+/// receives one line per candidate and per refused line.
+#[allow(clippy::too_many_arguments)]
 pub fn eval_file(
     c: &Candidates,
     batch: &[u8],
     shown: &str,
     out: &mut OutFile,
     shard: Option<Shard>,
-    evaluate: &mut dyn FnMut(&Job) -> JobResult,
+    lockstep: usize,
+    evaluate: &mut dyn FnMut(&[Job]) -> Vec<JobResult>,
     note: &mut dyn FnMut(&str),
 ) -> Result<FileSummary> {
     let mut have: HashSet<ResultKey> = out.results.iter().filter_map(key_of).collect();
     let mut errors = Vec::new();
     let mut summary = FileSummary::default();
     let recipe = hash_hex(c.recipe_hash());
+    let mut todo = Vec::new();
     for (position, (line, text)) in candidate_lines(batch).into_iter().enumerate() {
         if !shard.is_none_or(|s| s.takes(position)) {
             continue;
@@ -433,17 +460,42 @@ pub fn eval_file(
             }
         };
         let id = (job.key(), job.seeds.clone(), recipe.clone());
-        if have.contains(&id) {
+        if !have.insert(id) {
             summary.reused += 1;
             continue;
         }
-        note(&format!("evaluating {} (line {line})", hash_hex(job.key())));
-        let r = evaluate(&job);
-        note(&describe(&r));
-        summary.evaluated += 1;
-        summary.failures += usize::from(r.fitness.is_none());
-        out.results.push(result_line(&job, &r, c.recipe_hash()));
-        have.insert(id);
+        todo.push((line, job));
+    }
+    // One by one: in batch order, each with its line number; else
+    // populations of the same seeds.
+    let groups: Vec<(Option<usize>, Vec<Job>)> = if lockstep <= 1 {
+        todo.into_iter()
+            .map(|(line, job)| (Some(line), vec![job]))
+            .collect()
+    } else {
+        let jobs = todo.into_iter().map(|(_, j)| j).collect();
+        groups(jobs, lockstep)
+            .into_iter()
+            .map(|g| (None, g))
+            .collect()
+    };
+    for (line, group) in groups {
+        match line {
+            Some(line) => note(&format!(
+                "evaluating {} (line {line})",
+                hash_hex(group[0].key())
+            )),
+            None => note(&format!(
+                "evaluating {} candidates as one population",
+                group.len()
+            )),
+        }
+        for (job, r) in group.iter().zip(evaluate(&group)) {
+            note(&describe(&r));
+            summary.evaluated += 1;
+            summary.failures += usize::from(r.fitness.is_none());
+            out.results.push(result_line(job, &r, c.recipe_hash()));
+        }
         out.write(&errors)?;
     }
     out.write(&errors)?;
@@ -502,6 +554,10 @@ pub fn serve(
         if matches!(text, Ok(t) if t.is_empty() || t.starts_with('#')) {
             continue;
         }
+        if let Some(group) = text.as_ref().ok().and_then(|t| parse_group_line(t)) {
+            serve_group(c, group, line, output, worker, note, &send)?;
+            continue;
+        }
         let parsed = text.and_then(|t| parse_batch_line(t, line));
         let hash = parsed.as_ref().ok().and_then(|b| b.hash);
         match parsed.and_then(|b| c.resolve(&b)) {
@@ -517,6 +573,64 @@ pub fn serve(
             }
         }
     }
+}
+
+/// Answer group line `line` (its members, or why it is not one): one
+/// output line per member, in order; the members that resolve train as one
+/// group ([`Candidates::evaluate_group`]), the others get error lines.
+fn serve_group(
+    c: &Candidates,
+    group: std::result::Result<Vec<Value>, String>,
+    line: usize,
+    output: &mut dyn Write,
+    worker: usize,
+    note: &mut dyn FnMut(&str),
+    send: &dyn Fn(&mut dyn Write, &Value) -> Result<()>,
+) -> Result<()> {
+    let members = match group {
+        Ok(m) => m,
+        Err(e) => {
+            note(&format!("<stdin>:{line}: {e}"));
+            return send(output, &error_line(line, None, &e));
+        }
+    };
+    let resolved: Vec<std::result::Result<Job, (Option<u64>, String)>> = members
+        .iter()
+        .map(|m| {
+            let parsed = parse_batch_line(&m.to_string(), line);
+            let hash = parsed.as_ref().ok().and_then(|b| b.hash);
+            parsed.and_then(|b| c.resolve(&b)).map_err(|e| (hash, e))
+        })
+        .collect();
+    let jobs: Vec<Job> = resolved
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
+    note(&format!(
+        "evaluating {} candidates as one population (line {line})",
+        jobs.len()
+    ));
+    let mut results = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        c.evaluate_group(&jobs, worker)
+    }
+    .into_iter();
+    for r in resolved {
+        match r {
+            Ok(job) => {
+                let r = results.next().expect("one result per job");
+                note(&describe(&r));
+                send(output, &result_line(&job, &r, c.recipe_hash()))?;
+            }
+            Err((hash, e)) => {
+                note(&format!("<stdin>:{line}: {e}"));
+                send(output, &error_line(line, hash, &e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

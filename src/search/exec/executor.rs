@@ -107,6 +107,42 @@ impl JobResult {
 /// failures in the result.
 pub trait Evaluate: Send + Sync {
     fn evaluate(&self, job: &Job) -> JobResult;
+
+    /// Evaluate a group of jobs with the same seeds (one population of a
+    /// lockstep search, see [`groups`]): one result per job, in order,
+    /// each failing alone. By default one by one.
+    fn evaluate_group(&self, jobs: &[Job]) -> Vec<JobResult> {
+        jobs.iter().map(|j| self.evaluate(j)).collect()
+    }
+}
+
+/// Cut a batch into groups that train together: jobs with the same
+/// seeds, in batch order, into as few groups of at most `size` as there
+/// can be, of sizes that differ by at most one (so that the groups keep
+/// workers busy alike). `size` 1: one job a group (one by one). The
+/// groups depend on the jobs and `size` only (a lockstep member's bits
+/// depend on its companions, so never on the number of workers).
+pub fn groups(jobs: Vec<Job>, size: usize) -> Vec<Vec<Job>> {
+    let size = size.max(1);
+    let mut by_seeds: Vec<(Vec<u64>, Vec<Job>)> = Vec::new();
+    for j in jobs {
+        match by_seeds.iter_mut().find(|(s, _)| *s == j.seeds) {
+            Some((_, list)) => list.push(j),
+            None => by_seeds.push((j.seeds.clone(), vec![j])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, list) in by_seeds {
+        let n = list.len();
+        let count = n.div_ceil(size);
+        let mut it = list.into_iter();
+        for g in 0..count {
+            // Sizes differ by at most one: the first n % count get one more.
+            let len = n / count + usize::from(g < n % count);
+            out.push(it.by_ref().take(len).collect());
+        }
+    }
+    out
 }
 
 /// Runs a batch of jobs and reports each result as it finishes.
@@ -118,7 +154,22 @@ pub trait Executor {
     /// order. An error from `done` stops the batch (running jobs finish)
     /// and is returned. When the executor's stop flag is raised, jobs not
     /// yet started are left undone and `run` returns `Ok`.
-    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()>;
+    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
+        let groups = jobs.into_iter().map(|j| vec![j]).collect();
+        self.run_groups(groups, &mut |results: Vec<JobResult>| {
+            results.into_iter().try_for_each(&mut *done)
+        })
+    }
+
+    /// Evaluate `groups` as [`Executor::run`] does `jobs`, each group on
+    /// one worker with [`Evaluate::evaluate_group`] (a lockstep
+    /// population): `done` gets a group's results together (one per job,
+    /// in any order) when the group ends.
+    fn run_groups(
+        &mut self,
+        groups: Vec<Vec<Job>>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
+    ) -> Result<()>;
 }
 
 /// N worker threads in this process, one shared queue.
@@ -157,38 +208,43 @@ impl Executor for InProcess {
         self.workers
     }
 
-    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
+    fn run_groups(
+        &mut self,
+        groups: Vec<Vec<Job>>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
+    ) -> Result<()> {
         let evaluators: Vec<&dyn Evaluate> = (0..self.workers)
             .map(|w| &*self.evaluators[w % self.evaluators.len()])
             .collect();
         run_pool(
             evaluators,
-            jobs,
+            groups,
             &self.stop,
             done,
-            |evaluator, worker, job| evaluate_guarded(*evaluator, job, worker),
+            |evaluator, worker, group| evaluate_group_guarded(*evaluator, group, worker),
         )
     }
 }
 
-/// Runs `jobs` from one queue on one thread per entry of `workers`
-/// (fewer when there are fewer jobs): thread `i` calls `work(&mut
-/// workers[i], i, job)` for each job it takes. `done` sees every result in
-/// this thread, in completion order; its first error stops the pool (jobs
+/// Runs `groups` of jobs from one queue on one thread per entry of
+/// `workers` (fewer when there are fewer groups): thread `i` calls
+/// `work(&mut workers[i], i, group)` for each group it takes, which gives
+/// one result per job of the group. `done` sees every group's results in
+/// this thread, in completion order; its first error stops the pool (groups
 /// already running finish) and is returned. A raised `stop` leaves the
-/// jobs not yet started undone. The one worker loop of every executor that
-/// keeps its workers in this process.
+/// groups not yet started undone. The one worker loop of every executor
+/// that keeps its workers in this process.
 pub fn run_pool<W: Send>(
     mut workers: Vec<W>,
-    jobs: Vec<Job>,
+    groups: Vec<Vec<Job>>,
     stop: &AtomicBool,
-    done: &mut dyn FnMut(JobResult) -> Result<()>,
-    work: impl Fn(&mut W, usize, &Job) -> JobResult + Sync,
+    done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
+    work: impl Fn(&mut W, usize, &[Job]) -> Vec<JobResult> + Sync,
 ) -> Result<()> {
-    workers.truncate(jobs.len());
-    let queue = Mutex::new(VecDeque::from(jobs));
+    workers.truncate(groups.len());
+    let queue = Mutex::new(VecDeque::from(groups));
     let halt = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<JobResult>();
+    let (tx, rx) = mpsc::channel::<Vec<JobResult>>();
     let work = &work;
     std::thread::scope(|scope| {
         for (i, mut w) in workers.into_iter().enumerate() {
@@ -219,6 +275,36 @@ pub fn run_pool<W: Send>(
         }
         first_error.map_or(Ok(()), Err)
     })
+}
+
+/// Evaluate `group` as one group: one result per job, in order, each
+/// with its job's key and the worker's number. A group of one is
+/// [`evaluate_guarded`]; a larger group that panics (or answers with
+/// another number of results) is evaluated again job by job, each
+/// guarded, so a panic costs no other member its result.
+pub fn evaluate_group_guarded(
+    evaluator: &dyn Evaluate,
+    group: &[Job],
+    worker: usize,
+) -> Vec<JobResult> {
+    if group.len() == 1 {
+        return vec![evaluate_guarded(evaluator, &group[0], worker)];
+    }
+    match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate_group(group))) {
+        Ok(results) if results.len() == group.len() => results
+            .into_iter()
+            .zip(group)
+            .map(|(mut r, job)| {
+                r.key = job.key();
+                r.worker = worker;
+                r.normalized()
+            })
+            .collect(),
+        _ => group
+            .iter()
+            .map(|job| evaluate_guarded(evaluator, job, worker))
+            .collect(),
+    }
 }
 
 /// Evaluate `job`; a panic is retried once, then scored as a failure.
@@ -354,6 +440,40 @@ mod tests {
             Err(crate::error::Error::Usage("disk full".into()))
         });
         assert!(e.unwrap_err().to_string().contains("disk full"));
+    }
+
+    #[test]
+    fn groups_keep_batch_order_split_by_seeds_and_balance_sizes() {
+        let seeded = |key: u64, seeds: Vec<u64>| Job {
+            seeds,
+            ..job(key, "x")
+        };
+        let keys = |gs: &[Vec<Job>]| -> Vec<Vec<u64>> {
+            gs.iter()
+                .map(|g| g.iter().map(Job::key).collect())
+                .collect()
+        };
+        let jobs: Vec<Job> = (0..7).map(|k| seeded(k, vec![0])).collect();
+        assert_eq!(
+            keys(&groups(jobs.clone(), 1)),
+            (0..7).map(|k| vec![k]).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            keys(&groups(jobs.clone(), 4)),
+            vec![vec![0, 1, 2, 3], vec![4, 5, 6]]
+        );
+        assert_eq!(
+            keys(&groups(jobs.clone(), 3)),
+            vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]
+        );
+        assert_eq!(keys(&groups(jobs, 64)), vec![(0..7).collect::<Vec<_>>()]);
+        let mixed = vec![
+            seeded(1, vec![0]),
+            seeded(2, vec![1]),
+            seeded(3, vec![0]),
+            seeded(4, vec![1]),
+        ];
+        assert_eq!(keys(&groups(mixed, 8)), vec![vec![1, 3], vec![2, 4]]);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::simplify::hash_hex;
 use crate::store::safe::{open_append, real_dir};
 
-use super::batch::{job_line, parse_output_line, OutputLine};
+use super::batch::{group_line, job_line, parse_output_line, OutputLine};
 use super::executor::{run_pool, Executor, Job, JobResult};
 
 /// Folder of the workers' logs in the run directory.
@@ -428,16 +428,131 @@ fn run_job(setup: &WorkerSetup, slot: &mut Option<Worker>, i: usize, job: &Job) 
     r
 }
 
+/// One try of `group` (two or more jobs) on worker `i` as one group line:
+/// its results in order, or how it was lost. The timeout covers the
+/// group's members one after another (the population trains them
+/// together: the first result may come after all of their time).
+fn attempt_group(
+    setup: &WorkerSetup,
+    slot: &mut Option<Worker>,
+    i: usize,
+    group: &[Job],
+) -> std::result::Result<Vec<JobResult>, Lost> {
+    if slot.is_none() {
+        let w =
+            spawn(setup, i).map_err(|e| Lost::Died(format!("the worker did not restart: {e}")))?;
+        *slot = Some(w);
+    }
+    let w = slot.as_mut().expect("started");
+    let log = setup.log(i);
+    let log = log.as_deref();
+    let died = |slot: &mut Option<Worker>, what: &str| {
+        Lost::Died(bury(slot.take().expect("started"), log, what))
+    };
+    let mut text = group_line(group, setup.recipe).to_string();
+    text.push('\n');
+    if w.stdin
+        .write_all(text.as_bytes())
+        .and_then(|_| w.stdin.flush())
+        .is_err()
+    {
+        return Err(died(slot, "sending the group"));
+    }
+    let deadline = setup
+        .timeout
+        .map(|t| std::time::Instant::now() + t * group.len() as u32);
+    let mut out = Vec::with_capacity(group.len());
+    for job in group {
+        let w = slot.as_mut().expect("started");
+        let got = match deadline {
+            Some(d) => w
+                .lines
+                .recv_timeout(d.saturating_duration_since(std::time::Instant::now())),
+            None => w.lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let line = match got {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => {
+                return Err(died(slot, "during the group's evaluation"))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let mut w = slot.take().expect("started");
+                let pid = w.child.id();
+                let _ = w.child.kill();
+                let _ = w.child.wait();
+                let t = setup.timeout.expect("a timeout").as_secs_f64();
+                return Err(Lost::TimedOut(format!(
+                    "no result within {t} s a member (--eval-timeout) for a group of {}: the worker process (pid {pid}) was killed",
+                    group.len()
+                )));
+            }
+        };
+        let r = match parse_output_line(&line) {
+            Ok(OutputLine::Result(r)) if r.key == job.key() => r.normalized(),
+            Ok(OutputLine::Error { error, .. }) => JobResult::failed(
+                job.key(),
+                format!("the worker refused the candidate: {error}"),
+            ),
+            Ok(OutputLine::Result(r)) => {
+                return Err(died(
+                    slot,
+                    &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key())),
+                ))
+            }
+            Err(e) => return Err(died(slot, &format!("wrote an unreadable line ({e})"))),
+        };
+        out.push(JobResult { worker: i, ..r });
+    }
+    Ok(out)
+}
+
+/// `group` on worker `i`: one job as [`run_job`]; two or more as one
+/// group line, and if that try is lost (the worker died or timed out),
+/// member by member with [`run_job`], so that a member that kills its
+/// worker fails alone.
+fn run_group(
+    setup: &WorkerSetup,
+    slot: &mut Option<Worker>,
+    i: usize,
+    group: &[Job],
+) -> Vec<JobResult> {
+    if group.len() == 1 {
+        return vec![run_job(setup, slot, i, &group[0])];
+    }
+    match attempt_group(setup, slot, i, group) {
+        Ok(results) => results,
+        Err(lost) => {
+            log_line(
+                setup,
+                i,
+                &format!(
+                    "== worker {i}: lost a group of {} ({}); evaluating its members one by one",
+                    group.len(),
+                    lost.why()
+                ),
+            );
+            group
+                .iter()
+                .map(|job| run_job(setup, slot, i, job))
+                .collect()
+        }
+    }
+}
+
 impl Executor for ProcessWorkers {
     fn workers(&self) -> usize {
         self.slots.len()
     }
 
-    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
+    fn run_groups(
+        &mut self,
+        groups: Vec<Vec<Job>>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
+    ) -> Result<()> {
         let setup = &self.setup;
         let slots: Vec<&mut Option<Worker>> = self.slots.iter_mut().collect();
-        run_pool(slots, jobs, &self.stop, done, |slot, i, job| {
-            run_job(setup, slot, i, job)
+        run_pool(slots, groups, &self.stop, done, |slot, i, group| {
+            run_group(setup, slot, i, group)
         })
     }
 }

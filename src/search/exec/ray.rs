@@ -258,7 +258,15 @@ impl Executor for RayExecutor {
         self.slots
     }
 
-    fn run(&mut self, jobs: Vec<Job>, done: &mut dyn FnMut(JobResult) -> Result<()>) -> Result<()> {
+    /// Ray tasks evaluate one candidate each: a group's members are sent
+    /// as single jobs (lockstep populations are for the thread and process
+    /// executors).
+    fn run_groups(
+        &mut self,
+        groups: Vec<Vec<Job>>,
+        done: &mut dyn FnMut(Vec<JobResult>) -> Result<()>,
+    ) -> Result<()> {
+        let jobs: Vec<Job> = groups.into_iter().flatten().collect();
         if jobs.is_empty() || self.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -327,7 +335,7 @@ impl Executor for RayExecutor {
             // A result for a key not (or no longer) waited for cannot be
             // applied twice: the first one counts.
             if waiting.remove(&r.key) {
-                done(r)?;
+                done(vec![r])?;
             }
         }
         Ok(())
