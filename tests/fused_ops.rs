@@ -151,7 +151,14 @@ fn key_rows(s: usize) -> Vec<Vec<bool>> {
 
 #[test]
 fn masked_softmax_matches_the_composed_chain() {
-    let (p, b, h, t, s) = (2, 3, 2, 5, 7);
+    // Rows shorter than, as long as, and longer than a SIMD vector of 16.
+    for s in [7, 16, 27] {
+        masked_softmax_matches_for_keys(s);
+    }
+}
+
+fn masked_softmax_matches_for_keys(s: usize) {
+    let (p, b, h, t) = (2, 3, 2, 5);
     let scores = values(&[p, b, h, t, s], 21, 4.0);
     let masks = [
         ScoreMask::default(),
@@ -171,7 +178,7 @@ fn masked_softmax_matches_the_composed_chain() {
     for (k, mask) in masks.iter().enumerate() {
         for scale in [1.0, 0.25] {
             compare(
-                &format!("softmax mask {k} scale {scale}"),
+                &format!("softmax {s} keys mask {k} scale {scale}"),
                 std::slice::from_ref(&scores),
                 |t| masked_softmax(&t[0], scale, mask),
                 |t| masked_softmax_composed(&t[0], scale, mask),
@@ -291,6 +298,37 @@ fn the_bias_folds_into_the_fused_activation() {
     let y = f.forward_bias(&x, &b).unwrap();
     let want = f.forward(&x.broadcast_add(&b).unwrap()).unwrap();
     assert_eq!(flat(&y), flat(&want));
+}
+
+/// The linear maps' bias add (`op::bias`) gives candle's
+/// `broadcast_add` bit for bit: values, the input's gradient and the
+/// bias's (candle sums the rows in order, one accumulator per column).
+#[test]
+fn the_linear_bias_add_equals_broadcast_add_bit_for_bit() {
+    for (p, n, f) in [(1, 3, 64), (2, 5, 33), (1, 300, 17), (2, 1, 1)] {
+        let y = values(&[p, n, f], 51, 3.0);
+        let b = values(&[p, 1, f], 52, 1.0);
+        let (yf, gf) = grads(&[y.clone(), b.clone()], |t| {
+            actforge::op::bias::add(&t[0], &t[1])
+        });
+        let (yc, gc) = grads(&[y, b], |t| t[0].broadcast_add(&t[1]));
+        assert_eq!(flat(&yf), flat(&yc), "{p}x{n}x{f} values");
+        assert_eq!(flat(&gf[0]), flat(&gc[0]), "{p}x{n}x{f} dy");
+        assert_eq!(gf[1].dims(), gc[1].dims());
+        assert_eq!(flat(&gf[1]), flat(&gc[1]), "{p}x{n}x{f} db");
+    }
+    // A transposed (strided) input, and bf16, which takes broadcast_add.
+    let y = values(&[2, 6, 9], 53, 2.0).transpose(1, 2).unwrap();
+    let b = values(&[2, 1, 6], 54, 1.0);
+    let want = y.broadcast_add(&b).unwrap();
+    assert_eq!(flat(&actforge::op::bias::add(&y, &b).unwrap()), flat(&want));
+    let (y, b) = (
+        y.to_dtype(DType::BF16).unwrap(),
+        b.to_dtype(DType::BF16).unwrap(),
+    );
+    let got = actforge::op::bias::add(&y, &b).unwrap();
+    assert_eq!(got.dtype(), DType::BF16);
+    assert_eq!(flat(&got), flat(&y.broadcast_add(&b).unwrap()));
 }
 
 /// A few AdamW steps (clipping factor, weight decay, a vector without

@@ -534,20 +534,19 @@ impl Tape {
             return;
         };
         let dst = &mut scratch[slot as usize * self.lanes..][..x.len()];
-        let (mut member, mut col) = (start / shift.per, start % shift.width);
-        let mut left = shift.per - start % shift.per;
-        for (d, v) in dst.iter_mut().zip(x) {
-            let b = shift.bias[member * shift.width + col];
-            *d = T::from_f32(v.to_f32() + b.to_f32()).to_f32();
-            col += 1;
-            if col == shift.width {
-                col = 0;
+        // Row by row (a row never spans two members: `per` is a multiple
+        // of `width`), so the inner loop is a plain vectorizable add.
+        let mut done = 0;
+        while done < x.len() {
+            let e = start + done;
+            let col = e % shift.width;
+            let len = (shift.width - col).min(x.len() - done);
+            let bias = &shift.bias[e / shift.per * shift.width + col..][..len];
+            let (d, v) = (&mut dst[done..done + len], &x[done..done + len]);
+            for ((d, v), b) in d.iter_mut().zip(v).zip(bias) {
+                *d = T::from_f32(v.to_f32() + b.to_f32()).to_f32();
             }
-            left -= 1;
-            if left == 0 {
-                member += 1;
-                left = shift.per;
-            }
+            done += len;
         }
     }
 
