@@ -7,7 +7,9 @@
 //! dtypes take the composed chains (the models train in f32).
 
 use actforge::fitness::optim::{AdamW, AdamWConfig, Update};
-use actforge::model::loss::{masked_cross_entropy, masked_cross_entropy_composed};
+use actforge::model::loss::{
+    masked_cross_entropy, masked_cross_entropy_composed, tied_head_cross_entropy,
+};
 use actforge::op::norm::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
 use actforge::op::softmax::{masked_softmax, masked_softmax_composed, KeyMask, ScoreMask};
 use actforge::op::{Activation, ComposedActivation, FusedActivation};
@@ -239,6 +241,46 @@ fn cross_entropy_matches_the_composed_chain() {
             |l| Ok(masked_cross_entropy_composed(&l[0], &ids, &mask)?.0),
             1e-5,
         );
+    }
+}
+
+/// The GPT's tied output head and the loss as one op give the bits of the
+/// head's matmul followed by the fused cross-entropy: the loss, and the
+/// gradients of the hidden states and the embedding (with a second use of
+/// the embedding, as the token lookup adds one), per member scaled
+/// differently.
+#[test]
+fn the_tied_head_and_loss_equal_the_matmul_and_loss_bit_for_bit() {
+    for (p, b, t, d, v) in [(1, 3, 5, 16, 37), (2, 4, 7, 8, 300), (1, 2, 9, 64, 2000)] {
+        let h = values(&[p, b * t, d], 61, 2.0);
+        let wte = values(&[p, v, d], 62, 1.0);
+        let (ids, mask) = targets(b, t, v);
+        let scale = Tensor::new(&[1.0f32, 0.5][..p], &Device::Cpu).unwrap();
+        let run = |fused: bool| {
+            let (hv, wv) = (
+                Var::from_tensor(&h).unwrap(),
+                Var::from_tensor(&wte).unwrap(),
+            );
+            let (ht, wt) = (hv.as_tensor(), wv.as_tensor());
+            let (loss, count) = match fused {
+                true => tied_head_cross_entropy(ht, wt, &ids, &mask),
+                false => {
+                    let logits = ht.matmul(&wt.transpose(1, 2).unwrap()).unwrap();
+                    masked_cross_entropy(&logits, &ids, &mask)
+                }
+            }
+            .unwrap();
+            let other_use = (wt.sqr().unwrap().sum_all().unwrap() * 1e-3).unwrap();
+            let total = (loss.mul(&scale).unwrap().sum_all().unwrap() + other_use).unwrap();
+            let g = total.backward().unwrap();
+            let grads = [g.get(ht).unwrap(), g.get(wt).unwrap()].map(flat);
+            (flat(&loss), count, grads)
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_eq!(fused.0, composed.0, "{p}x{b}x{t}x{d}x{v} loss");
+        assert_eq!(fused.1, composed.1);
+        assert_eq!(fused.2[0], composed.2[0], "{p}x{b}x{t}x{d}x{v} dh");
+        assert_eq!(fused.2[1], composed.2[1], "{p}x{b}x{t}x{d}x{v} dwte");
     }
 }
 
