@@ -465,7 +465,7 @@ pub fn batch_losses(
             let pad = Tensor::from_vec(b.pad_mask, shape, device)?;
             let target = Tensor::from_vec(b.target, shape, device)?;
             let mask = Tensor::from_vec(b.loss_mask, shape, device)?;
-            return Ok(m.loss_rows(&ids, Some(&pad), &target, &mask)?);
+            return m.loss_rows(&ids, Some(&pad), &target, &mask);
         }
         Model::T5(m) => {
             let b = batcher.seq2seq_batch(epoch, i, &prep.specials);
