@@ -7,7 +7,9 @@
 //! dtypes take the composed chains (the models train in f32).
 
 use actforge::fitness::optim::{AdamW, AdamWConfig, Update};
-use actforge::model::loss::{masked_cross_entropy, masked_cross_entropy_composed};
+use actforge::model::loss::{
+    masked_cross_entropy, masked_cross_entropy_composed, tied_head_cross_entropy,
+};
 use actforge::op::norm::{layer_norm, layer_norm_composed, rms_norm, rms_norm_composed};
 use actforge::op::softmax::{masked_softmax, masked_softmax_composed, KeyMask, ScoreMask};
 use actforge::op::{Activation, ComposedActivation, FusedActivation};
@@ -151,7 +153,14 @@ fn key_rows(s: usize) -> Vec<Vec<bool>> {
 
 #[test]
 fn masked_softmax_matches_the_composed_chain() {
-    let (p, b, h, t, s) = (2, 3, 2, 5, 7);
+    // Rows shorter than, as long as, and longer than a SIMD vector of 16.
+    for s in [7, 16, 27] {
+        masked_softmax_matches_for_keys(s);
+    }
+}
+
+fn masked_softmax_matches_for_keys(s: usize) {
+    let (p, b, h, t) = (2, 3, 2, 5);
     let scores = values(&[p, b, h, t, s], 21, 4.0);
     let masks = [
         ScoreMask::default(),
@@ -171,7 +180,7 @@ fn masked_softmax_matches_the_composed_chain() {
     for (k, mask) in masks.iter().enumerate() {
         for scale in [1.0, 0.25] {
             compare(
-                &format!("softmax mask {k} scale {scale}"),
+                &format!("softmax {s} keys mask {k} scale {scale}"),
                 std::slice::from_ref(&scores),
                 |t| masked_softmax(&t[0], scale, mask),
                 |t| masked_softmax_composed(&t[0], scale, mask),
@@ -235,6 +244,46 @@ fn cross_entropy_matches_the_composed_chain() {
     }
 }
 
+/// The GPT's tied output head and the loss as one op give the bits of the
+/// head's matmul followed by the fused cross-entropy: the loss, and the
+/// gradients of the hidden states and the embedding (with a second use of
+/// the embedding, as the token lookup adds one), per member scaled
+/// differently.
+#[test]
+fn the_tied_head_and_loss_equal_the_matmul_and_loss_bit_for_bit() {
+    for (p, b, t, d, v) in [(1, 3, 5, 16, 37), (2, 4, 7, 8, 300), (1, 2, 9, 64, 2000)] {
+        let h = values(&[p, b * t, d], 61, 2.0);
+        let wte = values(&[p, v, d], 62, 1.0);
+        let (ids, mask) = targets(b, t, v);
+        let scale = Tensor::new(&[1.0f32, 0.5][..p], &Device::Cpu).unwrap();
+        let run = |fused: bool| {
+            let (hv, wv) = (
+                Var::from_tensor(&h).unwrap(),
+                Var::from_tensor(&wte).unwrap(),
+            );
+            let (ht, wt) = (hv.as_tensor(), wv.as_tensor());
+            let (loss, count) = match fused {
+                true => tied_head_cross_entropy(ht, wt, &ids, &mask),
+                false => {
+                    let logits = ht.matmul(&wt.transpose(1, 2).unwrap()).unwrap();
+                    masked_cross_entropy(&logits, &ids, &mask)
+                }
+            }
+            .unwrap();
+            let other_use = (wt.sqr().unwrap().sum_all().unwrap() * 1e-3).unwrap();
+            let total = (loss.mul(&scale).unwrap().sum_all().unwrap() + other_use).unwrap();
+            let g = total.backward().unwrap();
+            let grads = [g.get(ht).unwrap(), g.get(wt).unwrap()].map(flat);
+            (flat(&loss), count, grads)
+        };
+        let (fused, composed) = (run(true), run(false));
+        assert_eq!(fused.0, composed.0, "{p}x{b}x{t}x{d}x{v} loss");
+        assert_eq!(fused.1, composed.1);
+        assert_eq!(fused.2[0], composed.2[0], "{p}x{b}x{t}x{d}x{v} dh");
+        assert_eq!(fused.2[1], composed.2[1], "{p}x{b}x{t}x{d}x{v} dwte");
+    }
+}
+
 /// A NaN or +∞ logit makes the loss NaN even in a masked-out row, as
 /// `0 · NaN` does in the composed chain: numerical failure stays visible.
 #[test]
@@ -291,6 +340,37 @@ fn the_bias_folds_into_the_fused_activation() {
     let y = f.forward_bias(&x, &b).unwrap();
     let want = f.forward(&x.broadcast_add(&b).unwrap()).unwrap();
     assert_eq!(flat(&y), flat(&want));
+}
+
+/// The linear maps' bias add (`op::bias`) gives candle's
+/// `broadcast_add` bit for bit: values, the input's gradient and the
+/// bias's (candle sums the rows in order, one accumulator per column).
+#[test]
+fn the_linear_bias_add_equals_broadcast_add_bit_for_bit() {
+    for (p, n, f) in [(1, 3, 64), (2, 5, 33), (1, 300, 17), (2, 1, 1)] {
+        let y = values(&[p, n, f], 51, 3.0);
+        let b = values(&[p, 1, f], 52, 1.0);
+        let (yf, gf) = grads(&[y.clone(), b.clone()], |t| {
+            actforge::op::bias::add(&t[0], &t[1])
+        });
+        let (yc, gc) = grads(&[y, b], |t| t[0].broadcast_add(&t[1]));
+        assert_eq!(flat(&yf), flat(&yc), "{p}x{n}x{f} values");
+        assert_eq!(flat(&gf[0]), flat(&gc[0]), "{p}x{n}x{f} dy");
+        assert_eq!(gf[1].dims(), gc[1].dims());
+        assert_eq!(flat(&gf[1]), flat(&gc[1]), "{p}x{n}x{f} db");
+    }
+    // A transposed (strided) input, and bf16, which takes broadcast_add.
+    let y = values(&[2, 6, 9], 53, 2.0).transpose(1, 2).unwrap();
+    let b = values(&[2, 1, 6], 54, 1.0);
+    let want = y.broadcast_add(&b).unwrap();
+    assert_eq!(flat(&actforge::op::bias::add(&y, &b).unwrap()), flat(&want));
+    let (y, b) = (
+        y.to_dtype(DType::BF16).unwrap(),
+        b.to_dtype(DType::BF16).unwrap(),
+    );
+    let got = actforge::op::bias::add(&y, &b).unwrap();
+    assert_eq!(got.dtype(), DType::BF16);
+    assert_eq!(flat(&got), flat(&y.broadcast_add(&b).unwrap()));
 }
 
 /// A few AdamW steps (clipping factor, weight decay, a vector without

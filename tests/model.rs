@@ -310,6 +310,36 @@ fn grads_of(varmap: &VarMap, loss: &Tensor) -> Vec<(String, Tensor)> {
         .collect()
 }
 
+/// `Gpt::loss_rows` (training's loss: the tied head and the loss in one
+/// op) gives the bits of `forward_rows` followed by the cross-entropy:
+/// the loss and every parameter's gradient, for a population of two with
+/// padding and a loss mask.
+#[test]
+fn loss_rows_equals_the_logits_and_their_loss_bit_for_bit() {
+    let pair = vec![act("gelu"), act(&format!("fused:{QA}"))];
+    let (g, vars) = Gpt::new_population(&gpt_cfg(), pair, &[3, 4], &Device::Cpu).unwrap();
+    let rows = ids(4, 9, 7);
+    let pad: Vec<f32> = (0..36).map(|i| f32::from(i % 9 < 7 || i < 9)).collect();
+    let pad = Tensor::from_vec(pad, (4, 9), &Device::Cpu).unwrap();
+    let keep: Vec<f32> = (0..36).map(|i| f32::from(i % 4 != 1)).collect();
+    let keep = Tensor::from_vec(keep, (4, 9), &Device::Cpu).unwrap();
+    let target = tensor(&ids(4, 9, 8));
+    let (fused, n) = g
+        .loss_rows(&tensor(&rows), Some(&pad), &target, &keep)
+        .unwrap();
+    let logits = g.forward_rows(&tensor(&rows), Some(&pad)).unwrap();
+    let (plain, m) = masked_cross_entropy(&logits, &target, &keep).unwrap();
+    assert_eq!(n, m);
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.into_iter().map(f32::to_bits).collect()
+    };
+    assert_eq!(bits(&fused), bits(&plain));
+    for ((name, a), (_, b)) in grads_of(&vars, &fused).iter().zip(grads_of(&vars, &plain)) {
+        assert_eq!(bits(a), bits(&b), "{name}");
+    }
+}
+
 /// A population's logits and gradients against lone models, member by member.
 fn assert_population_equals_members(
     pop: (&Tensor, &[(String, Tensor)]),

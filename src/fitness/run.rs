@@ -463,10 +463,9 @@ pub fn batch_losses(
             let shape = (b.rows, b.len);
             let ids = Tensor::from_vec(b.input, shape, device)?;
             let pad = Tensor::from_vec(b.pad_mask, shape, device)?;
-            let logits = m.forward_rows(&ids, Some(&pad))?;
             let target = Tensor::from_vec(b.target, shape, device)?;
             let mask = Tensor::from_vec(b.loss_mask, shape, device)?;
-            (logits, target, mask)
+            return m.loss_rows(&ids, Some(&pad), &target, &mask);
         }
         Model::T5(m) => {
             let b = batcher.seq2seq_batch(epoch, i, &prep.specials);

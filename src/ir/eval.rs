@@ -534,20 +534,19 @@ impl Tape {
             return;
         };
         let dst = &mut scratch[slot as usize * self.lanes..][..x.len()];
-        let (mut member, mut col) = (start / shift.per, start % shift.width);
-        let mut left = shift.per - start % shift.per;
-        for (d, v) in dst.iter_mut().zip(x) {
-            let b = shift.bias[member * shift.width + col];
-            *d = T::from_f32(v.to_f32() + b.to_f32()).to_f32();
-            col += 1;
-            if col == shift.width {
-                col = 0;
+        // Row by row (a row never spans two members: `per` is a multiple
+        // of `width`), so the inner loop is a plain vectorizable add.
+        let mut done = 0;
+        while done < x.len() {
+            let e = start + done;
+            let col = e % shift.width;
+            let len = (shift.width - col).min(x.len() - done);
+            let bias = &shift.bias[e / shift.per * shift.width + col..][..len];
+            let (d, v) = (&mut dst[done..done + len], &x[done..done + len]);
+            for ((d, v), b) in d.iter_mut().zip(v).zip(bias) {
+                *d = T::from_f32(v.to_f32() + b.to_f32()).to_f32();
             }
-            left -= 1;
-            if left == 0 {
-                member += 1;
-                left = shift.per;
-            }
+            done += len;
         }
     }
 
@@ -747,7 +746,28 @@ fn pow_chunk(src: &[f32], dst: &mut [f32], k: f32) {
         }
         return;
     }
-    let mut n = k.abs() as u32;
+    let n = k.abs() as u32;
+    // Small powers (x², x³ of GELU and its derivative): the same
+    // multiplications per lane in one unrolled pass.
+    match n {
+        0 => pow_lanes::<0>(src, dst),
+        1 => pow_lanes::<1>(src, dst),
+        2 => pow_lanes::<2>(src, dst),
+        3 => pow_lanes::<3>(src, dst),
+        4 => pow_lanes::<4>(src, dst),
+        _ => pow_passes(src, dst, n),
+    }
+    if k < 0.0 {
+        for o in dst.iter_mut() {
+            *o = 1.0 / *o;
+        }
+    }
+}
+
+/// `dst[i] = src[i]^n` for n > 4: the square-and-multiply loop with the
+/// bit loop outside and the lanes inside.
+#[inline(always)]
+fn pow_passes(src: &[f32], dst: &mut [f32], mut n: u32) {
     let mut base = [0.0f32; CHUNK];
     let base = &mut base[..src.len()];
     base.copy_from_slice(src);
@@ -763,10 +783,21 @@ fn pow_chunk(src: &[f32], dst: &mut [f32], k: f32) {
         }
         n >>= 1;
     }
-    if k < 0.0 {
-        for o in dst.iter_mut() {
-            *o = 1.0 / *o;
+}
+
+/// `dst[i] = src[i]^N` by the same square-and-multiply, per lane.
+#[inline(always)]
+fn pow_lanes<const N: u32>(src: &[f32], dst: &mut [f32]) {
+    for (o, &v) in dst.iter_mut().zip(src) {
+        let (mut r, mut b, mut m) = (1.0f32, v, N);
+        while m > 0 {
+            if m & 1 == 1 {
+                r *= b;
+            }
+            b *= b;
+            m >>= 1;
         }
+        *o = r;
     }
 }
 
@@ -828,6 +859,31 @@ pub fn eval_per_node(graph: &Graph, root: Id, x: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::ir::Library;
+
+    /// The chunked integer powers (unrolled for |k| ≤ 4, passes beyond)
+    /// give pow_f32's bits, specials included.
+    #[test]
+    fn chunked_integer_powers_are_pow_f32_bit_for_bit() {
+        let mut xs: Vec<f32> = (0..200).map(|i| i as f32 * 0.37 - 37.0).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            1e-40,
+            -1e-40,
+            3e38,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ]);
+        let mut out = vec![0.0f32; xs.len()];
+        for k in -7..=7 {
+            pow_chunk(&xs, &mut out, k as f32);
+            for (&x, &y) in xs.iter().zip(&out) {
+                let want = crate::ir::ops::pow_f32(x, k as f32);
+                assert_eq!(y.to_bits(), want.to_bits(), "{x}^{k}: {y} vs {want}");
+            }
+        }
+    }
 
     #[test]
     fn tape_matches_reference_across_chunk_boundaries() {

@@ -31,6 +31,7 @@ use super::generate::{Outputs, Picker, Sampling};
 use super::init::{Init, ParamBuilder};
 use super::input::{check_ids, check_mask, check_population, check_prompts, pad_batch};
 use super::linear::Linear;
+use super::loss::{masked_cross_entropy, tied_head_cross_entropy};
 use super::mask::{host_mask, positions};
 use super::mlp::Mlp;
 use super::norm::LayerNorm;
@@ -133,6 +134,32 @@ impl Gpt {
     /// (what a loss takes: a reshape would add a node whose gradient
     /// candle accumulates into a fresh zeroed copy of the logits).
     pub fn forward_rows(&self, ids: &Tensor, pad_mask: Option<&Tensor>) -> Result<Tensor> {
+        let h = self.hidden_rows(ids, pad_mask)?;
+        self.logits(&h)
+    }
+
+    /// The training loss of [`Gpt::forward_rows`]'s logits:
+    /// [`masked_cross_entropy`] per member against `target` where `mask`
+    /// is 1 (both `[B, T]`), and the number of tokens it averages. A tied
+    /// head takes [`tied_head_cross_entropy`] (on the CPU one op for the
+    /// head and the loss, the same bits), an untied one its matmul.
+    pub fn loss_rows(
+        &self,
+        ids: &Tensor,
+        pad_mask: Option<&Tensor>,
+        target: &Tensor,
+        mask: &Tensor,
+    ) -> Result<(Tensor, usize)> {
+        let h = self.ln_f.forward(&self.hidden_rows(ids, pad_mask)?)?;
+        Ok(match &self.lm_head {
+            Some(w) => masked_cross_entropy(&h.matmul(w)?, target, mask)?,
+            None => tied_head_cross_entropy(&h, &self.wte, target, mask)?,
+        })
+    }
+
+    /// Hidden states `[P, B·T, D]` after the last block (before the final
+    /// norm).
+    fn hidden_rows(&self, ids: &Tensor, pad_mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t) = check_ids("GPT forward", ids, self.cfg.vocab)?;
         self.check_len(t)?;
         let mut mask = ScoreMask {
@@ -149,8 +176,7 @@ impl Gpt {
             None => (0..b).flat_map(|_| 0..t as u32).collect(),
         };
         let x = lookup_shared(&self.wte, ids)?.broadcast_add(&self.positions(&pos)?)?;
-        let h = self.blocks_forward(x, (b, t), &mask, None)?;
-        self.logits(&h)
+        self.blocks_forward(x, (b, t), &mask, None)
     }
 
     /// Continues every prompt (left-padded into one batch, KV-cached) until

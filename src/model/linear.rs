@@ -38,11 +38,12 @@ impl Linear {
         self.bias.as_ref()
     }
 
-    /// `x · W (+ b)` for `x` of shape `[P, N, in]`.
+    /// `x · W (+ b)` for `x` of shape `[P, N, in]` (the bias add through
+    /// [`crate::op::bias`]: one pass forward and backward on the CPU).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = x.matmul(&self.weight)?;
         match &self.bias {
-            Some(b) => y.broadcast_add(b),
+            Some(b) => crate::op::bias::add(&y, b),
             None => Ok(y),
         }
     }

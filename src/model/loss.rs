@@ -26,14 +26,40 @@ pub fn masked_cross_entropy(
     if !op::fusable(logits) {
         return masked_cross_entropy_composed(logits, target, mask);
     }
+    let (ids, weights, count) = host_targets(target, mask)?;
+    let loss = op::xent::masked_cross_entropy(&rows(logits)?, ids, weights, count)?;
+    Ok((loss, count))
+}
+
+/// [`masked_cross_entropy`] of the logits `h · wteᵀ` of hidden states
+/// `h [P, N, D]` and an output head tied to the token embedding
+/// `wte [P, V, D]`. f32 on the CPU takes one fused op for the head's
+/// matmul and the loss ([`op::xent::tied_head_cross_entropy`]: the same
+/// bits, no logits tensor); anything else the matmul and
+/// [`masked_cross_entropy`].
+pub fn tied_head_cross_entropy(
+    h: &Tensor,
+    wte: &Tensor,
+    target: &Tensor,
+    mask: &Tensor,
+) -> Result<(Tensor, usize)> {
+    if !(op::fusable(h) && op::fusable(wte)) {
+        return masked_cross_entropy(&h.matmul(&wte.transpose(1, 2)?)?, target, mask);
+    }
+    let (ids, weights, count) = host_targets(target, mask)?;
+    let loss = op::xent::tied_head_cross_entropy(h, wte, ids, weights, count)?;
+    Ok((loss, count))
+}
+
+/// Target ids, loss weights and the number of tokens masked in, on the host.
+fn host_targets(target: &Tensor, mask: &Tensor) -> Result<(Vec<u32>, Vec<f32>, usize)> {
     let ids = target
         .to_dtype(DType::U32)?
         .flatten_all()?
         .to_vec1::<u32>()?;
     let weights = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     let count = weights.iter().sum::<f32>() as usize;
-    let loss = op::xent::masked_cross_entropy(&rows(logits)?, ids, weights, count)?;
-    Ok((loss, count))
+    Ok((ids, weights, count))
 }
 
 /// [`masked_cross_entropy`] as a chain of candle ops (log-softmax, gather,

@@ -197,3 +197,68 @@ fn fold(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
     }
     acc[0]
 }
+
+/// A matrix operand: its elements and (column, row) strides.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) cs: usize,
+    pub(crate) rs: usize,
+}
+
+impl Mat<'_> {
+    /// Does every element of a `rows × cols` matrix lie in `data`?
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst = lhs · rhs` (`m × k` times `k × n`, `dst` row-major `m × n`)
+/// with the `gemm` call candle's CPU matmul makes for these strides (same
+/// kernel, blocking and thread split, hence the same bits as
+/// `Tensor::matmul` on tensors with these layouts). Every element of
+/// `dst` is written, none read.
+pub(crate) fn matmul_into(
+    (m, n, k): (usize, usize, usize),
+    lhs: Mat,
+    rhs: Mat,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    assert!(
+        lhs.holds(m, k) && rhs.holds(k, n) && dst.len() == m * n,
+        "matmul_into: operands do not fit {m}x{k} · {k}x{n}"
+    );
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assert above keeps every index gemm forms (row·rs +
+    // col·cs within the stated sizes) inside the slices; with read_dst
+    // false gemm writes every element of dst and reads none, so
+    // uninitialised dst memory is fine.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast::<f32>(),
+            1,
+            n as isize,
+            false,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}

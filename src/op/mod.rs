@@ -8,6 +8,7 @@
 //! ([`PopulationActivation`]).
 
 pub mod adamw;
+pub mod bias;
 pub mod composed;
 mod cpu;
 #[cfg(feature = "cuda")]

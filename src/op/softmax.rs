@@ -21,7 +21,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor, D};
 
 use super::cpu::{
-    block_rows, f32s, filled, for_blocks, fusable, max_of, msg, simd_fn, sum_by, Shared,
+    block_rows, f32s, filled, for_blocks, fusable, max_of, msg, simd_fn, sum_by, Shared, LANES,
 };
 use crate::ir::fastmath;
 
@@ -208,28 +208,41 @@ simd_fn! {
     /// A block of rows: `w = softmax(((s · scale) + c) + k)` with the causal
     /// penalty `c` on keys after the query's last visible one and the
     /// padding penalty `k` from the key mask. One SIMD dispatch per block.
+    ///
+    /// Each row is worked on in a buffer padded with −∞ to a multiple of
+    /// [`LANES`], so every pass runs whole vectors (rows are short: a
+    /// few dozen keys). The padding changes no bit: it is the max's
+    /// identity, its exponentials are +0, and [`sum_by`] and [`max_of`]
+    /// put element `j` in lane `j % LANES` with or without it.
     fn forward_rows(rows: &Rows, scale: f32, causal: Option<usize>, pen: Option<&[f32]>, w: &mut [f32]) {
         let Rows { x, r0, ss, ts, hs, bs } = *rows;
-        let zeros = [0.0f32; 0];
+        let mut buf = vec![f32::NEG_INFINITY; ss.div_ceil(LANES) * LANES];
         for (k, (row, out)) in x.chunks_exact(ss).zip(w.chunks_exact_mut(ss)).enumerate() {
             let r = r0 + k;
-            let i = r % ts;
-            let visible = causal.map_or(ss, |off| off + i + 1);
-            let b = r / (ts * hs) % bs;
-            let kp = pen.map_or(&zeros[..], |p| &p[b * ss..(b + 1) * ss]);
-            for (j, (o, &v)) in out.iter_mut().zip(row).enumerate() {
+            let visible = causal.map_or(ss, |off| off + r % ts + 1);
+            let o = &mut buf[..ss];
+            for (j, (o, &v)) in o.iter_mut().zip(row).enumerate() {
                 let c = if j >= visible { MASKED } else { 0.0 };
-                let kj = if kp.is_empty() { 0.0 } else { kp[j] };
-                *o = ((v * scale) + c) + kj;
+                *o = (v * scale) + c;
             }
-            let m = max_of(out);
-            for o in out.iter_mut() {
+            match pen {
+                Some(p) => {
+                    let b = r / (ts * hs) % bs;
+                    for (o, &kj) in o.iter_mut().zip(&p[b * ss..(b + 1) * ss]) {
+                        *o += kj;
+                    }
+                }
+                None => o.iter_mut().for_each(|o| *o += 0.0),
+            }
+            let m = max_of(&buf);
+            for o in buf.iter_mut() {
                 *o = fastmath::exp(*o - m);
             }
-            let den = sum_by(out, |_, v| v);
-            for o in out.iter_mut() {
-                *o /= den;
+            let den = sum_by(&buf, |_, v| v);
+            for (d, &e) in out.iter_mut().zip(&buf) {
+                *d = e / den;
             }
+            buf[ss..].fill(f32::NEG_INFINITY);
         }
     }
 }
