@@ -200,6 +200,25 @@ fn fixed_seeds_without_racing_log_one_line_per_candidate_with_any_worker_count()
     );
 }
 
+/// Ray tasks evaluate one candidate each: a lockstep search with the Ray
+/// executor is refused before a run directory exists, naming
+/// --no-lockstep (the same check runs on --resume of a lockstep run).
+#[test]
+fn lockstep_with_the_ray_executor_is_a_usage_error() {
+    let dir = tmp("lockstep-ray");
+    let out = bin()
+        .args(search_args(&dir, &["--lockstep", "--executor", "ray"]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--no-lockstep"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!dir.exists(), "a run directory was made");
+}
+
 /// Counts evaluations per key around the synthetic evaluator.
 struct Counting {
     inner: Synthetic,

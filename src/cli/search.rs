@@ -21,6 +21,7 @@ use crate::search::config::{
     RETRAIN_SEEDS, RETRAIN_TOP, TASKS,
 };
 use crate::search::evaluator::evaluators;
+use crate::search::exec::launch::ExecutorKind;
 use crate::search::lockstep::Lockstep;
 use crate::search::run::dir::default_dir;
 use crate::search::run::outputs::Summary;
@@ -503,6 +504,18 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
     }
 }
 
+/// Ray tasks evaluate one candidate each, so a lockstep run's populations
+/// would train one by one there, with other bits than the thread and
+/// process executors give: refused before anything trains.
+fn lockstep_fits(settings: &Settings, executor: ExecutorKind) -> Result<()> {
+    if executor == ExecutorKind::Ray && settings.lockstep != Lockstep::Off {
+        return Err(Error::Usage(
+            "--executor ray sends one candidate per task and cannot train lockstep populations (on by default on a GPU): add --no-lockstep, or use --executor thread or process".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Run the command.
 pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
     if args.workers == Some(0) {
@@ -512,7 +525,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
         crate::limits::WORKERS.check_usize("--workers", w)?;
     }
     // Every flag is checked before a run directory is made or opened.
-    args.scale.check()?;
+    let (executor, _) = args.scale.check()?;
     let mut bars = SearchBars::new(args.quiet);
     let (mut search, ev) = match &args.resume {
         Some(dir) => match Search::open(dir)? {
@@ -526,12 +539,14 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 return Ok(0);
             }
             Opened::Ready(s) => {
+                lockstep_fits(s.settings(), executor)?;
                 let ev = evaluators(s.settings(), s.library(), Some(bars.training()))?;
                 (*s, ev)
             }
         },
         None => {
             let settings = settings(args)?;
+            lockstep_fits(&settings, executor)?;
             // The evaluator prepares its data first: a missing corpus or
             // device fails before the run directory exists.
             let ev = evaluators(
