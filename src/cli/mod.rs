@@ -480,3 +480,17 @@ fn reader_went_away(e: &Error) -> bool {
     matches!(e, Error::Io { path, source }
         if path == commands::STDOUT && source.kind() == std::io::ErrorKind::BrokenPipe)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap checks its own configuration (argument ids named by `requires`
+    /// and `conflicts_with`, groups, duplicate flags) only in debug builds:
+    /// this runs those checks in any build.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
