@@ -322,41 +322,66 @@ impl Lost {
     }
 }
 
-/// One try of `job` on worker `i`: its result, or how it was lost.
-fn attempt(
+/// Start worker `i` if it is not running and send it `line` (a job or a
+/// group line); `what` names it if the worker dies meanwhile.
+fn send(
     setup: &WorkerSetup,
     slot: &mut Option<Worker>,
     i: usize,
-    job: &Job,
-) -> std::result::Result<JobResult, Lost> {
+    line: &str,
+    what: &str,
+) -> std::result::Result<(), Lost> {
     if slot.is_none() {
         let w =
             spawn(setup, i).map_err(|e| Lost::Died(format!("the worker did not restart: {e}")))?;
         *slot = Some(w);
     }
     let w = slot.as_mut().expect("started");
-    let log = setup.log(i);
-    let log = log.as_deref();
-    let died = |slot: &mut Option<Worker>, what: &str| {
-        Lost::Died(bury(slot.take().expect("started"), log, what))
-    };
-    let mut text = job_line(job, setup.recipe).to_string();
+    let mut text = line.to_string();
     text.push('\n');
     if w.stdin
         .write_all(text.as_bytes())
         .and_then(|_| w.stdin.flush())
         .is_err()
     {
-        return Err(died(slot, "sending the candidate"));
+        return Err(lost_worker(setup, slot, i, what));
     }
-    let got = match setup.timeout {
-        Some(t) => w.lines.recv_timeout(t),
+    Ok(())
+}
+
+/// Bury the worker in `slot` (it died or misbehaved), saying `what`.
+fn lost_worker(setup: &WorkerSetup, slot: &mut Option<Worker>, i: usize, what: &str) -> Lost {
+    let log = setup.log(i);
+    Lost::Died(bury(slot.take().expect("started"), log.as_deref(), what))
+}
+
+/// Worker `i`'s answer for `job`, waited for until `deadline`: its result
+/// (or the worker's refusal, a scored failure), with the worker's number.
+/// `group` is the size of the group the job was sent in (`None`: alone),
+/// for the messages. A timeout kills the worker.
+fn receive(
+    setup: &WorkerSetup,
+    slot: &mut Option<Worker>,
+    i: usize,
+    job: &Job,
+    deadline: Option<std::time::Instant>,
+    group: Option<usize>,
+) -> std::result::Result<JobResult, Lost> {
+    let w = slot.as_mut().expect("started");
+    let got = match deadline {
+        Some(d) => w
+            .lines
+            .recv_timeout(d.saturating_duration_since(std::time::Instant::now())),
         None => w.lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
     };
     let line = match got {
         Ok(Some(line)) => line,
         Ok(None) | Err(RecvTimeoutError::Disconnected) => {
-            return Err(died(slot, "during the evaluation"))
+            let during = match group {
+                None => "during the evaluation",
+                Some(_) => "during the group's evaluation",
+            };
+            return Err(lost_worker(setup, slot, i, during));
         }
         Err(RecvTimeoutError::Timeout) => {
             let mut w = slot.take().expect("started");
@@ -365,30 +390,58 @@ fn attempt(
             let _ = w.child.kill();
             let _ = w.child.wait();
             let t = setup.timeout.expect("a timeout").as_secs_f64();
-            return Err(Lost::TimedOut(format!(
-                "no result within {t} s (--eval-timeout): the worker process (pid {pid}) was killed"
-            )));
+            return Err(Lost::TimedOut(match group {
+                None => format!(
+                    "no result within {t} s (--eval-timeout): the worker process (pid {pid}) was killed"
+                ),
+                Some(n) => format!(
+                    "no result within {t} s a member (--eval-timeout) for a group of {n}: the worker process (pid {pid}) was killed"
+                ),
+            }));
         }
     };
-    match parse_output_line(&line) {
-        Ok(OutputLine::Result(mut r)) if r.key == job.key() => {
-            r.worker = i;
-            Ok(r.normalized())
+    let r = match parse_output_line(&line) {
+        Ok(OutputLine::Result(r)) if r.key == job.key() => r.normalized(),
+        Ok(OutputLine::Error { error, .. }) => JobResult::failed(
+            job.key(),
+            format!("the worker refused the candidate: {error}"),
+        ),
+        Ok(OutputLine::Result(r)) => {
+            return Err(lost_worker(
+                setup,
+                slot,
+                i,
+                &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key())),
+            ))
         }
-        Ok(OutputLine::Error { error, .. }) => {
-            let mut r = JobResult::failed(
-                job.key(),
-                format!("the worker refused the candidate: {error}"),
-            );
-            r.worker = i;
-            Ok(r)
+        Err(e) => {
+            return Err(lost_worker(
+                setup,
+                slot,
+                i,
+                &format!("wrote an unreadable line ({e})"),
+            ))
         }
-        Ok(OutputLine::Result(r)) => Err(died(
-            slot,
-            &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key())),
-        )),
-        Err(e) => Err(died(slot, &format!("wrote an unreadable line ({e})"))),
-    }
+    };
+    Ok(JobResult { worker: i, ..r })
+}
+
+/// One try of `job` on worker `i`: its result, or how it was lost.
+fn attempt(
+    setup: &WorkerSetup,
+    slot: &mut Option<Worker>,
+    i: usize,
+    job: &Job,
+) -> std::result::Result<JobResult, Lost> {
+    send(
+        setup,
+        slot,
+        i,
+        &job_line(job, setup.recipe).to_string(),
+        "sending the candidate",
+    )?;
+    let deadline = setup.timeout.map(|t| std::time::Instant::now() + t);
+    receive(setup, slot, i, job, deadline, None)
 }
 
 /// `job` on worker `i`, tried once more on a fresh worker if the first
@@ -438,72 +491,20 @@ fn attempt_group(
     i: usize,
     group: &[Job],
 ) -> std::result::Result<Vec<JobResult>, Lost> {
-    if slot.is_none() {
-        let w =
-            spawn(setup, i).map_err(|e| Lost::Died(format!("the worker did not restart: {e}")))?;
-        *slot = Some(w);
-    }
-    let w = slot.as_mut().expect("started");
-    let log = setup.log(i);
-    let log = log.as_deref();
-    let died = |slot: &mut Option<Worker>, what: &str| {
-        Lost::Died(bury(slot.take().expect("started"), log, what))
-    };
-    let mut text = group_line(group, setup.recipe).to_string();
-    text.push('\n');
-    if w.stdin
-        .write_all(text.as_bytes())
-        .and_then(|_| w.stdin.flush())
-        .is_err()
-    {
-        return Err(died(slot, "sending the group"));
-    }
+    send(
+        setup,
+        slot,
+        i,
+        &group_line(group, setup.recipe).to_string(),
+        "sending the group",
+    )?;
     let deadline = setup
         .timeout
         .map(|t| std::time::Instant::now() + t * group.len() as u32);
-    let mut out = Vec::with_capacity(group.len());
-    for job in group {
-        let w = slot.as_mut().expect("started");
-        let got = match deadline {
-            Some(d) => w
-                .lines
-                .recv_timeout(d.saturating_duration_since(std::time::Instant::now())),
-            None => w.lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let line = match got {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => {
-                return Err(died(slot, "during the group's evaluation"))
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let mut w = slot.take().expect("started");
-                let pid = w.child.id();
-                let _ = w.child.kill();
-                let _ = w.child.wait();
-                let t = setup.timeout.expect("a timeout").as_secs_f64();
-                return Err(Lost::TimedOut(format!(
-                    "no result within {t} s a member (--eval-timeout) for a group of {}: the worker process (pid {pid}) was killed",
-                    group.len()
-                )));
-            }
-        };
-        let r = match parse_output_line(&line) {
-            Ok(OutputLine::Result(r)) if r.key == job.key() => r.normalized(),
-            Ok(OutputLine::Error { error, .. }) => JobResult::failed(
-                job.key(),
-                format!("the worker refused the candidate: {error}"),
-            ),
-            Ok(OutputLine::Result(r)) => {
-                return Err(died(
-                    slot,
-                    &format!("answered {} for {}", hash_hex(r.key), hash_hex(job.key())),
-                ))
-            }
-            Err(e) => return Err(died(slot, &format!("wrote an unreadable line ({e})"))),
-        };
-        out.push(JobResult { worker: i, ..r });
-    }
-    Ok(out)
+    group
+        .iter()
+        .map(|job| receive(setup, slot, i, job, deadline, Some(group.len())))
+        .collect()
 }
 
 /// `group` on worker `i`: one job as [`run_job`]; two or more as one
