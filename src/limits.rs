@@ -7,7 +7,7 @@
 //!
 //! A leaf: imports only `error`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// One limit: the largest value served, and what it bounds (for messages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,21 +17,22 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// `Ok` when `value` is at most the limit; else a usage error naming
-    /// `name` (a flag such as `--seeds`, or `` `seeds` in FILE``).
-    pub fn check(&self, name: &str, value: u64) -> Result<()> {
+    /// `Ok` when `value` is at most the limit; else a setting error naming
+    /// `setting` (shown as its flag on the command line, as its key in a
+    /// file).
+    pub fn check(&self, setting: Setting, value: u64) -> Result<()> {
         if value <= self.max {
             return Ok(());
         }
-        Err(Error::Usage(format!(
-            "{name} {value} is above the limit of {} ({})",
+        Err(Error::setting(format!(
+            "{setting} {value} is above the limit of {} ({})",
             self.max, self.what
         )))
     }
 
     /// [`Limit::check`] of a `usize`.
-    pub fn check_usize(&self, name: &str, value: usize) -> Result<()> {
-        self.check(name, value as u64)
+    pub fn check_usize(&self, setting: Setting, value: usize) -> Result<()> {
+        self.check(setting, value as u64)
     }
 }
 
@@ -150,12 +151,17 @@ mod tests {
 
     #[test]
     fn a_value_above_a_limit_is_a_usage_error_naming_it() {
-        SEEDS.check("--seeds", 1000).unwrap();
-        let e = SEEDS.check("--seeds", 1001).unwrap_err();
-        assert!(matches!(e, Error::Usage(_)));
+        SEEDS.check(Setting::Seeds, 1000).unwrap();
+        let e = SEEDS.check(Setting::Seeds, 1001).unwrap_err();
+        assert!(matches!(e, Error::Setting(_)));
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.render(|s| format!("--{}", s.key())),
+            "error: --seeds 1001 is above the limit of 1000 (training seeds)"
+        );
         assert_eq!(
             e.to_string(),
-            "error: --seeds 1001 is above the limit of 1000 (training seeds)"
+            "error: `seeds` 1001 is above the limit of 1000 (training seeds)"
         );
         assert!(ALL.iter().all(|(_, l)| l.max > 0 && !l.what.is_empty()));
     }

@@ -306,7 +306,7 @@ fn tokenizer(
     no_cache: bool,
     as_json: bool,
 ) -> Result<i32> {
-    crate::limits::VOCAB.check_usize("--vocab", vocab)?;
+    crate::limits::VOCAB.check_usize(crate::error::Setting::Vocab, vocab)?;
     let c = arg.open()?;
     let dir = if no_cache { None } else { data::cache_dir() };
     let start = Instant::now();

@@ -20,6 +20,7 @@ mod bleu;
 mod commands;
 mod data;
 mod eval_candidates;
+pub mod flags;
 mod io;
 mod progress;
 mod sass;
@@ -465,11 +466,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) if reader_went_away(&e) => 0,
         Err(e) => {
-            commands::note(&e);
-            match e {
-                Error::Usage(_) => 2,
-                _ => 1,
-            }
+            commands::note(flags::render(&e));
+            e.exit_code()
         }
     }
 }

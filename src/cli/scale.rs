@@ -52,7 +52,7 @@ pub fn eval_timeout(seconds: Option<f64>) -> Result<Option<Duration>> {
             "--eval-timeout must be a positive number of seconds, not {t}"
         )));
     }
-    EVAL_TIMEOUT_SECONDS.check("--eval-timeout", t.ceil() as u64)?;
+    EVAL_TIMEOUT_SECONDS.check(crate::error::Setting::EvalTimeout, t.ceil() as u64)?;
     Ok(Some(Duration::from_secs_f64(t)))
 }
 
@@ -90,7 +90,7 @@ impl ScaleArgs {
             .map(parse_devices)
             .transpose()?
             .unwrap_or_default();
-        WORKERS.check_usize("--devices (GPUs listed)", devices.len())?;
+        WORKERS.check_usize(crate::error::Setting::Devices, devices.len())?;
         let kind = match (&self.executor, devices.is_empty()) {
             (Some(k), _) => ExecutorKind::parse(k)?,
             (None, true) => ExecutorKind::Thread,

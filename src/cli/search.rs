@@ -522,7 +522,7 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
         return Err(Error::Usage("--workers must be at least 1".into()));
     }
     if let Some(w) = args.workers {
-        crate::limits::WORKERS.check_usize("--workers", w)?;
+        crate::limits::WORKERS.check_usize(crate::error::Setting::Workers, w)?;
     }
     // Every flag is checked before a run directory is made or opened.
     let (executor, _) = args.scale.check()?;

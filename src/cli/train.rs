@@ -313,7 +313,7 @@ fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
     if args.seeds == 0 {
         return Err(Error::Usage("--seeds must be at least 1".into()));
     }
-    crate::limits::SEEDS.check("--seeds", args.seeds)?;
+    crate::limits::SEEDS.check(crate::error::Setting::Seeds, args.seeds)?;
     let acts = if args.acts.is_empty() {
         let seed_formula = if recipe.task == Task::TranslateT5 {
             SEED_T5

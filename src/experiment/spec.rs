@@ -86,15 +86,16 @@ impl Experiment {
                 .map(|s| s.as_str().map(String::from).ok_or_else(|| bad(k)))
                 .collect()
         };
-        let seeds = v["seeds"].as_array().ok_or_else(|| bad("seeds"))?;
-        crate::limits::SEEDS.check_usize(
-            &format!("`seeds` in {}: a list of", path.display()),
-            seeds.len(),
-        )?;
+        // A refused value names the file and its key there.
         let in_file = |e: Error| match e {
             Error::Usage(m) => Error::Usage(format!("{}: {m}", path.display())),
+            Error::Setting(named) => Error::Usage(format!("{}: {named}", path.display())),
             other => other,
         };
+        let seeds = v["seeds"].as_array().ok_or_else(|| bad("seeds"))?;
+        crate::limits::SEEDS
+            .check_usize(crate::error::Setting::Seeds, seeds.len())
+            .map_err(in_file)?;
         let exp = Experiment {
             recipe: Recipe::from_json(&v["recipe"]).map_err(in_file)?,
             activations: strings("activations")?,
@@ -244,7 +245,7 @@ mod tests {
         let e = Experiment::from_json(&forged, path).unwrap_err();
         assert!(
             e.to_string()
-                .contains("--batch-size 1000000000 is above the limit"),
+                .contains("`batch_size` 1000000000 is above the limit"),
             "{e}"
         );
     }

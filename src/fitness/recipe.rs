@@ -195,15 +195,15 @@ impl Recipe {
         match self.length {
             Length::Steps(0) => return bad("--steps must be at least 1".into()),
             Length::Epochs(0) => return bad("--epochs must be at least 1".into()),
-            Length::Steps(s) => STEPS.check("--steps", s)?,
-            Length::Epochs(e) => EPOCHS.check("--epochs", e)?,
+            Length::Steps(s) => STEPS.check(crate::error::Setting::Steps, s)?,
+            Length::Epochs(e) => EPOCHS.check(crate::error::Setting::Epochs, e)?,
         }
         if self.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
         }
-        BATCH_SIZE.check_usize("--batch-size", self.batch_size)?;
+        BATCH_SIZE.check_usize(crate::error::Setting::BatchSize, self.batch_size)?;
         if self.tokenizer.is_none() {
-            VOCAB.check_usize("--vocab", self.vocab)?;
+            VOCAB.check_usize(crate::error::Setting::Vocab, self.vocab)?;
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!("--lr must be positive, not {}", self.lr));

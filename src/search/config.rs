@@ -343,26 +343,26 @@ impl Settings {
         use crate::limits::{
             BATCH_SIZE, GENERATIONS, HALL_OF_FAME, POPULATION, SEEDS, SLEEP_MS, STEPS,
         };
-        POPULATION.check_usize("--pop", self.pop)?;
-        POPULATION.check_usize("--lambda", self.lambda)?;
-        GENERATIONS.check_usize("--gens", self.gens)?;
-        SEEDS.check_usize("--seeds", self.seeds)?;
-        SEEDS.check_usize("--retrain-seeds", self.retrain_seeds)?;
-        HALL_OF_FAME.check_usize("--hof", self.hof)?;
-        HALL_OF_FAME.check_usize("--retrain-top", self.retrain_top)?;
+        POPULATION.check_usize(crate::error::Setting::Pop, self.pop)?;
+        POPULATION.check_usize(crate::error::Setting::Lambda, self.lambda)?;
+        GENERATIONS.check_usize(crate::error::Setting::Gens, self.gens)?;
+        SEEDS.check_usize(crate::error::Setting::Seeds, self.seeds)?;
+        SEEDS.check_usize(crate::error::Setting::RetrainSeeds, self.retrain_seeds)?;
+        HALL_OF_FAME.check_usize(crate::error::Setting::Hof, self.hof)?;
+        HALL_OF_FAME.check_usize(crate::error::Setting::RetrainTop, self.retrain_top)?;
         let aspirants = match self.selection {
             SelectionKind::Tournament { size } => size,
             SelectionKind::DoubleTournament { fitness_size, .. } => fitness_size,
         };
-        POPULATION.check_usize("--tournament-size", aspirants)?;
+        POPULATION.check_usize(crate::error::Setting::TournamentSize, aspirants)?;
         if let Some(steps) = self.train.steps {
-            STEPS.check_usize("--steps", steps)?;
+            STEPS.check_usize(crate::error::Setting::Steps, steps)?;
         }
         if let Some(b) = self.train.batch_size {
-            BATCH_SIZE.check_usize("--batch-size", b)?;
+            BATCH_SIZE.check_usize(crate::error::Setting::BatchSize, b)?;
         }
         if let EvaluatorKind::Synthetic { sleep_ms } = self.evaluator {
-            SLEEP_MS.check("--synthetic-sleep-ms", sleep_ms)?;
+            SLEEP_MS.check(crate::error::Setting::SyntheticSleepMs, sleep_ms)?;
         }
         Ok(())
     }
@@ -611,9 +611,11 @@ impl Settings {
             seeding: Seeding::from_json(f.opt("seeding"), file)?,
             lockstep: Lockstep::from_json(f.opt("lockstep"), file)?,
         };
-        // A forged file meets the flags' rules (and limits), named by file.
+        // A forged file meets the flags' rules (and limits), named by file
+        // and by its keys.
         s.check().map_err(|e| match e {
             Error::Usage(m) => Error::Usage(format!("{file}: {m}")),
+            Error::Setting(named) => Error::Usage(format!("{file}: {named}")),
             other => other,
         })?;
         Ok(s)

@@ -107,7 +107,7 @@ impl Seeding {
                     "--max-seeds must be at least 1".into(),
                 ));
             }
-            crate::limits::SEEDS.check_usize("--max-seeds", r.max_seeds)?;
+            crate::limits::SEEDS.check_usize(crate::error::Setting::MaxSeeds, r.max_seeds)?;
             if seeds != 1 {
                 return Err(crate::error::Error::Usage(format!(
                     "--seeds {seeds} trains every candidate with {seeds} fixed seeds, but racing gives a new candidate one seed and more up to --max-seeds: give --seeds without --max-seeds, or --max-seeds {seeds} alone"
@@ -120,7 +120,7 @@ impl Seeding {
                     "--final-steps must be at least 1".into(),
                 ));
             }
-            crate::limits::STEPS.check_usize("--final-steps", s)?;
+            crate::limits::STEPS.check_usize(crate::error::Setting::FinalSteps, s)?;
         }
         Ok(())
     }

@@ -127,7 +127,7 @@ impl Candidates {
         }
         if let Some(seeds) = &b.seeds {
             crate::limits::SEEDS
-                .check_usize("`seeds` (a list of that many)", seeds.len())
+                .check_usize(crate::error::Setting::Seeds, seeds.len())
                 .map_err(|e| e.to_string().trim_start_matches("error: ").to_string())?;
         }
         let formula = match (&b.formula, b.hash) {
