@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variat
 use crate::ir::seeds::SEEDS;
 use crate::simplify::hash_hex;
 
-use super::json::Fields;
+use super::json::text;
 use super::lockstep::Lockstep;
 use super::seeding::{final_seeds, Seeding};
 use crate::gp::objectives::{Objectives, Sense};
@@ -32,8 +33,9 @@ pub const KNOWN: [(&str, &str); 4] = [
 /// directory (a resumed run reads the copy).
 pub const PRIMITIVES_COPY: &str = "primitives.act";
 
-/// The generational scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The generational scheme (`"mu-plus-lambda"` or `"simple"` in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Algorithm {
     /// DEAP's `eaMuPlusLambda`: λ offspring by `varOr`, survivors chosen
     /// from parents and offspring together.
@@ -62,8 +64,10 @@ impl Algorithm {
     }
 }
 
-/// Single- or two-objective search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Single- or two-objective search (in JSON its name, read as
+/// [`Objective::parse`] reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Objective {
     /// Maximise the fitness.
     Score,
@@ -98,8 +102,23 @@ impl Objective {
     }
 }
 
-/// How parents (simple) or survivors (μ+λ, one objective) are selected.
-#[derive(Clone, Copy, Debug, PartialEq)]
+impl TryFrom<String> for Objective {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Objective> {
+        Objective::parse(&s)
+    }
+}
+
+impl From<Objective> for &'static str {
+    fn from(o: Objective) -> &'static str {
+        o.name()
+    }
+}
+
+/// How parents (simple) or survivors (μ+λ, one objective) are selected
+/// (in JSON `{"kind": "tournament", "size": 3}` and so on).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SelectionKind {
     Tournament { size: usize },
     DoubleTournament { fitness_size: usize, parsimony: f64 },
@@ -114,8 +133,10 @@ impl SelectionKind {
     }
 }
 
-/// Which evaluator scores candidates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which evaluator scores candidates (in JSON `{"kind": "train"}` or
+/// `{"kind": "synthetic", "sleep_ms": 5}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EvaluatorKind {
     /// The training recipe (`crate::fitness`).
     Train,
@@ -125,21 +146,26 @@ pub enum EvaluatorKind {
 
 /// The training flags of a search: `super::training::recipe` turns them
 /// into the `fitness::Recipe` (the task's defaults with these overrides).
-#[derive(Clone, Debug, PartialEq)]
+/// The fields are in the order `config.json` has them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     /// `qa`, `translate-gpt` or `translate-t5`.
     pub task: String,
     /// Training steps per candidate (`None`: the recipe's default).
     pub steps: Option<usize>,
+    /// Sequences per batch (`None`: the recipe's default).
+    pub batch_size: Option<usize>,
     /// Share of the training data kept (stratified thinning).
     pub thin: f64,
-    /// `cpu` or `cuda` (written so in `config.json`).
+    /// `cpu`, `cuda` or `cuda:N` (written so in `config.json`).
+    #[serde(with = "text")]
     pub device: Device,
     /// Model preset (`None`: the task's default).
     pub preset: Option<String>,
-    /// Sequences per batch (`None`: the recipe's default).
-    pub batch_size: Option<usize>,
-    /// Weights of the fitness terms (`None`: the recipe's default).
+    /// Weights of the fitness terms (`None`: the recipe's default), as
+    /// their text; the key only when set, so that the settings (and their
+    /// hash) of runs made before `--weights` stay what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "text::opt")]
     pub weights: Option<crate::metrics::Weights>,
 }
 
@@ -157,8 +183,9 @@ pub const MAX_HEIGHT: usize = 200;
 
 pub const TASKS: [&str; 3] = ["qa", "translate-gpt", "translate-t5"];
 
-/// Every setting of a search.
-#[derive(Clone, Debug, PartialEq)]
+/// Every setting of a search; its JSON (serde, fields in this order) is
+/// the `settings` object of `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// `seed`, `extended`, `swish` or a definitions file.
     pub primitives: String,
@@ -204,9 +231,17 @@ pub struct Settings {
     pub retrain_seeds: usize,
     /// Export the best formula's kernel package at the end.
     pub export: bool,
-    /// How seeds are spent: the final verdict's steps ([`Seeding`]).
+    /// How seeds are spent: the final verdict's steps ([`Seeding`]);
+    /// the key only when not [`Seeding::LEGACY`].
+    #[serde(
+        default = "Seeding::legacy",
+        skip_serializing_if = "Seeding::is_legacy",
+        deserialize_with = "Seeding::or_legacy"
+    )]
     pub seeding: Seeding,
-    /// Candidate-seeds trained as lockstep populations ([`Lockstep`]).
+    /// Candidate-seeds trained as lockstep populations ([`Lockstep`]);
+    /// the key only when on.
+    #[serde(default, skip_serializing_if = "Lockstep::is_off")]
     pub lockstep: Lockstep,
 }
 
@@ -455,162 +490,12 @@ impl Settings {
 
     /// The settings as JSON (the `settings` object of `config.json`).
     pub fn to_json(&self) -> Value {
-        let selection = match self.selection {
-            SelectionKind::Tournament { size } => json!({"kind": "tournament", "size": size}),
-            SelectionKind::DoubleTournament {
-                fitness_size,
-                parsimony,
-            } => {
-                json!({"kind": "double-tournament", "fitness_size": fitness_size, "parsimony": parsimony})
-            }
-        };
-        let evaluator = match self.evaluator {
-            EvaluatorKind::Train => json!({"kind": "train"}),
-            EvaluatorKind::Synthetic { sleep_ms } => {
-                json!({"kind": "synthetic", "sleep_ms": sleep_ms})
-            }
-        };
-        let t = &self.train;
-        // The weights only when set, so that the settings (and their hash) of
-        // runs made before `--weights` stay what they were.
-        let mut train = json!({"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device.to_string(), "preset": t.preset});
-        if let Some(w) = t.weights {
-            train["weights"] = json!(w.to_string());
-        }
-        let mut v = json!({
-            "primitives": self.primitives,
-            "ephemeral": self.ephemeral,
-            "include_known": self.include_known,
-            "start_with": self.start_with,
-            "pop": self.pop,
-            "lambda": self.lambda,
-            "gens": self.gens,
-            "algorithm": self.algorithm.name(),
-            "selection": selection,
-            "elite": self.elite,
-            "cxpb": self.cxpb,
-            "mutpb": self.mutpb,
-            "mutations": self.mutations,
-            "max_height": self.max_height,
-            "max_size": self.max_size,
-            "init_min": self.init_min,
-            "init_max": self.init_max,
-            "objective": self.objective.name(),
-            "fingerprint": self.fingerprint,
-            "hof": self.hof,
-            "seed": self.seed,
-            "seeds": self.seeds,
-            "train": train,
-            "evaluator": evaluator,
-            "compile_check": self.compile_check,
-            "arch": self.arch,
-            "retrain_top": self.retrain_top,
-            "retrain_seeds": self.retrain_seeds,
-            "export": self.export,
-        });
-        if let Some(s) = self.seeding.to_json() {
-            v["seeding"] = s;
-        }
-        if let Some(l) = self.lockstep.to_json() {
-            v["lockstep"] = l;
-        }
-        v
+        serde_json::to_value(self).expect("settings are plain data")
     }
 
     /// Read [`Settings::to_json`]; errors name `file` and the key.
     pub fn from_json(v: &Value, file: &str) -> Result<Settings> {
-        let f = Fields::of(v, file, "the settings")?;
-        let sel = f.object("selection")?;
-        let selection = match sel.str("kind")? {
-            "tournament" => SelectionKind::Tournament {
-                size: sel.usize("size")?,
-            },
-            "double-tournament" => SelectionKind::DoubleTournament {
-                fitness_size: sel.usize("fitness_size")?,
-                parsimony: sel.f64("parsimony")?,
-            },
-            other => {
-                return Err(super::json::bad(
-                    file,
-                    format!("unknown selection `{other}`"),
-                ))
-            }
-        };
-        let ev = f.object("evaluator")?;
-        let evaluator = match ev.str("kind")? {
-            "train" => EvaluatorKind::Train,
-            "synthetic" => EvaluatorKind::Synthetic {
-                sleep_ms: ev.u64("sleep_ms")?,
-            },
-            other => {
-                return Err(super::json::bad(
-                    file,
-                    format!("unknown evaluator `{other}`"),
-                ))
-            }
-        };
-        let t = f.object("train")?;
-        let strings = |key: &str| -> Result<Vec<String>> {
-            f.array(key)?
-                .iter()
-                .map(|s| {
-                    s.as_str().map(String::from).ok_or_else(|| {
-                        super::json::bad(file, format!("`{key}` must be a list of strings"))
-                    })
-                })
-                .collect()
-        };
-        let opt_usize = |o: Option<&Value>, key: &str| -> Result<Option<usize>> {
-            o.map(|v| {
-                v.as_u64()
-                    .map(|n| n as usize)
-                    .ok_or_else(|| super::json::bad(file, format!("`{key}` is not an integer")))
-            })
-            .transpose()
-        };
-        let opt_str = |o: Option<&Value>| o.and_then(Value::as_str).map(String::from);
-        let s = Settings {
-            primitives: f.str("primitives")?.to_string(),
-            ephemeral: opt_str(f.opt("ephemeral")),
-            include_known: f.bool("include_known")?,
-            start_with: strings("start_with")?,
-            pop: f.usize("pop")?,
-            lambda: f.usize("lambda")?,
-            gens: f.usize("gens")?,
-            algorithm: Algorithm::parse(f.str("algorithm")?)?,
-            selection,
-            elite: f.usize("elite")?,
-            cxpb: f.f64("cxpb")?,
-            mutpb: f.f64("mutpb")?,
-            mutations: strings("mutations")?,
-            max_height: f.usize("max_height")?,
-            max_size: opt_usize(f.opt("max_size"), "max_size")?,
-            init_min: f.usize("init_min")?,
-            init_max: f.usize("init_max")?,
-            objective: Objective::parse(f.str("objective")?)?,
-            fingerprint: f.bool("fingerprint")?,
-            hof: f.usize("hof")?,
-            seed: f.u64("seed")?,
-            seeds: f.usize("seeds")?,
-            train: TrainSettings {
-                task: t.str("task")?.to_string(),
-                steps: opt_usize(t.opt("steps"), "steps")?,
-                thin: t.f64("thin")?,
-                device: Device::parse(t.str("device")?)?,
-                preset: opt_str(t.opt("preset")),
-                batch_size: opt_usize(t.opt("batch_size"), "batch_size")?,
-                // Absent in runs made before the flag existed: the default.
-                weights: opt_str(t.opt("weights")).map(|w| w.parse()).transpose()?,
-            },
-            evaluator,
-            compile_check: f.bool("compile_check")?,
-            arch: f.u64("arch")? as u32,
-            retrain_top: f.usize("retrain_top")?,
-            retrain_seeds: f.usize("retrain_seeds")?,
-            export: f.bool("export")?,
-            seeding: Seeding::from_json(f.opt("seeding"), file)?,
-            lockstep: Lockstep::from_json(f.opt("lockstep"), file)?,
-        };
+        let s: Settings = super::json::typed(v, file, "the settings")?;
         // A forged file meets the flags' rules (and limits), named by file
         // and by its keys.
         s.check().map_err(|e| match e {
@@ -634,6 +519,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn settings_round_trip_through_json() {
@@ -730,7 +616,8 @@ mod tests {
         assert_eq!(fixed.seed_pool(), fixed.training_seeds());
         assert_eq!(raced.retrain_seed_list(), vec![14, 15]);
         let e = Settings { seeds: 2, ..raced }.check().unwrap_err();
-        assert!(e.to_string().contains("without --max-seeds"), "{e}");
+        let e = crate::cli::flags::render(&e);
+        assert!(e.contains("without --max-seeds"), "{e}");
     }
 
     /// The defaults of runs made before the held-out verdict (3 final
@@ -796,6 +683,38 @@ mod tests {
     const PINNED_FULL_HASH: &str = "82fc6d13de3e7aec";
     const PINNED_WEIGHTED: &str = r#"{"primitives":"seed","ephemeral":null,"include_known":false,"start_with":[],"pop":12,"lambda":12,"gens":5,"algorithm":"mu-plus-lambda","selection":{"kind":"tournament","size":3},"elite":1,"cxpb":0.6,"mutpb":0.3,"mutations":["uniform","node-replacement","shrink","insert"],"max_height":17,"max_size":null,"init_min":1,"init_max":3,"objective":"score","fingerprint":true,"hof":10,"seed":0,"seeds":1,"train":{"task":"qa","steps":null,"batch_size":null,"thin":0.5,"device":"cpu","preset":null,"weights":"bleu=0,ppl=1,acc=1"},"evaluator":{"kind":"train"},"compile_check":false,"arch":90,"retrain_top":3,"retrain_seeds":3,"export":true}"#;
     const PINNED_WEIGHTED_HASH: &str = "d066aa113e37fc85";
+    /// A damaged or forged settings object is refused with the file and
+    /// the key at fault, whether the key is missing or its value has the
+    /// wrong type (at the top, nested, in a list, in a tagged object).
+    #[test]
+    fn a_bad_value_names_the_file_and_the_key() {
+        type Edit = fn(&mut Value);
+        let cases: [(&str, Edit); 7] = [
+            ("`gens`", |v| {
+                v.as_object_mut().unwrap().remove("gens");
+            }),
+            ("`pop`", |v| v["pop"] = json!("twelve")),
+            ("`steps`", |v| v["train"]["steps"] = json!(-3)),
+            ("`mutations`", |v| v["mutations"] = json!(["shrink", 7])),
+            ("`selection`", |v| v["selection"]["size"] = json!(true)),
+            ("`max_seeds`", |v| {
+                v["seeding"]["racing"]["max_seeds"] = json!("four")
+            }),
+            ("`kind`", |v| v["evaluator"]["kind"] = json!("oracle")),
+        ];
+        for (key, edit) in cases {
+            let mut v = Settings::default().to_json();
+            edit(&mut v);
+            let e = Settings::from_json(&v, "runs/x/config.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("error: runs/x/config.json: the settings: ") && e.contains(key),
+                "{key}: {e}"
+            );
+        }
+    }
+
     /// The device is read once, when the settings are: a config naming a
     /// device that does not exist is refused there, and one that does is
     /// written back as it was written.
