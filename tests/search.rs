@@ -1042,7 +1042,7 @@ fn an_edited_copy_of_the_primitive_set_is_refused() {
     let defs = tmp("primitives-defs.act");
     std::fs::write(&defs, "wobble(a) = sin(a) + a\nsq(a) = a * a\n").unwrap();
     let settings = Settings {
-        primitives: defs.display().to_string(),
+        primitives: actforge::gp::sets::SetSpec::File(defs.clone()),
         ..synthetic(&[], 4, 1)
     };
     if let Err(e) = settings.primitive_set(None) {

@@ -15,10 +15,12 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::experiment::Difference;
 use crate::fitness::Task;
+use crate::gp::sets::SetSpec;
+use crate::gp::Mutation;
 use crate::runtime::Arch;
 use crate::search::config::{
     default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
-    RETRAIN_SEEDS, RETRAIN_TOP, TASKS,
+    RETRAIN_SEEDS, RETRAIN_TOP,
 };
 use crate::search::evaluator::evaluators;
 use crate::search::exec::launch::ExecutorKind;
@@ -194,8 +196,8 @@ const RESUME_CONFLICTS: [&str; 44] = [
 #[command(group(ArgGroup::new("settings").multiple(true)))]
 pub struct SearchArgs {
     /// The training task that gives fitness.
-    #[arg(long, default_value = "qa", value_parser = TASKS, group = "settings")]
-    pub task: String,
+    #[arg(long, default_value = "qa", value_parser = task_parser(), group = "settings")]
+    pub task: Task,
     /// Primitive set: seed, extended, swish, or a file of definitions.
     #[arg(
         long,
@@ -203,7 +205,7 @@ pub struct SearchArgs {
         value_name = "SET|FILE",
         group = "settings"
     )]
-    pub primitives: String,
+    pub primitives: SetSpec,
     /// An ephemeral random constant, e.g. 'uniform(-1,1,2)' or 'int(-2,2)'.
     #[arg(long, value_name = "SPEC", group = "settings")]
     pub ephemeral: Option<String>,
@@ -378,6 +380,13 @@ pub struct SearchArgs {
     pub quiet: bool,
 }
 
+/// `--task`: one of the tasks' names, read as a [`Task`].
+fn task_parser() -> impl clap::builder::TypedValueParser<Value = Task> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Task::ALL.map(Task::name))
+        .map(|name| name.parse::<Task>().expect("a listed task"))
+}
+
 /// The settings the flags describe.
 pub fn settings(a: &SearchArgs) -> Result<Settings> {
     let algorithm = Algorithm::parse(&a.algorithm)?;
@@ -395,10 +404,13 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         },
     };
     let mutations = match &a.mutations {
-        Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
+        Some(list) => list
+            .split(',')
+            .map(Mutation::parse)
+            .collect::<Result<Vec<_>>>()?,
         None => default_mutations(a.ephemeral.is_some()),
     };
-    let arch = a.arch.0;
+    let arch = a.arch;
     let s = Settings {
         primitives: a.primitives.clone(),
         ephemeral: a.ephemeral.clone(),
@@ -423,7 +435,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         seed: a.seed,
         seeds: a.seeds,
         train: TrainSettings {
-            task: a.task.clone(),
+            task: a.task,
             steps: a.steps,
             thin: a.thin,
             device: if a.scale.devices.is_some() {
@@ -462,12 +474,7 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
     let gpu = !s.train.device.is_cpu();
     let preset = match &s.train.preset {
         Some(p) => p.clone(),
-        None => s
-            .train
-            .task
-            .parse::<Task>()?
-            .default_preset(gpu)
-            .to_string(),
+        None => s.train.task.default_preset(gpu).to_string(),
     };
     let s = Settings {
         lockstep: Lockstep::from_flags(lockstep, a.lockstep_size, s.train.device, &preset)?,

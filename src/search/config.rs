@@ -12,8 +12,11 @@ use serde_json::Value;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::fitness::Task;
+use crate::gp::sets::SetSpec;
 use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variation};
 use crate::ir::seeds::SEEDS;
+use crate::runtime::Arch;
 use crate::simplify::hash_hex;
 
 use super::json::text;
@@ -150,7 +153,7 @@ pub enum EvaluatorKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     /// `qa`, `translate-gpt` or `translate-t5`.
-    pub task: String,
+    pub task: Task,
     /// Training steps per candidate (`None`: the recipe's default).
     pub steps: Option<usize>,
     /// Sequences per batch (`None`: the recipe's default).
@@ -181,15 +184,18 @@ pub const RETRAIN_SEEDS: usize = 28;
 /// Highest `--max-height` (the parser nests at most 256 levels).
 pub const MAX_HEIGHT: usize = 200;
 
-pub const TASKS: [&str; 3] = ["qa", "translate-gpt", "translate-t5"];
-
 /// Every setting of a search; its JSON (serde, fields in this order) is
 /// the `settings` object of `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
-    /// `seed`, `extended`, `swish` or a definitions file.
-    pub primitives: String,
-    /// An ephemeral random constant, e.g. `uniform(-1,1,2)`.
+    /// `seed`, `extended`, `swish` or a definitions file (its text in
+    /// JSON).
+    #[serde(with = "text")]
+    pub primitives: SetSpec,
+    /// An ephemeral random constant, e.g. `uniform(-1,1,2)`, as the user
+    /// wrote it: [`Ephemeral`] prints its own spelling
+    /// (`uniform(-1.0,1.0,2)`), which would change the settings' text and
+    /// hash, so the text is kept and parsed where it is used.
     pub ephemeral: Option<String>,
     /// Seed the population with [`KNOWN`].
     pub include_known: bool,
@@ -206,7 +212,9 @@ pub struct Settings {
     pub elite: usize,
     pub cxpb: f64,
     pub mutpb: f64,
-    pub mutations: Vec<String>,
+    /// By their names in JSON (`"node-replacement"`).
+    #[serde(with = "mutation_names")]
+    pub mutations: Vec<Mutation>,
     pub max_height: usize,
     pub max_size: Option<usize>,
     /// Heights of the initial trees (ramped half-and-half).
@@ -224,8 +232,10 @@ pub struct Settings {
     pub evaluator: EvaluatorKind,
     /// Compile each generation's kernels with NVRTC even on the CPU.
     pub compile_check: bool,
-    /// SM architecture for compiles and the exported kernel.
-    pub arch: u32,
+    /// SM architecture for compiles and the exported kernel (the number
+    /// in JSON: `90`).
+    #[serde(with = "arch_number")]
+    pub arch: Arch,
     /// Hall-of-fame entries retrained against GELU at the end.
     pub retrain_top: usize,
     pub retrain_seeds: usize,
@@ -248,7 +258,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            primitives: "seed".into(),
+            primitives: SetSpec::Seed,
             ephemeral: None,
             include_known: false,
             start_with: Vec::new(),
@@ -271,7 +281,7 @@ impl Default for Settings {
             seed: 0,
             seeds: 1,
             train: TrainSettings {
-                task: "qa".into(),
+                task: Task::Qa,
                 steps: None,
                 thin: 0.5,
                 device: Device::Cpu,
@@ -281,7 +291,7 @@ impl Default for Settings {
             },
             evaluator: EvaluatorKind::Train,
             compile_check: false,
-            arch: 90,
+            arch: Arch(90),
             retrain_top: RETRAIN_TOP,
             retrain_seeds: RETRAIN_SEEDS,
             export: true,
@@ -293,14 +303,51 @@ impl Default for Settings {
 
 /// Uniform, node-replacement, shrink and insert (and ephemeral-one when
 /// the set has ephemeral constants), equally likely.
-pub fn default_mutations(ephemeral: bool) -> Vec<String> {
-    let mut m: Vec<String> = ["uniform", "node-replacement", "shrink", "insert"]
-        .map(String::from)
-        .to_vec();
+pub fn default_mutations(ephemeral: bool) -> Vec<Mutation> {
+    let mut m = vec![
+        Mutation::UNIFORM,
+        Mutation::NodeReplacement,
+        Mutation::Shrink,
+        Mutation::Insert,
+    ];
     if ephemeral {
-        m.push("ephemeral-one".into());
+        m.push(Mutation::Ephemeral(crate::gp::EphemeralMode::One));
     }
     m
+}
+
+/// Serde of the mutations as their names ([`Mutation::name`],
+/// [`Mutation::parse`]).
+mod mutation_names {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::gp::Mutation;
+
+    pub fn serialize<S: Serializer>(m: &[Mutation], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(Mutation::name))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Mutation>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|n| Mutation::parse(n).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
+/// Serde of an [`Arch`] as its number (`90`), as `config.json` has it.
+mod arch_number {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::runtime::Arch;
+
+    pub fn serialize<S: Serializer>(a: &Arch, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(a.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        u32::deserialize(d).map(Arch)
+    }
 }
 
 impl Settings {
@@ -334,13 +381,6 @@ impl Settings {
         }
         if !(self.train.thin > 0.0 && self.train.thin <= 1.0) {
             return usage(format!("--thin must be in (0, 1], not {}", self.train.thin));
-        }
-        if !TASKS.contains(&self.train.task.as_str()) {
-            return usage(format!(
-                "unknown task `{}`: use {}",
-                self.train.task,
-                TASKS.join(", ")
-            ));
         }
         if self.objective == Objective::ScoreComplexity && self.algorithm == Algorithm::Simple {
             return usage(
@@ -404,11 +444,7 @@ impl Settings {
 
     /// The variation operators.
     pub fn variation(&self) -> Result<Variation> {
-        let mutations = self
-            .mutations
-            .iter()
-            .map(|m| Mutation::parse(m).map(|m| (m, 1.0)))
-            .collect::<Result<Vec<_>>>()?;
+        let mutations = self.mutations.iter().map(|m| (*m, 1.0)).collect();
         Variation::new(
             self.cxpb,
             self.mutpb,
@@ -466,7 +502,7 @@ impl Settings {
     /// the copy in its directory).
     pub fn primitive_set(&self, copy: Option<&Path>) -> Result<PrimitiveSet> {
         let mut set = match (self.named_set(), copy) {
-            (true, _) | (false, None) => PrimitiveSet::resolve(&self.primitives)?,
+            (true, _) | (false, None) => self.primitives.resolve()?,
             (false, Some(path)) => PrimitiveSet::from_file(path)?,
         };
         if let Some(e) = &self.ephemeral {
@@ -485,7 +521,7 @@ impl Settings {
 
     /// Whether `primitives` names a built-in set (not a file).
     pub fn named_set(&self) -> bool {
-        crate::gp::sets::NAMED_SETS.contains(&self.primitives.as_str())
+        self.primitives.is_named()
     }
 
     /// The settings as JSON (the `settings` object of `config.json`).
@@ -568,14 +604,56 @@ mod tests {
                 algorithm: Algorithm::Simple,
                 ..Settings::default()
             },
-            Settings {
-                mutations: vec!["nope".into()],
-                ..Settings::default()
-            },
         ];
         for s in bad {
             assert!(matches!(s.check(), Err(Error::Usage(_))), "{s:?}");
         }
+        // An unknown mutation cannot be a value of the settings any more:
+        // reading one is refused.
+        let mut v = Settings::default().to_json();
+        v["mutations"] = json!(["nope"]);
+        let e = Settings::from_json(&v, "config.json").unwrap_err();
+        assert!(e.to_string().contains("unknown mutation `nope`"), "{e}");
+    }
+
+    /// The typed fields keep their text in JSON: the primitive set (a
+    /// name or a path), the task, the mutations and the arch.
+    #[test]
+    fn typed_fields_keep_their_text() {
+        let mut v = Settings::default().to_json();
+        for (key, text) in [
+            ("primitives", json!("extended")),
+            ("primitives", json!("defs/my set.act")),
+            ("mutations", json!(["shrink", "ephemeral-all"])),
+            ("arch", json!(120)),
+        ] {
+            v[key] = text.clone();
+            let s = Settings::from_json(&v, "config.json").unwrap();
+            assert_eq!(s.to_json()[key], text);
+        }
+        let s = Settings::from_json(&v, "config.json").unwrap();
+        assert_eq!(
+            s.primitives,
+            SetSpec::File(std::path::PathBuf::from("defs/my set.act"))
+        );
+        assert!(!s.named_set());
+        assert_eq!(s.arch, Arch(120));
+        assert_eq!(
+            s.mutations[1],
+            Mutation::Ephemeral(crate::gp::EphemeralMode::All)
+        );
+        for t in Task::ALL {
+            v["train"]["task"] = json!(t.name());
+            assert_eq!(
+                Settings::from_json(&v, "config.json").unwrap().train.task,
+                t
+            );
+        }
+        v["train"]["task"] = json!("qna");
+        let e = Settings::from_json(&v, "config.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("qna") && e.contains("`task`"), "{e}");
     }
 
     #[test]
@@ -656,14 +734,14 @@ mod tests {
             evaluator: EvaluatorKind::Synthetic { sleep_ms: 5 },
             max_size: Some(40),
             compile_check: true,
-            arch: 80,
+            arch: Arch(80),
             ..before()
         };
         full.train.steps = Some(100);
         full.train.batch_size = Some(16);
         full.train.preset = Some("gpt-micro".into());
         full.train.device = Device::Cuda(None);
-        full.train.task = "translate-t5".into();
+        full.train.task = Task::TranslateT5;
         let mut weighted = before();
         weighted.train.weights = Some("ppl=1,acc=1".parse().unwrap());
         for (s, text, hash) in [
