@@ -255,35 +255,80 @@ pub struct Settings {
     pub lockstep: Lockstep,
 }
 
+/// The constant defaults of a search's settings, each written once: the
+/// CLI's flags show them (`default_value_t = defaults::POP`),
+/// [`Settings::default`] and `super::request::Request::default` take
+/// them. Defaults that depend on another setting are resolved in one
+/// place, `super::request::Request::resolve`.
+pub mod defaults {
+    use crate::fitness::Task;
+    use crate::runtime::Arch;
+
+    use super::{Algorithm, Objective};
+
+    pub const TASK: Task = Task::Qa;
+    pub const POP: usize = 12;
+    pub const GENS: usize = 5;
+    pub const ALGORITHM: Algorithm = Algorithm::MuPlusLambda;
+    pub const OBJECTIVE: Objective = Objective::Score;
+    pub const TOURNAMENT_SIZE: usize = 3;
+    pub const PARSIMONY: f64 = 1.4;
+    pub const ELITE: usize = 1;
+    pub const MAX_HEIGHT: usize = 17;
+    pub const INIT_MIN: usize = 1;
+    pub const INIT_MAX: usize = 3;
+    pub const HOF: usize = 10;
+    pub const SEED: u64 = 0;
+    pub const SEEDS: usize = 1;
+    pub const THIN: f64 = 0.5;
+    pub const ARCH: Arch = Arch(90);
+    pub const SYNTHETIC_SLEEP_MS: u64 = 0;
+    pub use super::super::seeding::MAX_SEEDS;
+    pub use super::{RETRAIN_SEEDS, RETRAIN_TOP};
+
+    /// Crossover and mutation probabilities of `algorithm`: DEAP's
+    /// examples' 0.6 and 0.3 for (μ+λ), 0.5 and 0.2 for the simple one.
+    pub fn rates(algorithm: Algorithm) -> (f64, f64) {
+        match algorithm {
+            Algorithm::MuPlusLambda => (0.6, 0.3),
+            Algorithm::Simple => (0.5, 0.2),
+        }
+    }
+}
+
 impl Default for Settings {
+    /// The defaults on the CPU with lockstep off (no device probed).
     fn default() -> Settings {
+        let (cxpb, mutpb) = defaults::rates(defaults::ALGORITHM);
         Settings {
             primitives: SetSpec::Seed,
             ephemeral: None,
             include_known: false,
             start_with: Vec::new(),
-            pop: 12,
-            lambda: 12,
-            gens: 5,
-            algorithm: Algorithm::MuPlusLambda,
-            selection: SelectionKind::Tournament { size: 3 },
-            elite: 1,
-            cxpb: 0.6,
-            mutpb: 0.3,
+            pop: defaults::POP,
+            lambda: defaults::POP,
+            gens: defaults::GENS,
+            algorithm: defaults::ALGORITHM,
+            selection: SelectionKind::Tournament {
+                size: defaults::TOURNAMENT_SIZE,
+            },
+            elite: defaults::ELITE,
+            cxpb,
+            mutpb,
             mutations: default_mutations(false),
-            max_height: 17,
+            max_height: defaults::MAX_HEIGHT,
             max_size: None,
-            init_min: 1,
-            init_max: 3,
-            objective: Objective::Score,
+            init_min: defaults::INIT_MIN,
+            init_max: defaults::INIT_MAX,
+            objective: defaults::OBJECTIVE,
             fingerprint: true,
-            hof: 10,
-            seed: 0,
-            seeds: 1,
+            hof: defaults::HOF,
+            seed: defaults::SEED,
+            seeds: defaults::SEEDS,
             train: TrainSettings {
-                task: Task::Qa,
+                task: defaults::TASK,
                 steps: None,
-                thin: 0.5,
+                thin: defaults::THIN,
                 device: Device::Cpu,
                 preset: None,
                 batch_size: None,
@@ -291,7 +336,7 @@ impl Default for Settings {
             },
             evaluator: EvaluatorKind::Train,
             compile_check: false,
-            arch: Arch(90),
+            arch: defaults::ARCH,
             retrain_top: RETRAIN_TOP,
             retrain_seeds: RETRAIN_SEEDS,
             export: true,
