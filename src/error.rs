@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::syntax::Diagnostic;
+use actforge_formula::syntax::Diagnostic;
 
 #[derive(Debug)]
 pub enum Error {
