@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::syntax::Diagnostic;
+use actforge_formula::syntax::Diagnostic;
 
 #[derive(Debug)]
 pub enum Error {
@@ -224,6 +224,17 @@ impl Named {
     }
 }
 
+/// A message that may hold a [`Setting`] written with `{}` outside
+/// [`Error::Setting`] (e.g. a setting error wrapped into another kind):
+/// its settings shown by their keys, never as raw markers.
+fn keys(message: &str) -> String {
+    if message.contains(OPEN) {
+        Named(message.to_string()).to_string()
+    } else {
+        message.to_string()
+    }
+}
+
 impl fmt::Display for Named {
     /// Settings by their keys in backticks: how the library names them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -284,16 +295,16 @@ impl fmt::Display for Error {
                 path,
                 line: Some(l),
                 message,
-            } => write!(f, "error: {path}:{l}: {message}"),
+            } => write!(f, "error: {path}:{l}: {}", keys(message)),
             Error::Input {
                 path,
                 line: None,
                 message,
-            } => write!(f, "error: {path}: {message}"),
+            } => write!(f, "error: {path}: {}", keys(message)),
             Error::Io { path, source } => write!(f, "error: {path}: {source}"),
-            Error::Usage(m) => write!(f, "error: {m}"),
+            Error::Usage(m) => write!(f, "error: {}", keys(m)),
             Error::Setting(named) => write!(f, "error: {named}"),
-            Error::Failed(m) => write!(f, "error: {m}"),
+            Error::Failed(m) => write!(f, "error: {}", keys(m)),
             Error::Internal(m) => write!(
                 f,
                 "error: internal: {m} (a bug in actforge: please report it)"

@@ -17,7 +17,7 @@ use crate::codegen::{
     kernel_name, kernel_params, Direction, Dtype, Layout, MathMode, Module, Selection,
 };
 use crate::diff::Function;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::ir::{to_infix_limited, to_prefix_limited};
 use crate::report::axis::grid;
 use crate::report::plot::{plot, PlotSpec};
@@ -71,8 +71,9 @@ pub fn check_arch(arch: u32) -> Result<u32> {
         return Ok(arch);
     }
     let list: Vec<String> = archs.iter().map(|a| format!("sm_{a}")).collect();
-    Err(Error::Usage(format!(
-        "--arch sm_{arch}: {whose} supports {}",
+    Err(Error::setting(format!(
+        "{} sm_{arch}: {whose} supports {}",
+        Setting::Arch,
         list.join(", ")
     )))
 }
@@ -112,8 +113,9 @@ fn package_name(spec: &ExportSpec) -> Result<String> {
         .unwrap_or_else(|| format!("act_{}", hash_hex(spec.function.hash)));
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if name.is_empty() || !name.chars().all(ok) {
-        return Err(Error::Usage(format!(
-            "--name `{}`: use letters, digits, `_` and `-`",
+        return Err(Error::setting(format!(
+            "{} `{}`: use letters, digits, `_` and `-`",
+            Setting::Name,
             escape_controls(&name)
         )));
     }
@@ -230,8 +232,9 @@ impl Staging {
         let io = |p: &Path, e| Error::io(p.display().to_string(), e);
         let into_existing = match std::fs::metadata(target) {
             Ok(m) if !m.is_dir() => {
-                return Err(Error::Usage(format!(
-                    "--out {}: exists and is not a directory",
+                return Err(Error::setting(format!(
+                    "{} {}: exists and is not a directory",
+                    Setting::Out,
                     target.display()
                 )))
             }
@@ -241,9 +244,11 @@ impl Staging {
                     .next()
                     .is_none();
                 if !empty && !replace {
-                    return Err(Error::Usage(format!(
-                        "--out {}: the directory exists and is not empty; choose another, or pass --force to replace the package's files in it",
-                        target.display()
+                    return Err(Error::setting(format!(
+                        "{} {}: the directory exists and is not empty; choose another, or pass {} to replace the package's files in it",
+                        Setting::Out,
+                        target.display(),
+                        Setting::Force
                     )));
                 }
                 true
@@ -529,9 +534,14 @@ mod tests {
     #[test]
     fn archs_outside_nvrtcs_list_are_refused() {
         assert_eq!(check_arch(90).unwrap(), 90);
-        let e = check_arch(50).unwrap_err().to_string();
+        let e = check_arch(50).unwrap_err();
+        let Error::Setting(named) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(named.settings(), vec![Setting::Arch]);
+        let e = e.to_string();
         assert!(
-            e.contains("--arch sm_50") && e.contains("sm_75, sm_80"),
+            e.contains("`arch` sm_50") && e.contains("sm_75, sm_80"),
             "{e}"
         );
     }

@@ -27,13 +27,11 @@ pub mod cli;
 pub mod codegen;
 pub mod data;
 pub mod device;
-pub mod diff;
 pub mod error;
 pub mod experiment;
 pub mod export;
 pub mod fitness;
 pub mod gp;
-pub mod ir;
 pub mod limits;
 pub mod metrics;
 pub mod model;
@@ -41,10 +39,11 @@ pub mod op;
 pub mod report;
 pub mod runtime;
 pub mod search;
-pub mod simplify;
-pub mod stack;
 pub mod store;
-pub mod syntax;
 pub mod tasks;
 
 pub use error::{Error, Result};
+
+// The formula compiler's core is its own crate (`src/formula`, no candle):
+// its modules keep their paths here.
+pub use actforge_formula::{diff, ir, simplify, stack, syntax};

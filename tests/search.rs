@@ -1111,6 +1111,27 @@ fn symbolic_links_planted_in_a_run_directory_are_never_written_through() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 }
 
+/// A worker process that cannot start is a failure, not a usage error:
+/// exit status 1 (status 2 is for a request or setting that makes no
+/// sense, and every flag here is sound).
+#[test]
+fn a_worker_that_cannot_start_exits_with_status_1() {
+    let dir = tmp("no-start-status");
+    unstarted_run(&dir, synthetic(&[], 4, 1));
+    // The worker's log is a planted link: it is never opened, so the
+    // worker does not start.
+    std::fs::create_dir_all(dir.join("workers")).unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere.log"), dir.join("workers/worker-0.log")).unwrap();
+    let out = resume(&dir, &["--executor", "process", "--workers", "1"]);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("worker 0 (the run's device) did not start"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!dir.join("nowhere.log").exists());
+}
+
 #[test]
 fn eval_timeout_needs_killable_workers_and_scores_hung_evaluations_as_timeouts() {
     let dir = tmp("timeout-thread");

@@ -5,8 +5,8 @@
 //!   RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_len=512
 #![no_main]
 
-use actforge::diff::Function;
-use actforge::ir::{to_infix_limited, Library, MAX_PRINT_NODES};
+use actforge_formula::diff::Function;
+use actforge_formula::ir::{to_infix_limited, Library, MAX_PRINT_NODES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::codegen::{Dtype, Layout, Module, Selection};
 use crate::diff::Function;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gp::{PrimitiveSet, Tree};
 use crate::ir::parse;
 use crate::report::number::significant;
@@ -66,9 +66,12 @@ pub struct CompileBench {
 /// Measure; returns a JSON object with the figures.
 pub fn run(spec: &CompileBench) -> Result<Value> {
     if !(1..=MAX_SINGLES).contains(&spec.singles) || !(1..=MAX_BATCH).contains(&spec.batch) {
-        return Err(Error::Usage(format!(
-            "--singles {} --batch {}: take 1 to {MAX_SINGLES} single formulas and 1 to {MAX_BATCH} in the batch",
-            spec.singles, spec.batch
+        return Err(Error::setting(format!(
+            "{} {} {} {}: take 1 to {MAX_SINGLES} single formulas and 1 to {MAX_BATCH} in the batch",
+            Setting::Singles,
+            spec.singles,
+            Setting::Batch,
+            spec.batch
         )));
     }
     let opts = CompileOptions::cubin(spec.arch);

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gp::{Method, PrimitiveSet, Tree};
 use crate::report::number::significant;
 
@@ -109,13 +109,15 @@ pub const NOISY_SPREAD: f64 = 0.5;
 /// MAX_ITERS`; checked before anything is allocated.
 pub fn check_sizes(elems: usize, iters: usize) -> Result<()> {
     if !(1..=MAX_ELEMS).contains(&elems) {
-        return Err(Error::Usage(format!(
-            "--elems {elems}: a benchmark takes 1 to {MAX_ELEMS} (2^28) elements per tensor"
+        return Err(Error::setting(format!(
+            "{} {elems}: a benchmark takes 1 to {MAX_ELEMS} (2^28) elements per tensor",
+            Setting::Elems
         )));
     }
     if !(1..=MAX_ITERS).contains(&iters) {
-        return Err(Error::Usage(format!(
-            "--iters {iters}: a benchmark takes 1 to {MAX_ITERS} timed rounds"
+        return Err(Error::setting(format!(
+            "{} {iters}: a benchmark takes 1 to {MAX_ITERS} timed rounds",
+            Setting::Iters
         )));
     }
     Ok(())
@@ -128,8 +130,9 @@ pub fn check_sizes(elems: usize, iters: usize) -> Result<()> {
 pub fn check_host_memory(elems: usize, bytes: usize) -> Result<()> {
     let need = (elems as u128) * (bytes as u128) * 5;
     match available_memory() {
-        Some(have) if need > have as u128 => Err(Error::Usage(format!(
-            "--elems {elems}: the CPU benchmark needs at least {:.1} GiB, and {:.1} GiB are available",
+        Some(have) if need > have as u128 => Err(Error::setting(format!(
+            "{} {elems}: the CPU benchmark needs at least {:.1} GiB, and {:.1} GiB are available",
+            Setting::Elems,
             need as f64 / GIB,
             have as f64 / GIB
         ))),
@@ -391,8 +394,18 @@ mod tests {
             (1, 0),
             (1, MAX_ITERS + 1),
         ] {
-            let msg = check_sizes(e, i).unwrap_err().to_string();
+            let e = check_sizes(e, i).unwrap_err();
+            let msg = e.to_string();
             assert!(msg.contains("268435456") || msg.contains("100000"), "{msg}");
+            let Error::Setting(named) = e else {
+                panic!("{msg}")
+            };
+            let want = if msg.contains("268435456") {
+                Setting::Elems
+            } else {
+                Setting::Iters
+            };
+            assert_eq!(named.settings(), vec![want]);
         }
         assert!(
             check_host_memory(MAX_ELEMS, usize::MAX / 4).is_err() || available_memory().is_none()

@@ -21,7 +21,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
-use crate::error::Result;
+use crate::error::{Result, Setting};
 use crate::fitness::optim::{clip_factor, clip_factors, AdamW, AdamWConfig};
 use crate::fitness::run::{batch_loss, batch_losses};
 use crate::fitness::Prepared;
@@ -90,8 +90,9 @@ pub const VARIANTS: [&str; 3] = ["gelu", "fused", "composed"];
 /// in `only`, or all).
 fn variants(formula: &str, only: &[String]) -> Result<Vec<(&'static str, Activation)>> {
     if let Some(bad) = only.iter().find(|o| !VARIANTS.contains(&o.as_str())) {
-        return Err(crate::Error::Usage(format!(
-            "--variant `{bad}`: expected gelu, fused or composed"
+        return Err(crate::Error::setting(format!(
+            "{} `{bad}`: expected gelu, fused or composed",
+            Setting::Variant
         )));
     }
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
@@ -126,7 +127,7 @@ fn next_tensor_id() -> Result<u64> {
     digits
         .parse::<u64>()
         .map(|id| id + 1)
-        .map_err(|_| crate::Error::Usage(format!("cannot read candle's tensor id from {text}")))
+        .map_err(|_| crate::Error::Internal(format!("cannot read candle's tensor id from {text}")))
 }
 
 /// The ops of `step` (see the module docs): tensors it created plus the
@@ -367,9 +368,11 @@ pub const CLIP: f64 = 1.0;
 pub fn export(spec: &StepBench, dir: &std::path::Path) -> Result<()> {
     let prep = spec.prep;
     let ModelConfig::Gpt(cfg) = &prep.model else {
-        return Err(crate::Error::Usage(
-            "bench-step --export: only the GPT tasks (qa, translate-gpt) can be exported".into(),
-        ));
+        return Err(crate::Error::setting(format!(
+            "{} {}: only the steps of the GPT tasks (qa, translate-gpt) can be exported",
+            Setting::Task,
+            prep.recipe.task
+        )));
     };
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir.display().to_string(), e))?;
     let batcher = crate::data::Batcher::new(&prep.train, prep.recipe.batch_size, 1);

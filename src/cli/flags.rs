@@ -80,5 +80,13 @@ mod tests {
             render(&Error::setting(format!("{} alone", Setting::Racing))),
             "error: --no-racing alone"
         );
+        // A setting written into another kind of error (a wrapped message)
+        // shows its key, never the raw marker.
+        let wrapped = Error::Usage(format!("config.json: {} is 0", Setting::Pop));
+        assert_eq!(render(&wrapped), "error: config.json: `pop` is 0");
+        assert_eq!(wrapped.exit_code(), 2);
+        let failed = Error::Failed(format!("no {} left", Setting::Seeds));
+        assert_eq!(failed.to_string(), "error: no `seeds` left");
+        assert_eq!(failed.exit_code(), 1);
     }
 }

@@ -26,6 +26,7 @@ mod progress;
 mod sass;
 mod scale;
 mod search;
+mod tables;
 mod train;
 
 use clap::{Args, Parser, Subcommand};

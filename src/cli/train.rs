@@ -11,15 +11,14 @@ use clap::Args;
 
 use super::io::{note, put};
 use super::progress::TrainBars;
+use super::tables::tables;
 use crate::device::Device;
-use crate::error::{Error, Result};
-use crate::experiment::{self as compare, Experiment, Progress};
+use crate::error::Result;
+use crate::experiment::{Progress, Session, TrainRequest};
 use crate::fitness::run::{Outcome, StepInfo};
 use crate::fitness::{Length, Prepared, Recipe, Task};
-use crate::store::files::{utc_stamp, write_json};
-use crate::store::{Lock, NewDir};
 
-pub use crate::ir::seeds::{SEED_QA, SEED_T5};
+use crate::ir::seeds::SEED_QA;
 
 pub const AFTER_HELP: &str = "\
 Every activation trains on the same split, from the same initial weights for
@@ -209,46 +208,29 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
-    // Everything is validated and the data prepared before a new run
-    // directory exists; it then appears whole (config.json, tokenizer.json,
-    // split/) or not at all. This process holds the directory's lock.
-    let (exp, prep, dir, _lock) = match &args.resume {
-        Some(dir) => {
-            let config = dir.join("config.json");
-            if !config.is_file() {
-                return Err(Error::Usage(format!(
-                    "{} is not an actforge train run directory: it has no config.json",
-                    dir.display()
-                )));
-            }
-            let lock = Lock::dir(dir, "train")?;
-            let exp = load_experiment(dir)?;
-            Device::parse(&exp.device)?.open()?;
-            let prep = Prepared::new(&exp.recipe)?;
-            compare::check_data(&exp, &prep, &config)?;
-            (exp, prep, dir.clone(), lock)
-        }
-        None => {
-            let mut exp = new_experiment(&args)?;
-            let prep = Prepared::new(&exp.recipe)?;
-            exp.data = Some(prep.describe());
-            let dir = args.out.clone().unwrap_or_else(|| {
-                PathBuf::from(format!("runs/train-{}-{}", exp.recipe.task, utc_stamp()))
-            });
-            let new = NewDir::begin(&dir, "train", "choose another --out, or --resume it")?;
-            write_json(&new.path().join("config.json"), &exp.to_json())?;
-            prep.save_to(new.path())?;
-            (exp, prep, dir, new.commit()?)
-        }
+    let session = match &args.resume {
+        Some(dir) => Session::resume(dir)?,
+        None => Session::create(TrainRequest {
+            recipe: args.recipe.recipe()?,
+            activations: args.acts.clone(),
+            seeds: args.seeds,
+            device: args.recipe.device.clone(),
+            checkpoint_every: args.checkpoint_every,
+            samples: args.samples,
+            out: args.out.clone(),
+            command: std::env::args().collect(),
+        })?,
     };
+    let dir = session.dir().to_path_buf();
     note(format!("run directory: {}", dir.display()));
     let stop = interrupt_flag();
+    let exp = session.experiment();
     let bars = TrainBars::new(exp.activations.len() * exp.seeds.len());
     let progress = Reporting {
         bars: &bars,
         dir: &dir,
     };
-    let results = compare::run_experiment(&exp, &prep, &dir, &progress, Some(&stop))?;
+    let results = session.run(&progress, Some(&stop))?;
     drop(bars);
     let page = write_page(&dir);
     if results.interrupted {
@@ -266,7 +248,7 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
         });
         outln!(out, "{v}");
     } else {
-        put(out, &compare::tables(&results))?;
+        put(out, &tables(&results))?;
         outln!(
             out,
             "\nwritten to {}: results.json, results.csv, learning_curves.png",
@@ -306,50 +288,6 @@ fn write_page(dir: &Path) -> Option<PathBuf> {
     crate::experiment::page::write(dir)
         .map_err(|e| note(format!("warning: report page: {e}")))
         .ok()
-}
-
-fn new_experiment(args: &TrainArgs) -> Result<Experiment> {
-    let recipe = args.recipe.recipe()?;
-    if args.seeds == 0 {
-        return Err(Error::Usage("--seeds must be at least 1".into()));
-    }
-    crate::limits::SEEDS.check(crate::error::Setting::Seeds, args.seeds)?;
-    let acts = if args.acts.is_empty() {
-        let seed_formula = if recipe.task == Task::TranslateT5 {
-            SEED_T5
-        } else {
-            SEED_QA
-        };
-        vec!["gelu".to_string(), seed_formula.to_string()]
-    } else {
-        args.acts.clone()
-    };
-    for a in &acts {
-        compare::parse_activation(a)?;
-    }
-    Device::parse(&args.recipe.device)?.open()?;
-    Ok(Experiment {
-        recipe,
-        activations: acts,
-        seeds: (1..=args.seeds).collect(),
-        device: args.recipe.device.clone(),
-        checkpoint_every: args.checkpoint_every,
-        samples: args.samples,
-        command: std::env::args().collect(),
-        data: None,
-    })
-}
-
-fn load_experiment(dir: &Path) -> Result<Experiment> {
-    let path = dir.join("config.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input {
-        path: path.display().to_string(),
-        line: Some(e.line()),
-        message: format!("not JSON: {e}"),
-    })?;
-    Experiment::from_json(&v, &path)
 }
 
 pub const BENCH_STEP_HELP: &str = "\

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::corpus::{Corpus, Format};
 use super::{builtin, load};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Open `builtin:NAME` (see [`super::BUILTIN_NAMES`]) or a file. `format`
 /// `None` detects it from the file (see [`load::detect`]). Malformed records
@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 pub fn open(spec: &str, format: Option<Format>) -> Result<Corpus> {
     if let Some(name) = spec.strip_prefix("builtin:") {
         if format.is_some_and(|f| f != Format::Tsv) {
-            return Err(Error::Usage(format!(
-                "--format does not apply to the built-in corpus {spec}"
+            return Err(Error::setting(format!(
+                "{} does not apply to the built-in corpus {spec}",
+                Setting::Format
             )));
         }
         return builtin::builtin(name);

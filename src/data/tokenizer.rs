@@ -22,7 +22,7 @@ use tokenizers::{
 
 use super::corpus::Corpus;
 use super::hash::Fnv;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Padding, begin and end of sequence, source/target separator, and the
 /// question and answer markers: ids 0–5 of a trained tokenizer.
@@ -63,8 +63,9 @@ impl Tokenizer {
     pub fn train(texts: &[&str], vocab: usize) -> Result<Tokenizer> {
         let min = 256 + SPECIAL_TOKENS.len();
         if vocab < min {
-            return Err(Error::Usage(format!(
-                "a byte-level vocabulary needs at least {min} tokens (256 bytes and {} specials), not {vocab}",
+            return Err(Error::setting(format!(
+                "{} {vocab}: a byte-level vocabulary needs at least {min} tokens (256 bytes and {} specials)",
+                Setting::Vocab,
                 SPECIAL_TOKENS.len()
             )));
         }

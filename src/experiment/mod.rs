@@ -20,7 +20,8 @@
 //!   resolution (per-seed values in, typed outcomes out);
 //! - [`results`]: the summary over seeds, failures counted;
 //! - [`files`]: `results.json`, `results.csv`, the learning curves;
-//! - [`tables`]: the text tables;
+//! - [`session`]: a `train` run as one value: a new one (checked, data
+//!   prepared, directory made whole) or a resumed one, then run;
 //! - [`page`]: the report page of a train run directory (plain data for
 //!   `report::html`).
 
@@ -29,14 +30,14 @@ pub mod page;
 pub mod paired;
 pub mod results;
 pub mod run;
+pub mod session;
 pub mod spec;
-pub mod tables;
 
 pub use files::curves;
 pub use paired::{against_baseline, difference, differences, Difference, Verdict, ALPHA, POWER};
 pub use results::{per_seed, scored_fitness, summarize_runs, ActivationSummary, Results, METRICS};
 pub use run::{run_built, run_built_on, run_experiment, Progress, Quiet};
+pub use session::{Session, TrainRequest};
 pub use spec::{
     check_data, label, parse_activation, versions, Experiment, GELU_LABEL, RESULTS_FORMAT,
 };
-pub use tables::tables;

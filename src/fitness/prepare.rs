@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::recipe::Recipe;
 use crate::data::{self, CorpusKind, Example, Pair, Specials, Tokenizer};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model::ModelConfig;
 use crate::store::safe::{write_dir_with, write_with};
 
@@ -240,9 +240,11 @@ fn model_config(recipe: &Recipe, tok: &Tokenizer, sp: &Specials) -> Result<Model
     };
     let seq2seq = matches!(cfg, ModelConfig::T5(_));
     if seq2seq != recipe.task.is_seq2seq() {
-        return Err(Error::Usage(format!(
-            "task {} cannot train preset `{}`: use a {} preset",
+        return Err(Error::setting(format!(
+            "{} {} cannot train {} `{}`: use a {} preset",
+            Setting::Task,
             recipe.task,
+            Setting::Preset,
             recipe.preset,
             if recipe.task.is_seq2seq() {
                 "t5-…"
@@ -263,9 +265,16 @@ fn model_config(recipe: &Recipe, tok: &Tokenizer, sp: &Specials) -> Result<Model
             let need =
                 (recipe.max_src + recipe.max_tgt + 4).max(recipe.max_src + 3 + recipe.eval_max_new);
             if need > c.max_len {
-                return Err(Error::Usage(format!(
-                    "preset `{}` has {} positions, but --max-len needs {need}",
-                    recipe.preset, c.max_len
+                // `max_src`, `max_tgt` and `eval_max_new` are the
+                // recipe's (no flag sets them): the preset is the setting.
+                return Err(Error::setting(format!(
+                    "{} `{}` has {} positions, but the recipe's sequences (`max_src` {}, `max_tgt` {}, `eval_max_new` {}) need {need}",
+                    Setting::Preset,
+                    recipe.preset,
+                    c.max_len,
+                    recipe.max_src,
+                    recipe.max_tgt,
+                    recipe.eval_max_new
                 )));
             }
         }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::metrics::Weights;
 
 /// The seed post's three experiments.
@@ -187,52 +187,61 @@ impl Recipe {
         }
     }
 
-    /// Usage errors for settings that cannot train, and for sizes past
-    /// their limits (`crate::limits`), before anything is allocated.
+    /// Setting errors for settings that cannot train, and for sizes past
+    /// their limits (`crate::limits`), before anything is allocated; usage
+    /// errors (naming the recipe's keys) for the values no flag sets, which
+    /// only a recipe read from a file can get wrong.
     pub fn validate(&self) -> Result<()> {
         use crate::limits::{BATCH_SIZE, EPOCHS, STEPS, VOCAB};
-        let bad = |m: String| Err(Error::Usage(m));
+        let bad = |m: String| Err(Error::setting(m));
         match self.length {
-            Length::Steps(0) => return bad("--steps must be at least 1".into()),
-            Length::Epochs(0) => return bad("--epochs must be at least 1".into()),
-            Length::Steps(s) => STEPS.check(crate::error::Setting::Steps, s)?,
-            Length::Epochs(e) => EPOCHS.check(crate::error::Setting::Epochs, e)?,
+            Length::Steps(0) => return bad(format!("{} must be at least 1", Setting::Steps)),
+            Length::Epochs(0) => return bad(format!("{} must be at least 1", Setting::Epochs)),
+            Length::Steps(s) => STEPS.check(Setting::Steps, s)?,
+            Length::Epochs(e) => EPOCHS.check(Setting::Epochs, e)?,
         }
         if self.batch_size == 0 {
-            return bad("--batch-size must be at least 1".into());
+            return bad(format!("{} must be at least 1", Setting::BatchSize));
         }
-        BATCH_SIZE.check_usize(crate::error::Setting::BatchSize, self.batch_size)?;
+        BATCH_SIZE.check_usize(Setting::BatchSize, self.batch_size)?;
         if self.tokenizer.is_none() {
-            VOCAB.check_usize(crate::error::Setting::Vocab, self.vocab)?;
+            VOCAB.check_usize(Setting::Vocab, self.vocab)?;
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("--lr must be positive, not {}", self.lr));
+            return bad(format!("{} must be positive, not {}", Setting::Lr, self.lr));
         }
         if let Some(f) = self.thin.filter(|f| !(*f > 0.0 && *f <= 1.0)) {
-            return bad(format!("--thin must be in (0, 1], not {f}"));
+            return bad(format!("{} must be in (0, 1], not {f}", Setting::Thin));
         }
+        let unset = |m: String| Err(Error::Usage(m));
         if !(0.0..=0.5).contains(&self.warmup) {
-            return bad(format!(
-                "warm-up fraction {} must be in [0, 0.5]",
+            return unset(format!(
+                "the recipe's `warmup` fraction {} must be in [0, 0.5]",
                 self.warmup
             ));
         }
         if self.vocab < 64 && self.tokenizer.is_none() {
-            return bad(format!("--vocab {} is too small (at least 64)", self.vocab));
+            return bad(format!(
+                "{} {} is too small (at least 64)",
+                Setting::Vocab,
+                self.vocab
+            ));
         }
         if self.max_src == 0 || self.max_tgt == 0 {
-            return bad("--max-len must be at least 1".into());
+            return unset("the recipe's `max_src` and `max_tgt` must be at least 1".into());
         }
         if self.eval_sentences == 0 && self.weights.without_bleu().is_none() {
             return bad(format!(
-                "--weights {} counts only BLEU, but --eval-sentences 0 generates no sentence to score: give ppl or acc a weight, or generate sentences",
-                self.weights
+                "{} {} counts only BLEU, but {} 0 generates no sentence to score: give ppl or acc a weight, or generate sentences",
+                Setting::Weights,
+                self.weights,
+                Setting::EvalSentences
             ));
         }
         let split = self.valid_fraction + self.test_fraction;
         if !(self.valid_fraction > 0.0 && self.test_fraction >= 0.0 && split < 0.5) {
-            return bad(
-                "validation and test fractions must be positive and leave most data for training"
+            return unset(
+                "the recipe's `valid_fraction` and `test_fraction` must be positive and leave most data for training"
                     .into(),
             );
         }
@@ -292,7 +301,12 @@ mod tests {
             .contains("translate-gpt"));
         let mut r = Recipe::for_task(Task::Qa, false);
         r.thin = Some(0.0);
-        assert!(r.validate().unwrap_err().to_string().contains("--thin"));
+        let e = r.validate().unwrap_err();
+        assert!(e.to_string().contains("`thin`"), "{e}");
+        match e {
+            Error::Setting(named) => assert_eq!(named.settings(), vec![Setting::Thin]),
+            other => panic!("{other:?}"),
+        }
         let mut r = Recipe::for_task(Task::Qa, false);
         r.length = Length::Steps(0);
         assert!(r.validate().is_err());
@@ -304,7 +318,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("--eval-sentences 0"));
+            .contains("`eval_sentences` 0"));
         let mut r = Recipe::for_task(Task::Qa, false);
         let h = r.hash();
         r.lr *= 2.0;

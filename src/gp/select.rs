@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gp::Draw;
 
 use super::objectives::Objectives;
@@ -52,9 +52,10 @@ pub struct Tournament {
 impl Tournament {
     pub fn new(size: usize) -> Result<Tournament> {
         if size == 0 {
-            return Err(Error::Usage(
-                "the tournament size must be at least 1".into(),
-            ));
+            return Err(Error::setting(format!(
+                "{} must be at least 1",
+                Setting::TournamentSize
+            )));
         }
         Ok(Tournament { size })
     }
@@ -101,13 +102,15 @@ impl DoubleTournament {
         fitness_first: bool,
     ) -> Result<DoubleTournament> {
         if fitness_size == 0 {
-            return Err(Error::Usage(
-                "the fitness tournament size must be at least 1".into(),
-            ));
+            return Err(Error::setting(format!(
+                "{} (the fitness tournament's) must be at least 1",
+                Setting::TournamentSize
+            )));
         }
         if !(1.0..=2.0).contains(&parsimony_size) {
-            return Err(Error::Usage(format!(
-                "the parsimony tournament size must be between 1 and 2, not {parsimony_size}"
+            return Err(Error::setting(format!(
+                "{} (the parsimony tournament's size) must be between 1 and 2, not {parsimony_size}",
+                Setting::Parsimony
             )));
         }
         Ok(DoubleTournament {
@@ -209,6 +212,19 @@ mod tests {
     #[test]
     fn zero_sizes_are_rejected() {
         assert!(Tournament::new(0).is_err());
+        // Each refusal names its setting.
+        let named = |e: Option<Error>| match e {
+            Some(Error::Setting(n)) => n.settings(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            named(Tournament::new(0).err()),
+            vec![Setting::TournamentSize]
+        );
+        assert_eq!(
+            named(DoubleTournament::new(3, 0.9, true).err()),
+            vec![Setting::Parsimony]
+        );
         assert!(DoubleTournament::new(3, 0.9, true).is_err());
         assert!(DoubleTournament::new(3, 2.1, false).is_err());
         assert!(DoubleTournament::new(0, 1.4, false).is_err());

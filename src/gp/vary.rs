@@ -10,7 +10,7 @@
 //! again. DEAP's `varAnd` deletes the fitness of anything an operator
 //! touched, even when the operator changed nothing.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 use super::crossover::cx_one_point;
 use super::limit::Limit;
@@ -62,21 +62,26 @@ impl Variation {
         mutations: Vec<(Mutation, f64)>,
         limit: Limit,
     ) -> Result<Variation> {
-        for (name, p) in [("crossover", cxpb), ("mutation", mutpb)] {
+        for (name, setting, p) in [
+            ("crossover", Setting::Cxpb, cxpb),
+            ("mutation", Setting::Mutpb, mutpb),
+        ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(Error::Usage(format!(
-                    "the {name} probability must be between 0 and 1, not {p}"
+                return Err(Error::setting(format!(
+                    "{setting} {p}: the {name} probability must be between 0 and 1"
                 )));
             }
         }
         if mutations.is_empty() {
-            return Err(Error::Usage(
-                "at least one mutation operator is needed".into(),
-            ));
+            return Err(Error::setting(format!(
+                "{}: at least one mutation operator is needed",
+                Setting::Mutations
+            )));
         }
         if let Some((m, w)) = mutations.iter().find(|(_, w)| !(w.is_finite() && *w > 0.0)) {
-            return Err(Error::Usage(format!(
-                "the weight of mutation `{}` must be positive, not {w}",
+            return Err(Error::setting(format!(
+                "{}: the weight of mutation `{}` must be positive, not {w}",
+                Setting::Mutations,
                 m.name()
             )));
         }
@@ -184,9 +189,12 @@ pub fn var_or<R: Draw + ?Sized>(
     lambda: usize,
 ) -> Result<Vec<Offspring>> {
     if v.cxpb + v.mutpb > 1.0 {
-        return Err(Error::Usage(format!(
-            "varOr needs crossover + mutation probabilities of at most 1, not {} + {}",
-            v.cxpb, v.mutpb
+        return Err(Error::setting(format!(
+            "varOr needs {} + {} of at most 1, not {} + {}",
+            Setting::Cxpb,
+            Setting::Mutpb,
+            v.cxpb,
+            v.mutpb
         )));
     }
     if population.is_empty() {

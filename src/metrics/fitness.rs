@@ -19,7 +19,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Error;
+use crate::error::{Error, Setting};
 
 /// The fitness a failed run scores (a non-finite loss, no evaluation): the
 /// lowest value the fitness takes. A model that learned nothing scores
@@ -188,7 +188,7 @@ fn parse_weight(key: &str, value: &str) -> Result<f64, Error> {
 }
 
 fn bad(msg: String) -> Error {
-    Error::Usage(format!("--weights: {msg}"))
+    Error::setting(format!("{}: {msg}", Setting::Weights))
 }
 
 #[cfg(test)]
@@ -265,5 +265,9 @@ mod tests {
         assert!(err("acc=1,acc=2").contains("`acc` is given twice"));
         assert!(err("bleu").contains("not KEY=VALUE"));
         assert!(err("bleu=0").contains("at least one"));
+        match "bleu=x".parse::<Weights>() {
+            Err(Error::Setting(named)) => assert_eq!(named.settings(), vec![Setting::Weights]),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -121,8 +121,8 @@ impl<'a> ParamBuilder<'a> {
         let tensor = var.as_tensor().clone();
         let mut vars = self.varmap.data().lock().expect("VarMap lock poisoned");
         if vars.insert(name.to_string(), var).is_some() {
-            return Err(crate::Error::Usage(format!(
-                "model parameter `{name}` is defined twice (a bug in the model)"
+            return Err(crate::Error::Internal(format!(
+                "model parameter `{name}` is defined twice"
             )));
         }
         Ok(tensor)

@@ -136,7 +136,7 @@ pub fn member(
     let (model, single) = Model::new(cfg, vec![act.clone()], seed, &device)?;
     let single = sorted_vars(&single);
     if single.len() != population.len() {
-        return Err(crate::Error::Usage(format!(
+        return Err(crate::Error::Internal(format!(
             "a population of {} parameters and a single model of {} differ",
             population.len(),
             single.len()
@@ -144,7 +144,7 @@ pub fn member(
     }
     for ((name, one), (pname, all)) in single.iter().zip(&population) {
         if name != pname {
-            return Err(crate::Error::Usage(format!(
+            return Err(crate::Error::Internal(format!(
                 "parameter `{name}` of the single model is `{pname}` in the population"
             )));
         }

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 
 use super::axis::{pow2_scale, Ticks};
 use super::render::{ensure_font, to_file, DrawResult, Picture};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Most sample points one plot takes (the image is 900 pixels wide).
 pub const MAX_SAMPLES: usize = 100_000;
@@ -39,14 +39,17 @@ pub struct PlotOutcome {
 /// [`MAX_SAMPLES`].
 pub fn check_spec(spec: &PlotSpec) -> Result<()> {
     if !(spec.lo < spec.hi && spec.lo.is_finite() && spec.hi.is_finite()) {
-        return Err(Error::Usage(format!(
-            "plot range {}..{}: need finite LO < HI",
-            spec.lo, spec.hi
+        return Err(Error::setting(format!(
+            "{} {},{}: need finite LO < HI",
+            Setting::Range,
+            spec.lo,
+            spec.hi
         )));
     }
     if !(2..=MAX_SAMPLES).contains(&spec.samples) {
-        return Err(Error::Usage(format!(
-            "{} sample points: a plot takes 2 to {MAX_SAMPLES}",
+        return Err(Error::setting(format!(
+            "{} {}: a plot takes 2 to {MAX_SAMPLES} sample points",
+            Setting::Samples,
             spec.samples
         )));
     }

@@ -213,7 +213,7 @@ pub fn launch_population_forward<T>(
 ) -> Result<()> {
     let total = n * cfg.grid_dim.1 as usize;
     if cfg.grid_dim.1 as usize > MAX_SLICES || x.len() < total || y.len() < total {
-        return Err(Error::Usage(format!(
+        return Err(Error::Internal(format!(
             "population forward launch of {} slices of {n} elements on buffers of {} and {}",
             cfg.grid_dim.1,
             x.len(),
@@ -250,7 +250,7 @@ pub fn launch_population_backward<T>(
         || dy.len() < total
         || dx.len() < total
     {
-        return Err(Error::Usage(format!(
+        return Err(Error::Internal(format!(
             "population backward launch of {} slices of {n} elements on shorter buffers",
             cfg.grid_dim.1
         )));
@@ -290,7 +290,7 @@ pub fn launch_forward_with<T>(
     n: usize,
 ) -> Result<()> {
     if x.len() < n || y.len() < n {
-        return Err(Error::Usage(format!(
+        return Err(Error::Internal(format!(
             "forward launch of {n} elements on buffers of {} and {}",
             x.len(),
             y.len()
@@ -336,7 +336,7 @@ pub fn launch_backward_with<T>(
     n: usize,
 ) -> Result<()> {
     if x.len() < n || dy.len() < n || dx.len() < n {
-        return Err(Error::Usage(format!(
+        return Err(Error::Internal(format!(
             "backward launch of {n} elements on shorter buffers"
         )));
     }
@@ -363,7 +363,7 @@ pub fn launch_composed_step<T>(
     n: usize,
 ) -> Result<()> {
     if out.len() < n {
-        return Err(Error::Usage(format!(
+        return Err(Error::Internal(format!(
             "composed step of {n} elements on a buffer of {}",
             out.len()
         )));

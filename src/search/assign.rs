@@ -315,7 +315,7 @@ fn execute(
             let mut records = Vec::with_capacity(results.len());
             for result in results {
                 let Some(e) = by_key.get(&result.key) else {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Internal(format!(
                         "the executor returned a result for {}, which was not asked for",
                         hash_hex(result.key)
                     )));

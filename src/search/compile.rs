@@ -140,7 +140,11 @@ mod tests {
         let fs = funcs(&["x"]);
         let refs: Vec<&Function> = fs.iter().collect();
         let e = batch_compile(&refs, &mut |_: &[&Function]| {
-            Err(Error::Usage("no NVRTC".into()))
+            Err(Error::Missing {
+                what: "NVRTC".into(),
+                detail: "not installed".into(),
+                hint: "install it".into(),
+            })
         });
         assert!(e.is_err());
     }

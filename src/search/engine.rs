@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gp::objectives::Objectives;
 use crate::gp::select::sel_best;
 use crate::gp::{var_and, var_or, PrimitiveSet, Tree, Variation};
@@ -93,8 +93,14 @@ impl Search {
         settings.check()?;
         let includes = settings.includes().len();
         if includes > settings.pop {
-            return Err(Error::Usage(format!(
-                "{includes} formulas seed the population but --pop is {}",
+            let from = if settings.include_known {
+                format!("{} and {}", Setting::IncludeKnown, Setting::StartWith)
+            } else {
+                Setting::StartWith.to_string()
+            };
+            return Err(Error::setting(format!(
+                "{includes} formulas seed the population ({from}) but {} is {}",
+                Setting::Pop,
                 settings.pop
             )));
         }

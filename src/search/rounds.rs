@@ -103,7 +103,7 @@ impl Rounds<'_> {
         let r = ledger
             .dedup()
             .get(key)
-            .ok_or_else(|| Error::Usage(format!("{} is not cached", hash_hex(key))))?;
+            .ok_or_else(|| Error::Internal(format!("{} is not cached", hash_hex(key))))?;
         Ok(SeedJob {
             candidate: Candidate::parse(key, &r.formula, self.set.library())
                 .map_err(Error::from)?,
@@ -216,7 +216,7 @@ impl Rounds<'_> {
                     let mut records = Vec::with_capacity(results.len());
                     for result in results {
                         let Some(j) = by_key.get(&result.key) else {
-                            return Err(Error::Usage(format!(
+                            return Err(Error::Internal(format!(
                                 "the executor returned a result for {}, which was not asked for",
                                 hash_hex(result.key)
                             )));

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::metrics::FITNESS_FLOOR;
 
 use super::racing::{race, Call, Entrant};
@@ -59,9 +59,12 @@ pub fn baseline_missing(base: Option<&Trials>, first: u64, n: usize) -> Result<V
             None => missing.push(seed),
             Some(Some(_)) => {}
             Some(None) => {
-                return Err(Error::Usage(format!(
-                    "the baseline (GELU) failed to train at seed {seed}, so no candidate can be compared with it there: see its line in evaluations.jsonl, or search without --max-seeds (fixed seeds)"
-                )))
+                // Not a refused setting (racing is sound; training failed):
+                // a failure, exit status 1, naming the setting by its key.
+                return Err(Error::Failed(format!(
+                    "the baseline (GELU) failed to train at seed {seed}, so no candidate can be compared with it there: see its line in evaluations.jsonl, or search with fixed seeds (leave `{}` unset: no racing)",
+                    Setting::MaxSeeds.key()
+                )));
             }
         }
     }
@@ -160,6 +163,11 @@ mod tests {
         let failed = trials(0, 10, &[Some(0.5), None]);
         let e = baseline_missing(Some(&failed), 10, 2).unwrap_err();
         assert!(e.to_string().contains("seed 11"), "{e}");
+        // Training failed: not a refused setting (exit status 1), and the
+        // message names racing's setting by its key.
+        assert!(matches!(e, Error::Failed(_)), "{e:?}");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("`max_seeds`"), "{e}");
     }
 
     #[test]

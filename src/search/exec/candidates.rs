@@ -34,7 +34,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{json, Value};
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::gp::Canonical;
 use crate::ir::Library;
 use crate::search::candidate::Candidate;
@@ -232,7 +232,12 @@ pub struct Shard {
 impl Shard {
     /// Read `I/N` (0 ≤ I < N).
     pub fn parse(text: &str) -> Result<Shard> {
-        let bad = || Error::Usage(format!("--shard `{text}`: write it as I/N with 0 <= I < N"));
+        let bad = || {
+            Error::setting(format!(
+                "{} `{text}`: write it as I/N with 0 <= I < N",
+                Setting::Shard
+            ))
+        };
         let (i, n) = text.split_once('/').ok_or_else(bad)?;
         let (index, count): (usize, usize) = (
             i.trim().parse().map_err(|_| bad())?,
@@ -312,9 +317,10 @@ pub struct OutFile {
     _lock: Lock,
 }
 
-/// An error about `--out`, naming it.
+/// A refused `out` (the results file), naming the setting; `message` may
+/// name other settings too.
 fn out_error(out: &Path, message: String) -> Error {
-    Error::Usage(format!("--out {}: {message}", out.display()))
+    Error::setting(format!("{} {}: {message}", Setting::Out, out.display()))
 }
 
 impl OutFile {
@@ -326,7 +332,10 @@ impl OutFile {
         if same_file(out, batch) {
             return Err(out_error(
                 out,
-                "is the --batch file: the results go to a file of their own".into(),
+                format!(
+                    "is the {} file: the results go to a file of their own",
+                    Setting::Batch
+                ),
             ));
         }
         let dir = match out.parent() {
@@ -361,7 +370,7 @@ impl OutFile {
         let refuse = |why: String| {
             out_error(
                 out,
-                format!("is not a results file of eval-candidates ({why}): refusing to replace it; nothing was changed (pick a new --out)"),
+                format!("is not a results file of eval-candidates ({why}): refusing to replace it; nothing was changed (pick a new {})", Setting::Out),
             )
         };
         let lines = read_json_lines(out)
@@ -397,7 +406,9 @@ impl OutFile {
                 Error::Io { source, .. } => source.to_string(),
                 other => other.to_string(),
             };
-            out_error(&self.path, format!("cannot be written: {why}"))
+            // Writing failed (a full disk, a folder made read-only
+            // meanwhile): not a refused setting.
+            Error::Failed(format!("{}: cannot be written: {why}", self.path.display()))
         })
     }
 }
@@ -643,7 +654,10 @@ mod tests {
         let taken: Vec<usize> = (0..7).filter(|&p| s.takes(p)).collect();
         assert_eq!(taken, vec![1, 4]);
         for bad in ["3/3", "1", "a/2", "0/0"] {
-            assert!(Shard::parse(bad).is_err(), "{bad}");
+            match Shard::parse(bad) {
+                Err(Error::Setting(named)) => assert_eq!(named.settings(), vec![Setting::Shard]),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 

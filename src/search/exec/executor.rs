@@ -437,7 +437,7 @@ mod tests {
         });
         let mut ex = InProcess::new(eval, 2, Arc::new(AtomicBool::new(false)));
         let e = ex.run((0..5).map(|k| job(k, "x")).collect(), &mut |_| {
-            Err(crate::error::Error::Usage("disk full".into()))
+            Err(crate::error::Error::Failed("disk full".into()))
         });
         assert!(e.unwrap_err().to_string().contains("disk full"));
     }

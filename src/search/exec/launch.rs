@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 use super::executor::{Evaluate, Executor, InProcess};
 use super::process::{ProcessWorkers, WorkerSetup};
@@ -59,7 +59,12 @@ impl ExecutorKind {
 
 /// `0,1,3` → the GPU ordinals (distinct, at least one).
 pub fn parse_devices(text: &str) -> Result<Vec<usize>> {
-    let bad = |why: &str| Error::Usage(format!("--devices `{text}`: {why} (write e.g. 0,1,2,3)"));
+    let bad = |why: &str| {
+        Error::setting(format!(
+            "{} `{text}`: {why} (write e.g. 0,1,2,3)",
+            Setting::Devices
+        ))
+    };
     let mut out: Vec<usize> = Vec::new();
     for part in text.split(',') {
         let n = part
@@ -97,17 +102,21 @@ impl Launch {
     /// starts: devices need a run that trains on CUDA, and each must open.
     pub fn check(&self, settings: &Settings) -> Result<()> {
         if self.kind == ExecutorKind::Thread && self.eval_timeout.is_some() {
-            return Err(Error::Usage(
-                "--eval-timeout needs workers that can be killed: use --executor process (or ray); a worker thread cannot be stopped from outside".into(),
-            ));
+            return Err(Error::setting(format!(
+                "{} needs workers that can be killed: use {} process (or ray); a worker thread cannot be stopped from outside",
+                Setting::EvalTimeout,
+                Setting::Executor
+            )));
         }
         if self.devices.is_empty() {
             return Ok(());
         }
         if !settings.train.device.is_cuda() {
-            return Err(Error::Usage(format!(
-                "--devices runs one worker per GPU, but this run trains on `{}` (start it with --device cuda)",
-                settings.train.device
+            return Err(Error::setting(format!(
+                "{} runs one worker per GPU, but this run trains on `{}` (start it with {} cuda)",
+                Setting::Devices,
+                settings.train.device,
+                Setting::Device
             )));
         }
         for d in &self.devices {
@@ -205,6 +214,16 @@ mod tests {
         for bad in ["", "0,0", "a", "0,,1", "-1"] {
             assert!(parse_devices(bad).is_err(), "{bad}");
         }
+        // The library names the setting, not a flag.
+        let e = parse_devices("0,0").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "error: `devices` `0,0`: a GPU is listed twice (write e.g. 0,1,2,3)"
+        );
+        let Error::Setting(named) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(named.settings(), vec![Setting::Devices]);
     }
 
     #[test]

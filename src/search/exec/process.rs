@@ -156,7 +156,7 @@ impl ProcessWorkers {
             match w {
                 Ok(w) => self.slots[i] = Some(w),
                 Err(why) => {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Failed(format!(
                         "worker {i} ({}) did not start: {why}",
                         device_label(&self.setup.devices[i])
                     )))

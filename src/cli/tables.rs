@@ -1,12 +1,13 @@
-//! The experiment as text: the tables `actforge train` prints. Names are
+//! The experiment as text: the tables `actforge train` prints (the
+//! command line's trade; the experiment hands over typed results). Names are
 //! printed whole: when one is too long for a column, every row is
 //! numbered and a legend gives the names.
 
 use serde_json::{json, Value};
 
-use super::paired::{Difference, ALPHA, POWER};
-use super::results::{ActivationSummary, Results, FITNESS, METRICS};
-use super::spec::label;
+use crate::experiment::paired::{Difference, ALPHA, POWER};
+use crate::experiment::results::{ActivationSummary, Results, FITNESS, METRICS};
+use crate::experiment::spec::label;
 use crate::metrics::FITNESS_FLOOR;
 
 /// The longest name printed in a column; with a longer one, rows are

@@ -14,7 +14,7 @@ use super::graph::{Expr, Graph, Id};
 use super::ops::Op;
 
 /// The prelude of named primitives, in the formula language.
-pub const PRELUDE: &str = include_str!("../../grammar/prelude.act");
+pub const PRELUDE: &str = include_str!("../../../grammar/prelude.act");
 
 /// Upper bound on lowering steps (each AST node visited while inlining
 /// definitions counts one), so a definitions file that expands

@@ -13,4 +13,4 @@ pub use diagnostic::{escape_controls, Diagnostic, Label, Span};
 pub use parser::{parse_definitions, parse_formula, MAX_DEPTH};
 
 /// The grammar of the formula language, as shipped in `grammar/`.
-pub const GRAMMAR: &str = include_str!("../../grammar/formula.ebnf");
+pub const GRAMMAR: &str = include_str!("../../../grammar/formula.ebnf");
