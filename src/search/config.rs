@@ -399,38 +399,54 @@ impl Settings {
     /// Check that the settings make sense together.
     pub fn check(&self) -> Result<()> {
         self.check_sizes()?;
-        let usage = |m: String| Err(Error::Usage(m));
+        use crate::error::Setting as S;
+        let refuse = |m: String| Err(Error::setting(m));
         if self.pop == 0 || self.lambda == 0 {
-            return usage("--pop and --lambda must be at least 1".into());
+            return refuse(format!("{} and {} must be at least 1", S::Pop, S::Lambda));
         }
         if self.seeds == 0 {
-            return usage("--seeds must be at least 1".into());
+            return refuse(format!("{} must be at least 1", S::Seeds));
         }
         if self.elite >= self.pop {
-            return usage(format!(
-                "--elite {} must be smaller than --pop {}",
-                self.elite, self.pop
+            return refuse(format!(
+                "{} {} must be smaller than {} {}",
+                S::Elite,
+                self.elite,
+                S::Pop,
+                self.pop
             ));
         }
         if self.max_height > MAX_HEIGHT {
-            return usage(format!(
-                "--max-height {} is above {MAX_HEIGHT} (formulas nest at most 256 levels)",
+            return refuse(format!(
+                "{} {} is above {MAX_HEIGHT} (formulas nest at most 256 levels)",
+                S::MaxHeight,
                 self.max_height
             ));
         }
         if self.init_min > self.init_max || self.init_max > self.max_height {
-            return usage(format!(
-                "initial heights {}..{} must be ordered and within --max-height {}",
-                self.init_min, self.init_max, self.max_height
+            return refuse(format!(
+                "initial heights {}..{} ({} and {}) must be ordered and within {} {}",
+                self.init_min,
+                self.init_max,
+                S::InitMin,
+                S::InitMax,
+                S::MaxHeight,
+                self.max_height
             ));
         }
         if !(self.train.thin > 0.0 && self.train.thin <= 1.0) {
-            return usage(format!("--thin must be in (0, 1], not {}", self.train.thin));
+            return refuse(format!(
+                "{} must be in (0, 1], not {}",
+                S::Thin,
+                self.train.thin
+            ));
         }
         if self.objective == Objective::ScoreComplexity && self.algorithm == Algorithm::Simple {
-            return usage(
-                "--objective score,complexity selects survivors with NSGA-II, a (μ+λ) scheme: use --algorithm mu-plus-lambda".into(),
-            );
+            return refuse(format!(
+                "{} score,complexity selects survivors with NSGA-II, a (μ+λ) scheme: use {} mu-plus-lambda",
+                S::Objective,
+                S::Algorithm
+            ));
         }
         if let Some(e) = &self.ephemeral {
             Ephemeral::parse(e)?;
@@ -439,19 +455,24 @@ impl Settings {
         self.seeding.check(self.seeds)?;
         self.lockstep.check()?;
         if self.algorithm == Algorithm::MuPlusLambda && self.cxpb + self.mutpb > 1.0 {
-            return usage(format!(
-                "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: --cxpb + --mutpb must be at most 1, not {}",
+            return refuse(format!(
+                "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: {} + {} must be at most 1, not {}",
+                S::Cxpb,
+                S::Mutpb,
                 self.cxpb + self.mutpb
             ));
         }
         match self.selection {
             SelectionKind::Tournament { size: 0 } => {
-                usage("--tournament-size must be at least 1".into())
+                refuse(format!("{} must be at least 1", S::TournamentSize))
             }
             SelectionKind::DoubleTournament { parsimony, .. }
                 if !(1.0..=2.0).contains(&parsimony) =>
             {
-                usage(format!("--parsimony must be in [1, 2], not {parsimony}"))
+                refuse(format!(
+                    "{} must be in [1, 2], not {parsimony}",
+                    S::Parsimony
+                ))
             }
             _ => Ok(()),
         }
@@ -650,8 +671,17 @@ mod tests {
                 ..Settings::default()
             },
         ];
-        for s in bad {
-            assert!(matches!(s.check(), Err(Error::Usage(_))), "{s:?}");
+        // Refused settings, named as settings (exit status 2); the
+        // command line shows them as flags.
+        for (s, flags) in bad.into_iter().zip([
+            "--elite 16 must be smaller than --pop 12",
+            "--cxpb + --mutpb must be at most 1",
+            "--objective score,complexity selects survivors with NSGA-II",
+        ]) {
+            let e = s.check().unwrap_err();
+            assert!(matches!(e, Error::Setting(_)), "{s:?}");
+            assert_eq!(e.exit_code(), 2);
+            assert!(crate::cli::flags::render(&e).contains(flags), "{e}");
         }
         // An unknown mutation cannot be a value of the settings any more:
         // reading one is refused.

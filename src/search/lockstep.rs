@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 use super::exec::executor::{groups, Job};
 
@@ -120,18 +120,23 @@ impl Lockstep {
     ) -> Result<Lockstep> {
         let default = Lockstep::default_for(device, preset);
         let on = on.unwrap_or(size.is_some() || default != Lockstep::Off);
-        let l =
-            match (on, size) {
-                (false, Some(_)) => return Err(Error::Usage(
-                    "--lockstep-size sets the population of --lockstep: drop it or --no-lockstep"
-                        .into(),
-                )),
-                (false, None) => Lockstep::Off,
-                (true, Some(size)) => Lockstep::On { size },
-                (true, None) => Lockstep::On {
-                    size: gpu_population(preset),
-                },
-            };
+        let l = match (on, size) {
+            (false, Some(_)) => {
+                let (size, on, off) = (
+                    Setting::LockstepSize,
+                    Setting::Lockstep,
+                    Setting::NoLockstep,
+                );
+                return Err(Error::setting(format!(
+                    "{size} sets the population of {on}: drop it or {off}"
+                )));
+            }
+            (false, None) => Lockstep::Off,
+            (true, Some(size)) => Lockstep::On { size },
+            (true, None) => Lockstep::On {
+                size: gpu_population(preset),
+            },
+        };
         l.check()?;
         Ok(l)
     }
@@ -163,8 +168,9 @@ impl Lockstep {
     pub fn check(&self) -> Result<()> {
         if let Lockstep::On { size } = *self {
             if size == 0 || size > MAX_SIZE {
-                return Err(Error::Usage(format!(
-                    "--lockstep-size must be in 1..={MAX_SIZE}, not {size}"
+                return Err(Error::setting(format!(
+                    "{} must be in 1..={MAX_SIZE}, not {size}",
+                    Setting::LockstepSize
                 )));
             }
         }
@@ -239,9 +245,8 @@ mod tests {
         );
         assert_eq!(Lockstep::from_flags(None, Some(4), cpu, m).unwrap(), on(4));
         for (on, size) in [(Some(false), Some(4)), (None, Some(0)), (None, Some(5000))] {
-            let e = Lockstep::from_flags(on, size, cpu, m)
-                .unwrap_err()
-                .to_string();
+            // As the command line shows it (settings as flags).
+            let e = crate::cli::flags::render(&Lockstep::from_flags(on, size, cpu, m).unwrap_err());
             assert!(e.contains("--lockstep-size"), "{e}");
         }
         assert_eq!(Lockstep::Off.size(), 1);
