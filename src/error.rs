@@ -158,6 +158,10 @@ settings! {
     Variant = "variant",
     Range = "range",
     Samples = "samples",
+    // Added for settings.
+    /// The flag that turns lockstep off (`lockstep` names the setting
+    /// itself, whose flag turns it on).
+    NoLockstep = "no_lockstep",
 }
 
 // A setting written into a message (`format!("{} must be …", Setting::Pop)`)

@@ -1042,7 +1042,7 @@ fn an_edited_copy_of_the_primitive_set_is_refused() {
     let defs = tmp("primitives-defs.act");
     std::fs::write(&defs, "wobble(a) = sin(a) + a\nsq(a) = a * a\n").unwrap();
     let settings = Settings {
-        primitives: defs.display().to_string(),
+        primitives: actforge::gp::sets::SetSpec::File(defs.clone()),
         ..synthetic(&[], 4, 1)
     };
     if let Err(e) = settings.primitive_set(None) {
@@ -1640,4 +1640,48 @@ fn lockstep_lines_are_the_same_from_worker_processes_and_eval_candidates() {
     for r in lines(&out) {
         assert!(r["metrics"].get("population").is_none(), "{r}");
     }
+}
+
+/// The library's front door: a `Request` resolved into settings, a
+/// `Session` that assembles the run (evaluators, executor, workers), run
+/// with no terminal. It reaches the hall of fame the engine reaches when
+/// driven by hand with the same settings, and a resumed session of the
+/// finished run says it has finished.
+#[test]
+fn a_session_from_a_request_reaches_the_engines_hall_of_fame() {
+    use actforge::search::request::Request;
+    use actforge::search::session::{Resumed, Scale, Session};
+    let request = Request {
+        device: Some(actforge::device::Device::Cpu),
+        evaluator: EvaluatorKind::Synthetic { sleep_ms: 0 },
+        pop: 6,
+        gens: 2,
+        export: false,
+        retrain_top: 0,
+        seed: 5,
+        ..Request::default()
+    };
+    let settings = request.resolve().unwrap();
+    let by_hand = tmp("session-by-hand");
+    let (_, _) = library_run(&by_hand, settings.clone(), 2);
+    let dir = tmp("session");
+    let scale = Scale {
+        workers: Some(2),
+        ..Scale::threads(bin().get_program().into())
+    };
+    let mut session =
+        Session::create(settings, Some(&dir), &["test".into()], scale.clone(), None).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    match session.run(&mut Silent, stop).unwrap() {
+        Outcome::Finished(_) => {}
+        Outcome::Interrupted { .. } => panic!("not interrupted"),
+    }
+    let hof = |d: &Path| json(&d.join("hall_of_fame.json"));
+    assert!(hof(&dir).as_array().is_some_and(|a| !a.is_empty()));
+    assert_eq!(hof(&dir), hof(&by_hand));
+    drop(session); // its lock on the run directory
+    assert!(matches!(
+        Session::resume(&dir, scale, None).unwrap(),
+        Resumed::Finished(_)
+    ));
 }

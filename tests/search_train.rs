@@ -343,7 +343,7 @@ impl Drop for JobRecorder {
 #[test]
 fn the_training_evaluator_reports_each_jobs_steps_to_its_observer() {
     let t = TrainSettings {
-        task: "qa".into(),
+        task: actforge::fitness::Task::Qa,
         steps: Some(3),
         thin: 0.2,
         device: actforge::device::Device::Cpu,
@@ -393,7 +393,7 @@ fn near(a: f64, b: f64) -> bool {
 #[test]
 fn a_lockstep_group_gives_each_member_its_one_by_one_result_and_a_diverging_one_fails_alone() {
     let t = TrainSettings {
-        task: "qa".into(),
+        task: actforge::fitness::Task::Qa,
         steps: Some(4),
         thin: 0.2,
         device: actforge::device::Device::Cpu,

@@ -1,16 +1,15 @@
 //! The scale-out flags of `actforge search` (`--executor`, `--devices`,
-//! `--ray-*`) → a [`Launch`]. The executors live in `crate::search`.
+//! `--ray-*`, with `--workers`) → a [`Scale`]. The executors live in `crate::search`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::limits::{EVAL_TIMEOUT_SECONDS, WORKERS};
-use crate::search::exec::launch::{parse_devices, ExecutorKind, Launch};
-use crate::search::exec::ray::RayOptions;
+use crate::search::exec::launch::{parse_devices, ExecutorKind};
+use crate::search::session::Scale;
 
 /// Scale-out flags (allowed with --resume).
 #[derive(Args, Debug)]
@@ -57,26 +56,28 @@ pub fn eval_timeout(seconds: Option<f64>) -> Result<Option<Duration>> {
 }
 
 impl ScaleArgs {
-    /// The launch these flags describe for a run on `device` with
-    /// `workers` CPU workers.
-    pub fn launch(&self, device: Device, workers: usize) -> Result<Launch> {
+    /// The [`Scale`] these flags (and `--workers`) describe, every flag
+    /// checked (before a run directory is made or opened).
+    pub fn scale(&self, workers: Option<usize>) -> Result<Scale> {
+        if workers == Some(0) {
+            return Err(Error::Usage("--workers must be at least 1".into()));
+        }
+        if let Some(w) = workers {
+            WORKERS.check_usize(crate::error::Setting::Workers, w)?;
+        }
         let (kind, devices) = self.check()?;
         let program =
             std::env::current_exe().map_err(|e| Error::io("the actforge executable", e))?;
-        Ok(Launch {
+        Ok(Scale {
             kind,
             workers,
             devices,
             program,
-            ray: RayOptions {
-                address: self.ray_address.clone(),
-                python: self.ray_python.clone(),
-                gpus_per_task: self
-                    .ray_gpus
-                    .unwrap_or(if device.is_cpu() { 0.0 } else { 1.0 }),
-                cpus_per_task: self.ray_cpus,
-                local_cpus: self.ray_local_cpus,
-            },
+            ray_address: self.ray_address.clone(),
+            ray_python: self.ray_python.clone(),
+            ray_gpus: self.ray_gpus,
+            ray_cpus: self.ray_cpus,
+            ray_local_cpus: self.ray_local_cpus,
             eval_timeout: eval_timeout(self.eval_timeout)?,
         })
     }

@@ -1,6 +1,7 @@
-//! `actforge search`: flags → [`Settings`], a new or resumed
-//! [`Search`], the in-process executor, Ctrl-C, and the summary table.
-//! The engine lives in `crate::search`.
+//! `actforge search`: flags → a [`Request`] (resolved once into
+//! [`Settings`] by the library) and a scale-out choice → a new or resumed
+//! [`Session`]; Ctrl-C and the summary table. The engine lives in
+//! `crate::search`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,23 +13,18 @@ use clap::{ArgGroup, Args};
 use super::io::note;
 use super::progress::SearchBars;
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::experiment::Difference;
 use crate::fitness::Task;
+use crate::gp::sets::SetSpec;
+use crate::gp::Mutation;
 use crate::runtime::Arch;
-use crate::search::config::{
-    default_mutations, Algorithm, EvaluatorKind, Objective, SelectionKind, Settings, TrainSettings,
-    RETRAIN_SEEDS, RETRAIN_TOP, TASKS,
-};
-use crate::search::evaluator::evaluators;
-use crate::search::exec::launch::ExecutorKind;
-use crate::search::lockstep::Lockstep;
-use crate::search::run::dir::default_dir;
+use crate::search::config::{defaults, Algorithm, EvaluatorKind, Objective, Settings};
+use crate::search::request::Selection;
 use crate::search::run::outputs::Summary;
 use crate::search::screen::Reason;
-use crate::search::seeding::{Racing, Seeding, MAX_SEEDS};
-use crate::search::training::{resolve_device, share_cpu_between};
-use crate::search::{Opened, Outcome, Search};
+use crate::search::session::Resumed;
+use crate::search::{Outcome, Request, Session};
 
 /// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 pub const INTERRUPTED: i32 = 130;
@@ -194,8 +190,8 @@ const RESUME_CONFLICTS: [&str; 44] = [
 #[command(group(ArgGroup::new("settings").multiple(true)))]
 pub struct SearchArgs {
     /// The training task that gives fitness.
-    #[arg(long, default_value = "qa", value_parser = TASKS, group = "settings")]
-    pub task: String,
+    #[arg(long, default_value_t = defaults::TASK, value_parser = task_parser(), group = "settings")]
+    pub task: Task,
     /// Primitive set: seed, extended, swish, or a file of definitions.
     #[arg(
         long,
@@ -203,7 +199,7 @@ pub struct SearchArgs {
         value_name = "SET|FILE",
         group = "settings"
     )]
-    pub primitives: String,
+    pub primitives: SetSpec,
     /// An ephemeral random constant, e.g. 'uniform(-1,1,2)' or 'int(-2,2)'.
     #[arg(long, value_name = "SPEC", group = "settings")]
     pub ephemeral: Option<String>,
@@ -219,28 +215,28 @@ pub struct SearchArgs {
     )]
     pub start_with: Vec<String>,
     /// Population size (μ).
-    #[arg(long, default_value_t = 12, group = "settings")]
+    #[arg(long, default_value_t = defaults::POP, group = "settings")]
     pub pop: usize,
     /// Offspring per generation (λ; mu-plus-lambda only). Default: --pop.
     #[arg(long, group = "settings")]
     pub lambda: Option<usize>,
     /// Generations after the initial population.
-    #[arg(long, default_value_t = 5, group = "settings")]
+    #[arg(long, default_value_t = defaults::GENS, group = "settings")]
     pub gens: usize,
     /// mu-plus-lambda or simple.
-    #[arg(long, default_value = "mu-plus-lambda", value_parser = ["mu-plus-lambda", "simple"], group = "settings")]
+    #[arg(long, default_value = defaults::ALGORITHM.name(), value_parser = ["mu-plus-lambda", "simple"], group = "settings")]
     pub algorithm: String,
     /// tournament or double-tournament (parsimony pressure on tree size).
     #[arg(long, default_value = "tournament", value_parser = ["tournament", "double-tournament"], group = "settings")]
     pub selection: String,
     /// Aspirants per (fitness) tournament.
-    #[arg(long, default_value_t = 3, group = "settings")]
+    #[arg(long, default_value_t = defaults::TOURNAMENT_SIZE, group = "settings")]
     pub tournament_size: usize,
     /// Double tournament: the smaller of two wins with probability P/2 (1 to 2).
-    #[arg(long, default_value_t = 1.4, group = "settings")]
+    #[arg(long, default_value_t = defaults::PARSIMONY, group = "settings")]
     pub parsimony: f64,
     /// Best individuals always kept (one objective).
-    #[arg(long, default_value_t = 1, group = "settings")]
+    #[arg(long, default_value_t = defaults::ELITE, group = "settings")]
     pub elite: usize,
     /// Crossover probability (default 0.6 for mu-plus-lambda, 0.5 for simple).
     #[arg(long, group = "settings")]
@@ -252,32 +248,32 @@ pub struct SearchArgs {
     #[arg(long, value_name = "LIST", group = "settings")]
     pub mutations: Option<String>,
     /// Static height limit (DEAP's staticLimit; root at depth 0).
-    #[arg(long, default_value_t = 17, group = "settings")]
+    #[arg(long, default_value_t = defaults::MAX_HEIGHT, group = "settings")]
     pub max_height: usize,
     /// Static size limit in tree nodes (none by default).
     #[arg(long, group = "settings")]
     pub max_size: Option<usize>,
     /// Smallest height of initial trees (ramped half-and-half).
-    #[arg(long, default_value_t = 1, group = "settings")]
+    #[arg(long, default_value_t = defaults::INIT_MIN, group = "settings")]
     pub init_min: usize,
     /// Largest height of initial trees.
-    #[arg(long, default_value_t = 3, group = "settings")]
+    #[arg(long, default_value_t = defaults::INIT_MAX, group = "settings")]
     pub init_max: usize,
     /// score, or score,complexity (NSGA-II on fitness and node count).
-    #[arg(long, default_value = "score", group = "settings")]
+    #[arg(long, default_value = defaults::OBJECTIVE.name(), group = "settings")]
     pub objective: String,
     /// Turn off the functional-fingerprint dedup layer.
     #[arg(long, group = "settings")]
     pub no_fingerprint: bool,
     /// Hall-of-fame size.
-    #[arg(long, default_value_t = 10, group = "settings")]
+    #[arg(long, default_value_t = defaults::HOF, group = "settings")]
     pub hof: usize,
     /// Seed of the search (initial population, selection, variation).
-    #[arg(long, default_value_t = 0, group = "settings")]
+    #[arg(long, default_value_t = defaults::SEED, group = "settings")]
     pub seed: u64,
     /// With --no-racing: training seeds per candidate; the fitness is their
     /// mean.
-    #[arg(long, default_value_t = 1, group = "settings", requires = "no_racing")]
+    #[arg(long, default_value_t = defaults::SEEDS, group = "settings", requires = "no_racing")]
     pub seeds: usize,
     /// Training steps per candidate (default: 150 on the CPU, the recipe's
     /// 2000 on a GPU).
@@ -287,7 +283,7 @@ pub struct SearchArgs {
     #[arg(long, group = "settings")]
     pub batch_size: Option<usize>,
     /// Share of the training data kept (stratified thinning).
-    #[arg(long, default_value_t = 0.5, group = "settings")]
+    #[arg(long, default_value_t = defaults::THIN, group = "settings")]
     pub thin: f64,
     /// Fitness weights, e.g. bleu=0.5,ppl=0.3,acc=0.2 (the default); a key
     /// left out weighs 0.
@@ -304,14 +300,14 @@ pub struct SearchArgs {
     #[arg(long, group = "settings")]
     pub compile_check: bool,
     /// GPU architecture for compiles and the exported kernel.
-    #[arg(long, default_value = "sm_90", group = "settings")]
+    #[arg(long, default_value_t = defaults::ARCH, group = "settings")]
     pub arch: Arch,
     /// Hall-of-fame entries retrained against GELU at the end (0: none).
-    #[arg(long, default_value_t = RETRAIN_TOP, group = "settings")]
+    #[arg(long, default_value_t = defaults::RETRAIN_TOP, group = "settings")]
     pub retrain_top: usize,
     /// Seeds of the final verdict (fresh: the ones after the search's
     /// training seeds).
-    #[arg(long, default_value_t = RETRAIN_SEEDS, group = "settings")]
+    #[arg(long, default_value_t = defaults::RETRAIN_SEEDS, group = "settings")]
     pub retrain_seeds: usize,
     /// Training steps of the final verdict's runs (default: the task
     /// recipe's full length, 300 on the CPU, 2,000 on a GPU).
@@ -321,7 +317,7 @@ pub struct SearchArgs {
     /// more, up to this many, while its paired difference from GELU is
     /// within reach of the best (see the README's "Racing"). Selection
     /// reads the mean paired difference from GELU.
-    #[arg(long, value_name = "N", default_value_t = MAX_SEEDS, group = "settings")]
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_SEEDS, group = "settings")]
     pub max_seeds: usize,
     /// Train every candidate with the same fixed --seeds and select on the
     /// raw fitness (searches before racing existed).
@@ -355,7 +351,7 @@ pub struct SearchArgs {
     #[arg(long, default_value = "train", value_parser = ["train", "synthetic"], hide = true, group = "settings")]
     pub evaluator: String,
     /// Developer: sleep per synthetic evaluation (milliseconds).
-    #[arg(long, default_value_t = 0, hide = true, group = "settings")]
+    #[arg(long, default_value_t = defaults::SYNTHETIC_SLEEP_MS, hide = true, group = "settings")]
     pub synthetic_sleep_ms: u64,
     /// CPU workers (default: one per CPU core when training on the CPU,
     /// each with one math thread; one on a GPU). See --executor.
@@ -378,41 +374,47 @@ pub struct SearchArgs {
     pub quiet: bool,
 }
 
-/// The settings the flags describe.
+/// `--task`: one of the tasks' names (in the order `--help` has always
+/// listed them), read as a [`Task`].
+fn task_parser() -> impl clap::builder::TypedValueParser<Value = Task> {
+    use clap::builder::TypedValueParser;
+    let tasks = [Task::Qa, Task::TranslateGpt, Task::TranslateT5];
+    clap::builder::PossibleValuesParser::new(tasks.map(Task::name))
+        .map(|name| name.parse::<Task>().expect("a listed task"))
+}
+
+/// The settings the flags describe: the flags copied into a [`Request`],
+/// which resolves every default.
 pub fn settings(a: &SearchArgs) -> Result<Settings> {
-    let algorithm = Algorithm::parse(&a.algorithm)?;
-    let (cx, mu) = match algorithm {
-        Algorithm::MuPlusLambda => (0.6, 0.3),
-        Algorithm::Simple => (0.5, 0.2),
-    };
-    let selection = match a.selection.as_str() {
-        "double-tournament" => SelectionKind::DoubleTournament {
-            fitness_size: a.tournament_size,
-            parsimony: a.parsimony,
-        },
-        _ => SelectionKind::Tournament {
-            size: a.tournament_size,
-        },
-    };
-    let mutations = match &a.mutations {
-        Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
-        None => default_mutations(a.ephemeral.is_some()),
-    };
-    let arch = a.arch.0;
-    let s = Settings {
+    request(a)?.resolve()
+}
+
+/// The flags as a [`Request`], field by field.
+fn request(a: &SearchArgs) -> Result<Request> {
+    Ok(Request {
+        task: a.task,
         primitives: a.primitives.clone(),
         ephemeral: a.ephemeral.clone(),
         include_known: a.include,
         start_with: a.start_with.clone(),
         pop: a.pop,
-        lambda: a.lambda.unwrap_or(a.pop),
+        lambda: a.lambda,
         gens: a.gens,
-        algorithm,
-        selection,
+        algorithm: Algorithm::parse(&a.algorithm)?,
+        selection: match a.selection.as_str() {
+            "double-tournament" => Selection::DoubleTournament,
+            _ => Selection::Tournament,
+        },
+        tournament_size: a.tournament_size,
+        parsimony: a.parsimony,
         elite: a.elite,
-        cxpb: a.cxpb.unwrap_or(cx),
-        mutpb: a.mutpb.unwrap_or(mu),
-        mutations,
+        cxpb: a.cxpb,
+        mutpb: a.mutpb,
+        mutations: a
+            .mutations
+            .as_deref()
+            .map(|list| list.split(',').map(Mutation::parse).collect())
+            .transpose()?,
         max_height: a.max_height,
         max_size: a.max_size,
         init_min: a.init_min,
@@ -422,59 +424,37 @@ pub fn settings(a: &SearchArgs) -> Result<Settings> {
         hof: a.hof,
         seed: a.seed,
         seeds: a.seeds,
-        train: TrainSettings {
-            task: a.task.clone(),
-            steps: a.steps,
-            thin: a.thin,
-            device: if a.scale.devices.is_some() {
-                Device::Cuda(None)
-            } else {
-                resolve_device(&a.device)?
-            },
-            preset: a.preset.clone(),
-            batch_size: a.batch_size,
-            weights: a.weights,
+        steps: a.steps,
+        batch_size: a.batch_size,
+        thin: a.thin,
+        weights: a.weights,
+        device: match a.device.as_str() {
+            "auto" => None,
+            name => Some(Device::parse(name)?),
         },
+        per_gpu: a.scale.devices.is_some(),
+        preset: a.preset.clone(),
+        compile_check: a.compile_check,
+        arch: a.arch,
+        retrain_top: a.retrain_top,
+        retrain_seeds: a.retrain_seeds,
+        final_steps: a.final_steps,
+        racing: !a.no_racing,
+        max_seeds: a.max_seeds,
+        lockstep: match (a.lockstep, a.no_lockstep) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        },
+        lockstep_size: a.lockstep_size,
+        export: !a.no_export,
         evaluator: match a.evaluator.as_str() {
             "synthetic" => EvaluatorKind::Synthetic {
                 sleep_ms: a.synthetic_sleep_ms,
             },
             _ => EvaluatorKind::Train,
         },
-        compile_check: a.compile_check,
-        arch,
-        retrain_top: a.retrain_top,
-        retrain_seeds: a.retrain_seeds,
-        export: !a.no_export,
-        seeding: Seeding {
-            final_steps: a.final_steps,
-            racing: (!a.no_racing).then_some(Racing {
-                max_seeds: a.max_seeds,
-            }),
-        },
-        lockstep: Lockstep::LEGACY,
-    };
-    let lockstep = match (a.lockstep, a.no_lockstep) {
-        (true, _) => Some(true),
-        (false, true) => Some(false),
-        (false, false) => None,
-    };
-    let gpu = !s.train.device.is_cpu();
-    let preset = match &s.train.preset {
-        Some(p) => p.clone(),
-        None => s
-            .train
-            .task
-            .parse::<Task>()?
-            .default_preset(gpu)
-            .to_string(),
-    };
-    let s = Settings {
-        lockstep: Lockstep::from_flags(lockstep, a.lockstep_size, s.train.device, &preset)?,
-        ..s
-    };
-    s.check()?;
-    Ok(s)
+    })
 }
 
 /// One formula's verdict against the baseline: "hof-1: better than gelu
@@ -504,32 +484,27 @@ fn install_stop_handler(stop: Arc<AtomicBool>) {
     }
 }
 
-/// Ray tasks evaluate one candidate each, so a lockstep run's populations
-/// would train one by one there, with other bits than the thread and
-/// process executors give: refused before anything trains.
-fn lockstep_fits(settings: &Settings, executor: ExecutorKind) -> Result<()> {
-    if executor == ExecutorKind::Ray && settings.lockstep != Lockstep::Off {
-        return Err(Error::Usage(
-            "--executor ray sends one candidate per task and cannot train lockstep populations (on by default on a GPU): add --no-lockstep, or use --executor thread or process".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Run the command.
+/// Run the command: flags → a [`Request`] and a
+/// [`Scale`](crate::search::session::Scale) → a [`Session`] → run → print.
 pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
-    if args.workers == Some(0) {
-        return Err(Error::Usage("--workers must be at least 1".into()));
-    }
-    if let Some(w) = args.workers {
-        crate::limits::WORKERS.check_usize(crate::error::Setting::Workers, w)?;
-    }
     // Every flag is checked before a run directory is made or opened.
-    let (executor, _) = args.scale.check()?;
+    let scale = args.scale.scale(args.workers)?;
     let mut bars = SearchBars::new(args.quiet);
-    let (mut search, ev) = match &args.resume {
-        Some(dir) => match Search::open(dir)? {
-            Opened::Finished(summary) => {
+    let mut session = match &args.resume {
+        None => {
+            let command: Vec<String> = std::env::args().collect();
+            let out_dir = args.out.as_deref();
+            Session::create(
+                settings(args)?,
+                out_dir,
+                &command,
+                scale,
+                Some(bars.training()),
+            )?
+        }
+        Some(dir) => match Session::resume(dir, scale, Some(bars.training()))? {
+            Resumed::Ready(session) => *session,
+            Resumed::Finished(summary) => {
                 note(format!(
                     "the search in {} has already finished (generations 0..{}); nothing to do",
                     dir.display(),
@@ -538,80 +513,30 @@ pub fn run(out: &mut dyn Write, args: &SearchArgs) -> Result<i32> {
                 print(out, &summary, args.json, "already finished")?;
                 return Ok(0);
             }
-            Opened::Ready(s) => {
-                lockstep_fits(s.settings(), executor)?;
-                let ev = evaluators(s.settings(), s.library(), Some(bars.training()))?;
-                (*s, ev)
-            }
         },
-        None => {
-            let settings = settings(args)?;
-            lockstep_fits(&settings, executor)?;
-            // The evaluator prepares its data first: a missing corpus or
-            // device fails before the run directory exists.
-            let ev = evaluators(
-                &settings,
-                settings.primitive_set(None)?.library_arc(),
-                Some(bars.training()),
-            )?;
-            let command: Vec<String> = std::env::args().collect();
-            let search = match &args.out {
-                Some(dir) => Search::create(dir, settings, &command)?,
-                None => create_in_default_dir(settings, &command)?,
-            };
-            (search, ev)
-        }
     };
-    bars.set_paired(search.settings().seeding.racing.is_some());
-    let device = search.settings().train.device;
-    let workers = args.workers.unwrap_or_else(|| default_workers(device));
-    share_cpu_between(workers, device);
+    bars.set_paired(session.settings().seeding.racing.is_some());
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
-    let launch = args.scale.launch(device, workers)?;
-    let mut exec = launch.executor(&search, ev.evaluate, stop.clone())?;
-    match search.run(&mut *exec, &*ev.retrain, &mut bars, &stop)? {
+    match session.run(&mut bars, stop)? {
         Outcome::Finished(summary) => {
             print(out, &summary, args.json, "finished")?;
             Ok(0)
         }
         Outcome::Interrupted { generation } => {
+            let dir = session.dir().display().to_string();
             note(format!(
-                "interrupted before generation {generation}; checkpoint written. Continue with: actforge search --resume {}",
-                search.dir().display()
+                "interrupted before generation {generation}; checkpoint written. Continue with: actforge search --resume {dir}"
             ));
             if args.json {
                 outln!(
                     out,
                     "{}",
-                    serde_json::json!({"status": "interrupted", "dir": search.dir().display().to_string(), "next_generation": generation})
+                    serde_json::json!({"status": "interrupted", "dir": dir, "next_generation": generation})
                 );
             }
             Ok(INTERRUPTED)
         }
-    }
-}
-
-/// A new run in `runs/search-<UTC time>`: when another process takes that
-/// name first (two searches started in the same second), the next free
-/// name is tried.
-fn create_in_default_dir(settings: Settings, command: &[String]) -> Result<Search> {
-    let mut tries = 0;
-    loop {
-        let dir = default_dir(std::path::Path::new("runs"));
-        match Search::create(&dir, settings.clone(), command) {
-            Err(Error::Usage(_)) if dir.exists() && tries < 8 => tries += 1,
-            made => return made,
-        }
-    }
-}
-
-/// One worker per core on the CPU; one on a GPU.
-fn default_workers(device: Device) -> usize {
-    if device.is_cpu() {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        1
     }
 }
 

@@ -14,7 +14,9 @@
 //!   without parameters becomes a terminal `name()`), plus `ARG0` and `1.0`.
 //!   Its definitions may use the prelude.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
@@ -27,6 +29,60 @@ pub const SWISH_DEFS: &str = include_str!("../../grammar/swish.act");
 
 /// The names of the named sets, for help texts.
 pub const NAMED_SETS: [&str; 3] = ["seed", "extended", "swish"];
+
+/// A primitive set as a user names it (`--primitives`, a search's
+/// `"primitives"`): a named set or a file of definitions. Reads any text
+/// (a name that is not a set's is a path) and prints as it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetSpec {
+    Seed,
+    Extended,
+    Swish,
+    File(PathBuf),
+}
+
+impl SetSpec {
+    /// Whether it names a built-in set.
+    pub fn is_named(&self) -> bool {
+        self.file().is_none()
+    }
+
+    /// The definitions file it names, if any.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            SetSpec::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The set ([`PrimitiveSet::resolve`]).
+    pub fn resolve(&self) -> Result<PrimitiveSet> {
+        PrimitiveSet::resolve(&self.to_string())
+    }
+}
+
+impl FromStr for SetSpec {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<SetSpec, Self::Err> {
+        Ok(match s {
+            "seed" => SetSpec::Seed,
+            "extended" => SetSpec::Extended,
+            "swish" => SetSpec::Swish,
+            path => SetSpec::File(PathBuf::from(path)),
+        })
+    }
+}
+
+impl fmt::Display for SetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetSpec::Seed => f.write_str("seed"),
+            SetSpec::Extended => f.write_str("extended"),
+            SetSpec::Swish => f.write_str("swish"),
+            SetSpec::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
 
 const SEED: [(&str, usize); 8] = [
     ("log1p_safe", 1),

@@ -229,7 +229,7 @@ fn compile_stage(run: &Run, ledger: &Ledger, entries: &mut [Entry]) -> Result<()
             _ => unreachable!("filtered to jobs"),
         })
         .collect();
-    let arch = s.arch;
+    let arch = s.arch.0;
     let failures = batch_compile(&functions, &mut |fs: &[&Function]| nvrtc_compile(fs, arch))?;
     if failures.iter().all(Option::is_none) {
         // The generation's module compiled whole: lockstep populations of

@@ -7,15 +7,19 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::fitness::Task;
+use crate::gp::sets::SetSpec;
 use crate::gp::{syntactic_hash, Ephemeral, Limit, Mutation, PrimitiveSet, Variation};
 use crate::ir::seeds::SEEDS;
+use crate::runtime::Arch;
 use crate::simplify::hash_hex;
 
-use super::json::Fields;
+use super::json::text;
 use super::lockstep::Lockstep;
 use super::seeding::{final_seeds, Seeding};
 use crate::gp::objectives::{Objectives, Sense};
@@ -32,8 +36,9 @@ pub const KNOWN: [(&str, &str); 4] = [
 /// directory (a resumed run reads the copy).
 pub const PRIMITIVES_COPY: &str = "primitives.act";
 
-/// The generational scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The generational scheme (`"mu-plus-lambda"` or `"simple"` in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Algorithm {
     /// DEAP's `eaMuPlusLambda`: λ offspring by `varOr`, survivors chosen
     /// from parents and offspring together.
@@ -62,8 +67,10 @@ impl Algorithm {
     }
 }
 
-/// Single- or two-objective search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Single- or two-objective search (in JSON its name, read as
+/// [`Objective::parse`] reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Objective {
     /// Maximise the fitness.
     Score,
@@ -98,8 +105,23 @@ impl Objective {
     }
 }
 
-/// How parents (simple) or survivors (μ+λ, one objective) are selected.
-#[derive(Clone, Copy, Debug, PartialEq)]
+impl TryFrom<String> for Objective {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Objective> {
+        Objective::parse(&s)
+    }
+}
+
+impl From<Objective> for &'static str {
+    fn from(o: Objective) -> &'static str {
+        o.name()
+    }
+}
+
+/// How parents (simple) or survivors (μ+λ, one objective) are selected
+/// (in JSON `{"kind": "tournament", "size": 3}` and so on).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SelectionKind {
     Tournament { size: usize },
     DoubleTournament { fitness_size: usize, parsimony: f64 },
@@ -114,8 +136,10 @@ impl SelectionKind {
     }
 }
 
-/// Which evaluator scores candidates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which evaluator scores candidates (in JSON `{"kind": "train"}` or
+/// `{"kind": "synthetic", "sleep_ms": 5}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EvaluatorKind {
     /// The training recipe (`crate::fitness`).
     Train,
@@ -125,21 +149,26 @@ pub enum EvaluatorKind {
 
 /// The training flags of a search: `super::training::recipe` turns them
 /// into the `fitness::Recipe` (the task's defaults with these overrides).
-#[derive(Clone, Debug, PartialEq)]
+/// The fields are in the order `config.json` has them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     /// `qa`, `translate-gpt` or `translate-t5`.
-    pub task: String,
+    pub task: Task,
     /// Training steps per candidate (`None`: the recipe's default).
     pub steps: Option<usize>,
+    /// Sequences per batch (`None`: the recipe's default).
+    pub batch_size: Option<usize>,
     /// Share of the training data kept (stratified thinning).
     pub thin: f64,
-    /// `cpu` or `cuda` (written so in `config.json`).
+    /// `cpu`, `cuda` or `cuda:N` (written so in `config.json`).
+    #[serde(with = "text")]
     pub device: Device,
     /// Model preset (`None`: the task's default).
     pub preset: Option<String>,
-    /// Sequences per batch (`None`: the recipe's default).
-    pub batch_size: Option<usize>,
-    /// Weights of the fitness terms (`None`: the recipe's default).
+    /// Weights of the fitness terms (`None`: the recipe's default), as
+    /// their text; the key only when set, so that the settings (and their
+    /// hash) of runs made before `--weights` stay what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "text::opt")]
     pub weights: Option<crate::metrics::Weights>,
 }
 
@@ -155,14 +184,18 @@ pub const RETRAIN_SEEDS: usize = 28;
 /// Highest `--max-height` (the parser nests at most 256 levels).
 pub const MAX_HEIGHT: usize = 200;
 
-pub const TASKS: [&str; 3] = ["qa", "translate-gpt", "translate-t5"];
-
-/// Every setting of a search.
-#[derive(Clone, Debug, PartialEq)]
+/// Every setting of a search; its JSON (serde, fields in this order) is
+/// the `settings` object of `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
-    /// `seed`, `extended`, `swish` or a definitions file.
-    pub primitives: String,
-    /// An ephemeral random constant, e.g. `uniform(-1,1,2)`.
+    /// `seed`, `extended`, `swish` or a definitions file (its text in
+    /// JSON).
+    #[serde(with = "text")]
+    pub primitives: SetSpec,
+    /// An ephemeral random constant, e.g. `uniform(-1,1,2)`, as the user
+    /// wrote it: [`Ephemeral`] prints its own spelling
+    /// (`uniform(-1.0,1.0,2)`), which would change the settings' text and
+    /// hash, so the text is kept and parsed where it is used.
     pub ephemeral: Option<String>,
     /// Seed the population with [`KNOWN`].
     pub include_known: bool,
@@ -179,7 +212,9 @@ pub struct Settings {
     pub elite: usize,
     pub cxpb: f64,
     pub mutpb: f64,
-    pub mutations: Vec<String>,
+    /// By their names in JSON (`"node-replacement"`).
+    #[serde(with = "mutation_names")]
+    pub mutations: Vec<Mutation>,
     pub max_height: usize,
     pub max_size: Option<usize>,
     /// Heights of the initial trees (ramped half-and-half).
@@ -197,48 +232,103 @@ pub struct Settings {
     pub evaluator: EvaluatorKind,
     /// Compile each generation's kernels with NVRTC even on the CPU.
     pub compile_check: bool,
-    /// SM architecture for compiles and the exported kernel.
-    pub arch: u32,
+    /// SM architecture for compiles and the exported kernel (the number
+    /// in JSON: `90`).
+    #[serde(with = "arch_number")]
+    pub arch: Arch,
     /// Hall-of-fame entries retrained against GELU at the end.
     pub retrain_top: usize,
     pub retrain_seeds: usize,
     /// Export the best formula's kernel package at the end.
     pub export: bool,
-    /// How seeds are spent: the final verdict's steps ([`Seeding`]).
+    /// How seeds are spent: the final verdict's steps ([`Seeding`]);
+    /// the key only when not [`Seeding::LEGACY`].
+    #[serde(
+        default = "Seeding::legacy",
+        skip_serializing_if = "Seeding::is_legacy",
+        deserialize_with = "Seeding::or_legacy"
+    )]
     pub seeding: Seeding,
-    /// Candidate-seeds trained as lockstep populations ([`Lockstep`]).
+    /// Candidate-seeds trained as lockstep populations ([`Lockstep`]);
+    /// the key only when on.
+    #[serde(default, skip_serializing_if = "Lockstep::is_off")]
     pub lockstep: Lockstep,
 }
 
+/// The constant defaults of a search's settings, each written once: the
+/// CLI's flags show them (`default_value_t = defaults::POP`),
+/// [`Settings::default`] and `super::request::Request::default` take
+/// them. Defaults that depend on another setting are resolved in one
+/// place, `super::request::Request::resolve`.
+pub mod defaults {
+    use crate::fitness::Task;
+    use crate::runtime::Arch;
+
+    use super::{Algorithm, Objective};
+
+    pub const TASK: Task = Task::Qa;
+    pub const POP: usize = 12;
+    pub const GENS: usize = 5;
+    pub const ALGORITHM: Algorithm = Algorithm::MuPlusLambda;
+    pub const OBJECTIVE: Objective = Objective::Score;
+    pub const TOURNAMENT_SIZE: usize = 3;
+    pub const PARSIMONY: f64 = 1.4;
+    pub const ELITE: usize = 1;
+    pub const MAX_HEIGHT: usize = 17;
+    pub const INIT_MIN: usize = 1;
+    pub const INIT_MAX: usize = 3;
+    pub const HOF: usize = 10;
+    pub const SEED: u64 = 0;
+    pub const SEEDS: usize = 1;
+    pub const THIN: f64 = 0.5;
+    pub const ARCH: Arch = Arch(90);
+    pub const SYNTHETIC_SLEEP_MS: u64 = 0;
+    pub use super::super::seeding::MAX_SEEDS;
+    pub use super::{RETRAIN_SEEDS, RETRAIN_TOP};
+
+    /// Crossover and mutation probabilities of `algorithm`: DEAP's
+    /// examples' 0.6 and 0.3 for (μ+λ), 0.5 and 0.2 for the simple one.
+    pub fn rates(algorithm: Algorithm) -> (f64, f64) {
+        match algorithm {
+            Algorithm::MuPlusLambda => (0.6, 0.3),
+            Algorithm::Simple => (0.5, 0.2),
+        }
+    }
+}
+
 impl Default for Settings {
+    /// The defaults on the CPU with lockstep off (no device probed).
     fn default() -> Settings {
+        let (cxpb, mutpb) = defaults::rates(defaults::ALGORITHM);
         Settings {
-            primitives: "seed".into(),
+            primitives: SetSpec::Seed,
             ephemeral: None,
             include_known: false,
             start_with: Vec::new(),
-            pop: 12,
-            lambda: 12,
-            gens: 5,
-            algorithm: Algorithm::MuPlusLambda,
-            selection: SelectionKind::Tournament { size: 3 },
-            elite: 1,
-            cxpb: 0.6,
-            mutpb: 0.3,
+            pop: defaults::POP,
+            lambda: defaults::POP,
+            gens: defaults::GENS,
+            algorithm: defaults::ALGORITHM,
+            selection: SelectionKind::Tournament {
+                size: defaults::TOURNAMENT_SIZE,
+            },
+            elite: defaults::ELITE,
+            cxpb,
+            mutpb,
             mutations: default_mutations(false),
-            max_height: 17,
+            max_height: defaults::MAX_HEIGHT,
             max_size: None,
-            init_min: 1,
-            init_max: 3,
-            objective: Objective::Score,
+            init_min: defaults::INIT_MIN,
+            init_max: defaults::INIT_MAX,
+            objective: defaults::OBJECTIVE,
             fingerprint: true,
-            hof: 10,
-            seed: 0,
-            seeds: 1,
+            hof: defaults::HOF,
+            seed: defaults::SEED,
+            seeds: defaults::SEEDS,
             train: TrainSettings {
-                task: "qa".into(),
+                task: defaults::TASK,
                 steps: None,
-                thin: 0.5,
+                thin: defaults::THIN,
                 device: Device::Cpu,
                 preset: None,
                 batch_size: None,
@@ -246,7 +336,7 @@ impl Default for Settings {
             },
             evaluator: EvaluatorKind::Train,
             compile_check: false,
-            arch: 90,
+            arch: defaults::ARCH,
             retrain_top: RETRAIN_TOP,
             retrain_seeds: RETRAIN_SEEDS,
             export: true,
@@ -258,59 +348,105 @@ impl Default for Settings {
 
 /// Uniform, node-replacement, shrink and insert (and ephemeral-one when
 /// the set has ephemeral constants), equally likely.
-pub fn default_mutations(ephemeral: bool) -> Vec<String> {
-    let mut m: Vec<String> = ["uniform", "node-replacement", "shrink", "insert"]
-        .map(String::from)
-        .to_vec();
+pub fn default_mutations(ephemeral: bool) -> Vec<Mutation> {
+    let mut m = vec![
+        Mutation::UNIFORM,
+        Mutation::NodeReplacement,
+        Mutation::Shrink,
+        Mutation::Insert,
+    ];
     if ephemeral {
-        m.push("ephemeral-one".into());
+        m.push(Mutation::Ephemeral(crate::gp::EphemeralMode::One));
     }
     m
+}
+
+/// Serde of the mutations as their names ([`Mutation::name`],
+/// [`Mutation::parse`]).
+mod mutation_names {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::gp::Mutation;
+
+    pub fn serialize<S: Serializer>(m: &[Mutation], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(Mutation::name))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Mutation>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|n| Mutation::parse(n).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
+/// Serde of an [`Arch`] as its number (`90`), as `config.json` has it.
+mod arch_number {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::runtime::Arch;
+
+    pub fn serialize<S: Serializer>(a: &Arch, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(a.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        u32::deserialize(d).map(Arch)
+    }
 }
 
 impl Settings {
     /// Check that the settings make sense together.
     pub fn check(&self) -> Result<()> {
         self.check_sizes()?;
-        let usage = |m: String| Err(Error::Usage(m));
+        use crate::error::Setting as S;
+        let refuse = |m: String| Err(Error::setting(m));
         if self.pop == 0 || self.lambda == 0 {
-            return usage("--pop and --lambda must be at least 1".into());
+            return refuse(format!("{} and {} must be at least 1", S::Pop, S::Lambda));
         }
         if self.seeds == 0 {
-            return usage("--seeds must be at least 1".into());
+            return refuse(format!("{} must be at least 1", S::Seeds));
         }
         if self.elite >= self.pop {
-            return usage(format!(
-                "--elite {} must be smaller than --pop {}",
-                self.elite, self.pop
+            return refuse(format!(
+                "{} {} must be smaller than {} {}",
+                S::Elite,
+                self.elite,
+                S::Pop,
+                self.pop
             ));
         }
         if self.max_height > MAX_HEIGHT {
-            return usage(format!(
-                "--max-height {} is above {MAX_HEIGHT} (formulas nest at most 256 levels)",
+            return refuse(format!(
+                "{} {} is above {MAX_HEIGHT} (formulas nest at most 256 levels)",
+                S::MaxHeight,
                 self.max_height
             ));
         }
         if self.init_min > self.init_max || self.init_max > self.max_height {
-            return usage(format!(
-                "initial heights {}..{} must be ordered and within --max-height {}",
-                self.init_min, self.init_max, self.max_height
+            return refuse(format!(
+                "initial heights {}..{} ({} and {}) must be ordered and within {} {}",
+                self.init_min,
+                self.init_max,
+                S::InitMin,
+                S::InitMax,
+                S::MaxHeight,
+                self.max_height
             ));
         }
         if !(self.train.thin > 0.0 && self.train.thin <= 1.0) {
-            return usage(format!("--thin must be in (0, 1], not {}", self.train.thin));
-        }
-        if !TASKS.contains(&self.train.task.as_str()) {
-            return usage(format!(
-                "unknown task `{}`: use {}",
-                self.train.task,
-                TASKS.join(", ")
+            return refuse(format!(
+                "{} must be in (0, 1], not {}",
+                S::Thin,
+                self.train.thin
             ));
         }
         if self.objective == Objective::ScoreComplexity && self.algorithm == Algorithm::Simple {
-            return usage(
-                "--objective score,complexity selects survivors with NSGA-II, a (μ+λ) scheme: use --algorithm mu-plus-lambda".into(),
-            );
+            return refuse(format!(
+                "{} score,complexity selects survivors with NSGA-II, a (μ+λ) scheme: use {} mu-plus-lambda",
+                S::Objective,
+                S::Algorithm
+            ));
         }
         if let Some(e) = &self.ephemeral {
             Ephemeral::parse(e)?;
@@ -319,19 +455,24 @@ impl Settings {
         self.seeding.check(self.seeds)?;
         self.lockstep.check()?;
         if self.algorithm == Algorithm::MuPlusLambda && self.cxpb + self.mutpb > 1.0 {
-            return usage(format!(
-                "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: --cxpb + --mutpb must be at most 1, not {}",
+            return refuse(format!(
+                "with mu-plus-lambda each offspring comes from crossover, mutation or a copy: {} + {} must be at most 1, not {}",
+                S::Cxpb,
+                S::Mutpb,
                 self.cxpb + self.mutpb
             ));
         }
         match self.selection {
             SelectionKind::Tournament { size: 0 } => {
-                usage("--tournament-size must be at least 1".into())
+                refuse(format!("{} must be at least 1", S::TournamentSize))
             }
             SelectionKind::DoubleTournament { parsimony, .. }
                 if !(1.0..=2.0).contains(&parsimony) =>
             {
-                usage(format!("--parsimony must be in [1, 2], not {parsimony}"))
+                refuse(format!(
+                    "{} must be in [1, 2], not {parsimony}",
+                    S::Parsimony
+                ))
             }
             _ => Ok(()),
         }
@@ -369,11 +510,7 @@ impl Settings {
 
     /// The variation operators.
     pub fn variation(&self) -> Result<Variation> {
-        let mutations = self
-            .mutations
-            .iter()
-            .map(|m| Mutation::parse(m).map(|m| (m, 1.0)))
-            .collect::<Result<Vec<_>>>()?;
+        let mutations = self.mutations.iter().map(|m| (*m, 1.0)).collect();
         Variation::new(
             self.cxpb,
             self.mutpb,
@@ -431,7 +568,7 @@ impl Settings {
     /// the copy in its directory).
     pub fn primitive_set(&self, copy: Option<&Path>) -> Result<PrimitiveSet> {
         let mut set = match (self.named_set(), copy) {
-            (true, _) | (false, None) => PrimitiveSet::resolve(&self.primitives)?,
+            (true, _) | (false, None) => self.primitives.resolve()?,
             (false, Some(path)) => PrimitiveSet::from_file(path)?,
         };
         if let Some(e) = &self.ephemeral {
@@ -450,167 +587,17 @@ impl Settings {
 
     /// Whether `primitives` names a built-in set (not a file).
     pub fn named_set(&self) -> bool {
-        crate::gp::sets::NAMED_SETS.contains(&self.primitives.as_str())
+        self.primitives.is_named()
     }
 
     /// The settings as JSON (the `settings` object of `config.json`).
     pub fn to_json(&self) -> Value {
-        let selection = match self.selection {
-            SelectionKind::Tournament { size } => json!({"kind": "tournament", "size": size}),
-            SelectionKind::DoubleTournament {
-                fitness_size,
-                parsimony,
-            } => {
-                json!({"kind": "double-tournament", "fitness_size": fitness_size, "parsimony": parsimony})
-            }
-        };
-        let evaluator = match self.evaluator {
-            EvaluatorKind::Train => json!({"kind": "train"}),
-            EvaluatorKind::Synthetic { sleep_ms } => {
-                json!({"kind": "synthetic", "sleep_ms": sleep_ms})
-            }
-        };
-        let t = &self.train;
-        // The weights only when set, so that the settings (and their hash) of
-        // runs made before `--weights` stay what they were.
-        let mut train = json!({"task": t.task, "steps": t.steps, "batch_size": t.batch_size, "thin": t.thin, "device": t.device.to_string(), "preset": t.preset});
-        if let Some(w) = t.weights {
-            train["weights"] = json!(w.to_string());
-        }
-        let mut v = json!({
-            "primitives": self.primitives,
-            "ephemeral": self.ephemeral,
-            "include_known": self.include_known,
-            "start_with": self.start_with,
-            "pop": self.pop,
-            "lambda": self.lambda,
-            "gens": self.gens,
-            "algorithm": self.algorithm.name(),
-            "selection": selection,
-            "elite": self.elite,
-            "cxpb": self.cxpb,
-            "mutpb": self.mutpb,
-            "mutations": self.mutations,
-            "max_height": self.max_height,
-            "max_size": self.max_size,
-            "init_min": self.init_min,
-            "init_max": self.init_max,
-            "objective": self.objective.name(),
-            "fingerprint": self.fingerprint,
-            "hof": self.hof,
-            "seed": self.seed,
-            "seeds": self.seeds,
-            "train": train,
-            "evaluator": evaluator,
-            "compile_check": self.compile_check,
-            "arch": self.arch,
-            "retrain_top": self.retrain_top,
-            "retrain_seeds": self.retrain_seeds,
-            "export": self.export,
-        });
-        if let Some(s) = self.seeding.to_json() {
-            v["seeding"] = s;
-        }
-        if let Some(l) = self.lockstep.to_json() {
-            v["lockstep"] = l;
-        }
-        v
+        serde_json::to_value(self).expect("settings are plain data")
     }
 
     /// Read [`Settings::to_json`]; errors name `file` and the key.
     pub fn from_json(v: &Value, file: &str) -> Result<Settings> {
-        let f = Fields::of(v, file, "the settings")?;
-        let sel = f.object("selection")?;
-        let selection = match sel.str("kind")? {
-            "tournament" => SelectionKind::Tournament {
-                size: sel.usize("size")?,
-            },
-            "double-tournament" => SelectionKind::DoubleTournament {
-                fitness_size: sel.usize("fitness_size")?,
-                parsimony: sel.f64("parsimony")?,
-            },
-            other => {
-                return Err(super::json::bad(
-                    file,
-                    format!("unknown selection `{other}`"),
-                ))
-            }
-        };
-        let ev = f.object("evaluator")?;
-        let evaluator = match ev.str("kind")? {
-            "train" => EvaluatorKind::Train,
-            "synthetic" => EvaluatorKind::Synthetic {
-                sleep_ms: ev.u64("sleep_ms")?,
-            },
-            other => {
-                return Err(super::json::bad(
-                    file,
-                    format!("unknown evaluator `{other}`"),
-                ))
-            }
-        };
-        let t = f.object("train")?;
-        let strings = |key: &str| -> Result<Vec<String>> {
-            f.array(key)?
-                .iter()
-                .map(|s| {
-                    s.as_str().map(String::from).ok_or_else(|| {
-                        super::json::bad(file, format!("`{key}` must be a list of strings"))
-                    })
-                })
-                .collect()
-        };
-        let opt_usize = |o: Option<&Value>, key: &str| -> Result<Option<usize>> {
-            o.map(|v| {
-                v.as_u64()
-                    .map(|n| n as usize)
-                    .ok_or_else(|| super::json::bad(file, format!("`{key}` is not an integer")))
-            })
-            .transpose()
-        };
-        let opt_str = |o: Option<&Value>| o.and_then(Value::as_str).map(String::from);
-        let s = Settings {
-            primitives: f.str("primitives")?.to_string(),
-            ephemeral: opt_str(f.opt("ephemeral")),
-            include_known: f.bool("include_known")?,
-            start_with: strings("start_with")?,
-            pop: f.usize("pop")?,
-            lambda: f.usize("lambda")?,
-            gens: f.usize("gens")?,
-            algorithm: Algorithm::parse(f.str("algorithm")?)?,
-            selection,
-            elite: f.usize("elite")?,
-            cxpb: f.f64("cxpb")?,
-            mutpb: f.f64("mutpb")?,
-            mutations: strings("mutations")?,
-            max_height: f.usize("max_height")?,
-            max_size: opt_usize(f.opt("max_size"), "max_size")?,
-            init_min: f.usize("init_min")?,
-            init_max: f.usize("init_max")?,
-            objective: Objective::parse(f.str("objective")?)?,
-            fingerprint: f.bool("fingerprint")?,
-            hof: f.usize("hof")?,
-            seed: f.u64("seed")?,
-            seeds: f.usize("seeds")?,
-            train: TrainSettings {
-                task: t.str("task")?.to_string(),
-                steps: opt_usize(t.opt("steps"), "steps")?,
-                thin: t.f64("thin")?,
-                device: Device::parse(t.str("device")?)?,
-                preset: opt_str(t.opt("preset")),
-                batch_size: opt_usize(t.opt("batch_size"), "batch_size")?,
-                // Absent in runs made before the flag existed: the default.
-                weights: opt_str(t.opt("weights")).map(|w| w.parse()).transpose()?,
-            },
-            evaluator,
-            compile_check: f.bool("compile_check")?,
-            arch: f.u64("arch")? as u32,
-            retrain_top: f.usize("retrain_top")?,
-            retrain_seeds: f.usize("retrain_seeds")?,
-            export: f.bool("export")?,
-            seeding: Seeding::from_json(f.opt("seeding"), file)?,
-            lockstep: Lockstep::from_json(f.opt("lockstep"), file)?,
-        };
+        let s: Settings = super::json::typed(v, file, "the settings")?;
         // A forged file meets the flags' rules (and limits), named by file
         // and by its keys.
         s.check().map_err(|e| match e {
@@ -634,6 +621,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn settings_round_trip_through_json() {
@@ -682,14 +670,65 @@ mod tests {
                 algorithm: Algorithm::Simple,
                 ..Settings::default()
             },
-            Settings {
-                mutations: vec!["nope".into()],
-                ..Settings::default()
-            },
         ];
-        for s in bad {
-            assert!(matches!(s.check(), Err(Error::Usage(_))), "{s:?}");
+        // Refused settings, named as settings (exit status 2); the
+        // command line shows them as flags.
+        for (s, flags) in bad.into_iter().zip([
+            "--elite 16 must be smaller than --pop 12",
+            "--cxpb + --mutpb must be at most 1",
+            "--objective score,complexity selects survivors with NSGA-II",
+        ]) {
+            let e = s.check().unwrap_err();
+            assert!(matches!(e, Error::Setting(_)), "{s:?}");
+            assert_eq!(e.exit_code(), 2);
+            assert!(crate::cli::flags::render(&e).contains(flags), "{e}");
         }
+        // An unknown mutation cannot be a value of the settings any more:
+        // reading one is refused.
+        let mut v = Settings::default().to_json();
+        v["mutations"] = json!(["nope"]);
+        let e = Settings::from_json(&v, "config.json").unwrap_err();
+        assert!(e.to_string().contains("unknown mutation `nope`"), "{e}");
+    }
+
+    /// The typed fields keep their text in JSON: the primitive set (a
+    /// name or a path), the task, the mutations and the arch.
+    #[test]
+    fn typed_fields_keep_their_text() {
+        let mut v = Settings::default().to_json();
+        for (key, text) in [
+            ("primitives", json!("extended")),
+            ("primitives", json!("defs/my set.act")),
+            ("mutations", json!(["shrink", "ephemeral-all"])),
+            ("arch", json!(120)),
+        ] {
+            v[key] = text.clone();
+            let s = Settings::from_json(&v, "config.json").unwrap();
+            assert_eq!(s.to_json()[key], text);
+        }
+        let s = Settings::from_json(&v, "config.json").unwrap();
+        assert_eq!(
+            s.primitives,
+            SetSpec::File(std::path::PathBuf::from("defs/my set.act"))
+        );
+        assert!(!s.named_set());
+        assert_eq!(s.arch, Arch(120));
+        assert_eq!(
+            s.mutations[1],
+            Mutation::Ephemeral(crate::gp::EphemeralMode::All)
+        );
+        for t in Task::ALL {
+            v["train"]["task"] = json!(t.name());
+            assert_eq!(
+                Settings::from_json(&v, "config.json").unwrap().train.task,
+                t
+            );
+        }
+        v["train"]["task"] = json!("qna");
+        let e = Settings::from_json(&v, "config.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("qna") && e.contains("`task`"), "{e}");
     }
 
     #[test]
@@ -730,7 +769,8 @@ mod tests {
         assert_eq!(fixed.seed_pool(), fixed.training_seeds());
         assert_eq!(raced.retrain_seed_list(), vec![14, 15]);
         let e = Settings { seeds: 2, ..raced }.check().unwrap_err();
-        assert!(e.to_string().contains("without --max-seeds"), "{e}");
+        let e = crate::cli::flags::render(&e);
+        assert!(e.contains("without --max-seeds"), "{e}");
     }
 
     /// The defaults of runs made before the held-out verdict (3 final
@@ -769,14 +809,14 @@ mod tests {
             evaluator: EvaluatorKind::Synthetic { sleep_ms: 5 },
             max_size: Some(40),
             compile_check: true,
-            arch: 80,
+            arch: Arch(80),
             ..before()
         };
         full.train.steps = Some(100);
         full.train.batch_size = Some(16);
         full.train.preset = Some("gpt-micro".into());
         full.train.device = Device::Cuda(None);
-        full.train.task = "translate-t5".into();
+        full.train.task = Task::TranslateT5;
         let mut weighted = before();
         weighted.train.weights = Some("ppl=1,acc=1".parse().unwrap());
         for (s, text, hash) in [
@@ -796,6 +836,38 @@ mod tests {
     const PINNED_FULL_HASH: &str = "82fc6d13de3e7aec";
     const PINNED_WEIGHTED: &str = r#"{"primitives":"seed","ephemeral":null,"include_known":false,"start_with":[],"pop":12,"lambda":12,"gens":5,"algorithm":"mu-plus-lambda","selection":{"kind":"tournament","size":3},"elite":1,"cxpb":0.6,"mutpb":0.3,"mutations":["uniform","node-replacement","shrink","insert"],"max_height":17,"max_size":null,"init_min":1,"init_max":3,"objective":"score","fingerprint":true,"hof":10,"seed":0,"seeds":1,"train":{"task":"qa","steps":null,"batch_size":null,"thin":0.5,"device":"cpu","preset":null,"weights":"bleu=0,ppl=1,acc=1"},"evaluator":{"kind":"train"},"compile_check":false,"arch":90,"retrain_top":3,"retrain_seeds":3,"export":true}"#;
     const PINNED_WEIGHTED_HASH: &str = "d066aa113e37fc85";
+    /// A damaged or forged settings object is refused with the file and
+    /// the key at fault, whether the key is missing or its value has the
+    /// wrong type (at the top, nested, in a list, in a tagged object).
+    #[test]
+    fn a_bad_value_names_the_file_and_the_key() {
+        type Edit = fn(&mut Value);
+        let cases: [(&str, Edit); 7] = [
+            ("`gens`", |v| {
+                v.as_object_mut().unwrap().remove("gens");
+            }),
+            ("`pop`", |v| v["pop"] = json!("twelve")),
+            ("`steps`", |v| v["train"]["steps"] = json!(-3)),
+            ("`mutations`", |v| v["mutations"] = json!(["shrink", 7])),
+            ("`selection`", |v| v["selection"]["size"] = json!(true)),
+            ("`max_seeds`", |v| {
+                v["seeding"]["racing"]["max_seeds"] = json!("four")
+            }),
+            ("`kind`", |v| v["evaluator"]["kind"] = json!("oracle")),
+        ];
+        for (key, edit) in cases {
+            let mut v = Settings::default().to_json();
+            edit(&mut v);
+            let e = Settings::from_json(&v, "runs/x/config.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("error: runs/x/config.json: the settings: ") && e.contains(key),
+                "{key}: {e}"
+            );
+        }
+    }
+
     /// The device is read once, when the settings are: a config naming a
     /// device that does not exist is refused there, and one that does is
     /// written back as it was written.

@@ -109,11 +109,9 @@ impl Search {
         let primitives = if settings.named_set() {
             None
         } else {
-            let from = Path::new(&settings.primitives);
-            let bytes =
-                read_bounded(from, crate::limits::DATA_FILE_BYTES.max)?.ok_or_else(|| {
-                    Error::io(&settings.primitives, std::io::ErrorKind::NotFound.into())
-                })?;
+            let from = settings.primitives.to_string();
+            let bytes = read_bounded(Path::new(&from), crate::limits::DATA_FILE_BYTES.max)?
+                .ok_or_else(|| Error::io(&from, std::io::ErrorKind::NotFound.into()))?;
             write_atomic(&new.path().join(PRIMITIVES_COPY), &bytes)?;
             Some(bytes)
         };

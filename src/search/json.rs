@@ -111,3 +111,83 @@ pub fn read(path: &std::path::Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(&shown, e))?;
     serde_json::from_str(&text).map_err(|e| bad(&shown, format!("not valid JSON: {e}")))
 }
+
+/// Read `value` as a `T` through its serde derive; an error names `file`,
+/// `what` is read and the key at fault (serde_json's own message names a
+/// missing field, and the key is found for a value of the wrong type).
+pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, file: &str, what: &str) -> Result<T> {
+    T::deserialize(value).map_err(|e| {
+        let at = key_at_fault::<T>(value).map_or(String::new(), |k| format!(" (at `{k}`)"));
+        bad(file, format!("{what}: {e}{at}"))
+    })
+}
+
+/// The key whose value `T` refuses: the value is printed one key a line
+/// and read again, and the error's line leads to the key (an item of a
+/// list leads to the list's key).
+fn key_at_fault<T: serde::de::DeserializeOwned>(value: &Value) -> Option<String> {
+    let text = serde_json::to_string_pretty(value).ok()?;
+    let e = serde_json::from_str::<T>(&text).err()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let at = e.line().checked_sub(1)?;
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let depth = indent(lines.get(at)?);
+    lines[..=at]
+        .iter()
+        .rev()
+        .filter(|l| indent(l) <= depth)
+        .find_map(|l| {
+            let rest = l.trim_start().strip_prefix('"')?;
+            let (key, tail) = rest.split_once("\": ")?;
+            (!tail.is_empty()).then(|| key.to_string())
+        })
+}
+
+/// Serde through `Display`/`FromStr`: a typed value kept in JSON as the
+/// text a user writes (`"cuda:2"`, `"bleu=0,ppl=1,acc=1"`).
+pub mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(D::Error::custom)
+    }
+
+    /// The same for an `Option` (`null` is `None`).
+    pub mod opt {
+        use super::*;
+
+        pub fn serialize<T: Display, S: Serializer>(
+            v: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => s.collect_str(v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+        where
+            T: FromStr,
+            T::Err: Display,
+            D: Deserializer<'de>,
+        {
+            Option::<String>::deserialize(d)?
+                .map(|s| s.parse().map_err(D::Error::custom))
+                .transpose()
+        }
+    }
+}

@@ -15,21 +15,45 @@
 //! of 8e-4 and at most 2 % of the fitness), so a run's results depend on
 //! it (and `--resume` keeps the run's).
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 use super::exec::executor::{groups, Job};
-use super::json::Fields;
 
-/// See the module docs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// See the module docs. In JSON `{"size": K}` when on; `null` (and an
+/// absent key, which is how the settings write it) when off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Option<Members>", into = "Option<Members>")]
 pub enum Lockstep {
     /// Every candidate-seed trains as a model of its own.
+    #[default]
     Off,
     /// Populations of up to `size` candidate-seeds.
     On { size: usize },
+}
+
+/// The JSON of [`Lockstep::On`].
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Members {
+    size: usize,
+}
+
+impl From<Option<Members>> for Lockstep {
+    fn from(m: Option<Members>) -> Lockstep {
+        m.map_or(Lockstep::Off, |m| Lockstep::On { size: m.size })
+    }
+}
+
+impl From<Lockstep> for Option<Members> {
+    fn from(l: Lockstep) -> Option<Members> {
+        match l {
+            Lockstep::Off => None,
+            Lockstep::On { size } => Some(Members { size }),
+        }
+    }
 }
 
 /// The most members of a population (`--lockstep` with no
@@ -96,18 +120,23 @@ impl Lockstep {
     ) -> Result<Lockstep> {
         let default = Lockstep::default_for(device, preset);
         let on = on.unwrap_or(size.is_some() || default != Lockstep::Off);
-        let l =
-            match (on, size) {
-                (false, Some(_)) => return Err(Error::Usage(
-                    "--lockstep-size sets the population of --lockstep: drop it or --no-lockstep"
-                        .into(),
-                )),
-                (false, None) => Lockstep::Off,
-                (true, Some(size)) => Lockstep::On { size },
-                (true, None) => Lockstep::On {
-                    size: gpu_population(preset),
-                },
-            };
+        let l = match (on, size) {
+            (false, Some(_)) => {
+                let (size, on, off) = (
+                    Setting::LockstepSize,
+                    Setting::Lockstep,
+                    Setting::NoLockstep,
+                );
+                return Err(Error::setting(format!(
+                    "{size} sets the population of {on}: drop it or {off}"
+                )));
+            }
+            (false, None) => Lockstep::Off,
+            (true, Some(size)) => Lockstep::On { size },
+            (true, None) => Lockstep::On {
+                size: gpu_population(preset),
+            },
+        };
         l.check()?;
         Ok(l)
     }
@@ -139,8 +168,9 @@ impl Lockstep {
     pub fn check(&self) -> Result<()> {
         if let Lockstep::On { size } = *self {
             if size == 0 || size > MAX_SIZE {
-                return Err(Error::Usage(format!(
-                    "--lockstep-size must be in 1..={MAX_SIZE}, not {size}"
+                return Err(Error::setting(format!(
+                    "{} must be in 1..={MAX_SIZE}, not {size}",
+                    Setting::LockstepSize
                 )));
             }
         }
@@ -150,27 +180,28 @@ impl Lockstep {
     /// `None` for [`Lockstep::LEGACY`] (the key is left out of the
     /// settings), else `{"size": K}`.
     pub fn to_json(&self) -> Option<Value> {
-        match self {
-            Lockstep::Off => None,
-            Lockstep::On { size } => Some(json!({ "size": size })),
-        }
+        (!self.is_off()).then(|| serde_json::to_value(self).expect("plain data"))
+    }
+
+    /// Whether it is off ([`Lockstep::LEGACY`]: the settings leave the key
+    /// out).
+    pub fn is_off(&self) -> bool {
+        *self == Lockstep::Off
     }
 
     /// Read [`Lockstep::to_json`]; an absent key is [`Lockstep::LEGACY`].
     pub fn from_json(v: Option<&Value>, file: &str) -> Result<Lockstep> {
-        let Some(v) = v else {
-            return Ok(Lockstep::LEGACY);
-        };
-        let f = Fields::of(v, file, "`lockstep`")?;
-        Ok(Lockstep::On {
-            size: f.usize("size")?,
-        })
+        match v {
+            None => Ok(Lockstep::LEGACY),
+            Some(v) => super::json::typed(v, file, "`lockstep`"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn legacy_is_absent_and_on_round_trips() {
@@ -214,9 +245,8 @@ mod tests {
         );
         assert_eq!(Lockstep::from_flags(None, Some(4), cpu, m).unwrap(), on(4));
         for (on, size) in [(Some(false), Some(4)), (None, Some(0)), (None, Some(5000))] {
-            let e = Lockstep::from_flags(on, size, cpu, m)
-                .unwrap_err()
-                .to_string();
+            // As the command line shows it (settings as flags).
+            let e = crate::cli::flags::render(&Lockstep::from_flags(on, size, cpu, m).unwrap_err());
             assert!(e.contains("--lockstep-size"), "{e}");
         }
         assert_eq!(Lockstep::Off.size(), 1);

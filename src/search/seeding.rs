@@ -11,25 +11,27 @@
 //! search by construction ([`final_seeds`]) and checked against the
 //! evaluations log before anything trains (`run::outputs`).
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::error::Result;
 
-use super::json::Fields;
-
-/// See the module docs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// See the module docs. In JSON `"final_steps"` is always written (as
+/// before racing existed), `"racing": {"max_seeds"}` only with racing on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seeding {
     /// Training steps of the final verdict's runs (`None`: the task
     /// recipe's full length, 300 on the CPU and 2,000 on a GPU).
+    #[serde(default)]
     pub final_steps: Option<usize>,
     /// Racing seeds onto contenders (`None`: every candidate trains with
     /// the fixed `--seeds`, as runs did before racing existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub racing: Option<Racing>,
 }
 
 /// The racing settings (see [`super::racing`] for the rule).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Racing {
     /// The most seeds a candidate can earn (`--max-seeds`).
     pub max_seeds: usize,
@@ -59,14 +61,24 @@ impl Seeding {
     /// settings), else the object: `"final_steps"` always (as before
     /// racing existed), `"racing": {"max_seeds"}` only with racing on.
     pub fn to_json(&self) -> Option<Value> {
-        if *self == Seeding::LEGACY {
-            return None;
-        }
-        let mut v = json!({"final_steps": self.final_steps});
-        if let Some(r) = self.racing {
-            v["racing"] = json!({"max_seeds": r.max_seeds});
-        }
-        Some(v)
+        (!self.is_legacy()).then(|| serde_json::to_value(self).expect("plain data"))
+    }
+
+    /// Whether these are the values of runs made before this setting
+    /// existed (the settings leave the key out).
+    pub fn is_legacy(&self) -> bool {
+        *self == Seeding::LEGACY
+    }
+
+    /// Serde for the settings' `"seeding"` key: absent or `null` is
+    /// [`Seeding::LEGACY`].
+    pub fn or_legacy<'de, D: Deserializer<'de>>(d: D) -> Result<Seeding, D::Error> {
+        Ok(Option::<Seeding>::deserialize(d)?.unwrap_or(Seeding::LEGACY))
+    }
+
+    /// [`Seeding::LEGACY`], for serde's `default`.
+    pub fn legacy() -> Seeding {
+        Seeding::LEGACY
     }
 
     /// The most training seeds a candidate can get: `--max-seeds` with
@@ -77,50 +89,40 @@ impl Seeding {
 
     /// Read [`Seeding::to_json`]; an absent key is [`Seeding::LEGACY`].
     pub fn from_json(v: Option<&Value>, file: &str) -> Result<Seeding> {
-        let Some(v) = v else {
-            return Ok(Seeding::LEGACY);
-        };
-        let f = Fields::of(v, file, "`seeding`")?;
-        let final_steps = match f.opt("final_steps") {
-            None => None,
-            Some(_) => Some(f.usize("final_steps")?),
-        };
-        let racing = match f.opt("racing") {
-            None => None,
-            Some(_) => Some(Racing {
-                max_seeds: f.object("racing")?.usize("max_seeds")?,
-            }),
-        };
-        Ok(Seeding {
-            final_steps,
-            racing,
-        })
+        match v.filter(|v| !v.is_null()) {
+            None => Ok(Seeding::LEGACY),
+            Some(v) => super::json::typed(v, file, "`seeding`"),
+        }
     }
 
     /// Check the values against their limits (`--final-steps`,
     /// `--max-seeds`); `seeds` is the run's `--seeds`, which racing
     /// replaces (a raced candidate starts at one seed).
     pub fn check(&self, seeds: usize) -> Result<()> {
+        use crate::error::{Error, Setting};
         if let Some(r) = self.racing {
             if r.max_seeds == 0 {
-                return Err(crate::error::Error::Usage(
-                    "--max-seeds must be at least 1".into(),
-                ));
+                return Err(Error::setting(format!(
+                    "{} must be at least 1",
+                    Setting::MaxSeeds
+                )));
             }
-            crate::limits::SEEDS.check_usize(crate::error::Setting::MaxSeeds, r.max_seeds)?;
+            crate::limits::SEEDS.check_usize(Setting::MaxSeeds, r.max_seeds)?;
             if seeds != 1 {
-                return Err(crate::error::Error::Usage(format!(
-                    "--seeds {seeds} trains every candidate with {seeds} fixed seeds, but racing gives a new candidate one seed and more up to --max-seeds: give --seeds without --max-seeds, or --max-seeds {seeds} alone"
+                let (s, m) = (Setting::Seeds, Setting::MaxSeeds);
+                return Err(Error::setting(format!(
+                    "{s} {seeds} trains every candidate with {seeds} fixed seeds, but racing gives a new candidate one seed and more up to {m}: give {s} without {m}, or {m} {seeds} alone"
                 )));
             }
         }
         if let Some(s) = self.final_steps {
             if s == 0 {
-                return Err(crate::error::Error::Usage(
-                    "--final-steps must be at least 1".into(),
-                ));
+                return Err(Error::setting(format!(
+                    "{} must be at least 1",
+                    Setting::FinalSteps
+                )));
             }
-            crate::limits::STEPS.check_usize(crate::error::Setting::FinalSteps, s)?;
+            crate::limits::STEPS.check_usize(Setting::FinalSteps, s)?;
         }
         Ok(())
     }
@@ -186,7 +188,9 @@ mod tests {
         assert_eq!(s.max_training_seeds(1), 4);
         assert_eq!(Seeding::LEGACY.max_training_seeds(3), 3);
         s.check(1).unwrap();
-        let e = s.check(3).unwrap_err().to_string();
+        // As the command line shows the errors (settings as flags).
+        let shown = |e: crate::error::Error| crate::cli::flags::render(&e);
+        let e = shown(s.check(3).unwrap_err());
         assert!(
             e.contains("without --max-seeds") && e.contains("--max-seeds 3 alone"),
             "{e}"
@@ -195,21 +199,13 @@ mod tests {
             racing: Some(Racing { max_seeds: 0 }),
             ..s
         };
-        assert!(zero
-            .check(1)
-            .unwrap_err()
-            .to_string()
-            .contains("--max-seeds"));
+        assert!(shown(zero.check(1).unwrap_err()).contains("--max-seeds"));
         let huge = Seeding {
             racing: Some(Racing { max_seeds: 100_000 }),
             ..s
         };
         // A limit names the setting; the command line spells it as a flag.
-        assert!(huge
-            .check(1)
-            .unwrap_err()
-            .render(|s| format!("--{}", s.key().replace('_', "-")))
-            .contains("--max-seeds 100000 is above the limit"));
+        assert!(shown(huge.check(1).unwrap_err()).contains("--max-seeds 100000 is above the limit"));
         let bad = serde_json::json!({"final_steps": null, "racing": {"max_seeds": "four"}});
         assert!(Seeding::from_json(Some(&bad), "config.json").is_err());
     }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::experiment::{run_built_on, versions, Experiment, Progress, GELU_LABEL};
 use crate::fitness::{
     lockstep_functions, run, Holdout, Length, Outcome, Prepared, Recipe, RunOptions, Status,
-    StepInfo, Task,
+    StepInfo,
 };
 use crate::ir::{to_prefix, Library};
 use crate::op::{Activation, FusedActivation};
@@ -44,7 +44,7 @@ pub const CPU_STEPS: u64 = 150;
 /// default), batch size, preset, thinning and fitness weights. `thin = 1`
 /// trains on all the training data.
 pub fn recipe(t: &TrainSettings) -> Result<Recipe> {
-    let task: Task = t.task.parse()?;
+    let task = t.task;
     let mut r = Recipe::for_task(task, t.device.is_cuda());
     match (t.steps, t.device) {
         (Some(steps), _) => r.length = Length::Steps(steps as u64),

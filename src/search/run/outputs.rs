@@ -437,7 +437,7 @@ fn export_best(s: &RunView, warnings: &mut Vec<String>) -> Result<()> {
     let f = function_of(s, &best.item)?;
     // Exported into a fresh folder, then put in place of the old one (a
     // link planted at `best_kernel` is replaced, never written through).
-    let arch = s.settings.arch;
+    let arch = s.settings.arch.0;
     let (report, sass) = write_dir_with(&s.dir.join(BEST_KERNEL), move |out| {
         let report = export(&ExportSpec {
             formula: &formula,
