@@ -60,8 +60,10 @@ impl Device {
         candle_core::Device::new_cuda(ordinal).map_err(|e| Error::Missing {
             what: format!("CUDA device {ordinal}"),
             detail: e.to_string(),
-            hint: "build with `--features cuda` on a machine with an NVIDIA driver, or use --device cpu"
-                .into(),
+            hint: format!(
+                "build with `--features cuda` on a machine with an NVIDIA driver, or use {} cpu",
+                crate::error::Setting::Device
+            ),
         })
     }
 }

@@ -224,17 +224,6 @@ impl Named {
     }
 }
 
-/// A message that may hold a [`Setting`] written with `{}` outside
-/// [`Error::Setting`] (e.g. a setting error wrapped into another kind):
-/// its settings shown by their keys, never as raw markers.
-fn keys(message: &str) -> String {
-    if message.contains(OPEN) {
-        Named(message.to_string()).to_string()
-    } else {
-        message.to_string()
-    }
-}
-
 impl fmt::Display for Named {
     /// Settings by their keys in backticks: how the library names them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -273,10 +262,7 @@ impl Error {
     /// The error shown with each setting it names spelled by `spell` (the
     /// command line passes its flags).
     pub fn render(&self, spell: impl FnMut(Setting) -> String) -> String {
-        match self {
-            Error::Setting(named) => format!("error: {}", named.render(spell)),
-            other => other.to_string(),
-        }
+        Named(Raw(self).to_string()).render(spell)
     }
 
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Error {
@@ -288,23 +274,35 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// Settings by their keys: how the library names them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        f.write_str(&self.render(|s| format!("`{}`", s.key())))
+    }
+}
+
+/// The error's text with the settings it names still as markers: any
+/// message (a hint in `Missing`, a wrapped setting error in `Usage`) may
+/// name settings, and [`Error::render`] spells them.
+struct Raw<'a>(&'a Error);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Error::Syntax(d) => write!(f, "{d}"),
             Error::Input {
                 path,
                 line: Some(l),
                 message,
-            } => write!(f, "error: {path}:{l}: {}", keys(message)),
+            } => write!(f, "error: {path}:{l}: {message}"),
             Error::Input {
                 path,
                 line: None,
                 message,
-            } => write!(f, "error: {path}: {}", keys(message)),
+            } => write!(f, "error: {path}: {message}"),
             Error::Io { path, source } => write!(f, "error: {path}: {source}"),
-            Error::Usage(m) => write!(f, "error: {}", keys(m)),
-            Error::Setting(named) => write!(f, "error: {named}"),
-            Error::Failed(m) => write!(f, "error: {}", keys(m)),
+            Error::Usage(m) => write!(f, "error: {m}"),
+            Error::Setting(Named(m)) => write!(f, "error: {m}"),
+            Error::Failed(m) => write!(f, "error: {m}"),
             Error::Internal(m) => write!(
                 f,
                 "error: internal: {m} (a bug in actforge: please report it)"

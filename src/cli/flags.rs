@@ -80,13 +80,19 @@ mod tests {
             render(&Error::setting(format!("{} alone", Setting::Racing))),
             "error: --no-racing alone"
         );
-        // A setting written into another kind of error (a wrapped message)
-        // shows its key, never the raw marker.
-        let wrapped = Error::Usage(format!("config.json: {} is 0", Setting::Pop));
+        // Any kind of error may name settings (a hint in a failure, a
+        // missing tool): the command line spells them as flags too.
+        let failed = Error::Failed(format!("no {} left", Setting::Seeds));
+        assert_eq!(render(&failed), "error: no --seeds left");
+        assert_eq!(failed.to_string(), "error: no `seeds` left");
+        // A setting error wrapped into a file's message (a forged
+        // config.json) keeps the file's keys.
+        let Error::Setting(named) = Error::setting(format!("{} is 0", Setting::Pop)) else {
+            unreachable!()
+        };
+        let wrapped = Error::Usage(format!("config.json: {named}"));
         assert_eq!(render(&wrapped), "error: config.json: `pop` is 0");
         assert_eq!(wrapped.exit_code(), 2);
-        let failed = Error::Failed(format!("no {} left", Setting::Seeds));
-        assert_eq!(failed.to_string(), "error: no `seeds` left");
         assert_eq!(failed.exit_code(), 1);
     }
 }

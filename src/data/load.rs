@@ -259,10 +259,11 @@ fn tally(records: Vec<Record>, format: Format, name: &str) -> Result<Corpus> {
         let w = &warnings[0];
         return Err(input_error(format!(
             "{} of {total} records are malformed (more than half), so nothing is loaded; \
-             the first: line {}: {} (is --format {} right?)",
+             the first: line {}: {} (is {} {} right?)",
             warnings.len(),
             w.line,
             w.reason,
+            crate::error::Setting::Format,
             format.as_str()
         )));
     }

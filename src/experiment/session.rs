@@ -102,7 +102,8 @@ impl Session {
                 utc_stamp()
             ))
         });
-        let new = NewDir::begin(&dir, "train", "choose another --out, or --resume it")?;
+        let hint = format!("choose another {}, or {} it", Setting::Out, Setting::Resume);
+        let new = NewDir::begin(&dir, "train", &hint)?;
         write_json(&new.path().join("config.json"), &experiment.to_json())?;
         prepared.save_to(new.path())?;
         let lock = new.commit()?;

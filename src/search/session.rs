@@ -204,7 +204,7 @@ fn create_in_default_dir(settings: Settings, command: &[String]) -> Result<Searc
     loop {
         let dir = default_dir(Path::new("runs"));
         match Search::create(&dir, settings.clone(), command) {
-            Err(Error::Usage(_)) if dir.exists() && tries < 8 => tries += 1,
+            Err(Error::Setting(_)) if dir.exists() && tries < 8 => tries += 1,
             made => return made,
         }
     }

@@ -36,11 +36,12 @@ fn empty_or_missing(dir: &Path) -> Result<bool> {
 
 impl NewDir {
     /// Begin the run directory `target` for `what` (e.g. "search"): it
-    /// must not exist or be an empty folder (else a usage error that ends
-    /// with `hint`). Missing parent folders are created.
+    /// must not exist or be an empty folder (else a setting error that ends
+    /// with `hint`, which names settings as [`crate::error::Setting`]s, so
+    /// that the command line shows them as flags). Missing parent folders are created.
     pub fn begin(target: &Path, what: &str, hint: &str) -> Result<NewDir> {
         let taken = || {
-            Error::Usage(format!(
+            Error::setting(format!(
                 "{} already exists and is not empty: a new run never writes into an existing directory ({hint})",
                 target.display()
             ))
@@ -100,7 +101,7 @@ impl NewDir {
             Err(e)
                 if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST | libc::ENOTDIR)) =>
             {
-                Err(Error::Usage(format!(
+                Err(Error::setting(format!(
                     "{} already exists and is not empty (another process made it first): a new run never writes into an existing directory ({})",
                     self.target.display(),
                     self.hint
@@ -161,7 +162,10 @@ mod tests {
         assert!(target.join(LOCK_FILE).exists());
         assert_eq!(lock.path(), target.join(LOCK_FILE));
         let e = c.commit().unwrap_err();
-        assert!(matches!(e, Error::Usage(_)));
+        // A taken directory is a refused setting (exit 2), its hint naming
+        // settings as the caller wrote them.
+        assert!(matches!(e, Error::Setting(_)), "{e:?}");
+        assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("not empty"), "{e}");
         assert_eq!(
             fs::read_to_string(target.join("config.json")).unwrap(),

@@ -189,7 +189,8 @@ fn start_driver(setup: &RaySetup) -> Result<(Driver, usize)> {
         what: format!("Ray (the `ray=={RAY_VERSION}` Python package)"),
         detail,
         hint: format!(
-            "install it with `python3 -m venv ray-env && ray-env/bin/pip install ray=={RAY_VERSION}` and pass --ray-python ray-env/bin/python; the driver's messages are in {}",
+            "install it with `python3 -m venv ray-env && ray-env/bin/pip install ray=={RAY_VERSION}` and pass {} ray-env/bin/python; the driver's messages are in {}",
+            crate::error::Setting::RayPython,
             log.display()
         ),
     }

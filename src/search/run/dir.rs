@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::store::checksum_hex;
 use crate::store::files::write_json;
 use crate::store::safe::read_bounded;
@@ -83,11 +83,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// The hint of the error for an `--out` that is taken.
+/// The hint of the error for a run directory (`out`) that is taken.
 pub fn taken_hint(dir: &Path) -> String {
     format!(
-        "continue it with --resume {}, or pick another --out",
-        dir.display()
+        "continue it with {} {}, or pick another {}",
+        Setting::Resume,
+        dir.display(),
+        Setting::Out
     )
 }
 
