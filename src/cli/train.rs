@@ -122,14 +122,14 @@ pub struct RecipeArgs {
     pub eval_sentences: Option<usize>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
 }
 
 impl RecipeArgs {
     /// The task's defaults for the device, overridden by the flags.
     pub fn recipe(&self) -> Result<Recipe> {
         let task: Task = self.task.parse()?;
-        let gpu = self.device != "cpu";
+        let gpu = self.device.is_cuda();
         let mut r = Recipe::for_task(task, gpu);
         if let Some(d) = &self.data {
             r.data = d.clone();
@@ -214,7 +214,7 @@ pub fn run(out: &mut dyn Write, args: TrainArgs) -> Result<i32> {
             recipe: args.recipe.recipe()?,
             activations: args.acts.clone(),
             seeds: args.seeds,
-            device: args.recipe.device.clone(),
+            device: args.recipe.device,
             checkpoint_every: args.checkpoint_every,
             samples: args.samples,
             out: args.out.clone(),
@@ -364,7 +364,7 @@ pub struct BenchStepArgs {
 
 pub fn bench_step(out: &mut dyn Write, args: BenchStepArgs) -> Result<i32> {
     let recipe = args.recipe.recipe()?;
-    let device = Device::parse(&args.recipe.device)?.open()?;
+    let device = args.recipe.device.open()?;
     let prep = Prepared::new(&recipe)?;
     let spec = crate::bench::step::StepBench {
         prep: &prep,

@@ -270,7 +270,7 @@ mod tests {
             recipe: Recipe::for_task(crate::fitness::Task::Qa, false),
             activations: vec!["gelu".into(), "a".into(), "b".into()],
             seeds: vec![1, 2, 3],
-            device: "cpu".into(),
+            device: crate::device::Device::Cpu,
             checkpoint_every: 0,
             samples: 0,
             command: vec![],

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use super::files::write_outputs;
 use super::results::{fitness_shares, summarize_runs, Results};
 use super::spec::{check_data, parse_activation, Experiment};
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::fitness::run::{run, CheckpointPlan, Outcome, RunOptions, Status, StepInfo};
 use crate::fitness::Prepared;
@@ -96,7 +95,7 @@ pub fn run_built_on(
     workers: usize,
 ) -> Result<Results> {
     assert_eq!(acts.len(), exp.activations.len(), "one activation per spec");
-    let device = Device::parse(&exp.device)?.open()?;
+    let device = exp.device.open()?;
     check_data(exp, prep, &out.join("config.json"))?;
     let log_path = out.join("runs.jsonl");
     let done: Vec<Value> = read_json_lines(&log_path)?;

@@ -30,8 +30,8 @@ pub struct TrainRequest {
     pub activations: Vec<String>,
     /// Every activation trains with seeds 1..=`seeds`.
     pub seeds: u64,
-    /// `cpu`, `cuda` or `cuda:N`, recorded as given.
-    pub device: String,
+    /// Where the runs train (recorded as it was written).
+    pub device: Device,
     /// Checkpoint every this many steps (0: only at the end of a run).
     pub checkpoint_every: u64,
     /// Sample answers kept per run (Q&A).
@@ -82,7 +82,7 @@ impl Session {
         for a in &activations {
             parse_activation(a)?;
         }
-        Device::parse(&req.device)?.open()?;
+        req.device.open()?;
         let mut experiment = Experiment {
             recipe: req.recipe,
             activations,
@@ -127,7 +127,7 @@ impl Session {
         }
         let lock = Lock::dir(dir, "train")?;
         let experiment = load(&config)?;
-        Device::parse(&experiment.device)?.open()?;
+        experiment.device.open()?;
         let prepared = Prepared::new(&experiment.recipe)?;
         check_data(&experiment, &prepared, &config)?;
         Ok(Session {
@@ -176,7 +176,7 @@ mod tests {
             recipe,
             activations: Vec::new(),
             seeds: 1,
-            device: "cpu".into(),
+            device: Device::Cpu,
             checkpoint_every: 0,
             samples: 0,
             out: Some(out),

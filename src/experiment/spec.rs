@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::fitness::{Prepared, Recipe};
 use crate::op::Activation;
@@ -23,8 +24,9 @@ pub struct Experiment {
     /// bare formula, taken as fused).
     pub activations: Vec<String>,
     pub seeds: Vec<u64>,
-    /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
+    /// Where the runs train; recorded as it was written (`cpu`, `cuda`,
+    /// `cuda:N`).
+    pub device: Device,
     /// Checkpoint every this many steps (0: only at the end of a run).
     pub checkpoint_every: u64,
     /// Sample answers kept per run (Q&A).
@@ -43,7 +45,7 @@ impl Experiment {
             "recipe": self.recipe.to_json(),
             "activations": self.activations,
             "seeds": self.seeds,
-            "device": self.device,
+            "device": self.device.to_string(),
             "checkpoint_every": self.checkpoint_every,
             "samples": self.samples,
             "data": self.data,
@@ -103,7 +105,8 @@ impl Experiment {
                 .iter()
                 .map(|s| s.as_u64().ok_or_else(|| bad("seeds")))
                 .collect::<Result<_>>()?,
-            device: v["device"].as_str().ok_or_else(|| bad("device"))?.into(),
+            device: Device::parse(v["device"].as_str().ok_or_else(|| bad("device"))?)
+                .map_err(in_file)?,
             checkpoint_every: v["checkpoint_every"]
                 .as_u64()
                 .ok_or_else(|| bad("checkpoint_every"))?,
@@ -201,7 +204,7 @@ mod tests {
             recipe: Recipe::for_task(crate::fitness::Task::Qa, false),
             activations: vec!["gelu".into(), "silu(x)".into()],
             seeds: vec![1, 2, 3],
-            device: "cpu".into(),
+            device: Device::Cpu,
             checkpoint_every: 0,
             samples: 0,
             command: vec!["actforge".into(), "train".into()],
@@ -258,6 +261,28 @@ mod tests {
         assert_eq!(back.seeds, e.seeds);
         assert_eq!(back.recipe, e.recipe);
         assert!(Experiment::from_json(&json!({"format": "x"}), Path::new("c.json")).is_err());
+        // The device is typed, read once and written back as it was
+        // written, so the settings (and their hash) of old runs hold.
+        for d in ["cpu", "cuda", "cuda:2"] {
+            let e = Experiment {
+                device: Device::parse(d).unwrap(),
+                ..exp()
+            };
+            let v = e.to_json();
+            assert_eq!(v["device"], json!(d));
+            let back = Experiment::from_json(&v, Path::new("config.json")).unwrap();
+            assert_eq!(back.device, e.device);
+            assert_eq!(back.settings_hash(), e.settings_hash());
+        }
+        let mut bad = exp().to_json();
+        bad["device"] = json!("gpu");
+        let err = Experiment::from_json(&bad, Path::new("runs/t/config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("runs/t/config.json") && err.contains("device `gpu`"),
+            "{err}"
+        );
     }
 
     #[test]

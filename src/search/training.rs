@@ -482,7 +482,7 @@ impl Retrain for Training {
                 .map(|e| self.spec(e))
                 .collect::<Result<_>>()?,
             seeds: seeds.to_vec(),
-            device: self.device.to_string(),
+            device: self.device,
             checkpoint_every: 50,
             samples: 3,
             command: vec!["actforge search (final retrain)".into()],
